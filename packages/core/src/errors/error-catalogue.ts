@@ -1,0 +1,49 @@
+/**
+ * The one catalogue of custos error codes. Every code a client can see is
+ * listed here with its HTTP status and a sentence for the documentation; a
+ * test checks that every code is documented in docs/errors.md and that no code
+ * is thrown that is not listed.
+ *
+ * Messages are fixed per code. Auth and crypto failures in particular say
+ * nothing about *why* (which check failed, which key) so that an attacker
+ * learns only the code.
+ */
+export const ERROR_CATALOGUE = {
+  CUSTOS_ERR_BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
+  CUSTOS_ERR_VALIDATION: { status: 400, message: 'The request does not match the expected schema.' },
+  CUSTOS_ERR_INVALID_PATH: { status: 400, message: 'The path is not a valid custos path.' },
+  CUSTOS_ERR_INVALID_POLICY: { status: 400, message: 'The policy does not parse or does not validate.' },
+  CUSTOS_ERR_INVALID_TTL: { status: 400, message: 'The TTL is not a valid duration within limits.' },
+  CUSTOS_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than allowed.' },
+  CUSTOS_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request content type is not supported.' },
+  CUSTOS_ERR_UNAUTHENTICATED: { status: 401, message: 'Authentication is required or the token is not valid.' },
+  CUSTOS_ERR_PERMISSION_DENIED: { status: 403, message: 'Permission denied.' },
+  CUSTOS_ERR_NOT_FOUND: { status: 404, message: 'Nothing exists at this path.' },
+  CUSTOS_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'No such endpoint.' },
+  CUSTOS_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed on this endpoint.' },
+  CUSTOS_ERR_VERSION_NOT_FOUND: { status: 404, message: 'The requested version does not exist.' },
+  CUSTOS_ERR_VERSION_DELETED: { status: 404, message: 'The requested version is deleted.' },
+  CUSTOS_ERR_VERSION_DESTROYED: { status: 410, message: 'The requested version was destroyed.' },
+  CUSTOS_ERR_CAS_MISMATCH: { status: 409, message: 'The check-and-set version does not match the current version.' },
+  CUSTOS_ERR_CAS_REQUIRED: { status: 400, message: 'This path requires a check-and-set version.' },
+  CUSTOS_ERR_FIELD_NOT_FOUND: { status: 404, message: 'The secret has no such field.' },
+  CUSTOS_ERR_ALREADY_EXISTS: { status: 409, message: 'It already exists.' },
+  CUSTOS_ERR_ALREADY_INITIALIZED: { status: 409, message: 'custos is already initialised.' },
+  CUSTOS_ERR_NOT_INITIALIZED: { status: 503, message: 'custos is not initialised.' },
+  CUSTOS_ERR_SEALED: { status: 503, message: 'custos is sealed.' },
+  CUSTOS_ERR_UNSEAL_FAILED: { status: 400, message: 'The unseal key shares do not reconstruct the root key.' },
+  CUSTOS_ERR_INVALID_SHARE: { status: 400, message: 'The unseal key share is malformed.' },
+  CUSTOS_ERR_SEAL_UNSUPPORTED: { status: 400, message: 'The seal does not support this operation.' },
+  CUSTOS_ERR_INTEGRITY: { status: 500, message: 'Stored data failed its integrity check.' },
+  CUSTOS_ERR_AUDIT_UNAVAILABLE: { status: 503, message: 'The request was refused because it could not be audited.' },
+  CUSTOS_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests.' },
+  CUSTOS_ERR_STORAGE: { status: 503, message: 'The storage backend failed.' },
+  CUSTOS_ERR_SHUTTING_DOWN: { status: 503, message: 'The server is shutting down.' },
+  CUSTOS_ERR_INTERNAL: { status: 500, message: 'Internal error.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+/** A stable error code, `CUSTOS_ERR_…`. */
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Every catalogued code, in catalogue order. */
+export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
