@@ -34,6 +34,10 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_UNSEAL_FAILED: { status: 400, message: 'The unseal key shares do not reconstruct the root key.' },
   CUSTOS_ERR_INVALID_SHARE: { status: 400, message: 'The unseal key share is malformed.' },
   CUSTOS_ERR_SEAL_UNSUPPORTED: { status: 400, message: 'The seal does not support this operation.' },
+  CUSTOS_ERR_INSECURE_KEY_FILE: {
+    status: 500,
+    message: 'The seal key file is accessible to group or others; restrict it to its owner (chmod 600).',
+  },
   CUSTOS_ERR_INTEGRITY: { status: 500, message: 'Stored data failed its integrity check.' },
   CUSTOS_ERR_AUDIT_UNAVAILABLE: { status: 503, message: 'The request was refused because it could not be audited.' },
   CUSTOS_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests.' },
