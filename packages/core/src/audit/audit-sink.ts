@@ -1,0 +1,28 @@
+import type { AuditCheckpoint, AuditRecord } from '../ports/storage.js';
+
+/**
+ * A place audit records are written besides the database (which the audit
+ * log drives itself, as the chain authority). One small interface so a new
+ * sink (syslog, a socket) is a few lines.
+ *
+ * The audit log writes one batch at a time, never concurrently, in seq order.
+ */
+export interface AuditSink {
+  /** Short name for error reports (`file`, `stdout`). */
+  readonly name: string;
+  /**
+   * True when a resolved {@link write} means the records survive a crash of
+   * the process and the machine. Only durable sinks can acknowledge a batch.
+   */
+  readonly durable: boolean;
+  /** Write the batch; reject if it was not (wholly) written. */
+  write(records: readonly AuditRecord[]): Promise<void>;
+  /** Write a checkpoint, so the sink's copy can be verified on its own. */
+  writeCheckpoint?(checkpoint: AuditCheckpoint): Promise<void>;
+  /**
+   * The records this sink holds with seq greater than `seq`, ascending. Used
+   * when the log opens, to give the database records it missed before a crash.
+   */
+  recordsAfter?(seq: number): Promise<AuditRecord[]>;
+  close(): Promise<void>;
+}
