@@ -1,0 +1,78 @@
+/**
+ * One schema change, in both dialects. Migrations are append-only: a released
+ * one is never edited, a change is a new entry with the next version.
+ *
+ * PostgreSQL text is a function of the quoted schema name, so tests (and
+ * deployments sharing a database) can isolate custos in its own schema.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sqlite: string;
+  readonly postgres: (schema: string) => string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'entries and audit log',
+    // WITHOUT ROWID: the primary key is the clustered index, so a prefix scan
+    // reads rows in key order with no second lookup. BINARY collation compares
+    // UTF-8 bytes.
+    sqlite: `
+      CREATE TABLE entries (
+        namespace  TEXT    NOT NULL COLLATE BINARY,
+        key        TEXT    NOT NULL COLLATE BINARY,
+        value      BLOB    NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (namespace, key)
+      ) WITHOUT ROWID;
+      CREATE INDEX entries_expiry ON entries (namespace, expires_at, key) WHERE expires_at IS NOT NULL;
+
+      CREATE TABLE audit_log (
+        seq       INTEGER PRIMARY KEY CHECK (seq > 0),
+        ts        TEXT    NOT NULL COLLATE BINARY,
+        prev_hash TEXT    NOT NULL,
+        hash      TEXT    NOT NULL,
+        event     TEXT    NOT NULL
+      );
+      CREATE INDEX audit_log_ts ON audit_log (ts);
+
+      CREATE TABLE audit_checkpoints (
+        seq       INTEGER PRIMARY KEY CHECK (seq > 0),
+        hash      TEXT    NOT NULL,
+        ts        TEXT    NOT NULL,
+        key_id    TEXT    NOT NULL,
+        signature TEXT    NOT NULL
+      );
+    `,
+    // COLLATE "C" compares bytes, so key order and prefix ranges match SQLite.
+    postgres: (s) => `
+      CREATE TABLE ${s}.entries (
+        namespace  text   COLLATE "C" NOT NULL,
+        key        text   COLLATE "C" NOT NULL,
+        value      bytea  NOT NULL,
+        expires_at bigint,
+        PRIMARY KEY (namespace, key)
+      );
+      CREATE INDEX entries_expiry ON ${s}.entries (namespace, expires_at, key) WHERE expires_at IS NOT NULL;
+
+      CREATE TABLE ${s}.audit_log (
+        seq       bigint PRIMARY KEY CHECK (seq > 0),
+        ts        text   COLLATE "C" NOT NULL,
+        prev_hash text   NOT NULL,
+        hash      text   NOT NULL,
+        event     text   NOT NULL
+      );
+      CREATE INDEX audit_log_ts ON ${s}.audit_log (ts);
+
+      CREATE TABLE ${s}.audit_checkpoints (
+        seq       bigint PRIMARY KEY CHECK (seq > 0),
+        hash      text   NOT NULL,
+        ts        text   NOT NULL,
+        key_id    text   NOT NULL,
+        signature text   NOT NULL
+      );
+    `,
+  },
+];

@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import type { QueryConfig } from 'pg';
+import type { KeyRange } from '../shared/key-range.js';
+
+/** One named (server-side prepared, cached per connection) statement. */
+export interface NamedQuery {
+  readonly name: string;
+  readonly text: string;
+}
+
+function named(text: string): NamedQuery {
+  // The name is derived from the text, so two storages with different schemas
+  // never reuse one name for different SQL on a connection.
+  return { name: `custos_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
+}
+
+/** Binds values to a named query. */
+export function bind(q: NamedQuery, values: unknown[]): QueryConfig {
+  return { name: q.name, text: q.text, values };
+}
+
+/** Quotes a validated schema name as an identifier. */
+export function quoteSchema(schema: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new RangeError('The PostgreSQL schema name must match [a-z_][a-z0-9_]{0,62}.');
+  }
+  return `"${schema}"`;
+}
+
+function rangeQueries(s: string, columns: string): NamedQuery[] {
+  // Index 0..3 = (lowerInclusive ? 0 : 1) + (bounded ? 0 : 2); see rangeIndex.
+  return [
+    `key >= $2 AND key < $3 ORDER BY key LIMIT $4`,
+    `key > $2 AND key < $3 ORDER BY key LIMIT $4`,
+    `key >= $2 ORDER BY key LIMIT $3`,
+    `key > $2 ORDER BY key LIMIT $3`,
+  ].map((tail) => named(`SELECT ${columns} FROM ${s}.entries WHERE namespace = $1 AND ${tail}`));
+}
+
+/** Which of the four range queries serves `range`, and its parameters. */
+export function rangeQuery(
+  queries: readonly NamedQuery[],
+  namespace: string,
+  range: KeyRange,
+  limit: number,
+): QueryConfig {
+  const index = (range.lowerInclusive ? 0 : 1) + (range.upper === undefined ? 2 : 0);
+  const values =
+    range.upper === undefined ? [namespace, range.lower, limit] : [namespace, range.lower, range.upper, limit];
+  return bind(queries[index]!, values);
+}
+
+/** Every statement the PostgreSQL stores run, for one schema. */
+export function postgresQueries(schema: string) {
+  const s = quoteSchema(schema);
+  const audit = 'seq, ts, prev_hash, hash, event';
+  return {
+    get: named(`SELECT value, expires_at FROM ${s}.entries WHERE namespace = $1 AND key = $2`),
+    // Inside a transaction a read locks the row, so read-modify-write inside
+    // one transaction is safe at READ COMMITTED (a concurrent writer waits).
+    getForUpdate: named(`SELECT value, expires_at FROM ${s}.entries WHERE namespace = $1 AND key = $2 FOR UPDATE`),
+    put: named(`INSERT INTO ${s}.entries (namespace, key, value, expires_at) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`),
+    putIfAbsent: named(`INSERT INTO ${s}.entries (namespace, key, value, expires_at) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (namespace, key) DO NOTHING`),
+    delete: named(`DELETE FROM ${s}.entries WHERE namespace = $1 AND key = $2`),
+    list: rangeQueries(s, 'key'),
+    scan: rangeQueries(s, 'key, value, expires_at'),
+    listExpired: named(`SELECT key FROM ${s}.entries
+      WHERE namespace = $1 AND expires_at IS NOT NULL AND expires_at <= $2 ORDER BY expires_at, key LIMIT $3`),
+    // One statement, so atomic on its own: it inserts the whole batch only if
+    // it starts right after the head; a concurrent appender of the same seqs
+    // makes it fail with a unique violation instead.
+    append: named(`INSERT INTO ${s}.audit_log (${audit})
+      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+      WHERE (SELECT coalesce(max(seq), 0) FROM ${s}.audit_log) = $6::bigint`),
+    head: named(`SELECT ${audit} FROM ${s}.audit_log ORDER BY seq DESC LIMIT 1`),
+    range: named(`SELECT ${audit} FROM ${s}.audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2`),
+    firstSeqSince: named(`SELECT min(seq) AS seq FROM ${s}.audit_log WHERE ts >= $1`),
+    appendCheckpoint: named(
+      `INSERT INTO ${s}.audit_checkpoints (seq, hash, ts, key_id, signature) VALUES ($1, $2, $3, $4, $5)`,
+    ),
+    checkpoints: named(`SELECT seq, hash, ts, key_id, signature FROM ${s}.audit_checkpoints ORDER BY seq`),
+  };
+}
+
+export type PostgresQueries = ReturnType<typeof postgresQueries>;

@@ -1,0 +1,13 @@
+import type { QueryConfig, QueryResult, QueryResultRow } from 'pg';
+
+/** A pool or one checked-out client. */
+export interface Queryable {
+  query<R extends QueryResultRow = QueryResultRow>(config: QueryConfig): Promise<QueryResult<R>>;
+}
+
+/** How a store reaches the database: outside (the pool) or inside a transaction (its client). */
+export interface PostgresContext {
+  readonly inTransaction: boolean;
+  /** Runs `op` with the right connection, wrapping driver errors. */
+  run<T>(op: (q: Queryable) => Promise<T>): Promise<T>;
+}

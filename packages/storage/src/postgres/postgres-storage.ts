@@ -1,0 +1,140 @@
+import type { AuditStore, EntryStore, Storage, StorageTx } from '@custos/core';
+import pg from 'pg';
+import { wrapStorageError } from '../shared/storage-error-wrap.js';
+import { PostgresAuditStore } from './postgres-audit-store.js';
+import { PostgresEntryStore } from './postgres-entry-store.js';
+import { migratePostgres } from './postgres-migrate.js';
+import { type PostgresQueries, postgresQueries, quoteSchema } from './postgres-queries.js';
+import type { PostgresContext, Queryable } from './postgres-runner.js';
+
+/** Options for {@link PostgresStorage}. */
+export interface PostgresStorageOptions {
+  /** `postgres://user:pass@host:port/db` (any libpq-style URL node-postgres accepts). */
+  readonly connectionString: string;
+  /** The PostgreSQL schema holding custos's tables (default `custos`); `[a-z_][a-z0-9_]*`. */
+  readonly schema?: string;
+  /** Pool size (default 10). */
+  readonly maxConnections?: number;
+}
+
+const ignore = (): void => undefined;
+
+async function guarded<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    throw wrapStorageError(e);
+  }
+}
+
+class PostgresTx implements StorageTx, PostgresContext {
+  readonly inTransaction = true;
+  active = true;
+  readonly entries: EntryStore;
+  readonly audit: AuditStore;
+
+  constructor(
+    private readonly client: pg.PoolClient,
+    queries: PostgresQueries,
+  ) {
+    this.entries = new PostgresEntryStore(queries, this);
+    this.audit = new PostgresAuditStore(queries, this);
+  }
+
+  run<T>(op: (q: Queryable) => Promise<T>): Promise<T> {
+    // After commit the client is back in the pool, maybe inside someone else's
+    // transaction: a late call must never reach it.
+    if (!this.active) return Promise.reject(new Error('The transaction has already finished.'));
+    return guarded(() => op(this.client));
+  }
+}
+
+/**
+ * The PostgreSQL adapter, for HA deployments: a `pg` pool, tables in their own
+ * schema. Transactions run on one pooled client at READ COMMITTED; a `get`
+ * inside a transaction locks the row (`FOR UPDATE`), so a read-modify-write in
+ * one transaction does not lose concurrent updates.
+ *
+ * @example
+ * const storage = new PostgresStorage({ connectionString: process.env.CUSTOS_PG_URL! });
+ * await storage.migrate();
+ */
+export class PostgresStorage implements Storage, PostgresContext {
+  readonly dialect = 'postgres' as const;
+  readonly inTransaction = false;
+  readonly entries: EntryStore;
+  readonly audit: AuditStore;
+  /** The schema holding the tables. */
+  readonly schema: string;
+  readonly #pool: pg.Pool;
+  readonly #queries: PostgresQueries;
+
+  constructor(options: PostgresStorageOptions) {
+    this.schema = options.schema ?? 'custos';
+    quoteSchema(this.schema);
+    this.#queries = postgresQueries(this.schema);
+    this.#pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.maxConnections ?? 10,
+      application_name: 'custos',
+    });
+    // An idle client whose server went away emits 'error' on the pool; without
+    // a listener that would crash the process. The next query fails and is
+    // reported as a StorageError instead.
+    this.#pool.on('error', ignore);
+    this.entries = new PostgresEntryStore(this.#queries, this);
+    this.audit = new PostgresAuditStore(this.#queries, this);
+  }
+
+  run<T>(op: (q: Queryable) => Promise<T>): Promise<T> {
+    return guarded(() => op(this.#pool));
+  }
+
+  async transaction<T>(fn: (tx: StorageTx) => Promise<T>): Promise<T> {
+    const client = await guarded(() => this.#pool.connect());
+    client.on('error', ignore);
+    // A client whose ROLLBACK or COMMIT failed is destroyed rather than reused.
+    let broken: Error | undefined;
+    try {
+      await guarded(() => client.query('BEGIN'));
+      const tx = new PostgresTx(client, this.#queries);
+      let result: T;
+      try {
+        result = await fn(tx);
+      } catch (e) {
+        tx.active = false;
+        await client.query('ROLLBACK').catch((re: Error) => {
+          broken = re;
+        });
+        throw e;
+      }
+      tx.active = false;
+      const commit = await client.query('COMMIT').catch((ce: Error) => {
+        broken = ce;
+        throw wrapStorageError(ce);
+      });
+      // COMMIT of a transaction that a failed statement aborted answers
+      // ROLLBACK instead of failing (fn swallowed an error): nothing was written.
+      if (commit.command !== 'COMMIT') throw wrapStorageError(new Error('The transaction was rolled back.'));
+      return result;
+    } finally {
+      client.off('error', ignore);
+      client.release(broken);
+    }
+  }
+
+  async migrate(): Promise<void> {
+    const client = await guarded(() => this.#pool.connect());
+    client.on('error', ignore);
+    try {
+      await guarded(() => migratePostgres(client, this.schema));
+    } finally {
+      client.off('error', ignore);
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await guarded(() => this.#pool.end());
+  }
+}

@@ -1,0 +1,180 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { closeSync, openSync } from 'node:fs';
+import type { AuditStore, EntryStore, Storage, StorageTx } from '@custos/core';
+import Database from 'better-sqlite3';
+import { wrapStorageError } from '../shared/storage-error-wrap.js';
+import { TxLock } from '../shared/tx-lock.js';
+import { SqliteAuditStore } from './sqlite-audit-store.js';
+import { SqliteEntryStore } from './sqlite-entry-store.js';
+import { migrateSqlite } from './sqlite-migrate.js';
+import { type SqliteRunner, SqliteStatements } from './sqlite-statements.js';
+
+/** Options for {@link SqliteStorage}. */
+export interface SqliteStorageOptions {
+  /** A file path, or `:memory:` for a private in-memory database. */
+  readonly path: string;
+  /**
+   * `full` (default) fsyncs the WAL on every commit; `normal` does not.
+   *
+   * With WAL, `normal` already keeps every acknowledged commit across a crash
+   * or SIGKILL of the *process* (the commit is in the WAL file, in the OS page
+   * cache), but can lose the last commits on an OS crash or power loss. custos
+   * acknowledges secret writes and audit events as durable, so the default is
+   * `full`. Measured on the 2-core development VM (ext4 on virtio): about
+   * 22 µs per single-row commit with `normal`, about 200 µs with `full` —
+   * roughly 5,000 audited requests per second, enough for the embedded default.
+   */
+  readonly synchronous?: 'full' | 'normal';
+  /** How long to wait for another process's write lock, in ms (default 5,000). */
+  readonly busyTimeoutMs?: number;
+}
+
+// Which storage's transaction the current async context is inside, to turn a
+// self-deadlock (using the outer store, or a nested transaction, inside `fn`)
+// into an immediate error.
+const insideTransaction = new AsyncLocalStorage<SqliteStorage>();
+
+function settle<T>(op: () => T): Promise<T> {
+  try {
+    return Promise.resolve(op());
+  } catch (e) {
+    return Promise.reject(wrapStorageError(e));
+  }
+}
+
+class SqliteTx implements StorageTx {
+  active = true;
+  readonly entries: EntryStore;
+  readonly audit: AuditStore;
+
+  constructor(stmts: SqliteStatements) {
+    // Inside the transaction the lock is already ours: operations run directly.
+    const run: SqliteRunner = (op) =>
+      this.active ? settle(op) : Promise.reject(new Error('The transaction has already finished.'));
+    this.entries = new SqliteEntryStore(stmts, run);
+    this.audit = new SqliteAuditStore(stmts, run);
+  }
+}
+
+/**
+ * The embedded storage adapter: one better-sqlite3 connection in WAL mode.
+ *
+ * better-sqlite3 is synchronous but a transaction's `fn` is async, so other
+ * callers could otherwise slip their statements into an open transaction. A
+ * FIFO lock serialises transactions; operations outside a transaction wait
+ * only while one is open, and otherwise run at once with no extra hop.
+ *
+ * @example
+ * const storage = new SqliteStorage({ path: '.custos/custos.db' });
+ * await storage.migrate();
+ */
+export class SqliteStorage implements Storage {
+  readonly dialect = 'sqlite' as const;
+  readonly entries: EntryStore;
+  readonly audit: AuditStore;
+  readonly #db: Database.Database;
+  readonly #stmts: SqliteStatements;
+  readonly #lock = new TxLock();
+
+  constructor(options: SqliteStorageOptions) {
+    try {
+      if (options.path !== ':memory:' && options.path !== '') {
+        // Create the file 0600 before SQLite does: entry keys and audit events
+        // are plain metadata. SQLite gives the -wal and -shm files the same mode.
+        closeSync(openSync(options.path, 'a', 0o600));
+      }
+      this.#db = new Database(options.path);
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      this.#db.pragma('foreign_keys = ON');
+    } catch (e) {
+      throw wrapStorageError(e);
+    }
+    this.#stmts = new SqliteStatements(this.#db);
+    const run: SqliteRunner = (op) => this.#runOutside(op);
+    this.entries = new SqliteEntryStore(this.#stmts, run);
+    this.audit = new SqliteAuditStore(this.#stmts, run);
+  }
+
+  async transaction<T>(fn: (tx: StorageTx) => Promise<T>): Promise<T> {
+    if (insideTransaction.getStore() === this) {
+      throw new Error('Nested transaction: use the tx given to fn.');
+    }
+    await this.#lock.acquire();
+    try {
+      const tx = new SqliteTx(this.#stmts);
+      try {
+        this.#stmts.get('BEGIN IMMEDIATE').run();
+      } catch (e) {
+        throw wrapStorageError(e);
+      }
+      let result: T;
+      try {
+        result = await insideTransaction.run(this, () => fn(tx));
+      } catch (e) {
+        tx.active = false;
+        this.#rollback();
+        throw e;
+      }
+      tx.active = false;
+      try {
+        this.#stmts.get('COMMIT').run();
+      } catch (e) {
+        this.#rollback();
+        throw wrapStorageError(e);
+      }
+      return result;
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  migrate(): Promise<void> {
+    return this.#runOutside(() => migrateSqlite(this.#db));
+  }
+
+  async close(): Promise<void> {
+    // Wait for an open transaction to finish rather than cutting it off.
+    await this.#lock.acquire();
+    try {
+      if (this.#db.open) this.#db.close();
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  /** The connection's effective settings (for status output and tests). */
+  settings(): { journalMode: string; synchronous: number; busyTimeoutMs: number; foreignKeys: boolean } {
+    const p = (name: string): unknown => this.#db.pragma(name, { simple: true });
+    return {
+      journalMode: String(p('journal_mode')),
+      synchronous: Number(p('synchronous')),
+      busyTimeoutMs: Number(p('busy_timeout')),
+      foreignKeys: Number(p('foreign_keys')) === 1,
+    };
+  }
+
+  #runOutside<T>(op: () => T): Promise<T> {
+    if (!this.#lock.held) return settle(op);
+    if (insideTransaction.getStore() === this) {
+      // Waiting here would wait for our own transaction: a deadlock.
+      return Promise.reject(new Error('Storage used outside its transaction inside fn: use the tx given to fn.'));
+    }
+    return this.#lock.acquire().then(() => {
+      try {
+        return settle(op);
+      } finally {
+        this.#lock.release();
+      }
+    });
+  }
+
+  #rollback(): void {
+    try {
+      if (this.#db.inTransaction) this.#stmts.get('ROLLBACK').run();
+    } catch {
+      // The transaction is already gone (SQLite rolls back on some errors itself).
+    }
+  }
+}
