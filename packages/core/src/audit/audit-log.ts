@@ -280,9 +280,10 @@ export class AuditLog {
       this.#reject(batch, failures);
       return;
     }
-    if (db.ok) this.#dbHead = records[records.length - 1]!;
+    const last = records[records.length - 1]!;
+    if (db.ok) this.#dbHead = { seq: last.seq, hash: last.hash };
     else this.#db.keep(records);
-    this.#head = records[records.length - 1]!;
+    this.#head = { seq: last.seq, hash: last.hash };
     for (const [i, p] of batch.entries()) p.resolve(records[i]!);
   }
 
