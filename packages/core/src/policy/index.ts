@@ -1,0 +1,7 @@
+export * from './authz-request.js';
+export * from './custos-schema.js';
+export * from './policy-action.js';
+export * from './policy-engine.js';
+export * from './policy-name.js';
+export * from './resource-path.js';
+export * from './task-scope.js';

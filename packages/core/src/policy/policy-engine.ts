@@ -1,0 +1,200 @@
+import { CustosError } from '../errors/index.js';
+import type { AuthzDecision, AuthzRequest } from './authz-request.js';
+import { buildCedarCall } from './cedar-request.js';
+import { statefulIsAuthorized } from './cedar-runtime.js';
+import type { PolicyAction } from './policy-action.js';
+import { compilePolicyDocument, type PolicyDocument } from './policy-document.js';
+import { PolicySetCache } from './policy-set-cache.js';
+import { pathAncestors } from './resource-path.js';
+
+/** Tuning knobs; the defaults suit a server. */
+export interface PolicyEngineOptions {
+  /** Preparsed sets kept (one per distinct policy combination and action). Default 512. */
+  maxCachedSets?: number;
+  /** Decisions memoised per preparsed set; 0 disables the memo. Default 1024. */
+  maxDecisionsPerSet?: number;
+}
+
+/** Counters for metrics and tests. */
+export interface PolicyEngineStats {
+  policies: number;
+  cachedSets: number;
+  /** Cedar policy-set parses since creation: grows on change, not per request. */
+  preparses: number;
+  /** Decisions Cedar evaluated. */
+  evaluations: number;
+  /** Decisions answered from the memo. */
+  memoHits: number;
+}
+
+/** The result of validating a policy document. */
+export interface PolicyValidation {
+  /** Number of permit/forbid statements. */
+  statements: number;
+  /** Validator warnings, e.g. a statement that can never apply. */
+  warnings: string[];
+}
+
+const DEFAULT_DENY: AuthzDecision = Object.freeze({
+  allowed: false,
+  reasons: Object.freeze([]),
+  errors: Object.freeze([]),
+});
+
+/**
+ * Cedar authorisation for custos. Policies are named documents of Cedar
+ * statements; a principal holds a list of names. A request is allowed iff
+ * some `permit` statement of the held policies matches and no `forbid` of
+ * them does — Cedar semantics over their union; default deny.
+ *
+ * Cost model: a document is parsed and validated when it is set. For each
+ * distinct (held policies, action) pair the statements that can apply to the
+ * action are preparsed once in Cedar and cached; a request only builds the
+ * principal, the resource with its folder ancestors and the context (cut to
+ * what the statements read), then asks Cedar. Identical calls against one
+ * set are memoised. Changing or removing a policy drops the sets built from it.
+ *
+ * One fail-closed deviation from plain Cedar: if a `forbid` statement fails
+ * to evaluate (e.g. overflow), Cedar would skip it; custos denies instead.
+ *
+ * @example
+ * ```ts
+ * const engine = new PolicyEngine();
+ * engine.set('finance-read', 'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/finance/");');
+ * engine.authorize({ principal: { type: 'Token', id: 't1' }, policies: ['finance-read'], action: 'read', path: 'kv/finance/api' }).allowed; // true
+ * ```
+ */
+export class PolicyEngine {
+  readonly #docs = new Map<string, { doc: PolicyDocument; rev: number }>();
+  readonly #sets: PolicySetCache;
+  readonly #memoMax: number;
+  #rev = 0;
+  #evaluations = 0;
+  #memoHits = 0;
+
+  /**
+   * Creates an engine. Cedar's wasm is loaded synchronously when this module
+   * is imported, so the constructor works as well; this async factory keeps
+   * callers independent of how Cedar is loaded.
+   */
+  static async create(options: PolicyEngineOptions = {}): Promise<PolicyEngine> {
+    return new PolicyEngine(options);
+  }
+
+  constructor(options: PolicyEngineOptions = {}) {
+    this.#sets = new PolicySetCache(options.maxCachedSets ?? 512);
+    this.#memoMax = options.maxDecisionsPerSet ?? 1024;
+  }
+
+  /**
+   * Parses and validates `text` as policy `name` without storing it. Throws
+   * CUSTOS_ERR_VALIDATION for a bad name, CUSTOS_ERR_INVALID_POLICY (detail:
+   * line, column and Cedar's message) for a bad document.
+   */
+  validate(name: string, text: string): PolicyValidation {
+    const doc = compilePolicyDocument(name, text);
+    return { statements: doc.statements.length, warnings: [...doc.warnings] };
+  }
+
+  /** Validates and stores (or replaces) policy `name`; later decisions use it. */
+  set(name: string, text: string): PolicyValidation {
+    const doc = compilePolicyDocument(name, text);
+    this.#docs.set(name, { doc, rev: ++this.#rev });
+    this.#sets.dropContaining(name);
+    return { statements: doc.statements.length, warnings: [...doc.warnings] };
+  }
+
+  /** Removes policy `name`; returns whether it existed. Tokens holding it lose what it granted. */
+  remove(name: string): boolean {
+    const existed = this.#docs.delete(name);
+    if (existed) this.#sets.dropContaining(name);
+    return existed;
+  }
+
+  has(name: string): boolean {
+    return this.#docs.has(name);
+  }
+
+  /** The stored policy text, or undefined. */
+  get(name: string): string | undefined {
+    return this.#docs.get(name)?.doc.text;
+  }
+
+  /** Names of the stored policies, sorted. */
+  names(): string[] {
+    return [...this.#docs.keys()].sort();
+  }
+
+  /**
+   * Decides `req` synchronously. Throws CUSTOS_ERR_INVALID_PATH for a
+   * malformed path and CUSTOS_ERR_VALIDATION for a malformed source address.
+   */
+  authorize(req: AuthzRequest): AuthzDecision {
+    const ancestors = pathAncestors(req.path);
+    const held = this.#held(req.policies);
+    if (held.length === 0) return DEFAULT_DENY;
+
+    const key = `${req.action}|${held.map((n) => `${n}@${this.#docs.get(n)?.rev}`).join(',')}`;
+    const set = this.#sets.get(key) ?? this.#sets.add(key, held, this.#statementsFor(held, req.action));
+    if (set.psetId === undefined) return DEFAULT_DENY;
+
+    const call = buildCedarCall(req, ancestors, set.psetId, set.needs);
+    let memoKey: string | undefined;
+    if (this.#memoMax > 0) {
+      // The call is everything Cedar sees, so equal calls get equal answers.
+      memoKey = JSON.stringify(call);
+      const hit = set.memo.get(memoKey);
+      if (hit !== undefined) {
+        this.#memoHits++;
+        return hit;
+      }
+    }
+
+    this.#evaluations++;
+    const answer = statefulIsAuthorized(call);
+    if (answer.type === 'failure') {
+      // We built the request ourselves from validated parts: a bug, never a permit.
+      throw new CustosError('CUSTOS_ERR_INTERNAL', undefined, { cause: answer.errors[0]?.message });
+    }
+    const { decision, diagnostics } = answer.response;
+    const errors = diagnostics.errors.map((e) => e.policyId);
+    const failedForbids = errors.filter((id) => set.forbids.has(id));
+    const allowed = decision === 'allow' && failedForbids.length === 0;
+    const reasons = decision === 'allow' && !allowed ? failedForbids : [...diagnostics.reason, ...failedForbids];
+    const result: AuthzDecision = Object.freeze({
+      allowed,
+      reasons: Object.freeze(reasons.sort()),
+      errors: Object.freeze(errors.sort()),
+    });
+
+    if (memoKey !== undefined) {
+      if (set.memo.size >= this.#memoMax) set.memo.clear();
+      set.memo.set(memoKey, result);
+    }
+    return result;
+  }
+
+  /** Counters since creation. */
+  stats(): PolicyEngineStats {
+    return {
+      policies: this.#docs.size,
+      cachedSets: this.#sets.size,
+      preparses: this.#sets.preparses,
+      evaluations: this.#evaluations,
+      memoHits: this.#memoHits,
+    };
+  }
+
+  /** Held names that exist, deduplicated and sorted (the cache key is order-free). */
+  #held(policies: readonly string[]): string[] {
+    const out: string[] = [];
+    for (const n of policies) if (this.#docs.has(n) && !out.includes(n)) out.push(n);
+    return out.sort();
+  }
+
+  #statementsFor(names: readonly string[], action: PolicyAction) {
+    return names.flatMap((n) =>
+      (this.#docs.get(n)?.doc.statements ?? []).filter((s) => s.actions === 'all' || s.actions.has(action)),
+    );
+  }
+}

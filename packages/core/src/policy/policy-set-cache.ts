@@ -1,0 +1,104 @@
+import type { AuthzDecision } from './authz-request.js';
+import { preparsePolicySet } from './cedar-runtime.js';
+import type { PolicyStatement } from './policy-document.js';
+import { emptyNeeds, mergeNeeds, type RequestNeeds } from './statement-needs.js';
+
+/** The statements one principal can use for one action, preparsed in Cedar. */
+export interface PreparedSet {
+  /** Id of the preparsed Cedar set; undefined when no statement applies (always deny). */
+  readonly psetId: string | undefined;
+  /** Policy names it was built from, to drop it when one changes. */
+  readonly names: readonly string[];
+  /** What of a request its statements can observe. */
+  readonly needs: RequestNeeds;
+  /** Ids of its forbid statements. */
+  readonly forbids: ReadonlySet<string>;
+  /** Decisions already computed for identical Cedar calls against this set. */
+  readonly memo: Map<string, AuthzDecision>;
+}
+
+let engineSeq = 0;
+
+/**
+ * A bounded LRU of preparsed Cedar policy sets. Cedar keeps preparsed sets in
+ * wasm memory by id and has no call to free one, so ids are *slots*: an
+ * evicted or dropped set's id goes back to a free list and the next set
+ * re-preparses over it. Wasm memory therefore stays bounded by `maxSets`.
+ */
+export class PolicySetCache {
+  readonly #sets = new Map<string, PreparedSet>();
+  readonly #free: string[] = [];
+  readonly #prefix = `custos-${++engineSeq}-`;
+  #nextSlot = 0;
+  /** How many times Cedar parsed a set; never grows on the request path once warm. */
+  preparses = 0;
+
+  constructor(readonly maxSets: number) {
+    if (!Number.isInteger(maxSets) || maxSets < 1) throw new RangeError('maxSets must be a positive integer');
+  }
+
+  get size(): number {
+    return this.#sets.size;
+  }
+
+  /** The set for `key`, marked as recently used. */
+  get(key: string): PreparedSet | undefined {
+    const set = this.#sets.get(key);
+    if (set !== undefined && this.#sets.size > 1) {
+      this.#sets.delete(key);
+      this.#sets.set(key, set);
+    }
+    return set;
+  }
+
+  /** Preparses `statements` under `key` (evicting the least recently used set if full). */
+  add(key: string, names: readonly string[], statements: readonly PolicyStatement[]): PreparedSet {
+    const needs = emptyNeeds();
+    const forbids = new Set<string>();
+    const texts: Record<string, string> = {};
+    for (const s of statements) {
+      mergeNeeds(needs, s.needs);
+      if (s.effect === 'forbid') forbids.add(s.id);
+      texts[s.id] = s.text;
+    }
+    while (this.#sets.size >= this.maxSets) {
+      const [oldKey, oldSet] = this.#sets.entries().next().value as [string, PreparedSet];
+      this.#release(oldKey, oldSet);
+    }
+    let psetId: string | undefined;
+    if (statements.length > 0) {
+      psetId = this.#slot();
+      this.preparses++;
+      const answer = preparsePolicySet(psetId, { staticPolicies: texts });
+      if (answer.type === 'failure') {
+        // Every statement was validated when written; this is a bug, not input.
+        this.#free.push(psetId);
+        throw new Error('preparsing validated policies failed');
+      }
+    }
+    const set: PreparedSet = { psetId, names, needs, forbids, memo: new Map() };
+    this.#sets.set(key, set);
+    return set;
+  }
+
+  /** Drops every set built from policy `name`; returns how many. */
+  dropContaining(name: string): number {
+    let dropped = 0;
+    for (const [key, set] of this.#sets) {
+      if (set.names.includes(name)) {
+        this.#release(key, set);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  #slot(): string {
+    return this.#free.pop() ?? `${this.#prefix}${this.#nextSlot++}`;
+  }
+
+  #release(key: string, set: PreparedSet): void {
+    this.#sets.delete(key);
+    if (set.psetId !== undefined) this.#free.push(set.psetId);
+  }
+}
