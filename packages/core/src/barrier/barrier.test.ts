@@ -195,9 +195,7 @@ describe('Barrier', () => {
     const wrong = randomBytes(32);
     await expect(other.unseal(wrong, binding)).rejects.toThrow(IntegrityError);
     expect(wrong.every((b) => b === 0)).toBe(true); // zeroed on failure
-    await expect(other.unseal(Buffer.from(rootKey), { ...binding, context: 'edited' })).rejects.toThrow(
-      IntegrityError,
-    );
+    await expect(other.unseal(Buffer.from(rootKey), { ...binding, context: 'edited' })).rejects.toThrow(IntegrityError);
     // A keyring id with no rows is not "unsealed with zero keys".
     await expect(
       other.unseal(Buffer.from(rootKey), { ...binding, keyringId: randomBytes(16).toString('hex') }),
