@@ -17,5 +17,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 180_000,
     pool: 'forks',
+    // Finds or starts one PostgreSQL for the whole run (test-support/postgres.ts).
+    globalSetup: ['./test-support/global-setup.ts'],
   },
 });

@@ -1,5 +1,5 @@
 import type { EntryStore, ListOptions, PutOptions, StoredEntry } from '@custos/core';
-import { asBuffer } from '../shared/as-buffer.js';
+import { asBuffer, ownedBytes } from '../shared/as-buffer.js';
 import { type KeyRange, keyRange } from '../shared/key-range.js';
 import { assertExpiry, assertKey } from '../shared/key-validation.js';
 import { clampLimit } from '../shared/list-limit.js';
@@ -29,7 +29,7 @@ export class PostgresEntryStore implements EntryStore {
       const query = this.ctx.inTransaction ? this.q.getForUpdate : this.q.get;
       const { rows } = await db.query<Omit<EntryRow, 'key'>>(bind(query, [namespace, key]));
       const row = rows[0];
-      return row && { key, value: row.value, expiresAt: toExpiry(row.expires_at) };
+      return row && { key, value: ownedBytes(row.value), expiresAt: toExpiry(row.expires_at) };
     });
   }
 
@@ -75,7 +75,7 @@ export class PostgresEntryStore implements EntryStore {
     return this.ctx.run(async (db) => {
       const range = this.range(namespace, prefix, options);
       const { rows } = await db.query<EntryRow>(rangeQuery(this.q.scan, namespace, range, clampLimit(options?.limit)));
-      return rows.map((r) => ({ key: r.key, value: r.value, expiresAt: toExpiry(r.expires_at) }));
+      return rows.map((r) => ({ key: r.key, value: ownedBytes(r.value), expiresAt: toExpiry(r.expires_at) }));
     });
   }
 

@@ -1,5 +1,5 @@
 import type { EntryStore, ListOptions, PutOptions, StoredEntry } from '@custos/core';
-import { asBuffer } from '../shared/as-buffer.js';
+import { asBuffer, ownedBytes } from '../shared/as-buffer.js';
 import { type KeyRange, keyRange } from '../shared/key-range.js';
 import { assertExpiry, assertKey } from '../shared/key-validation.js';
 import { clampLimit } from '../shared/list-limit.js';
@@ -43,7 +43,7 @@ export class SqliteEntryStore implements EntryStore {
       assertKey(namespace);
       assertKey(key);
       const row = this.stmts.get(GET).get(namespace, key) as Omit<EntryRow, 'key'> | undefined;
-      return row && { key, value: row.value, expiresAt: row.expires_at };
+      return row && { key, value: ownedBytes(row.value), expiresAt: row.expires_at };
     });
   }
 
@@ -90,7 +90,7 @@ export class SqliteEntryStore implements EntryStore {
       const rows = this.stmts
         .get(rangeSql('key, value, expires_at', range))
         .all(...rangeParams(namespace, range, clampLimit(options?.limit))) as EntryRow[];
-      return rows.map((r) => ({ key: r.key, value: r.value, expiresAt: r.expires_at }));
+      return rows.map((r) => ({ key: r.key, value: ownedBytes(r.value), expiresAt: r.expires_at }));
     });
   }
 

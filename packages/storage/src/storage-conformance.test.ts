@@ -1,0 +1,30 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestSchema, hasPostgres } from '../../../test-support/postgres.js';
+import { runStorageConformance } from './conformance/index.js';
+import { PostgresStorage } from './postgres/postgres-storage.js';
+import { SqliteStorage } from './sqlite/sqlite-storage.js';
+
+runStorageConformance('sqlite :memory:', async () => ({
+  storage: new SqliteStorage({ path: ':memory:' }),
+  cleanup: async () => undefined,
+}));
+
+runStorageConformance('sqlite file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'custos-storage-'));
+  return {
+    storage: new SqliteStorage({ path: join(dir, 'custos.db') }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+if (hasPostgres()) {
+  runStorageConformance('postgres', async () => {
+    const schema = await createTestSchema();
+    return {
+      storage: new PostgresStorage({ connectionString: schema.url, schema: schema.name }),
+      cleanup: () => schema.drop(),
+    };
+  });
+}
