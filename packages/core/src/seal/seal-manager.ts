@@ -225,7 +225,8 @@ export class SealManager {
 
   /**
    * Seals: zeroes the root key, every data key and any collected shares, then
-   * runs the onSeal hooks. Always ends sealed; a hook's error is rethrown
+   * runs the onSeal hooks. On a sealed node it only discards the shares
+   * submitted so far (an unseal reset). Always ends sealed; a hook's error is rethrown
    * after every hook ran.
    */
   seal(): Promise<void> {
@@ -237,7 +238,12 @@ export class SealManager {
     return this.#exclusive(async () => ({ term: await this.barrier.rotate() }));
   }
 
-  /** Runs `hook` after every unseal (including the one at initialisation). Returns an unsubscribe. */
+  /**
+   * Runs `hook` after every unseal (including the one at initialisation).
+   * Hooks run inside the lifecycle lock: they must not call lifecycle methods
+   * of this manager. A hook that throws seals the node again. Returns an
+   * unsubscribe.
+   */
   onUnseal(hook: SealHook): () => void {
     this.#onUnseal.add(hook);
     return () => this.#onUnseal.delete(hook);
