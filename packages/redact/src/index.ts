@@ -1,0 +1,10 @@
+export { builtinDetectors } from './detectors/builtin-detectors.js';
+export type { Detector } from './detectors/detector.js';
+export { isIdentifierLike, isPlaceholder, shannonEntropy } from './detectors/detector-checks.js';
+export type { Finding, KnownSecret } from './finding.js';
+export { encodedForms } from './matcher/secret-encodings.js';
+export { createRedactor, type Redactor, type RedactorOptions } from './redactor.js';
+export type { Replacement } from './replacement/replacement-format.js';
+export { createRedactNodeStream, createRedactStream } from './stream/redact-stream.js';
+export type { RedactionStream } from './stream/redaction-stream.js';
+export { SENSITIVE_KEY, type StructuredOptions } from './structured/structured-redaction.js';

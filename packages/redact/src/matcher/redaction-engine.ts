@@ -1,0 +1,80 @@
+import type { Detector } from '../detectors/detector.js';
+import type { KnownSecret } from '../finding.js';
+import type { Replace } from '../replacement/replacement-format.js';
+import { DetectorRunner } from './detector-runner.js';
+import type { EngineFinding } from './engine-finding.js';
+import { KnownSecretMatcher } from './known-secret-matcher.js';
+
+/**
+ * The matching core shared by whole-text, stream and object redaction: known
+ * secrets and detectors, merged into one sorted list of non-overlapping spans.
+ */
+export class RedactionEngine {
+  readonly known: KnownSecretMatcher;
+  readonly runners: readonly DetectorRunner[];
+  readonly replace: Replace;
+
+  constructor(
+    secrets: Iterable<KnownSecret>,
+    detectors: readonly Detector[],
+    minSecretLength: number,
+    replace: Replace,
+  ) {
+    this.known = new KnownSecretMatcher(secrets, minSecretLength);
+    this.runners = detectors.map((d) => new DetectorRunner(d));
+    this.replace = replace;
+  }
+
+  /**
+   * Overlapping matches are merged into their union: if a known secret sits
+   * inside an `Authorization` header match, neither part may leak. The merged
+   * span takes a known secret's name over a detector's, else the first one's.
+   */
+  findAll(text: string): EngineFinding[] {
+    const raw: EngineFinding[] = [];
+    this.known.findAll(text, raw);
+    let lowered: string | undefined;
+    const lower = (): string => {
+      lowered ??= text.toLowerCase();
+      return lowered;
+    };
+    for (const r of this.runners) if (r.mayMatch(text, lower)) r.run(text, raw);
+    if (raw.length <= 1) return raw;
+    raw.sort((a, b) => a.start - b.start || b.end - a.end);
+    const merged: EngineFinding[] = [];
+    let cur = raw[0]!;
+    for (let i = 1; i < raw.length; i++) {
+      const f = raw[i]!;
+      if (f.start < cur.end) {
+        if (f.end > cur.end || f.context < cur.context || (f.kind === 'known' && cur.kind !== 'known')) {
+          const keep = cur.kind !== 'known' && f.kind === 'known' ? f : cur;
+          const end = Math.max(cur.end, f.end);
+          cur = {
+            ...keep,
+            start: cur.start,
+            end,
+            value: text.slice(cur.start, end),
+            context: Math.min(cur.context, f.context),
+          };
+        }
+      } else {
+        merged.push(cur);
+        cur = f;
+      }
+    }
+    merged.push(cur);
+    return merged;
+  }
+
+  /** `text` with the findings (sorted, non-overlapping, within it) replaced. */
+  render(text: string, findings: readonly EngineFinding[]): string {
+    if (findings.length === 0) return text;
+    let out = '';
+    let at = 0;
+    for (const f of findings) {
+      out += text.slice(at, f.start) + this.replace(f, f.canonical);
+      at = f.end;
+    }
+    return out + text.slice(at);
+  }
+}
