@@ -1,0 +1,109 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { auditKeyId, verifyAuditFile } from '@custos/core';
+import type { Command } from 'commander';
+import { CliError, type CliIo, EXIT } from '../cli-io.js';
+import { CustosClient } from '../http-client.js';
+import { emit } from '../output.js';
+
+type Report =
+  | { ok: true; events: number; checkpoints: number; lastSeq: number; lastCheckpointSeq: number }
+  | { ok: false; seq: number; problem: string; detail: string; events: number };
+
+const describe = (r: Report) =>
+  r.ok
+    ? `OK: ${r.events} events, ${r.checkpoints} signed checkpoints (last at seq ${r.lastCheckpointSeq} of ${r.lastSeq})`
+    : `FAILED at seq ${r.seq}: ${r.problem} — ${r.detail} (${r.events} events verified before it)`;
+
+/** `custos audit verify|tail|export|hash`. */
+export function registerAuditCommand(program: Command, io: CliIo): void {
+  const audit = program.command('audit').description('the tamper-evident audit log');
+
+  audit
+    .command('verify')
+    .description('verify the chain and signed checkpoints (on the server, or an export file offline)')
+    .option('--file <export.jsonl>', 'verify an export or the audit file offline')
+    .option('--public-key <pem...>', 'with --file: trusted checkpoint public key(s) (PEM files)')
+    .option('--partial', 'with --file: the export starts after seq 1 (export --since)')
+    .option('--json', 'JSON output')
+    .action(async (opts: { file?: string; publicKey?: string[]; partial?: boolean; json?: boolean }) => {
+      let report: Report;
+      if (opts.file) {
+        const publicKeys = new Map<string, KeyObject>();
+        for (const pem of opts.publicKey ?? []) {
+          const key = createPublicKey(readFileSync(pem));
+          publicKeys.set(auditKeyId(key), key);
+        }
+        if (publicKeys.size === 0) throw new CliError('CUSTOS_ERR_USAGE', '--file needs --public-key', EXIT.usage);
+        report = await verifyAuditFile(opts.file, { publicKeys, ...(opts.partial ? { partial: true } : {}) });
+      } else {
+        report = await new CustosClient(io).request<Report>('GET', '/v1/audit/verify');
+      }
+      emit(io, opts.json, report, () => describe(report));
+      if (!report.ok) process.exitCode = EXIT.failed;
+    });
+
+  audit
+    .command('tail')
+    .description('the last events')
+    .option('-n, --lines <n>', 'how many', Number, 20)
+    .option('--json', 'JSON output')
+    .action(async (opts: { lines: number; json?: boolean }) => {
+      const { records } = await new CustosClient(io).request<{
+        records: Array<{ seq: number; ts: string; event: Record<string, unknown> }>;
+      }>('GET', `/v1/audit/tail?n=${opts.lines}`);
+      emit(io, opts.json, records, () =>
+        records
+          .map((r) => {
+            const e = r.event as {
+              type: string;
+              decision?: string;
+              status?: number;
+              request?: { method?: string; route?: string; path?: string };
+              auth?: { display_name?: string };
+              error_code?: string;
+            };
+            return [
+              r.seq,
+              r.ts,
+              e.type,
+              e.auth?.display_name ?? '-',
+              e.request ? `${e.request.method} ${e.request.path ?? e.request.route}` : '',
+              e.decision ?? '',
+              e.status ?? '',
+              e.error_code ?? '',
+            ].join('  ');
+          })
+          .join('\n'),
+      );
+    });
+
+  audit
+    .command('export')
+    .description('records since a time, with checkpoints, as JSON lines (verifiable with verify --file)')
+    .option('--since <time>', 'ISO-8601 time (default: everything)')
+    .option('--output <file>', 'write here instead of stdout')
+    .action(async (opts: { since?: string; output?: string }) => {
+      const query = opts.since ? `?since=${encodeURIComponent(opts.since)}` : '';
+      const response = await new CustosClient(io).raw('GET', `/v1/audit/export${query}`);
+      if (!response.ok || !response.body) {
+        const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+        throw new CliError(body.error?.code ?? `HTTP_${response.status}`, body.error?.message ?? response.statusText);
+      }
+      const out = opts.output ? createWriteStream(opts.output, { mode: 0o600 }) : io.stdout;
+      await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), out, {
+        end: Boolean(opts.output),
+      });
+    });
+
+  audit
+    .command('hash <value>')
+    .description('HMAC a known value with the audit key, to search events for it')
+    .option('--json', 'JSON output')
+    .action(async (value: string, opts: { json?: boolean }) => {
+      const result = await new CustosClient(io).request<{ hash: string }>('POST', '/v1/audit/hash', { input: value });
+      emit(io, opts.json, result, () => result.hash);
+    });
+}

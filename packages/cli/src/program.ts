@@ -1,0 +1,62 @@
+import { isCustosError } from '@custos/core';
+import { Command, CommanderError } from 'commander';
+import { CliError, type CliIo, EXIT, processIo } from './cli-io.js';
+import { registerAuditCommand } from './commands/audit-command.js';
+import { registerOperatorCommand } from './commands/operator-command.js';
+import { registerPolicyCommand } from './commands/policy-command.js';
+import { registerRedactCommand } from './commands/redact-command.js';
+import { registerScanCommand } from './commands/scan-command.js';
+import { registerSecretCommand } from './commands/secret-command.js';
+import { registerServerCommand } from './commands/server-command.js';
+import { registerTokenCommand } from './commands/token-command.js';
+
+/** Builds the `custos` command with every subcommand. */
+export function createProgram(io: CliIo = processIo()): Command {
+  const program = new Command('custos')
+    .description('custos — secrets control plane for multi-agent AI systems')
+    .version('0.1.0')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .exitOverride();
+  registerServerCommand(program, io);
+  registerOperatorCommand(program, io);
+  registerSecretCommand(program, io);
+  registerPolicyCommand(program, io);
+  registerTokenCommand(program, io);
+  registerAuditCommand(program, io);
+  registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
+  registerScanCommand(program, { stdout: io.stdout, stderr: io.stderr });
+  return program;
+}
+
+/**
+ * Runs the CLI and returns the exit code. Every failure is one line on
+ * stderr, `custos: CODE message`, never a stack.
+ */
+export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const program = createProgram(io);
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with code 0.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof CliError) {
+      io.stderr.write(`custos: ${error.code} ${error.message}\n`);
+      return error.exitCode;
+    }
+    if (isCustosError(error)) {
+      io.stderr.write(`custos: ${error.code} ${error.message}\n`);
+      return EXIT.failed;
+    }
+    const code = (error as NodeJS.ErrnoException)?.code;
+    io.stderr.write(
+      `custos: CUSTOS_ERR_LOCAL ${code ? `${code} ` : ''}${(error as Error)?.message ?? String(error)}\n`,
+    );
+    return EXIT.usage;
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * The slice of the barrier a domain service needs: authenticated encryption
+ * bound to a row identity. Services depend on this narrow interface, not on
+ * the barrier itself, so tests can pass any implementation and services never
+ * see keys.
+ */
+export interface Cipher {
+  encrypt(aad: string, plaintext: Uint8Array): Uint8Array;
+  decrypt(aad: string, blob: Uint8Array): Uint8Array;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The AAD of an entry: namespace and key, NUL-separated (keys never contain NUL). */
+export function entryAad(namespace: string, key: string): string {
+  return `${namespace}\0${key}`;
+}
+
+/** Encrypts a JSON value for the entry (namespace, key). */
+export function sealJson(cipher: Cipher, namespace: string, key: string, value: unknown): Uint8Array {
+  return cipher.encrypt(entryAad(namespace, key), encoder.encode(JSON.stringify(value)));
+}
+
+/** Decrypts and parses an entry written by {@link sealJson}; IntegrityError if it was altered or moved. */
+export function openJson<T>(cipher: Cipher, namespace: string, key: string, blob: Uint8Array): T {
+  return JSON.parse(decoder.decode(cipher.decrypt(entryAad(namespace, key), blob))) as T;
+}

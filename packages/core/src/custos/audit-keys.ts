@@ -1,0 +1,65 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
+import type { AuditSigner } from '../audit/index.js';
+import { type Cipher, entryAad } from '../common/cipher.js';
+import type { EntryStore } from '../ports/storage.js';
+
+const NS = 'sys';
+const HMAC_KEY = 'audit.hmac-key';
+const SIGNING_KEY = 'audit.signing-key';
+
+export interface AuditKeys {
+  /** Keys the HMAC of correlatable values (tokens, bootstrap ids) in audit events. */
+  hmacKey: Uint8Array;
+  /** Signs checkpoints. */
+  signer: AuditSigner;
+  /** Verifies checkpoints, by key id. */
+  publicKeys: Map<string, KeyObject>;
+}
+
+/**
+ * Loads the audit keys, creating them on first unseal. Both live behind the
+ * barrier: whoever can read the database must not be able to forge a
+ * checkpoint nor test guesses against HMAC'd values. Creation uses
+ * putIfAbsent and then re-reads, so two nodes starting together agree on one
+ * key pair.
+ */
+export async function loadAuditKeys(entries: EntryStore, cipher: Cipher): Promise<AuditKeys> {
+  const hmacKey = await loadOrCreate(entries, cipher, HMAC_KEY, () => randomBytes(32));
+  const pkcs8 = await loadOrCreate(entries, cipher, SIGNING_KEY, () =>
+    generateKeyPairSync('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' }),
+  );
+  const privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
+  const publicKey = createPublicKey(privateKey);
+  const keyId = auditKeyId(publicKey);
+  return { hmacKey, signer: { keyId, privateKey }, publicKeys: new Map([[keyId, publicKey]]) };
+}
+
+/** A key id: the first 16 hex chars of SHA-256 over the SPKI DER. */
+export function auditKeyId(publicKey: KeyObject): string {
+  return createHash('sha256')
+    .update(publicKey.export({ format: 'der', type: 'spki' }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+async function loadOrCreate(
+  entries: EntryStore,
+  cipher: Cipher,
+  key: string,
+  create: () => Uint8Array,
+): Promise<Uint8Array> {
+  const aad = entryAad(NS, key);
+  const existing = await entries.get(NS, key);
+  if (existing) return cipher.decrypt(aad, existing.value);
+  await entries.putIfAbsent(NS, key, cipher.encrypt(aad, create()));
+  const stored = await entries.get(NS, key);
+  if (!stored) throw new Error(`audit key ${key} vanished`);
+  return cipher.decrypt(aad, stored.value);
+}

@@ -1,0 +1,217 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  AuditFileSink,
+  type AuditHmac,
+  AuditLog,
+  type AuditSink,
+  AuditStdoutSink,
+  type AuditVerifyReport,
+  createAuditHmac,
+  verifyAudit,
+} from '../audit/index.js';
+import { CustosError, SealedError } from '../errors/index.js';
+import { type AuthzDecision, type PolicyAction, PolicyEngine } from '../policy/index.js';
+import type { Storage } from '../ports/storage.js';
+import { SealManager, type SealStatus } from '../seal/index.js';
+import { SecretService } from '../secrets/index.js';
+import { type TokenEntry, TokenService } from '../tokens/index.js';
+import { loadAuditKeys } from './audit-keys.js';
+import { PolicyService } from './policy-service.js';
+
+export interface CustosNodeOptions {
+  storage: Storage;
+  /** `dev`: auto-initialise and auto-unseal with a key file. `shamir`: wait for `operator init` / `unseal`. */
+  seal: { type: 'dev'; keyFile: string } | { type: 'shamir' };
+  audit?: {
+    /** A JSON-lines file sink, besides the database. */
+    file?: string;
+    fsync?: 'always' | 'never';
+    /** Also write every record to stdout. */
+    stdout?: boolean;
+    checkpointEvery?: number;
+    checkpointIntervalMs?: number;
+  };
+  /** Called once with the root token created at initialisation; it is never logged or stored in clear. */
+  onRootToken?: (token: string) => Promise<void> | void;
+  /** Told about sink failures (never event contents). */
+  onAuditSinkError?: (sink: string, error: unknown) => void;
+  version?: string;
+}
+
+export interface AuthorizeContext {
+  sourceIp?: string;
+  now?: Date;
+}
+
+/** What exists only while unsealed. */
+export interface CustosServices {
+  secrets: SecretService;
+  tokens: TokenService;
+  policies: PolicyService;
+  audit: AuditLog;
+  /** HMAC of a value with the audit key (`POST /v1/audit/hash`). */
+  auditHmac: AuditHmac;
+  auditPublicKeys: ReadonlyMap<string, KeyObject>;
+  storage: Storage;
+  authorize(token: TokenEntry, action: PolicyAction, path: string, context: AuthorizeContext): AuthzDecision;
+  verifyAudit(): Promise<AuditVerifyReport>;
+}
+
+const REAP_INTERVAL_MS = 60_000;
+
+/**
+ * One custos node: storage, the seal lifecycle and, while unsealed, the
+ * domain services. The HTTP layer talks only to this object.
+ */
+export class CustosNode {
+  readonly version: string;
+  readonly #options: CustosNodeOptions;
+  readonly #seals: SealManager;
+  #services: CustosServices | undefined;
+  #reaper: NodeJS.Timeout | undefined;
+
+  constructor(options: CustosNodeOptions) {
+    this.#options = options;
+    this.version = options.version ?? '0.1.0';
+    this.#seals = new SealManager(options.storage.entries);
+    this.#seals.onUnseal(() => this.#load());
+    this.#seals.onSeal(() => this.#unload());
+  }
+
+  /** Sealed until every service has loaded: the HTTP layer serves nothing else before. */
+  get sealed(): boolean {
+    return this.#services === undefined;
+  }
+
+  /** The unsealed services; SealedError otherwise. */
+  services(): CustosServices {
+    if (!this.#services) throw new SealedError();
+    return this.#services;
+  }
+
+  /** Starts the node: with the dev seal, initialises on first start and unseals. */
+  async start(): Promise<void> {
+    await this.#options.storage.migrate();
+    if (this.#options.seal.type === 'dev') {
+      const { initialized } = await this.#seals.startDev(this.#options.seal.keyFile);
+      if (initialized) await this.#issueRootToken();
+    }
+  }
+
+  status(): Promise<SealStatus> {
+    return this.#seals.status();
+  }
+
+  /** `operator init` for the shamir seal: returns the shares and the root token, once. */
+  async initialize(request: {
+    shares?: number;
+    threshold?: number;
+  }): Promise<{ shares?: string[]; root_token: string }> {
+    if (this.#options.seal.type !== 'shamir') throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
+    const { shares } = await this.#seals.initialize({
+      type: 'shamir',
+      shares: request.shares ?? 5,
+      threshold: request.threshold ?? 3,
+    });
+    // Initialisation leaves the barrier unsealed just long enough to create
+    // the root token; then it is sealed until the operators bring shares.
+    const root = await this.#issueRootToken();
+    await this.#seals.seal();
+    return { ...(shares ? { shares } : {}), root_token: root };
+  }
+
+  submitUnsealShare(share: string): Promise<SealStatus> {
+    return this.#seals.submitUnsealShare(share);
+  }
+
+  /** Discards the shares submitted so far (sealing a sealed node does exactly that). */
+  async resetUnseal(): Promise<SealStatus> {
+    await this.#seals.seal();
+    return this.#seals.status();
+  }
+
+  seal(): Promise<void> {
+    return this.#seals.seal();
+  }
+
+  rotateKeyring(): Promise<{ term: number }> {
+    this.services();
+    return this.#seals.rotateKeyring();
+  }
+
+  /** Flushes audit (with a final checkpoint) and closes storage. */
+  async close(): Promise<void> {
+    await this.#unload();
+    await this.#options.storage.close();
+  }
+
+  async #issueRootToken(): Promise<string> {
+    const { token } = await this.services().tokens.create({ policies: [], root: true, displayName: 'root' });
+    await this.#options.onRootToken?.(token);
+    return token;
+  }
+
+  async #load(): Promise<void> {
+    const { storage } = this.#options;
+    const cipher = this.#seals.barrier;
+    const keys = await loadAuditKeys(storage.entries, cipher);
+    const sinks: AuditSink[] = [];
+    const auditOptions = this.#options.audit ?? {};
+    if (auditOptions.file) {
+      sinks.push(await AuditFileSink.open({ path: auditOptions.file, fsync: auditOptions.fsync ?? 'always' }));
+    }
+    if (auditOptions.stdout) sinks.push(new AuditStdoutSink());
+    const audit = await AuditLog.open({
+      store: storage.audit,
+      sinks,
+      signer: keys.signer,
+      ...(auditOptions.checkpointEvery ? { checkpointEvery: auditOptions.checkpointEvery } : {}),
+      ...(auditOptions.checkpointIntervalMs ? { checkpointIntervalMs: auditOptions.checkpointIntervalMs } : {}),
+      ...(this.#options.onAuditSinkError ? { onSinkError: this.#options.onAuditSinkError } : {}),
+    });
+    const engine = await PolicyEngine.create();
+    const policies = new PolicyService({ storage, cipher, engine });
+    await policies.load();
+    const tokens = new TokenService({ storage, cipher });
+    this.#services = {
+      secrets: new SecretService({ storage, cipher }),
+      tokens,
+      policies,
+      audit,
+      auditHmac: createAuditHmac(keys.hmacKey),
+      auditPublicKeys: keys.publicKeys,
+      storage,
+      authorize: (token, action, path, context) => {
+        // The root token bypasses policy; its use is still audited, with
+        // `auth.root: true` on the event, by the audit plugin.
+        if (token.root) return { allowed: true, reasons: ['root'] };
+        return engine.authorize({
+          principal: { type: 'Token', id: token.accessor, attrs: { display_name: token.display_name } },
+          policies: token.policies,
+          action,
+          path,
+          context: {
+            ...(context.now ? { now: context.now } : {}),
+            ...(context.sourceIp ? { sourceIp: context.sourceIp } : {}),
+          },
+        });
+      },
+      verifyAudit: () => verifyAudit(storage.audit, { publicKeys: keys.publicKeys }),
+    };
+    this.#reaper = setInterval(() => {
+      tokens.reapExpired().catch(() => {
+        // Storage hiccup: the next round retries; expired tokens are refused
+        // on use anyway, reaping only frees space.
+      });
+    }, REAP_INTERVAL_MS);
+    this.#reaper.unref();
+  }
+
+  async #unload(): Promise<void> {
+    const services = this.#services;
+    this.#services = undefined;
+    if (this.#reaper) clearInterval(this.#reaper);
+    this.#reaper = undefined;
+    await services?.audit.close();
+  }
+}

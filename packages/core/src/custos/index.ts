@@ -1,0 +1,3 @@
+export * from './audit-keys.js';
+export * from './custos-node.js';
+export * from './policy-service.js';

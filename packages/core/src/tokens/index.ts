@@ -1,0 +1,2 @@
+export * from './token-service.js';
+export * from './token-types.js';

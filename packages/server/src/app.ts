@@ -1,0 +1,89 @@
+import { CustosError, type CustosNode } from '@custos/core';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { registerAudit } from './plugins/audit-plugin.js';
+import { registerAuth } from './plugins/auth-plugin.js';
+import { registerErrorHandler } from './plugins/error-handler.js';
+import { auditRoutes } from './routes/v1/audit-routes.js';
+import { policyRoutes } from './routes/v1/policy-routes.js';
+import { secretRoutes } from './routes/v1/secret-routes.js';
+import { sysRoutes } from './routes/v1/sys-routes.js';
+import { tokenRoutes } from './routes/v1/token-routes.js';
+import './route-config.js';
+
+export interface AppOptions {
+  node: CustosNode;
+  /** A pino logger or fastify logger options; false for none (tests). */
+  logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
+  /** Largest accepted body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** TLS key and certificate (PEM) for an HTTPS listener. */
+  https?: { key: string | Buffer; cert: string | Buffer };
+  /** Trust X-Forwarded-For from a proxy in front (off by default: the source IP feeds policy). */
+  trustProxy?: boolean;
+}
+
+/**
+ * Builds the custos HTTP application. Cross-cutting concerns are registered
+ * once, for every route: errors, authentication/authorisation (onRequest) and
+ * audit (preHandler/onSend). Route plugins only translate HTTP to services.
+ */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { node } = options;
+  const base: FastifyServerOptions = {
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    trustProxy: options.trustProxy ?? false,
+    // Request ids go into every audit event and log line.
+    genReqId: () => crypto.randomUUID(),
+    // Deep or huge JSON is refused before it can cost much.
+    maxParamLength: 1024,
+    return503OnClosing: true,
+    // No type coercion: a number where a string field is expected is refused,
+    // not silently turned into a string. Query numbers are parsed by routes.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  };
+  const loggerIsInstance = options.logger && typeof (options.logger as { info?: unknown }).info === 'function';
+  const app = Fastify({
+    ...base,
+    ...(loggerIsInstance
+      ? { loggerInstance: options.logger as FastifyServerOptions['loggerInstance'] }
+      : { logger: (options.logger as FastifyServerOptions['logger']) ?? false }),
+    ...(options.https ? { https: options.https } : {}),
+  }) as unknown as FastifyInstance;
+
+  registerErrorHandler(app);
+  registerAuth(app, node);
+  registerAudit(app, node);
+
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: () => new CustosError('CUSTOS_ERR_RATE_LIMITED'),
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'custos', version: node.version, description: 'Secrets control plane for multi-agent AI systems' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.get('/openapi.json', {
+    config: { access: { kind: 'public' }, whileSealed: true, unaudited: true },
+    schema: { hide: true },
+    handler: async () => app.swagger(),
+  });
+
+  await app.register(
+    async (v1) => {
+      await v1.register(sysRoutes, { node });
+      await v1.register(secretRoutes, { node });
+      await v1.register(policyRoutes, { node });
+      await v1.register(tokenRoutes, { node });
+      await v1.register(auditRoutes, { node });
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,86 @@
+import { type AuditEventInput, AuditUnavailableError, type CustosNode } from '@custos/core';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+const READ_ONLY = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * The audit trail for every request, in two hooks that no route can skip.
+ *
+ * Fail-closed, in two phases:
+ * - A request that changes state (anything but GET/HEAD) is recorded *before*
+ *   its handler runs. If that record cannot be written, the handler never
+ *   runs: nothing changes without a trace.
+ * - Every request's outcome is recorded in `onSend`, before the first byte of
+ *   the response leaves. If that record cannot be written, the response is
+ *   replaced by CUSTOS_ERR_AUDIT_UNAVAILABLE: a secret is never served
+ *   unaudited. Reads need only this one event, since nothing happened that the
+ *   response event does not cover.
+ *
+ * While sealed nothing can be audited (the audit key is behind the barrier);
+ * a sealed server answers only health, seal status and unseal, which is why
+ * only those routes are allowed then.
+ */
+export function registerAudit(app: FastifyInstance, node: CustosNode): void {
+  app.addHook('preHandler', async (request) => {
+    if (node.sealed || READ_ONLY.has(request.method) || request.routeOptions.config.unaudited) return;
+    await record(node, event(request, undefined, 'request'));
+    request.auditedRequest = true;
+  });
+
+  app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    if (node.sealed || request.routeOptions.config.unaudited) return payload;
+    try {
+      await record(node, event(request, reply, 'response'));
+      return payload;
+    } catch (error) {
+      request.log.error({ code: 'CUSTOS_ERR_AUDIT_UNAVAILABLE', err: error }, 'audit failed: response withheld');
+      const refusal = new AuditUnavailableError();
+      reply.code(refusal.status);
+      reply.header('content-type', 'application/json; charset=utf-8');
+      return JSON.stringify({ error: refusal.toJSON() });
+    }
+  });
+}
+
+async function record(node: CustosNode, input: AuditEventInput): Promise<void> {
+  try {
+    await node.services().audit.record(input);
+  } catch (error) {
+    throw error instanceof AuditUnavailableError ? error : new AuditUnavailableError({ cause: error });
+  }
+}
+
+function event(
+  request: FastifyRequest,
+  reply: FastifyReply | undefined,
+  phase: 'request' | 'response',
+): AuditEventInput {
+  const token = request.auth?.token;
+  const access = request.routeOptions.config.access;
+  const status = reply?.statusCode ?? 0;
+  const decision =
+    request.decision ?? (status >= 400 ? (status === 401 || status === 403 ? 'deny' : 'error') : 'allow');
+  return {
+    type: 'request',
+    request_id: request.id,
+    auth: token
+      ? {
+          token_accessor: token.accessor,
+          display_name: token.display_name,
+          policies: token.policies,
+          ...(token.root ? { root: true } : {}),
+        }
+      : {},
+    request: {
+      method: request.method,
+      route: request.routeOptions.url ?? 'unknown',
+      ...(request.resourcePath ? { path: request.resourcePath } : {}),
+      ...(access?.kind === 'policy' ? { action: access.action } : {}),
+      source_ip: request.ip,
+    },
+    decision: decision === 'allow' && status >= 500 ? 'error' : decision,
+    status,
+    ...(request.errorCode ? { error_code: request.errorCode } : {}),
+    details: { phase },
+  };
+}

@@ -1,0 +1,41 @@
+import type { PolicyAction, TokenEntry } from '@custos/core';
+import type { FastifyRequest } from 'fastify';
+
+/**
+ * What a route declares about access. Every route must declare one of these
+ * (the auth plugin refuses a route that declares none), so a new route cannot
+ * silently skip authentication or authorisation.
+ */
+export type RouteAccess =
+  /** Answered without a token (health, seal status, unseal, init, discovery). */
+  | { kind: 'public' }
+  /** Any valid token, acting on itself (lookup-self, revoke-self). */
+  | { kind: 'self' }
+  /** A policy check: `action` on the resource path computed from the request. */
+  | { kind: 'policy'; action: PolicyAction; resource: (request: FastifyRequest) => string };
+
+/** The authenticated caller, set by the auth plugin. */
+export interface AuthContext {
+  token: TokenEntry;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+    /** Answered while sealed (only sys/health, sys/seal-status, sys/unseal). */
+    whileSealed?: boolean;
+    /** Not audited: only for side-effect-free probes (health), justified where set. */
+    unaudited?: boolean;
+  }
+  interface FastifyRequest {
+    auth: AuthContext | null;
+    /** The policy decision, for the audit event. */
+    decision: 'allow' | 'deny' | null;
+    /** The resource path the request acts on, for the audit event. */
+    resourcePath: string | null;
+    /** Set by the error handler: the code of the error answered. */
+    errorCode: string | null;
+    /** Set by the audit plugin once the request event is durable. */
+    auditedRequest: boolean;
+  }
+}

@@ -1,0 +1,92 @@
+import { Readable } from 'node:stream';
+import {
+  type AuditRecord,
+  type CustosNode,
+  exportAuditSince,
+  formatAuditCheckpointLine,
+  formatAuditRecordLine,
+  tailAudit,
+  ValidationError,
+} from '@custos/core';
+import type { FastifyInstance } from 'fastify';
+
+const readAudit = { kind: 'policy', action: 'read', resource: () => 'sys/audit' } as const;
+const recordView = (r: AuditRecord) => ({ ...r, event: JSON.parse(r.event) as unknown });
+
+/** `/v1/audit/*`: HMAC of a known value, verification, tail and export. */
+export async function auditRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  app.post<{ Body: { input: string } }>('/audit/hash', {
+    config: { access: readAudit },
+    schema: {
+      tags: ['audit'],
+      summary: 'HMAC-SHA256 of a value with the audit key, to find it in audit events',
+      body: {
+        type: 'object',
+        properties: { input: { type: 'string', minLength: 1, maxLength: 65_536 } },
+        required: ['input'],
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => ({ hash: node.services().auditHmac(request.body.input) }),
+  });
+
+  app.get('/audit/verify', {
+    config: { access: readAudit },
+    schema: { tags: ['audit'], summary: 'Verify the hash chain and signed checkpoints' },
+    handler: async () => node.services().verifyAudit(),
+  });
+
+  app.get<{ Querystring: { n?: string } }>('/audit/tail', {
+    config: { access: readAudit },
+    schema: {
+      tags: ['audit'],
+      summary: 'The last n events',
+      querystring: {
+        type: 'object',
+        properties: { n: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' } },
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => {
+      const records: unknown[] = [];
+      for await (const r of tailAudit(node.services().storage.audit, Number(request.query.n ?? 20)))
+        records.push(recordView(r));
+      return { records };
+    },
+  });
+
+  app.get<{ Querystring: { since?: string } }>('/audit/export', {
+    config: { access: readAudit },
+    schema: {
+      tags: ['audit'],
+      summary: 'Records since a time, and every checkpoint, as JSON lines (verifiable offline)',
+      querystring: {
+        type: 'object',
+        properties: { since: { type: 'string', maxLength: 64 } },
+        additionalProperties: false,
+      },
+    },
+    handler: async (request, reply) => {
+      const since = request.query.since ?? '1970-01-01T00:00:00.000Z';
+      if (Number.isNaN(Date.parse(since))) throw new ValidationError('since must be an ISO-8601 time.');
+      const store = node.services().storage.audit;
+      async function* lines() {
+        for await (const r of exportAuditSince(store, since)) yield `${formatAuditRecordLine(r)}\n`;
+        for (const c of await store.checkpoints()) yield `${formatAuditCheckpointLine(c)}\n`;
+      }
+      return reply.type('application/x-ndjson').send(Readable.from(lines()));
+    },
+  });
+
+  app.get('/audit/public-keys', {
+    // Public keys are public: anyone holding an export may verify it.
+    config: { access: { kind: 'public' } },
+    schema: { tags: ['audit'], summary: 'Checkpoint verification keys (PEM) by key id' },
+    handler: async () => ({
+      keys: [...node.services().auditPublicKeys].map(([keyId, key]) => ({
+        key_id: keyId,
+        public_key_pem: key.export({ format: 'pem', type: 'spki' }).toString(),
+      })),
+    }),
+  });
+}

@@ -1,0 +1,53 @@
+import type { CustosNode } from '@custos/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+
+type NameRequest = FastifyRequest<{ Params: { name: string } }>;
+const policyResource = (request: FastifyRequest) => `sys/policies/${(request as NameRequest).params.name}`;
+const nameParams = {
+  type: 'object',
+  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' } },
+  required: ['name'],
+} as const;
+
+/** `/v1/policies/*`: named Cedar policy documents. */
+export async function policyRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  const policies = () => node.services().policies;
+
+  app.get('/policies', {
+    config: { access: { kind: 'policy', action: 'list', resource: () => 'sys/policies/' } },
+    schema: { tags: ['policies'], summary: 'List policy names' },
+    handler: async () => ({ policies: await policies().list() }),
+  });
+
+  app.get<{ Params: { name: string } }>('/policies/:name', {
+    config: { access: { kind: 'policy', action: 'read', resource: policyResource } },
+    schema: { tags: ['policies'], summary: 'Read a policy', params: nameParams },
+    handler: async (request) => policies().read(request.params.name),
+  });
+
+  app.put<{ Params: { name: string }; Body: { policy: string } }>('/policies/:name', {
+    config: { access: { kind: 'policy', action: 'write', resource: policyResource } },
+    schema: {
+      tags: ['policies'],
+      summary: 'Create or replace a policy (Cedar text; parsed and validated on write)',
+      params: nameParams,
+      body: {
+        type: 'object',
+        properties: { policy: { type: 'string', minLength: 1, maxLength: 65_536 } },
+        required: ['policy'],
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) =>
+      policies().write(request.params.name, request.body.policy, request.auth?.token.display_name ?? 'unknown'),
+  });
+
+  app.delete<{ Params: { name: string } }>('/policies/:name', {
+    config: { access: { kind: 'policy', action: 'delete', resource: policyResource } },
+    schema: { tags: ['policies'], summary: 'Delete a policy', params: nameParams },
+    handler: async (request, reply) => {
+      await policies().delete(request.params.name);
+      return reply.code(204).send();
+    },
+  });
+}

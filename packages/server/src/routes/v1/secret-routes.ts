@@ -1,0 +1,127 @@
+import { type CustosNode, validateSecretPath, validateSecretPrefix } from '@custos/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { errorSchema, secretDataSchema, versionMetadataSchema, versionsBodySchema, wildcardParams } from './schemas.js';
+
+type WildcardRequest = FastifyRequest<{ Params: { '*': string } }>;
+
+/** The secret path a request acts on; validation happens here, before policy. */
+const secretPath = (request: FastifyRequest) => validateSecretPath((request as WildcardRequest).params['*']);
+const listPrefix = (request: FastifyRequest) => validateSecretPrefix((request as WildcardRequest).params['*']);
+const actor = (request: FastifyRequest) => request.auth?.token.display_name ?? 'unknown';
+
+/**
+ * `/v1/secrets/*`: versioned KV secrets. Handlers only translate HTTP to the
+ * secret service; access and audit are applied by the plugins.
+ */
+export async function secretRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  const secrets = () => node.services().secrets;
+
+  app.get<{ Params: { '*': string }; Querystring: { version?: string } }>('/secrets/data/*', {
+    config: { access: { kind: 'policy', action: 'read', resource: secretPath } },
+    schema: {
+      tags: ['secrets'],
+      summary: 'Read a secret (the current version, or ?version=N)',
+      params: wildcardParams,
+      querystring: {
+        type: 'object',
+        properties: { version: { type: 'string', pattern: '^[1-9][0-9]{0,9}$' } },
+        additionalProperties: false,
+      },
+      response: {
+        200: { type: 'object', properties: { data: secretDataSchema, metadata: versionMetadataSchema } },
+        '4xx': errorSchema,
+      },
+    },
+    handler: async (request) =>
+      secrets().get(secretPath(request), request.query.version ? Number(request.query.version) : undefined),
+  });
+
+  app.put<{ Params: { '*': string }; Body: { data: Record<string, string>; options?: { cas?: number } } }>(
+    '/secrets/data/*',
+    {
+      config: { access: { kind: 'policy', action: 'write', resource: secretPath } },
+      schema: {
+        tags: ['secrets'],
+        summary: 'Write a new version (options.cas: check-and-set; 0 = create only)',
+        params: wildcardParams,
+        body: {
+          type: 'object',
+          properties: {
+            data: secretDataSchema,
+            options: {
+              type: 'object',
+              properties: { cas: { type: 'integer', minimum: 0 } },
+              additionalProperties: false,
+            },
+          },
+          required: ['data'],
+          additionalProperties: false,
+        },
+        response: { 200: versionMetadataSchema, '4xx': errorSchema },
+      },
+      handler: async (request) =>
+        secrets().put(secretPath(request), request.body.data, request.body.options ?? {}, actor(request)),
+    },
+  );
+
+  app.delete('/secrets/data/*', {
+    config: { access: { kind: 'policy', action: 'delete', resource: secretPath } },
+    schema: { tags: ['secrets'], summary: 'Soft-delete the current version', params: wildcardParams },
+    handler: async (request) => ({ versions: await secrets().delete(secretPath(request), undefined, actor(request)) }),
+  });
+
+  for (const [verb, action, summary] of [
+    ['delete', 'delete', 'Soft-delete versions'],
+    ['undelete', 'write', 'Restore soft-deleted versions'],
+    ['destroy', 'delete', 'Destroy versions for good'],
+  ] as const) {
+    app.post<{ Params: { '*': string }; Body: { versions: number[] } }>(`/secrets/${verb}/*`, {
+      config: { access: { kind: 'policy', action, resource: secretPath } },
+      schema: { tags: ['secrets'], summary, params: wildcardParams, body: versionsBodySchema },
+      handler: async (request) => ({
+        versions: await secrets()[verb](secretPath(request), request.body.versions, actor(request)),
+      }),
+    });
+  }
+
+  app.get('/secrets/metadata/*', {
+    config: { access: { kind: 'policy', action: 'read', resource: secretPath } },
+    schema: { tags: ['secrets'], summary: 'Read metadata and version history', params: wildcardParams },
+    handler: async (request) => secrets().readMetadata(secretPath(request)),
+  });
+
+  app.put<{ Params: { '*': string }; Body: { max_versions?: number; cas_required?: boolean } }>('/secrets/metadata/*', {
+    config: { access: { kind: 'policy', action: 'write', resource: secretPath } },
+    schema: {
+      tags: ['secrets'],
+      summary: 'Set max_versions and cas_required',
+      params: wildcardParams,
+      body: {
+        type: 'object',
+        properties: { max_versions: { type: 'integer', minimum: 0 }, cas_required: { type: 'boolean' } },
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => secrets().writeMetadata(secretPath(request), request.body, actor(request)),
+  });
+
+  app.delete('/secrets/metadata/*', {
+    config: { access: { kind: 'policy', action: 'delete', resource: secretPath } },
+    schema: { tags: ['secrets'], summary: 'Delete the path, every version and its metadata', params: wildcardParams },
+    handler: async (request, reply) => {
+      await secrets().deleteAll(secretPath(request));
+      return reply.code(204).send();
+    },
+  });
+
+  app.get('/secrets/list/*', {
+    config: { access: { kind: 'policy', action: 'list', resource: listPrefix } },
+    schema: {
+      tags: ['secrets'],
+      summary: 'List names below a prefix (folders end with /)',
+      params: wildcardParams,
+      response: { 200: { type: 'object', properties: { keys: { type: 'array', items: { type: 'string' } } } } },
+    },
+    handler: async (request) => secrets().list(listPrefix(request)),
+  });
+}

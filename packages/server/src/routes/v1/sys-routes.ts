@@ -1,0 +1,92 @@
+import type { CustosNode } from '@custos/core';
+import type { FastifyInstance } from 'fastify';
+
+// Unseal and init accept secret material from anonymous callers, so they are
+// rate limited like the auth routes: a share cannot be guessed, but a flood
+// of wrong shares could keep resetting an operator's unseal progress.
+const anonymousLimit = { max: 30, timeWindow: '1 minute' };
+
+const sealStatusSchema = {
+  type: 'object',
+  properties: {
+    initialized: { type: 'boolean' },
+    sealed: { type: 'boolean' },
+    type: { type: ['string', 'null'] },
+    threshold: { type: 'integer' },
+    shares: { type: 'integer' },
+    progress: { type: 'integer' },
+    term: { type: 'integer' },
+  },
+} as const;
+
+/** `/v1/sys/*`: health, seal lifecycle, keyring rotation. */
+export async function sysRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  app.get('/sys/health', {
+    // Probed every few seconds by load balancers; it reveals only seal state.
+    config: { access: { kind: 'public' }, whileSealed: true, unaudited: true },
+    schema: { tags: ['sys'], summary: 'Health: 200 unsealed, 503 sealed, 501 not initialised' },
+    handler: async (_request, reply) => {
+      const status = await node.status();
+      const code = !status.initialized ? 501 : status.sealed ? 503 : 200;
+      return reply.code(code).send({ initialized: status.initialized, sealed: status.sealed, version: node.version });
+    },
+  });
+
+  app.get('/sys/seal-status', {
+    config: { access: { kind: 'public' }, whileSealed: true, unaudited: true },
+    schema: { tags: ['sys'], summary: 'Seal status and unseal progress', response: { 200: sealStatusSchema } },
+    handler: async () => node.status(),
+  });
+
+  app.post<{ Body: { shares?: number; threshold?: number } }>('/sys/init', {
+    config: { access: { kind: 'public' }, whileSealed: true, rateLimit: anonymousLimit },
+    schema: {
+      tags: ['sys'],
+      summary: 'Initialise: returns the unseal key shares and the root token, once',
+      body: {
+        type: 'object',
+        properties: {
+          shares: { type: 'integer', minimum: 1, maximum: 255 },
+          threshold: { type: 'integer', minimum: 1, maximum: 255 },
+        },
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => node.initialize(request.body ?? {}),
+  });
+
+  app.post<{ Body: { key?: string; reset?: boolean } }>('/sys/unseal', {
+    config: { access: { kind: 'public' }, whileSealed: true, rateLimit: anonymousLimit },
+    schema: {
+      tags: ['sys'],
+      summary: 'Submit one unseal key share (or reset progress)',
+      body: {
+        type: 'object',
+        properties: { key: { type: 'string', maxLength: 1024 }, reset: { type: 'boolean' } },
+        additionalProperties: false,
+      },
+      response: { 200: sealStatusSchema },
+    },
+    handler: async (request) => {
+      if (request.body?.reset) return node.resetUnseal();
+      return node.submitUnsealShare(request.body?.key ?? '');
+    },
+  });
+
+  app.post('/sys/seal', {
+    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/seal' } },
+    schema: { tags: ['sys'], summary: 'Seal: drop every key from memory' },
+    handler: async (_request, reply) => {
+      // The request event was recorded before this runs (audit plugin); once
+      // sealed there is no audit key, so the response event cannot follow.
+      await node.seal();
+      return reply.code(204).send();
+    },
+  });
+
+  app.post('/sys/rotate', {
+    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/keyring' } },
+    schema: { tags: ['sys'], summary: 'Add a new keyring term; new writes use it, old data stays readable' },
+    handler: async () => node.rotateKeyring(),
+  });
+}

@@ -1,0 +1,85 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ValidationError } from '@custos/core';
+
+/** Everything `custos server` needs; built from flags and an optional JSON config file. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Where the dev seal key, the SQLite file, the audit file and the root token live. */
+  dataDir: string;
+  /** `sqlite:<file>` (default, under dataDir) or `postgres://…`. */
+  storage: string;
+  seal: 'dev' | 'shamir';
+  audit: { file?: string; stdout: boolean; fsync: 'always' | 'never' };
+  tls?: { cert: string; key: string };
+  logLevel: string;
+}
+
+export interface ServerFlags {
+  dev?: boolean;
+  data?: string;
+  listen?: string;
+  config?: string;
+}
+
+interface ConfigFile {
+  listen?: string;
+  data_dir?: string;
+  storage?: string;
+  seal?: 'dev' | 'shamir';
+  audit?: { file?: string | null; stdout?: boolean; fsync?: 'always' | 'never' };
+  tls?: { cert: string; key: string };
+  log_level?: string;
+}
+
+export const DEFAULT_LISTEN = '127.0.0.1:8420';
+
+/**
+ * Resolves the configuration: flags win over the file, the file over
+ * defaults. `--dev` means: SQLite and the dev seal under `./.custos/`.
+ */
+export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): ServerConfig {
+  const file: ConfigFile = flags.config ? parseConfigFile(resolve(cwd, flags.config)) : {};
+  const dataDir = resolve(cwd, flags.data ?? file.data_dir ?? '.custos');
+  const [host, port] = parseListen(flags.listen ?? file.listen ?? DEFAULT_LISTEN);
+  const seal = flags.dev ? 'dev' : (file.seal ?? (flags.config ? 'shamir' : 'dev'));
+  const auditFile = file.audit?.file === null ? undefined : resolve(dataDir, file.audit?.file ?? 'audit.jsonl');
+  return {
+    host,
+    port,
+    dataDir,
+    storage: file.storage ?? `sqlite:${resolve(dataDir, 'custos.db')}`,
+    seal,
+    audit: {
+      ...(auditFile ? { file: auditFile } : {}),
+      stdout: file.audit?.stdout ?? false,
+      fsync: file.audit?.fsync ?? 'always',
+    },
+    ...(file.tls ? { tls: { cert: resolve(cwd, file.tls.cert), key: resolve(cwd, file.tls.key) } } : {}),
+    logLevel: file.log_level ?? 'info',
+  };
+}
+
+function parseConfigFile(path: string): ConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ValidationError(`Cannot read the config file ${path}.`);
+  }
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed as ConfigFile;
+  } catch {
+    throw new ValidationError(`The config file ${path} is not a JSON object.`);
+  }
+}
+
+export function parseListen(listen: string): [string, number] {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
+  const port = Number(m?.[2]);
+  if (!m || port > 65_535) throw new ValidationError('--listen is HOST:PORT.');
+  return [m[1]!.replace(/^\[|\]$/g, ''), port];
+}

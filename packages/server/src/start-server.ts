@@ -1,0 +1,84 @@
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CustosNode } from '@custos/core';
+import { createStorage } from '@custos/storage';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { ServerConfig } from './server-config.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  node: CustosNode;
+  /** The address it listens on, e.g. `http://127.0.0.1:8420`. */
+  address: string;
+  /** Graceful stop: finish in-flight requests, flush audit with a checkpoint, close storage. */
+  close(): Promise<void>;
+}
+
+/**
+ * The process logger. Request logs carry method, URL and status, never
+ * headers or bodies; the authorization header paths are censored anyway in
+ * case a hook ever logs the request object.
+ */
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers["x-custos-token"]', 'token', '*.token'],
+      censor: '[REDACTED]',
+    },
+  });
+}
+
+/** Starts custos as `custos server` does. */
+export async function startServer(
+  config: ServerConfig,
+  logger: Logger = createLogger(config.logLevel),
+): Promise<RunningServer> {
+  // The data directory holds the dev seal key and the root token: owner only.
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(config.dataDir, 0o700);
+  const storage = await createStorage(config.storage);
+  const node = new CustosNode({
+    storage,
+    seal: config.seal === 'dev' ? { type: 'dev', keyFile: join(config.dataDir, 'dev-seal.key') } : { type: 'shamir' },
+    audit: {
+      ...(config.audit.file ? { file: config.audit.file } : {}),
+      stdout: config.audit.stdout,
+      fsync: config.audit.fsync,
+    },
+    onRootToken: (token) => {
+      if (config.seal !== 'dev') return; // shamir: returned to the operator by `operator init`, nowhere else
+      const file = join(config.dataDir, 'root-token');
+      writeFileSync(file, `${token}\n`, { mode: 0o600 });
+      chmodSync(file, 0o600);
+      // The token itself is never logged, only where to find it.
+      logger.info({ file }, 'initialised with the dev seal; root token written');
+    },
+    onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
+  });
+  await node.start();
+  const app = await buildApp({
+    node,
+    logger,
+    ...(config.tls ? { https: { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } } : {}),
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const port = (app.server.address() as { port: number }).port;
+  const scheme = config.tls ? 'https' : 'http';
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    node,
+    address: `${scheme}://${host}:${port}`,
+    close: () => {
+      closing ??= (async () => {
+        await app.close();
+        await node.close();
+      })();
+      return closing;
+    },
+  };
+}
