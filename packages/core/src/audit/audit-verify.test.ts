@@ -305,7 +305,11 @@ describe('reading', () => {
     const store = new MemoryAuditStore();
     const { signer } = testSigner();
     let t = Date.parse('2030-01-01T00:00:00.000Z');
-    const log = await AuditLog.open({ store, signer, now: () => new Date((t += 1000)) });
+    const tick = () => {
+      t += 1000;
+      return new Date(t);
+    };
+    const log = await AuditLog.open({ store, signer, now: tick });
     for (let i = 1; i <= 12; i++) await log.record(requestEvent(i));
     await log.close();
     const seqs: number[] = [];

@@ -34,6 +34,12 @@ export class CanonicalJsonError extends TypeError {
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
+
+/** `String#isWellFormed` without needing it: almost every string has no surrogate at all, so test that first. */
+function isWellFormed(s: string): boolean {
+  return !ANY_SURROGATE.test(s) || !LONE_SURROGATE.test(s);
+}
 
 /**
  * The canonical JSON text of `value` (see the module comment for the rules).
@@ -42,42 +48,32 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * canonicalJson({ b: 1, a: [true, null, 'x'] }) // '{"a":[true,null,"x"],"b":1}'
  */
 export function canonicalJson(value: unknown): string {
-  const parts: string[] = [];
-  write(value, parts, 0);
-  return parts.join('');
+  return write(value, 0);
 }
 
 const MAX_DEPTH = 64;
 
-function write(value: unknown, out: string[], depth: number): void {
+function write(value: unknown, depth: number): string {
   if (depth > MAX_DEPTH) throw new CanonicalJsonError('value is nested too deeply');
   switch (typeof value) {
     case 'string':
-      out.push(canonicalString(value));
-      return;
+      return canonicalString(value);
     case 'number':
       if (!Number.isFinite(value)) throw new CanonicalJsonError('non-finite number');
       // Number#toString is the JCS number form; String(-0) is already "0".
-      out.push(String(value));
-      return;
+      return String(value);
     case 'boolean':
-      out.push(value ? 'true' : 'false');
-      return;
+      return value ? 'true' : 'false';
     case 'object': {
-      if (value === null) {
-        out.push('null');
-        return;
-      }
+      if (value === null) return 'null';
       if (Array.isArray(value)) {
-        out.push('[');
+        let out = '[';
         for (let i = 0; i < value.length; i++) {
-          if (i > 0) out.push(',');
           const item: unknown = value[i];
           if (item === undefined) throw new CanonicalJsonError('undefined in an array');
-          write(item, out, depth + 1);
+          out += (i > 0 ? ',' : '') + write(item, depth + 1);
         }
-        out.push(']');
-        return;
+        return `${out}]`;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
@@ -85,18 +81,16 @@ function write(value: unknown, out: string[], depth: number): void {
       }
       const record = value as Record<string, unknown>;
       // Default sort compares UTF-16 code units, exactly the JCS member order.
-      const keys = Object.keys(record)
-        .filter((k) => record[k] !== undefined)
-        .sort();
-      out.push('{');
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i]!;
-        if (i > 0) out.push(',');
-        out.push(canonicalString(key), ':');
-        write(record[key], out, depth + 1);
+      const keys = Object.keys(record).sort();
+      let out = '{';
+      let first = true;
+      for (const key of keys) {
+        const member = record[key];
+        if (member === undefined) continue;
+        out += `${first ? '' : ','}${canonicalString(key)}:${write(member, depth + 1)}`;
+        first = false;
       }
-      out.push('}');
-      return;
+      return `${out}}`;
     }
     default:
       throw new CanonicalJsonError(`a ${typeof value} has no JSON form`);
@@ -104,7 +98,7 @@ function write(value: unknown, out: string[], depth: number): void {
 }
 
 function canonicalString(s: string): string {
-  if (LONE_SURROGATE.test(s)) throw new CanonicalJsonError('string holds a lone surrogate');
+  if (!isWellFormed(s)) throw new CanonicalJsonError('string holds a lone surrogate');
   // Since ES2019 JSON.stringify escapes exactly as JCS requires for strings
   // without lone surrogates (those were rejected above).
   return JSON.stringify(s);
