@@ -1,5 +1,5 @@
 import { CustosError } from '../errors/index.js';
-import { type PolicyJson, policySetTextToParts, policyToJson, validate } from './cedar-runtime.js';
+import { type EntityUidJson, type PolicyJson, policySetTextToParts, policyToJson, validate } from './cedar-runtime.js';
 import { CUSTOS_CEDAR_SCHEMA } from './custos-schema.js';
 import { isPolicyAction, type PolicyAction } from './policy-action.js';
 import { describeCedarErrors } from './policy-diagnostics.js';
@@ -16,10 +16,49 @@ export interface PolicyStatement {
   readonly effect: 'permit' | 'forbid';
   /** The statement's Cedar text, as Cedar split it from the document. */
   readonly text: string;
+  /** Which resources its scope admits, checked in JS per request. */
+  readonly resource: ResourceScope;
+  /**
+   * The statement as handed to Cedar: its JSON form with the resource scope
+   * removed. It is only ever evaluated for requests whose path
+   * {@link resourceScopeMatches} already admitted, so the two are equivalent
+   * there — and Cedar then needs neither the resource entity nor its
+   * ancestors unless the conditions read them.
+   */
+  readonly cedar: PolicyJson;
   /** The actions its scope admits; `'all'` for an unconstrained action. */
   readonly actions: ReadonlySet<PolicyAction> | 'all';
   /** What of a request it can observe. */
   readonly needs: RequestNeeds;
+}
+
+/**
+ * A statement's resource scope: any resource, one path, or a path and
+ * everything below it (Cedar's reflexive `in`). `never` for a scope that
+ * names a type other than `Custos::Path` (the validator rejects those).
+ */
+export type ResourceScope =
+  | { kind: 'all' }
+  | { kind: 'eq'; path: string }
+  | { kind: 'in'; path: string }
+  | { kind: 'never' };
+
+/**
+ * Whether `scope` admits `path`, whose folder prefixes are `ancestors`. The
+ * resource entity custos builds has exactly those parents, so this is what
+ * Cedar would compute for the scope.
+ */
+export function resourceScopeMatches(scope: ResourceScope, path: string, ancestors: readonly string[]): boolean {
+  switch (scope.kind) {
+    case 'all':
+      return true;
+    case 'eq':
+      return scope.path === path;
+    case 'in':
+      return scope.path === path || ancestors.includes(scope.path);
+    case 'never':
+      return false;
+  }
 }
 
 /** A validated, split and analysed policy document. */
@@ -86,7 +125,41 @@ function analyse(id: string, text: string): PolicyStatement {
   const json = policyToJson(text);
   if (json.type === 'failure') throw invalid(describeCedarErrors(text, json.errors));
   const p = json.json;
-  return { id, effect: p.effect, text, actions: scopeActions(p.action), needs: statementNeeds(p) };
+  return {
+    id,
+    effect: p.effect,
+    text,
+    actions: scopeActions(p.action),
+    resource: resourceScope(p.resource),
+    cedar: { ...p, resource: { op: 'All' } },
+    needs: statementNeeds(p),
+  };
+}
+
+const PATH_TYPE = 'Custos::Path';
+
+function resourceScope(c: PolicyJson['resource']): ResourceScope {
+  const pathOf = (uid: EntityUidJson): string | undefined => {
+    const { type, id } = '__entity' in uid ? uid.__entity : uid;
+    return type === PATH_TYPE ? id : undefined;
+  };
+  const of = (kind: 'eq' | 'in', target: { entity: EntityUidJson } | { slot: string }): ResourceScope => {
+    const path = 'entity' in target ? pathOf(target.entity) : undefined;
+    return path === undefined ? { kind: 'never' } : { kind, path };
+  };
+  switch (c.op) {
+    case 'All':
+      return { kind: 'all' };
+    case '==':
+      return of('eq', c);
+    case 'in':
+      return of('in', c);
+    case 'is':
+      if (c.entity_type !== PATH_TYPE) return { kind: 'never' };
+      return c.in ? of('in', c.in) : { kind: 'all' };
+    default:
+      return { kind: 'never' };
+  }
 }
 
 function scopeActions(c: PolicyJson['action']): ReadonlySet<PolicyAction> | 'all' {

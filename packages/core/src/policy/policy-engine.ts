@@ -3,7 +3,12 @@ import type { AuthzDecision, AuthzRequest } from './authz-request.js';
 import { buildCedarCall } from './cedar-request.js';
 import { statefulIsAuthorized } from './cedar-runtime.js';
 import type { PolicyAction } from './policy-action.js';
-import { compilePolicyDocument, type PolicyDocument } from './policy-document.js';
+import {
+  compilePolicyDocument,
+  type PolicyDocument,
+  type PolicyStatement,
+  resourceScopeMatches,
+} from './policy-document.js';
 import { PolicySetCache } from './policy-set-cache.js';
 import { pathAncestors } from './resource-path.js';
 
@@ -68,6 +73,7 @@ export class PolicyEngine {
   readonly #docs = new Map<string, { doc: PolicyDocument; rev: number }>();
   readonly #sets: PolicySetCache;
   readonly #memoMax: number;
+  readonly #byAction = new Map<string, Candidates>();
   #rev = 0;
   #evaluations = 0;
   #memoHits = 0;
@@ -100,14 +106,14 @@ export class PolicyEngine {
   set(name: string, text: string): PolicyValidation {
     const doc = compilePolicyDocument(name, text);
     this.#docs.set(name, { doc, rev: ++this.#rev });
-    this.#sets.dropContaining(name);
+    this.#dropContaining(name);
     return { statements: doc.statements.length, warnings: [...doc.warnings] };
   }
 
   /** Removes policy `name`; returns whether it existed. Tokens holding it lose what it granted. */
   remove(name: string): boolean {
     const existed = this.#docs.delete(name);
-    if (existed) this.#sets.dropContaining(name);
+    if (existed) this.#dropContaining(name);
     return existed;
   }
 
@@ -134,8 +140,21 @@ export class PolicyEngine {
     const held = this.#held(req.policies);
     if (held.length === 0) return DEFAULT_DENY;
 
-    const key = `${req.action}|${held.map((n) => `${n}@${this.#docs.get(n)?.rev}`).join(',')}`;
-    const set = this.#sets.get(key) ?? this.#sets.add(key, held, this.#statementsFor(held, req.action));
+    const candidates = this.#candidates(req.action, held);
+    // Only statements whose resource scope admits the path go to Cedar; the
+    // set of them (a bit pattern over the candidates) picks the preparsed set.
+    const matched: PolicyStatement[] = [];
+    let mask = '';
+    for (let i = 0; i < candidates.statements.length; i++) {
+      const s = candidates.statements[i] as PolicyStatement;
+      const hit = resourceScopeMatches(s.resource, req.path, ancestors);
+      if (hit) matched.push(s);
+      mask += hit ? '1' : '0';
+    }
+    if (matched.length === 0) return DEFAULT_DENY;
+
+    const key = `${candidates.key}|${mask}`;
+    const set = this.#sets.get(key) ?? this.#sets.add(key, held, matched);
     if (set.psetId === undefined) return DEFAULT_DENY;
 
     const call = buildCedarCall(req, ancestors, set.psetId, set.needs);
@@ -185,6 +204,11 @@ export class PolicyEngine {
     };
   }
 
+  #dropContaining(name: string): void {
+    this.#sets.dropContaining(name);
+    this.#byAction.clear();
+  }
+
   /** Held names that exist, deduplicated and sorted (the cache key is order-free). */
   #held(policies: readonly string[]): string[] {
     const out: string[] = [];
@@ -192,9 +216,24 @@ export class PolicyEngine {
     return out.sort();
   }
 
-  #statementsFor(names: readonly string[], action: PolicyAction) {
-    return names.flatMap((n) =>
-      (this.#docs.get(n)?.doc.statements ?? []).filter((s) => s.actions === 'all' || s.actions.has(action)),
-    );
+  /** The statements of `held` that can apply to `action`, cached until a policy changes. */
+  #candidates(action: PolicyAction, held: readonly string[]): Candidates {
+    const key = `${action}|${held.map((n) => `${n}@${this.#docs.get(n)?.rev}`).join(',')}`;
+    let c = this.#byAction.get(key);
+    if (c === undefined) {
+      const statements = held.flatMap((n) =>
+        (this.#docs.get(n)?.doc.statements ?? []).filter((s) => s.actions === 'all' || s.actions.has(action)),
+      );
+      c = { key, statements };
+      // Small and cheap to rebuild: clear rather than track recency.
+      if (this.#byAction.size >= this.#sets.maxSets) this.#byAction.clear();
+      this.#byAction.set(key, c);
+    }
+    return c;
   }
+}
+
+interface Candidates {
+  readonly key: string;
+  readonly statements: readonly PolicyStatement[];
 }

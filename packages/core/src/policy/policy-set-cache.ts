@@ -1,5 +1,5 @@
 import type { AuthzDecision } from './authz-request.js';
-import { preparsePolicySet } from './cedar-runtime.js';
+import { type PolicyJson, preparsePolicySet } from './cedar-runtime.js';
 import type { PolicyStatement } from './policy-document.js';
 import { emptyNeeds, mergeNeeds, type RequestNeeds } from './statement-needs.js';
 
@@ -55,11 +55,11 @@ export class PolicySetCache {
   add(key: string, names: readonly string[], statements: readonly PolicyStatement[]): PreparedSet {
     const needs = emptyNeeds();
     const forbids = new Set<string>();
-    const texts: Record<string, string> = {};
+    const policies: Record<string, PolicyJson> = {};
     for (const s of statements) {
       mergeNeeds(needs, s.needs);
       if (s.effect === 'forbid') forbids.add(s.id);
-      texts[s.id] = s.text;
+      policies[s.id] = s.cedar;
     }
     while (this.#sets.size >= this.maxSets) {
       const [oldKey, oldSet] = this.#sets.entries().next().value as [string, PreparedSet];
@@ -69,7 +69,7 @@ export class PolicySetCache {
     if (statements.length > 0) {
       psetId = this.#slot();
       this.preparses++;
-      const answer = preparsePolicySet(psetId, { staticPolicies: texts });
+      const answer = preparsePolicySet(psetId, { staticPolicies: policies });
       if (answer.type === 'failure') {
         // Every statement was validated when written; this is a bug, not input.
         this.#free.push(psetId);

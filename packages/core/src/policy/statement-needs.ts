@@ -45,14 +45,15 @@ export function mergeNeeds(a: RequestNeeds, b: RequestNeeds): RequestNeeds {
   return a;
 }
 
-/** The needs of one statement (its JSON form from Cedar). */
+/**
+ * The needs of one statement (its JSON form from Cedar). The resource scope
+ * is not counted: the engine checks it in JS and hands Cedar the statement
+ * with that scope removed (see `PolicyStatement.cedar`).
+ */
 export function statementNeeds(policy: PolicyJson): RequestNeeds {
   const needs = emptyNeeds();
   if (policy.principal.op === 'in' || (policy.principal.op === 'is' && policy.principal.in)) {
     needs.principal.parents = true;
-  }
-  if (policy.resource.op === 'in' || (policy.resource.op === 'is' && policy.resource.in)) {
-    needs.resource.parents = true;
   }
   for (const clause of policy.conditions) walk(clause.body, needs);
   return needs;
