@@ -69,9 +69,27 @@ export class AuditFileSink implements AuditSink {
   }
 
   async recordsAfter(seq: number): Promise<AuditRecord[]> {
-    // Read backwards in chunks until a record at or below `seq` shows up:
-    // the file can be large, and only its tail matters here.
     const found: AuditRecord[] = [];
+    await this.#scanBack((record) => {
+      if (record.seq <= seq) return true;
+      found.push(record);
+      return false;
+    });
+    return found.reverse();
+  }
+
+  async lastRecordSeq(): Promise<number | undefined> {
+    let last: number | undefined;
+    await this.#scanBack((record) => {
+      last = record.seq;
+      return true;
+    });
+    return last;
+  }
+
+  /** Visits record lines from the end of the file backwards until `stop` returns true. */
+  async #scanBack(stop: (record: AuditRecord) => boolean): Promise<void> {
+    // Read in chunks from the end: the file can be large, and only its tail matters here.
     let end = this.#size;
     let carry = Buffer.alloc(0);
     while (end > 0) {
@@ -97,13 +115,10 @@ export class AuditFileSink implements AuditSink {
         .filter((l) => l.length > 0);
       for (let i = lines.length - 1; i >= 0; i--) {
         const parsed = parseAuditLine(lines[i]!);
-        if (parsed?.kind !== 'record') continue;
-        if (parsed.record.seq <= seq) return found.reverse();
-        found.push(parsed.record);
+        if (parsed?.kind === 'record' && stop(parsed.record)) return;
       }
       end = start;
     }
-    return found.reverse();
   }
 
   async close(): Promise<void> {

@@ -196,6 +196,36 @@ describe('AuditLog', () => {
     expect(await verifyAudit(store, { publicKeys })).toMatchObject({ ok: true, events: 4 });
   });
 
+  it('on reopen, gives a file that fell behind the records the database has (crash between the two writes)', async () => {
+    const store = new MemoryAuditStore();
+    const path = join(dir, 'audit.jsonl');
+    const { signer, publicKeys } = testSigner();
+    const a = await AuditLog.open({ store, signer, sinks: [await AuditFileSink.open({ path })] });
+    await a.record(requestEvent(1));
+    await a.close();
+    const b = await AuditLog.open({ store, signer });
+    await b.record(requestEvent(2));
+    await b.record(requestEvent(3));
+    await b.close();
+    const c = await AuditLog.open({ store, signer, sinks: [await AuditFileSink.open({ path })] });
+    await c.record(requestEvent(4));
+    await c.close();
+    expect(await verifyAuditFile(path, { publicKeys })).toMatchObject({ ok: true, events: 4 });
+  });
+
+  it('a new, empty file starts at the head rather than copying the history', async () => {
+    const store = new MemoryAuditStore();
+    const path = join(dir, 'audit.jsonl');
+    const { signer, publicKeys } = testSigner();
+    const a = await AuditLog.open({ store, signer });
+    await a.record(requestEvent(1));
+    await a.close();
+    const b = await AuditLog.open({ store, signer, sinks: [await AuditFileSink.open({ path })] });
+    await b.record(requestEvent(2));
+    await b.close();
+    expect(await verifyAuditFile(path, { publicKeys, partial: true })).toMatchObject({ ok: true, events: 1 });
+  });
+
   describe('conflicts (another node appended)', () => {
     it('reloads the head, re-chains the batch and retries', async () => {
       const store = new MemoryAuditStore();

@@ -113,16 +113,37 @@ export class AuditLog {
    * @throws AuditUnavailableError when the store cannot be read.
    */
   static async open(options: AuditLogOptions): Promise<AuditLog> {
+    const sinks = options.sinks ?? [];
+    const onSinkError = options.onSinkError ?? (() => undefined);
     let head: AuditChainHead;
     let lastCheckpointSeq: number;
     try {
       head = (await options.store.head()) ?? AUDIT_EMPTY_HEAD;
-      for (const sink of options.sinks ?? []) {
+      for (const sink of sinks) {
         if (!sink.durable || !sink.recordsAfter) continue;
-        const missing = await sink.recordsAfter(head.seq);
+        const missing = await sink.recordsAfter(head.seq).catch((error: unknown) => {
+          onSinkError(sink.name, error);
+          return [];
+        });
         if (missing.length > 0 && continuesChain(head, missing)) {
           await options.store.append(missing);
           head = missing[missing.length - 1]!;
+        }
+      }
+      for (const sink of sinks) {
+        // A sink that is behind (the process died between the database write and
+        // the sink write) is given what it missed. A sink with no record yet is
+        // new and starts at the head instead of copying the whole history.
+        try {
+          const last = await sink.lastRecordSeq?.();
+          for (let from = (last ?? head.seq) + 1; from <= head.seq; ) {
+            const missing = await options.store.range(from, 1_000);
+            if (missing.length === 0) break;
+            await sink.write(missing);
+            from = missing[missing.length - 1]!.seq + 1;
+          }
+        } catch (error) {
+          onSinkError(sink.name, error);
         }
       }
       const checkpoints = await options.store.checkpoints();

@@ -24,5 +24,11 @@ export interface AuditSink {
    * when the log opens, to give the database records it missed before a crash.
    */
   recordsAfter?(seq: number): Promise<AuditRecord[]>;
+  /**
+   * The highest seq this sink holds, if any. Used when the log opens to give
+   * the sink records the database committed just before a crash that the
+   * sink never got, so its copy has no gap.
+   */
+  lastRecordSeq?(): Promise<number | undefined>;
   close(): Promise<void>;
 }
