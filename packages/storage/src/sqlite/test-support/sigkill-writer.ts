@@ -1,0 +1,16 @@
+// Child process for the SIGKILL durability test: writes forever and prints
+// each sequence number once its write is acknowledged (the promise resolved).
+import { SqliteStorage } from '../sqlite-storage.js';
+
+const path = process.argv[2];
+const synchronous = process.argv[3] === 'normal' ? 'normal' : 'full';
+if (!path) throw new Error('usage: sigkill-writer PATH [full|normal]');
+const storage = new SqliteStorage({ path, synchronous });
+await storage.migrate();
+for (let i = 1; ; i++) {
+  await storage.transaction(async (tx) => {
+    await tx.entries.put('sys', `k/${i}`, new Uint8Array([i & 0xff]));
+    await tx.audit.append([{ seq: i, ts: new Date().toISOString(), prevHash: 'p', hash: 'h', event: '{}' }]);
+  });
+  process.stdout.write(`${i}\n`);
+}
