@@ -7,6 +7,12 @@
 export interface Cipher {
   encrypt(aad: string, plaintext: Uint8Array): Uint8Array;
   decrypt(aad: string, blob: Uint8Array): Uint8Array;
+  /**
+   * Like `decrypt`, but a blob written under a keyring term this node has not
+   * seen yet (another node rotated) makes it reload the keyring once first.
+   * Services read through this one.
+   */
+  decryptAsync(aad: string, blob: Uint8Array): Promise<Uint8Array>;
 }
 
 const encoder = new TextEncoder();
@@ -23,6 +29,6 @@ export function sealJson(cipher: Cipher, namespace: string, key: string, value: 
 }
 
 /** Decrypts and parses an entry written by {@link sealJson}; IntegrityError if it was altered or moved. */
-export function openJson<T>(cipher: Cipher, namespace: string, key: string, blob: Uint8Array): T {
-  return JSON.parse(decoder.decode(cipher.decrypt(entryAad(namespace, key), blob))) as T;
+export async function openJson<T>(cipher: Cipher, namespace: string, key: string, blob: Uint8Array): Promise<T> {
+  return JSON.parse(decoder.decode(await cipher.decryptAsync(entryAad(namespace, key), blob))) as T;
 }

@@ -57,9 +57,9 @@ async function loadOrCreate(
 ): Promise<Uint8Array> {
   const aad = entryAad(NS, key);
   const existing = await entries.get(NS, key);
-  if (existing) return cipher.decrypt(aad, existing.value);
+  if (existing) return cipher.decryptAsync(aad, existing.value);
   await entries.putIfAbsent(NS, key, cipher.encrypt(aad, create()));
   const stored = await entries.get(NS, key);
   if (!stored) throw new Error(`audit key ${key} vanished`);
-  return cipher.decrypt(aad, stored.value);
+  return cipher.decryptAsync(aad, stored.value);
 }

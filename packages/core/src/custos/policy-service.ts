@@ -32,7 +32,7 @@ export class PolicyService {
   async load(): Promise<number> {
     let count = 0;
     for (const entry of await this.#storage.entries.scan(POLICIES, '', { limit: 10_000 })) {
-      const stored = openJson<StoredPolicy>(this.#cipher, POLICIES, entry.key, entry.value);
+      const stored = await openJson<StoredPolicy>(this.#cipher, POLICIES, entry.key, entry.value);
       this.#engine.set(stored.name, stored.policy);
       count++;
     }
@@ -46,7 +46,7 @@ export class PolicyService {
   async read(name: string): Promise<StoredPolicy> {
     const entry = await this.#storage.entries.get(POLICIES, name);
     if (!entry) throw new NotFoundError();
-    return openJson<StoredPolicy>(this.#cipher, POLICIES, name, entry.value);
+    return await openJson<StoredPolicy>(this.#cipher, POLICIES, name, entry.value);
   }
 
   /** Validates (parse + schema) before anything is stored; an invalid policy changes nothing. */

@@ -117,7 +117,10 @@ export class SecretService {
     // Metadata says the version is live but its value is gone: storage was
     // tampered with or lost a row. Never answer "not found" for that.
     if (!blob) throw new CustosError('CUSTOS_ERR_INTEGRITY');
-    return { data: openJson<SecretData>(this.#cipher, DATA, dataKey(path, wanted), blob.value), metadata: versionMeta };
+    return {
+      data: await openJson<SecretData>(this.#cipher, DATA, dataKey(path, wanted), blob.value),
+      metadata: versionMeta,
+    };
   }
 
   async readMetadata(path: string): Promise<SecretMetadata> {
@@ -256,7 +259,7 @@ export class SecretService {
 
   async #readMeta(entries: EntryStore, path: string): Promise<SecretMetadata | undefined> {
     const entry = await entries.get(META, path);
-    return entry ? openJson<SecretMetadata>(this.#cipher, META, path, entry.value) : undefined;
+    return entry ? await openJson<SecretMetadata>(this.#cipher, META, path, entry.value) : undefined;
   }
 
   async #writeMeta(entries: EntryStore, meta: SecretMetadata): Promise<void> {

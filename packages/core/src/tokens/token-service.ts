@@ -102,7 +102,7 @@ export class TokenService {
     if (!stored) throw new UnauthenticatedError();
     let entry: TokenEntry;
     try {
-      entry = openJson<TokenEntry>(this.#cipher, TOKENS, id, stored.value);
+      entry = await openJson<TokenEntry>(this.#cipher, TOKENS, id, stored.value);
     } catch {
       throw new UnauthenticatedError();
     }
@@ -115,7 +115,7 @@ export class TokenService {
     const id = await this.#idForAccessor(accessor);
     const stored = await this.#storage.entries.get(TOKENS, id);
     if (!stored) throw new NotFoundError();
-    const entry = openJson<TokenEntry>(this.#cipher, TOKENS, id, stored.value);
+    const entry = await openJson<TokenEntry>(this.#cipher, TOKENS, id, stored.value);
     if (entry.expires_at !== null && entry.expires_at <= this.#now()) throw new NotFoundError();
     return entry;
   }
@@ -151,7 +151,7 @@ export class TokenService {
     if (typeof accessor !== 'string' || !ACCESSOR_SHAPE.test(accessor)) throw new NotFoundError();
     const stored = await this.#storage.entries.get(ACCESSORS, accessor);
     if (!stored) throw new NotFoundError();
-    return openJson<{ id: string }>(this.#cipher, ACCESSORS, accessor, stored.value).id;
+    return (await openJson<{ id: string }>(this.#cipher, ACCESSORS, accessor, stored.value)).id;
   }
 }
 
