@@ -21,18 +21,21 @@ const withPython = hasPython();
 if (!withPython) console.warn('python3 not found: pickle fixture tests are skipped (they are required under CI)');
 
 describe('pickle', () => {
-  it.runIf(withPython).each([0, 1, 2, 3, 4, 5])('finds a key in a pickled config, protocol %i, with its path', async (p) => {
-    const key = fakeOpenAiKey();
-    const data = python(
-      `out.write(pickle.dumps({'model': 'resnet', 'config': {'openai_api_key': os.environ['K'], 'lr': 0.1, 'layers': [1, 2]}}, protocol=${p}))`,
-      { K: key },
-    );
-    dir.write(`p${p}/config.pkl`, data);
-    const r = await dir.scan([`p${p}`]);
-    expect(r.errors).toEqual([]);
-    expect(where(r)).toEqual([`p${p}/config.pkl › config.openai_api_key`]);
-    expect(r.findings[0]).toMatchObject({ kind: 'detector', ruleId: 'openai-key', value: key });
-  });
+  it.runIf(withPython).each([0, 1, 2, 3, 4, 5])(
+    'finds a key in a pickled config, protocol %i, with its path',
+    async (p) => {
+      const key = fakeOpenAiKey();
+      const data = python(
+        `out.write(pickle.dumps({'model': 'resnet', 'config': {'openai_api_key': os.environ['K'], 'lr': 0.1, 'layers': [1, 2]}}, protocol=${p}))`,
+        { K: key },
+      );
+      dir.write(`p${p}/config.pkl`, data);
+      const r = await dir.scan([`p${p}`]);
+      expect(r.errors).toEqual([]);
+      expect(where(r)).toEqual([`p${p}/config.pkl › config.openai_api_key`]);
+      expect(r.findings[0]).toMatchObject({ kind: 'detector', ruleId: 'openai-key', value: key });
+    },
+  );
 
   it.runIf(withPython)('names object attributes (argparse.Namespace) by attribute', async () => {
     const key = fakeHfToken();
@@ -80,7 +83,12 @@ describe('pickle', () => {
     const key = fakeAwsKeyId();
     const pkl = python(`out.write(pickle.dumps(['a', os.environ['K']], protocol=3))`, { K: key });
     const header = Buffer.from("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }".padEnd(118, ' ') + '\n');
-    const npy = Buffer.concat([Buffer.from('\x93NUMPY\x01\x00', 'latin1'), Buffer.from([header.length, 0]), header, pkl]);
+    const npy = Buffer.concat([
+      Buffer.from('\x93NUMPY\x01\x00', 'latin1'),
+      Buffer.from([header.length, 0]),
+      header,
+      pkl,
+    ]);
     dir.write('npz/arrays.npz', zip([{ name: 'names.npy', data: npy, deflate: true }]));
     const r = await dir.scan(['npz']);
     expect(where(r)).toEqual(['npz/arrays.npz › names.npy › data › [1]']);
@@ -168,7 +176,9 @@ describe('archives and text', () => {
   it('gives line and column in text, notebooks included (outputs too)', async () => {
     const key = fakeOpenAiKey();
     const nb = {
-      cells: [{ cell_type: 'code', source: ['print(1)'], outputs: [{ output_type: 'stream', text: [`key=${key}\n`] }] }],
+      cells: [
+        { cell_type: 'code', source: ['print(1)'], outputs: [{ output_type: 'stream', text: [`key=${key}\n`] }] },
+      ],
     };
     dir.write('nb/run.ipynb', JSON.stringify(nb, null, 1));
     dir.write('nb/app.py', `import os\n\nclient = OpenAI(api_key="${key}")\n`);

@@ -59,8 +59,16 @@ function ggufString(s: string): Buffer {
   len.writeBigUInt64LE(BigInt(b.length));
   return Buffer.concat([len, b]);
 }
-export function gguf(kv: Record<string, string | number | string[]>, counts?: { tensors?: bigint; kv?: bigint }): Buffer {
-  const parts: Buffer[] = [Buffer.from('GGUF'), u32(3), u64(counts?.tensors ?? 0n), u64(counts?.kv ?? BigInt(Object.keys(kv).length))];
+export function gguf(
+  kv: Record<string, string | number | string[]>,
+  counts?: { tensors?: bigint; kv?: bigint },
+): Buffer {
+  const parts: Buffer[] = [
+    Buffer.from('GGUF'),
+    u32(3),
+    u64(counts?.tensors ?? 0n),
+    u64(counts?.kv ?? BigInt(Object.keys(kv).length)),
+  ];
   for (const [k, v] of Object.entries(kv)) {
     parts.push(ggufString(k));
     if (typeof v === 'string') parts.push(u32(8), ggufString(v));
