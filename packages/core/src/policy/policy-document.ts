@@ -19,13 +19,15 @@ export interface PolicyStatement {
   /** Which resources its scope admits, checked in JS per request. */
   readonly resource: ResourceScope;
   /**
-   * The statement as handed to Cedar: its JSON form with the resource scope
-   * removed. It is only ever evaluated for requests whose path
+   * The statement as handed to Cedar: normally its JSON form with the
+   * resource scope removed. It is only ever evaluated for requests whose path
    * {@link resourceScopeMatches} already admitted, so the two are equivalent
    * there — and Cedar then needs neither the resource entity nor its
-   * ancestors unless the conditions read them.
+   * ancestors unless the conditions read them. A statement with an integer
+   * literal beyond JavaScript's safe range keeps its text (and scope): its
+   * JSON form would not survive the trip through a JS number.
    */
-  readonly cedar: PolicyJson;
+  readonly cedar: PolicyJson | string;
   /** The actions its scope admits; `'all'` for an unconstrained action. */
   readonly actions: ReadonlySet<PolicyAction> | 'all';
   /** What of a request it can observe. */
@@ -125,15 +127,26 @@ function analyse(id: string, text: string): PolicyStatement {
   const json = policyToJson(text);
   if (json.type === 'failure') throw invalid(describeCedarErrors(text, json.errors));
   const p = json.json;
+  const resource = resourceScope(p.resource);
+  const needs = statementNeeds(p);
+  const exact = !hasUnsafeInteger(p);
+  if (!exact && resource.kind === 'in') needs.resource.parents = true;
   return {
     id,
     effect: p.effect,
     text,
     actions: scopeActions(p.action),
-    resource: resourceScope(p.resource),
-    cedar: { ...p, resource: { op: 'All' } },
-    needs: statementNeeds(p),
+    resource,
+    cedar: exact ? { ...p, resource: { op: 'All' } } : text,
+    needs,
   };
+}
+
+function hasUnsafeInteger(value: unknown): boolean {
+  if (typeof value === 'number') return !Number.isSafeInteger(value);
+  if (Array.isArray(value)) return value.some(hasUnsafeInteger);
+  if (value !== null && typeof value === 'object') return Object.values(value).some(hasUnsafeInteger);
+  return false;
 }
 
 const PATH_TYPE = 'Custos::Path';

@@ -55,7 +55,7 @@ export class PolicySetCache {
   add(key: string, names: readonly string[], statements: readonly PolicyStatement[]): PreparedSet {
     const needs = emptyNeeds();
     const forbids = new Set<string>();
-    const policies: Record<string, PolicyJson> = {};
+    const policies: Record<string, PolicyJson | string> = {};
     for (const s of statements) {
       mergeNeeds(needs, s.needs);
       if (s.effect === 'forbid') forbids.add(s.id);
