@@ -1,9 +1,6 @@
-import { isAuthorized } from '@cedar-policy/cedar-wasm/nodejs';
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CustosError } from '../errors/index.js';
 import type { AuthzRequest } from './authz-request.js';
-import { CUSTOS_CEDAR_SCHEMA } from './custos-schema.js';
 import type { PolicyAction } from './policy-action.js';
 import { PolicyEngine } from './policy-engine.js';
 import { pathAncestors } from './resource-path.js';
