@@ -20,7 +20,8 @@ export function shannonEntropy(value: string): number {
  * them is harmless but reporting them (the scanner) is noise, and they must not
  * count as true positives.
  */
-const PLACEHOLDER = /example|x{4,}|\*{3,}|\.{3}|0{8,}|\$\{|\{\{|<[^>]*>|your[-_ ]|changeme|placeholder|redacted|dummy/i;
+const PLACEHOLDER =
+  /example|x{4,}|\*{3,}|\.{3}|0{8,}|\$\{|\{\{|<[^>]*>|your[-_ ]|your(?:token|key|secret|pass|api|access|own)|changeme|placeholder|redacted|dummy/i;
 
 export function isPlaceholder(value: string): boolean {
   return PLACEHOLDER.test(value);

@@ -1,4 +1,5 @@
 import type { Detector } from './detector.js';
+import { isIdentifierLike } from './detector-checks.js';
 
 /**
  * `password=…`, `api_key: "…"`, `CLIENT_SECRET=…` and the like, with a value
@@ -24,13 +25,14 @@ export const secretAssignment: Detector = {
   ],
   caseInsensitiveKeywords: true,
   pattern:
-    /(?:password|passwd|pwd|secret|api[_-]?key|token|private[_-]?key)["']?\s{0,8}[:=]{1,2}\s{0,8}["']?(?<secret>[^\s"'`,;&<>()[\]{}\\]{8,256})/gi,
+    /(?:password|passwd|pwd|secret(?:[_-]?key)?|api[_-]?key|token|private[_-]?key)["']?\s{0,8}[:=]{1,2}\s{0,8}["']?(?<secret>[^\s"'`,;&<>()[\]{}\\]{8,256})/gi,
   maxLength: 290,
   span: /[^\r\n]/,
   partial:
-    /^(?:password|passwd|pwd|secret|api[_-]?key|token|private[_-]?key)["']?\s{0,8}(?:[:=]{1,2}\s{0,8}["']?[^\s"'`,;&<>()[\]{}\\]{0,256})?$/i,
+    /^(?:password|passwd|pwd|secret(?:[_-]?key)?|api[_-]?key|token|private[_-]?key)["']?\s{0,8}(?:[:=]{1,2}\s{0,8}["']?[^\s"'`,;&<>()[\]{}\\]{0,256})?$/i,
   minEntropy: 3,
   validate: (value) =>
+    !isIdentifierLike(value) &&
     !/^\d+$/.test(value) &&
     !/^(?:true|false|null|none|undefined|required|optional)$/i.test(value) &&
     // a reference to where the secret lives is not the secret: process.env.X, os.environ, settings.API_KEY

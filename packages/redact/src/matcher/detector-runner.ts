@@ -31,26 +31,40 @@ export class DetectorRunner {
     return false;
   }
 
-  run(text: string, out: EngineFinding[]): void {
+  run(text: string, out: EngineFinding[], from = 0): void {
     const re = this.pattern;
     const d = this.detector;
-    re.lastIndex = 0;
+    // Starting at `from` (not 0) keeps a match in the context from hiding one
+    // after it; look-behinds still see the context.
+    re.lastIndex = from;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
       if (m[0].length === 0) {
         re.lastIndex++; // a user-supplied pattern that matches nothing must not loop
         continue;
       }
+      if (m.index < from) continue;
       let start = m.index;
       let end = start + m[0].length;
       if (this.hasSecretGroup) {
         const span = m.indices?.groups?.secret;
-        if (!span) continue;
+        if (!span) {
+          re.lastIndex = m.index + 1;
+          continue;
+        }
         [start, end] = span;
       }
       const value = text.slice(start, end);
-      if (isPlaceholder(value)) continue;
-      if (d.minEntropy !== undefined && shannonEntropy(value) < d.minEntropy) continue;
-      if (d.validate && !d.validate(value)) continue;
+      if (
+        isPlaceholder(value) ||
+        (d.minEntropy !== undefined && shannonEntropy(value) < d.minEntropy) ||
+        (d.validate && !d.validate(value))
+      ) {
+        // A rejected match must not hide one that starts inside it
+        // (`token = password = <real token>`), and results must not depend on
+        // where scanning began (streams scan from the cut).
+        re.lastIndex = m.index + 1;
+        continue;
+      }
       out.push({ kind: 'detector', ruleId: d.id, start, end, value, context: m.index, canonical: value });
     }
   }

@@ -72,16 +72,16 @@ export class KnownSecretMatcher {
     return h;
   }
 
-  /** Appends the matches in `text` to `out`, in order. */
-  findAll(text: string, out: EngineFinding[]): void {
+  /** Appends the matches in `text` at or after `from` to `out`, in order. */
+  findAll(text: string, out: EngineFinding[], from = 0): void {
     const q = this.q;
     const n = text.length;
-    if (this.size === 0 || n < q) return;
+    if (this.size === 0 || n - from < q) return;
     const filter = this.filter;
     const powOut = this.powOut;
     const shift = 32 - BITS;
-    let h = this.hashAt(text, 0);
-    let i = 0;
+    let i = from;
+    let h = this.hashAt(text, i);
     for (;;) {
       const idx = h >>> shift;
       if ((filter[idx >>> 5]! & (1 << (idx & 31))) !== 0) {

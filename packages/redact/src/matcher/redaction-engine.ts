@@ -29,16 +29,20 @@ export class RedactionEngine {
    * Overlapping matches are merged into their union: if a known secret sits
    * inside an `Authorization` header match, neither part may leak. The merged
    * span takes a known secret's name over a detector's, else the first one's.
+   *
+   * Text before `from` is context only (a stream's already released text, kept
+   * for look-behinds): matches beginning there are not reported, since they
+   * were decided when that text was released.
    */
-  findAll(text: string): EngineFinding[] {
+  findAll(text: string, from = 0): EngineFinding[] {
     const raw: EngineFinding[] = [];
-    this.known.findAll(text, raw);
+    this.known.findAll(text, raw, from);
     let lowered: string | undefined;
     const lower = (): string => {
       lowered ??= text.toLowerCase();
       return lowered;
     };
-    for (const r of this.runners) if (r.mayMatch(text, lower)) r.run(text, raw);
+    for (const r of this.runners) if (r.mayMatch(text, lower)) r.run(text, raw, from);
     if (raw.length <= 1) return raw;
     raw.sort((a, b) => a.start - b.start || b.end - a.end);
     const merged: EngineFinding[] = [];

@@ -72,7 +72,7 @@ export class EngineRedactionStream implements RedactionStream {
 
   /** Emits everything before `cut` (moved earlier so no finding is split). */
   private release(cut: number): string {
-    const findings = this.engine.findAll(this.buffer);
+    const findings = this.engine.findAll(this.buffer, this.emitted - this.base);
     const base = this.base;
     let c = cut;
     for (let moved = true; moved; ) {

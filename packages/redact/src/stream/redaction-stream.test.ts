@@ -1,0 +1,109 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createRedactor } from '../redactor.js';
+import { Fake, fakeCredential } from '../test-support/fake-credentials.js';
+
+const fake = new Fake(11);
+const known = Array.from({ length: 20 }, (_, i) => ({ name: `s${i}`, value: `${fake.password(8 + (i % 12))}` }));
+const redactor = createRedactor({ secrets: known });
+
+/** Credential-shaped pieces, known secrets in their encodings, and near misses. */
+const pieces: string[] = [
+  ...Object.values(fakeCredential).flatMap((g) => [g(fake)[0], g(fake)[0]]),
+  ...known.flatMap((s) => [
+    s.value,
+    Buffer.from(`user:${s.value}`).toString('base64'),
+    Buffer.from(s.value).toString('hex'),
+    encodeURIComponent(s.value),
+    JSON.stringify({ p: s.value }),
+    s.value.slice(0, -1), // a prefix that never completes
+  ]),
+  'password',
+  'token = ',
+  'Authorization: ',
+  'Bearer ',
+  '-----BEGIN ',
+  'postgres://',
+  'ghp_',
+  'sk-',
+  'AKIA',
+  'eyJ',
+  '\n',
+  ' ',
+  '"',
+];
+
+const text = fc
+  .array(fc.oneof(fc.constantFrom(...pieces), fc.string({ maxLength: 12 }), fc.constantFrom(' ', '\n', '=', ':')), {
+    maxLength: 14,
+  })
+  .map((parts) => parts.join(''));
+
+/** Splits `s` at the given (sorted, deduplicated) cut points. */
+function chunk(s: string, cuts: number[]): string[] {
+  const points = [...new Set(cuts.map((c) => c % (s.length + 1)))].sort((a, b) => a - b);
+  const out: string[] = [];
+  let at = 0;
+  for (const p of points) {
+    out.push(s.slice(at, p));
+    at = p;
+  }
+  out.push(s.slice(at));
+  return out;
+}
+
+function streamed(chunks: readonly string[]): { out: string; maxHeld: number } {
+  const s = redactor.createStream();
+  let out = '';
+  for (const c of chunks) out += s.write(c);
+  out += s.end();
+  return { out, maxHeld: s.maxHeld };
+}
+
+describe('redaction stream', () => {
+  it('gives the same output as whole-text redaction for any chunking', () => {
+    fc.assert(
+      fc.property(text, fc.array(fc.nat(), { maxLength: 30 }), (t, cuts) => {
+        expect(streamed(chunk(t, cuts)).out).toBe(redactor.redact(t));
+      }),
+      { numRuns: Number(process.env.REDACT_PROPERTY_RUNS ?? 600) },
+    );
+  });
+
+  it('gives the same output one character at a time', () => {
+    fc.assert(
+      fc.property(text, (t) => {
+        expect(streamed([...t]).out).toBe(redactor.redact(t));
+      }),
+      { numRuns: Number(process.env.REDACT_PROPERTY_RUNS ?? 300) },
+    );
+  });
+
+  it('finds a secret split across every possible boundary', () => {
+    const [line, secret] = fakeCredential['github-token']!(fake);
+    const input = `log: ${line} and known ${known[3]!.value} end`;
+    const whole = redactor.redact(input);
+    expect(whole).not.toContain(secret);
+    for (let i = 0; i <= input.length; i++) {
+      expect(streamed([input.slice(0, i), input.slice(i)]).out).toBe(whole);
+    }
+  });
+
+  it('releases plain prose at once and holds back only a possible start', () => {
+    const s = redactor.createStream();
+    expect(s.write('The deployment finished. ')).toBe('The deployment finished. ');
+    // "ghp" could begin a GitHub token; the space before it is released.
+    expect(s.write('Next: ghp')).toBe('Next: ');
+    expect(s.held).toBe(3);
+    expect(s.write('!')).toBe('ghp!');
+    expect(s.held).toBe(0);
+    expect(s.end()).toBe('');
+  });
+
+  it('holds back no more than the longest possible match', () => {
+    const [pem] = fakeCredential['private-key']!(fake);
+    const { out, maxHeld } = streamed([...`${pem}\nafter`]);
+    expect(out).toBe(redactor.redact(`${pem}\nafter`));
+    expect(maxHeld).toBeLessThanOrEqual(12_100);
+  });
+});
