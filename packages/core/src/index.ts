@@ -3,6 +3,7 @@ export * from './barrier/index.js';
 export * from './common/index.js';
 export * from './custos/index.js';
 export * from './errors/index.js';
+export * from './identity/index.js';
 export * from './policy/index.js';
 export * from './ports/index.js';
 export * from './seal/index.js';
