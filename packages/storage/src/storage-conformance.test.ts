@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describe } from 'vitest';
 import { createTestSchema, hasPostgres } from '../../../test-support/postgres.js';
 import { runStorageConformance } from './conformance/index.js';
 import { PostgresStorage } from './postgres/postgres-storage.js';
@@ -19,7 +20,7 @@ runStorageConformance('sqlite file', async () => {
   };
 });
 
-if (hasPostgres()) {
+describe.skipIf(!hasPostgres())('postgres', () => {
   runStorageConformance('postgres', async () => {
     const schema = await createTestSchema();
     return {
@@ -27,4 +28,4 @@ if (hasPostgres()) {
       cleanup: () => schema.drop(),
     };
   });
-}
+});

@@ -82,7 +82,9 @@ export class PostgresEntryStore implements EntryStore {
   listExpired(namespace: string, now: number, limit: number): Promise<string[]> {
     return this.ctx.run(async (db) => {
       assertKey(namespace);
-      const { rows } = await db.query<{ key: string }>(bind(this.q.listExpired, [namespace, now, clampLimit(limit)]));
+      const { rows } = await db.query<{ key: string }>(
+        bind(this.q.listExpired, [namespace, Math.floor(now), clampLimit(limit)]),
+      );
       return rows.map((r) => r.key);
     });
   }

@@ -68,6 +68,7 @@ export class PostgresStorage implements Storage, PostgresContext {
   readonly schema: string;
   readonly #pool: pg.Pool;
   readonly #queries: PostgresQueries;
+  #closed = false;
 
   constructor(options: PostgresStorageOptions) {
     this.schema = options.schema ?? 'custos';
@@ -135,6 +136,8 @@ export class PostgresStorage implements Storage, PostgresContext {
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     await guarded(() => this.#pool.end());
   }
 }

@@ -97,7 +97,7 @@ export class SqliteEntryStore implements EntryStore {
   listExpired(namespace: string, now: number, limit: number): Promise<string[]> {
     return this.run(() => {
       assertKey(namespace);
-      return this.stmts.pluck(LIST_EXPIRED).all(namespace, now, clampLimit(limit)) as string[];
+      return this.stmts.pluck(LIST_EXPIRED).all(namespace, Math.floor(now), clampLimit(limit)) as string[];
     });
   }
 

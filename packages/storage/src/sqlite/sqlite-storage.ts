@@ -20,9 +20,11 @@ export interface SqliteStorageOptions {
    * or SIGKILL of the *process* (the commit is in the WAL file, in the OS page
    * cache), but can lose the last commits on an OS crash or power loss. custos
    * acknowledges secret writes and audit events as durable, so the default is
-   * `full`. Measured on the 2-core development VM (ext4 on virtio): about
-   * 22 µs per single-row commit with `normal`, about 200 µs with `full` —
-   * roughly 5,000 audited requests per second, enough for the embedded default.
+   * `full`. Measured on the 2-core development VM (ext4 on virtio, other jobs
+   * running): a single-row commit takes about 20–170 µs with `normal` and
+   * 0.2–2.4 ms with `full` (one WAL fsync; the high end under fsync load from
+   * other processes); a 1,000-put transaction 4–8 ms vs 33–48 ms. Batch audit
+   * events into one transaction (group commit) to amortise the fsync.
    */
   readonly synchronous?: 'full' | 'normal';
   /** How long to wait for another process's write lock, in ms (default 5,000). */
