@@ -68,7 +68,10 @@ function reference(docs: string[][], req: AuthzRequest) {
   const held = new Set(req.policies);
   const statements: Record<string, string> = {};
   docs.forEach((d, n) => {
-    if (held.has(`p${n}`)) d.forEach((s, i) => (statements[`p${n}#${i}`] = s));
+    if (!held.has(`p${n}`)) return;
+    d.forEach((s, i) => {
+      statements[`p${n}#${i}`] = s;
+    });
   });
   const p = req.principal;
   const policies = [...new Set(req.policies)];
@@ -126,7 +129,9 @@ describe('PolicyEngine agrees with plain Cedar', () => {
     fc.assert(
       fc.property(documentsArb, fc.array(requestArb, { minLength: 1, maxLength: 12 }), (docs, requests) => {
         const engine = new PolicyEngine(options);
-        docs.forEach((d, n) => engine.set(`p${n}`, d.join('\n')));
+        docs.forEach((d, n) => {
+          engine.set(`p${n}`, d.join('\n'));
+        });
         for (const req of requests) {
           // Twice, so memoised answers are compared as well.
           for (let k = 0; k < 2; k++) {
