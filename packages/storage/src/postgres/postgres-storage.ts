@@ -15,6 +15,12 @@ export interface PostgresStorageOptions {
   readonly schema?: string;
   /** Pool size (default 10). */
   readonly maxConnections?: number;
+  /**
+   * How long to wait for a connection, new or from the busy pool, in ms
+   * (default 10,000). Past it the operation fails with StorageError rather
+   * than hanging on an unreachable server.
+   */
+  readonly connectTimeoutMs?: number;
 }
 
 const ignore = (): void => undefined;
@@ -77,6 +83,7 @@ export class PostgresStorage implements Storage, PostgresContext {
     this.#pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.maxConnections ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
       application_name: 'custos',
     });
     // An idle client whose server went away emits 'error' on the pool; without
