@@ -51,7 +51,7 @@ describe('PolicyEngine throughput', () => {
   it('decides quickly without re-parsing', () => {
     const cases = [
       ['allow, every path new (memo off)', { maxDecisionsPerSet: 0 }, (i: number) => `kv/team2/s3/key-${i}`, 3000],
-      ['deny, no statement in scope (memo off)', { maxDecisionsPerSet: 0 }, (i: number) => `kv/other/k-${i}`, 3000],
+      ['deny, only a forbid in scope (memo off)', { maxDecisionsPerSet: 0 }, (i: number) => `kv/other/k-${i}`, 3000],
       ['allow, 100 hot paths (memo on)', {}, (i: number) => `kv/team2/s3/key-${i % 100}`, 20000],
     ] as const;
     for (const [label, options, path, n] of cases) {
