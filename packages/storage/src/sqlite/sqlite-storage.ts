@@ -22,7 +22,7 @@ export interface SqliteStorageOptions {
    * acknowledges secret writes and audit events as durable, so the default is
    * `full`. Measured on the 2-core development VM (ext4 on virtio, other jobs
    * running): a single-row commit takes about 20–170 µs with `normal` and
-   * 0.2–2.4 ms with `full` (one WAL fsync; the high end under fsync load from
+   * 0.2–2.5 ms with `full` (one WAL fsync; the high end under fsync load from
    * other processes); a 1,000-put transaction 4–8 ms vs 33–48 ms. Batch audit
    * events into one transaction (group commit) to amortise the fsync.
    */
