@@ -1,0 +1,26 @@
+import type { Redactor } from '../redactor.js';
+
+/** The subset of pino options this integration sets; spread it into `pino({...})`. */
+export interface PinoRedactionOptions {
+  formatters: { log: (object: Record<string, unknown>) => Record<string, unknown> };
+  hooks: { streamWrite: (line: string) => string };
+}
+
+/**
+ * pino options that redact every log line of a process: `formatters.log`
+ * masks secret-named keys structurally (so `{ password: 'x' }` is masked even
+ * when 'x' is not a known secret), and `hooks.streamWrite` scans the final
+ * serialised line, which also covers `msg`, bindings and serialisers' output.
+ * Markers contain no quote or backslash, so lines stay valid JSON.
+ *
+ * Spread it last, or merge by hand if you set your own formatters or hooks.
+ *
+ * @example
+ * const logger = pino({ level: 'info', ...pinoRedaction(redactor) });
+ */
+export function pinoRedaction(redactor: Redactor): PinoRedactionOptions {
+  return {
+    formatters: { log: (object) => redactor.redactObject(object) },
+    hooks: { streamWrite: (line) => redactor.redact(line) },
+  };
+}

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { createRedactor } from './redactor.js';
+import { Fake, fakeCredential } from './test-support/fake-credentials.js';
+
+const fake = new Fake(9);
+
+describe('createRedactor', () => {
+  it('returns sorted, non-overlapping findings and merges overlaps into their union', () => {
+    const token = fake.chars(40);
+    const r = createRedactor({ secrets: [{ name: 'api', value: token }] });
+    const [line] = fakeCredential['aws-access-key-id']!(fake);
+    const text = `${line}\nAuthorization: Bearer ${token}\n`;
+    const findings = r.findAll(text);
+    expect(findings.map((f) => f.ruleId)).toEqual(['aws-access-key-id', 'api']);
+    for (const f of findings) expect(text.slice(f.start, f.end)).toBe(f.value);
+    expect(findings[0]!.end).toBeLessThanOrEqual(findings[1]!.start);
+  });
+
+  it('uses a template replacement', () => {
+    const r = createRedactor({ secrets: [{ name: 'db', value: 'correct-horse-battery' }], replacement: '<{name}>' });
+    expect(r.redact('pw correct-horse-battery')).toBe('pw <db>');
+  });
+
+  it('uses a function replacement', () => {
+    const r = createRedactor({
+      secrets: [{ name: 'db', value: 'correct-horse-battery' }],
+      replacement: (f) => '*'.repeat(f.value.length),
+    });
+    expect(r.redact('pw correct-horse-battery')).toBe(`pw ${'*'.repeat(21)}`);
+  });
+
+  it('maps the same secret to the same keyed-hash marker in every encoding, and different keys differ', () => {
+    const value = 'correct-horse-battery';
+    const a = createRedactor({ secrets: [{ name: 'db', value }], replacement: { hashKey: 'k1' } });
+    const b = createRedactor({ secrets: [{ name: 'db', value }], replacement: { hashKey: 'k2' } });
+    const out = a.redact(`${value} ${Buffer.from(value).toString('hex')}`);
+    const [m1, m2] = out.split(' ');
+    expect(m1).toMatch(/^\[REDACTED:db:[0-9a-f]{12}\]$/);
+    expect(m2).toBe(m1);
+    expect(b.redact(value)).not.toBe(m1);
+    expect(out).not.toContain(value);
+  });
+
+  it('refuses a {hash} template without a key', () => {
+    expect(() => createRedactor({ replacement: '[{hash}]' })).toThrow(TypeError);
+  });
+
+  it('can run with no detectors', () => {
+    const [line] = fakeCredential['github-token']!(fake);
+    expect(createRedactor({ detectors: 'none' }).redact(line)).toBe(line);
+  });
+});
+
+describe('redactObject', () => {
+  it('masks secret-named keys whatever they hold, scans other strings, and does not mutate', () => {
+    const [line, token] = fakeCredential['github-token']!(fake);
+    const input = {
+      user: 'ada',
+      password: 'x',
+      headers: { Authorization: 'Bearer abc', cookie: 'sid=1' },
+      nested: [{ apiKey: 42, note: line }],
+      usage: { max_tokens: 4096, input_tokens: 12 },
+      when: new Date(0),
+    };
+    const copy = structuredClone(input);
+    const r = createRedactor();
+    const out = r.redactObject(input);
+    expect(input).toEqual(copy);
+    expect(out.password).toBe('[REDACTED:password]');
+    expect(out.headers).toEqual({ Authorization: '[REDACTED:Authorization]', cookie: '[REDACTED:cookie]' });
+    expect(out.nested[0]!.apiKey).toBe('[REDACTED:apiKey]');
+    expect(out.nested[0]!.note).not.toContain(token);
+    expect(out.usage).toEqual({ max_tokens: 4096, input_tokens: 12 });
+    expect(out.user).toBe('ada');
+    expect(out.when).toBe(input.when);
+  });
+
+  it('handles cycles, Maps and Errors', () => {
+    const secret = 'correct-horse-battery';
+    const r = createRedactor({ secrets: [{ name: 's', value: secret }] });
+    const a: Record<string, unknown> = { m: new Map([['token', 'v']]), e: new Error(`failed with ${secret}`) };
+    a.self = a;
+    const out = r.redactObject(a) as Record<string, unknown>;
+    expect(out.self).toBe(out);
+    expect((out.m as Map<string, string>).get('token')).toBe('[REDACTED:token]');
+    expect(JSON.stringify(out.e)).not.toContain(secret);
+  });
+});
