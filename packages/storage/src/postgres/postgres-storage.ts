@@ -65,9 +65,8 @@ class PostgresTx implements StorageTx, PostgresContext {
  * const storage = new PostgresStorage({ connectionString: process.env.CUSTOS_PG_URL! });
  * await storage.migrate();
  */
-export class PostgresStorage implements Storage, PostgresContext {
+export class PostgresStorage implements Storage {
   readonly dialect = 'postgres' as const;
-  readonly inTransaction = false;
   readonly entries: EntryStore;
   readonly audit: AuditStore;
   /** The schema holding the tables. */
@@ -90,12 +89,10 @@ export class PostgresStorage implements Storage, PostgresContext {
     // a listener that would crash the process. The next query fails and is
     // reported as a StorageError instead.
     this.#pool.on('error', ignore);
-    this.entries = new PostgresEntryStore(this.#queries, this);
-    this.audit = new PostgresAuditStore(this.#queries, this);
-  }
-
-  run<T>(op: (q: Queryable) => Promise<T>): Promise<T> {
-    return guarded(() => op(this.#pool));
+    // Outside a transaction every operation takes any pooled connection.
+    const outside: PostgresContext = { inTransaction: false, run: (op) => guarded(() => op(this.#pool)) };
+    this.entries = new PostgresEntryStore(this.#queries, outside);
+    this.audit = new PostgresAuditStore(this.#queries, outside);
   }
 
   async transaction<T>(fn: (tx: StorageTx) => Promise<T>): Promise<T> {
