@@ -8,4 +8,6 @@ export * from './policy/index.js';
 export * from './ports/index.js';
 export * from './seal/index.js';
 export * from './secrets/index.js';
+export * from './task-tokens/index.js';
 export * from './tokens/index.js';
+export * from './tasks/index.js';

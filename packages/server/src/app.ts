@@ -39,6 +39,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Deep or huge JSON is refused before it can cost much.
     maxParamLength: 1024,
     return503OnClosing: true,
+    // Every request is in the audit log already; a second per-request log line
+    // would only cost throughput. Errors are still logged.
+    disableRequestLogging: true,
     // No type coercion: a number where a string field is expected is refused,
     // not silently turned into a string. Query numbers are parsed by routes.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },

@@ -1,4 +1,4 @@
-import type { PolicyAction, TokenEntry } from '@custos/core';
+import type { PolicyAction, Principal } from '@custos/core';
 import type { FastifyRequest } from 'fastify';
 
 /**
@@ -11,13 +11,13 @@ export type RouteAccess =
   | { kind: 'public' }
   /** Any valid token, acting on itself (lookup-self, revoke-self). */
   | { kind: 'self' }
+  /** An operator token, acting on itself (operator-token routes a task may not use). */
+  | { kind: 'operator-self' }
   /** A policy check: `action` on the resource path computed from the request. */
   | { kind: 'policy'; action: PolicyAction; resource: (request: FastifyRequest) => string };
 
 /** The authenticated caller, set by the auth plugin. */
-export interface AuthContext {
-  token: TokenEntry;
-}
+export type AuthContext = Principal;
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -57,7 +57,7 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       fsync: file.audit?.fsync ?? 'always',
     },
     ...(file.tls ? { tls: { cert: resolve(cwd, file.tls.cert), key: resolve(cwd, file.tls.key) } } : {}),
-    logLevel: file.log_level ?? 'info',
+    logLevel: process.env.CUSTOS_LOG_LEVEL ?? file.log_level ?? 'info',
   };
 }
 

@@ -10,13 +10,25 @@ import {
   verifyAudit,
 } from '../audit/index.js';
 import { CustosError, SealedError } from '../errors/index.js';
-import { type AuthzDecision, type PolicyAction, PolicyEngine } from '../policy/index.js';
+import {
+  type AuthzDecision,
+  type PolicyAction,
+  PolicyEngine,
+  parseScope,
+  type ScopeEntry,
+  scopeAllows,
+} from '../policy/index.js';
 import type { Storage } from '../ports/storage.js';
 import { SealManager, type SealStatus } from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
-import { type TokenEntry, TokenService } from '../tokens/index.js';
+import { TaskSigningKeys } from '../task-tokens/index.js';
+import { BootstrapService, RoleService, TaskService } from '../tasks/index.js';
+import { TokenService } from '../tokens/index.js';
 import { loadAuditKeys } from './audit-keys.js';
 import { PolicyService } from './policy-service.js';
+import type { Principal } from './principal.js';
+import { type AuthenticateContext, PrincipalAuthenticator } from './principal-authenticator.js';
+import { createTaskMinter } from './task-minter.js';
 
 export interface CustosNodeOptions {
   storage: Storage;
@@ -31,6 +43,8 @@ export interface CustosNodeOptions {
     checkpointEvery?: number;
     checkpointIntervalMs?: number;
   };
+  /** This deployment's token issuer (`iss`), normally its external URL. */
+  issuer?: string;
   /** Called once with the root token created at initialisation; it is never logged or stored in clear. */
   onRootToken?: (token: string) => Promise<void> | void;
   /** Told about sink failures (never event contents). */
@@ -53,11 +67,22 @@ export interface CustosServices {
   auditHmac: AuditHmac;
   auditPublicKeys: ReadonlyMap<string, KeyObject>;
   storage: Storage;
-  authorize(token: TokenEntry, action: PolicyAction, path: string, context: AuthorizeContext): AuthzDecision;
+  roles: RoleService;
+  tasks: TaskService;
+  bootstrap: BootstrapService;
+  taskKeys: TaskSigningKeys;
+  issuer: string;
+  authenticator: PrincipalAuthenticator;
+  /** Operator token or task token → principal; UnauthenticatedError otherwise. */
+  authenticate(credential: string, context: AuthenticateContext): Promise<Principal>;
+  authorize(principal: Principal, action: PolicyAction, path: string, context: AuthorizeContext): AuthzDecision;
   verifyAudit(): Promise<AuditVerifyReport>;
 }
 
-const REAP_INTERVAL_MS = 60_000;
+/** Audience of task tokens: custos itself; downstream services may accept it too. */
+export const TASK_TOKEN_AUDIENCE = 'custos';
+
+const REAP_INTERVAL_MS = 5_000;
 
 /**
  * One custos node: storage, the seal lifecycle and, while unsealed, the
@@ -173,6 +198,34 @@ export class CustosNode {
     const policies = new PolicyService({ storage, cipher, engine });
     await policies.load();
     const tokens = new TokenService({ storage, cipher });
+    const roles = new RoleService({ storage, cipher });
+    const taskKeys = await TaskSigningKeys.load(storage.entries, cipher);
+    const issuer = this.#options.issuer ?? 'http://127.0.0.1:8420';
+    const tasks = new TaskService({
+      storage,
+      cipher,
+      roles,
+      minter: createTaskMinter(taskKeys, { issuer, audience: TASK_TOKEN_AUDIENCE }),
+    });
+    const bootstrap = new BootstrapService({ storage, cipher });
+    const authenticator = new PrincipalAuthenticator({
+      tokens,
+      tasks,
+      roles,
+      keys: taskKeys,
+      issuer,
+      audience: TASK_TOKEN_AUDIENCE,
+    });
+    const scopes = new Map<string, ScopeEntry[]>();
+    const parsedScope = (scope: string): ScopeEntry[] => {
+      let parsed = scopes.get(scope);
+      if (!parsed) {
+        parsed = parseScope(scope);
+        if (scopes.size > 10_000) scopes.clear();
+        scopes.set(scope, parsed);
+      }
+      return parsed;
+    };
     this.#services = {
       secrets: new SecretService({ storage, cipher }),
       tokens,
@@ -181,25 +234,56 @@ export class CustosNode {
       auditHmac: createAuditHmac(keys.hmacKey),
       auditPublicKeys: keys.publicKeys,
       storage,
-      authorize: (token, action, path, context) => {
-        // The root token bypasses policy; its use is still audited, with
-        // `auth.root: true` on the event, by the audit plugin.
-        if (token.root) return { allowed: true, reasons: ['root'] };
+      roles,
+      tasks,
+      bootstrap,
+      taskKeys,
+      issuer,
+      authenticator,
+      authenticate: (credential, context) => authenticator.authenticate(credential, context),
+      authorize: (principal, action, path, context) => {
+        const ctx = {
+          ...(context.now ? { now: context.now } : {}),
+          ...(context.sourceIp ? { sourceIp: context.sourceIp } : {}),
+        };
+        if (principal.kind === 'operator') {
+          const { token } = principal;
+          // The root token bypasses policy; its use is still audited, with
+          // `auth.root: true` on the event, by the audit plugin.
+          if (token.root) return { allowed: true, reasons: ['root'] };
+          return engine.authorize({
+            principal: { type: 'Token', id: token.accessor, attrs: { display_name: token.display_name } },
+            policies: token.policies,
+            action,
+            path,
+            context: ctx,
+          });
+        }
+        // A task may do only what its scope names AND its role's policies
+        // permit: the scope narrows the role's grant, never widens it, so a
+        // child (whose scope is a subset of its parent's) can never do what
+        // its parent could not.
+        const { task, role } = principal;
+        if (!scopeAllows(parsedScope(task.scope), action, path)) return { allowed: false, reasons: [] };
         return engine.authorize({
-          principal: { type: 'Token', id: token.accessor, attrs: { display_name: token.display_name } },
-          policies: token.policies,
+          principal: {
+            type: 'Task',
+            id: task.task_id,
+            attrs: { role: role.name, depth: task.depth },
+            parents: task.chain.slice(0, -1).map((id) => ({ type: 'Task' as const, id })),
+          },
+          policies: role.policies,
           action,
           path,
-          context: {
-            ...(context.now ? { now: context.now } : {}),
-            ...(context.sourceIp ? { sourceIp: context.sourceIp } : {}),
-          },
+          context: { ...ctx, depth: task.depth, taskChain: task.chain },
         });
       },
       verifyAudit: () => verifyAudit(storage.audit, { publicKeys: keys.publicKeys }),
     };
+    // A cascade interrupted by a crash resumes here.
+    await tasks.runCascades();
     this.#reaper = setInterval(() => {
-      tokens.reapExpired().catch(() => {
+      Promise.all([tokens.reapExpired(), tasks.reapExpired(), bootstrap.reapExpired()]).catch(() => {
         // Storage hiccup: the next round retries; expired tokens are refused
         // on use anyway, reaping only frees space.
       });

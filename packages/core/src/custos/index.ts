@@ -1,3 +1,6 @@
 export * from './audit-keys.js';
 export * from './custos-node.js';
 export * from './policy-service.js';
+export * from './principal.js';
+export * from './principal-authenticator.js';
+export * from './task-minter.js';

@@ -14,6 +14,7 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_INVALID_PATH: { status: 400, message: 'The path is not a valid custos path.' },
   CUSTOS_ERR_INVALID_POLICY: { status: 400, message: 'The policy does not parse or does not validate.' },
   CUSTOS_ERR_INVALID_TTL: { status: 400, message: 'The TTL is not a valid duration within limits.' },
+  CUSTOS_ERR_TTL_EXCEEDS_PARENT: { status: 400, message: 'The requested TTL outlives the parent task.' },
   CUSTOS_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than allowed.' },
   CUSTOS_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request content type is not supported.' },
   CUSTOS_ERR_UNAUTHENTICATED: { status: 401, message: 'Authentication is required or the token is not valid.' },
@@ -44,6 +45,13 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_STORAGE: { status: 503, message: 'The storage backend failed.' },
   CUSTOS_ERR_SHUTTING_DOWN: { status: 503, message: 'The server is shutting down.' },
   CUSTOS_ERR_INTERNAL: { status: 500, message: 'Internal error.' },
+  CUSTOS_ERR_SCOPE_EXCEEDS_PARENT: {
+    status: 403,
+    message: 'The requested scope is not a subset of the parent task’s scope.',
+  },
+  CUSTOS_ERR_DELEGATION_DEPTH: { status: 403, message: 'The delegation depth limit of the role is reached.' },
+  CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED: { status: 403, message: 'The role does not allow this authentication method.' },
+  CUSTOS_ERR_DPOP_REQUIRED: { status: 401, message: 'A DPoP proof is required or not valid.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code, `CUSTOS_ERR_…`. */

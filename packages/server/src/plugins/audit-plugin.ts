@@ -1,4 +1,10 @@
-import { type AuditEventInput, AuditUnavailableError, type CustosNode } from '@custos/core';
+import {
+  type AuditAuth,
+  type AuditEventInput,
+  AuditUnavailableError,
+  type CustosNode,
+  type Principal,
+} from '@custos/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 const READ_ONLY = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -55,7 +61,7 @@ function event(
   reply: FastifyReply | undefined,
   phase: 'request' | 'response',
 ): AuditEventInput {
-  const token = request.auth?.token;
+  const principal = request.auth;
   const access = request.routeOptions.config.access;
   const status = reply?.statusCode ?? 0;
   const decision =
@@ -63,14 +69,7 @@ function event(
   return {
     type: 'request',
     request_id: request.id,
-    auth: token
-      ? {
-          token_accessor: token.accessor,
-          display_name: token.display_name,
-          policies: token.policies,
-          ...(token.root ? { root: true } : {}),
-        }
-      : {},
+    auth: auditAuth(principal),
     request: {
       method: request.method,
       route: request.routeOptions.url ?? 'unknown',
@@ -82,5 +81,26 @@ function event(
     status,
     ...(request.errorCode ? { error_code: request.errorCode } : {}),
     details: { phase },
+  };
+}
+
+/** Who asked, for the event: accessors and ids, never a token. */
+function auditAuth(principal: Principal | null): AuditAuth {
+  if (!principal) return {};
+  if (principal.kind === 'operator') {
+    const { token } = principal;
+    return {
+      token_accessor: token.accessor,
+      display_name: token.display_name,
+      policies: token.policies,
+      ...(token.root ? { root: true } : {}),
+    };
+  }
+  const { task, role } = principal;
+  return {
+    identity: task.sub,
+    display_name: `task:${task.task_id}`,
+    policies: role.policies,
+    task_chain: task.chain,
   };
 }

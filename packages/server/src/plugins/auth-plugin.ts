@@ -26,25 +26,44 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
     if (access.kind === 'public') return;
 
     const services = node.services();
-    const token = await services.tokens.authenticate(bearerToken(request));
-    request.auth = { token };
-    if (access.kind === 'self') {
+    const principal = await services.authenticate(bearerToken(request), {
+      method: request.method,
+      url: requestUrl(request),
+      ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
+    });
+    request.auth = principal;
+    if (access.kind === 'self' || access.kind === 'operator-self') {
+      if (access.kind === 'operator-self' && principal.kind !== 'operator') {
+        request.decision = 'deny';
+        throw new PermissionDeniedError();
+      }
       request.decision = 'allow';
       return;
     }
     const path = access.resource(request);
     request.resourcePath = path;
-    const decision = services.authorize(token, access.action, path, { sourceIp: request.ip, now: new Date() });
+    const decision = services.authorize(principal, access.action, path, { sourceIp: request.ip, now: new Date() });
     request.decision = decision.allowed ? 'allow' : 'deny';
     if (!decision.allowed) throw new PermissionDeniedError();
   });
 }
 
-/** The token from `Authorization: Bearer …` or `X-Custos-Token`. */
+/** The token from `Authorization: Bearer …` (or `DPoP …`, RFC 9449) or `X-Custos-Token`. */
 function bearerToken(request: FastifyRequest): string {
   const header = request.headers.authorization;
   if (typeof header === 'string' && header.startsWith('Bearer ')) return header.slice(7).trim();
+  if (typeof header === 'string' && header.startsWith('DPoP ')) return header.slice(5).trim();
   const alt = request.headers['x-custos-token'];
   if (typeof alt === 'string') return alt.trim();
   throw new UnauthenticatedError();
+}
+
+/**
+ * The URL a DPoP proof must name (`htu`): scheme and host as the client
+ * addressed us, path without query. Behind a proxy this relies on
+ * trustProxy, which is off unless configured.
+ */
+function requestUrl(request: FastifyRequest): string {
+  const path = request.url.split('?')[0] ?? '/';
+  return `${request.protocol}://${request.host}${path}`;
 }

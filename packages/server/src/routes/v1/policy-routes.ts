@@ -1,4 +1,4 @@
-import type { CustosNode } from '@custos/core';
+import { type CustosNode, principalName } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 type NameRequest = FastifyRequest<{ Params: { name: string } }>;
@@ -39,7 +39,11 @@ export async function policyRoutes(app: FastifyInstance, { node }: { node: Custo
       },
     },
     handler: async (request) =>
-      policies().write(request.params.name, request.body.policy, request.auth?.token.display_name ?? 'unknown'),
+      policies().write(
+        request.params.name,
+        request.body.policy,
+        request.auth ? principalName(request.auth) : 'unknown',
+      ),
   });
 
   app.delete<{ Params: { name: string } }>('/policies/:name', {

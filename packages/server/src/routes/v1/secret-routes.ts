@@ -1,4 +1,4 @@
-import { type CustosNode, validateSecretPath, validateSecretPrefix } from '@custos/core';
+import { type CustosNode, principalName, validateSecretPath, validateSecretPrefix } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorSchema, secretDataSchema, versionMetadataSchema, versionsBodySchema, wildcardParams } from './schemas.js';
 
@@ -7,7 +7,7 @@ type WildcardRequest = FastifyRequest<{ Params: { '*': string } }>;
 /** The secret path a request acts on; validation happens here, before policy. */
 const secretPath = (request: FastifyRequest) => validateSecretPath((request as WildcardRequest).params['*']);
 const listPrefix = (request: FastifyRequest) => validateSecretPrefix((request as WildcardRequest).params['*']);
-const actor = (request: FastifyRequest) => request.auth?.token.display_name ?? 'unknown';
+const actor = (request: FastifyRequest) => (request.auth ? principalName(request.auth) : 'unknown');
 
 /**
  * `/v1/secrets/*`: versioned KV secrets. Handlers only translate HTTP to the

@@ -1,4 +1,4 @@
-import { type CustosNode, parseDuration, type TokenEntry } from '@custos/core';
+import { type CustosNode, PermissionDeniedError, type Principal, parseDuration, type TokenEntry } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
 
 const tokenView = (entry: TokenEntry) => ({
@@ -10,6 +10,10 @@ const tokenView = (entry: TokenEntry) => ({
   expire_time: entry.expires_at === null ? null : new Date(entry.expires_at).toISOString(),
 });
 const authLimit = { max: 60, timeWindow: '1 minute' };
+const operatorToken = (principal: Principal | null): TokenEntry => {
+  if (principal?.kind !== 'operator') throw new PermissionDeniedError();
+  return principal.token;
+};
 
 /** `/v1/auth/token/*`: operator tokens for humans and services. */
 export async function tokenRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
@@ -32,29 +36,31 @@ export async function tokenRoutes(app: FastifyInstance, { node }: { node: Custos
       },
     },
     handler: async (request) => {
+      // Tasks get narrower tasks by delegation, never operator tokens.
+      if (request.auth?.kind !== 'operator') throw new PermissionDeniedError();
       const issued = await tokens().create(
         {
           policies: request.body.policies,
           ttlMs: parseDuration(request.body.ttl),
           ...(request.body.display_name ? { displayName: request.body.display_name } : {}),
         },
-        request.auth?.token,
+        request.auth.token,
       );
       return { token: issued.token, ...tokenView(issued.entry) };
     },
   });
 
   app.get('/auth/token/self', {
-    config: { access: { kind: 'self' }, rateLimit: authLimit },
+    config: { access: { kind: 'operator-self' }, rateLimit: authLimit },
     schema: { tags: ['auth'], summary: 'Describe the calling token' },
-    handler: async (request) => tokenView(request.auth!.token),
+    handler: async (request) => tokenView(operatorToken(request.auth)),
   });
 
   app.post('/auth/token/revoke-self', {
-    config: { access: { kind: 'self' }, rateLimit: authLimit },
+    config: { access: { kind: 'operator-self' }, rateLimit: authLimit },
     schema: { tags: ['auth'], summary: 'Revoke the calling token' },
     handler: async (request, reply) => {
-      await tokens().revokeAccessor(request.auth!.token.accessor);
+      await tokens().revokeAccessor(operatorToken(request.auth).accessor);
       return reply.code(204).send();
     },
   });

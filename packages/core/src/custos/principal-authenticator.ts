@@ -1,0 +1,90 @@
+import { UnauthenticatedError } from '../errors/index.js';
+import { actChain, type TaskSigningKeys, verifyTaskToken } from '../task-tokens/index.js';
+import type { RoleService, TaskService, TaskTokenSubject } from '../tasks/index.js';
+import type { TokenService } from '../tokens/index.js';
+import type { Principal } from './principal.js';
+
+export interface AuthenticateContext {
+  method: string;
+  url: string;
+  /** The `DPoP` header, when the client sent one. */
+  dpop?: string;
+}
+
+export type DpopVerifier = (
+  proof: string,
+  context: { method: string; url: string; accessToken: string },
+) => Promise<string>;
+
+/**
+ * Turns a bearer credential into a principal: an operator token (`cus_…`)
+ * or a task token (an EdDSA JWT). A task token is accepted only while the
+ * task and every ancestor are live, so revoking any task refuses the whole
+ * subtree's tokens from the next request on.
+ */
+export class PrincipalAuthenticator {
+  readonly #tokens: TokenService;
+  readonly #tasks: TaskService;
+  readonly #roles: RoleService;
+  readonly #keys: TaskSigningKeys;
+  readonly #issuer: string;
+  readonly #audience: string;
+  readonly #dpop: DpopVerifier | undefined;
+
+  constructor(deps: {
+    tokens: TokenService;
+    tasks: TaskService;
+    roles: RoleService;
+    keys: TaskSigningKeys;
+    issuer: string;
+    audience: string;
+    dpop?: DpopVerifier;
+  }) {
+    this.#tokens = deps.tokens;
+    this.#tasks = deps.tasks;
+    this.#roles = deps.roles;
+    this.#keys = deps.keys;
+    this.#issuer = deps.issuer;
+    this.#audience = deps.audience;
+    this.#dpop = deps.dpop;
+  }
+
+  async authenticate(credential: string, context: AuthenticateContext): Promise<Principal> {
+    if (credential.startsWith('cus_')) return { kind: 'operator', token: await this.#tokens.authenticate(credential) };
+    const task = await this.verifyTaskToken(credential, context);
+    const role = await this.#roles.find(task.role);
+    // A deleted role takes its tasks with it.
+    if (!role) throw new UnauthenticatedError();
+    return { kind: 'task', task, role };
+  }
+
+  /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */
+  async verifyTaskToken(token: string, context: AuthenticateContext): Promise<TaskTokenSubject> {
+    let dpopJkt: string | undefined;
+    if (context.dpop !== undefined) {
+      if (!this.#dpop) throw new UnauthenticatedError();
+      dpopJkt = await this.#dpop(context.dpop, { method: context.method, url: context.url, accessToken: token });
+    }
+    const claims = await verifyTaskToken(token, {
+      keys: this.#keys,
+      issuer: this.#issuer,
+      audience: this.#audience,
+      ...(dpopJkt ? { dpopJkt } : {}),
+    });
+    const chain = actChain(claims);
+    const status = await this.#tasks.isActive(chain);
+    if (!status.active) throw new UnauthenticatedError();
+    return {
+      sub: claims.sub,
+      task_id: claims.task_id,
+      parent_task_id: claims.parent_task_id,
+      scope: claims.scope,
+      depth: claims.depth,
+      role: claims.role,
+      chain,
+      act: claims.act ? (claims.act as TaskTokenSubject['act']) : null,
+      exp: claims.exp,
+      jkt: claims.cnf?.jkt ?? null,
+    };
+  }
+}

@@ -1,0 +1,17 @@
+import type { Role } from '../tasks/role-types.js';
+import type { TaskTokenSubject } from '../tasks/task-service.js';
+import type { TokenEntry } from '../tokens/token-types.js';
+
+/**
+ * Who is calling: an operator token (a human or a service), or a task token
+ * (an agent doing one unit of work). Both go through the same policy check;
+ * a task's grant is additionally cut down to its scope.
+ */
+export type Principal =
+  | { readonly kind: 'operator'; readonly token: TokenEntry }
+  | { readonly kind: 'task'; readonly task: TaskTokenSubject; readonly role: Role };
+
+/** A short, non-secret name for audit events and `created_by` fields. */
+export function principalName(principal: Principal): string {
+  return principal.kind === 'operator' ? principal.token.display_name : `task:${principal.task.task_id}`;
+}

@@ -1,0 +1,5 @@
+export * from './bootstrap-service.js';
+export * from './role-service.js';
+export * from './role-types.js';
+export * from './task-service.js';
+export * from './task-types.js';

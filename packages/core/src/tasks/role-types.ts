@@ -1,0 +1,28 @@
+/** How an agent of a role may prove who it is. */
+export type AuthMethodKind = 'bootstrap' | 'jwt' | 'cert';
+
+/** An agent type (`enricher`, `risk-model`): what it may hold and how it may get in. */
+export interface Role {
+  name: string;
+  /** Cedar policy names every task of this role holds (intersected with the task's scope). */
+  policies: string[];
+  /** Longest lifetime of a task of this role, delegated ones included. */
+  max_ttl_ms: number;
+  /** Lifetime when a request names none (≤ max_ttl_ms). */
+  default_ttl_ms: number;
+  auth: AuthMethodKind[];
+  /** JWT login: every claim must match one of the listed values (`*` suffix = prefix match). */
+  bound_claims: Record<string, string[]>;
+  /** Logins only from these source networks (CIDR); empty = anywhere. */
+  bound_cidrs: string[];
+  /** Deepest delegation allowed below a root task of this role (0 = no delegation). */
+  max_depth: number;
+  /** Task tokens are DPoP-bound (RFC 9449): useless without the agent's key. */
+  require_dpop: boolean;
+  /** JWT login: which configured JWT method(s) may be used; empty = any. */
+  jwt_methods: string[];
+  created_time: string;
+  updated_time: string;
+}
+
+export type RoleInput = Partial<Omit<Role, 'name' | 'created_time' | 'updated_time'>> & { policies: string[] };

@@ -1,0 +1,407 @@
+import { randomBytes } from 'node:crypto';
+import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { CustosError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors/index.js';
+import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../policy/index.js';
+import type { EntryStore, Storage } from '../ports/storage.js';
+import type { RoleService } from './role-service.js';
+import type { Role } from './role-types.js';
+import type { ActorClaim, IssuedTask, TaskRecord, TaskState, TaskView } from './task-types.js';
+
+const TASKS = 'task';
+const TREE = 'task.tree';
+const STATE = 'task.state';
+const ACCESSORS = 'task.accessor';
+const CASCADES = 'task.cascade';
+const CASCADE_BATCH = 1_000;
+const encoder = new TextEncoder();
+
+/** A task without an explicit scope holds its role's full grant: every action on every path, bounded by the role's policies. */
+export const FULL_SCOPE = POLICY_ACTIONS.map((a) => `${a}:*`).join(' ');
+
+/** The claims a task token carries, as the task service needs them. */
+export interface TaskTokenSubject {
+  sub: string;
+  task_id: string;
+  parent_task_id: string | null;
+  scope: string;
+  depth: number;
+  role: string;
+  chain: string[];
+  act: ActorClaim | null;
+  exp: number;
+  jkt: string | null;
+}
+
+/** Signs task tokens (EdDSA JWTs); implemented over the task signing keys. */
+export interface TaskTokenMinter {
+  mint(task: TaskRecord, expSeconds: number): Promise<string>;
+}
+
+/** Told when tasks end, so the leases they own (dynamic database users, …) are revoked. */
+export type TaskEndedHook = (taskIds: readonly string[]) => Promise<void>;
+
+export interface StartTaskRequest {
+  role: Role;
+  sub: string;
+  via: string;
+  ttlMs?: number;
+  scope?: string;
+  labels?: Record<string, string>;
+  jkt?: string | null;
+}
+
+export interface DelegateRequest {
+  scope?: string;
+  ttlMs?: number;
+  labels?: Record<string, string>;
+  jkt?: string | null;
+}
+
+/**
+ * Tasks: one unit of work each, with a short-lived identity that dies with
+ * it. Tasks form trees by delegation, and a child never holds more than its
+ * parent (scope subset, TTL no longer, depth capped by the role).
+ *
+ * **Revocation is O(1) and takes effect at once.** Every request made with a
+ * task token checks the task *and each of its ancestors* for an end marker
+ * (`isActive`), so revoking a task writes one marker and every token of the
+ * whole subtree is refused from the next request on, on every node, however
+ * large the tree. The work that is proportional to the tree (marking each
+ * descendant, revoking the leases they own) then runs as a *cascade* that is
+ * recorded before it starts and resumed after a crash.
+ */
+export class TaskService {
+  readonly #storage: Pick<Storage, 'entries' | 'transaction'>;
+  readonly #cipher: Cipher;
+  readonly #roles: RoleService;
+  readonly #minter: TaskTokenMinter;
+  readonly #now: () => number;
+  readonly #onEnded: TaskEndedHook[] = [];
+
+  constructor(deps: {
+    storage: Pick<Storage, 'entries' | 'transaction'>;
+    cipher: Cipher;
+    roles: RoleService;
+    minter: TaskTokenMinter;
+    now?: () => number;
+  }) {
+    this.#storage = deps.storage;
+    this.#cipher = deps.cipher;
+    this.#roles = deps.roles;
+    this.#minter = deps.minter;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** Registers a hook run (at least once) for every task that ends, is revoked or expires. */
+  onTaskEnded(hook: TaskEndedHook): void {
+    this.#onEnded.push(hook);
+  }
+
+  /** Starts a root task for a role (after a login or by an operator). */
+  async start(request: StartTaskRequest): Promise<IssuedTask> {
+    const { role } = request;
+    const ttlMs = request.ttlMs ?? role.default_ttl_ms;
+    if (!Number.isInteger(ttlMs) || ttlMs <= 0 || ttlMs > role.max_ttl_ms) {
+      throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'The TTL exceeds the role’s max_ttl.');
+    }
+    const scope = request.scope ? formatScope(parseScope(request.scope)) : FULL_SCOPE;
+    const id = newTaskId();
+    const record: TaskRecord = {
+      id,
+      parent_id: null,
+      chain: [id],
+      depth: 0,
+      role: role.name,
+      sub: request.sub,
+      scope,
+      labels: validateLabels(request.labels),
+      accessor: newAccessor(),
+      act: null,
+      jkt: request.jkt ?? null,
+      created_time: new Date(this.#now()).toISOString(),
+      expires_at: this.#now() + ttlMs,
+      via: request.via,
+    };
+    return this.#create(record);
+  }
+
+  /**
+   * Mints a child task for a sub-agent. A request for more than the parent
+   * holds is refused, never silently narrowed: the caller learns at once
+   * that its plan needs more than it has.
+   */
+  async delegate(parent: TaskTokenSubject, request: DelegateRequest): Promise<IssuedTask> {
+    const parentRecord = await this.#get(parent.task_id);
+    const role = await this.#roles.read(parentRecord.role);
+    if (parentRecord.depth + 1 > role.max_depth) throw new CustosError('CUSTOS_ERR_DELEGATION_DEPTH');
+    const state = await this.isActive(parentRecord.chain);
+    if (!state.active) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+    const scope = request.scope ? formatScope(parseScope(request.scope)) : parentRecord.scope;
+    if (!isScopeSubset(parseScope(scope), parseScope(parentRecord.scope))) {
+      throw new CustosError('CUSTOS_ERR_SCOPE_EXCEEDS_PARENT');
+    }
+    const now = this.#now();
+    const parentRemaining = parentRecord.expires_at - now;
+    const ttlMs = request.ttlMs ?? parentRemaining;
+    if (!Number.isInteger(ttlMs) || ttlMs <= 0) throw new CustosError('CUSTOS_ERR_INVALID_TTL');
+    if (ttlMs > parentRemaining) throw new CustosError('CUSTOS_ERR_TTL_EXCEEDS_PARENT');
+    const id = newTaskId();
+    const record: TaskRecord = {
+      id,
+      parent_id: parentRecord.id,
+      chain: [...parentRecord.chain, id],
+      depth: parentRecord.depth + 1,
+      role: parentRecord.role,
+      sub: parentRecord.sub,
+      scope,
+      labels: validateLabels({ ...parentRecord.labels, ...(request.labels ?? {}) }),
+      accessor: newAccessor(),
+      act: { sub: parentRecord.sub, task_id: parentRecord.id, ...(parentRecord.act ? { act: parentRecord.act } : {}) },
+      jkt: request.jkt !== undefined ? request.jkt : parentRecord.jkt,
+      created_time: new Date(now).toISOString(),
+      expires_at: now + ttlMs,
+      via: 'delegation',
+    };
+    return this.#create(record);
+  }
+
+  /**
+   * Whether every task of a chain is still live: none ended or revoked. One
+   * indexed read per level (a chain is at most max_depth + 1 long).
+   */
+  async isActive(
+    chain: readonly string[],
+  ): Promise<{ active: true } | { active: false; state: TaskState; by: string }> {
+    for (const id of chain) {
+      const marker = await this.#storage.entries.get(STATE, id);
+      if (marker) {
+        const { state } = await openJson<{ state: TaskState }>(this.#cipher, STATE, id, marker.value);
+        return { active: false, state, by: id };
+      }
+    }
+    return { active: true };
+  }
+
+  async show(id: string): Promise<TaskView> {
+    return this.#view(await this.#get(id));
+  }
+
+  /** The task and every descendant, parents before children. */
+  async tree(id: string, limit = 10_000): Promise<TaskView[]> {
+    const root = await this.#get(id);
+    const views: TaskView[] = [];
+    for (const key of await this.#storage.entries.list(TREE, treeKey(root.chain), { limit })) {
+      const record = await this.#find(lastSegment(key));
+      if (record) views.push(await this.#view(record));
+    }
+    return views;
+  }
+
+  async list(filter: { role?: string; state?: TaskState; limit?: number } = {}): Promise<TaskView[]> {
+    const out: TaskView[] = [];
+    for (const entry of await this.#storage.entries.scan(TASKS, '', { limit: 10_000 })) {
+      const view = await this.#view(await openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value));
+      if ((filter.role && view.role !== filter.role) || (filter.state && view.state !== filter.state)) continue;
+      out.push(view);
+      if (out.length >= (filter.limit ?? 1_000)) break;
+    }
+    return out;
+  }
+
+  async findByAccessor(accessor: string): Promise<TaskView> {
+    const entry = /^tac_[A-Za-z0-9_-]{22}$/.test(accessor)
+      ? await this.#storage.entries.get(ACCESSORS, accessor)
+      : undefined;
+    if (!entry) throw new NotFoundError();
+    const { id } = await openJson<{ id: string }>(this.#cipher, ACCESSORS, accessor, entry.value);
+    return this.show(id);
+  }
+
+  /**
+   * Revokes a task and, with it, its whole subtree: one marker makes every
+   * token below it unusable at once; the cascade (descendant markers and
+   * lease revocation) is recorded first and then run.
+   */
+  async revoke(id: string, by: string): Promise<TaskView> {
+    return this.#end(id, 'revoked', by);
+  }
+
+  /** The task's work is done: like revoke, recorded as `ended`. */
+  async end(id: string, by: string): Promise<TaskView> {
+    return this.#end(id, 'ended', by);
+  }
+
+  /**
+   * Extends a task's lifetime, within its role's max_ttl from creation and
+   * never past its parent. Tokens already issued keep their own `exp`; the
+   * task fetches a fresh one with {@link reissue}.
+   */
+  async extend(id: string, ttlMs: number): Promise<TaskView> {
+    const record = await this.#get(id);
+    const role = await this.#roles.read(record.role);
+    const now = this.#now();
+    let limit = Date.parse(record.created_time) + role.max_ttl_ms;
+    if (record.parent_id) limit = Math.min(limit, (await this.#get(record.parent_id)).expires_at);
+    if (ttlMs <= 0 || now + ttlMs > limit)
+      throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'Beyond the role or parent limit.');
+    if (!(await this.isActive(record.chain)).active) throw new NotFoundError();
+    record.expires_at = now + ttlMs;
+    await this.#storage.entries.put(TASKS, id, sealJson(this.#cipher, TASKS, id, record), {
+      expiresAt: record.expires_at,
+    });
+    return this.#view(record);
+  }
+
+  /** A fresh token for a live task (after {@link extend}). */
+  async reissue(id: string): Promise<IssuedTask> {
+    const record = await this.#get(id);
+    if (!(await this.isActive(record.chain)).active) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+    return {
+      token: await this.#minter.mint(record, Math.floor(record.expires_at / 1000)),
+      task: await this.#view(record),
+    };
+  }
+
+  /** The stored record (for the auth path: role, chain, jkt). */
+  async record(id: string): Promise<TaskRecord> {
+    return this.#get(id);
+  }
+
+  /**
+   * Runs recorded cascades: marks every descendant ended and tells the lease
+   * hooks. Idempotent (markers are putIfAbsent; hooks must tolerate repeats),
+   * so a cascade cut short by a crash is simply run again.
+   */
+  async runCascades(limit = 100): Promise<number> {
+    let done = 0;
+    for (const id of await this.#storage.entries.list(CASCADES, '', { limit })) {
+      done += await this.#cascade(id);
+    }
+    return done;
+  }
+
+  /** Ends expired tasks (their tokens are refused by `exp` already) and runs their cascades. Multi-node safe. */
+  async reapExpired(limit = 1_000): Promise<number> {
+    const expired = await this.#storage.entries.listExpired(TASKS, this.#now(), limit);
+    for (const id of expired) {
+      await this.#mark(this.#storage.entries, id, 'expired', id);
+      await this.#storage.entries.put(CASCADES, id, encoder.encode(id));
+    }
+    await this.runCascades();
+    return expired.length;
+  }
+
+  async #create(record: TaskRecord): Promise<IssuedTask> {
+    await this.#storage.transaction(async ({ entries }) => {
+      await entries.put(TASKS, record.id, sealJson(this.#cipher, TASKS, record.id, record), {
+        expiresAt: record.expires_at,
+      });
+      // The tree index holds ids only (not secret): a prefix scan lists a subtree.
+      await entries.put(TREE, treeKey(record.chain), encoder.encode(record.id), { expiresAt: record.expires_at });
+      await entries.put(
+        ACCESSORS,
+        record.accessor,
+        sealJson(this.#cipher, ACCESSORS, record.accessor, { id: record.id }),
+        {
+          expiresAt: record.expires_at,
+        },
+      );
+    });
+    return {
+      token: await this.#minter.mint(record, Math.floor(record.expires_at / 1000)),
+      task: await this.#view(record),
+    };
+  }
+
+  async #end(id: string, state: 'ended' | 'revoked', by: string): Promise<TaskView> {
+    const record = await this.#get(id);
+    await this.#storage.transaction(async ({ entries }) => {
+      // The cascade is recorded in the same transaction as the marker, so a
+      // crash right after cannot leave a revoked task whose leases live on.
+      await this.#mark(entries, id, state, by);
+      await entries.put(CASCADES, id, encoder.encode(id));
+    });
+    await this.#cascade(id);
+    return this.#view(record);
+  }
+
+  async #cascade(id: string): Promise<number> {
+    const record = await this.#find(id);
+    let count = 0;
+    if (record) {
+      let after: string | undefined;
+      for (;;) {
+        const keys = await this.#storage.entries.list(TREE, treeKey(record.chain), {
+          limit: CASCADE_BATCH,
+          ...(after ? { after } : {}),
+        });
+        const ids = keys.map(lastSegment);
+        await this.#storage.transaction(async ({ entries }) => {
+          for (const descendant of ids) {
+            if (descendant !== id) await this.#mark(entries, descendant, 'revoked', id);
+          }
+        });
+        for (const hook of this.#onEnded) await hook(ids);
+        count += ids.length;
+        if (keys.length < CASCADE_BATCH) break;
+        after = keys[keys.length - 1];
+      }
+    }
+    await this.#storage.entries.delete(CASCADES, id);
+    return count;
+  }
+
+  async #mark(entries: EntryStore, id: string, state: TaskState, by: string): Promise<void> {
+    await entries.putIfAbsent(
+      STATE,
+      id,
+      sealJson(this.#cipher, STATE, id, { state, by, at: new Date(this.#now()).toISOString() }),
+    );
+  }
+
+  async #find(id: string): Promise<TaskRecord | undefined> {
+    if (!/^tsk_[A-Za-z0-9_-]{22}$/.test(id)) return undefined;
+    const entry = await this.#storage.entries.get(TASKS, id);
+    return entry ? openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value) : undefined;
+  }
+
+  async #get(id: string): Promise<TaskRecord> {
+    const record = await this.#find(id);
+    if (!record) throw new NotFoundError();
+    return record;
+  }
+
+  async #view(record: TaskRecord): Promise<TaskView> {
+    const { expires_at, ...rest } = record;
+    const status = await this.isActive(record.chain);
+    const state: TaskState = status.active ? (expires_at <= this.#now() ? 'expired' : 'active') : status.state;
+    return {
+      ...rest,
+      state,
+      expire_time: new Date(expires_at).toISOString(),
+      ...(status.active ? {} : { ended_by: status.by }),
+    };
+  }
+}
+
+/** Checks that a caller holding `caller` may act on `target`: it is the task itself or one of its ancestors. */
+export function assertInSubtree(caller: { task_id: string }, target: TaskRecord): void {
+  if (!target.chain.includes(caller.task_id)) throw new PermissionDeniedError();
+}
+
+const newTaskId = () => `tsk_${randomBytes(16).toString('base64url')}`;
+const newAccessor = () => `tac_${randomBytes(16).toString('base64url')}`;
+const treeKey = (chain: readonly string[]) => `${chain.join('/')}/`;
+const lastSegment = (key: string) => key.slice(0, -1).split('/').pop() as string;
+
+function validateLabels(labels: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels ?? {})) {
+    if (!/^[a-z0-9][a-z0-9_.-]{0,62}$/i.test(k) || typeof v !== 'string' || v.length > 256) {
+      throw new ValidationError('Labels are key=value with short keys and values.');
+    }
+    out[k] = v;
+  }
+  if (Object.keys(out).length > 32) throw new ValidationError('At most 32 labels.');
+  return out;
+}
