@@ -8,6 +8,7 @@ export { type PinoRedactionOptions, pinoRedaction } from './integrations/pino-re
 export { encodedForms } from './matcher/secret-encodings.js';
 export { createRedactor, type Redactor, type RedactorOptions } from './redactor.js';
 export type { Replacement } from './replacement/replacement-format.js';
+export { parseSecretsFile } from './secrets-file/secrets-file.js';
 export { createRedactNodeStream, createRedactStream } from './stream/redact-stream.js';
 export type { RedactionStream } from './stream/redaction-stream.js';
 export { SENSITIVE_KEY, type StructuredOptions } from './structured/structured-redaction.js';

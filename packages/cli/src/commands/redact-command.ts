@@ -1,0 +1,162 @@
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { createRedactor, parseSecretsFile, type Redactor } from '@custos/redact';
+import type { Command } from 'commander';
+
+/** Streams the redact command reads and writes; injectable for tests. */
+export interface RedactCommandIo {
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+interface RedactFlags {
+  secretsFile?: string;
+  json?: boolean;
+}
+
+/** A local failure: one line on stderr, exit code 2. Messages never hold file content. */
+class RedactCommandError extends Error {
+  constructor(
+    readonly code: 'CUSTOS_ERR_USAGE' | 'CUSTOS_ERR_LOCAL',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * `custos redact [FILE…] [--secrets-file F] [--json]`: a stream filter.
+ * Reads stdin (or the files, in order) and writes it redacted to stdout as it
+ * arrives, so `some-agent 2>&1 | custos redact` shows output live, holding
+ * back only text that could still be the start of a secret.
+ *
+ * Exit codes: 0 done; 2 a usage or I/O error, reported as one line
+ * `custos: CUSTOS_ERR_… message` on stderr. Sets `process.exitCode`.
+ */
+export function registerRedactCommand(
+  program: Command,
+  io: RedactCommandIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+): void {
+  program
+    .command('redact [files...]')
+    .description('redact secrets from stdin (or files) to stdout, as a stream filter')
+    .option('--secrets-file <file>', 'known secrets: one per line, NAME=value lines, or JSON')
+    .option('--json', 'input is JSON lines or a JSON document: redact structurally (secret-named keys masked)')
+    .action(async (files: string[] | undefined, flags: RedactFlags) => {
+      try {
+        await runRedact(files ?? [], flags, io);
+        process.exitCode = 0;
+      } catch (e) {
+        const err =
+          e instanceof RedactCommandError
+            ? e
+            : new RedactCommandError('CUSTOS_ERR_LOCAL', `redaction failed: ${(e as Error)?.message ?? String(e)}`);
+        io.stderr.write(`custos: ${err.code} ${err.message}\n`);
+        process.exitCode = 2;
+      }
+    });
+}
+
+async function runRedact(files: string[], flags: RedactFlags, io: RedactCommandIo): Promise<void> {
+  let secrets: { name: string; value: string }[] = [];
+  if (flags.secretsFile !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(flags.secretsFile, 'utf8');
+    } catch (e) {
+      throw new RedactCommandError(
+        'CUSTOS_ERR_LOCAL',
+        `cannot read secrets file ${flags.secretsFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+    secrets = parseSecretsFile(text);
+  }
+  const redactor = createRedactor({ secrets });
+  const sources: (() => Readable)[] =
+    files.length === 0 || (files.length === 1 && files[0] === '-')
+      ? [() => io.stdin]
+      : files.map((f) => () => (f === '-' ? io.stdin : createReadStream(f)));
+  for (let i = 0; i < sources.length; i++) {
+    const name = files[i] ?? 'stdin';
+    try {
+      await (flags.json ? pumpJson : pumpText)(sources[i]!(), redactor, io.stdout);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === undefined) throw e;
+      throw new RedactCommandError('CUSTOS_ERR_LOCAL', `cannot read ${name} (${code})`);
+    }
+  }
+}
+
+/** Writes respecting backpressure, so a slow reader does not make us buffer everything. */
+async function write(out: Writable, text: string): Promise<void> {
+  if (text.length === 0) return;
+  if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', resolve));
+}
+
+async function pumpText(input: Readable, redactor: Redactor, out: Writable): Promise<void> {
+  const stream = redactor.createStream();
+  const decoder = new TextDecoder('utf-8');
+  for await (const chunk of input) {
+    const text = typeof chunk === 'string' ? chunk : decoder.decode(chunk as Uint8Array, { stream: true });
+    await write(out, stream.write(text));
+  }
+  await write(out, stream.write(decoder.decode()) + stream.end());
+}
+
+/** Largest multi-line JSON document held while waiting for it to parse. */
+const MAX_PENDING = 16 * 2 ** 20;
+
+/**
+ * JSON lines, or a (possibly pretty-printed) JSON document: each value is
+ * redacted structurally and written as one line. Text that is not JSON is
+ * still redacted, as text, so nothing passes through unscanned.
+ */
+async function pumpJson(input: Readable, redactor: Redactor, out: Writable): Promise<void> {
+  const decoder = new TextDecoder('utf-8');
+  let partial = '';
+  let pending = '';
+  const structured = (value: unknown): string => `${JSON.stringify(redactor.redactObject(value))}\n`;
+  const emitLine = async (line: string): Promise<void> => {
+    const alone = /^\s*[[{]/.test(line) ? parse(line) : { ok: false as const };
+    if (alone.ok) {
+      // A complete document on one line ends whatever did not parse before it.
+      if (pending !== '') await write(out, redactor.redact(pending));
+      pending = '';
+      return write(out, structured(alone.value));
+    }
+    if (pending === '' && !/^\s*[[{]/.test(line)) return write(out, redactor.redact(`${line}\n`));
+    pending += `${line}\n`;
+    const doc = parse(pending);
+    if (doc.ok) {
+      pending = '';
+      return write(out, structured(doc.value));
+    }
+    if (pending.length > MAX_PENDING) {
+      const text = pending;
+      pending = '';
+      return write(out, redactor.redact(text));
+    }
+  };
+  for await (const chunk of input) {
+    partial += typeof chunk === 'string' ? chunk : decoder.decode(chunk as Uint8Array, { stream: true });
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) await emitLine(line);
+  }
+  partial += decoder.decode();
+  if (partial !== '') await emitLine(partial);
+  if (pending !== '') await write(out, redactor.redact(pending));
+}
+
+function parse(text: string): { ok: true; value: unknown } | { ok: false } {
+  const t = text.trim();
+  if (t === '' || !/^[[{"]/.test(t)) return { ok: false };
+  try {
+    return { ok: true, value: JSON.parse(t) };
+  } catch {
+    return { ok: false };
+  }
+}
