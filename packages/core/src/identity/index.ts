@@ -1,7 +1,12 @@
 export * from './certificate-authority.js';
 export { normalizeCertificateSerial } from './certificate-serial.js';
 export * from './client-certificate-verify.js';
+export { normalizeHtu } from './dpop-htu.js';
+export * from './dpop-proof-create.js';
+export * from './dpop-proof-verify.js';
+export * from './dpop-replay-cache.js';
 export * from './identity-rejected-error.js';
+export * from './jwk-thumbprint.js';
 export * from './jwt-auth-config.js';
 export * from './jwt-auth-method.js';
 export * from './jwt-bound-claims.js';
