@@ -6,10 +6,15 @@ import { registerAudit } from './plugins/audit-plugin.js';
 import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
+import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
+import { oauthRoutes } from './routes/v1/oauth-routes.js';
 import { policyRoutes } from './routes/v1/policy-routes.js';
+import { roleRoutes } from './routes/v1/role-routes.js';
 import { secretRoutes } from './routes/v1/secret-routes.js';
 import { sysRoutes } from './routes/v1/sys-routes.js';
+import { taskRoutes } from './routes/v1/task-routes.js';
 import { tokenRoutes } from './routes/v1/token-routes.js';
+import { wellKnownRoutes } from './routes/well-known-routes.js';
 import './route-config.js';
 
 export interface AppOptions {
@@ -85,8 +90,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(policyRoutes, { node });
       await v1.register(tokenRoutes, { node });
       await v1.register(auditRoutes, { node });
+      await v1.register(roleRoutes, { node });
+      await v1.register(taskRoutes, { node });
+      await v1.register(bootstrapRoutes, { node });
+      await v1.register(oauthRoutes, { node });
     },
     { prefix: '/v1' },
   );
+  await app.register(wellKnownRoutes, { node });
   return app;
 }

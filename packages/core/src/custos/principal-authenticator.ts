@@ -9,6 +9,11 @@ export interface AuthenticateContext {
   url: string;
   /** The `DPoP` header, when the client sent one. */
   dpop?: string;
+  /**
+   * Introspection only: accept a DPoP-bound token without a proof, because
+   * the resource server asking checks the proof itself against `cnf.jkt`.
+   */
+  allowUnproven?: boolean;
 }
 
 export type DpopVerifier = (
@@ -61,7 +66,9 @@ export class PrincipalAuthenticator {
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */
   async verifyTaskToken(token: string, context: AuthenticateContext): Promise<TaskTokenSubject> {
     let dpopJkt: string | undefined;
-    if (context.dpop !== undefined) {
+    if (context.allowUnproven) {
+      dpopJkt = unverifiedJkt(token);
+    } else if (context.dpop !== undefined) {
       if (!this.#dpop) throw new UnauthenticatedError();
       dpopJkt = await this.#dpop(context.dpop, { method: context.method, url: context.url, accessToken: token });
     }
@@ -86,5 +93,17 @@ export class PrincipalAuthenticator {
       exp: claims.exp,
       jkt: claims.cnf?.jkt ?? null,
     };
+  }
+}
+
+/** `cnf.jkt` read from a token's payload *before* verification; only for introspection (the signature is still checked). */
+function unverifiedJkt(token: string): string | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      cnf?: { jkt?: unknown };
+    };
+    return typeof payload.cnf?.jkt === 'string' ? payload.cnf.jkt : undefined;
+  } catch {
+    return undefined;
   }
 }

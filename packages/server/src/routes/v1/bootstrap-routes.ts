@@ -1,0 +1,121 @@
+import { BlockList, isIPv4 } from 'node:net';
+import {
+  CustosError,
+  type CustosNode,
+  parseDuration,
+  principalName,
+  type Role,
+  UnauthenticatedError,
+} from '@custos/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { issuedView, type StartBody, startBodySchema, startTask } from './task-routes.js';
+
+type NameRequest = FastifyRequest<{ Params: { name: string } }>;
+const roleResource = (request: FastifyRequest) => `sys/roles/${(request as NameRequest).params.name}`;
+// Login routes take secrets from anonymous callers: rate limited per source.
+export const loginLimit = { max: 60, timeWindow: '1 minute' };
+
+/**
+ * Whether the caller may log in to `role` with `method` from its address.
+ * Refusals say only the code: which binding failed is for the audit log.
+ */
+export function checkLogin(role: Role, method: 'bootstrap' | 'jwt' | 'cert', request: FastifyRequest): void {
+  if (!role.auth.includes(method)) throw new CustosError('CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED');
+  if (role.bound_cidrs.length > 0) {
+    const list = new BlockList();
+    for (const cidr of role.bound_cidrs) {
+      const [address = '', prefix = '0'] = cidr.split('/');
+      list.addSubnet(address, Number(prefix), isIPv4(address) ? 'ipv4' : 'ipv6');
+    }
+    const ip = request.ip.startsWith('::ffff:') ? request.ip.slice(7) : request.ip;
+    if (!list.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6')) throw new UnauthenticatedError();
+  }
+}
+
+/** `/v1/roles/:name/bootstrap` and `/v1/auth/bootstrap/login`: single-use secure introduction. */
+export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  app.post<{ Params: { name: string }; Body: { ttl?: string } }>('/roles/:name/bootstrap', {
+    config: { access: { kind: 'policy', action: 'issue', resource: roleResource } },
+    schema: {
+      tags: ['auth'],
+      summary: 'Create a single-use bootstrap token for a freshly spawned agent of this role',
+      body: {
+        type: 'object',
+        properties: { ttl: { type: 'string', maxLength: 32 } },
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => {
+      const role = await node.services().roles.read(request.params.name);
+      if (!role.auth.includes('bootstrap')) throw new CustosError('CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED');
+      const ttlMs = parseDuration(request.body?.ttl ?? '5m');
+      return node.services().bootstrap.create(role.name, ttlMs, principalName(request.auth!));
+    },
+  });
+
+  app.post<{ Body: StartBody & { token: string } }>('/auth/bootstrap/login', {
+    config: { access: { kind: 'public' }, rateLimit: loginLimit },
+    schema: {
+      tags: ['auth'],
+      summary: 'Exchange a bootstrap token (once) for a task token',
+      body: {
+        ...startBodySchema,
+        properties: { ...startBodySchema.properties, token: { type: 'string', maxLength: 128 } },
+        required: ['token'],
+      },
+    },
+    handler: async (request) => {
+      const { token, ...start } = request.body;
+      const services = node.services();
+      const outcome = await services.bootstrap.consume(token);
+      if (outcome.kind === 'reused') {
+        // Someone used this token before: either the agent it was meant for
+        // is replaying it, or an intruder got it first. Either way an operator
+        // must look. The alert is written before the refusal is sent; if it
+        // cannot be written, the request fails closed like any other.
+        await services.audit.record({
+          type: 'security_alert',
+          kind: 'bootstrap_token_reused',
+          request_id: request.id,
+          request: { method: request.method, route: '/v1/auth/bootstrap/login', source_ip: request.ip },
+          data: { bootstrap_token: services.auditHmac(token) },
+          details: { bootstrap_accessor: outcome.accessor },
+        });
+        throw new UnauthenticatedError();
+      }
+      if (outcome.kind === 'invalid') throw new UnauthenticatedError();
+      const role = await services.roles.read(outcome.role);
+      checkLogin(role, 'bootstrap', request);
+      const issued = await startTask(node, role, `bootstrap:${outcome.accessor}`, 'bootstrap', start);
+      request.auth = { kind: 'task', task: taskSubject(issued.task), role };
+      return issuedView(issued);
+    },
+  });
+}
+
+/** The principal a freshly started task becomes, for the audit event of its own login. */
+export function taskSubject(task: {
+  id: string;
+  sub: string;
+  parent_id: string | null;
+  scope: string;
+  depth: number;
+  role: string;
+  chain: string[];
+  act: import('@custos/core').ActorClaim | null;
+  expire_time: string;
+  jkt: string | null;
+}) {
+  return {
+    sub: task.sub,
+    task_id: task.id,
+    parent_task_id: task.parent_id,
+    scope: task.scope,
+    depth: task.depth,
+    role: task.role,
+    chain: task.chain,
+    act: task.act,
+    exp: Math.floor(Date.parse(task.expire_time) / 1000),
+    jkt: task.jkt,
+  };
+}

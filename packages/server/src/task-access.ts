@@ -1,0 +1,47 @@
+import {
+  type CustosNode,
+  PermissionDeniedError,
+  type PolicyAction,
+  type TaskRecord,
+  type TaskTokenSubject,
+  UnauthenticatedError,
+} from '@custos/core';
+import type { FastifyRequest } from 'fastify';
+
+/**
+ * Access to a task by someone other than the policy plugin can decide up
+ * front: an operator needs `action` on `sys/tasks` by policy; a task may act
+ * only on itself and its descendants (its subtree), never on its parent or a
+ * sibling. The decision is recorded on the request for the audit event.
+ */
+export async function authorizeTaskAccess(
+  request: FastifyRequest,
+  node: CustosNode,
+  action: PolicyAction,
+  target: TaskRecord,
+): Promise<void> {
+  const principal = request.auth;
+  request.resourcePath = `sys/tasks/${target.id}`;
+  let allowed: boolean;
+  if (principal?.kind === 'task') {
+    allowed = target.chain.includes(principal.task.task_id);
+  } else if (principal?.kind === 'operator') {
+    allowed = node
+      .services()
+      .authorize(principal, action, 'sys/tasks', { sourceIp: request.ip, now: new Date() }).allowed;
+  } else {
+    allowed = false;
+  }
+  request.decision = allowed ? 'allow' : 'deny';
+  if (!allowed) throw new PermissionDeniedError();
+}
+
+/** The calling task (for routes only a task token may use). */
+export function callingTask(request: FastifyRequest): TaskTokenSubject {
+  const principal = request.auth;
+  if (principal?.kind !== 'task') {
+    request.decision = 'deny';
+    throw principal ? new PermissionDeniedError() : new UnauthenticatedError();
+  }
+  return principal.task;
+}
