@@ -15,6 +15,8 @@ export function createProgram(io: CliIo = processIo()): Command {
   const program = new Command('custos')
     .description('custos — secrets control plane for multi-agent AI systems')
     .version('0.1.0')
+    // Program options only before the subcommand, so `secret get --version 2` is the secret's version.
+    .enablePositionalOptions()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),

@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { type RunningServer, resolveServerConfig, startServer } from '@custos/server';
+import pino from 'pino';
+import { runCli } from '../src/program.js';
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A real server (dev seal, SQLite) on a free port, and a way to run CLI commands against it. */
+export async function startCliServer(): Promise<{
+  server: RunningServer;
+  dir: string;
+  rootToken: () => string;
+  cli: (args: string[], options?: { token?: string; stdin?: string; env?: Record<string, string> }) => Promise<CliRun>;
+  close: () => Promise<void>;
+}> {
+  const dir = mkdtempSync(join(tmpdir(), 'custos-cli-test-'));
+  const config = resolveServerConfig({ dev: true, data: dir, listen: '127.0.0.1:0' }, dir);
+  const server = await startServer(config, pino({ level: 'silent' }));
+  const { readFileSync } = await import('node:fs');
+  const rootToken = () => readFileSync(join(dir, 'root-token'), 'utf8').trim();
+  return {
+    server,
+    dir,
+    rootToken,
+    cli: async (args, options = {}) => {
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      let err = '';
+      stdout.on('data', (c) => {
+        out += c;
+      });
+      stderr.on('data', (c) => {
+        err += c;
+      });
+      const previousExit = process.exitCode;
+      process.exitCode = undefined;
+      const code = await runCli(args, {
+        stdin: Readable.from(options.stdin === undefined ? [] : [options.stdin]),
+        stdout,
+        stderr,
+        cwd: dir,
+        env: { CUSTOS_ADDR: server.address, CUSTOS_TOKEN: options.token ?? rootToken(), ...(options.env ?? {}) },
+      });
+      process.exitCode = previousExit;
+      return { code, stdout: out, stderr: err };
+    },
+    close: async () => {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
