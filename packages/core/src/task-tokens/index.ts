@@ -26,3 +26,8 @@ export {
   type VerifyTaskTokenOptions,
   verifyTaskToken,
 } from './task-token-verify.js';
+export {
+  DEFAULT_VERIFY_CACHE_ENTRIES,
+  type VerifiedTaskToken,
+  VerifiedTaskTokenCache,
+} from './task-token-verify-cache.js';

@@ -1,5 +1,5 @@
-import { verify } from 'node:crypto';
-import type { TaskSigningKey, TaskSigningKeys } from './task-signing-keys.js';
+import { webcrypto } from 'node:crypto';
+import type { TaskSigningKeys } from './task-signing-keys.js';
 import {
   MAX_TASK_TOKEN_LENGTH,
   parseTaskTokenClaims,
@@ -9,6 +9,7 @@ import {
 } from './task-token-claims.js';
 import { TaskTokenInvalidError } from './task-token-error.js';
 import { decodeJsonPart, splitCompactJws } from './task-token-jws.js';
+import { VerifiedTaskTokenCache } from './task-token-verify-cache.js';
 
 export interface VerifyTaskTokenOptions {
   readonly keys: Pick<TaskSigningKeys, 'keyForHeader' | 'hasKid' | 'reloadForUnknownKid'>;
@@ -18,7 +19,7 @@ export interface VerifyTaskTokenOptions {
   readonly audience: string | readonly string[];
   /** Epoch milliseconds; defaults to Date.now(). */
   readonly now?: number;
-  /** Allowed clock skew between nodes for exp, nbf and iat. Default 5 s. */
+  /** Allowed clock skew between nodes for exp and nbf. Default 5 s. */
   readonly clockToleranceSec?: number;
   /**
    * The RFC 7638 thumbprint of the key that signed the request's DPoP proof,
@@ -27,6 +28,13 @@ export interface VerifyTaskTokenOptions {
    * accepted as a bearer token by forgetting the check.
    */
   readonly dpopJkt?: string;
+  /**
+   * Skip the DPoP binding check. Only for RFC 7662 introspection, where the
+   * token is reported with its `cnf` and the resource server checks the proof.
+   */
+  readonly ignoreDpopBinding?: boolean;
+  /** Remember verified signatures across calls (one cache per node). */
+  readonly cache?: VerifiedTaskTokenCache;
 }
 
 export const DEFAULT_TASK_TOKEN_CLOCK_TOLERANCE_SEC = 5;
@@ -40,17 +48,32 @@ export const DEFAULT_TASK_TOKEN_CLOCK_TOLERANCE_SEC = 5;
  * writes for a known, unretired key, so `alg` is EdDSA (never `none`, never
  * an HMAC keyed with a public key), `typ` is {@link TASK_TOKEN_TYP} and no
  * other parameter (`crit`, `jku`, `jwk`, …) can appear. Then the Ed25519
- * signature, the claim types, exp/nbf/iat, `iss` and `aud`, and the DPoP
+ * signature, the claim types, exp/nbf, `iss` and `aud`, and the DPoP
  * binding. A token naming an unknown kid makes the key set reload once
  * (rate-limited) in case another node has just rotated.
+ *
+ * @example
+ * ```ts
+ * const claims = await verifyTaskToken(bearer, { keys, issuer, audience: 'custos', cache });
+ * audit.task_chain = actChain(claims);
+ * ```
  */
 export async function verifyTaskToken(token: string, options: VerifyTaskTokenOptions): Promise<TaskTokenClaims> {
   if (typeof token !== 'string') throw new TaskTokenInvalidError('malformed');
   if (token.length > MAX_TASK_TOKEN_LENGTH) throw new TaskTokenInvalidError('oversized');
+  const now = options.now ?? Date.now();
+  const { keys, cache } = options;
+  const digest = cache === undefined ? undefined : VerifiedTaskTokenCache.digest(token);
+  if (cache !== undefined && digest !== undefined) {
+    const hit = cache.get(digest);
+    if (hit !== undefined) {
+      if (keys.keyForHeader(token.slice(0, token.indexOf('.')), now) === hit.key)
+        return checkClaims(hit.claims, options, now);
+      cache.delete(digest); // its key retired or was reloaded: verify afresh
+    }
+  }
   const parts = splitCompactJws(token);
   if (parts === undefined) throw new TaskTokenInvalidError('malformed');
-  const now = options.now ?? Date.now();
-  const { keys } = options;
   let key = keys.keyForHeader(parts.encodedHeader, now);
   if (key === undefined) {
     const kid = refuseHeader(parts.encodedHeader);
@@ -62,7 +85,16 @@ export async function verifyTaskToken(token: string, options: VerifyTaskTokenOpt
       throw new TaskTokenInvalidError(keys.hasKid(kid, now) ? 'bad_header' : 'unknown_kid');
     }
   }
-  return checkSignedToken(parts.signingInput, parts.signature, parts.encodedPayload, key, options, now);
+  const data = Buffer.from(parts.signingInput, 'latin1');
+  if (!(await webcrypto.subtle.verify('Ed25519', key.verifyKey, parts.signature, data))) {
+    throw new TaskTokenInvalidError('bad_signature');
+  }
+  const claims = parseTaskTokenClaims(decodeJsonPart(parts.encodedPayload));
+  if (claims === undefined || claims.exp <= claims.iat || claims.nbf < claims.iat) {
+    throw new TaskTokenInvalidError('bad_claims');
+  }
+  if (cache !== undefined && digest !== undefined) cache.set(digest, { claims: deepFreeze(claims), key });
+  return checkClaims(claims, options, now);
 }
 
 /**
@@ -84,29 +116,16 @@ function refuseHeader(encodedHeader: string): string {
   return kid;
 }
 
-function checkSignedToken(
-  signingInput: string,
-  signature: Buffer,
-  encodedPayload: string,
-  key: TaskSigningKey,
-  options: VerifyTaskTokenOptions,
-  now: number,
-): TaskTokenClaims {
-  if (!verify(null, Buffer.from(signingInput, 'latin1'), key.publicKey, signature)) {
-    throw new TaskTokenInvalidError('bad_signature');
-  }
-  const claims = parseTaskTokenClaims(decodeJsonPart(encodedPayload));
-  if (claims === undefined || claims.exp <= claims.iat || claims.nbf < claims.iat) {
-    throw new TaskTokenInvalidError('bad_claims');
-  }
+/** The checks that depend on the time and the caller, run on every use (cached or not). */
+function checkClaims(claims: TaskTokenClaims, options: VerifyTaskTokenOptions, now: number): TaskTokenClaims {
   const tolerance = options.clockToleranceSec ?? DEFAULT_TASK_TOKEN_CLOCK_TOLERANCE_SEC;
   const nowSec = now / 1000;
   if (claims.exp <= nowSec - tolerance) throw new TaskTokenInvalidError('expired');
-  // iat ≤ nbf was checked above, so this also refuses an iat in the future.
+  // iat ≤ nbf was checked when parsing, so this also refuses an iat in the future.
   if (claims.nbf > nowSec + tolerance) throw new TaskTokenInvalidError('not_yet_valid');
   if (claims.iss !== options.issuer) throw new TaskTokenInvalidError('wrong_issuer');
   if (!audienceMatches(claims.aud, options.audience)) throw new TaskTokenInvalidError('wrong_audience');
-  if (claims.cnf !== undefined) {
+  if (claims.cnf !== undefined && options.ignoreDpopBinding !== true) {
     if (options.dpopJkt === undefined) throw new TaskTokenInvalidError('dpop_proof_required');
     if (options.dpopJkt !== claims.cnf.jkt) throw new TaskTokenInvalidError('dpop_key_mismatch');
   }
@@ -116,4 +135,13 @@ function checkSignedToken(
 function audienceMatches(actual: string | readonly string[], expected: string | readonly string[]): boolean {
   const want = typeof expected === 'string' ? [expected] : expected;
   return typeof actual === 'string' ? want.includes(actual) : actual.some((a) => want.includes(a));
+}
+
+/** Cached claims are shared by every hit: nobody may change them. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }

@@ -1,6 +1,6 @@
-import { createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, sign, webcrypto } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CustosError, UnauthenticatedError, ValidationError } from '../errors/index.js';
 import { actChain, actorSubjects, delegationActor } from './task-act-chain.js';
 import { ed25519Thumbprint } from './task-signing-keys.js';
@@ -8,7 +8,8 @@ import { MAX_TASK_TOKEN_LENGTH, TASK_TOKEN_TYP, type TaskTokenInput } from './ta
 import { TaskTokenInvalidError, type TaskTokenRefusal } from './task-token-error.js';
 import { issueTaskToken } from './task-token-issue.js';
 import { signCompactJws } from './task-token-jws.js';
-import { verifyTaskToken } from './task-token-verify.js';
+import { type VerifyTaskTokenOptions, verifyTaskToken } from './task-token-verify.js';
+import { VerifiedTaskTokenCache } from './task-token-verify-cache.js';
 import { FakeClock, taskKeysFixture } from './test-support/task-keys-fixture.js';
 
 const ISSUER = 'https://custos.test';
@@ -361,5 +362,88 @@ describe('issueTaskToken / verifyTaskToken', () => {
       expect(e).toBeInstanceOf(CustosError);
       expect((e as CustosError).code).toBe('CUSTOS_ERR_UNAUTHENTICATED');
     }
+  });
+});
+
+describe('verifyTaskToken with a VerifiedTaskTokenCache', () => {
+  it('skips the signature check for the identical token but re-checks time, issuer, audience and DPoP', async () => {
+    const { issue, keys, clock } = await setup();
+    const cache = new VerifiedTaskTokenCache();
+    const jkt = ed25519Thumbprint(randomBytes(32).toString('base64url'));
+    const { token, claims } = await issue(rootInput(clock, { cnf: { jkt } }));
+    const run = (extra: Partial<VerifyTaskTokenOptions> = {}) =>
+      verifyTaskToken(token, {
+        keys,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        now: clock.ms,
+        clockToleranceSec: 0,
+        cache,
+        dpopJkt: jkt,
+        ...extra,
+      });
+    expect(await run()).toEqual(claims);
+    expect(cache.size).toBe(1);
+    const spy = vi.spyOn(webcrypto.subtle, 'verify');
+    try {
+      const again = await run();
+      expect(again).toEqual(claims);
+      expect(Object.isFrozen(again) && Object.isFrozen(again.cnf)).toBe(true);
+      expect(await refusal(run({ now: claims.exp * 1000 }))).toBe('expired');
+      expect(await refusal(run({ audience: 'other' }))).toBe('wrong_audience');
+      expect(await refusal(run({ issuer: 'https://other.test' }))).toBe('wrong_issuer');
+      expect(await refusal(run({ dpopJkt: undefined }))).toBe('dpop_proof_required');
+      expect(spy).not.toHaveBeenCalled();
+      // A different spelling of the same token is not a hit.
+      const [h, p, s] = token.split('.') as [string, string, string];
+      const sig = Buffer.from(s, 'base64url');
+      sig[0]! ^= 1;
+      const flipped = `${h}.${p}.${sig.toString('base64url')}`;
+      const opts = { keys, issuer: ISSUER, audience: AUDIENCE, now: clock.ms, cache };
+      expect(await refusal(verifyTaskToken(flipped, opts))).toBe('bad_signature');
+      expect(spy).toHaveBeenCalledTimes(1);
+    } finally {
+      spy.mockRestore();
+    }
+    // Refused tokens never enter the cache.
+    expect(cache.size).toBe(1);
+  });
+
+  it('drops a hit whose key has retired', async () => {
+    const { issue, keys, clock } = await setup();
+    const cache = new VerifiedTaskTokenCache();
+    const { token } = await issue(rootInput(clock, { exp: Math.floor(clock.ms / 1000) + 3600 }));
+    const run = () => verifyTaskToken(token, { keys, issuer: ISSUER, audience: AUDIENCE, now: clock.ms, cache });
+    await run();
+    await keys.rotate({ retireAfterMs: 60_000 });
+    await run();
+    clock.advance(60_000);
+    expect(await refusal(run())).toBe('unknown_kid');
+    expect(cache.size).toBe(0);
+  });
+
+  it('is bounded: the oldest entry goes first', async () => {
+    const { issue, keys, clock } = await setup();
+    const cache = new VerifiedTaskTokenCache(2);
+    const tokens = await Promise.all([1, 2, 3].map(async () => (await issue(rootInput(clock))).token));
+    for (const t of tokens)
+      await verifyTaskToken(t, { keys, issuer: ISSUER, audience: AUDIENCE, now: clock.ms, cache });
+    expect(cache.size).toBe(2);
+    expect(cache.get(VerifiedTaskTokenCache.digest(tokens[0]!))).toBeUndefined();
+    expect(cache.get(VerifiedTaskTokenCache.digest(tokens[2]!))).toBeDefined();
+  });
+
+  it('ignoreDpopBinding (introspection) accepts a bound token without a proof', async () => {
+    const { issue, keys, clock } = await setup();
+    const jkt = ed25519Thumbprint(randomBytes(32).toString('base64url'));
+    const { token } = await issue(rootInput(clock, { cnf: { jkt } }));
+    const claims = await verifyTaskToken(token, {
+      keys,
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      now: clock.ms,
+      ignoreDpopBinding: true,
+    });
+    expect(claims.cnf).toEqual({ jkt });
   });
 });
