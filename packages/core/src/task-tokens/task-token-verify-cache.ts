@@ -1,12 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { TaskSigningKey } from './task-signing-keys.js';
 import type { TaskTokenClaims } from './task-token-claims.js';
 
 /** What a cache entry remembers: the exact token's signature was valid and these are its claims. */
 export interface VerifiedTaskToken {
   readonly claims: TaskTokenClaims;
-  /** The key that verified it: a hit counts only while that key is still live. */
-  readonly key: TaskSigningKey;
 }
 
 export const DEFAULT_VERIFY_CACHE_ENTRIES = 10_000;
@@ -19,7 +16,8 @@ export const DEFAULT_VERIFY_CACHE_ENTRIES = 10_000;
  *
  * Strictness is unchanged: a hit needs the byte-identical token (looked up
  * by SHA-256, so no bearer token is kept in memory longer than its request),
- * its key must still be live, and exp/nbf, issuer, audience and DPoP binding
+ * its key must still be live (the token's exact header must still name a
+ * known, unretired key: kids are thumbprints, so that is the same key), and exp/nbf, issuer, audience and DPoP binding
  * are checked again on every use. Only tokens with a valid custos signature
  * get in, so forged tokens cannot fill it; at `maxEntries` the oldest entry
  * goes.

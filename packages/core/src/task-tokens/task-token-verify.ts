@@ -67,9 +67,9 @@ export async function verifyTaskToken(token: string, options: VerifyTaskTokenOpt
   if (cache !== undefined && digest !== undefined) {
     const hit = cache.get(digest);
     if (hit !== undefined) {
-      if (keys.keyForHeader(token.slice(0, token.indexOf('.')), now) === hit.key)
+      if (keys.keyForHeader(token.slice(0, token.indexOf('.')), now) !== undefined)
         return checkClaims(hit.claims, options, now);
-      cache.delete(digest); // its key retired or was reloaded: verify afresh
+      cache.delete(digest); // its key retired: verify afresh, which refuses it
     }
   }
   const parts = splitCompactJws(token);
@@ -93,7 +93,7 @@ export async function verifyTaskToken(token: string, options: VerifyTaskTokenOpt
   if (claims === undefined || claims.exp <= claims.iat || claims.nbf < claims.iat) {
     throw new TaskTokenInvalidError('bad_claims');
   }
-  if (cache !== undefined && digest !== undefined) cache.set(digest, { claims: deepFreeze(claims), key });
+  if (cache !== undefined && digest !== undefined) cache.set(digest, { claims: deepFreeze(claims) });
   return checkClaims(claims, options, now);
 }
 

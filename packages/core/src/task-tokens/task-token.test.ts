@@ -407,6 +407,16 @@ describe('verifyTaskToken with a VerifiedTaskTokenCache', () => {
     }
     // Refused tokens never enter the cache.
     expect(cache.size).toBe(1);
+    // A reload of the key set (every refresh interval) keeps the hits.
+    await keys.reload();
+    await keys.rotate({ retireAfterMs: 3_600_000 });
+    const spy2 = vi.spyOn(webcrypto.subtle, 'verify');
+    try {
+      expect(await run()).toEqual(claims);
+      expect(spy2).not.toHaveBeenCalled();
+    } finally {
+      spy2.mockRestore();
+    }
   });
 
   it('drops a hit whose key has retired', async () => {
