@@ -7,6 +7,7 @@ import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
+import { identityRoutes } from './routes/v1/identity-routes.js';
 import { oauthRoutes } from './routes/v1/oauth-routes.js';
 import { policyRoutes } from './routes/v1/policy-routes.js';
 import { roleRoutes } from './routes/v1/role-routes.js';
@@ -23,7 +24,12 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
   /** Largest accepted body in bytes (default 1 MiB). */
   bodyLimit?: number;
-  /** TLS key and certificate (PEM) for an HTTPS listener. */
+  /**
+   * TLS key and certificate (PEM) for an HTTPS listener. Client certificates
+   * are requested but not required at the TLS layer: a client without one
+   * uses a bearer token as usual, and `/v1/auth/cert/login` verifies a
+   * presented certificate against custos's own CA itself.
+   */
   https?: { key: string | Buffer; cert: string | Buffer };
   /** Trust X-Forwarded-For from a proxy in front (off by default: the source IP feeds policy). */
   trustProxy?: boolean;
@@ -57,7 +63,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(loggerIsInstance
       ? { loggerInstance: options.logger as FastifyServerOptions['loggerInstance'] }
       : { logger: (options.logger as FastifyServerOptions['logger']) ?? false }),
-    ...(options.https ? { https: options.https } : {}),
+    ...(options.https ? { https: { ...options.https, requestCert: true, rejectUnauthorized: false } } : {}),
   }) as unknown as FastifyInstance;
 
   registerErrorHandler(app);
@@ -94,6 +100,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(taskRoutes, { node });
       await v1.register(bootstrapRoutes, { node });
       await v1.register(oauthRoutes, { node });
+      await v1.register(identityRoutes, { node });
     },
     { prefix: '/v1' },
   );

@@ -35,6 +35,8 @@ declare module 'fastify' {
     resourcePath: string | null;
     /** Set by the error handler: the code of the error answered. */
     errorCode: string | null;
+    /** Why an identity was refused (expired, bad signature, …): for the audit event only, never the client. */
+    auditReason: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

@@ -13,7 +13,11 @@ export interface ServerConfig {
   seal: 'dev' | 'shamir';
   audit: { file?: string; stdout: boolean; fsync: 'always' | 'never' };
   tls?: { cert: string; key: string };
+  /** A second, HTTPS listener for mTLS logins (certificate from `tls`, else issued by the internal CA). */
+  tlsListen?: { host: string; port: number };
   logLevel: string;
+  /** External base URL: the `iss` of task tokens and the base of DPoP `htu` (default: the listen address). */
+  issuer: string;
 }
 
 export interface ServerFlags {
@@ -21,9 +25,12 @@ export interface ServerFlags {
   data?: string;
   listen?: string;
   config?: string;
+  tlsListen?: string;
 }
 
 interface ConfigFile {
+  tls_listen?: string;
+  issuer?: string;
   listen?: string;
   data_dir?: string;
   storage?: string;
@@ -44,6 +51,8 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
   const dataDir = resolve(cwd, flags.data ?? file.data_dir ?? '.custos');
   const [host, port] = parseListen(flags.listen ?? file.listen ?? DEFAULT_LISTEN);
   const seal = flags.dev ? 'dev' : (file.seal ?? (flags.config ? 'shamir' : 'dev'));
+  const tlsListenText = flags.tlsListen ?? file.tls_listen;
+  const tlsListen = tlsListenText ? parseListen(tlsListenText) : undefined;
   const auditFile = file.audit?.file === null ? undefined : resolve(dataDir, file.audit?.file ?? 'audit.jsonl');
   return {
     host,
@@ -57,7 +66,11 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       fsync: file.audit?.fsync ?? 'always',
     },
     ...(file.tls ? { tls: { cert: resolve(cwd, file.tls.cert), key: resolve(cwd, file.tls.key) } } : {}),
+    ...(tlsListen ? { tlsListen: { host: tlsListen[0], port: tlsListen[1] } } : {}),
     logLevel: process.env.CUSTOS_LOG_LEVEL ?? file.log_level ?? 'info',
+    issuer: (
+      file.issuer ?? `${file.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
+    ).replace(/\/+$/, ''),
   };
 }
 

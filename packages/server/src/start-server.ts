@@ -9,6 +9,9 @@ import type { ServerConfig } from './server-config.js';
 
 export interface RunningServer {
   app: FastifyInstance;
+  /** The mTLS listener, when configured. */
+  tlsApp?: FastifyInstance;
+  tlsAddress?: string;
   node: CustosNode;
   /** The address it listens on, e.g. `http://127.0.0.1:8420`. */
   address: string;
@@ -42,6 +45,7 @@ export async function startServer(
   const storage = await createStorage(config.storage);
   const node = new CustosNode({
     storage,
+    issuer: config.issuer,
     seal: config.seal === 'dev' ? { type: 'dev', keyFile: join(config.dataDir, 'dev-seal.key') } : { type: 'shamir' },
     audit: {
       ...(config.audit.file ? { file: config.audit.file } : {}),
@@ -68,14 +72,36 @@ export async function startServer(
   const port = (app.server.address() as { port: number }).port;
   const scheme = config.tls ? 'https' : 'http';
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  let tlsApp: FastifyInstance | undefined;
+  let tlsAddress: string | undefined;
+  if (config.tlsListen && !node.sealed) {
+    // The mTLS listener needs the internal CA, which is behind the barrier:
+    // it starts once unsealed (at once with the dev seal).
+    let cert: { cert: string | Buffer; key: string | Buffer };
+    if (config.tls) {
+      cert = { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) };
+    } else {
+      const issued = await node.services().certs.issueServerCertificate({
+        dnsNames: ['localhost'],
+        ipAddresses: ['127.0.0.1', '::1'],
+      });
+      cert = { cert: issued.certPem, key: issued.keyPem };
+      writeFileSync(join(config.dataDir, 'ca.pem'), node.services().certs.caPem, { mode: 0o644 });
+    }
+    tlsApp = await buildApp({ node, logger, https: cert });
+    await tlsApp.listen({ host: config.tlsListen.host, port: config.tlsListen.port });
+    const tlsPort = (tlsApp.server.address() as { port: number }).port;
+    tlsAddress = `https://${config.tlsListen.host.includes(':') ? `[${config.tlsListen.host}]` : config.tlsListen.host}:${tlsPort}`;
+  }
   let closing: Promise<void> | undefined;
   return {
     app,
     node,
     address: `${scheme}://${host}:${port}`,
+    ...(tlsApp ? { tlsApp, tlsAddress } : {}),
     close: () => {
       closing ??= (async () => {
-        await app.close();
+        await Promise.all([app.close(), tlsApp?.close()]);
         await node.close();
       })();
       return closing;

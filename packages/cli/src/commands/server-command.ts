@@ -11,7 +11,8 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     .option('--data <dir>', 'data directory (default ./.custos)')
     .option('--listen <host:port>', 'listen address (default 127.0.0.1:8420)')
     .option('--config <file>', 'JSON config file (storage, seal, audit, tls)')
-    .action(async (flags: { dev?: boolean; data?: string; listen?: string; config?: string }) => {
+    .option('--tls-listen <host:port>', 'also listen with TLS for mTLS logins (certificate from the internal CA)')
+    .action(async (flags: { dev?: boolean; data?: string; listen?: string; config?: string; tlsListen?: string }) => {
       const config = resolveServerConfig(flags, io.cwd);
       const logger = createLogger(config.logLevel);
       const server = await startServer(config, logger);

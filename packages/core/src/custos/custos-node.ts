@@ -9,7 +9,9 @@ import {
   createAuditHmac,
   verifyAudit,
 } from '../audit/index.js';
+import { CertService, JwtMethodService } from '../auth-methods/index.js';
 import { CustosError, SealedError } from '../errors/index.js';
+import { MemoryDpopReplayCache, verifyDpopProof } from '../identity/index.js';
 import {
   type AuthzDecision,
   type PolicyAction,
@@ -43,8 +45,10 @@ export interface CustosNodeOptions {
     checkpointEvery?: number;
     checkpointIntervalMs?: number;
   };
-  /** This deployment's token issuer (`iss`), normally its external URL. */
+  /** This deployment's token issuer (`iss`), normally its external URL; DPoP proofs name URLs below it. */
   issuer?: string;
+  /** SPIFFE trust domain of the internal CA (default `custos.local`). */
+  trustDomain?: string;
   /** Called once with the root token created at initialisation; it is never logged or stored in clear. */
   onRootToken?: (token: string) => Promise<void> | void;
   /** Told about sink failures (never event contents). */
@@ -71,6 +75,8 @@ export interface CustosServices {
   tasks: TaskService;
   bootstrap: BootstrapService;
   taskKeys: TaskSigningKeys;
+  jwtMethods: JwtMethodService;
+  certs: CertService;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -208,6 +214,10 @@ export class CustosNode {
       minter: createTaskMinter(taskKeys, { issuer, audience: TASK_TOKEN_AUDIENCE }),
     });
     const bootstrap = new BootstrapService({ storage, cipher });
+    // One replay cache per node: a DPoP proof is single-use here. Across
+    // nodes a proof could be replayed once per node within its 60 s window;
+    // a storage-backed cache would close that (see the closing note).
+    const dpopReplay = new MemoryDpopReplayCache();
     const authenticator = new PrincipalAuthenticator({
       tokens,
       tasks,
@@ -215,7 +225,11 @@ export class CustosNode {
       keys: taskKeys,
       issuer,
       audience: TASK_TOKEN_AUDIENCE,
+      dpop: async (proof, { method, url, accessToken }) =>
+        (await verifyDpopProof(proof, { method, url, accessToken, replay: dpopReplay })).jkt,
     });
+    const jwtMethods = new JwtMethodService({ storage, cipher });
+    const certs = await CertService.load({ storage, cipher }, this.#options.trustDomain ?? 'custos.local');
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {
       let parsed = scopes.get(scope);
@@ -238,6 +252,8 @@ export class CustosNode {
       tasks,
       bootstrap,
       taskKeys,
+      jwtMethods,
+      certs,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),

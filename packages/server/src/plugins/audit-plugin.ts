@@ -80,6 +80,7 @@ function event(
     decision: decision === 'allow' && status >= 500 ? 'error' : decision,
     status,
     ...(request.errorCode ? { error_code: request.errorCode } : {}),
+    ...(request.auditReason ? { reason: request.auditReason } : {}),
     details: { phase },
   };
 }

@@ -14,6 +14,7 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
   app.decorateRequest('decision', null);
   app.decorateRequest('resourcePath', null);
   app.decorateRequest('errorCode', null);
+  app.decorateRequest('auditReason', null);
   app.decorateRequest('auditedRequest', false);
 
   app.addHook('onRequest', async (request) => {
@@ -28,7 +29,7 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
     const services = node.services();
     const principal = await services.authenticate(bearerToken(request), {
       method: request.method,
-      url: requestUrl(request),
+      url: requestUrl(request, services.issuer),
       ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
     });
     request.auth = principal;
@@ -59,11 +60,12 @@ function bearerToken(request: FastifyRequest): string {
 }
 
 /**
- * The URL a DPoP proof must name (`htu`): scheme and host as the client
- * addressed us, path without query. Behind a proxy this relies on
- * trustProxy, which is off unless configured.
+ * The URL a DPoP proof must name (`htu`): this deployment's configured
+ * external base URL (its issuer) and the request path without query. Not
+ * the Host header: a client-chosen host must not decide which URL a proof
+ * is valid for.
  */
-function requestUrl(request: FastifyRequest): string {
+export function requestUrl(request: FastifyRequest, issuer: string): string {
   const path = request.url.split('?')[0] ?? '/';
-  return `${request.protocol}://${request.host}${path}`;
+  return `${issuer.replace(/\/+$/, '')}${path}`;
 }

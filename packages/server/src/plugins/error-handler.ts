@@ -40,6 +40,8 @@ export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const custos = toCustosError(error);
     request.errorCode = custos.code;
+    const auditReason = (error as { auditReason?: unknown })?.auditReason;
+    if (typeof auditReason === 'string') request.auditReason = auditReason.slice(0, 64);
     if (custos.status >= 500) {
       // Log the original for operators; the logger redacts secrets, and the
       // client sees only the code and fixed message.

@@ -1,5 +1,6 @@
 import { type CustosNode, isCustosError, parseDuration } from '@custos/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { requestUrl } from '../../plugins/auth-plugin.js';
 import { toCustosError } from '../../plugins/error-handler.js';
 import { taskSubject } from './bootstrap-routes.js';
 
@@ -45,6 +46,8 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const custos = toCustosError(error);
     request.errorCode = custos.code;
+    const auditReason = (error as { auditReason?: unknown })?.auditReason;
+    if (typeof auditReason === 'string') request.auditReason = auditReason.slice(0, 64);
     const status = custos.code === 'CUSTOS_ERR_UNAUTHENTICATED' ? 400 : custos.status;
     return reply.code(status).send({
       error: OAUTH_ERRORS[custos.code] ?? (status >= 500 ? 'server_error' : 'invalid_request'),
@@ -88,7 +91,7 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
       const services = node.services();
       const parent = await services.authenticator.verifyTaskToken(b.subject_token ?? '', {
         method: request.method,
-        url: `${request.protocol}://${request.host}${request.url.split('?')[0]}`,
+        url: requestUrl(request, services.issuer),
         ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
       });
       const role = await services.roles.read(parent.role).catch(() => undefined);

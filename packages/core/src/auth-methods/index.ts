@@ -1,0 +1,2 @@
+export * from './cert-service.js';
+export * from './jwt-method-service.js';

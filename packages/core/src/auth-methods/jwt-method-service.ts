@@ -1,0 +1,68 @@
+import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { NotFoundError, ValidationError } from '../errors/index.js';
+import { type JwtAuthConfig, JwtAuthMethod, validateJwtAuthConfig, type WorkloadIdentity } from '../identity/index.js';
+import type { Storage } from '../ports/storage.js';
+import type { Role } from '../tasks/index.js';
+
+const METHODS = 'auth.jwt';
+const NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+/**
+ * Configured JWT federation methods (Kubernetes service accounts, GitHub
+ * Actions OIDC, any OIDC issuer with a JWKS). Configurations are stored
+ * through the barrier (an attacker who can write the database must not be
+ * able to point a method at their own JWKS); verifiers are kept per process
+ * so their JWKS caches survive between logins.
+ */
+export class JwtMethodService {
+  readonly #storage: Pick<Storage, 'entries'>;
+  readonly #cipher: Cipher;
+  readonly #verifiers = new Map<string, { json: string; method: JwtAuthMethod }>();
+
+  constructor(deps: { storage: Pick<Storage, 'entries'>; cipher: Cipher }) {
+    this.#storage = deps.storage;
+    this.#cipher = deps.cipher;
+  }
+
+  async write(config: JwtAuthConfig): Promise<JwtAuthConfig> {
+    if (!NAME.test(config.name)) throw new ValidationError('JWT method names use a-z, 0-9, "_", "." and "-".');
+    validateJwtAuthConfig(config);
+    await this.#storage.entries.put(METHODS, config.name, sealJson(this.#cipher, METHODS, config.name, config));
+    this.#verifiers.delete(config.name);
+    return config;
+  }
+
+  async read(name: string): Promise<JwtAuthConfig> {
+    const entry = NAME.test(name) ? await this.#storage.entries.get(METHODS, name) : undefined;
+    if (!entry) throw new NotFoundError();
+    return openJson<JwtAuthConfig>(this.#cipher, METHODS, name, entry.value);
+  }
+
+  list(): Promise<string[]> {
+    return this.#storage.entries.list(METHODS, '', { limit: 1_000 });
+  }
+
+  async delete(name: string): Promise<void> {
+    if (!(await this.#storage.entries.delete(METHODS, name))) throw new NotFoundError();
+    this.#verifiers.delete(name);
+  }
+
+  /**
+   * Verifies a workload JWT for a role with one method (named, or the only
+   * one the role allows): issuer, audience, expiry, algorithm allow-list and
+   * the role's bound claims. Every refusal is an UnauthenticatedError.
+   */
+  async login(role: Role, jwt: string, methodName: string | undefined): Promise<WorkloadIdentity> {
+    const allowed = role.jwt_methods.length > 0 ? role.jwt_methods : await this.list();
+    const name = methodName ?? (allowed.length === 1 ? allowed[0] : undefined);
+    if (!name || !allowed.includes(name)) throw new ValidationError('Name the JWT method (--method).');
+    const config = await this.read(name);
+    const json = JSON.stringify(config);
+    let cached = this.#verifiers.get(name);
+    if (!cached || cached.json !== json) {
+      cached = { json, method: new JwtAuthMethod(config) };
+      this.#verifiers.set(name, cached);
+    }
+    return cached.method.verify(jwt, { claims: role.bound_claims, matching: 'glob' });
+  }
+}

@@ -1,0 +1,202 @@
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import {
+  CustosError,
+  type CustosNode,
+  type JwtAuthConfig,
+  NotFoundError,
+  parseDuration,
+  UnauthenticatedError,
+} from '@custos/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { checkLogin, loginLimit, taskSubject } from './bootstrap-routes.js';
+import { issuedView, type StartBody, startBodySchema, startTask } from './task-routes.js';
+
+type NameRequest = FastifyRequest<{ Params: { name: string } }>;
+const methodResource = (request: FastifyRequest) => `sys/auth/jwt/${(request as NameRequest).params.name}`;
+const roleResource = (request: FastifyRequest) => `sys/roles/${(request as NameRequest).params.name}`;
+const nameParams = {
+  type: 'object',
+  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' } },
+  required: ['name'],
+} as const;
+
+interface JwtMethodBody {
+  issuer: string;
+  audience: string | string[];
+  jwks_url?: string;
+  jwks?: { keys: Record<string, unknown>[] };
+  algorithms?: string[];
+  clock_tolerance_sec?: number;
+  max_token_age_sec?: number;
+}
+
+/**
+ * Secure introduction without a long-lived secret in the agent: JWT
+ * federation (a workload platform vouches for the agent) and mTLS with
+ * certificates from custos's own CA.
+ */
+export async function identityRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  app.put<{ Params: { name: string }; Body: JwtMethodBody }>('/auth/jwt/methods/:name', {
+    config: { access: { kind: 'policy', action: 'admin', resource: methodResource } },
+    schema: {
+      tags: ['auth'],
+      summary: 'Configure a JWT federation method (issuer, JWKS URL or keys, audience)',
+      params: nameParams,
+      body: {
+        type: 'object',
+        properties: {
+          issuer: { type: 'string', maxLength: 1024 },
+          audience: {
+            anyOf: [
+              { type: 'string', maxLength: 1024 },
+              { type: 'array', items: { type: 'string' } },
+            ],
+          },
+          jwks_url: { type: 'string', maxLength: 2048 },
+          jwks: { type: 'object', properties: { keys: { type: 'array', maxItems: 64 } }, required: ['keys'] },
+          algorithms: { type: 'array', items: { type: 'string', maxLength: 16 }, maxItems: 16 },
+          clock_tolerance_sec: { type: 'integer', minimum: 0, maximum: 300 },
+          max_token_age_sec: { type: 'integer', minimum: 1 },
+        },
+        required: ['issuer', 'audience'],
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => {
+      const b = request.body;
+      if (!b.jwks_url === !b.jwks) throw new CustosError('CUSTOS_ERR_VALIDATION', 'Give jwks_url or jwks, not both.');
+      const config = {
+        name: request.params.name,
+        issuer: b.issuer,
+        audience: b.audience,
+        jwks: b.jwks_url ? { url: b.jwks_url } : { keys: b.jwks!.keys },
+        ...(b.algorithms ? { algorithms: b.algorithms } : {}),
+        ...(b.clock_tolerance_sec !== undefined ? { clockToleranceSec: b.clock_tolerance_sec } : {}),
+        ...(b.max_token_age_sec !== undefined ? { maxTokenAgeSec: b.max_token_age_sec } : {}),
+      } as JwtAuthConfig;
+      await node.services().jwtMethods.write(config);
+      return { name: config.name, issuer: config.issuer, audience: config.audience };
+    },
+  });
+
+  app.get('/auth/jwt/methods', {
+    config: { access: { kind: 'policy', action: 'list', resource: () => 'sys/auth/jwt/' } },
+    schema: { tags: ['auth'], summary: 'List JWT methods' },
+    handler: async () => ({ methods: await node.services().jwtMethods.list() }),
+  });
+
+  app.get<{ Params: { name: string } }>('/auth/jwt/methods/:name', {
+    config: { access: { kind: 'policy', action: 'read', resource: methodResource } },
+    schema: { tags: ['auth'], summary: 'Read a JWT method', params: nameParams },
+    handler: async (request) => node.services().jwtMethods.read(request.params.name),
+  });
+
+  app.delete<{ Params: { name: string } }>('/auth/jwt/methods/:name', {
+    config: { access: { kind: 'policy', action: 'admin', resource: methodResource } },
+    schema: { tags: ['auth'], summary: 'Delete a JWT method', params: nameParams },
+    handler: async (request, reply) => {
+      await node.services().jwtMethods.delete(request.params.name);
+      return reply.code(204).send();
+    },
+  });
+
+  app.post<{ Body: StartBody & { role: string; jwt: string; method?: string } }>('/auth/jwt/login', {
+    config: { access: { kind: 'public' }, rateLimit: loginLimit },
+    schema: {
+      tags: ['auth'],
+      summary: 'Exchange a workload identity JWT for a task token of a role',
+      body: {
+        ...startBodySchema,
+        properties: {
+          ...startBodySchema.properties,
+          role: { type: 'string', maxLength: 64 },
+          jwt: { type: 'string', maxLength: 16_384 },
+          method: { type: 'string', maxLength: 64 },
+        },
+        required: ['role', 'jwt'],
+      },
+    },
+    handler: async (request) => {
+      const { role: roleName, jwt, method, ...start } = request.body;
+      const services = node.services();
+      const role = await services.roles.find(roleName);
+      if (!role) throw new UnauthenticatedError();
+      checkLogin(role, 'jwt', request);
+      // Why a JWT was refused (expired, wrong audience, …) reaches the audit
+      // event through the error's auditReason, never the client.
+      const identity = await services.jwtMethods.login(role, jwt, method).catch((error: unknown) => {
+        throw error instanceof NotFoundError ? new UnauthenticatedError() : error;
+      });
+      const sub = `jwt:${String(identity.claims.iss)}#${identity.subject}`;
+      const issued = await startTask(node, role, sub, 'jwt', start);
+      request.auth = { kind: 'task', task: taskSubject(issued.task), role };
+      return issuedView(issued);
+    },
+  });
+
+  app.post<{ Params: { name: string }; Body: { ttl?: string } }>('/roles/:name/certs', {
+    config: { access: { kind: 'policy', action: 'issue', resource: roleResource } },
+    schema: {
+      tags: ['auth'],
+      summary: 'Issue a short-lived mTLS client certificate (SPIFFE URI SAN) for an agent of this role',
+      params: nameParams,
+      body: {
+        type: 'object',
+        properties: { ttl: { type: 'string', maxLength: 32 } },
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => {
+      const role = await node.services().roles.read(request.params.name);
+      if (!role.auth.includes('cert')) throw new CustosError('CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED');
+      return node.services().certs.issue(role.name, parseDuration(request.body?.ttl ?? '1h', 30 * 86_400_000));
+    },
+  });
+
+  app.post<{ Body: { serial: string } }>('/auth/cert/revoke', {
+    config: { access: { kind: 'policy', action: 'revoke', resource: () => 'sys/certs' } },
+    schema: {
+      tags: ['auth'],
+      summary: 'Revoke a client certificate by serial',
+      body: {
+        type: 'object',
+        properties: { serial: { type: 'string', maxLength: 128 } },
+        required: ['serial'],
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => {
+      if (!(await node.services().certs.revoke(request.body.serial))) throw new NotFoundError();
+      return { revoked: request.body.serial };
+    },
+  });
+
+  app.get('/auth/cert/ca', {
+    config: { access: { kind: 'public' }, unaudited: true },
+    schema: { tags: ['auth'], summary: 'The internal CA certificate (PEM)' },
+    handler: async () => ({ ca_pem: node.services().certs.caPem, trust_domain: node.services().certs.trustDomain }),
+  });
+
+  app.post<{ Body: StartBody }>('/auth/cert/login', {
+    config: { access: { kind: 'public' }, rateLimit: loginLimit },
+    schema: {
+      tags: ['auth'],
+      summary: 'Log in with the TLS client certificate of this connection (mTLS listener): no bearer secret',
+      body: startBodySchema,
+    },
+    handler: async (request) => {
+      const socket = request.raw.socket as Partial<TLSSocket>;
+      const raw = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false)?.raw : undefined;
+      if (!raw) throw new UnauthenticatedError();
+      const services = node.services();
+      const verified = await services.certs.verify(new X509Certificate(raw));
+      const role = await services.roles.find(verified.role);
+      if (!role) throw new UnauthenticatedError();
+      checkLogin(role, 'cert', request);
+      const issued = await startTask(node, role, verified.spiffeId, 'cert', request.body ?? {});
+      request.auth = { kind: 'task', task: taskSubject(issued.task), role };
+      return issuedView(issued);
+    },
+  });
+}
