@@ -299,7 +299,7 @@ export class CustosNode {
     // A cascade interrupted by a crash resumes here.
     await tasks.runCascades();
     this.#reaper = setInterval(() => {
-      Promise.all([tokens.reapExpired(), tasks.reapExpired(), bootstrap.reapExpired()]).catch(() => {
+      Promise.all([tokens.reapExpired(), tasks.reapExpired(), bootstrap.reapExpired(), taskKeys.prune()]).catch(() => {
         // Storage hiccup: the next round retries; expired tokens are refused
         // on use anyway, reaping only frees space.
       });
@@ -312,6 +312,7 @@ export class CustosNode {
     this.#services = undefined;
     if (this.#reaper) clearInterval(this.#reaper);
     this.#reaper = undefined;
+    services?.taskKeys.forget();
     await services?.audit.close();
   }
 }

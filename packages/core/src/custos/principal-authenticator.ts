@@ -1,5 +1,5 @@
 import { UnauthenticatedError } from '../errors/index.js';
-import { actChain, type TaskSigningKeys, verifyTaskToken } from '../task-tokens/index.js';
+import { actChain, type TaskSigningKeys, VerifiedTaskTokenCache, verifyTaskToken } from '../task-tokens/index.js';
 import type { RoleService, TaskService, TaskTokenSubject } from '../tasks/index.js';
 import type { TokenService } from '../tokens/index.js';
 import type { Principal } from './principal.js';
@@ -35,6 +35,8 @@ export class PrincipalAuthenticator {
   readonly #issuer: string;
   readonly #audience: string;
   readonly #dpop: DpopVerifier | undefined;
+  /** Signature checks of tokens seen before are skipped (Ed25519 verify is the dominant cost); revocation is still checked every time. */
+  readonly #verified = new VerifiedTaskTokenCache();
 
   constructor(deps: {
     tokens: TokenService;
@@ -66,9 +68,7 @@ export class PrincipalAuthenticator {
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */
   async verifyTaskToken(token: string, context: AuthenticateContext): Promise<TaskTokenSubject> {
     let dpopJkt: string | undefined;
-    if (context.allowUnproven) {
-      dpopJkt = unverifiedJkt(token);
-    } else if (context.dpop !== undefined) {
+    if (context.dpop !== undefined && !context.allowUnproven) {
       if (!this.#dpop) throw new UnauthenticatedError();
       dpopJkt = await this.#dpop(context.dpop, { method: context.method, url: context.url, accessToken: token });
     }
@@ -76,7 +76,9 @@ export class PrincipalAuthenticator {
       keys: this.#keys,
       issuer: this.#issuer,
       audience: this.#audience,
+      cache: this.#verified,
       ...(dpopJkt ? { dpopJkt } : {}),
+      ...(context.allowUnproven ? { ignoreDpopBinding: true } : {}),
     });
     const chain = actChain(claims);
     const status = await this.#tasks.isActive(chain);
@@ -93,17 +95,5 @@ export class PrincipalAuthenticator {
       exp: claims.exp,
       jkt: claims.cnf?.jkt ?? null,
     };
-  }
-}
-
-/** `cnf.jkt` read from a token's payload *before* verification; only for introspection (the signature is still checked). */
-function unverifiedJkt(token: string): string | undefined {
-  try {
-    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
-      cnf?: { jkt?: unknown };
-    };
-    return typeof payload.cnf?.jkt === 'string' ? payload.cnf.jkt : undefined;
-  } catch {
-    return undefined;
   }
 }

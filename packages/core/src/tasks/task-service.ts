@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { TransactionBatcher } from '../common/transaction-batcher.js';
 import { CustosError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors/index.js';
 import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../policy/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
@@ -77,6 +78,8 @@ export class TaskService {
   readonly #minter: TaskTokenMinter;
   readonly #now: () => number;
   readonly #onEnded: TaskEndedHook[] = [];
+  /** Task creation is insert-only, so concurrent mints share one commit. */
+  readonly #creates: TransactionBatcher;
 
   constructor(deps: {
     storage: Pick<Storage, 'entries' | 'transaction'>;
@@ -90,6 +93,7 @@ export class TaskService {
     this.#roles = deps.roles;
     this.#minter = deps.minter;
     this.#now = deps.now ?? Date.now;
+    this.#creates = new TransactionBatcher(deps.storage);
   }
 
   /** Registers a hook run (at least once) for every task that ends, is revoked or expires. */
@@ -292,7 +296,7 @@ export class TaskService {
   }
 
   async #create(record: TaskRecord): Promise<IssuedTask> {
-    await this.#storage.transaction(async ({ entries }) => {
+    await this.#creates.run(async ({ entries }) => {
       await entries.put(TASKS, record.id, sealJson(this.#cipher, TASKS, record.id, record), {
         expiresAt: record.expires_at,
       });
