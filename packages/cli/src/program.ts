@@ -2,12 +2,18 @@ import { isCustosError } from '@custos/core';
 import { Command, CommanderError } from 'commander';
 import { CliError, type CliIo, EXIT, processIo } from './cli-io.js';
 import { registerAuditCommand } from './commands/audit-command.js';
+import { registerAuthJwtCommand } from './commands/auth-jwt-command.js';
+import { registerBootstrapCommand } from './commands/bootstrap-command.js';
+import { registerCertCommand } from './commands/cert-command.js';
+import { registerLoginCommand } from './commands/login-command.js';
 import { registerOperatorCommand } from './commands/operator-command.js';
 import { registerPolicyCommand } from './commands/policy-command.js';
 import { registerRedactCommand } from './commands/redact-command.js';
+import { registerRoleCommand } from './commands/role-command.js';
 import { registerScanCommand } from './commands/scan-command.js';
 import { registerSecretCommand } from './commands/secret-command.js';
 import { registerServerCommand } from './commands/server-command.js';
+import { registerTaskCommand } from './commands/task-command.js';
 import { registerTokenCommand } from './commands/token-command.js';
 
 /** Builds the `custos` command with every subcommand. */
@@ -27,6 +33,12 @@ export function createProgram(io: CliIo = processIo()): Command {
   registerSecretCommand(program, io);
   registerPolicyCommand(program, io);
   registerTokenCommand(program, io);
+  registerRoleCommand(program, io);
+  registerBootstrapCommand(program, io);
+  registerLoginCommand(program, io);
+  registerTaskCommand(program, io);
+  registerAuthJwtCommand(program, io);
+  registerCertCommand(program, io);
   registerAuditCommand(program, io);
   registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
   registerScanCommand(program, { stdout: io.stdout, stderr: io.stderr });

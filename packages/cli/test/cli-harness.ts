@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { type RunningServer, resolveServerConfig, startServer } from '@custos/server';
+import { type RunningServer, resolveServerConfig, type ServerFlags, startServer } from '@custos/server';
 import pino from 'pino';
 import { runCli } from '../src/program.js';
 
@@ -12,8 +12,12 @@ export interface CliRun {
   stderr: string;
 }
 
-/** A real server (dev seal, SQLite) on a free port, and a way to run CLI commands against it. */
-export async function startCliServer(): Promise<{
+/**
+ * A real server (dev seal, SQLite) on a free port, and a way to run CLI
+ * commands against it. `flags` adds server flags, e.g. `{ tlsListen: '127.0.0.1:0' }`
+ * for the mTLS listener (then `server.tlsAddress`, CA in `<dir>/ca.pem`).
+ */
+export async function startCliServer(flags: Pick<ServerFlags, 'tlsListen'> = {}): Promise<{
   server: RunningServer;
   dir: string;
   rootToken: () => string;
@@ -21,7 +25,7 @@ export async function startCliServer(): Promise<{
   close: () => Promise<void>;
 }> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-cli-test-'));
-  const config = resolveServerConfig({ dev: true, data: dir, listen: '127.0.0.1:0' }, dir);
+  const config = resolveServerConfig({ dev: true, data: dir, listen: '127.0.0.1:0', ...flags }, dir);
   const server = await startServer(config, pino({ level: 'silent' }));
   const { readFileSync } = await import('node:fs');
   const rootToken = () => readFileSync(join(dir, 'root-token'), 'utf8').trim();

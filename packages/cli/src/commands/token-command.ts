@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliIo } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
 import { emit, table } from '../output.js';
+import { registerTokenIntrospectCommand } from './token-introspect-command.js';
 
 interface TokenView {
   token?: string;
@@ -62,4 +63,6 @@ export function registerTokenCommand(program: Command, io: CliIo): void {
       else await client.request('POST', '/v1/auth/token/revoke-accessor', { accessor });
       emit(io, opts.json, { revoked: accessor ?? 'self' }, () => `Revoked ${accessor ?? 'this token'}`);
     });
+
+  registerTokenIntrospectCommand(token, io);
 }

@@ -1,0 +1,134 @@
+import type { Command } from 'commander';
+import { CliError, type CliIo, EXIT } from '../cli-io.js';
+import { CustosClient } from '../http-client.js';
+import { collectList, collectRepeat, parsePairs } from '../option-parsers.js';
+import { emit, table } from '../output.js';
+
+interface RoleView {
+  name: string;
+  policies: string[];
+  max_ttl: string;
+  default_ttl: string;
+  auth: string[];
+  bound_claims: Record<string, string[]>;
+  bound_cidrs: string[];
+  max_depth: number;
+  require_dpop: boolean;
+  jwt_methods: string[];
+  updated_time: string;
+}
+
+interface WriteOptions {
+  policy: string[];
+  maxTtl: string;
+  defaultTtl?: string;
+  auth?: string[];
+  boundClaims?: string[];
+  boundCidrs?: string[];
+  maxDepth?: number;
+  requireDpop?: boolean;
+  jwtMethod?: string[];
+  json?: boolean;
+}
+
+const AUTH_METHODS = ['bootstrap', 'jwt', 'cert'];
+
+/** `--bound-claims repo=acme/* --bound-claims repo=acme2/*` → `{ repo: ['acme/*', 'acme2/*'] }`. */
+function boundClaims(pairs: string[]): Record<string, string[]> {
+  const claims: Record<string, string[]> = {};
+  for (const [key, value] of parsePairs(pairs, '--bound-claims')) claims[key] = [...(claims[key] ?? []), value];
+  return claims;
+}
+
+const maxDepth = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new CliError('CUSTOS_ERR_USAGE', '--max-depth is a whole number', EXIT.usage);
+  return n;
+};
+
+export const roleTable = (role: RoleView) =>
+  table([
+    ['name', role.name],
+    ['policies', role.policies.join(', ')],
+    ['max_ttl', role.max_ttl],
+    ['default_ttl', role.default_ttl],
+    ['auth', role.auth.join(', ')],
+    [
+      'bound_claims',
+      Object.entries(role.bound_claims)
+        .map(([k, v]) => `${k}=${v.join('|')}`)
+        .join(' ') || '-',
+    ],
+    ['bound_cidrs', role.bound_cidrs.join(', ') || '-'],
+    ['max_depth', role.max_depth],
+    ['require_dpop', role.require_dpop],
+    ['jwt_methods', role.jwt_methods.join(', ') || 'any'],
+  ]);
+
+/** `custos role write|read|list|delete`: agent types. */
+export function registerRoleCommand(program: Command, io: CliIo): void {
+  const role = program.command('role').description('roles: agent types, their policies, lifetimes and logins');
+
+  role
+    .command('write <name>')
+    .description('create or replace a role')
+    .requiredOption('--policy <name...>', 'policies its tasks hold (repeat or comma-separate)', collectList)
+    .requiredOption('--max-ttl <duration>', 'longest task lifetime, delegated ones included, e.g. 15m')
+    .option('--default-ttl <duration>', 'lifetime when a request names none')
+    .option('--auth <methods>', 'allowed logins: bootstrap,jwt,cert', collectList)
+    .option('--bound-claims <key=value...>', 'JWT login: claims that must match (`*` suffix = prefix)', collectRepeat)
+    .option('--bound-cidrs <cidr...>', 'logins only from these networks', collectList)
+    .option('--max-depth <n>', 'deepest delegation below a root task (0 = none)', maxDepth)
+    .option('--require-dpop', 'task tokens are DPoP-bound (RFC 9449)')
+    .option('--jwt-method <name...>', 'JWT login: only these configured methods', collectList)
+    .option('--json', 'JSON output')
+    .action(async (name: string, opts: WriteOptions) => {
+      const unknown = opts.auth?.filter((m) => !AUTH_METHODS.includes(m)) ?? [];
+      if (unknown.length > 0) {
+        throw new CliError(
+          'CUSTOS_ERR_USAGE',
+          `--auth takes ${AUTH_METHODS.join(', ')}; not ${unknown[0]}`,
+          EXIT.usage,
+        );
+      }
+      const body = {
+        policies: opts.policy,
+        max_ttl: opts.maxTtl,
+        ...(opts.defaultTtl ? { default_ttl: opts.defaultTtl } : {}),
+        ...(opts.auth?.length ? { auth: [...new Set(opts.auth)] } : {}),
+        ...(opts.boundClaims?.length ? { bound_claims: boundClaims(opts.boundClaims) } : {}),
+        ...(opts.boundCidrs?.length ? { bound_cidrs: opts.boundCidrs } : {}),
+        ...(opts.maxDepth !== undefined ? { max_depth: opts.maxDepth } : {}),
+        ...(opts.requireDpop ? { require_dpop: true } : {}),
+        ...(opts.jwtMethod?.length ? { jwt_methods: opts.jwtMethod } : {}),
+      };
+      const result = await new CustosClient(io).request<RoleView>('PUT', `/v1/roles/${encodeURIComponent(name)}`, body);
+      emit(io, opts.json, result, () => `Wrote role ${name}`);
+    });
+
+  role
+    .command('read <name>')
+    .option('--json', 'JSON output')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const result = await new CustosClient(io).request<RoleView>('GET', `/v1/roles/${encodeURIComponent(name)}`);
+      emit(io, opts.json, result, () => roleTable(result));
+    });
+
+  role
+    .command('list')
+    .option('--json', 'JSON output')
+    .action(async (opts: { json?: boolean }) => {
+      const result = await new CustosClient(io).request<{ roles: string[] }>('GET', '/v1/roles');
+      emit(io, opts.json, result, () => result.roles.join('\n'));
+    });
+
+  role
+    .command('delete <name>')
+    .description('delete a role (its tasks stop working)')
+    .option('--json', 'JSON output')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      await new CustosClient(io).request('DELETE', `/v1/roles/${encodeURIComponent(name)}`);
+      emit(io, opts.json, { deleted: name }, () => `Deleted role ${name}`);
+    });
+}
