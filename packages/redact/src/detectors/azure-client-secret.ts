@@ -4,8 +4,9 @@ import type { Detector } from './detector.js';
 export const azureClientSecret: Detector = {
   id: 'azure-client-secret',
   description: 'Azure / Entra ID client secret (…Q~…)',
-  keywords: ['Q~'],
-  lookback: 4,
+  // The digit before 'Q~' is part of the keyword: 3 characters filter far better than 2.
+  keywords: [...'0123456789'].map((d) => `${d}Q~`),
+  lookback: 3,
   pattern: /(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])/g,
   maxLength: 40,
   span: /[A-Za-z0-9_~.-]/,

@@ -15,8 +15,8 @@ export interface Detector {
   /** One line for humans. */
   readonly description: string;
   /**
-   * Literal strings one of which every match contains (a prefilter: the
-   * pattern only runs near them). Compared case-insensitively when
+   * Literal ASCII strings of 3 or more characters, one of which every match
+   * contains (a prefilter: the pattern only runs at them). Compared case-insensitively when
    * `caseInsensitiveKeywords` is set.
    */
   readonly keywords: readonly string[];

@@ -3,6 +3,7 @@ import type { KnownSecret } from '../finding.js';
 import type { Replace } from '../replacement/replacement-format.js';
 import { DetectorRunner } from './detector-runner.js';
 import type { EngineFinding } from './engine-finding.js';
+import { type Keyword, KeywordScanner } from './keyword-scanner.js';
 import { KnownSecretMatcher } from './known-secret-matcher.js';
 
 /**
@@ -13,6 +14,10 @@ export class RedactionEngine {
   readonly known: KnownSecretMatcher;
   readonly runners: readonly DetectorRunner[];
   readonly replace: Replace;
+  /** Every detector keyword, and one scanner for them (streams share it). */
+  readonly keywords: readonly Keyword[];
+  readonly scanner: KeywordScanner;
+  private readonly keywordRunner: Int32Array;
 
   constructor(
     secrets: Iterable<KnownSecret>,
@@ -22,6 +27,16 @@ export class RedactionEngine {
   ) {
     this.known = new KnownSecretMatcher(secrets, minSecretLength);
     this.runners = detectors.map((d) => new DetectorRunner(d));
+    const keywords = detectors.flatMap((d, runner) =>
+      d.keywords.map((k) => ({
+        text: d.caseInsensitiveKeywords ? k.toLowerCase() : k,
+        ci: d.caseInsensitiveKeywords === true,
+        runner,
+      })),
+    );
+    this.keywords = keywords;
+    this.scanner = new KeywordScanner(keywords);
+    this.keywordRunner = Int32Array.from(keywords, (k) => k.runner);
     this.replace = replace;
   }
 
@@ -37,12 +52,20 @@ export class RedactionEngine {
   findAll(text: string, from = 0): EngineFinding[] {
     const raw: EngineFinding[] = [];
     this.known.findAll(text, raw, from);
-    let lowered: string | undefined;
-    const lower = (): string => {
-      lowered ??= text.toLowerCase();
-      return lowered;
-    };
-    for (const r of this.runners) if (r.mayMatch(text, lower)) r.run(text, raw, from);
+    if (this.runners.length > 0) {
+      const hits: number[][] = this.runners.map(() => []);
+      let any = false;
+      this.scanner.scan(text, from, (at, keyword) => {
+        const list = hits[this.keywordRunner[keyword]!]!;
+        if (list[list.length - 1] !== at) list.push(at);
+        any = true;
+      });
+      if (any) {
+        for (let r = 0; r < this.runners.length; r++) {
+          if (hits[r]!.length > 0) this.runners[r]!.run(text, hits[r]!, raw, from);
+        }
+      }
+    }
     if (raw.length <= 1) return raw;
     raw.sort((a, b) => a.start - b.start || b.end - a.end);
     const merged: EngineFinding[] = [];

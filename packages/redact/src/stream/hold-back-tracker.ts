@@ -1,5 +1,7 @@
 import type { DetectorRunner } from '../matcher/detector-runner.js';
-import type { KnownSecretMatcher } from '../matcher/known-secret-matcher.js';
+import type { Keyword, KeywordScanner } from '../matcher/keyword-scanner.js';
+import type { FormPrefixTracker } from '../matcher/known-secret-matcher.js';
+import type { RedactionEngine } from '../matcher/redaction-engine.js';
 
 interface Candidate {
   /** Earliest position (absolute) a match through this keyword can start at. */
@@ -11,11 +13,49 @@ interface Candidate {
 }
 
 /** Span classes as ASCII lookup tables; the regex is consulted only beyond ASCII. */
+/** ASCII-only lower-casing: keywords are ASCII, and full Unicode lower-casing can change a string's length. */
+const asciiLower = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+
 function spanTester(span: RegExp): (code: number, ch: string) => boolean {
   const ascii = new Uint8Array(128);
   const re = new RegExp(span.source, span.flags.replace('g', ''));
   for (let c = 0; c < 128; c++) ascii[c] = re.test(String.fromCharCode(c)) ? 1 : 0;
   return (code, ch) => (code < 128 ? ascii[code] === 1 : re.test(ch));
+}
+
+interface SharedTables {
+  spans: ((code: number, ch: string) => boolean)[];
+  keywordPrefixes: Map<string, number>;
+  /** Every suffix of every proper keyword prefix, ASCII-lower-cased. */
+  prefixSuffixes: Set<string>;
+  maxKeyword: number;
+}
+
+/** Tables that depend only on the detectors: built once per engine, shared by its streams. */
+const tablesByEngine = new WeakMap<RedactionEngine, SharedTables>();
+function sharedTables(engine: RedactionEngine): SharedTables {
+  let t = tablesByEngine.get(engine);
+  if (t) return t;
+  const keywordPrefixes = new Map<string, number>();
+  const prefixSuffixes = new Set<string>();
+  for (const k of engine.keywords) {
+    const lookback = engine.runners[k.runner]!.detector.lookback ?? 0;
+    for (let len = 1; len < k.text.length; len++) {
+      const prefix = k.text.slice(0, len);
+      const key = (k.ci ? 'i:' : 'c:') + prefix;
+      keywordPrefixes.set(key, Math.max(lookback, keywordPrefixes.get(key) ?? 0));
+      const folded = asciiLower(prefix);
+      for (let j = 0; j < folded.length; j++) prefixSuffixes.add(folded.slice(j));
+    }
+  }
+  t = {
+    spans: engine.runners.map((r) => spanTester(r.detector.span)),
+    keywordPrefixes,
+    prefixSuffixes,
+    maxKeyword: engine.keywords.reduce((m, k) => Math.max(m, k.text.length), 0),
+  };
+  tablesByEngine.set(engine, t);
+  return t;
 }
 
 /**
@@ -35,29 +75,28 @@ function spanTester(span: RegExp): (code: number, ch: string) => boolean {
  * holds the text from `base` on.
  */
 export class HoldBackTracker {
-  private readonly known: KnownSecretMatcher;
+  private readonly known: FormPrefixTracker;
   private readonly runners: readonly DetectorRunner[];
   private readonly spans: ((code: number, ch: string) => boolean)[];
-  private readonly keywords: { text: string; ci: boolean; runner: number }[];
+  private readonly keywords: readonly Keyword[];
+  private readonly scanner: KeywordScanner;
+  /** Proper prefixes of keywords (lower-cased for case-insensitive ones) -> the largest lookback among them. */
+  private readonly keywordPrefixes: ReadonlyMap<string, number>;
+  private readonly prefixSuffixes: ReadonlySet<string>;
   private readonly maxKeyword: number;
-  private readonly anyCaseInsensitive: boolean;
-  private knownFrom = 0;
   private scannedTo = 0;
   private candidates: Candidate[] = [];
 
-  constructor(known: KnownSecretMatcher, runners: readonly DetectorRunner[]) {
-    this.known = known;
-    this.runners = runners;
-    this.spans = runners.map((r) => spanTester(r.detector.span));
-    this.keywords = runners.flatMap((r, i) =>
-      r.detector.keywords.map((k) => ({
-        text: r.detector.caseInsensitiveKeywords ? k.toLowerCase() : k,
-        ci: r.detector.caseInsensitiveKeywords === true,
-        runner: i,
-      })),
-    );
-    this.maxKeyword = this.keywords.reduce((m, k) => Math.max(m, k.text.length), 0);
-    this.anyCaseInsensitive = this.keywords.some((k) => k.ci);
+  constructor(engine: RedactionEngine) {
+    this.known = engine.known.prefixTracker();
+    this.runners = engine.runners;
+    this.keywords = engine.keywords;
+    this.scanner = engine.scanner;
+    const tables = sharedTables(engine);
+    this.spans = tables.spans;
+    this.keywordPrefixes = tables.keywordPrefixes;
+    this.prefixSuffixes = tables.prefixSuffixes;
+    this.maxKeyword = tables.maxKeyword;
   }
 
   /** The earliest absolute position to hold back from; `base + buffer.length` when none. */
@@ -65,28 +104,24 @@ export class HoldBackTracker {
     const end = base + buffer.length;
     let hold = end;
 
-    // Known secrets.
-    if (this.known.size > 0) {
-      this.knownFrom = Math.max(this.knownFrom, base, end - this.known.maxLength + 1);
-      while (this.knownFrom < end && !this.known.couldExtend(buffer, this.knownFrom - base)) this.knownFrom++;
-      hold = Math.min(hold, this.knownFrom);
+    // Known secrets: the new characters only.
+    const newFrom = Math.max(this.scannedTo, base);
+    hold = Math.min(hold, this.known.advance(buffer.slice(newFrom - base), newFrom));
+    if (this.runners.length === 0) {
+      this.scannedTo = end;
+      return hold;
     }
-    if (this.runners.length === 0) return hold;
 
     // New keyword occurrences: those that end in text not scanned before.
     const scanFrom = Math.max(base, this.scannedTo - this.maxKeyword + 1);
-    const window = buffer.slice(scanFrom - base);
-    const lowerWindow = this.anyCaseInsensitive ? window.toLowerCase() : window;
-    for (const k of this.keywords) {
-      const hay = k.ci ? lowerWindow : window;
-      for (let i = hay.indexOf(k.text); i >= 0; i = hay.indexOf(k.text, i + 1)) {
-        const at = scanFrom + i;
-        if (at + k.text.length <= this.scannedTo) continue;
-        const runner = this.runners[k.runner]!;
-        const start = Math.max(base, at - (runner.detector.lookback ?? 0));
-        this.candidates.push({ start, keywordAt: at, runner, checkedTo: at });
-      }
-    }
+    this.scanner.scan(buffer, scanFrom - base, (i, k) => {
+      const at = base + i;
+      const kw = this.keywords[k]!;
+      if (at + kw.text.length <= this.scannedTo) return;
+      const runner = this.runners[kw.runner]!;
+      const start = Math.max(base, at - (runner.detector.lookback ?? 0));
+      this.candidates.push({ start, keywordAt: at, runner, checkedTo: at });
+    });
     this.scannedTo = end;
 
     // Keep the candidates that more text could still turn into a match.
@@ -114,19 +149,18 @@ export class HoldBackTracker {
     }
     this.candidates = open;
 
-    // A suffix that is the beginning of a keyword.
-    const rawTail = buffer.slice(-this.maxKeyword);
-    const lowerTail = this.anyCaseInsensitive ? rawTail.toLowerCase() : rawTail;
-    for (const k of this.keywords) {
-      const max = Math.min(k.text.length - 1, rawTail.length);
-      if (max <= 0) continue;
-      const tail = k.ci ? lowerTail : rawTail;
-      for (let len = max; len > 0; len--) {
-        if (tail.endsWith(k.text.slice(0, len))) {
-          const lookback = this.runners[k.runner]!.detector.lookback ?? 0;
-          hold = Math.min(hold, Math.max(base, end - len - lookback));
-          break;
-        }
+    // A suffix that is the beginning of a keyword. Suffixes are tried from
+    // the shortest; once one is not the end of any keyword prefix, no longer
+    // one can be a keyword prefix either.
+    const tail = buffer.slice(-(this.maxKeyword - 1));
+    const lowerTail = asciiLower(tail);
+    for (let len = 1; len <= tail.length; len++) {
+      const folded = lowerTail.slice(-len);
+      if (!this.prefixSuffixes.has(folded)) break;
+      const c = this.keywordPrefixes.get(`c:${tail.slice(-len)}`);
+      const i = this.keywordPrefixes.get(`i:${folded}`);
+      if (c !== undefined || i !== undefined) {
+        hold = Math.min(hold, Math.max(base, end - len - Math.max(c ?? 0, i ?? 0)));
       }
     }
     return hold;

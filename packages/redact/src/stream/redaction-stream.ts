@@ -36,7 +36,7 @@ export class EngineRedactionStream implements RedactionStream {
 
   constructor(engine: RedactionEngine) {
     this.engine = engine;
-    this.tracker = new HoldBackTracker(engine.known, engine.runners);
+    this.tracker = new HoldBackTracker(engine);
   }
 
   get held(): number {
