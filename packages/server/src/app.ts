@@ -1,7 +1,7 @@
 import { CustosError, type CustosNode } from '@custos/core';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { registerAudit } from './plugins/audit-plugin.js';
 import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
@@ -48,11 +48,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Request ids go into every audit event and log line.
     genReqId: () => crypto.randomUUID(),
     // Deep or huge JSON is refused before it can cost much.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
     // Every request is in the audit log already; a second per-request log line
     // would only cost throughput. Errors are still logged.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // No type coercion: a number where a string field is expected is refused,
     // not silently turned into a string. Query numbers are parsed by routes.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },

@@ -12,6 +12,15 @@ export interface ServerConfig {
   storage: string;
   seal: 'dev' | 'shamir';
   audit: { file?: string; stdout: boolean; fsync: 'always' | 'never' };
+  /**
+   * Durability of acknowledged writes. `process` (default): every
+   * acknowledged write and audit event survives a crash or SIGKILL of custos
+   * (SQLite WAL with synchronous=NORMAL; the audit file is written, not
+   * fsynced). `power`: they also survive an OS crash or power loss (SQLite
+   * synchronous=FULL and an fdatasync of the audit file per batch), at the
+   * cost of one or two fsyncs per group commit: see BENCHMARKS.md.
+   */
+  durability: 'process' | 'power';
   tls?: { cert: string; key: string };
   /** A second, HTTPS listener for mTLS logins (certificate from `tls`, else issued by the internal CA). */
   tlsListen?: { host: string; port: number };
@@ -29,6 +38,7 @@ export interface ServerFlags {
 }
 
 interface ConfigFile {
+  durability?: 'process' | 'power';
   tls_listen?: string;
   issuer?: string;
   listen?: string;
@@ -51,6 +61,8 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
   const dataDir = resolve(cwd, flags.data ?? file.data_dir ?? '.custos');
   const [host, port] = parseListen(flags.listen ?? file.listen ?? DEFAULT_LISTEN);
   const seal = flags.dev ? 'dev' : (file.seal ?? (flags.config ? 'shamir' : 'dev'));
+  const durability = file.durability ?? (process.env.CUSTOS_DURABILITY === 'power' ? 'power' : 'process');
+  if (durability !== 'process' && durability !== 'power') throw new ValidationError('durability is process or power.');
   const tlsListenText = flags.tlsListen ?? file.tls_listen;
   const tlsListen = tlsListenText ? parseListen(tlsListenText) : undefined;
   const auditFile = file.audit?.file === null ? undefined : resolve(dataDir, file.audit?.file ?? 'audit.jsonl');
@@ -63,8 +75,9 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     audit: {
       ...(auditFile ? { file: auditFile } : {}),
       stdout: file.audit?.stdout ?? false,
-      fsync: file.audit?.fsync ?? 'always',
+      fsync: file.audit?.fsync ?? (durability === 'power' ? 'always' : 'never'),
     },
+    durability,
     ...(file.tls ? { tls: { cert: resolve(cwd, file.tls.cert), key: resolve(cwd, file.tls.key) } } : {}),
     ...(tlsListen ? { tlsListen: { host: tlsListen[0], port: tlsListen[1] } } : {}),
     logLevel: process.env.CUSTOS_LOG_LEVEL ?? file.log_level ?? 'info',

@@ -42,7 +42,9 @@ export async function startServer(
   // The data directory holds the dev seal key and the root token: owner only.
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
-  const storage = await createStorage(config.storage);
+  const storage = createStorage(config.storage, {
+    sqlite: { synchronous: config.durability === 'power' ? 'full' : 'normal' },
+  });
   const node = new CustosNode({
     storage,
     issuer: config.issuer,

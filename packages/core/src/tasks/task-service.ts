@@ -13,7 +13,7 @@ const TREE = 'task.tree';
 const STATE = 'task.state';
 const ACCESSORS = 'task.accessor';
 const CASCADES = 'task.cascade';
-const CASCADE_BATCH = 1_000;
+const CASCADE_BATCH = 5_000;
 const encoder = new TextEncoder();
 
 /** A task without an explicit scope holds its role's full grant: every action on every path, bounded by the role's policies. */
@@ -67,9 +67,9 @@ export interface DelegateRequest {
  * task token checks the task *and each of its ancestors* for an end marker
  * (`isActive`), so revoking a task writes one marker and every token of the
  * whole subtree is refused from the next request on, on every node, however
- * large the tree. The work that is proportional to the tree (marking each
- * descendant, revoking the leases they own) then runs as a *cascade* that is
- * recorded before it starts and resumed after a crash.
+ * large the tree. The work that is proportional to the tree (revoking the
+ * leases its tasks own) then runs as a *cascade* that is recorded in the same
+ * transaction as the marker and resumed after a crash.
  */
 export class TaskService {
   readonly #storage: Pick<Storage, 'entries' | 'transaction'>;
@@ -272,9 +272,9 @@ export class TaskService {
   }
 
   /**
-   * Runs recorded cascades: marks every descendant ended and tells the lease
-   * hooks. Idempotent (markers are putIfAbsent; hooks must tolerate repeats),
-   * so a cascade cut short by a crash is simply run again.
+   * Runs recorded cascades: tells the lease hooks about every task of the
+   * ended subtree. Idempotent (hooks must tolerate repeats), so a cascade cut
+   * short by a crash is simply run again.
    */
   async runCascades(limit = 100): Promise<number> {
     let done = 0;
@@ -329,6 +329,11 @@ export class TaskService {
     return this.#view(record);
   }
 
+  /**
+   * The part of an end that is proportional to the tree: telling the lease
+   * hooks about every descendant. Descendants need no marker of their own:
+   * their chains contain the ended task, which `isActive` checks.
+   */
   async #cascade(id: string): Promise<number> {
     const record = await this.#find(id);
     let count = 0;
@@ -340,11 +345,6 @@ export class TaskService {
           ...(after ? { after } : {}),
         });
         const ids = keys.map(lastSegment);
-        await this.#storage.transaction(async ({ entries }) => {
-          for (const descendant of ids) {
-            if (descendant !== id) await this.#mark(entries, descendant, 'revoked', id);
-          }
-        });
         for (const hook of this.#onEnded) await hook(ids);
         count += ids.length;
         if (keys.length < CASCADE_BATCH) break;
