@@ -59,7 +59,11 @@ describe('LLM delta helper', () => {
   const text = `Sure! Use the key ${secret} in the header.`;
 
   it('redacts OpenAI chat completion chunks', async () => {
-    async function* source() {
+    interface Chunk {
+      id: string;
+      choices: { index: number; delta: { content?: string }; finish_reason?: string }[];
+    }
+    async function* source(): AsyncGenerator<Chunk> {
       for (const piece of split(text, 4)) yield { id: 'c', choices: [{ index: 0, delta: { content: piece } }] };
       yield { id: 'c', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] };
     }
