@@ -24,6 +24,38 @@ describe('builtin detectors', () => {
     }
   });
 
+  it.each(builtinDetectors.map((d) => [d.id, d] as const))(
+    '%s keeps the streaming contract: matches start at a keyword, fit maxLength and span, every prefix passes partial',
+    (id, d) => {
+      const re = new RegExp(d.pattern.source, d.pattern.flags);
+      const span = new RegExp(`^(?:${d.span.source})*$`, d.span.flags.replace('g', ''));
+      for (let i = 0; i < 10; i++) {
+        const [text] = fakeCredential[id]!(fake);
+        re.lastIndex = 0;
+        const m = re.exec(text);
+        expect(m, text).not.toBeNull();
+        const whole = m![0];
+        const lower = d.caseInsensitiveKeywords ? whole.toLowerCase() : whole;
+        const found = d.keywords
+          .map((k) => ({ k, i: lower.indexOf(d.caseInsensitiveKeywords ? k.toLowerCase() : k) }))
+          .filter((x) => x.i >= 0)
+          .sort((a, b) => a.i - b.i || b.k.length - a.k.length);
+        const at = found[0]!.i;
+        expect(at, `${id}: keyword position`).toBeLessThanOrEqual(d.lookback ?? 0);
+        expect(whole.length).toBeLessThanOrEqual(d.maxLength);
+        expect(span.test(whole), `${id}: span`).toBe(true);
+        if (d.partial) {
+          const fromKeyword = whole.slice(at);
+          // A stream consults `partial` once the whole keyword has arrived. The
+          // whole match may fail it when nothing can extend it (a PEM's END line).
+          for (let len = found[0]!.k.length; len < fromKeyword.length; len++) {
+            expect(d.partial.test(fromKeyword.slice(0, len)), `${id}: prefix of length ${len}`).toBe(true);
+          }
+        }
+      }
+    },
+  );
+
   it.each(builtinDetectors.map((d) => [d.id, d] as const))('%s finds its own credential', (id, d) => {
     const only = createRedactor({ detectors: [d] });
     for (let i = 0; i < 5; i++) {

@@ -29,7 +29,7 @@ export const secretAssignment: Detector = {
   maxLength: 290,
   span: /[^\r\n]/,
   partial:
-    /^(?:password|passwd|pwd|secret(?:[_-]?key)?|api[_-]?key|token|private[_-]?key)["']?\s{0,8}(?:[:=]{1,2}\s{0,8}["']?[^\s"'`,;&<>()[\]{}\\]{0,256})?$/i,
+    /^(?:password|passwd|pwd|secret(?:[_-]?(?:k(?:ey?)?)?)?|api[_-]?key|token|private[_-]?key)["']?\s{0,8}(?:[:=]{1,2}\s{0,8}["']?[^\s"'`,;&<>()[\]{}\\]{0,256})?$/i,
   minEntropy: 3,
   validate: (value) =>
     !isIdentifierLike(value) &&

@@ -19,6 +19,11 @@ const pieces: string[] = [
     s.value.slice(0, -1), // a prefix that never completes
   ]),
   'password',
+  'SECRET_KEY=',
+  'api_key: "',
+  'Authorization: Basic ',
+  'aws_secret_access_key = ',
+  '"private_key": "',
   'token = ',
   'Authorization: ',
   'Bearer ',
@@ -87,6 +92,13 @@ describe('redaction stream', () => {
     for (let i = 0; i <= input.length; i++) {
       expect(streamed([input.slice(0, i), input.slice(i)]).out).toBe(whole);
     }
+  });
+
+  it('regression: an assignment name split inside its keyword suffix (SECRET_ | KEY=…) is still redacted', () => {
+    const input = `config:\nSECRET_KEY=${fake.chars(24)}\n`;
+    const whole = redactor.redact(input);
+    expect(whole).toContain('[REDACTED:secret-assignment]');
+    for (let i = 0; i <= input.length; i++) expect(streamed([input.slice(0, i), input.slice(i)]).out).toBe(whole);
   });
 
   it('releases plain prose at once and holds back only a possible start', () => {
