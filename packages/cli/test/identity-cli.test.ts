@@ -77,6 +77,14 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
       jwt_methods: ['github'],
     });
     expect(await ok(['role', 'read', 'scratch'])).toMatch(/bound_claims\s+repository=acme\/\*\|beta\/\*/);
+    // an update keeps what it does not name
+    await ok(['role', 'write', 'scratch', '--policy', 'team-read', '--max-ttl', '30m', '--no-require-dpop']);
+    expect(JSON.parse(await ok(['role', 'read', 'scratch', '--json']))).toMatchObject({
+      max_ttl: '1800s',
+      auth: ['jwt', 'cert'],
+      require_dpop: false,
+      jwt_methods: ['github'],
+    });
     expect((await ok(['role', 'list'])).split('\n')).toEqual(expect.arrayContaining(['enricher', 'scratch']));
     expect(await ok(['role', 'delete', 'scratch'])).toBe('Deleted role scratch\n');
     const bad = await h.cli(['role', 'write', 'x', '--policy', 'p', '--max-ttl', '1m', '--auth', 'password']);

@@ -72,7 +72,7 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
 
   role
     .command('write <name>')
-    .description('create or replace a role')
+    .description('create a role, or update one (options not given keep their current values)')
     .requiredOption('--policy <name...>', 'policies its tasks hold (repeat or comma-separate)', collectList)
     .requiredOption('--max-ttl <duration>', 'longest task lifetime, delegated ones included, e.g. 15m')
     .option('--default-ttl <duration>', 'lifetime when a request names none')
@@ -81,6 +81,7 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
     .option('--bound-cidrs <cidr...>', 'logins only from these networks', collectList)
     .option('--max-depth <n>', 'deepest delegation below a root task (0 = none)', maxDepth)
     .option('--require-dpop', 'task tokens are DPoP-bound (RFC 9449)')
+    .option('--no-require-dpop', 'task tokens are bearer tokens')
     .option('--jwt-method <name...>', 'JWT login: only these configured methods', collectList)
     .option('--json', 'JSON output')
     .action(async (name: string, opts: WriteOptions) => {
@@ -100,7 +101,7 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
         ...(opts.boundClaims?.length ? { bound_claims: boundClaims(opts.boundClaims) } : {}),
         ...(opts.boundCidrs?.length ? { bound_cidrs: opts.boundCidrs } : {}),
         ...(opts.maxDepth !== undefined ? { max_depth: opts.maxDepth } : {}),
-        ...(opts.requireDpop ? { require_dpop: true } : {}),
+        ...(opts.requireDpop !== undefined ? { require_dpop: opts.requireDpop } : {}),
         ...(opts.jwtMethod?.length ? { jwt_methods: opts.jwtMethod } : {}),
       };
       const result = await new CustosClient(io).request<RoleView>('PUT', `/v1/roles/${encodeURIComponent(name)}`, body);
