@@ -60,6 +60,20 @@ export function registerRedactCommand(
 }
 
 async function runRedact(files: string[], flags: RedactFlags, io: RedactCommandIo): Promise<void> {
+  // EPIPE and the like surface as 'error' on stdout; without a listener Node
+  // would throw. The next write notices the stream is gone and stops.
+  const ignore = (): void => {};
+  io.stdout.on('error', ignore);
+  try {
+    await redactAll(files, flags, io);
+  } catch (e) {
+    if (!(e instanceof OutputClosed)) throw e;
+  } finally {
+    io.stdout.off('error', ignore);
+  }
+}
+
+async function redactAll(files: string[], flags: RedactFlags, io: RedactCommandIo): Promise<void> {
   let secrets: { name: string; value: string }[] = [];
   if (flags.secretsFile !== undefined) {
     let text: string;
@@ -90,10 +104,26 @@ async function runRedact(files: string[], flags: RedactFlags, io: RedactCommandI
   }
 }
 
+/** The reader went away (`custos redact | head`): stop quietly, like `cat`. */
+class OutputClosed extends Error {}
+
 /** Writes respecting backpressure, so a slow reader does not make us buffer everything. */
 async function write(out: Writable, text: string): Promise<void> {
+  if (out.destroyed || out.writableEnded) throw new OutputClosed();
   if (text.length === 0) return;
-  if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', resolve));
+  if (!out.write(text)) {
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        out.off('drain', done);
+        out.off('error', done);
+        out.off('close', done);
+        resolve();
+      };
+      out.once('drain', done);
+      out.once('error', done);
+      out.once('close', done);
+    });
+  }
 }
 
 async function pumpText(input: Readable, redactor: Redactor, out: Writable): Promise<void> {
