@@ -16,6 +16,14 @@ const freePort = () =>
     });
   });
 
+/** Sends a signal and waits for the exit, even if the process is already gone. */
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  return exited;
+}
+
 async function startServer(dir: string, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [bin, 'server', '--dev', '--data', dir, '--listen', `127.0.0.1:${port}`], {
     stdio: 'ignore',
@@ -64,10 +72,9 @@ describe('SIGKILL in the middle of a stream of writes', () => {
     };
     const writers = Array.from({ length: 8 }, writer);
     await new Promise((r) => setTimeout(r, 1_500));
-    server.kill('SIGKILL');
+    await stop(server, 'SIGKILL');
     killed = true;
     await Promise.all(writers);
-    await new Promise((r) => server.once('exit', r));
     expect(acknowledged.size).toBeGreaterThan(50);
 
     server = await startServer(dir, port);
@@ -80,8 +87,7 @@ describe('SIGKILL in the middle of a stream of writes', () => {
       const verify = (await (await fetch(`${addr}/v1/audit/verify`, { headers })).json()) as { ok: boolean };
       expect(verify).toMatchObject({ ok: true });
     } finally {
-      server.kill('SIGTERM');
-      await new Promise((r) => server.once('exit', r));
+      await stop(server, 'SIGTERM');
     }
   }, 60_000);
 });
