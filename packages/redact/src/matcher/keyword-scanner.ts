@@ -10,29 +10,27 @@ const FOLD = new Uint8Array(128);
 for (let c = 0; c < 128; c++) FOLD[c] = c >= 65 && c <= 90 ? c + 32 : c;
 
 const GRAM = 4;
-const SET_BITS = 21;
-const mix = (gram: number): number => Math.imul(gram, 0x9e3779b1) >>> (32 - SET_BITS);
-
-/** Both cases of an ASCII letter, else the character itself. */
-const variants = (c: number, ci: boolean): number[] =>
-  ci && FOLD[c] !== c ? [c, FOLD[c]!] : ci && c >= 97 && c <= 122 ? [c, c - 32] : [c];
+/** Each character contributes its low 5 bits: ASCII letters fold to one case for free. */
+const BITS_PER_CHAR = 5;
+const KEY_MASK = (1 << (GRAM * BITS_PER_CHAR)) - 1;
 
 /**
  * Finds every occurrence of every detector keyword in one pass. The last 4
- * characters seen are kept as one 32-bit integer (a byte each); it is hashed
- * into a 2^21-bit set holding every 4-character start of every keyword (in
- * every letter case for case-insensitive keywords, followed by any byte for
- * 3-character keywords). Positions the set lets through (about 3 % of
- * ordinary text) are compared in full afterwards, outside the hot loop.
+ * characters seen are packed, 5 low bits each, into a 20-bit key that indexes
+ * a bit set (128 KiB) holding the keys of every keyword's first 4 characters
+ * (3-character keywords with every possible fourth). The low 5 bits of an
+ * ASCII letter are the same in both cases, so case-insensitive keywords cost
+ * nothing extra; other characters may collide, which only lets a position
+ * through to the full comparison, done afterwards, outside the hot loop.
  * Four characters, not two or three, because prose is full of "sk", "red"
  * and "cli" but rarely of "redi" or "clic". This replaces one `indexOf` or
  * regex scan per keyword, whose cost grows with the number of detectors.
  */
 export class KeywordScanner {
   private readonly keywords: readonly Keyword[];
-  private readonly set = new Int32Array(1 << (SET_BITS - 5));
-  /** 4-gram -> keyword indices */
-  private readonly byGram = new Map<number, number[]>();
+  private readonly set = new Int32Array(1 << (GRAM * BITS_PER_CHAR - 5));
+  /** key -> keyword indices */
+  private readonly byKey = new Map<number, number[]>();
   private candidates = new Int32Array(1024);
 
   constructor(keywords: readonly Keyword[]) {
@@ -42,18 +40,13 @@ export class KeywordScanner {
       if (codes.length < 3 || codes.some((c) => c >= 128)) {
         throw new Error(`detector keywords must be 3+ ASCII characters: ${k.text}`);
       }
-      let grams: number[] = [0];
-      for (let j = 0; j < GRAM; j++) {
-        const options = j < codes.length ? variants(codes[j]!, k.ci) : [...Array(256).keys()];
-        const next = new Set<number>();
-        for (const g of grams) for (const c of options) next.add((g << 8) | c);
-        grams = [...next];
-      }
-      for (const g of grams) {
-        const bit = mix(g);
-        this.set[bit >>> 5]! |= 1 << (bit & 31);
-        const list = this.byGram.get(g);
-        if (!list) this.byGram.set(g, [i]);
+      const head = codes.slice(0, GRAM).map((c) => c & 31);
+      const fourths = head.length === GRAM ? [head[3]!] : [...Array(32).keys()];
+      for (const d of fourths) {
+        const key = (((head[0]! << 5) | head[1]!) << 10) | (head[2]! << 5) | d;
+        this.set[key >>> 5]! |= 1 << (key & 31);
+        const list = this.byKey.get(key);
+        if (!list) this.byKey.set(key, [i]);
         else if (!list.includes(i)) list.push(i);
       }
     });
@@ -68,29 +61,13 @@ export class KeywordScanner {
     const set = this.set;
     let found = 0;
     let cand = this.candidates;
-    let gram = 0;
-    // Hot loop: one shift, one OR, one multiply, one bit test per character.
-    // Characters beyond Latin-1 alias to their low byte: that can only cause
-    // a spurious candidate, which the full comparison rejects.
-    for (let i = from; i < n; i++) {
-      gram = (gram << 8) | (text.charCodeAt(i) & 255);
-      const bit = Math.imul(gram, 0x9e3779b1) >>> (32 - SET_BITS);
-      if ((set[bit >>> 5]! & (1 << (bit & 31))) !== 0) {
-        if (found === cand.length) {
-          const bigger = new Int32Array(cand.length * 2);
-          bigger.set(cand);
-          cand = bigger;
-          this.candidates = cand;
-        }
-        cand[found++] = i;
-      }
-    }
-    // A 3-character keyword ending the text: the set holds their
-    // grams followed by any byte, so shifting in zeros finds them.
-    for (let i = n; i < n + 1; i++) {
-      gram <<= 8;
-      const bit = mix(gram);
-      if ((set[bit >>> 5]! & (1 << (bit & 31))) !== 0) {
+    let key = 0;
+    // Hot loop: a shift, an OR, an AND and a bit test per character.
+    for (let i = from; i <= n; i++) {
+      // One step past the end shifts in a 0: a 3-character keyword ending the
+      // text has its key registered with every fourth value, 0 included.
+      key = ((key << BITS_PER_CHAR) | (i < n ? text.charCodeAt(i) & 31 : 0)) & KEY_MASK;
+      if ((set[key >>> 5]! & (1 << (key & 31))) !== 0) {
         if (found === cand.length) {
           const bigger = new Int32Array(cand.length * 2);
           bigger.set(cand);
@@ -103,9 +80,9 @@ export class KeywordScanner {
     for (let j = 0; j < found; j++) {
       const start = cand[j]! - (GRAM - 1);
       if (start < from) continue;
-      let g = 0;
-      for (let k = 0; k < GRAM; k++) g = (g << 8) | (start + k < n ? text.charCodeAt(start + k) & 255 : 0);
-      const list = this.byGram.get(g);
+      let k4 = 0;
+      for (let k = 0; k < GRAM; k++) k4 = (k4 << 5) | (start + k < n ? text.charCodeAt(start + k) & 31 : 0);
+      const list = this.byKey.get(k4);
       if (!list) continue;
       for (const k of list) {
         const kw = this.keywords[k]!;
