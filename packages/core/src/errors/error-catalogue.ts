@@ -52,6 +52,9 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_DELEGATION_DEPTH: { status: 403, message: 'The delegation depth limit of the role is reached.' },
   CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED: { status: 403, message: 'The role does not allow this authentication method.' },
   CUSTOS_ERR_DPOP_REQUIRED: { status: 401, message: 'A DPoP proof is required or not valid.' },
+  CUSTOS_ERR_ENGINE_UNAVAILABLE: { status: 503, message: 'The database engine is unreachable or refused custos.' },
+  CUSTOS_ERR_ENGINE_NOT_FOUND: { status: 404, message: 'No such database engine.' },
+  CUSTOS_ERR_LEASE_NOT_FOUND: { status: 404, message: 'No such lease, or it has already ended.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code, `CUSTOS_ERR_…`. */
