@@ -12,7 +12,7 @@ import { oauthRoutes } from './routes/v1/oauth-routes.js';
 import { policyRoutes } from './routes/v1/policy-routes.js';
 import { roleRoutes } from './routes/v1/role-routes.js';
 import { secretRoutes } from './routes/v1/secret-routes.js';
-import { sysRoutes } from './routes/v1/sys-routes.js';
+import { sysRoutes, taskKeyRoutes } from './routes/v1/sys-routes.js';
 import { taskRoutes } from './routes/v1/task-routes.js';
 import { tokenRoutes } from './routes/v1/token-routes.js';
 import { wellKnownRoutes } from './routes/well-known-routes.js';
@@ -92,6 +92,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (v1) => {
       await v1.register(sysRoutes, { node });
+      await v1.register(taskKeyRoutes, { node });
       await v1.register(secretRoutes, { node });
       await v1.register(policyRoutes, { node });
       await v1.register(tokenRoutes, { node });

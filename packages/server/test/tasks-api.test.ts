@@ -186,6 +186,19 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
     }
   });
 
+  it('rotates the signing key: old tokens stay valid and both keys are published', async () => {
+    const before = await login();
+    const rotated = await s.call({ method: 'POST', url: '/v1/sys/task-keys/rotate' });
+    expect(rotated.statusCode).toBe(200);
+    const jwks = (await s.call({ method: 'GET', url: '/.well-known/jwks.json', token: null })).json();
+    expect(jwks.keys.map((k: { kid: string }) => k.kid)).toContain(rotated.json().kid);
+    expect(jwks.keys.length).toBeGreaterThanOrEqual(2);
+    expect((await asTask(before.token, 'GET', 'kv/team/a/x')).statusCode).toBe(200);
+    const after = await login();
+    const [header] = after.token.split('.') as [string];
+    expect(JSON.parse(Buffer.from(header, 'base64url').toString()).kid).toBe(rotated.json().kid);
+  });
+
   it('publishes RFC 8414 metadata', async () => {
     const meta = (await s.call({ method: 'GET', url: '/.well-known/oauth-authorization-server', token: null })).json();
     expect(meta.grant_types_supported).toContain(EXCHANGE);

@@ -1,4 +1,4 @@
-import type { CustosNode } from '@custos/core';
+import { type CustosNode, DEFAULT_KEY_REFRESH_INTERVAL_MS, MAX_TASK_TTL_MS } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
 
 // Unseal and init accept secret material from anonymous callers, so they are
@@ -88,5 +88,21 @@ export async function sysRoutes(app: FastifyInstance, { node }: { node: CustosNo
     config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/keyring' } },
     schema: { tags: ['sys'], summary: 'Add a new keyring term; new writes use it, old data stays readable' },
     handler: async () => node.rotateKeyring(),
+  });
+}
+
+/** `POST /v1/sys/task-keys/rotate`: a new task-token signing key; old keys stay in the JWKS while their tokens can live. */
+export async function taskKeyRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  app.post('/sys/task-keys/rotate', {
+    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/task-keys' } },
+    schema: { tags: ['sys'], summary: 'Rotate the task-token signing key' },
+    handler: async () => {
+      // A token signed by the old key lives at most MAX_TASK_TTL_MS; other
+      // nodes may sign with the old key until they next re-read the key set.
+      const kid = await node.services().taskKeys.rotate({
+        retireAfterMs: MAX_TASK_TTL_MS + DEFAULT_KEY_REFRESH_INTERVAL_MS,
+      });
+      return { kid };
+    },
   });
 }
