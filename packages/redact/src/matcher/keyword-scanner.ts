@@ -31,7 +31,7 @@ export class KeywordScanner {
   private readonly set = new Int32Array(1 << (GRAM * BITS_PER_CHAR - 5));
   /** key -> keyword indices */
   private readonly byKey = new Map<number, number[]>();
-  private candidates = new Int32Array(1024);
+  private candidates: Int32Array = new Int32Array(1024);
 
   constructor(keywords: readonly Keyword[]) {
     this.keywords = keywords;
@@ -52,6 +52,13 @@ export class KeywordScanner {
     });
   }
 
+  private grow(): Int32Array {
+    const bigger = new Int32Array(this.candidates.length * 2);
+    bigger.set(this.candidates);
+    this.candidates = bigger;
+    return bigger;
+  }
+
   /**
    * Calls `onHit(position, keyword index)` for every occurrence starting at or
    * after `from`, in order of position.
@@ -60,22 +67,22 @@ export class KeywordScanner {
     const n = text.length;
     const set = this.set;
     let found = 0;
-    let cand = this.candidates;
+    let cand: Int32Array = this.candidates;
     let key = 0;
     // Hot loop: a shift, an OR, an AND and a bit test per character.
-    for (let i = from; i <= n; i++) {
-      // One step past the end shifts in a 0: a 3-character keyword ending the
-      // text has its key registered with every fourth value, 0 included.
-      key = ((key << BITS_PER_CHAR) | (i < n ? text.charCodeAt(i) & 31 : 0)) & KEY_MASK;
+    for (let i = from; i < n; i++) {
+      key = ((key << BITS_PER_CHAR) | (text.charCodeAt(i) & 31)) & KEY_MASK;
       if ((set[key >>> 5]! & (1 << (key & 31))) !== 0) {
-        if (found === cand.length) {
-          const bigger = new Int32Array(cand.length * 2);
-          bigger.set(cand);
-          cand = bigger;
-          this.candidates = cand;
-        }
+        if (found === cand.length) cand = this.grow();
         cand[found++] = i;
       }
+    }
+    // One step past the end shifts in a 0: a 3-character keyword ending the
+    // text has its key registered with every fourth value, 0 included.
+    key = (key << BITS_PER_CHAR) & KEY_MASK;
+    if ((set[key >>> 5]! & (1 << (key & 31))) !== 0) {
+      if (found === cand.length) cand = this.grow();
+      cand[found++] = n;
     }
     for (let j = 0; j < found; j++) {
       const start = cand[j]! - (GRAM - 1);
