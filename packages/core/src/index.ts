@@ -12,3 +12,4 @@ export * from './task-tokens/index.js';
 export * from './tokens/index.js';
 export * from './tasks/index.js';
 export * from './auth-methods/index.js';
+export * from './leases/index.js';

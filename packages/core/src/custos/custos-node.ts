@@ -12,6 +12,7 @@ import {
 import { CertService, JwtMethodService } from '../auth-methods/index.js';
 import { CustosError, SealedError } from '../errors/index.js';
 import { MemoryDpopReplayCache, verifyDpopProof } from '../identity/index.js';
+import { EngineService, LeaseService } from '../leases/index.js';
 import {
   type AuthzDecision,
   type PolicyAction,
@@ -20,6 +21,7 @@ import {
   type ScopeEntry,
   scopeAllows,
 } from '../policy/index.js';
+import type { DatabaseEngineFactory } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
 import { SealManager, type SealStatus } from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
@@ -54,6 +56,8 @@ export interface CustosNodeOptions {
   /** Told about sink failures (never event contents). */
   onAuditSinkError?: (sink: string, error: unknown) => void;
   version?: string;
+  /** Opens database engines (normally `createEngine` from `@custos/engines`); without it engines are unavailable. */
+  engineFactory?: DatabaseEngineFactory;
 }
 
 export interface AuthorizeContext {
@@ -77,6 +81,10 @@ export interface CustosServices {
   taskKeys: TaskSigningKeys;
   jwtMethods: JwtMethodService;
   certs: CertService;
+  /** Configured database engines and their roles. */
+  engines: EngineService;
+  /** Dynamic credentials leased to tasks. */
+  leases: LeaseService;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -230,6 +238,12 @@ export class CustosNode {
     });
     const jwtMethods = new JwtMethodService({ storage, cipher });
     const certs = await CertService.load({ storage, cipher }, this.#options.trustDomain ?? 'custos.local');
+    const engines = new EngineService({ storage, cipher, factory: this.#options.engineFactory });
+    const leases = new LeaseService({ storage, cipher, engines, tasks });
+    // Ending or revoking a task (or its expiry) drops every database user of its subtree.
+    tasks.onTaskEnded(async (ids) => {
+      await leases.revokeForTasks(ids);
+    });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {
       let parsed = scopes.get(scope);
@@ -254,6 +268,8 @@ export class CustosNode {
       taskKeys,
       jwtMethods,
       certs,
+      engines,
+      leases,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
@@ -299,7 +315,13 @@ export class CustosNode {
     // A cascade interrupted by a crash resumes here.
     await tasks.runCascades();
     this.#reaper = setInterval(() => {
-      Promise.all([tokens.reapExpired(), tasks.reapExpired(), bootstrap.reapExpired(), taskKeys.prune()]).catch(() => {
+      Promise.all([
+        tokens.reapExpired(),
+        tasks.reapExpired(),
+        bootstrap.reapExpired(),
+        taskKeys.prune(),
+        leases.reapExpired(),
+      ]).catch(() => {
         // Storage hiccup: the next round retries; expired tokens are refused
         // on use anyway, reaping only frees space.
       });
@@ -313,6 +335,7 @@ export class CustosNode {
     if (this.#reaper) clearInterval(this.#reaper);
     this.#reaper = undefined;
     services?.taskKeys.forget();
+    await services?.engines.close();
     await services?.audit.close();
   }
 }

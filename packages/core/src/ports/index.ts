@@ -1,1 +1,2 @@
+export * from './database-engine-port.js';
 export * from './storage.js';

@@ -1,0 +1,218 @@
+import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
+import type { DatabaseEngineFactory, DatabaseEnginePort, EngineRolePort } from '../ports/database-engine-port.js';
+import type { Storage } from '../ports/storage.js';
+import type { EngineRecord, EngineRoleInput, EngineRoleRecord, EngineView } from './engine-types.js';
+
+const ENGINES = 'engine';
+const ROLES = 'engine.role';
+const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const DEFAULT_TTL_MS = 3_600_000;
+const MAX_TTL_MS = 24 * 3_600_000;
+
+export interface EngineServiceDeps {
+  storage: Pick<Storage, 'entries' | 'transaction'>;
+  cipher: Cipher;
+  /** Opens engines; absent when the deployment has no engine support wired in. */
+  factory: DatabaseEngineFactory | undefined;
+  now?: () => Date;
+}
+
+/** Validates an engine or role name (also a path segment of `issue:<engine>/<role>`). */
+export function validateEngineName(name: string, what = 'engine'): string {
+  if (!NAME.test(name)) throw new ValidationError(`The ${what} name is 1–63 of a-z, 0-9, _ and -.`);
+  return name;
+}
+
+/** The engine role as the engine port wants it. */
+export function toEngineRole(record: EngineRoleRecord): EngineRolePort {
+  return {
+    name: record.name,
+    creationStatements: record.creation_statements,
+    revocationStatements: record.revocation_statements,
+    defaultTtlMs: record.default_ttl_ms,
+    maxTtlMs: record.max_ttl_ms,
+  };
+}
+
+/**
+ * Configured database engines and their roles. The admin URL of each engine
+ * is stored behind the barrier and never returned; open engine clients are
+ * cached per node and reopened when the URL changes (root rotation on another
+ * node shows up as a different stored URL).
+ */
+export class EngineService {
+  readonly #storage: EngineServiceDeps['storage'];
+  readonly #cipher: Cipher;
+  readonly #factory: DatabaseEngineFactory | undefined;
+  readonly #now: () => Date;
+  readonly #open = new Map<string, { url: string; engine: DatabaseEnginePort }>();
+
+  constructor(deps: EngineServiceDeps) {
+    this.#storage = deps.storage;
+    this.#cipher = deps.cipher;
+    this.#factory = deps.factory;
+    this.#now = deps.now ?? (() => new Date());
+  }
+
+  /** Adds or replaces an engine after checking custos can connect and create users with it. */
+  async write(name: string, connection: { type: string; url: string }): Promise<EngineView> {
+    validateEngineName(name);
+    if (connection.type !== 'postgres' && connection.type !== 'mysql') {
+      throw new ValidationError('type is postgres or mysql.');
+    }
+    const type = connection.type;
+    const probe = this.#factoryOrThrow()({ type, url: connection.url });
+    try {
+      await probe.verifyConnection();
+    } finally {
+      await probe.close().catch(() => undefined);
+    }
+    const time = this.#now().toISOString();
+    const existing = await this.#find(name);
+    const record: EngineRecord = {
+      name,
+      type,
+      url: connection.url,
+      created_time: existing?.created_time ?? time,
+      updated_time: time,
+      root_rotated_time: null,
+    };
+    await this.#storage.entries.put(ENGINES, name, sealJson(this.#cipher, ENGINES, name, record));
+    await this.#drop(name);
+    return view(record);
+  }
+
+  async read(name: string): Promise<EngineView> {
+    return view(await this.#get(name));
+  }
+
+  async list(): Promise<string[]> {
+    return this.#storage.entries.list(ENGINES, '');
+  }
+
+  /** Removes an engine and its roles (leases already issued keep being revoked by name). */
+  async delete(name: string): Promise<void> {
+    await this.#get(name);
+    await this.#storage.transaction(async ({ entries }) => {
+      for (const key of await entries.list(ROLES, `${name}/`)) await entries.delete(ROLES, key);
+      await entries.delete(ENGINES, name);
+    });
+    await this.#drop(name);
+  }
+
+  /**
+   * Writes a role. Its statements are tried against the database in a
+   * transaction that is rolled back, so invalid SQL is refused now rather
+   * than when an agent needs a credential.
+   */
+  async writeRole(engine: string, name: string, input: EngineRoleInput): Promise<EngineRoleRecord> {
+    validateEngineName(name, 'role');
+    await this.#get(engine);
+    const existing = await this.findRole(engine, name);
+    const defaultTtl = input.default_ttl_ms ?? existing?.default_ttl_ms ?? DEFAULT_TTL_MS;
+    const maxTtl = input.max_ttl_ms ?? existing?.max_ttl_ms ?? Math.max(defaultTtl, MAX_TTL_MS);
+    for (const ttl of [defaultTtl, maxTtl]) {
+      if (!Number.isInteger(ttl) || ttl <= 0) throw new CustosError('CUSTOS_ERR_INVALID_TTL');
+    }
+    if (defaultTtl > maxTtl) throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'default_ttl exceeds max_ttl.');
+    const creation = input.creation_statements ?? existing?.creation_statements ?? [];
+    const time = this.#now().toISOString();
+    const role: EngineRoleRecord = {
+      engine,
+      name,
+      // Empty = the engine's built-in statements (a read-only login).
+      creation_statements: [...creation],
+      revocation_statements: input.revocation_statements ?? existing?.revocation_statements ?? [],
+      default_ttl_ms: defaultTtl,
+      max_ttl_ms: maxTtl,
+      created_time: existing?.created_time ?? time,
+      updated_time: time,
+    };
+    await (await this.open(engine)).validateRole(toEngineRole(role));
+    const key = `${engine}/${name}`;
+    await this.#storage.entries.put(ROLES, key, sealJson(this.#cipher, ROLES, key, role));
+    return role;
+  }
+
+  async findRole(engine: string, name: string): Promise<EngineRoleRecord | undefined> {
+    const key = `${engine}/${name}`;
+    const entry = await this.#storage.entries.get(ROLES, key);
+    return entry ? openJson<EngineRoleRecord>(this.#cipher, ROLES, key, entry.value) : undefined;
+  }
+
+  async readRole(engine: string, name: string): Promise<EngineRoleRecord> {
+    const role = await this.findRole(engine, name);
+    if (!role) throw new NotFoundError();
+    return role;
+  }
+
+  async listRoles(engine: string): Promise<string[]> {
+    await this.#get(engine);
+    return (await this.#storage.entries.list(ROLES, `${engine}/`)).map((k) => k.slice(engine.length + 1));
+  }
+
+  async deleteRole(engine: string, name: string): Promise<void> {
+    if (!(await this.#storage.entries.delete(ROLES, `${engine}/${name}`))) throw new NotFoundError();
+  }
+
+  /**
+   * Replaces the admin password custos connects with. The new URL goes
+   * straight behind the barrier: no human ever sees it.
+   */
+  async rotateRoot(name: string): Promise<EngineView> {
+    const record = await this.#get(name);
+    const engine = await this.open(name);
+    const { url } = await engine.rotateRootPassword();
+    const time = this.#now().toISOString();
+    const next: EngineRecord = { ...record, url, updated_time: time, root_rotated_time: time };
+    await this.#storage.entries.put(ENGINES, name, sealJson(this.#cipher, ENGINES, name, next));
+    await this.#drop(name);
+    return view(next);
+  }
+
+  /** The open client of an engine (reopened when its stored URL changed). */
+  async open(name: string): Promise<DatabaseEnginePort> {
+    const record = await this.#get(name);
+    const cached = this.#open.get(name);
+    if (cached && cached.url === record.url) return cached.engine;
+    if (cached) await this.#drop(name);
+    const engine = this.#factoryOrThrow()({ type: record.type, url: record.url });
+    this.#open.set(name, { url: record.url, engine });
+    return engine;
+  }
+
+  /** Closes every open engine client (on seal and shutdown). */
+  async close(): Promise<void> {
+    const names = [...this.#open.keys()];
+    await Promise.all(names.map((n) => this.#drop(n)));
+  }
+
+  async #drop(name: string): Promise<void> {
+    const cached = this.#open.get(name);
+    this.#open.delete(name);
+    await cached?.engine.close().catch(() => undefined);
+  }
+
+  #factoryOrThrow(): DatabaseEngineFactory {
+    if (!this.#factory) throw new CustosError('CUSTOS_ERR_ENGINE_UNAVAILABLE', 'No engine support in this server.');
+    return this.#factory;
+  }
+
+  async #find(name: string): Promise<EngineRecord | undefined> {
+    if (!NAME.test(name)) return undefined;
+    const entry = await this.#storage.entries.get(ENGINES, name);
+    return entry ? openJson<EngineRecord>(this.#cipher, ENGINES, name, entry.value) : undefined;
+  }
+
+  async #get(name: string): Promise<EngineRecord> {
+    const record = await this.#find(name);
+    if (!record) throw new CustosError('CUSTOS_ERR_ENGINE_NOT_FOUND');
+    return record;
+  }
+}
+
+function view(record: EngineRecord): EngineView {
+  const { url: _url, ...rest } = record;
+  return rest;
+}

@@ -1,0 +1,31 @@
+/** An engine as stored (sealed): its admin URL never leaves the barrier. */
+export interface EngineRecord {
+  name: string;
+  type: 'postgres' | 'mysql';
+  url: string;
+  created_time: string;
+  updated_time: string;
+  root_rotated_time: string | null;
+}
+
+/** An engine as shown to callers: never the URL or its credential. */
+export type EngineView = Omit<EngineRecord, 'url'>;
+
+/** A role of an engine as stored and shown (statements are not secret). */
+export interface EngineRoleRecord {
+  engine: string;
+  name: string;
+  creation_statements: string[];
+  revocation_statements: string[];
+  default_ttl_ms: number;
+  max_ttl_ms: number;
+  created_time: string;
+  updated_time: string;
+}
+
+export interface EngineRoleInput {
+  creation_statements?: string[];
+  revocation_statements?: string[];
+  default_ttl_ms?: number;
+  max_ttl_ms?: number;
+}

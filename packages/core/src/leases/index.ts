@@ -1,0 +1,4 @@
+export * from './engine-service.js';
+export * from './engine-types.js';
+export * from './lease-service.js';
+export * from './lease-types.js';

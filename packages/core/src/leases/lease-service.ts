@@ -1,0 +1,270 @@
+import { randomBytes } from 'node:crypto';
+import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { CustosError, isCustosError, PermissionDeniedError } from '../errors/index.js';
+import type { EntryStore, Storage } from '../ports/storage.js';
+import type { TaskService } from '../tasks/task-service.js';
+import { type EngineService, toEngineRole } from './engine-service.js';
+import type { IssuedLease, LeaseOwner, LeaseRecord, LeaseView } from './lease-types.js';
+
+const LEASES = 'lease';
+const BY_TASK = 'lease.task';
+/** After this many failed attempts a lease is reported as `revoke_failed` (and still retried). */
+const FAILED_AFTER = 5;
+const RETRY_BASE_MS = 2_000;
+const RETRY_MAX_MS = 5 * 60_000;
+/** Revocations run this many at a time, so a big cascade does not open a connection per lease. */
+const REVOKE_PARALLELISM = 8;
+const LEASE_ID = /^lea_[A-Za-z0-9_-]{22}$/;
+
+export interface LeaseServiceDeps {
+  storage: Pick<Storage, 'entries' | 'transaction'>;
+  cipher: Cipher;
+  engines: EngineService;
+  tasks: Pick<TaskService, 'isActive'>;
+  now?: () => number;
+}
+
+const taskKey = (taskId: string, leaseId: string) => `${taskId}/${leaseId}`;
+
+/**
+ * Dynamic database credentials as leases owned by tasks. A lease is recorded
+ * before its credentials are returned; it ends when it expires, when it is
+ * revoked, or when its task (or any ancestor) ends. Revocation is retried
+ * until the engine confirms it: a failing lease stays in storage, scheduled
+ * for another attempt through the expiry index and reported as
+ * `revoke_failed`, never forgotten.
+ *
+ * Several nodes may reap the same lease at once: engine revocation is
+ * idempotent (a missing user is success) and a `revoked` record is never
+ * moved back, so the race costs at most one extra DROP.
+ */
+export class LeaseService {
+  readonly #storage: LeaseServiceDeps['storage'];
+  readonly #cipher: Cipher;
+  readonly #engines: EngineService;
+  readonly #tasks: LeaseServiceDeps['tasks'];
+  readonly #now: () => number;
+
+  constructor(deps: LeaseServiceDeps) {
+    this.#storage = deps.storage;
+    this.#cipher = deps.cipher;
+    this.#engines = deps.engines;
+    this.#tasks = deps.tasks;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /** Creates a database user for `owner` under an engine role and records its lease. */
+  async issue(engineName: string, roleName: string, owner: LeaseOwner, ttlMs?: number): Promise<IssuedLease> {
+    const role = await this.#engines.findRole(engineName, roleName);
+    if (!role) throw new CustosError('CUSTOS_ERR_NOT_FOUND', 'No such engine role.');
+    if (ttlMs !== undefined && (!Number.isInteger(ttlMs) || ttlMs <= 0 || ttlMs > role.max_ttl_ms)) {
+      throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'The TTL exceeds the role’s max_ttl.');
+    }
+    const now = this.#now();
+    // A task's credentials never outlive the task.
+    const cap = Math.min(now + role.max_ttl_ms, owner.task?.expiresAtMs ?? Number.POSITIVE_INFINITY);
+    const expiresAt = Math.min(now + (ttlMs ?? role.default_ttl_ms), cap);
+    if (expiresAt <= now) throw new CustosError('CUSTOS_ERR_TTL_EXCEEDS_PARENT');
+    const engine = await this.#engines.open(engineName);
+    const engineRole = toEngineRole(role);
+    const credential = await engine.createCredential(engineRole, {
+      expiresAt: new Date(expiresAt),
+      // Short: MySQL user names are at most 32 characters.
+      usernamePrefix: roleName.replace(/[^a-z0-9_]/g, '_').slice(0, 8),
+    });
+    const record: LeaseRecord = {
+      id: `lea_${randomBytes(16).toString('base64url')}`,
+      engine: engineName,
+      role: roleName,
+      username: credential.username,
+      task_id: owner.task?.id ?? null,
+      task_chain: owner.task ? [...owner.task.chain] : [],
+      owner: owner.name,
+      issued_time: new Date(now).toISOString(),
+      expires_at: expiresAt,
+      max_expires_at: cap,
+      state: 'active',
+      attempts: 0,
+      last_error: null,
+      revoked_time: null,
+    };
+    try {
+      await this.#storage.transaction(async ({ entries }) => {
+        await this.#write(entries, record);
+        if (record.task_id) {
+          await entries.put(BY_TASK, taskKey(record.task_id, record.id), new Uint8Array(0));
+        }
+      });
+    } catch (error) {
+      // A user that exists but is not recorded would never be revoked: drop it now.
+      await engine.revokeCredential(engineRole, credential.username).catch(() => undefined);
+      throw error;
+    }
+    // The task may have ended while the user was being created, after its
+    // cascade had already looked for leases: check again and take it back.
+    if (owner.task) {
+      const status = await this.#tasks.isActive(owner.task.chain);
+      if (!status.active) {
+        await this.revoke(record.id);
+        throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+      }
+    }
+    return {
+      lease_id: record.id,
+      engine: engineName,
+      role: roleName,
+      username: credential.username,
+      password: credential.password,
+      expire_time: new Date(expiresAt).toISOString(),
+      ttl_seconds: Math.floor((expiresAt - now) / 1_000),
+      task_id: record.task_id,
+    };
+  }
+
+  /** Extends an active lease, up to its role's max TTL from issue and never past its task. */
+  async renew(id: string, incrementMs: number): Promise<LeaseView> {
+    const record = await this.#get(id);
+    if (record.state !== 'active') throw new CustosError('CUSTOS_ERR_LEASE_NOT_FOUND');
+    if (!Number.isInteger(incrementMs) || incrementMs <= 0) throw new CustosError('CUSTOS_ERR_INVALID_TTL');
+    const expiresAt = Math.min(this.#now() + incrementMs, record.max_expires_at);
+    if (expiresAt > record.expires_at) {
+      const engine = await this.#engines.open(record.engine);
+      await engine.renewCredential(record.username, new Date(expiresAt));
+      record.expires_at = expiresAt;
+      await this.#write(this.#storage.entries, record);
+    }
+    return leaseView(record);
+  }
+
+  /**
+   * Revokes a lease: the engine drops the user and ends its sessions.
+   * Idempotent. A failure is recorded and scheduled for retry, then thrown.
+   */
+  async revoke(id: string): Promise<LeaseView> {
+    const record = await this.#get(id);
+    if (record.state === 'revoked') return leaseView(record);
+    try {
+      const engine = await this.#engines.open(record.engine);
+      const role = await this.#engines.findRole(record.engine, record.role);
+      // A deleted role still has a user to drop: the engine's built-in revocation does it.
+      await engine.revokeCredential(
+        role
+          ? toEngineRole(role)
+          : {
+              name: record.role,
+              creationStatements: [],
+              revocationStatements: [],
+              defaultTtlMs: 1,
+              maxTtlMs: 1,
+            },
+        record.username,
+      );
+    } catch (error) {
+      await this.#recordFailure(id, isCustosError(error) ? error.code : 'CUSTOS_ERR_ENGINE_UNAVAILABLE');
+      throw error;
+    }
+    return this.#storage.transaction(async ({ entries }) => {
+      const current = (await this.#read(entries, id)) ?? record;
+      current.state = 'revoked';
+      current.revoked_time = new Date(this.#now()).toISOString();
+      current.last_error = null;
+      await this.#write(entries, current);
+      if (current.task_id) await entries.delete(BY_TASK, taskKey(current.task_id, id));
+      return leaseView(current);
+    });
+  }
+
+  /** Revokes every lease of the given tasks (the task-ended cascade hook). Failures stay scheduled for retry. */
+  async revokeForTasks(taskIds: readonly string[]): Promise<number> {
+    const ids: string[] = [];
+    for (const taskId of taskIds) {
+      for (const key of await this.#storage.entries.list(BY_TASK, `${taskId}/`)) {
+        ids.push(key.slice(taskId.length + 1));
+      }
+    }
+    await this.#revokeAll(ids);
+    return ids.length;
+  }
+
+  /** Revokes expired leases and retries failed revocations that are due. Multi-node safe. */
+  async reapExpired(limit = 500): Promise<number> {
+    const ids = await this.#storage.entries.listExpired(LEASES, this.#now(), limit);
+    await this.#revokeAll(ids);
+    return ids.length;
+  }
+
+  async read(id: string): Promise<LeaseView> {
+    return leaseView(await this.#get(id));
+  }
+
+  /** Leases of one task, or (for operators) all leases, newest state first. */
+  async list(filter: { taskId?: string; state?: string; limit?: number } = {}): Promise<LeaseView[]> {
+    const limit = Math.min(filter.limit ?? 1_000, 10_000);
+    let records: LeaseRecord[];
+    if (filter.taskId) {
+      const keys = await this.#storage.entries.list(BY_TASK, `${filter.taskId}/`, { limit });
+      const found = await Promise.all(
+        keys.map((k) => this.#read(this.#storage.entries, k.slice((filter.taskId as string).length + 1))),
+      );
+      records = found.filter((r): r is LeaseRecord => r !== undefined);
+    } else {
+      const entries = await this.#storage.entries.scan(LEASES, '', { limit });
+      records = await Promise.all(entries.map((e) => openJson<LeaseRecord>(this.#cipher, LEASES, e.key, e.value)));
+    }
+    return records.filter((r) => !filter.state || r.state === filter.state).map(leaseView);
+  }
+
+  /** Checks that a task may manage a lease: it owns it or is an ancestor of its owner. */
+  assertTaskMayManage(taskId: string, lease: LeaseView): void {
+    if (!lease.task_chain.includes(taskId)) throw new PermissionDeniedError();
+  }
+
+  async #revokeAll(ids: readonly string[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const id = ids[next++] as string;
+        // A failure is already recorded and scheduled by revoke().
+        await this.revoke(id).catch(() => undefined);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(REVOKE_PARALLELISM, ids.length) }, worker));
+  }
+
+  async #recordFailure(id: string, code: string): Promise<void> {
+    await this.#storage.transaction(async ({ entries }) => {
+      const record = await this.#read(entries, id);
+      if (!record || record.state === 'revoked') return;
+      record.attempts += 1;
+      record.last_error = code;
+      record.state = record.attempts >= FAILED_AFTER ? 'revoke_failed' : 'revoking';
+      // The expiry index doubles as the retry schedule, with exponential backoff.
+      const delay = Math.min(RETRY_BASE_MS * 2 ** (record.attempts - 1), RETRY_MAX_MS);
+      await this.#write(entries, record, this.#now() + delay);
+    });
+  }
+
+  async #write(entries: EntryStore, record: LeaseRecord, retryAt?: number): Promise<void> {
+    // Revoked leases leave the expiry index; everything else stays due at
+    // its expiry (or its next retry), so nothing unrevoked is ever dropped.
+    const due = record.state === 'revoked' ? null : (retryAt ?? record.expires_at);
+    await entries.put(LEASES, record.id, sealJson(this.#cipher, LEASES, record.id, record), { expiresAt: due });
+  }
+
+  async #read(entries: EntryStore, id: string): Promise<LeaseRecord | undefined> {
+    if (!LEASE_ID.test(id)) return undefined;
+    const entry = await entries.get(LEASES, id);
+    return entry ? openJson<LeaseRecord>(this.#cipher, LEASES, id, entry.value) : undefined;
+  }
+
+  async #get(id: string): Promise<LeaseRecord> {
+    const record = await this.#read(this.#storage.entries, id);
+    if (!record) throw new CustosError('CUSTOS_ERR_LEASE_NOT_FOUND');
+    return record;
+  }
+}
+
+function leaseView(record: LeaseRecord): LeaseView {
+  const { expires_at, max_expires_at: _max, ...rest } = record;
+  return { ...rest, expire_time: new Date(expires_at).toISOString() };
+}
