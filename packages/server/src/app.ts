@@ -7,7 +7,10 @@ import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
+import { credsRoutes } from './routes/v1/creds-routes.js';
+import { engineRoutes } from './routes/v1/engine-routes.js';
 import { identityRoutes } from './routes/v1/identity-routes.js';
+import { leaseRoutes } from './routes/v1/lease-routes.js';
 import { oauthRoutes } from './routes/v1/oauth-routes.js';
 import { policyRoutes } from './routes/v1/policy-routes.js';
 import { roleRoutes } from './routes/v1/role-routes.js';
@@ -102,6 +105,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(bootstrapRoutes, { node });
       await v1.register(oauthRoutes, { node });
       await v1.register(identityRoutes, { node });
+      await v1.register(engineRoutes, { node });
+      await v1.register(credsRoutes, { node });
+      await v1.register(leaseRoutes, { node });
     },
     { prefix: '/v1' },
   );

@@ -1,0 +1,132 @@
+import { type CustosNode, type EngineRoleInput, parseDuration } from '@custos/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+
+type EngineRequest = FastifyRequest<{ Params: { name: string; role?: string } }>;
+const NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
+const engineResource = (request: FastifyRequest) => `sys/engines/${(request as EngineRequest).params.name}`;
+const roleResource = (request: FastifyRequest) => {
+  const { name, role } = (request as EngineRequest).params;
+  return `sys/engines/${name}/roles/${role ?? ''}`;
+};
+const nameParams = {
+  type: 'object',
+  properties: { name: { type: 'string', pattern: NAME } },
+  required: ['name'],
+} as const;
+const roleParams = {
+  type: 'object',
+  properties: { name: { type: 'string', pattern: NAME }, role: { type: 'string', pattern: NAME } },
+  required: ['name', 'role'],
+} as const;
+const statements = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 4096 }, maxItems: 32 } as const;
+
+interface RoleBody {
+  creation_statements?: string[];
+  revocation_statements?: string[];
+  default_ttl?: string;
+  max_ttl?: string;
+}
+
+/**
+ * `/v1/engines`: database engines and their roles (operator configuration).
+ * The engine's admin URL goes in and never comes out.
+ */
+export async function engineRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  const engines = () => node.services().engines;
+
+  app.get('/engines', {
+    config: { access: { kind: 'policy', action: 'list', resource: () => 'sys/engines/' } },
+    schema: { tags: ['engines'], summary: 'List engines' },
+    handler: async () => ({ keys: await engines().list() }),
+  });
+
+  app.put<{ Params: { name: string }; Body: { type: string; url: string } }>('/engines/:name', {
+    config: { access: { kind: 'policy', action: 'write', resource: engineResource } },
+    schema: {
+      tags: ['engines'],
+      summary: 'Add or replace an engine (its connection is verified first; the URL is never returned)',
+      params: nameParams,
+      body: {
+        type: 'object',
+        properties: {
+          type: { type: 'string', enum: ['postgres', 'mysql'] },
+          url: { type: 'string', minLength: 1, maxLength: 2048 },
+        },
+        required: ['type', 'url'],
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => engines().write(request.params.name, request.body),
+  });
+
+  app.get<{ Params: { name: string } }>('/engines/:name', {
+    config: { access: { kind: 'policy', action: 'read', resource: engineResource } },
+    schema: { tags: ['engines'], summary: 'Read an engine (never its URL)', params: nameParams },
+    handler: async (request) => engines().read(request.params.name),
+  });
+
+  app.delete<{ Params: { name: string } }>('/engines/:name', {
+    config: { access: { kind: 'policy', action: 'delete', resource: engineResource } },
+    schema: { tags: ['engines'], summary: 'Delete an engine and its roles', params: nameParams },
+    handler: async (request, reply) => {
+      await engines().delete(request.params.name);
+      return reply.code(204).send();
+    },
+  });
+
+  app.post<{ Params: { name: string } }>('/engines/:name/rotate-root', {
+    config: { access: { kind: 'policy', action: 'rotate', resource: engineResource } },
+    schema: { tags: ['engines'], summary: 'Replace the admin password custos connects with', params: nameParams },
+    handler: async (request) => engines().rotateRoot(request.params.name),
+  });
+
+  app.get<{ Params: { name: string } }>('/engines/:name/roles', {
+    config: { access: { kind: 'policy', action: 'list', resource: roleResource } },
+    schema: { tags: ['engines'], summary: 'List the roles of an engine', params: nameParams },
+    handler: async (request) => ({ keys: await engines().listRoles(request.params.name) }),
+  });
+
+  app.put<{ Params: { name: string; role: string }; Body: RoleBody }>('/engines/:name/roles/:role', {
+    config: { access: { kind: 'policy', action: 'write', resource: roleResource } },
+    schema: {
+      tags: ['engines'],
+      summary: 'Write a role (statements are checked against the database in a rolled-back transaction)',
+      params: roleParams,
+      body: {
+        type: 'object',
+        properties: {
+          creation_statements: statements,
+          revocation_statements: statements,
+          default_ttl: { type: 'string', maxLength: 32 },
+          max_ttl: { type: 'string', maxLength: 32 },
+        },
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => {
+      const { body } = request;
+      const input: EngineRoleInput = {
+        ...(body.creation_statements ? { creation_statements: body.creation_statements } : {}),
+        ...(body.revocation_statements ? { revocation_statements: body.revocation_statements } : {}),
+        ...(body.default_ttl ? { default_ttl_ms: parseDuration(body.default_ttl) } : {}),
+        ...(body.max_ttl ? { max_ttl_ms: parseDuration(body.max_ttl) } : {}),
+      };
+      return engines().writeRole(request.params.name, request.params.role, input);
+    },
+  });
+
+  app.get<{ Params: { name: string; role: string } }>('/engines/:name/roles/:role', {
+    config: { access: { kind: 'policy', action: 'read', resource: roleResource } },
+    schema: { tags: ['engines'], summary: 'Read a role', params: roleParams },
+    handler: async (request) => engines().readRole(request.params.name, request.params.role),
+  });
+
+  app.delete<{ Params: { name: string; role: string } }>('/engines/:name/roles/:role', {
+    config: { access: { kind: 'policy', action: 'delete', resource: roleResource } },
+    schema: { tags: ['engines'], summary: 'Delete a role', params: roleParams },
+    handler: async (request, reply) => {
+      await engines().deleteRole(request.params.name, request.params.role);
+      return reply.code(204).send();
+    },
+  });
+}
