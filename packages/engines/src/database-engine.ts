@@ -35,7 +35,10 @@ export interface DatabaseEngine {
    */
   validateRole(role: EngineRole): Promise<void>;
   /** Creates a new user with a random name and a strong random password, valid until `expiresAt`. */
-  createCredential(role: EngineRole, options: { expiresAt: Date; usernamePrefix: string }): Promise<IssuedDatabaseCredential>;
+  createCredential(
+    role: EngineRole,
+    options: { expiresAt: Date; usernamePrefix: string },
+  ): Promise<IssuedDatabaseCredential>;
   /** Extends a user's validity (e.g. `VALID UNTIL`). */
   renewCredential(username: string, expiresAt: Date): Promise<void>;
   /**
