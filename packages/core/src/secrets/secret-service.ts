@@ -28,6 +28,22 @@ export interface SecretServiceDeps {
   now?: () => Date;
 }
 
+/** Metadata of a path that has no version yet. */
+function newMetadata(path: string, time: string, actor: string): SecretMetadata {
+  return {
+    path,
+    current_version: 0,
+    oldest_version: 1,
+    max_versions: DEFAULT_MAX_VERSIONS,
+    cas_required: false,
+    created_time: time,
+    updated_time: time,
+    created_by: actor,
+    updated_by: actor,
+    versions: {},
+  };
+}
+
 // `#` is outside the path alphabet, so `path#version` cannot collide.
 const dataKey = (path: string, version: number) => `${path}#${version}`;
 
@@ -71,18 +87,7 @@ export class SecretService {
         );
         if (!ok) return undefined;
         const time = this.#now().toISOString();
-        const next: SecretMetadata = meta ?? {
-          path,
-          current_version: 0,
-          oldest_version: 1,
-          max_versions: DEFAULT_MAX_VERSIONS,
-          cas_required: false,
-          created_time: time,
-          updated_time: time,
-          created_by: actor,
-          updated_by: actor,
-          versions: {},
-        };
+        const next: SecretMetadata = meta ?? newMetadata(path, time, actor);
         const versionMeta: VersionMetadata = {
           version,
           created_time: time,
@@ -140,18 +145,7 @@ export class SecretService {
     }
     return this.#storage.transaction(async ({ entries }) => {
       const time = this.#now().toISOString();
-      const meta: SecretMetadata = (await this.#readMeta(entries, path)) ?? {
-        path,
-        current_version: 0,
-        oldest_version: 1,
-        max_versions: DEFAULT_MAX_VERSIONS,
-        cas_required: false,
-        created_time: time,
-        updated_time: time,
-        created_by: actor,
-        updated_by: actor,
-        versions: {},
-      };
+      const meta: SecretMetadata = (await this.#readMeta(entries, path)) ?? newMetadata(path, time, actor);
       if (update.max_versions !== undefined) meta.max_versions = update.max_versions || DEFAULT_MAX_VERSIONS;
       if (update.cas_required !== undefined) meta.cas_required = update.cas_required;
       meta.updated_time = time;

@@ -8,10 +8,9 @@ import {
   UnauthenticatedError,
 } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { nameParams, roleAllowing, roleResource, ttlBody } from './route-params.js';
 import { issuedView, type StartBody, startBodySchema, startTask } from './task-routes.js';
 
-type NameRequest = FastifyRequest<{ Params: { name: string } }>;
-const roleResource = (request: FastifyRequest) => `sys/roles/${(request as NameRequest).params.name}`;
 // Login routes take secrets from anonymous callers: rate limited per source.
 export const loginLimit = { max: 60, timeWindow: '1 minute' };
 
@@ -39,15 +38,11 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
     schema: {
       tags: ['auth'],
       summary: 'Create a single-use bootstrap token for a freshly spawned agent of this role',
-      body: {
-        type: 'object',
-        properties: { ttl: { type: 'string', maxLength: 32 } },
-        additionalProperties: false,
-      },
+      params: nameParams,
+      body: ttlBody,
     },
     handler: async (request) => {
-      const role = await node.services().roles.read(request.params.name);
-      if (!role.auth.includes('bootstrap')) throw new CustosError('CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED');
+      const role = await roleAllowing(node, request.params.name, 'bootstrap');
       const ttlMs = parseDuration(request.body?.ttl ?? '5m');
       return node.services().bootstrap.create(role.name, ttlMs, principalName(request.auth!));
     },

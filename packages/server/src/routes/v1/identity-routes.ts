@@ -8,18 +8,12 @@ import {
   parseDuration,
   UnauthenticatedError,
 } from '@custos/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { checkLogin, loginLimit, taskSubject } from './bootstrap-routes.js';
+import { nameParams, resourceByName, roleAllowing, roleResource, ttlBody } from './route-params.js';
 import { issuedView, type StartBody, startBodySchema, startTask } from './task-routes.js';
 
-type NameRequest = FastifyRequest<{ Params: { name: string } }>;
-const methodResource = (request: FastifyRequest) => `sys/auth/jwt/${(request as NameRequest).params.name}`;
-const roleResource = (request: FastifyRequest) => `sys/roles/${(request as NameRequest).params.name}`;
-const nameParams = {
-  type: 'object',
-  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' } },
-  required: ['name'],
-} as const;
+const methodResource = resourceByName('sys/auth/jwt/');
 
 interface JwtMethodBody {
   issuer: string;
@@ -141,15 +135,10 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
       tags: ['auth'],
       summary: 'Issue a short-lived mTLS client certificate (SPIFFE URI SAN) for an agent of this role',
       params: nameParams,
-      body: {
-        type: 'object',
-        properties: { ttl: { type: 'string', maxLength: 32 } },
-        additionalProperties: false,
-      },
+      body: ttlBody,
     },
     handler: async (request) => {
-      const role = await node.services().roles.read(request.params.name);
-      if (!role.auth.includes('cert')) throw new CustosError('CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED');
+      const role = await roleAllowing(node, request.params.name, 'cert');
       return node.services().certs.issue(role.name, parseDuration(request.body?.ttl ?? '1h', 30 * 86_400_000));
     },
   });

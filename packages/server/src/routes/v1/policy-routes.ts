@@ -1,13 +1,8 @@
 import { type CustosNode, principalName } from '@custos/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { nameParams, resourceByName } from './route-params.js';
 
-type NameRequest = FastifyRequest<{ Params: { name: string } }>;
-const policyResource = (request: FastifyRequest) => `sys/policies/${(request as NameRequest).params.name}`;
-const nameParams = {
-  type: 'object',
-  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' } },
-  required: ['name'],
-} as const;
+const policyResource = resourceByName('sys/policies/');
 
 /** `/v1/policies/*`: named Cedar policy documents. */
 export async function policyRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {

@@ -1,13 +1,7 @@
 import { type CustosNode, parseDuration, type Role, type RoleInput } from '@custos/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { nameParams, roleResource } from './route-params.js';
 
-type NameRequest = FastifyRequest<{ Params: { name: string } }>;
-const roleResource = (request: FastifyRequest) => `sys/roles/${(request as NameRequest).params.name}`;
-const nameParams = {
-  type: 'object',
-  properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' } },
-  required: ['name'],
-} as const;
 const stringList = { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 64 } as const;
 
 interface RoleBody {

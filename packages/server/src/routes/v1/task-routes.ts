@@ -7,11 +7,10 @@ import {
   type Role,
   type TaskState,
 } from '@custos/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { authorizeTaskAccess, callingTask } from '../../task-access.js';
+import { roleResource } from './route-params.js';
 
-type NameRequest = FastifyRequest<{ Params: { name: string } }>;
-const roleResource = (request: FastifyRequest) => `sys/roles/${(request as NameRequest).params.name}`;
 const idParams = {
   type: 'object',
   properties: { id: { type: 'string', pattern: '^tsk_[A-Za-z0-9_-]{22}$' } },
