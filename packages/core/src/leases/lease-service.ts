@@ -12,8 +12,8 @@ const BY_TASK = 'lease.task';
 const FAILED_AFTER = 5;
 const RETRY_BASE_MS = 2_000;
 const RETRY_MAX_MS = 5 * 60_000;
-/** Revocations run this many at a time, so a big cascade does not open a connection per lease. */
-const REVOKE_PARALLELISM = 8;
+const IMMEDIATE_RETRY_MS = 200;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const LEASE_ID = /^lea_[A-Za-z0-9_-]{22}$/;
 
 export interface LeaseServiceDeps {
@@ -219,16 +219,33 @@ export class LeaseService {
     if (!lease.task_chain.includes(taskId)) throw new PermissionDeniedError();
   }
 
+  /**
+   * Revokes many leases: engines in parallel, one lease at a time per engine.
+   * Concurrent DDL on one database conflicts (PostgreSQL answers "tuple
+   * concurrently updated" when two revocations rewrite the same ACLs), so a
+   * cascade serialises per engine and retries a failure once at once before
+   * leaving it to the scheduled retries.
+   */
   async #revokeAll(ids: readonly string[]): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < ids.length) {
-        const id = ids[next++] as string;
-        // A failure is already recorded and scheduled by revoke().
-        await this.revoke(id).catch(() => undefined);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(REVOKE_PARALLELISM, ids.length) }, worker));
+    const byEngine = new Map<string, string[]>();
+    for (const id of ids) {
+      const record = await this.#read(this.#storage.entries, id);
+      if (!record || record.state === 'revoked') continue;
+      const list = byEngine.get(record.engine) ?? [];
+      list.push(id);
+      byEngine.set(record.engine, list);
+    }
+    await Promise.all(
+      [...byEngine.values()].map(async (list) => {
+        for (const id of list) {
+          // A failure is already recorded and scheduled by revoke().
+          await this.revoke(id).catch(async () => {
+            await sleep(IMMEDIATE_RETRY_MS);
+            await this.revoke(id).catch(() => undefined);
+          });
+        }
+      }),
+    );
   }
 
   async #recordFailure(id: string, code: string): Promise<void> {
