@@ -123,6 +123,20 @@ describe.skipIf(!hasPostgres())('PostgresEngine (real PostgreSQL)', () => {
     expect(owner.rows[0].tableowner).toBe('postgres');
   });
 
+  it('creates and revokes concurrently (regression: "tuple concurrently updated" on shared GRANTs)', async () => {
+    const creds = await Promise.all(
+      Array.from({ length: 24 }, () =>
+        engine.createCredential(defaultRole(), {
+          expiresAt: new Date(Date.now() + 60_000),
+          usernamePrefix: 'pgtest conc',
+        }),
+      ),
+    );
+    expect(new Set(creds.map((c) => c.username)).size).toBe(24);
+    await Promise.all(creds.map((c) => engine.revokeCredential(defaultRole(), c.username)));
+    expect(await rolesLike('custos_pgtest_conc_')).toBe(0);
+  });
+
   it('refuses invalid SQL with a VALIDATION error that carries the first line and no password, leaving no role', async () => {
     const before = await rolesLike('custos_validate_');
     const bad = defaultRole({ creationStatements: ['CREATE ROLE "{{name}}" WITH LOGIN; SELEKT 1;'] });
