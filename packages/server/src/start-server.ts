@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CustosNode } from '@custos/core';
+import { createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -63,6 +64,8 @@ export async function startServer(
       logger.info({ file }, 'initialised with the dev seal; root token written');
     },
     onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
+    // Database engines (dynamic credentials) are drivers core never imports: wired in here.
+    engineFactory: createEngine,
   });
   await node.start();
   const app = await buildApp({

@@ -23,7 +23,11 @@ export interface TestServer {
 /** A real custos node (dev seal, file audit sink) on a fresh SQLite file or PostgreSQL database. */
 export async function startTestServer(
   backend: Backend,
-  options: { seal?: 'dev' | 'shamir'; audit?: CustosNodeOptions['audit'] } = {},
+  options: {
+    seal?: 'dev' | 'shamir';
+    audit?: CustosNodeOptions['audit'];
+    engineFactory?: CustosNodeOptions['engineFactory'];
+  } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
   let database: TestDatabase | undefined;
@@ -40,6 +44,7 @@ export async function startTestServer(
     storage,
     seal: options.seal === 'shamir' ? { type: 'shamir' } : { type: 'dev', keyFile: join(dir, 'dev-seal.key') },
     audit: options.audit ?? { file: join(dir, 'audit.jsonl') },
+    ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
     onRootToken: (token) => {
       rootToken = token;
     },
