@@ -5,44 +5,8 @@
 // connections) against a server in its own process. Also: secret writes, and
 // audit verification speed. Prints one Markdown section.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
-
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const CONNECTIONS = 32;
-const root = join(import.meta.dirname, '..');
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
-async function waitFor(url, tries = 200) {
-  for (let i = 0; i < tries; i++) {
-    try {
-      const r = await fetch(url);
-      if (r.status < 500) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`not up: ${url}`);
-}
-
-function run(opts) {
-  return new Promise((resolve, reject) => {
-    autocannon({ connections: CONNECTIONS, duration: DURATION, ...opts }, (err, result) =>
-      err ? reject(err) : resolve(result),
-    );
-  });
-}
-
-const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+import { CONNECTIONS, DURATION, fmt, freePort, load as run, root, row, startCustos, waitFor } from './bench-lib.mjs';
 
 // 1. The bare route, in its own process.
 const barePort = await freePort();
@@ -63,25 +27,7 @@ const bareResult = await run({ url: `http://127.0.0.1:${barePort}/bare` });
 bare.kill('SIGTERM');
 
 // 2. custos on its embedded default.
-const dir = mkdtempSync(join(tmpdir(), 'custos-bench-'));
-const port = await freePort();
-const addr = `http://127.0.0.1:${port}`;
-const custos = spawn(
-  process.execPath,
-  [join(root, 'packages/cli/bin/custos.js'), 'server', '--dev', '--data', dir, '--listen', `127.0.0.1:${port}`],
-  { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' } },
-);
-await waitFor(`${addr}/v1/sys/health`);
-const rootToken = readFileSync(join(dir, 'root-token'), 'utf8').trim();
-const call = async (method, path, body, token = rootToken) => {
-  const r = await fetch(`${addr}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-  return r.status === 204 ? undefined : r.json();
-};
+const { addr, call, stop } = await startCustos();
 await call('PUT', '/v1/policies/bench-read', {
   policy:
     'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/bench/");\n' +
@@ -102,30 +48,50 @@ const writeResult = await run({
   headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
   body: JSON.stringify({ data: { password: 'fake-bench-write-value-0123456789' } }),
 });
-const errors = [readResult, writeResult].map((r) => r.non2xx + r.errors);
-
 const t0 = process.hrtime.bigint();
 const report = await call('GET', '/v1/audit/verify');
 const verifySeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-custos.kill('SIGTERM');
-await new Promise((r) => custos.once('exit', r));
-rmSync(dir, { recursive: true, force: true });
+await stop();
+
+// 3. The same read and write with durability "power" (fsync per group commit).
+const power = await startCustos({ CUSTOS_DURABILITY: 'power' });
+await power.call('PUT', '/v1/policies/bench-read', {
+  policy:
+    'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/bench/");\n' +
+    'permit(principal, action == Custos::Action::"write", resource in Custos::Path::"kv/bench/w/");',
+});
+const powerToken = (await power.call('POST', '/v1/auth/token/create', { policies: ['bench-read'], ttl: '1h' })).token;
+await power.call('PUT', '/v1/secrets/data/kv/bench/db', { data: { username: 'bench-user', password: 'fake-power' } });
+const powerRead = await run({
+  url: `${power.addr}/v1/secrets/data/kv/bench/db`,
+  headers: { authorization: `Bearer ${powerToken}` },
+});
+const powerWrite = await run({
+  url: `${power.addr}/v1/secrets/data/kv/bench/w/app`,
+  method: 'PUT',
+  headers: { authorization: `Bearer ${powerToken}`, 'content-type': 'application/json' },
+  body: JSON.stringify({ data: { password: 'fake-bench-write-value-0123456789' } }),
+});
+await power.stop();
+const errors = [readResult, writeResult, powerRead, powerWrite].map((r) => r.non2xx + r.errors);
 
 const ratio = readResult.requests.average / bareResult.requests.average;
-const row = (name, r) =>
-  `| ${name} | ${fmt(r.requests.average)} | ${fmt(r.latency.p50, 1)} | ${fmt(r.latency.p99, 1)} | ${fmt(r.non2xx + r.errors)} |`;
 console.log(`## Server (issue 2)
 
 Load: autocannon in the benchmark process, ${CONNECTIONS} connections, ${DURATION} s per run, against a server in its
 own process on 127.0.0.1 (so the load generator and the server share the 2 cores).
-custos runs its embedded default: SQLite (WAL), the dev seal, audit to the database and a JSON-lines file with
-fdatasync per group-committed batch. The read uses a non-root token whose Cedar policy grants \`kv/bench/\`.
+custos runs its embedded default: SQLite (WAL), the dev seal, audit to the database and a JSON-lines file,
+durability "process" (every acknowledged write survives SIGKILL: SQLite synchronous=NORMAL, audit file not fsynced);
+the last two rows use durability "power" (synchronous=FULL, fdatasync of the audit file per group commit).
+The read uses a non-root token whose Cedar policy grants \`kv/bench/\`.
 
 | Run | req/s | p50 ms | p99 ms | non-2xx + errors |
 | --- | ---: | ---: | ---: | ---: |
 ${row('bare fastify route, constant JSON', bareResult)}
 ${row('custos secret read (authenticated, policy-checked, audited)', readResult)}
 ${row('custos secret write (new version each, audited twice)', writeResult)}
+${row('custos secret read, durability "power"', powerRead)}
+${row('custos secret write, durability "power"', powerWrite)}
 
 **Audited read / bare route: ${ratio.toFixed(2)}** (target ≥ 0.5).
 

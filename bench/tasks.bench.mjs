@@ -6,58 +6,18 @@
 // 4. cascade revocation of a tree of 100,000 descendants, in-process on
 //    SQLite: time until every token of the tree is refused, and until the
 //    cascade (every descendant marked) is complete.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
-import { createLocalJWKSet, jwtVerify } from 'jose';
 import { CustosNode, parseDuration } from '@custos/core';
 import { createStorage } from '@custos/storage';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { DURATION, fmt, load as run, row, startCustos } from './bench-lib.mjs';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const DESCENDANTS = Number(process.env.BENCH_DESCENDANTS ?? 100_000);
-const root = join(import.meta.dirname, '..');
-const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-const run = (opts) =>
-  new Promise((resolve, reject) =>
-    autocannon({ connections: 32, duration: DURATION, ...opts }, (e, r) => (e ? reject(e) : resolve(r))),
-  );
 
 // --- HTTP: minting and introspection -------------------------------------
-const dir = mkdtempSync(join(tmpdir(), 'custos-bench-tasks-'));
-const port = await freePort();
-const addr = `http://127.0.0.1:${port}`;
-const server = spawn(
-  process.execPath,
-  [join(root, 'packages/cli/bin/custos.js'), 'server', '--dev', '--data', dir, '--listen', `127.0.0.1:${port}`],
-  { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' } },
-);
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(`${addr}/v1/sys/health`)).status === 200) break;
-  } catch {}
-  if (i > 200) throw new Error('server did not start');
-  await new Promise((r) => setTimeout(r, 100));
-}
-const rootToken = readFileSync(join(dir, 'root-token'), 'utf8').trim();
-const call = async (method, path, body, token = rootToken) => {
-  const r = await fetch(`${addr}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-  return r.json();
-};
+const { addr, rootToken, call, stop } = await startCustos();
 await call('PUT', '/v1/policies/bench', {
   policy: 'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/bench/");',
 });
@@ -92,9 +52,7 @@ const introspect = await run({
   body: JSON.stringify({ token: child.access_token }),
 });
 const jwks = await (await fetch(`${addr}/.well-known/jwks.json`)).json();
-server.kill('SIGTERM');
-await new Promise((r) => server.once('exit', r));
-rmSync(dir, { recursive: true, force: true });
+await stop();
 
 // --- offline verification ---------------------------------------------------
 const keySet = createLocalJWKSet(jwks);
@@ -106,7 +64,7 @@ const offlineUs = Number(process.hrtime.bigint() - t) / 1e3 / N;
 
 // --- cascade revocation of 100,000 descendants (in-process, SQLite) -------
 const cdir = mkdtempSync(join(tmpdir(), 'custos-bench-cascade-'));
-const storage = createStorage(`sqlite:${join(cdir, 'custos.db')}`);
+const storage = createStorage(`sqlite:${join(cdir, 'custos.db')}`, { sqlite: { synchronous: 'normal' } });
 const node = new CustosNode({ storage, seal: { type: 'dev', keyFile: join(cdir, 'dev.key') }, audit: {} });
 await node.start();
 const services = node.services();
@@ -172,11 +130,9 @@ for (const token of sample) {
 await node.close();
 rmSync(cdir, { recursive: true, force: true });
 
-const row = (name, r) =>
-  `| ${name} | ${fmt(r.requests.average)} | ${fmt(r.latency.p50, 1)} | ${fmt(r.latency.p99, 1)} | ${fmt(r.non2xx + r.errors)} |`;
 console.log(`## Tasks and delegation (issue 3)
 
-HTTP runs: custos on its embedded default (SQLite synchronous=FULL, dev seal, audit to database + fsynced file) in its
+HTTP runs: custos on its embedded default (SQLite WAL, durability "process", dev seal, audit to database + file) in its
 own process; autocannon in the benchmark process, 32 connections, ${DURATION} s.
 
 | Run | req/s | p50 ms | p99 ms | non-2xx + errors |
@@ -189,7 +145,7 @@ ${row('introspection (RFC 7662) of a child token', introspect)}
 Offline verification of a task token with jose \`jwtVerify\` + \`createLocalJWKSet\` (what a downstream service does):
 **${fmt(offlineUs, 1)} µs/token** (${fmt(N)} verifications, one core).
 
-Cascade revocation, in-process on SQLite (file, synchronous=FULL): a tree of ${fmt(made)} descendants (root → ${FANOUT} children →
+Cascade revocation, in-process on SQLite (file, synchronous=NORMAL): a tree of ${fmt(made)} descendants (root → ${FANOUT} children →
 grandchildren), built in ${buildSeconds.toFixed(1)} s (${fmt(made / buildSeconds)} delegations/s in-process).
 
 | Revocation of the root | ms |
