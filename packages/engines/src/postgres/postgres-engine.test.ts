@@ -172,6 +172,18 @@ describe.skipIf(!hasPostgres())('PostgresEngine (real PostgreSQL)', () => {
       engine.validateRole(defaultRole({ revocationStatements: ['REVOKE ALL ON TABLE no_such_table FROM "{{name}}"'] })),
       'CUSTOS_ERR_VALIDATION',
     );
+    // A COMMIT inside the statements would make the rollback keep the user: refused, and the user dropped.
+    const committing = defaultRole({
+      creationStatements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'; COMMIT;`],
+    });
+    const ended = await expectCode(engine.validateRole(committing), 'CUSTOS_ERR_VALIDATION');
+    expect(ended.message).toContain('must not end the transaction');
+    const prefix2 = `pgtest_${unique()}`;
+    await expectCode(
+      engine.createCredential(committing, { expiresAt: new Date(Date.now() + 60_000), usernamePrefix: prefix2 }),
+      'CUSTOS_ERR_VALIDATION',
+    );
+    expect(await rolesLike(`custos_${prefix2}_`)).toBe(0);
     await engine.validateRole(defaultRole());
     expect(await rolesLike('custos_validate_')).toBe(before);
   });

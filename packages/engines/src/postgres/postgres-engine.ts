@@ -17,7 +17,20 @@ const MAX_NAME = 63;
  * creations in bench/engines.bench.mjs). Across every custos node: the lock is
  * in the database.
  */
-const DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('custos.engines.role-ddl'))";
+const DDL_LOCK =
+  "SELECT pg_advisory_xact_lock(hashtext('custos.engines.role-ddl')), set_config('custos.in_txn', 'yes', true)";
+/**
+ * True while the transaction opened with {@link DDL_LOCK} is still open: the
+ * transaction-local setting is gone once a role statement ran COMMIT or
+ * ROLLBACK, which would otherwise make a "rolled back" validation keep its
+ * user, or a failed creation keep half of it.
+ */
+async function stillInTransaction(client: pg.PoolClient): Promise<boolean> {
+  const { rows } = await client.query<{ v: string | null }>("SELECT current_setting('custos.in_txn', true) AS v");
+  return rows[0]?.v === 'yes';
+}
+const endedTransaction = () =>
+  new CustosError('CUSTOS_ERR_VALIDATION', 'The statements must not end the transaction (COMMIT, ROLLBACK, END).');
 /** How long revocation waits for terminated sessions to be gone. */
 const TERMINATE_WAIT_MS = 5_000;
 
@@ -98,10 +111,13 @@ export class PostgresEngine implements DatabaseEngine {
         // refused now; ROLLBACK undoes every effect (PostgreSQL DDL is transactional).
         for (const s of creation(role))
           await client.query(renderStatement(s, { name, password, expiration }, 'postgres'));
+        if (!(await stillInTransaction(client))) throw endedTransaction();
         await assertLoginRole(client, name);
         for (const s of revocation(role)) await client.query(renderStatement(s, { name }, 'postgres'));
+        if (!(await stillInTransaction(client))) throw endedTransaction();
       } catch (e) {
         await client.query('ROLLBACK').catch(() => undefined);
+        await this.#dropQuietly(name, client);
         if (isPostgresConnectionError(e)) throw e;
         throw invalidStatements(e, [password]);
       }
@@ -116,7 +132,6 @@ export class PostgresEngine implements DatabaseEngine {
     const name = generateUsername(options.usernamePrefix, MAX_NAME);
     const password = generatePassword();
     const expiration = formatExpiration(options.expiresAt, 'postgres');
-    let committing = false;
     try {
       await this.#withClient(async (client) => {
         await client.query('BEGIN');
@@ -125,6 +140,7 @@ export class PostgresEngine implements DatabaseEngine {
           for (const s of creation(role)) {
             await client.query(renderStatement(s, { name, password, expiration: options.expiresAt }, 'postgres'));
           }
+          if (!(await stillInTransaction(client))) throw endedTransaction();
           await assertLoginRole(client, name);
           // Whatever the role's statements said, the database itself refuses
           // this login after the lease end, even if custos is down then.
@@ -133,20 +149,24 @@ export class PostgresEngine implements DatabaseEngine {
           await client.query('ROLLBACK').catch(() => undefined);
           throw e;
         }
-        committing = true;
         await client.query('COMMIT');
       });
     } catch (e) {
-      // A COMMIT whose answer was lost may have happened: make sure the role does not outlive us.
-      if (committing) await this.#dropQuietly(name);
+      // A COMMIT whose answer was lost may have happened, or a statement may
+      // have committed on its own: make sure the role does not outlive us.
+      await this.#dropQuietly(name);
       if (e instanceof CustosError) throw e;
       throw engineStatementFailed('Creating the database user failed', e, [password]);
     }
     return { username: name, password, expiresAt: options.expiresAt };
   }
 
-  async #dropQuietly(name: string): Promise<void> {
-    await this.revokeCredential({ ...POSTGRES_DEFAULT_ROLE }, name).catch(() => undefined);
+  /** Best-effort removal of a user a failed creation or validation may have left (on `client` when given). */
+  async #dropQuietly(name: string, client?: pg.PoolClient): Promise<void> {
+    const drop = client
+      ? this.#revokeOn(client, POSTGRES_DEFAULT_ROLE, name)
+      : this.revokeCredential(POSTGRES_DEFAULT_ROLE, name);
+    await drop.catch(() => undefined);
   }
 
   async renewCredential(username: string, expiresAt: Date): Promise<void> {
@@ -167,40 +187,42 @@ export class PostgresEngine implements DatabaseEngine {
 
   async revokeCredential(role: EngineRole, username: string): Promise<void> {
     assertSafeName(username);
+    await this.#withClient((client) => this.#revokeOn(client, role, username));
+  }
+
+  async #revokeOn(client: pg.PoolClient, role: EngineRole, username: string): Promise<void> {
     const quoted = `"${username}"`;
-    await this.#withClient(async (client) => {
-      const { rows } = await client.query<{ oid: number }>('SELECT oid FROM pg_roles WHERE rolname = $1', [username]);
-      const oid = rows[0]?.oid;
-      if (oid === undefined) return; // already gone: revocation is idempotent
+    const { rows } = await client.query<{ oid: number }>('SELECT oid FROM pg_roles WHERE rolname = $1', [username]);
+    const oid = rows[0]?.oid;
+    if (oid === undefined) return; // already gone: revocation is idempotent
+    try {
+      // Order matters: first no new sessions, then end the open ones, so
+      // nothing can hold the role's privileges while they are removed.
+      await client.query(`ALTER ROLE ${quoted} NOLOGIN`);
+      await terminateSessions(client, oid);
+      await client.query('BEGIN');
+      await client.query(DDL_LOCK);
       try {
-        // Order matters: first no new sessions, then end the open ones, so
-        // nothing can hold the role's privileges while they are removed.
-        await client.query(`ALTER ROLE ${quoted} NOLOGIN`);
-        await terminateSessions(client, oid);
-        await client.query('BEGIN');
-        await client.query(DDL_LOCK);
-        try {
-          for (const s of revocation(role)) await client.query(renderStatement(s, { name: username }, 'postgres'));
-          // Objects the user created are handed to the admin, and every
-          // privilege left on this database is dropped, so DROP ROLE cannot
-          // fail on dependencies here. (Dependencies in *other* databases of
-          // the cluster must be covered by the role's revocation statements.)
-          await client.query(`REASSIGN OWNED BY ${quoted} TO CURRENT_USER`);
-          await client.query(`DROP OWNED BY ${quoted}`);
-          await client.query(`DROP ROLE IF EXISTS ${quoted}`);
-          await client.query('COMMIT');
-        } catch (e) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw e;
-        }
-        // A session that was already past authentication when NOLOGIN landed.
-        await terminateSessions(client, oid);
+        for (const s of revocation(role)) await client.query(renderStatement(s, { name: username }, 'postgres'));
+        // Objects the user created are handed to the admin, and every
+        // privilege left on this database is dropped, so DROP ROLE cannot
+        // fail on dependencies here. (Dependencies in *other* databases of
+        // the cluster must be covered by the role's revocation statements.)
+        await client.query(`REASSIGN OWNED BY ${quoted} TO CURRENT_USER`);
+        await client.query(`DROP OWNED BY ${quoted}`);
+        await client.query(`DROP ROLE IF EXISTS ${quoted}`);
+        await client.query('COMMIT');
       } catch (e) {
-        if (pgCode(e) === UNDEFINED_OBJECT) return; // a concurrent revocation won
-        if (isPostgresConnectionError(e) || e instanceof CustosError) throw e;
-        throw engineStatementFailed('Revoking the database user failed', e, []);
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
       }
-    });
+      // A session that was already past authentication when NOLOGIN landed.
+      await terminateSessions(client, oid);
+    } catch (e) {
+      if (pgCode(e) === UNDEFINED_OBJECT) return; // a concurrent revocation won
+      if (isPostgresConnectionError(e) || e instanceof CustosError) throw e;
+      throw engineStatementFailed('Revoking the database user failed', e, []);
+    }
   }
 
   async setPassword(username: string, password: string): Promise<void> {
