@@ -10,6 +10,7 @@ import { registerOperatorCommand } from './commands/operator-command.js';
 import { registerPolicyCommand } from './commands/policy-command.js';
 import { registerRedactCommand } from './commands/redact-command.js';
 import { registerRoleCommand } from './commands/role-command.js';
+import { registerRunCommand } from './commands/run-command.js';
 import { registerScanCommand } from './commands/scan-command.js';
 import { registerSecretCommand } from './commands/secret-command.js';
 import { registerServerCommand } from './commands/server-command.js';
@@ -40,6 +41,7 @@ export function createProgram(io: CliIo = processIo()): Command {
   registerAuthJwtCommand(program, io);
   registerCertCommand(program, io);
   registerAuditCommand(program, io);
+  registerRunCommand(program, io);
   registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
   registerScanCommand(program, { stdout: io.stdout, stderr: io.stderr });
   return program;

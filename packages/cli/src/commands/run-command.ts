@@ -1,0 +1,111 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { createRedactNodeStream, createRedactor, type KnownSecret } from '@custos/redact';
+import type { Command } from 'commander';
+import { CliError, type CliIo, EXIT } from '../cli-io.js';
+import { CustosClient } from '../http-client.js';
+import { collectRepeat, collectScope, parsePairs } from '../option-parsers.js';
+
+interface RunOptions {
+  role: string;
+  ttl?: string;
+  scope?: string[];
+  secret?: string[];
+}
+
+/** `ENV=kv/path#field`: which secret field goes into which environment variable. */
+function parseSecretMappings(pairs: readonly string[]): Array<{ env: string; path: string; field: string }> {
+  return parsePairs(pairs, '--secret').map(([env, ref]) => {
+    const hash = ref.lastIndexOf('#');
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(env) || hash <= 0 || hash === ref.length - 1) {
+      throw new CliError('CUSTOS_ERR_USAGE', '--secret is ENV=kv/path#field', EXIT.usage);
+    }
+    return { env, path: ref.slice(0, hash), field: ref.slice(hash + 1) };
+  });
+}
+
+/**
+ * `custos run --role R [--ttl 10m] [--scope …] [--secret ENV=kv/path#field…] -- CMD…`
+ *
+ * Runs CMD as a task: a fresh task of role R (started with your operator
+ * token) whose token is in CMD's `CUSTOS_TOKEN`; the named secret fields are
+ * read *with the task's token* (so the task's scope and policies apply) and
+ * put in CMD's environment; CMD's stdout and stderr are redacted of those
+ * values, the task token and every credential pattern; when CMD exits the
+ * task is ended, so its token and everything below it die with it. Exits
+ * with CMD's exit code.
+ */
+export function registerRunCommand(program: Command, io: CliIo): void {
+  program
+    .command('run')
+    .description('run a command as a task: injected token and secrets, redacted output, task ended on exit')
+    .requiredOption('--role <role>', 'role of the task')
+    .option('--ttl <duration>', 'task lifetime (default: the role’s default TTL)')
+    .option('--scope <entries>', 'narrow the task: ACTION:PATTERN entries (repeatable)', collectScope)
+    .option('--secret <env=path#field>', 'put a secret field into an environment variable (repeatable)', collectRepeat)
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .action(async (command: string[], opts: RunOptions) => {
+      const operator = new CustosClient(io);
+      const started = await operator.request<{ token: string; task_id: string }>(
+        'POST',
+        `/v1/roles/${encodeURIComponent(opts.role)}/tasks`,
+        { ...(opts.ttl ? { ttl: opts.ttl } : {}), ...(opts.scope?.length ? { scope: opts.scope.join(' ') } : {}) },
+      );
+      const asTask = new CustosClient({ ...io, env: { ...io.env, CUSTOS_TOKEN: started.token } });
+      const env: NodeJS.ProcessEnv = { ...io.env, CUSTOS_TOKEN: started.token, CUSTOS_TASK_ID: started.task_id };
+      const known: KnownSecret[] = [{ name: 'custos-task-token', value: started.token }];
+      let exitCode: number = EXIT.failed;
+      try {
+        for (const { env: name, path, field } of parseSecretMappings(opts.secret ?? [])) {
+          const secret = await asTask.request<{ data: Record<string, string> }>(
+            'GET',
+            `/v1/secrets/data/${path.split('/').map(encodeURIComponent).join('/')}`,
+          );
+          const value = secret.data[field];
+          if (value === undefined) throw new CliError('CUSTOS_ERR_FIELD_NOT_FOUND', `${path} has no field "${field}"`);
+          env[name] = value;
+          known.push({ name: `${path}#${field}`, value });
+        }
+        // Injected values are known secrets even below the redactor's default
+        // 8-character cut-off (weak passwords exist); below 4 characters a
+        // value would mask ordinary text everywhere, so those are left out.
+        const redactor = createRedactor({ secrets: known, minSecretLength: 4 });
+        exitCode = await runRedacted(command, env, redactor, io);
+      } finally {
+        await operator.request('POST', `/v1/tasks/${started.task_id}/end`).catch((error: unknown) => {
+          io.stderr.write(`custos: could not end task ${started.task_id}: ${(error as Error).message}\n`);
+        });
+      }
+      process.exitCode = exitCode;
+    });
+}
+
+function runRedacted(
+  command: string[],
+  env: NodeJS.ProcessEnv,
+  redactor: ReturnType<typeof createRedactor>,
+  io: CliIo,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const [file, ...args] = command as [string, ...string[]];
+    const child = spawn(file, args, { env, stdio: ['inherit', 'pipe', 'pipe'] });
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    const out = child.stdout.setEncoding('utf8').pipe(createRedactNodeStream(redactor));
+    const err = child.stderr.setEncoding('utf8').pipe(createRedactNodeStream(redactor));
+    out.on('data', (chunk: string) => io.stdout.write(chunk));
+    err.on('data', (chunk: string) => io.stderr.write(chunk));
+    const drained = Promise.all([new Promise((r) => out.on('end', r)), new Promise((r) => err.on('end', r))]);
+    child.on('error', (error) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      reject(new CliError('CUSTOS_ERR_LOCAL', `cannot run ${file}: ${error.message}`, EXIT.usage));
+    });
+    child.on('close', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      void drained.then(() => resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : EXIT.failed)));
+    });
+  });
+}
