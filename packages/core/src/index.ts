@@ -13,3 +13,4 @@ export * from './tokens/index.js';
 export * from './tasks/index.js';
 export * from './auth-methods/index.js';
 export * from './leases/index.js';
+export * from './rotation/index.js';

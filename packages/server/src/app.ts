@@ -9,11 +9,13 @@ import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
 import { credsRoutes } from './routes/v1/creds-routes.js';
 import { engineRoutes } from './routes/v1/engine-routes.js';
+import { eventsRoutes } from './routes/v1/events-routes.js';
 import { identityRoutes } from './routes/v1/identity-routes.js';
 import { leaseRoutes } from './routes/v1/lease-routes.js';
 import { oauthRoutes } from './routes/v1/oauth-routes.js';
 import { policyRoutes } from './routes/v1/policy-routes.js';
 import { roleRoutes } from './routes/v1/role-routes.js';
+import { rotationRoutes } from './routes/v1/rotation-routes.js';
 import { secretRoutes } from './routes/v1/secret-routes.js';
 import { sysRoutes, taskKeyRoutes } from './routes/v1/sys-routes.js';
 import { taskRoutes } from './routes/v1/task-routes.js';
@@ -108,6 +110,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(engineRoutes, { node });
       await v1.register(credsRoutes, { node });
       await v1.register(leaseRoutes, { node });
+      await v1.register(rotationRoutes, { node });
+      await v1.register(eventsRoutes, { node });
     },
     { prefix: '/v1' },
   );

@@ -23,6 +23,7 @@ import {
 } from '../policy/index.js';
 import type { DatabaseEngineFactory } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
+import { EventBus, RotationService } from '../rotation/index.js';
 import { SealManager, type SealStatus } from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
 import { TaskSigningKeys } from '../task-tokens/index.js';
@@ -85,6 +86,10 @@ export interface CustosServices {
   engines: EngineService;
   /** Dynamic credentials leased to tasks. */
   leases: LeaseService;
+  /** Staged rotation of secrets (pending → current → previous). */
+  rotation: RotationService;
+  /** Change events for subscribers (`GET /v1/events`). */
+  events: EventBus;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -241,8 +246,13 @@ export class CustosNode {
     const engines = new EngineService({ storage, cipher, factory: this.#options.engineFactory });
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
+    const secrets = new SecretService({ storage, cipher });
+    const events = new EventBus();
+    const rotation = new RotationService({ storage, cipher, secrets, engines, events });
     tasks.onTaskEnded(async (ids) => {
       await leases.revokeForTasks(ids);
+      // Pins are owned by root tasks; the root's own id is among the ended ones.
+      await secrets.releasePins(ids);
     });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {
@@ -255,7 +265,7 @@ export class CustosNode {
       return parsed;
     };
     this.#services = {
-      secrets: new SecretService({ storage, cipher }),
+      secrets,
       tokens,
       policies,
       audit,
@@ -270,6 +280,8 @@ export class CustosNode {
       certs,
       engines,
       leases,
+      rotation,
+      events,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
@@ -314,6 +326,8 @@ export class CustosNode {
     };
     // A cascade interrupted by a crash resumes here.
     await tasks.runCascades();
+    // So is a rotation cut off mid-way: rolled back, or promoted if already applied.
+    await rotation.resumeInterrupted();
     this.#reaper = setInterval(() => {
       Promise.all([
         tokens.reapExpired(),
@@ -321,6 +335,7 @@ export class CustosNode {
         bootstrap.reapExpired(),
         taskKeys.prune(),
         leases.reapExpired(),
+        rotation.rotateDue(),
       ]).catch(() => {
         // Storage hiccup: the next round retries; expired tokens are refused
         // on use anyway, reaping only frees space.

@@ -55,6 +55,11 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_ENGINE_UNAVAILABLE: { status: 503, message: 'The database engine is unreachable or refused custos.' },
   CUSTOS_ERR_ENGINE_NOT_FOUND: { status: 404, message: 'No such database engine.' },
   CUSTOS_ERR_LEASE_NOT_FOUND: { status: 404, message: 'No such lease, or it has already ended.' },
+  CUSTOS_ERR_ROTATION_FAILED: {
+    status: 502,
+    message: 'The rotation failed to apply or test the new version; the current version is unchanged.',
+  },
+  CUSTOS_ERR_ROTATION_IN_PROGRESS: { status: 409, message: 'A rotation of this secret is already running.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code, `CUSTOS_ERR_…`. */

@@ -6,15 +6,19 @@ import { validateSecretPath, validateSecretPrefix } from './secret-path.js';
 import type {
   MetadataUpdate,
   PutSecretOptions,
+  ReadPin,
   SecretData,
   SecretListing,
   SecretMetadata,
+  SecretStages,
   SecretVersion,
   VersionMetadata,
 } from './secret-types.js';
 
 const META = 'kv.meta';
 const DATA = 'kv.data';
+/** `<owner task>#<path>` → the version that task tree reads (sealed). */
+const PINS = 'secret.pin';
 /** Versions kept per path unless configured otherwise (as in Vault's KV v2). */
 export const DEFAULT_MAX_VERSIONS = 10;
 const MAX_MAX_VERSIONS = 1_000;
@@ -66,6 +70,24 @@ export class SecretService {
 
   /** Writes a new version; returns its metadata. */
   async put(path: string, data: unknown, options: PutSecretOptions, actor: string): Promise<VersionMetadata> {
+    return this.#put(path, data, options, actor, false);
+  }
+
+  /**
+   * Writes a new version as the `pending` stage of a rotation: stored, but
+   * reads without a version keep getting `current` until {@link promote}.
+   */
+  async putPending(path: string, data: unknown, actor: string): Promise<VersionMetadata> {
+    return this.#put(path, data, {}, actor, true);
+  }
+
+  async #put(
+    path: string,
+    data: unknown,
+    options: PutSecretOptions,
+    actor: string,
+    pending: boolean,
+  ): Promise<VersionMetadata> {
     validateSecretPath(path);
     const value = validateSecretData(data);
     if (options.cas !== undefined && (!Number.isInteger(options.cas) || options.cas < 0)) {
@@ -96,6 +118,13 @@ export class SecretService {
           destroyed: false,
         };
         next.versions[version] = versionMeta;
+        if (pending) {
+          if (next.stages?.pending) throw new CustosError('CUSTOS_ERR_ROTATION_IN_PROGRESS');
+          next.stages = { ...stagesOf(next), pending: version };
+        } else if (next.stages) {
+          // A plain write to a rotated path becomes current at once.
+          next.stages = { ...next.stages, current: version, previous: next.stages.current };
+        }
         next.current_version = version;
         next.updated_time = time;
         next.updated_by = actor;
@@ -108,12 +137,18 @@ export class SecretService {
     throw new CustosError('CUSTOS_ERR_CAS_MISMATCH', 'Too many concurrent writers.');
   }
 
-  /** Reads a version (the current one by default). */
-  async get(path: string, version?: number): Promise<SecretVersion> {
+  /**
+   * Reads a version (the current one by default). With a `pin`, a read
+   * without a version gets the version the pin's owner (a task tree) first
+   * read, as long as that is still `current` or an unretired `previous`: a
+   * rotation in the middle of a pipeline is invisible to it.
+   */
+  async get(path: string, version?: number, context: { pin?: ReadPin } = {}): Promise<SecretVersion> {
     validateSecretPath(path);
     const meta = await this.#readMeta(this.#storage.entries, path);
     if (!meta || meta.current_version === 0) throw new NotFoundError();
-    const wanted = version ?? meta.current_version;
+    const current = meta.stages?.current ?? meta.current_version;
+    const wanted = version ?? (context.pin ? await this.#pinned(meta, context.pin, current) : current);
     const versionMeta = meta.versions[wanted];
     if (!versionMeta) throw new CustosError('CUSTOS_ERR_VERSION_NOT_FOUND');
     if (versionMeta.destroyed) throw new CustosError('CUSTOS_ERR_VERSION_DESTROYED');
@@ -126,6 +161,56 @@ export class SecretService {
       data: await openJson<SecretData>(this.#cipher, DATA, dataKey(path, wanted), blob.value),
       metadata: versionMeta,
     };
+  }
+
+  /**
+   * Makes a pending version current; the old current becomes `previous`,
+   * readable by pinned task trees until `graceMs` from now.
+   */
+  async promote(path: string, version: number, graceMs: number, actor: string): Promise<SecretStages> {
+    validateSecretPath(path);
+    return this.#storage.transaction(async ({ entries }) => {
+      const meta = await this.#readMeta(entries, path);
+      if (!meta?.versions[version]) throw new CustosError('CUSTOS_ERR_VERSION_NOT_FOUND');
+      const stages = stagesOf(meta);
+      if (stages.current === version) return stages; // a resumed promotion
+      meta.stages = {
+        current: version,
+        previous: stages.current,
+        pending: stages.pending === version ? null : stages.pending,
+        previous_retire_time: new Date(this.#now().getTime() + graceMs).toISOString(),
+      };
+      meta.updated_time = this.#now().toISOString();
+      meta.updated_by = actor;
+      await this.#writeMeta(entries, meta);
+      return meta.stages;
+    });
+  }
+
+  /** Drops a pending version that failed (or was cut off by a restart): its value is destroyed; current is untouched. */
+  async discardPending(path: string, version: number, actor: string): Promise<void> {
+    validateSecretPath(path);
+    await this.#storage.transaction(async ({ entries }) => {
+      const meta = await this.#readMeta(entries, path);
+      const v = meta?.versions[version];
+      if (!meta || !v) return;
+      if (meta.stages?.current === version) return; // already promoted: nothing to roll back
+      v.destroyed = true;
+      await entries.delete(DATA, dataKey(path, version));
+      if (meta.stages?.pending === version) meta.stages = { ...meta.stages, pending: null };
+      meta.updated_time = this.#now().toISOString();
+      meta.updated_by = actor;
+      await this.#writeMeta(entries, meta);
+    });
+  }
+
+  /** Forgets the pins of ended task trees (the task-ended cascade hook). */
+  async releasePins(owners: readonly string[]): Promise<void> {
+    for (const owner of owners) {
+      for (const key of await this.#storage.entries.list(PINS, `${owner}#`)) {
+        await this.#storage.entries.delete(PINS, key);
+      }
+    }
   }
 
   async readMetadata(path: string): Promise<SecretMetadata> {
@@ -238,6 +323,30 @@ export class SecretService {
     });
   }
 
+  /** The version a pinned read gets; pins the current one on first read (first reader wins across nodes). */
+  async #pinned(meta: SecretMetadata, pin: ReadPin, current: number): Promise<number> {
+    const key = `${pin.owner}#${meta.path}`;
+    const entries = this.#storage.entries;
+    const entry = await entries.get(PINS, key);
+    if (entry) {
+      const { version } = await openJson<{ version: number }>(this.#cipher, PINS, key, entry.value);
+      if (this.#readable(meta, version)) return version;
+      // Retired (grace passed) or gone: move the pin forward rather than fail the task.
+      await entries.put(PINS, key, sealJson(this.#cipher, PINS, key, { version: current }));
+      return current;
+    }
+    if (await entries.putIfAbsent(PINS, key, sealJson(this.#cipher, PINS, key, { version: current }))) return current;
+    return this.#pinned(meta, pin, current);
+  }
+
+  #readable(meta: SecretMetadata, version: number): boolean {
+    const current = meta.stages?.current ?? meta.current_version;
+    if (version === current) return true;
+    const stages = meta.stages;
+    if (!stages || stages.previous !== version) return false;
+    return !stages.previous_retire_time || Date.parse(stages.previous_retire_time) > this.#now().getTime();
+  }
+
   /** Drops the oldest versions beyond max_versions, values and metadata. */
   async #prune(entries: EntryStore, meta: SecretMetadata): Promise<void> {
     const numbers = Object.keys(meta.versions)
@@ -259,4 +368,8 @@ export class SecretService {
   async #writeMeta(entries: EntryStore, meta: SecretMetadata): Promise<void> {
     await entries.put(META, meta.path, sealJson(this.#cipher, META, meta.path, meta));
   }
+}
+
+function stagesOf(meta: SecretMetadata): SecretStages {
+  return meta.stages ?? { current: meta.current_version, previous: null, pending: null, previous_retire_time: null };
 }

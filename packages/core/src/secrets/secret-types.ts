@@ -24,6 +24,28 @@ export interface SecretMetadata {
   created_by: string;
   updated_by: string;
   versions: Record<string, VersionMetadata>;
+  /**
+   * Version stages of a rotated secret. Absent on a plain KV path, where the
+   * current version is simply `current_version`; once a path is rotated,
+   * reads without a version get `stages.current`, which a pending version
+   * (newer, not yet applied and tested) does not change.
+   */
+  stages?: SecretStages;
+}
+
+/** Staged rotation: `pending` becomes `current` only once applied and tested. */
+export interface SecretStages {
+  current: number;
+  /** Still readable by tasks pinned to it, until `previous_retire_time`. */
+  previous: number | null;
+  pending: number | null;
+  previous_retire_time: string | null;
+}
+
+/** Pins reads without a version to the version a task tree first saw. */
+export interface ReadPin {
+  /** The pin's owner: the root task of the reading task's chain, so a whole pipeline shares it. */
+  owner: string;
 }
 
 export interface SecretVersion {

@@ -32,8 +32,17 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
         '4xx': errorSchema,
       },
     },
-    handler: async (request) =>
-      secrets().get(secretPath(request), request.query.version ? Number(request.query.version) : undefined),
+    handler: async (request) => {
+      const principal = request.auth;
+      // A task tree reads one consistent version of each secret (pinned at
+      // its root task): a rotation mid-pipeline is invisible to it.
+      const pin = principal?.kind === 'task' ? { owner: principal.task.chain[0] ?? principal.task.task_id } : undefined;
+      return secrets().get(
+        secretPath(request),
+        request.query.version ? Number(request.query.version) : undefined,
+        pin ? { pin } : {},
+      );
+    },
   });
 
   app.put<{ Params: { '*': string }; Body: { data: Record<string, string>; options?: { cas?: number } } }>(

@@ -1,0 +1,37 @@
+/** How a new version is made and applied. */
+export type RotatorConfig =
+  /** A fresh random value in `field` (default `value`); nothing outside custos to update. */
+  | { type: 'random'; field?: string; length?: number }
+  /** A static database user's password, set with `ALTER ROLE/USER` through a configured engine. */
+  | { type: 'database'; engine: string; username: string; field?: string }
+  /** POSTs `{ path, version, data }` to `url`; the receiver applies it and must answer 2xx `{ "ack": true }`. */
+  | { type: 'webhook'; url: string; field?: string };
+
+/** A secret's rotation policy (sealed: webhook URLs may carry credentials). */
+export interface RotationConfig {
+  path: string;
+  rotator: RotatorConfig;
+  /** Rotate every this many ms; null = only on demand. */
+  every_ms: number | null;
+  /** How long `previous` stays readable for pinned task trees after a rotation. */
+  grace_ms: number;
+  /** Epoch ms of the next scheduled rotation, if any. */
+  next_at: number | null;
+  last_rotation: { version: number; time: string } | null;
+  last_error: string | null;
+}
+
+/** What a rotation changed. */
+export interface RotationResult {
+  path: string;
+  version: number;
+  previous: number | null;
+}
+
+/** An event subscribers receive (`GET /v1/events`). */
+export interface CustosEvent {
+  type: 'secret.rotated';
+  path: string;
+  version: number;
+  time: string;
+}

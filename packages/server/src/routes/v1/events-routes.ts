@@ -1,0 +1,51 @@
+import { PassThrough } from 'node:stream';
+import type { CustosEvent, CustosNode } from '@custos/core';
+import type { FastifyInstance } from 'fastify';
+
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * `GET /v1/events`: server-sent events so long-running agents learn of
+ * rotations and re-read. A subscriber is told only about paths it may
+ * `read`, checked per event with the same policy decision as a read (a task
+ * ended or revoked later stops receiving).
+ */
+export async function eventsRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  app.get('/events', {
+    config: { access: { kind: 'self' } },
+    schema: { tags: ['events'], summary: 'Server-sent events: secret.rotated { path, version }' },
+    handler: async (request, reply) => {
+      const principal = request.auth;
+      const services = node.services();
+      const stream = new PassThrough();
+      const send = async (event: CustosEvent) => {
+        if (!principal) return;
+        // A task ended or revoked after subscribing hears nothing more.
+        if (principal.kind === 'task' && !(await services.tasks.isActive(principal.task.chain)).active) {
+          stop();
+          return;
+        }
+        const allowed = services.authorize(principal, 'read', event.path, { sourceIp: request.ip, now: new Date() });
+        if (!allowed.allowed) return;
+        stream.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+      };
+      const unsubscribe = services.events.subscribe((event) => {
+        send(event).catch(() => undefined);
+      });
+      const keepalive = setInterval(() => stream.write(': keepalive\n\n'), KEEPALIVE_MS);
+      keepalive.unref();
+      const stop = () => {
+        clearInterval(keepalive);
+        unsubscribe();
+        stream.end();
+      };
+      request.raw.on('close', stop);
+      stream.write(': subscribed\n\n');
+      return reply
+        .header('content-type', 'text/event-stream; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        .header('x-accel-buffering', 'no')
+        .send(stream);
+    },
+  });
+}
