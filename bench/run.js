@@ -29,7 +29,9 @@ const machine = [
 
 const resultsDir = join(here, 'results');
 mkdirSync(resultsDir, { recursive: true });
-for (const file of readdirSync(here).filter((f) => f.endsWith('.bench.mjs') && f.includes(filter)).sort()) {
+for (const file of readdirSync(here)
+  .filter((f) => f.endsWith('.bench.mjs') && f.includes(filter))
+  .sort()) {
   process.stderr.write(`\n== ${file}\n`);
   const run = spawnSync(process.execPath, ['--expose-gc', join(here, file)], {
     cwd: root,
@@ -46,7 +48,11 @@ for (const file of readdirSync(here).filter((f) => f.endsWith('.bench.mjs') && f
   writeFileSync(join(resultsDir, `${name}.md`), `${run.stdout.trim()}\n\nMachine for this section:\n\n${machine}\n`);
 }
 
-const kept = existsSync(resultsDir) ? readdirSync(resultsDir).filter((f) => f.endsWith('.md')).sort() : [];
+const kept = existsSync(resultsDir)
+  ? readdirSync(resultsDir)
+      .filter((f) => f.endsWith('.md'))
+      .sort()
+  : [];
 const doc = `# Benchmarks
 
 Written by \`npm run bench\` (\`npm run bench -- NAME\` reruns one). Each section was measured in one run on the machine it names.

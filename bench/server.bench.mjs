@@ -6,7 +6,7 @@
 // audit verification speed. Prints one Markdown section.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { CONNECTIONS, DURATION, fmt, freePort, load as run, root, row, startCustos, waitFor } from './bench-lib.mjs';
+import { CONNECTIONS, DURATION, fmt, freePort, root, row, load as run, startCustos, waitFor } from './bench-lib.mjs';
 
 // 1. The bare route, in its own process.
 const barePort = await freePort();

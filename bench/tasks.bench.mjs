@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { CustosNode, parseDuration } from '@custos/core';
 import { createStorage } from '@custos/storage';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { DURATION, fmt, load as run, row, startCustos } from './bench-lib.mjs';
+import { DURATION, fmt, row, load as run, startCustos } from './bench-lib.mjs';
 
 const DESCENDANTS = Number(process.env.BENCH_DESCENDANTS ?? 100_000);
 
@@ -82,7 +82,7 @@ for (let i = 0; i < FANOUT && made < DESCENDANTS; i++, made++) {
   level1.push(issued);
   tokens.push(issued.token);
 }
-outer: for (const parent of level1) {
+for (const parent of level1) {
   const parentSubject = await subject(parent.token);
   const batch = [];
   for (let j = 0; j < Math.ceil((DESCENDANTS - FANOUT) / FANOUT); j++) {
@@ -99,7 +99,7 @@ outer: for (const parent of level1) {
     made++;
     tokens.push(issued.token);
   }
-  if (made >= DESCENDANTS) break outer;
+  if (made >= DESCENDANTS) break;
 }
 const buildSeconds = Number(process.hrtime.bigint() - t) / 1e9;
 const sample = tokens.sort(() => Math.random() - 0.5).slice(0, 2_000);

@@ -82,7 +82,7 @@ describe('pickle', () => {
   it.runIf(withPython)('reads object arrays in .npz as pickles', async () => {
     const key = fakeAwsKeyId();
     const pkl = python(`out.write(pickle.dumps(['a', os.environ['K']], protocol=3))`, { K: key });
-    const header = Buffer.from("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }".padEnd(118, ' ') + '\n');
+    const header = Buffer.from(`${"{'descr': '|O', 'fortran_order': False, 'shape': (2,), }".padEnd(118, ' ')}\n`);
     const npy = Buffer.concat([
       Buffer.from('\x93NUMPY\x01\x00', 'latin1'),
       Buffer.from([header.length, 0]),
