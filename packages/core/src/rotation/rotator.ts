@@ -16,13 +16,22 @@ const randomValue = (length: number) =>
     .toString('base64url')
     .slice(0, length);
 
+/** Without a named field: the only field, else `password`, else `value`. */
+function defaultField(current: SecretData | undefined): string {
+  const fields = Object.keys(current ?? {});
+  if (fields.length === 1) return fields[0] as string;
+  return fields.includes('password') ? 'password' : 'value';
+}
+
 /** Builds the rotator of a config. */
 export function createRotator(config: RotatorConfig, engines: EngineService): Rotator {
   switch (config.type) {
     case 'random': {
-      const field = config.field ?? 'value';
       return {
-        next: (current) => ({ ...(current ?? {}), [field]: randomValue(config.length ?? 32) }),
+        next: (current) => ({
+          ...(current ?? {}),
+          [config.field ?? defaultField(current)]: randomValue(config.length ?? 32),
+        }),
         apply: async () => undefined,
       };
     }
