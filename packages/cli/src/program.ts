@@ -43,7 +43,7 @@ export function createProgram(io: CliIo = processIo()): Command {
   registerAuditCommand(program, io);
   registerRunCommand(program, io);
   registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
-  registerScanCommand(program, { stdout: io.stdout, stderr: io.stderr });
+  registerScanCommand(program, { stdout: io.stdout, stderr: io.stderr, env: io.env, cwd: io.cwd });
   return program;
 }
 

@@ -16,6 +16,7 @@ import { oauthRoutes } from './routes/v1/oauth-routes.js';
 import { policyRoutes } from './routes/v1/policy-routes.js';
 import { roleRoutes } from './routes/v1/role-routes.js';
 import { rotationRoutes } from './routes/v1/rotation-routes.js';
+import { scanRoutes } from './routes/v1/scan-routes.js';
 import { secretRoutes } from './routes/v1/secret-routes.js';
 import { sysRoutes, taskKeyRoutes } from './routes/v1/sys-routes.js';
 import { taskRoutes } from './routes/v1/task-routes.js';
@@ -107,6 +108,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(bootstrapRoutes, { node });
       await v1.register(oauthRoutes, { node });
       await v1.register(identityRoutes, { node });
+      await v1.register(scanRoutes, { node });
       await v1.register(engineRoutes, { node });
       await v1.register(credsRoutes, { node });
       await v1.register(leaseRoutes, { node });

@@ -2,7 +2,7 @@ import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import { validateSecretData } from './secret-data.js';
-import { validateSecretPath, validateSecretPrefix } from './secret-path.js';
+import { SECRET_MOUNT, validateSecretPath, validateSecretPrefix } from './secret-path.js';
 import type {
   MetadataUpdate,
   PutSecretOptions,
@@ -272,6 +272,11 @@ export class SecretService {
       for (const version of Object.keys(meta.versions)) await entries.delete(DATA, dataKey(path, Number(version)));
       await entries.delete(META, path);
     });
+  }
+
+  /** Every secret path (for fingerprinting), in key order, at most `limit`. */
+  async paths(limit = 10_000): Promise<string[]> {
+    return this.#storage.entries.list(META, `${SECRET_MOUNT}/`, { limit });
   }
 
   /** Lists the names directly below a prefix; folders end with `/`. */

@@ -1,0 +1,51 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { type CustosNode, isCustosError } from '@custos/core';
+import type { FastifyInstance } from 'fastify';
+
+/** Fingerprinted values shorter than this are left out: they would match ordinary words. */
+const MIN_LENGTH = 8;
+const MAX_SECRETS = 10_000;
+
+/**
+ * `POST /v1/scan/fingerprints`: for `custos scan --against-vault`, the keyed
+ * hashes of every secret field the caller may `read`, so a scanner can find
+ * stored secrets in artifacts without downloading them.
+ *
+ * The HMAC key is fresh for each request and returned with the hashes: it
+ * stops hashes from one answer being correlated with another (or with the
+ * audit log's HMACs), but whoever holds an answer can test guesses against
+ * it. That is why only values the caller may read anyway are included — a
+ * caller learns nothing it could not `GET` — and short values are left out.
+ */
+export async function scanRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  app.post('/scan/fingerprints', {
+    // Per-secret authorisation happens below: each path is included only if
+    // the caller's policy (and, for a task, scope) allows `read` on it.
+    config: { access: { kind: 'self' } },
+    schema: { tags: ['secrets'], summary: 'Keyed hashes of the secret values the caller may read (for scanners)' },
+    handler: async (request) => {
+      const services = node.services();
+      const principal = request.auth!;
+      const key = randomBytes(32);
+      const fingerprints: Array<{ path: string; field: string; version: number; hmac: string }> = [];
+      const now = new Date();
+      for (const path of await services.secrets.paths(MAX_SECRETS)) {
+        if (!services.authorize(principal, 'read', path, { sourceIp: request.ip, now }).allowed) continue;
+        let secret: Awaited<ReturnType<typeof services.secrets.get>>;
+        try {
+          secret = await services.secrets.get(path);
+        } catch (error) {
+          // Deleted or destroyed current versions have nothing to match.
+          if (isCustosError(error) && error.status < 500) continue;
+          throw error;
+        }
+        for (const [field, value] of Object.entries(secret.data)) {
+          if (value.length < MIN_LENGTH) continue;
+          const hmac = createHmac('sha256', key).update(value, 'utf8').digest('hex');
+          fingerprints.push({ path, field, version: secret.metadata.version, hmac });
+        }
+      }
+      return { algorithm: 'hmac-sha256', key: key.toString('base64url'), min_length: MIN_LENGTH, fingerprints };
+    },
+  });
+}
