@@ -42,10 +42,14 @@ export function registerErrorHandler(app: FastifyInstance): void {
     request.errorCode = custos.code;
     const auditReason = (error as { auditReason?: unknown })?.auditReason;
     if (typeof auditReason === 'string') request.auditReason = auditReason.slice(0, 64);
-    if (custos.status >= 500) {
-      // Log the original for operators; the logger redacts secrets, and the
-      // client sees only the code and fixed message.
+    if (custos.code === 'CUSTOS_ERR_INTERNAL') {
+      // An unexpected failure: log the original (message and stack) for
+      // operators; the client sees only the code and a fixed message.
       request.log.error({ err: error, code: custos.code }, 'request failed');
+    } else if (custos.status >= 500) {
+      // A known condition (sealed, storage or audit unavailable): the code
+      // says it all, and a stack would only be noise.
+      request.log.warn({ code: custos.code }, 'request refused');
     }
     return reply.code(custos.status).send({ error: custos.toJSON() });
   });
