@@ -5,6 +5,7 @@ import { emit } from '../output.js';
 
 interface RotateOptions {
   every?: string;
+  cron?: string;
   grace?: string;
   rotator?: string;
   engine?: string;
@@ -17,7 +18,7 @@ interface RotateOptions {
 
 /**
  * `custos secret rotate PATH`: rotate now, or set a rotation policy
- * (`--every 1h`, `--rotator random|database|webhook`) and rotate with `--now`.
+ * (`--every 1h` or `--cron EXPR`, `--rotator random|database|webhook`) and rotate with `--now`.
  * Added to the existing `secret` command.
  */
 export function registerSecretRotateCommand(program: Command, io: CliIo): void {
@@ -27,6 +28,7 @@ export function registerSecretRotateCommand(program: Command, io: CliIo): void {
     .command('rotate <path>')
     .description('rotate now (pending → applied → current), or set a rotation policy')
     .option('--every <duration>', 'rotate on this schedule (e.g. 1h)')
+    .option('--cron <expression>', 'or on a five-field cron schedule in UTC (e.g. "0 3 * * *")')
     .option('--grace <duration>', 'how long previous stays readable for pinned tasks (default 15m)')
     .option('--rotator <type>', 'random (default), database (ALTER ROLE/USER) or webhook')
     .option('--engine <name>', 'database rotator: the engine')
@@ -37,7 +39,7 @@ export function registerSecretRotateCommand(program: Command, io: CliIo): void {
     .option('--json', 'JSON output')
     .action(async (path: string, opts: RotateOptions) => {
       const client = new CustosClient(io);
-      const policy = opts.every || opts.grace || opts.rotator;
+      const policy = opts.every || opts.cron || opts.grace || opts.rotator;
       if (policy) {
         const type = opts.rotator ?? 'random';
         const field = opts.field ? { field: opts.field } : {};
@@ -49,6 +51,7 @@ export function registerSecretRotateCommand(program: Command, io: CliIo): void {
         const config = await client.request('PUT', `/v1/rotation/${encodePath(path)}`, {
           rotator,
           ...(opts.every ? { every: opts.every } : {}),
+          ...(opts.cron ? { cron: opts.cron } : {}),
           ...(opts.grace ? { grace: opts.grace } : {}),
         });
         if (!opts.now) {

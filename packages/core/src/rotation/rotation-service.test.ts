@@ -133,4 +133,27 @@ describe('RotationService and pinned reads', () => {
       code: 'CUSTOS_ERR_ROTATION_IN_PROGRESS',
     });
   });
+
+  it('runs scheduled rotations when due (--every or cron) and keeps the schedule going', async () => {
+    const { secrets, rotation, now } = setup({ ms: Date.parse('2026-11-21T10:00:30Z') });
+    await secrets.put('kv/sched/every', { value: fake('v1') }, {}, 'op');
+    await secrets.put('kv/sched/cron', { value: fake('v1') }, {}, 'op');
+    await rotation.configure('kv/sched/every', { rotator: { type: 'random' }, every_ms: 3_600_000 });
+    const cron = await rotation.configure('kv/sched/cron', { rotator: { type: 'random' }, cron: '0 12 * * *' });
+    expect(new Date(cron.next_at as number).toISOString()).toBe('2026-11-21T12:00:00.000Z');
+    expect(await rotation.rotateDue()).toBe(0);
+    now.ms = Date.parse('2026-11-21T11:00:31Z');
+    expect(await rotation.rotateDue()).toBe(1);
+    expect((await secrets.get('kv/sched/every')).metadata.version).toBe(2);
+    expect((await secrets.get('kv/sched/cron')).metadata.version).toBe(1);
+    now.ms = Date.parse('2026-11-21T12:00:00Z');
+    expect(await rotation.rotateDue()).toBe(1);
+    expect((await secrets.get('kv/sched/cron')).metadata.version).toBe(2);
+    expect(new Date((await rotation.read('kv/sched/cron')).next_at as number).toISOString()).toBe(
+      '2026-11-22T12:00:00.000Z',
+    );
+    await expect(
+      rotation.configure('kv/sched/cron', { rotator: { type: 'random' }, cron: '0 12 * *' }),
+    ).rejects.toMatchObject({ code: 'CUSTOS_ERR_VALIDATION' });
+  });
 });

@@ -4,6 +4,7 @@ import type { EngineService } from '../leases/engine-service.js';
 import type { Storage } from '../ports/storage.js';
 import type { SecretService } from '../secrets/secret-service.js';
 import type { SecretData } from '../secrets/secret-types.js';
+import { nextCronTime, parseCron } from './cron-schedule.js';
 import type { EventBus } from './event-bus.js';
 import type { RotationConfig, RotationResult, RotatorConfig } from './rotation-types.js';
 import { createRotator } from './rotator.js';
@@ -53,7 +54,7 @@ export class RotationService {
   /** Sets a path's rotation policy. */
   async configure(
     path: string,
-    input: { rotator: RotatorConfig; every_ms?: number | null; grace_ms?: number },
+    input: { rotator: RotatorConfig; every_ms?: number | null; cron?: string | null; grace_ms?: number },
   ): Promise<RotationConfig> {
     const { rotator } = input;
     if (!['random', 'database', 'webhook'].includes(rotator.type)) throw new ValidationError('Unknown rotator type.');
@@ -63,16 +64,21 @@ export class RotationService {
     if (every !== null && (!Number.isInteger(every) || every < MIN_EVERY_MS)) {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'Rotate at most once a minute.');
     }
+    const cron = input.cron ?? null;
+    if (cron !== null && every !== null) throw new ValidationError('Give --every or a cron expression, not both.');
+    if (cron !== null) nextCronTime(parseCron(cron), this.#now()); // refuses a malformed or unsatisfiable one now
     const existing = await this.find(path);
     const config: RotationConfig = {
       path,
       rotator,
       every_ms: every,
+      cron,
       grace_ms: input.grace_ms ?? existing?.grace_ms ?? DEFAULT_GRACE_MS,
-      next_at: every === null ? null : this.#now() + every,
+      next_at: null,
       last_rotation: existing?.last_rotation ?? null,
       last_error: existing?.last_error ?? null,
     };
+    config.next_at = this.#nextAt(config);
     await this.#writeConfig(config);
     return config;
   }
@@ -121,8 +127,8 @@ export class RotationService {
         if (isCustosError(error) && error.code === 'CUSTOS_ERR_ROTATION_IN_PROGRESS') return;
         // Recorded on the policy and rescheduled: a failing schedule never stops.
         const config = await this.find(path);
-        if (config?.every_ms) {
-          config.next_at = this.#now() + config.every_ms;
+        if (config) {
+          config.next_at = this.#nextAt(config);
           config.last_error = isCustosError(error) ? error.code : 'CUSTOS_ERR_INTERNAL';
           await this.#writeConfig(config);
         }
@@ -193,8 +199,15 @@ export class RotationService {
     if (!config) return;
     if (version !== null) config.last_rotation = { version, time: new Date(this.#now()).toISOString() };
     config.last_error = error;
-    if (config.every_ms) config.next_at = this.#now() + config.every_ms;
+    config.next_at = this.#nextAt(config);
     await this.#writeConfig(config);
+  }
+
+  /** The next scheduled rotation from now, or null when the policy has no schedule. */
+  #nextAt(config: RotationConfig): number | null {
+    if (config.every_ms) return this.#now() + config.every_ms;
+    if (config.cron) return nextCronTime(parseCron(config.cron), this.#now());
+    return null;
   }
 
   async #writeConfig(config: RotationConfig): Promise<void> {

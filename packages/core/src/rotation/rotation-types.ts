@@ -11,8 +11,10 @@ export type RotatorConfig =
 export interface RotationConfig {
   path: string;
   rotator: RotatorConfig;
-  /** Rotate every this many ms; null = only on demand. */
+  /** Rotate every this many ms; null = only on demand (or by `cron`). */
   every_ms: number | null;
+  /** A five-field cron expression in UTC (`0 3 * * *`); null = none. */
+  cron: string | null;
   /** How long `previous` stays readable for pinned task trees after a rotation. */
   grace_ms: number;
   /** Epoch ms of the next scheduled rotation, if any. */

@@ -48,19 +48,20 @@ const rotatorSchema = {
 export async function rotationRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   const rotation = () => node.services().rotation;
 
-  app.put<{ Params: { '*': string }; Body: { rotator: RotatorConfig; every?: string; grace?: string } }>(
+  app.put<{ Params: { '*': string }; Body: { rotator: RotatorConfig; every?: string; cron?: string; grace?: string } }>(
     '/rotation/*',
     {
       config: { access: { kind: 'policy', action: 'rotate', resource: secretPath } },
       schema: {
         tags: ['secrets'],
-        summary: 'Set the rotation policy of a secret (rotator, --every schedule, grace for previous)',
+        summary: 'Set the rotation policy of a secret (rotator, every or cron schedule, grace for previous)',
         params: wildcardParams,
         body: {
           type: 'object',
           properties: {
             rotator: rotatorSchema,
             every: { type: 'string', maxLength: 32 },
+            cron: { type: 'string', maxLength: 128 },
             grace: { type: 'string', maxLength: 32 },
           },
           required: ['rotator'],
@@ -72,6 +73,7 @@ export async function rotationRoutes(app: FastifyInstance, { node }: { node: Cus
         return rotation().configure(secretPath(request), {
           rotator: body.rotator,
           ...(body.every ? { every_ms: parseDuration(body.every) } : {}),
+          ...(body.cron ? { cron: body.cron } : {}),
           ...(body.grace ? { grace_ms: parseDuration(body.grace) } : {}),
         });
       },
