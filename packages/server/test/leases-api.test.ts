@@ -257,4 +257,38 @@ describe.skipIf(!hasPostgres())('dynamic PostgreSQL credentials leased to tasks'
       await other.drop();
     }
   });
+
+  it('a user created but not recorded (storage failed) is dropped, not left behind', async () => {
+    expect((await s.call({ method: 'PUT', url: '/v1/engines/pg-main/roles/faulty', payload: {} })).statusCode).toBe(
+      200,
+    );
+    const count = async () => {
+      const client = new pg.Client({ connectionString: postgresUrl() });
+      await client.connect();
+      try {
+        const { rows } = await client.query(
+          "SELECT count(*)::int AS n FROM pg_roles WHERE rolname LIKE 'custos\\_faulty\\_%'",
+        );
+        return rows[0].n as number;
+      } finally {
+        await client.end();
+      }
+    };
+    const before = await count();
+    const task = await login();
+    // Fault injection on custos's own storage: the lease cannot be recorded.
+    const transaction = s.storage.transaction.bind(s.storage);
+    s.storage.transaction = async () => {
+      throw new Error('injected storage failure');
+    };
+    let response: Awaited<ReturnType<typeof creds>>;
+    try {
+      response = await creds(task.token, 'faulty');
+    } finally {
+      s.storage.transaction = transaction;
+    }
+    expect(response.statusCode).toBeGreaterThanOrEqual(500);
+    expect(response.body).not.toContain('password');
+    expect(await count()).toBe(before);
+  });
 });

@@ -89,4 +89,43 @@ describe.skipIf(!available)('dynamic MariaDB credentials leased to tasks', () =>
     await expect(session.query('SELECT 1')).rejects.toThrow();
     session.destroy();
   });
+
+  it('rotates a static MariaDB user’s password through the engine (ALTER USER)', async () => {
+    const user = `app_${randomBytes(4).toString('hex')}`;
+    const initial = `pw_${randomBytes(12).toString('hex')}`;
+    await admin.query(`CREATE USER '${user}'@'%' IDENTIFIED BY '${initial}'`);
+    await admin.query(`GRANT SELECT ON ${db}.* TO '${user}'@'%'`);
+    const connect = async (password: string) => {
+      const c = await mysql.createConnection({
+        host: TEST_MARIADB.host,
+        port: TEST_MARIADB.port,
+        user,
+        password,
+        database: db,
+      });
+      await c.end();
+    };
+    try {
+      await connect(initial);
+      const path = 'kv/mariadb/static';
+      await s.call({
+        method: 'PUT',
+        url: `/v1/secrets/data/${path}`,
+        payload: { data: { username: user, password: initial } },
+      });
+      const policy = await s.call({
+        method: 'PUT',
+        url: `/v1/rotation/${path}`,
+        payload: { rotator: { type: 'database', engine: 'my-main', username: user } },
+      });
+      expect(policy.statusCode).toBe(200);
+      expect((await s.call({ method: 'POST', url: `/v1/secrets/rotate/${path}` })).statusCode).toBe(200);
+      const { password } = (await s.call({ method: 'GET', url: `/v1/secrets/data/${path}` })).json().data;
+      expect(password).not.toBe(initial);
+      await connect(password);
+      await expect(connect(initial)).rejects.toThrow();
+    } finally {
+      await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    }
+  });
 });
