@@ -50,6 +50,14 @@ export interface DatabaseEngine {
   /** Sets the password of an existing (static) user, for rotation. */
   setPassword(username: string, password: string): Promise<void>;
   /**
+   * Tries a login: opens a new connection to the engine's database (the admin
+   * URL's host, port and database) as `username` with `password`, runs
+   * `SELECT 1` and closes it. Throws `CUSTOS_ERR_ROTATION_FAILED` when the
+   * login is refused (the message never holds the password), or
+   * `CUSTOS_ERR_ENGINE_UNAVAILABLE` when the server cannot be reached.
+   */
+  testCredential(username: string, password: string): Promise<void>;
+  /**
    * Replaces the admin password custos connects with; returns the new
    * connection URL (which custos stores behind the barrier, so no human knows it).
    */

@@ -30,3 +30,15 @@ export function invalidStatements(error: unknown, secrets: readonly string[]): C
   if (error instanceof CustosError) return error;
   return new CustosError('CUSTOS_ERR_VALIDATION', safeEngineMessage(error, secrets));
 }
+
+/**
+ * A login with a credential under test was refused (wrong password, unknown
+ * user, no access to the database): the driver's first line, scrubbed of the
+ * password, so an operator learns why without learning the value.
+ */
+export function loginRefused(error: unknown, secrets: readonly string[]): CustosError {
+  return new CustosError(
+    'CUSTOS_ERR_ROTATION_FAILED',
+    `A login with the new credential failed: ${safeEngineMessage(error, secrets)}`,
+  );
+}

@@ -36,6 +36,8 @@ export interface DatabaseEnginePort {
   /** Idempotent: a user that no longer exists is success. */
   revokeCredential(role: EngineRolePort, username: string): Promise<void>;
   setPassword(username: string, password: string): Promise<void>;
+  /** Logs in anew as `username`/`password` and runs `SELECT 1`; `CUSTOS_ERR_ROTATION_FAILED` when refused. */
+  testCredential(username: string, password: string): Promise<void>;
   rotateRootPassword(): Promise<{ url: string }>;
   close(): Promise<void>;
 }

@@ -181,6 +181,25 @@ describe.skipIf(!available)('MysqlEngine (real MariaDB)', () => {
     await expectCode(engine.setPassword(name, password), 'CUSTOS_ERR_NOT_FOUND');
   });
 
+  it('tests a credential with a new login: the right password passes, a wrong one fails without either in the error', async () => {
+    const name = `custos_mytest_try_${unique()}`;
+    const password = `try-${unique()}${unique()}%@/:`;
+    await admin.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [name, password]);
+    await admin.query(`GRANT SELECT ON ${db}.items TO ?@'%'`, [name]);
+    try {
+      await engine.testCredential(name, password);
+      const wrong = `wrong-${unique()}${unique()}`;
+      const e = await expectCode(engine.testCredential(name, wrong), 'CUSTOS_ERR_ROTATION_FAILED');
+      expect(e.message).toMatch(/denied/i);
+      expect(JSON.stringify(e) + e.message).not.toContain(wrong);
+      expect(JSON.stringify(e) + e.message).not.toContain(password);
+      expect(e.cause).toBeUndefined();
+    } finally {
+      await admin.query(`DROP USER IF EXISTS ?@'%'`, [name]);
+    }
+    await expectCode(engine.testCredential(name, password), 'CUSTOS_ERR_ROTATION_FAILED');
+  });
+
   it('rotates the admin password (on a dedicated admin user): the old password fails, the new URL works', async () => {
     const name = `custos_mytest_ad_${unique()}`;
     const oldPassword = `old-${unique()}${unique()}`;

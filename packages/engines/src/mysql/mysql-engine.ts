@@ -1,9 +1,10 @@
 import { CustosError } from '@custos/core';
 import mysql from 'mysql2/promise';
 import { generatePassword, generateUsername } from '../credential-generator.js';
+import { credentialUrl } from '../credential-url.js';
 import type { DatabaseEngine, EngineRole, IssuedDatabaseCredential } from '../database-engine.js';
 import { type DefaultStatements, mysqlDefaultStatements } from '../default-statements.js';
-import { engineStatementFailed, engineUnavailable, invalidStatements } from '../engine-errors.js';
+import { engineStatementFailed, engineUnavailable, invalidStatements, loginRefused } from '../engine-errors.js';
 import { assertSafeName, renderStatement } from '../statement-template.js';
 import { isMysqlConnectionError, mysqlCode } from './mysql-errors.js';
 
@@ -199,6 +200,26 @@ export class MysqlEngine implements DatabaseEngine {
         throw engineStatementFailed('Setting the password failed', e, [password]);
       }
     });
+  }
+
+  async testCredential(username: string, password: string): Promise<void> {
+    let conn: mysql.Connection | undefined;
+    try {
+      // A fresh connection, never the pool: the point is a new authentication.
+      conn = await mysql.createConnection({
+        uri: credentialUrl(this.#url, username, password),
+        connectTimeout: 10_000,
+      });
+      conn.on('error', () => undefined);
+      await conn.query('SELECT 1');
+    } catch (e) {
+      // Access-denied codes mean the credential under test was refused, not that the server is down.
+      const code = mysqlCode(e) ?? '';
+      if (isMysqlConnectionError(e) && !/^ER_(DB)?ACCESS_DENIED/.test(code)) throw engineUnavailable();
+      throw loginRefused(e, [password]);
+    } finally {
+      await conn?.end().catch(() => undefined);
+    }
   }
 
   async rotateRootPassword(): Promise<{ url: string }> {

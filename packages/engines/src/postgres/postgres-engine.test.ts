@@ -213,6 +213,31 @@ describe.skipIf(!hasPostgres())('PostgresEngine (real PostgreSQL)', () => {
     await expectCode(engine.setPassword(name, password), 'CUSTOS_ERR_NOT_FOUND');
   });
 
+  it('tests a credential with a new login; an unknown role fails without the password in the error', async () => {
+    // This server trusts loopback logins, so a wrong password would pass:
+    // the refused case is a role that does not exist (refused even under trust).
+    const name = `custos_pgtest_try_${unique()}`;
+    const password = `try-${unique()}${unique()}%@/:`;
+    await admin.query(`CREATE ROLE "${name}" LOGIN PASSWORD '${password}'`);
+    try {
+      await engine.testCredential(name, password);
+    } finally {
+      await admin.query(`DROP ROLE "${name}"`);
+    }
+    const e = await expectCode(engine.testCredential(name, password), 'CUSTOS_ERR_ROTATION_FAILED');
+    expect(e.message).toContain(name);
+    expect(JSON.stringify(e) + e.message).not.toContain(password);
+    expect(e.cause).toBeUndefined();
+
+    const down = new PostgresEngine({ url: 'postgres://someone@127.0.0.1:1/x' });
+    try {
+      const unreachable = await expectCode(down.testCredential(name, password), 'CUSTOS_ERR_ENGINE_UNAVAILABLE');
+      expect(unreachable.message).not.toContain(password);
+    } finally {
+      await down.close();
+    }
+  });
+
   it('rotates the admin password (on a dedicated admin role): the new URL works, the old password does not', async () => {
     const name = `custos_pgtest_admin_${unique()}`;
     const oldPassword = `old-${unique()}${unique()}`;

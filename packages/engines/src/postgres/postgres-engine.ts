@@ -1,9 +1,10 @@
 import { CustosError } from '@custos/core';
 import pg from 'pg';
 import { generatePassword, generateUsername } from '../credential-generator.js';
+import { credentialUrl } from '../credential-url.js';
 import type { DatabaseEngine, EngineRole, IssuedDatabaseCredential } from '../database-engine.js';
 import { POSTGRES_DEFAULT_STATEMENTS } from '../default-statements.js';
-import { engineStatementFailed, engineUnavailable, invalidStatements } from '../engine-errors.js';
+import { engineStatementFailed, engineUnavailable, invalidStatements, loginRefused } from '../engine-errors.js';
 import { assertSafeName, formatExpiration, renderStatement } from '../statement-template.js';
 import { isPostgresConnectionError, pgCode, UNDEFINED_OBJECT } from './postgres-errors.js';
 
@@ -239,6 +240,26 @@ export class PostgresEngine implements DatabaseEngine {
         throw engineStatementFailed('Setting the password failed', e, [password]);
       }
     });
+  }
+
+  async testCredential(username: string, password: string): Promise<void> {
+    // A fresh client, never the pool: the point is a new authentication.
+    const client = new pg.Client({
+      connectionString: credentialUrl(this.#url, username, password),
+      connectionTimeoutMillis: 10_000,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+    } catch (e) {
+      // Refused logins are SQLSTATE 28xxx, which the pool treats as "admin
+      // refused": here they mean the credential under test is wrong.
+      if (isPostgresConnectionError(e) && !pgCode(e)?.startsWith('28')) throw engineUnavailable();
+      throw loginRefused(e, [password]);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   async rotateRootPassword(): Promise<{ url: string }> {
