@@ -35,7 +35,8 @@ export interface RotationServiceDeps {
 
 /**
  * Staged rotation: a rotation writes a `pending` version, has the rotator
- * apply it (and, for a webhook, acknowledge it), then promotes it to
+ * apply and test it (a webhook acknowledges it; a database user's new
+ * password must log in), then promotes it to
  * `current`; the old current stays readable as `previous` for pinned task
  * trees until the grace deadline. A failure leaves `current` untouched and
  * says why. The phase is recorded before each step, so after a restart a
@@ -155,7 +156,7 @@ export class RotationService {
     await storage.entries.put(RUNNING, path, sealJson(cipher, RUNNING, path, running('pending')));
     try {
       const data = (await secrets.get(path, pending.version)).data;
-      await rotator.apply(path, pending.version, data);
+      await rotator.apply(path, pending.version, data, current);
     } catch (error) {
       await secrets.discardPending(path, pending.version, actor);
       await storage.entries.delete(RUNNING, path);

@@ -2,7 +2,11 @@
 export type RotatorConfig =
   /** A fresh random value in `field` (default `value`); nothing outside custos to update. */
   | { type: 'random'; field?: string; length?: number }
-  /** A static database user's password, set with `ALTER ROLE/USER` through a configured engine. */
+  /**
+   * A static database user's password, set with `ALTER ROLE/USER` through a
+   * configured engine, then tried with a fresh login; a refused login puts
+   * the old password (`current`'s field) back and fails the rotation.
+   */
   | { type: 'database'; engine: string; username: string; field?: string }
   /** POSTs `{ path, version, data }` to `url`; the receiver applies it and must answer 2xx `{ "ack": true }`. */
   | { type: 'webhook'; url: string; field?: string };

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CustosError } from '../errors/index.js';
+import { CustosError, isCustosError } from '../errors/index.js';
 import type { EngineService } from '../leases/engine-service.js';
 import type { SecretData } from '../secrets/secret-types.js';
 import type { RotatorConfig } from './rotation-types.js';
@@ -7,7 +7,8 @@ import type { RotatorConfig } from './rotation-types.js';
 /** One rotation strategy: make the next value, apply it outside custos, check it took. */
 export interface Rotator {
   next(current: SecretData | undefined): SecretData;
-  apply(path: string, version: number, next: SecretData): Promise<void>;
+  /** Throws (best `CUSTOS_ERR_ROTATION_FAILED` with a safe reason) when `next` did not take; the outside system then still uses `current`. */
+  apply(path: string, version: number, next: SecretData, current: SecretData | undefined): Promise<void>;
 }
 
 const WEBHOOK_TIMEOUT_MS = 10_000;
@@ -39,9 +40,28 @@ export function createRotator(config: RotatorConfig, engines: EngineService): Ro
       const field = config.field ?? 'password';
       return {
         next: (current) => ({ ...(current ?? {}), username: config.username, [field]: randomValue(40) }),
-        apply: async (_path, _version, next) => {
+        apply: async (_path, _version, next, current) => {
           const engine = await engines.open(config.engine);
           await engine.setPassword(config.username, next[field] as string);
+          try {
+            await engine.testCredential(config.username, next[field] as string);
+          } catch (error) {
+            // The user now has a password that does not work as expected:
+            // put the old one back so what `current` says stays true.
+            const old = current?.[field];
+            const restored =
+              typeof old === 'string' && old !== ''
+                ? await engine.setPassword(config.username, old).then(
+                    () => true,
+                    () => false,
+                  )
+                : false;
+            const why = isCustosError(error) ? error.message : 'The login test failed.';
+            throw new CustosError(
+              'CUSTOS_ERR_ROTATION_FAILED',
+              restored ? `${why} The old password was put back.` : `${why} The old password could not be put back.`,
+            );
+          }
         },
       };
     }
