@@ -158,7 +158,11 @@ export class RotationService {
       const data = (await secrets.get(path, pending.version)).data;
       await rotator.apply(path, pending.version, data, current);
     } catch (error) {
-      await secrets.discardPending(path, pending.version, actor);
+      // Discard the pending value, unless the outside system is left using it
+      // (a password that could not be put back): then it is the only copy.
+      if (!(error as { pendingInEffect?: boolean }).pendingInEffect) {
+        await secrets.discardPending(path, pending.version, actor);
+      }
       await storage.entries.delete(RUNNING, path);
       await this.#recordOutcome(path, null, isCustosError(error) ? error.code : 'CUSTOS_ERR_ROTATION_FAILED');
       if (isCustosError(error) && error.code === 'CUSTOS_ERR_ROTATION_FAILED') throw error;

@@ -57,9 +57,16 @@ export function createRotator(config: RotatorConfig, engines: EngineService): Ro
                   )
                 : false;
             const why = isCustosError(error) ? error.message : 'The login test failed.';
-            throw new CustosError(
-              'CUSTOS_ERR_ROTATION_FAILED',
-              restored ? `${why} The old password was put back.` : `${why} The old password could not be put back.`,
+            if (restored) throw new CustosError('CUSTOS_ERR_ROTATION_FAILED', `${why} The old password was put back.`);
+            // The database now holds the pending value and nothing else does:
+            // the pending version must be kept (not discarded) so an operator
+            // can read it (`?version=N`) and recover the user.
+            throw Object.assign(
+              new CustosError(
+                'CUSTOS_ERR_ROTATION_FAILED',
+                `${why} The old password could not be put back; the pending version holds the password in effect.`,
+              ),
+              { pendingInEffect: true },
             );
           }
         },
