@@ -15,6 +15,9 @@ describe.skipIf(!available)('database rotation tests the new password with a log
   let s: TestServer;
   /** When set, the engine's login test is made to use a wrong password, so MariaDB really refuses it. */
   let breakLoginTest = false;
+  /** When set, putting the old password back fails too (the second setPassword of a rotation). */
+  let breakRestore = false;
+  let setPasswordCalls = 0;
 
   /** The real engine, except for the one switch above. */
   const engineFactory: typeof createEngine = (connection) => {
@@ -23,6 +26,13 @@ describe.skipIf(!available)('database rotation tests the new password with a log
       get(target, prop) {
         if (prop === 'testCredential' && breakLoginTest) {
           return (username: string, password: string) => target.testCredential(username, `${password}-not-it`);
+        }
+        if (prop === 'setPassword' && breakRestore) {
+          return (username: string, password: string) => {
+            setPasswordCalls++;
+            if (setPasswordCalls > 1) return Promise.reject(new Error('connection lost'));
+            return target.setPassword(username, password);
+          };
         }
         const value = Reflect.get(target, prop, target);
         return typeof value === 'function' ? value.bind(target) : value;
@@ -106,5 +116,23 @@ describe.skipIf(!available)('database rotation tests the new password with a log
     expect(meta.versions['3']?.destroyed).toBe(true);
     const status = (await s.call({ method: 'GET', url: `/v1/rotation/${path}` })).json();
     expect(status.last_error).toBe('CUSTOS_ERR_ROTATION_FAILED');
+  });
+
+  it('when the old password cannot be put back, the pending version (the password in effect) is kept', async () => {
+    const before = await current();
+    breakLoginTest = true;
+    breakRestore = true;
+    setPasswordCalls = 0;
+    const failed = await s.call({ method: 'POST', url: `/v1/secrets/rotate/${path}` });
+    breakLoginTest = false;
+    breakRestore = false;
+    expect(failed.statusCode).toBe(502);
+    expect(failed.json().error.message).toContain('could not be put back');
+    expect((await current()).metadata.version).toBe(before.metadata.version);
+    const meta = (await s.call({ method: 'GET', url: `/v1/secrets/metadata/${path}` })).json();
+    const pending = meta.stages.pending as number;
+    expect(pending).toBeGreaterThan(before.metadata.version);
+    const kept = await s.call({ method: 'GET', url: `/v1/secrets/data/${path}?version=${pending}` });
+    expect(await accepts(kept.json().data.password as string)).toBe(true);
   });
 });
