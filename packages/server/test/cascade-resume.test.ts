@@ -20,14 +20,14 @@ describe('a revocation cut short by a crash', () => {
     const grandchild = await tasks.delegate(await subject(child.token), {});
 
     // The lease hook fails the first time, as if the process died mid-cascade.
-    const told: string[] = [];
+    const told: Array<{ rootId: string; prefix: string }> = [];
     let failOnce = true;
-    tasks.onTaskEnded(async (ids) => {
+    tasks.onTaskEnded(async (subtree) => {
       if (failOnce) {
         failOnce = false;
         throw new Error('simulated crash during the cascade');
       }
-      told.push(...ids);
+      told.push(subtree);
     });
     await expect(tasks.revoke(root.task.id, 'test')).rejects.toThrow('simulated crash');
 
@@ -36,8 +36,10 @@ describe('a revocation cut short by a crash', () => {
       await expect(subject(token)).rejects.toMatchObject({ code: 'CUSTOS_ERR_UNAUTHENTICATED' });
     }
     // On restart (runCascades runs at unseal), the recorded cascade completes.
-    expect(await tasks.runCascades()).toBe(3);
-    expect(told.sort()).toEqual([root.task.id, child.task.id, grandchild.task.id].sort());
+    expect(await tasks.runCascades()).toBe(1);
+    // The hook is told the subtree's tree prefix, under which every descendant's leases are indexed.
+    expect(told).toEqual([{ rootId: root.task.id, prefix: `${root.task.id}/` }]);
+    expect(`${grandchild.task.chain.join('/')}/`.startsWith(told[0]!.prefix)).toBe(true);
     expect(await tasks.runCascades()).toBe(0);
   });
 });

@@ -249,10 +249,10 @@ export class CustosNode {
     const secrets = new SecretService({ storage, cipher });
     const events = new EventBus();
     const rotation = new RotationService({ storage, cipher, secrets, engines, events });
-    tasks.onTaskEnded(async (ids) => {
-      await leases.revokeForTasks(ids);
-      // Pins are owned by root tasks; the root's own id is among the ended ones.
-      await secrets.releasePins(ids);
+    tasks.onTaskEnded(async ({ rootId, prefix }) => {
+      await leases.revokeForSubtree(prefix);
+      // Pins are owned by root tasks, so only the end of a root releases any.
+      await secrets.releasePins([rootId]);
     });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {

@@ -25,6 +25,14 @@ export interface LeaseServiceDeps {
 }
 
 const taskKey = (taskId: string, leaseId: string) => `${taskId}/${leaseId}`;
+/**
+ * Leases by the owning task's place in the task tree: `<root>/<…>/<task>/~<lease>`
+ * (`~` is outside the id alphabet). One prefix scan finds every lease of a
+ * subtree, so ending a tree costs what its leases cost, not what its tasks do.
+ */
+const BY_TREE = 'lease.tree';
+const treeKey = (chain: readonly string[], leaseId: string) => `${chain.join('/')}/~${leaseId}`;
+const TREE_PAGE = 1_000;
 
 /**
  * Dynamic database credentials as leases owned by tasks. A lease is recorded
@@ -93,6 +101,7 @@ export class LeaseService {
         await this.#write(entries, record);
         if (record.task_id) {
           await entries.put(BY_TASK, taskKey(record.task_id, record.id), new Uint8Array(0));
+          await entries.put(BY_TREE, treeKey(record.task_chain, record.id), new Uint8Array(0));
         }
       });
     } catch (error) {
@@ -169,21 +178,30 @@ export class LeaseService {
       current.revoked_time = new Date(this.#now()).toISOString();
       current.last_error = null;
       await this.#write(entries, current);
-      if (current.task_id) await entries.delete(BY_TASK, taskKey(current.task_id, id));
+      if (current.task_id) {
+        await entries.delete(BY_TASK, taskKey(current.task_id, id));
+        await entries.delete(BY_TREE, treeKey(current.task_chain, id));
+      }
       return leaseView(current);
     });
   }
 
-  /** Revokes every lease of the given tasks (the task-ended cascade hook). Failures stay scheduled for retry. */
-  async revokeForTasks(taskIds: readonly string[]): Promise<number> {
-    const ids: string[] = [];
-    for (const taskId of taskIds) {
-      for (const key of await this.#storage.entries.list(BY_TASK, `${taskId}/`)) {
-        ids.push(key.slice(taskId.length + 1));
-      }
+  /**
+   * Revokes every lease held anywhere in an ended subtree (the task-ended
+   * cascade hook), given the subtree's tree prefix. Failures stay scheduled
+   * for retry.
+   */
+  async revokeForSubtree(prefix: string): Promise<number> {
+    let count = 0;
+    let after: string | undefined;
+    for (;;) {
+      const keys = await this.#storage.entries.list(BY_TREE, prefix, { limit: TREE_PAGE, ...(after ? { after } : {}) });
+      const ids = keys.map((key) => key.slice(key.lastIndexOf('~') + 1));
+      await this.#revokeAll(ids);
+      count += ids.length;
+      if (keys.length < TREE_PAGE) return count;
+      after = keys[keys.length - 1];
     }
-    await this.#revokeAll(ids);
-    return ids.length;
   }
 
   /** Revokes expired leases and retries failed revocations that are due. Multi-node safe. */

@@ -13,7 +13,6 @@ const TREE = 'task.tree';
 const STATE = 'task.state';
 const ACCESSORS = 'task.accessor';
 const CASCADES = 'task.cascade';
-const CASCADE_BATCH = 5_000;
 const encoder = new TextEncoder();
 
 /** A task without an explicit scope holds its role's full grant: every action on every path, bounded by the role's policies. */
@@ -38,8 +37,16 @@ export interface TaskTokenMinter {
   mint(task: TaskRecord, expSeconds: number): Promise<string>;
 }
 
-/** Told when tasks end, so the leases they own (dynamic database users, …) are revoked. */
-export type TaskEndedHook = (taskIds: readonly string[]) => Promise<void>;
+/**
+ * Told when a subtree ends (a task and all its descendants), so the leases
+ * they own (dynamic database users, …) are revoked. `prefix` is the
+ * subtree's prefix in the task tree (see {@link taskTreePrefix}): stores that
+ * index by it find a whole subtree with one prefix scan.
+ */
+export type TaskEndedHook = (subtree: { rootId: string; prefix: string }) => Promise<void>;
+
+/** The tree prefix of a task: its chain of ids joined by `/`, with a trailing `/`. */
+export const taskTreePrefix = (chain: readonly string[]) => `${chain.join('/')}/`;
 
 export interface StartTaskRequest {
   role: Role;
@@ -272,9 +279,9 @@ export class TaskService {
   }
 
   /**
-   * Runs recorded cascades: tells the lease hooks about every task of the
-   * ended subtree. Idempotent (hooks must tolerate repeats), so a cascade cut
-   * short by a crash is simply run again.
+   * Runs recorded cascades: tells the lease hooks about each ended subtree.
+   * Idempotent (hooks must tolerate repeats), so a cascade cut short by a
+   * crash is simply run again. Returns how many cascades ran.
    */
   async runCascades(limit = 100): Promise<number> {
     let done = 0;
@@ -330,29 +337,19 @@ export class TaskService {
   }
 
   /**
-   * The part of an end that is proportional to the tree: telling the lease
-   * hooks about every descendant. Descendants need no marker of their own:
-   * their chains contain the ended task, which `isActive` checks.
+   * The part of an end that depends on what the tree holds: telling the
+   * lease hooks about the ended subtree. Descendants need no marker of their
+   * own (their chains contain the ended task, which `isActive` checks), and
+   * the hooks find the subtree's leases by its tree prefix, so this costs
+   * what the leases cost, however many tasks the tree has.
    */
   async #cascade(id: string): Promise<number> {
     const record = await this.#find(id);
-    let count = 0;
     if (record) {
-      let after: string | undefined;
-      for (;;) {
-        const keys = await this.#storage.entries.list(TREE, treeKey(record.chain), {
-          limit: CASCADE_BATCH,
-          ...(after ? { after } : {}),
-        });
-        const ids = keys.map(lastSegment);
-        for (const hook of this.#onEnded) await hook(ids);
-        count += ids.length;
-        if (keys.length < CASCADE_BATCH) break;
-        after = keys[keys.length - 1];
-      }
+      for (const hook of this.#onEnded) await hook({ rootId: id, prefix: treeKey(record.chain) });
     }
     await this.#storage.entries.delete(CASCADES, id);
-    return count;
+    return record ? 1 : 0;
   }
 
   async #mark(entries: EntryStore, id: string, state: TaskState, by: string): Promise<void> {
@@ -395,7 +392,7 @@ export function assertInSubtree(caller: { task_id: string }, target: TaskRecord)
 
 const newTaskId = () => `tsk_${randomBytes(16).toString('base64url')}`;
 const newAccessor = () => `tac_${randomBytes(16).toString('base64url')}`;
-const treeKey = (chain: readonly string[]) => `${chain.join('/')}/`;
+const treeKey = taskTreePrefix;
 const lastSegment = (key: string) => key.slice(0, -1).split('/').pop() as string;
 
 function validateLabels(labels: Record<string, string> | undefined): Record<string, string> {
