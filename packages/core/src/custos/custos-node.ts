@@ -102,6 +102,7 @@ export interface CustosServices {
 export const TASK_TOKEN_AUDIENCE = 'custos';
 
 const REAP_INTERVAL_MS = 5_000;
+const POLICY_REFRESH_MS = 1_000;
 
 /**
  * One custos node: storage, the seal lifecycle and, while unsealed, the
@@ -113,6 +114,7 @@ export class CustosNode {
   readonly #seals: SealManager;
   #services: CustosServices | undefined;
   #reaper: NodeJS.Timeout | undefined;
+  #policyRefresh: NodeJS.Timeout | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -342,12 +344,18 @@ export class CustosNode {
       });
     }, REAP_INTERVAL_MS);
     this.#reaper.unref();
+    this.#policyRefresh = setInterval(() => {
+      // Another node's policy change takes effect here within a second.
+      policies.refresh().catch(() => undefined);
+    }, POLICY_REFRESH_MS);
+    this.#policyRefresh.unref();
   }
 
   async #unload(): Promise<void> {
     const services = this.#services;
     this.#services = undefined;
     if (this.#reaper) clearInterval(this.#reaper);
+    if (this.#policyRefresh) clearInterval(this.#policyRefresh);
     this.#reaper = undefined;
     services?.taskKeys.forget();
     await services?.engines.close();

@@ -1,9 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { NotFoundError } from '../errors/index.js';
 import type { PolicyEngine } from '../policy/index.js';
 import type { Storage } from '../ports/storage.js';
 
 const POLICIES = 'policy';
+/** Changes on every write or delete, so other nodes know to reload (see {@link PolicyService.refresh}). */
+const REVISION_NS = 'sys';
+const REVISION_KEY = 'policy.revision';
 
 export interface StoredPolicy {
   name: string;
@@ -16,11 +20,18 @@ export interface StoredPolicy {
  * Named Cedar policy documents: stored through the barrier (an attacker who
  * can write the database must not be able to widen a policy), parsed and
  * validated once on write, and kept preparsed in the engine.
+ *
+ * Several nodes (PostgreSQL HA) each keep their own engine: every change also
+ * writes a new random revision marker, and each node's {@link refresh}
+ * (run every second) reloads when the marker differs from what it loaded. A
+ * policy changed on one node therefore takes effect on the others within
+ * about a second; on the node that made the change, at once.
  */
 export class PolicyService {
   readonly #storage: Pick<Storage, 'entries'>;
   readonly #cipher: Cipher;
   readonly #engine: PolicyEngine;
+  #revision: string | undefined;
 
   constructor(deps: { storage: Pick<Storage, 'entries'>; cipher: Cipher; engine: PolicyEngine }) {
     this.#storage = deps.storage;
@@ -28,15 +39,28 @@ export class PolicyService {
     this.#engine = deps.engine;
   }
 
-  /** Loads every stored policy into the engine (at unseal). */
+  /**
+   * Loads every stored policy into the engine (at unseal, and on a refresh
+   * that found a change): sets new and changed ones, removes deleted ones.
+   */
   async load(): Promise<number> {
-    let count = 0;
+    const revision = await this.#readRevision();
+    const seen = new Set<string>();
     for (const entry of await this.#storage.entries.scan(POLICIES, '', { limit: 10_000 })) {
       const stored = await openJson<StoredPolicy>(this.#cipher, POLICIES, entry.key, entry.value);
-      this.#engine.set(stored.name, stored.policy);
-      count++;
+      seen.add(stored.name);
+      if (this.#engine.get(stored.name) !== stored.policy) this.#engine.set(stored.name, stored.policy);
     }
-    return count;
+    for (const name of this.#engine.names()) if (!seen.has(name)) this.#engine.remove(name);
+    this.#revision = revision;
+    return seen.size;
+  }
+
+  /** Reloads when another node changed a policy since the last load. One read when nothing changed. */
+  async refresh(): Promise<boolean> {
+    if ((await this.#readRevision()) === this.#revision) return false;
+    await this.load();
+    return true;
   }
 
   async list(): Promise<string[]> {
@@ -55,11 +79,25 @@ export class PolicyService {
     const stored: StoredPolicy = { name, policy, updated_time: new Date().toISOString(), updated_by: actor };
     await this.#storage.entries.put(POLICIES, name, sealJson(this.#cipher, POLICIES, name, stored));
     this.#engine.set(name, policy);
+    await this.#bumpRevision();
     return stored;
   }
 
   async delete(name: string): Promise<void> {
     if (!(await this.#storage.entries.delete(POLICIES, name))) throw new NotFoundError();
     this.#engine.remove(name);
+    await this.#bumpRevision();
+  }
+
+  async #readRevision(): Promise<string> {
+    const entry = await this.#storage.entries.get(REVISION_NS, REVISION_KEY);
+    return entry ? Buffer.from(entry.value).toString('hex') : '';
+  }
+
+  async #bumpRevision(): Promise<void> {
+    const revision = randomBytes(16);
+    await this.#storage.entries.put(REVISION_NS, REVISION_KEY, revision);
+    // This node is up to date with its own change.
+    this.#revision = revision.toString('hex');
   }
 }

@@ -1,0 +1,62 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CustosNode } from '@custos/core';
+import { createStorage } from '@custos/storage';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../test-support/postgres.js';
+
+/** Two custos nodes on one PostgreSQL database, as in an HA deployment. */
+describe.skipIf(!hasPostgres())('two nodes on one PostgreSQL database', () => {
+  let db: TestDatabase;
+  let dir: string;
+  let a: CustosNode;
+  let b: CustosNode;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dir = mkdtempSync(join(tmpdir(), 'custos-ha-'));
+    const keyFile = join(dir, 'dev-seal.key');
+    a = new CustosNode({ storage: createStorage(db.url), seal: { type: 'dev', keyFile }, audit: {} });
+    await a.start();
+    b = new CustosNode({ storage: createStorage(db.url), seal: { type: 'dev', keyFile }, audit: {} });
+    await b.start();
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a policy written or deleted on one node takes effect on the other after its refresh', async () => {
+    const A = a.services();
+    const B = b.services();
+    await A.policies.write(
+      'ha-read',
+      'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/ha/");',
+      'test',
+    );
+    const { token } = await A.tokens.create({ policies: ['ha-read'], ttlMs: 600_000 });
+    const principal = await B.authenticate(token, { method: 'GET', url: 'test' });
+    const allowed = () => B.authorize(principal, 'read', 'kv/ha/x', {}).allowed;
+    expect(await B.policies.refresh()).toBe(true);
+    expect(allowed()).toBe(true);
+    expect(await B.policies.refresh()).toBe(false);
+
+    await A.policies.delete('ha-read');
+    expect(await B.policies.refresh()).toBe(true);
+    expect(allowed()).toBe(false);
+  });
+
+  it('a task revoked on one node is refused on the other at once', async () => {
+    const A = a.services();
+    const B = b.services();
+    const role = await A.roles.write('ha-agent', { policies: [], max_ttl_ms: 600_000 });
+    const task = await A.tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 60_000 });
+    await expect(B.authenticate(task.token, { method: 'GET', url: 'test' })).resolves.toMatchObject({ kind: 'task' });
+    await A.tasks.revoke(task.task.id, 'test');
+    await expect(B.authenticate(task.token, { method: 'GET', url: 'test' })).rejects.toMatchObject({
+      code: 'CUSTOS_ERR_UNAUTHENTICATED',
+    });
+  });
+});
