@@ -166,9 +166,14 @@ const t = setInterval(sample, 5);
 const t0 = performance.now();
 const r = await scanPaths(JSON.parse(process.argv[1]), { gitignore: false });
 const ms = performance.now() - t0;
+// The same scan again in this process: the steady state once the JIT has
+// compiled the hot loops (what a long scan runs at, per core).
+const t1 = performance.now();
+await scanPaths(JSON.parse(process.argv[1]), { gitignore: false });
+const warmMs = performance.now() - t1;
 sample();
 clearInterval(t);
-console.log(JSON.stringify({ ms, peak, findings: r.findings.length, errors: r.errors.length, files: r.filesScanned, bytes: r.bytesScanned, read: r.bytesRead }));
+console.log(JSON.stringify({ ms, warmMs, peak, findings: r.findings.length, errors: r.errors.length, files: r.filesScanned, bytes: r.bytesScanned, read: r.bytesRead }));
 `;
 function scan(paths) {
   // Drop the page cache effect as far as we can without root: run once to warm, then measure.
@@ -239,7 +244,8 @@ try {
   md.push(`| Scanner | Size | Time | Throughput | Findings (planted: ${tree.planted}) | Peak RSS |`);
   md.push('|---|---:|---:|---:|---:|---:|');
   md.push(
-    `| custos scan | ${fmt(tree.bytes / MiB)} MiB | ${fmt(text.ms / 1000, 2)} s | **${fmt(tree.bytes / MiB / (text.ms / 1000))} MiB/s** | ${text.findings} | ${fmt(text.peak / MiB, 0)} MiB |`,
+    `| custos scan, one run in a fresh process (JIT cold) | ${fmt(tree.bytes / MiB)} MiB | ${fmt(text.ms / 1000, 2)} s | **${fmt(tree.bytes / MiB / (text.ms / 1000))} MiB/s** | ${text.findings} | ${fmt(text.peak / MiB, 0)} MiB |`,
+    `| custos scan, steady state (the same scan again in that process) | ${fmt(tree.bytes / MiB)} MiB | ${fmt(text.warmMs / 1000, 2)} s | **${fmt(tree.bytes / MiB / (text.warmMs / 1000))} MiB/s** = ${fmt((tree.bytes / 1e6) / (text.warmMs / 1000))} MB/s | ${text.findings} | — |`,
   );
   md.push(
     `| secretlint 12 (preset-recommend) | ${fmt(tree.bytes / MiB)} MiB | ${fmt(lint.ms / 1000, 2)} s | ${fmt(tree.bytes / MiB / (lint.ms / 1000))} MiB/s | ${lint.found} | — |`,
