@@ -245,7 +245,7 @@ try {
   md.push('|---|---:|---:|---:|---:|---:|');
   md.push(
     `| custos scan, one run in a fresh process (JIT cold) | ${fmt(tree.bytes / MiB)} MiB | ${fmt(text.ms / 1000, 2)} s | **${fmt(tree.bytes / MiB / (text.ms / 1000))} MiB/s** | ${text.findings} | ${fmt(text.peak / MiB, 0)} MiB |`,
-    `| custos scan, steady state (the same scan again in that process) | ${fmt(tree.bytes / MiB)} MiB | ${fmt(text.warmMs / 1000, 2)} s | **${fmt(tree.bytes / MiB / (text.warmMs / 1000))} MiB/s** = ${fmt((tree.bytes / 1e6) / (text.warmMs / 1000))} MB/s | ${text.findings} | — |`,
+    `| custos scan, steady state (the same scan again in that process) | ${fmt(tree.bytes / MiB)} MiB | ${fmt(text.warmMs / 1000, 2)} s | **${fmt(tree.bytes / MiB / (text.warmMs / 1000))} MiB/s** = ${fmt(tree.bytes / 1e6 / (text.warmMs / 1000))} MB/s | ${text.findings} | — |`,
   );
   md.push(
     `| secretlint 12 (preset-recommend) | ${fmt(tree.bytes / MiB)} MiB | ${fmt(lint.ms / 1000, 2)} s | ${fmt(tree.bytes / MiB / (lint.ms / 1000))} MiB/s | ${lint.found} | — |`,

@@ -19,7 +19,9 @@ const DESCENDANTS = Number(process.env.BENCH_DESCENDANTS ?? 100_000);
 // --- HTTP: minting and introspection -------------------------------------
 const { addr, rootToken, call, stop } = await startCustos();
 await call('PUT', '/v1/policies/bench', {
-  policy: 'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/bench/");',
+  policy:
+    'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/bench/");\n' +
+    'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
 });
 await call('PUT', '/v1/roles/agent', { policies: ['bench'], max_ttl: '1h', max_depth: 4 });
 const coordinator = await call('POST', '/v1/roles/agent/tasks', { ttl: '50m' });

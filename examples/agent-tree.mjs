@@ -66,7 +66,9 @@ try {
     token: operator,
     body: {
       policy:
-        'permit(principal, action in [Custos::Action::"read", Custos::Action::"list"], resource in Custos::Path::"kv/research/");\n',
+        'permit(principal, action in [Custos::Action::"read", Custos::Action::"list"], resource in Custos::Path::"kv/research/");\n' +
+        // Delegation is an action too: this role's tasks may mint children.
+        'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");\n',
     },
   });
   expect('policy research-read written', policy.status === 200);
@@ -92,16 +94,22 @@ try {
   const coordinator = { name: 'coordinator', token: login.body.token, id: login.body.task_id };
 
   console.log('\n3. It delegates narrower slices, two levels down');
-  const r = await delegate(coordinator.token, 'read:kv/research/*', '8m');
-  expect('researcher task minted with read:kv/research/*', r.status === 200);
+  // The researcher's slice includes `delegate:`, so it may hand a narrower slice on.
+  const r = await delegate(coordinator.token, 'read:kv/research/* delegate:sys/tasks/*', '8m');
+  expect('researcher task minted with read:kv/research/* delegate:sys/tasks/*', r.status === 200);
   const researcher = { name: 'researcher', token: r.body.access_token, id: r.body.task_id };
   const s = await delegate(researcher.token, 'read:kv/research/papers/*', '5m');
   expect('summarizer task minted with read:kv/research/papers/*', s.status === 200);
   const summarizer = { name: 'summarizer', token: s.body.access_token, id: s.body.task_id };
-  const wider = await delegate(summarizer.token, 'read:kv/research/*', '1m');
+  const wider = await delegate(researcher.token, 'read:kv/*', '1m');
   expect(
-    'summarizer cannot mint a wider child (CUSTOS_ERR_SCOPE_EXCEEDS_PARENT)',
+    'researcher cannot mint a wider child (CUSTOS_ERR_SCOPE_EXCEEDS_PARENT)',
     wider.status === 403 && wider.body.custos_code === 'CUSTOS_ERR_SCOPE_EXCEEDS_PARENT',
+  );
+  const further = await delegate(summarizer.token, 'read:kv/research/papers/*', '1m');
+  expect(
+    'summarizer, whose slice has no delegate:, cannot mint children at all',
+    further.status === 403 && further.body.custos_code === 'CUSTOS_ERR_PERMISSION_DENIED',
   );
 
   console.log('\n4. Each agent reads only its slice');

@@ -100,7 +100,8 @@ try {
     body: {
       policy:
         'permit(principal, action == Custos::Action::"issue", resource in Custos::Path::"warehouse/");\n' +
-        'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/pipeline/");\n',
+        'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/pipeline/");\n' +
+        'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");\n',
     },
   });
   await api('PUT', '/v1/roles/etl-agent', {

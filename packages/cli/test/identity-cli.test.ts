@@ -29,7 +29,8 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     const policy = join(h.dir, 'team.cedar');
     writeFileSync(
       policy,
-      'permit(principal, action in [Custos::Action::"read", Custos::Action::"list"], resource in Custos::Path::"kv/team/");\n',
+      'permit(principal, action in [Custos::Action::"read", Custos::Action::"list"], resource in Custos::Path::"kv/team/");\n' +
+        'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");\n',
     );
     await ok(['policy', 'write', 'team-read', policy]);
     for (const path of ['kv/team/a/x', 'kv/team/b/y']) await ok(['secret', 'put', path, `k=${fake('v')}`]);
@@ -150,7 +151,9 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
   it('task delegate: a narrower child works, a wider one is refused; tree shows three levels; revoking the root kills them', async () => {
     const root = await login();
     const child = (
-      await ok(['task', 'delegate', '--scope', 'read:kv/team/a/*', '--ttl', '5m'], { token: root.token })
+      await ok(['task', 'delegate', '--scope', 'read:kv/team/a/* delegate:sys/tasks/*', '--ttl', '5m'], {
+        token: root.token,
+      })
     ).trim();
     expect(child.split('.')).toHaveLength(3);
     expect((await h.cli(['secret', 'get', 'kv/team/a/x'], { token: child })).code).toBe(0);
@@ -165,18 +168,27 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     expect(longer.stderr).toMatch(/^custos: CUSTOS_ERR_TTL_EXCEEDS_PARENT /);
 
     const grandchild = JSON.parse(
-      await ok(['task', 'delegate', '--scope', 'read:kv/team/a/x', '--ttl', '1m', '--json'], { token: child }),
+      await ok(['task', 'delegate', '--scope', 'read:kv/team/a/x delegate:sys/tasks/*', '--ttl', '1m', '--json'], {
+        token: child,
+      }),
     );
-    expect(grandchild).toMatchObject({ scope: 'read:kv/team/a/x', task_id: expect.stringMatching(/^tsk_/) });
+    expect(grandchild).toMatchObject({
+      scope: 'read:kv/team/a/x delegate:sys/tasks/*',
+      task_id: expect.stringMatching(/^tsk_/),
+    });
     const tooDeep = await h.cli(['task', 'delegate'], { token: grandchild.access_token });
     expect(tooDeep.stderr).toMatch(/^custos: CUSTOS_ERR_DELEGATION_DEPTH /);
 
     const tree = (await ok(['task', 'tree', root.task_id])).trimEnd().split('\n');
     expect(tree).toHaveLength(3);
     expect(tree[0]).toMatch(new RegExp(`^${root.task_id}  enricher  depth=0  active  scope=`));
-    expect(tree[1]).toMatch(/^└─ tsk_\S+ {2}enricher {2}depth=1 {2}active {2}scope=read:kv\/team\/a\/\* {2}expires=/);
+    expect(tree[1]).toMatch(
+      /^└─ tsk_\S+ {2}enricher {2}depth=1 {2}active {2}scope=read:kv\/team\/a\/\* delegate:sys\/tasks\/\* {2}expires=/,
+    );
     expect(tree[2]).toMatch(
-      new RegExp(`^   └─ ${grandchild.task_id}  enricher  depth=2  active  scope=read:kv/team/a/x  expires=`),
+      new RegExp(
+        `^   └─ ${grandchild.task_id}  enricher  depth=2  active  scope=read:kv/team/a/x delegate:sys/tasks/\\*  expires=`,
+      ),
     );
     const treeJson = JSON.parse(await ok(['task', 'tree', root.task_id, '--json']));
     expect(treeJson.tasks.map((t: { depth: number }) => t.depth)).toEqual([0, 1, 2]);

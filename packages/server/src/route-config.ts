@@ -13,8 +13,14 @@ export type RouteAccess =
   | { kind: 'self' }
   /** An operator token, acting on itself (operator-token routes a task may not use). */
   | { kind: 'operator-self' }
-  /** A policy check: `action` on the resource path computed from the request. */
-  | { kind: 'policy'; action: PolicyAction; resource: (request: FastifyRequest) => string };
+  /**
+   * A policy check: `action` on the resource path computed from the request.
+   * `operatorOnly`: configuration that only operator tokens may change (roles,
+   * policies, engines, seal): a task — an agent's delegated identity — is
+   * refused whatever its policies say, so an agent can never mint identities
+   * or grants outside its own subtree.
+   */
+  | { kind: 'policy'; action: PolicyAction; resource: (request: FastifyRequest) => string; operatorOnly?: boolean };
 
 /** The authenticated caller, set by the auth plugin. */
 export type AuthContext = Principal;

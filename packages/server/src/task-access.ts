@@ -45,3 +45,21 @@ export function callingTask(request: FastifyRequest): TaskTokenSubject {
   }
   return principal.task;
 }
+
+/**
+ * Delegation is an action like any other: the parent task's scope and its
+ * role's policies must allow `delegate` on `sys/tasks/<parent id>`, so a role
+ * may forbid it (`forbid(… action == Custos::Action::"delegate" …) when {
+ * context.depth >= 1 }`), and a task whose scope names no `delegate:` entry
+ * cannot mint children at all. `max_depth` still caps the depth.
+ */
+export function authorizeDelegation(request: FastifyRequest, node: CustosNode, parent: TaskTokenSubject): void {
+  const principal = request.auth;
+  const path = `sys/tasks/${parent.task_id}`;
+  request.resourcePath = path;
+  const allowed =
+    principal?.kind === 'task' &&
+    node.services().authorize(principal, 'delegate', path, { sourceIp: request.ip, now: new Date() }).allowed;
+  request.decision = allowed ? 'allow' : 'deny';
+  if (!allowed) throw new PermissionDeniedError();
+}

@@ -76,7 +76,9 @@ describe.skipIf(!hasPostgres())('dynamic PostgreSQL credentials leased to tasks'
       method: 'PUT',
       url: '/v1/policies/db-read',
       payload: {
-        policy: 'permit(principal, action == Custos::Action::"issue", resource in Custos::Path::"pg-main/");',
+        policy:
+          'permit(principal, action == Custos::Action::"issue", resource in Custos::Path::"pg-main/");\n' +
+          'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
       },
     });
     expect(policy.statusCode).toBe(200);

@@ -48,7 +48,9 @@ describe.skipIf(!hasPostgres())('rotation with stages and task pinning', () => {
       method: 'PUT',
       url: '/v1/policies/pipeline-read',
       payload: {
-        policy: 'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/pipeline/");',
+        policy:
+          'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/pipeline/");\n' +
+          'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
       },
     });
     const role = await s.call({

@@ -44,7 +44,8 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
       url: '/v1/policies/team-data',
       payload: {
         policy:
-          'permit(principal, action in [Custos::Action::"read", Custos::Action::"list"], resource in Custos::Path::"kv/team/");',
+          'permit(principal, action in [Custos::Action::"read", Custos::Action::"list"], resource in Custos::Path::"kv/team/");\n' +
+          'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
       },
     });
     const role = await s.call({
@@ -81,10 +82,17 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
 
   it('delegates narrower children by RFC 8693 token exchange and refuses anything wider', async () => {
     const root = await login();
-    const child = await exchange(root.token, { scope: 'read:kv/team/a/*', ttl: '5m' });
+    // A child may delegate further only if its slice says so (`delegate:`).
+    const leaf = await exchange(root.token, { scope: 'read:kv/team/a/*', ttl: '5m' });
+    expect(leaf.statusCode).toBe(200);
+    const leafChild = await exchange(leaf.json().access_token, { scope: 'read:kv/team/a/x' });
+    expect(leafChild.statusCode).toBe(403);
+    expect(leafChild.json()).toMatchObject({ error: 'access_denied', custos_code: 'CUSTOS_ERR_PERMISSION_DENIED' });
+
+    const child = await exchange(root.token, { scope: 'read:kv/team/a/* delegate:sys/tasks/*', ttl: '5m' });
     expect(child.statusCode).toBe(200);
     const childToken = child.json().access_token as string;
-    expect(child.json()).toMatchObject({ token_type: 'Bearer', scope: 'read:kv/team/a/*' });
+    expect(child.json()).toMatchObject({ token_type: 'Bearer', scope: 'read:kv/team/a/* delegate:sys/tasks/*' });
     expect((await asTask(childToken, 'GET', 'kv/team/a/x')).statusCode).toBe(200);
     // the parent may read kv/team/b, the child's slice may not
     expect((await asTask(root.token, 'GET', 'kv/team/b/y')).statusCode).toBe(200);
@@ -96,7 +104,7 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
     const longer = await exchange(childToken, { ttl: '10m' });
     expect(longer.json().custos_code).toBe('CUSTOS_ERR_TTL_EXCEEDS_PARENT');
 
-    const grandchild = await exchange(childToken, { scope: 'read:kv/team/a/x', ttl: '1m' });
+    const grandchild = await exchange(childToken, { scope: 'read:kv/team/a/x delegate:sys/tasks/*', ttl: '1m' });
     expect(grandchild.statusCode).toBe(200);
     const tooDeep = await exchange(grandchild.json().access_token, { ttl: '30s' });
     expect(tooDeep.json().custos_code).toBe('CUSTOS_ERR_DELEGATION_DEPTH');
@@ -109,7 +117,7 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
     expect(protectedHeader.alg).toBe('EdDSA');
     expect(payload).toMatchObject({
       depth: 2,
-      scope: 'read:kv/team/a/x',
+      scope: 'read:kv/team/a/x delegate:sys/tasks/*',
       parent_task_id: child.json().task_id,
       act: { task_id: child.json().task_id, act: { task_id: root.task_id } },
     });
@@ -118,7 +126,7 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
 
   it('one revocation kills the whole tree at once; introspection reports it', async () => {
     const root = await login();
-    const child = (await exchange(root.token, { scope: 'read:kv/team/a/*' })).json();
+    const child = (await exchange(root.token, { scope: 'read:kv/team/a/* delegate:sys/tasks/*' })).json();
     const grandchild = (await exchange(child.access_token, { scope: 'read:kv/team/a/x' })).json();
     const introspect = (token: string) =>
       s.call({ method: 'POST', url: '/v1/oauth/introspect', payload: { token } }).then((r) => r.json());

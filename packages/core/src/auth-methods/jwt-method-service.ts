@@ -1,5 +1,5 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
-import { NotFoundError, ValidationError } from '../errors/index.js';
+import { NotFoundError, UnauthenticatedError, ValidationError } from '../errors/index.js';
 import { type JwtAuthConfig, JwtAuthMethod, validateJwtAuthConfig, type WorkloadIdentity } from '../identity/index.js';
 import type { Storage } from '../ports/storage.js';
 import type { Role } from '../tasks/index.js';
@@ -55,7 +55,8 @@ export class JwtMethodService {
   async login(role: Role, jwt: string, methodName: string | undefined): Promise<WorkloadIdentity> {
     const allowed = role.jwt_methods.length > 0 ? role.jwt_methods : await this.list();
     const name = methodName ?? (allowed.length === 1 ? allowed[0] : undefined);
-    if (!name || !allowed.includes(name)) throw new ValidationError('Name the JWT method (--method).');
+    // No hint about which methods exist: an anonymous caller learns only the code.
+    if (!name || !allowed.includes(name)) throw new UnauthenticatedError();
     const config = await this.read(name);
     const json = JSON.stringify(config);
     let cached = this.#verifiers.get(name);

@@ -316,7 +316,13 @@ export class CustosNode {
             type: 'Task',
             id: task.task_id,
             attrs: { role: role.name, depth: task.depth },
-            parents: task.chain.slice(0, -1).map((id) => ({ type: 'Task' as const, id })),
+            // `principal in Custos::Identity::"<sub>"` and `principal in
+            // Custos::Task::"<ancestor>"` both hold for a task, so rules on
+            // an identity or a subtree apply to every delegated child.
+            parents: [
+              { type: 'Identity' as const, id: task.sub },
+              ...task.chain.slice(0, -1).map((id) => ({ type: 'Task' as const, id })),
+            ],
           },
           policies: role.policies,
           action,

@@ -21,8 +21,14 @@ export interface EngineServiceDeps {
 /** Validates an engine or role name (also a path segment of `issue:<engine>/<role>`). */
 export function validateEngineName(name: string, what = 'engine'): string {
   if (!NAME.test(name)) throw new ValidationError(`The ${what} name is 1–63 of a-z, 0-9, _ and -.`);
+  // `<engine>/<role>` is a policy resource: an engine named like a reserved
+  // root (`kv`, `sys`) would overlap secret or system paths in policies.
+  if (what === 'engine' && RESERVED_ENGINE_NAMES.has(name)) {
+    throw new ValidationError(`The engine name ${name} is reserved.`);
+  }
   return name;
 }
+const RESERVED_ENGINE_NAMES = new Set(['kv', 'sys', 'auth', 'tasks', 'engines', 'leases']);
 
 /** The engine role as the engine port wants it. */
 export function toEngineRole(record: EngineRoleRecord): EngineRolePort {

@@ -82,6 +82,12 @@ function validateRole(role: Role): void {
     throw new ValidationError(`max_depth is 0 to ${MAX_DELEGATION_DEPTH}.`);
   }
   for (const cidr of role.bound_cidrs) parseCidr(cidr);
+  // A platform's identity tokens are issued to every workload on it (every
+  // repository of a CI provider, every pod of a cluster): a role open to JWT
+  // logins must say which of them it is for.
+  if (role.auth.includes('jwt') && Object.keys(role.bound_claims).length === 0) {
+    throw new ValidationError('A role that allows jwt logins needs bound_claims (e.g. sub, repository, namespace).');
+  }
   for (const [claim, values] of Object.entries(role.bound_claims)) {
     if (!claim || !Array.isArray(values) || values.length === 0 || values.some((v) => typeof v !== 'string')) {
       throw new ValidationError('bound_claims maps a claim to a list of values.');

@@ -4,6 +4,7 @@ import {
   AuditUnavailableError,
   type CustosNode,
   type Principal,
+  SealedError,
 } from '@custos/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
@@ -34,7 +35,16 @@ export function registerAudit(app: FastifyInstance, node: CustosNode): void {
   });
 
   app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-    if (node.sealed || request.routeOptions.config.unaudited) return payload;
+    if (request.routeOptions.config.unaudited) return payload;
+    if (node.sealed) {
+      if (request.routeOptions.config.whileSealed || reply.statusCode === 204 || request.is404) return payload;
+      // Sealed while this request was in flight (a concurrent seal): its
+      // response can no longer be audited, so it is not sent.
+      const sealed = new SealedError();
+      reply.code(sealed.status);
+      reply.header('content-type', 'application/json; charset=utf-8');
+      return JSON.stringify({ error: sealed.toJSON() });
+    }
     try {
       await record(node, event(request, reply, 'response'));
       return payload;

@@ -43,6 +43,10 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
     }
     const path = access.resource(request);
     request.resourcePath = path;
+    if (access.operatorOnly && principal.kind !== 'operator') {
+      request.decision = 'deny';
+      throw new PermissionDeniedError();
+    }
     const decision = services.authorize(principal, access.action, path, { sourceIp: request.ip, now: new Date() });
     request.decision = decision.allowed ? 'allow' : 'deny';
     if (!decision.allowed) throw new PermissionDeniedError();

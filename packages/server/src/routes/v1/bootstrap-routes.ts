@@ -1,12 +1,5 @@
 import { BlockList, isIPv4 } from 'node:net';
-import {
-  CustosError,
-  type CustosNode,
-  parseDuration,
-  principalName,
-  type Role,
-  UnauthenticatedError,
-} from '@custos/core';
+import { type CustosNode, parseDuration, principalName, type Role, UnauthenticatedError } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { nameParams, roleAllowing, roleResource, ttlBody } from './route-params.js';
 import { issuedView, type StartBody, startBodySchema, startTask } from './task-routes.js';
@@ -19,7 +12,9 @@ export const loginLimit = { max: 60, timeWindow: '1 minute' };
  * Refusals say only the code: which binding failed is for the audit log.
  */
 export function checkLogin(role: Role, method: 'bootstrap' | 'jwt' | 'cert', request: FastifyRequest): void {
-  if (!role.auth.includes(method)) throw new CustosError('CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED');
+  // Refusals at login are all the same UNAUTHENTICATED: an anonymous caller
+  // must not learn which roles exist or how they may be entered.
+  if (!role.auth.includes(method)) throw new UnauthenticatedError();
   if (role.bound_cidrs.length > 0) {
     const list = new BlockList();
     for (const cidr of role.bound_cidrs) {
@@ -34,7 +29,7 @@ export function checkLogin(role: Role, method: 'bootstrap' | 'jwt' | 'cert', req
 /** `/v1/roles/:name/bootstrap` and `/v1/auth/bootstrap/login`: single-use secure introduction. */
 export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   app.post<{ Params: { name: string }; Body: { ttl?: string } }>('/roles/:name/bootstrap', {
-    config: { access: { kind: 'policy', action: 'issue', resource: roleResource } },
+    config: { access: { kind: 'policy', action: 'issue', resource: roleResource, operatorOnly: true } },
     schema: {
       tags: ['auth'],
       summary: 'Create a single-use bootstrap token for a freshly spawned agent of this role',

@@ -41,7 +41,7 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
   });
 
   app.put<{ Params: { name: string }; Body: { type: string; url: string } }>('/engines/:name', {
-    config: { access: { kind: 'policy', action: 'write', resource: engineResource } },
+    config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
     schema: {
       tags: ['engines'],
       summary: 'Add or replace an engine (its connection is verified first; the URL is never returned)',
@@ -66,7 +66,7 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
   });
 
   app.delete<{ Params: { name: string } }>('/engines/:name', {
-    config: { access: { kind: 'policy', action: 'delete', resource: engineResource } },
+    config: { access: { kind: 'policy', action: 'delete', resource: engineResource, operatorOnly: true } },
     schema: { tags: ['engines'], summary: 'Delete an engine and its roles', params: nameParams },
     handler: async (request, reply) => {
       await engines().delete(request.params.name);
@@ -75,7 +75,7 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
   });
 
   app.post<{ Params: { name: string } }>('/engines/:name/rotate-root', {
-    config: { access: { kind: 'policy', action: 'rotate', resource: engineResource } },
+    config: { access: { kind: 'policy', action: 'rotate', resource: engineResource, operatorOnly: true } },
     schema: { tags: ['engines'], summary: 'Replace the admin password custos connects with', params: nameParams },
     handler: async (request) => engines().rotateRoot(request.params.name),
   });
@@ -87,7 +87,7 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
   });
 
   app.put<{ Params: { name: string; role: string }; Body: RoleBody }>('/engines/:name/roles/:role', {
-    config: { access: { kind: 'policy', action: 'write', resource: roleResource } },
+    config: { access: { kind: 'policy', action: 'write', resource: roleResource, operatorOnly: true } },
     schema: {
       tags: ['engines'],
       summary: 'Write a role (statements are checked against the database in a rolled-back transaction)',
@@ -122,7 +122,7 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
   });
 
   app.delete<{ Params: { name: string; role: string } }>('/engines/:name/roles/:role', {
-    config: { access: { kind: 'policy', action: 'delete', resource: roleResource } },
+    config: { access: { kind: 'policy', action: 'delete', resource: roleResource, operatorOnly: true } },
     schema: { tags: ['engines'], summary: 'Delete a role', params: roleParams },
     handler: async (request, reply) => {
       await engines().deleteRole(request.params.name, request.params.role);

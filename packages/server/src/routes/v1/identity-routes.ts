@@ -32,7 +32,7 @@ interface JwtMethodBody {
  */
 export async function identityRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   app.put<{ Params: { name: string }; Body: JwtMethodBody }>('/auth/jwt/methods/:name', {
-    config: { access: { kind: 'policy', action: 'admin', resource: methodResource } },
+    config: { access: { kind: 'policy', action: 'admin', resource: methodResource, operatorOnly: true } },
     schema: {
       tags: ['auth'],
       summary: 'Configure a JWT federation method (issuer, JWKS URL or keys, audience)',
@@ -87,7 +87,7 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
   });
 
   app.delete<{ Params: { name: string } }>('/auth/jwt/methods/:name', {
-    config: { access: { kind: 'policy', action: 'admin', resource: methodResource } },
+    config: { access: { kind: 'policy', action: 'admin', resource: methodResource, operatorOnly: true } },
     schema: { tags: ['auth'], summary: 'Delete a JWT method', params: nameParams },
     handler: async (request, reply) => {
       await node.services().jwtMethods.delete(request.params.name);
@@ -130,7 +130,7 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
   });
 
   app.post<{ Params: { name: string }; Body: { ttl?: string } }>('/roles/:name/certs', {
-    config: { access: { kind: 'policy', action: 'issue', resource: roleResource } },
+    config: { access: { kind: 'policy', action: 'issue', resource: roleResource, operatorOnly: true } },
     schema: {
       tags: ['auth'],
       summary: 'Issue a short-lived mTLS client certificate (SPIFFE URI SAN) for an agent of this role',

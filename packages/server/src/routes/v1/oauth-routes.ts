@@ -1,7 +1,8 @@
-import { type CustosNode, isCustosError, parseDuration } from '@custos/core';
+import { type CustosNode, isCustosError, parseDuration, UnauthenticatedError } from '@custos/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestUrl } from '../../plugins/auth-plugin.js';
 import { toCustosError } from '../../plugins/error-handler.js';
+import { authorizeDelegation } from '../../task-access.js';
 import { taskSubject } from './bootstrap-routes.js';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -16,6 +17,7 @@ const OAUTH_ERRORS: Record<string, string> = {
   CUSTOS_ERR_TTL_EXCEEDS_PARENT: 'invalid_request',
   CUSTOS_ERR_DELEGATION_DEPTH: 'invalid_request',
   CUSTOS_ERR_UNAUTHENTICATED: 'invalid_grant',
+  CUSTOS_ERR_PERMISSION_DENIED: 'access_denied',
   CUSTOS_ERR_DPOP_REQUIRED: 'invalid_dpop_proof',
 };
 
@@ -97,15 +99,16 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
         url: requestUrl(request, services.issuer),
         ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
       });
-      const role = await services.roles.read(parent.role).catch(() => undefined);
-      if (role) request.auth = { kind: 'task', task: parent, role };
+      const role = await services.roles.find(parent.role);
+      // A task whose role was deleted died with it.
+      if (!role) throw new UnauthenticatedError();
+      request.auth = { kind: 'task', task: parent, role };
+      authorizeDelegation(request, node, parent);
       const issued = await services.tasks.delegate(parent, {
         ...(b.scope ? { scope: b.scope } : {}),
         ...(b.ttl ? { ttlMs: parseDuration(b.ttl) } : {}),
         ...(b.dpop_jkt ? { jkt: b.dpop_jkt } : {}),
       });
-      request.resourcePath = `sys/tasks/${issued.task.id}`;
-      request.decision = 'allow';
       return {
         access_token: issued.token,
         issued_token_type: JWT_TYPE,

@@ -21,7 +21,7 @@ export async function policyRoutes(app: FastifyInstance, { node }: { node: Custo
   });
 
   app.put<{ Params: { name: string }; Body: { policy: string } }>('/policies/:name', {
-    config: { access: { kind: 'policy', action: 'write', resource: policyResource } },
+    config: { access: { kind: 'policy', action: 'write', resource: policyResource, operatorOnly: true } },
     schema: {
       tags: ['policies'],
       summary: 'Create or replace a policy (Cedar text; parsed and validated on write)',
@@ -42,7 +42,7 @@ export async function policyRoutes(app: FastifyInstance, { node }: { node: Custo
   });
 
   app.delete<{ Params: { name: string } }>('/policies/:name', {
-    config: { access: { kind: 'policy', action: 'delete', resource: policyResource } },
+    config: { access: { kind: 'policy', action: 'delete', resource: policyResource, operatorOnly: true } },
     schema: { tags: ['policies'], summary: 'Delete a policy', params: nameParams },
     handler: async (request, reply) => {
       await policies().delete(request.params.name);

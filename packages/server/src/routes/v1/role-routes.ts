@@ -1,4 +1,4 @@
-import { type CustosNode, parseDuration, type Role, type RoleInput } from '@custos/core';
+import { type CustosNode, PermissionDeniedError, parseDuration, type Role, type RoleInput } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
 import { nameParams, roleResource } from './route-params.js';
 
@@ -28,7 +28,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
   const roles = () => node.services().roles;
 
   app.put<{ Params: { name: string }; Body: RoleBody }>('/roles/:name', {
-    config: { access: { kind: 'policy', action: 'write', resource: roleResource } },
+    config: { access: { kind: 'policy', action: 'write', resource: roleResource, operatorOnly: true } },
     schema: {
       tags: ['roles'],
       summary: 'Create or replace a role (agent type)',
@@ -56,6 +56,13 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
     },
     handler: async (request) => {
       const b = request.body;
+      // Writing a role hands its policies to every agent that gets in as it:
+      // like minting a token, a caller may attach only policies it holds
+      // itself (the root token may attach any).
+      const principal = request.auth;
+      if (principal?.kind === 'operator' && !principal.token.root) {
+        if (b.policies.some((p) => !principal.token.policies.includes(p))) throw new PermissionDeniedError();
+      }
       const input: RoleInput = {
         policies: b.policies,
         ...(b.max_ttl ? { max_ttl_ms: parseDuration(b.max_ttl) } : {}),
@@ -90,7 +97,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
   });
 
   app.delete<{ Params: { name: string } }>('/roles/:name', {
-    config: { access: { kind: 'policy', action: 'delete', resource: roleResource } },
+    config: { access: { kind: 'policy', action: 'delete', resource: roleResource, operatorOnly: true } },
     schema: { tags: ['roles'], summary: 'Delete a role (its tasks stop working)', params: nameParams },
     handler: async (request, reply) => {
       await roles().delete(request.params.name);

@@ -51,7 +51,7 @@ export async function rotationRoutes(app: FastifyInstance, { node }: { node: Cus
   app.put<{ Params: { '*': string }; Body: { rotator: RotatorConfig; every?: string; cron?: string; grace?: string } }>(
     '/rotation/*',
     {
-      config: { access: { kind: 'policy', action: 'rotate', resource: secretPath } },
+      config: { access: { kind: 'policy', action: 'rotate', resource: secretPath, operatorOnly: true } },
       schema: {
         tags: ['secrets'],
         summary: 'Set the rotation policy of a secret (rotator, every or cron schedule, grace for previous)',

@@ -74,7 +74,7 @@ export async function sysRoutes(app: FastifyInstance, { node }: { node: CustosNo
   });
 
   app.post('/sys/seal', {
-    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/seal' } },
+    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/seal', operatorOnly: true } },
     schema: { tags: ['sys'], summary: 'Seal: drop every key from memory' },
     handler: async (_request, reply) => {
       // The request event was recorded before this runs (audit plugin); once
@@ -85,7 +85,7 @@ export async function sysRoutes(app: FastifyInstance, { node }: { node: CustosNo
   });
 
   app.post('/sys/rotate', {
-    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/keyring' } },
+    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/keyring', operatorOnly: true } },
     schema: { tags: ['sys'], summary: 'Add a new keyring term; new writes use it, old data stays readable' },
     handler: async () => node.rotateKeyring(),
   });
@@ -94,7 +94,7 @@ export async function sysRoutes(app: FastifyInstance, { node }: { node: CustosNo
 /** `POST /v1/sys/task-keys/rotate`: a new task-token signing key; old keys stay in the JWKS while their tokens can live. */
 export async function taskKeyRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   app.post('/sys/task-keys/rotate', {
-    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/task-keys' } },
+    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/task-keys', operatorOnly: true } },
     schema: { tags: ['sys'], summary: 'Rotate the task-token signing key' },
     handler: async () => {
       // A token signed by the old key lives at most MAX_TASK_TTL_MS; other

@@ -8,7 +8,7 @@ import {
   type TaskState,
 } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
-import { authorizeTaskAccess, callingTask } from '../../task-access.js';
+import { authorizeDelegation, authorizeTaskAccess, callingTask } from '../../task-access.js';
 import { roleResource } from './route-params.js';
 
 const idParams = {
@@ -83,7 +83,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
   const tasks = () => node.services().tasks;
 
   app.post<{ Params: { name: string }; Body: StartBody }>('/roles/:name/tasks', {
-    config: { access: { kind: 'policy', action: 'issue', resource: roleResource } },
+    config: { access: { kind: 'policy', action: 'issue', resource: roleResource, operatorOnly: true } },
     schema: { tags: ['tasks'], summary: 'Start a root task of a role (operator)', body: startBodySchema },
     handler: async (request) => {
       const role = await node.services().roles.read(request.params.name);
@@ -103,6 +103,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
       },
       handler: async (request) => {
         const parent = callingTask(request);
+        authorizeDelegation(request, node, parent);
         const b = request.body ?? {};
         return issuedView(
           await tasks().delegate(parent, {
@@ -189,7 +190,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
   });
 
   app.post<{ Params: { accessor: string }; Body: { ttl: string } }>('/tasks/accessors/:accessor/extend', {
-    config: { access: { kind: 'policy', action: 'write', resource: () => 'sys/tasks' } },
+    config: { access: { kind: 'policy', action: 'write', resource: () => 'sys/tasks', operatorOnly: true } },
     schema: {
       tags: ['tasks'],
       summary: 'Extend a task, within its role’s max TTL and its parent’s expiry',

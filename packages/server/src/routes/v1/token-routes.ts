@@ -20,7 +20,10 @@ export async function tokenRoutes(app: FastifyInstance, { node }: { node: Custos
   const tokens = () => node.services().tokens;
 
   app.post<{ Body: { policies: string[]; ttl: string; display_name?: string } }>('/auth/token/create', {
-    config: { access: { kind: 'policy', action: 'write', resource: () => 'sys/tokens' }, rateLimit: authLimit },
+    config: {
+      access: { kind: 'policy', action: 'write', resource: () => 'sys/tokens', operatorOnly: true },
+      rateLimit: authLimit,
+    },
     schema: {
       tags: ['auth'],
       summary: 'Create a token holding some of the caller’s policies',
