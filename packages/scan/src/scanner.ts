@@ -11,6 +11,9 @@ import { fileSource, type ReadMeter } from './source/byte-source.js';
 import type { VaultFingerprints } from './vault/vault-fingerprints.js';
 import { walkTree } from './walk/tree-walker.js';
 
+/** Files opened and read concurrently (memory stays bounded by the per-file limits times this). */
+const FILES_IN_FLIGHT = 4;
+
 /** Progress of a running scan, for a progress bar. */
 export interface ScanProgress {
   readonly filesDone: number;
@@ -66,29 +69,42 @@ export async function scanPaths(paths: readonly string[], options: ScanOptions =
   const bytesTotal = files.reduce((n, f) => n + f.size, 0);
   let bytesDone = 0;
   let filesDone = 0;
-  for (const file of files) {
-    const session = new FileSession(file.display, matcher, limits);
-    let handle: Awaited<ReturnType<typeof open>> | undefined;
-    try {
-      handle = await open(file.absolute, 'r');
-      const { size } = await handle.stat();
-      await session.run(fileSource(handle, size, meter), basename(file.absolute));
-    } catch (err) {
-      errors.push({
-        kind: 'error',
-        code: 'SCAN_ERR_READ',
-        file: file.display,
-        location: [],
-        message: `could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      });
-    } finally {
-      await handle?.close();
+  // A few files in flight at once: while one is being matched (CPU), the
+  // next ones are opened and read (I/O on the thread pool). Results are
+  // collected per file and joined in walk order, so reports are stable.
+  const perFile: Array<{ findings: ScanFinding[]; errors: ScanErrorEntry[] }> = new Array(files.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < files.length; i = next++) {
+      const file = files[i]!;
+      const session = new FileSession(file.display, matcher, limits);
+      let handle: Awaited<ReturnType<typeof open>> | undefined;
+      const fileErrors: ScanErrorEntry[] = [];
+      try {
+        handle = await open(file.absolute, 'r');
+        const { size } = await handle.stat();
+        await session.run(fileSource(handle, size, meter), basename(file.absolute));
+      } catch (err) {
+        fileErrors.push({
+          kind: 'error',
+          code: 'SCAN_ERR_READ',
+          file: file.display,
+          location: [],
+          message: `could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        });
+      } finally {
+        await handle?.close();
+      }
+      perFile[i] = { findings: session.findings, errors: [...fileErrors, ...session.errors] };
+      filesDone++;
+      bytesDone += file.size;
+      options.onProgress?.({ filesDone, filesTotal: files.length, bytesDone, bytesTotal });
     }
-    findings.push(...session.findings);
-    errors.push(...session.errors);
-    filesDone++;
-    bytesDone += file.size;
-    options.onProgress?.({ filesDone, filesTotal: files.length, bytesDone, bytesTotal });
+  };
+  await Promise.all(Array.from({ length: Math.min(FILES_IN_FLIGHT, files.length) }, worker));
+  for (const result of perFile) {
+    findings.push(...result.findings);
+    errors.push(...result.errors);
   }
   const { kept, accepted } = options.baseline
     ? applyBaseline(findings, options.baseline)

@@ -81,4 +81,28 @@ describe('no escalation through roles, tasks or logins', () => {
     });
     expect(engine.statusCode).toBe(400);
   });
+
+  it('revoking a token revokes the tokens it created', async () => {
+    await s.call({
+      method: 'PUT',
+      url: '/v1/policies/maker',
+      payload: {
+        policy: 'permit(principal, action == Custos::Action::"write", resource == Custos::Path::"sys/tokens");',
+      },
+    });
+    const parent = (
+      await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: ['maker'], ttl: '10m' } })
+    ).json();
+    const child = (
+      await s.call({
+        method: 'POST',
+        url: '/v1/auth/token/create',
+        token: parent.token,
+        payload: { policies: ['maker'], ttl: '5m' },
+      })
+    ).json();
+    expect((await s.call({ method: 'GET', url: '/v1/auth/token/self', token: child.token })).statusCode).toBe(200);
+    await s.call({ method: 'POST', url: '/v1/auth/token/revoke-accessor', payload: { accessor: parent.accessor } });
+    expect((await s.call({ method: 'GET', url: '/v1/auth/token/self', token: child.token })).statusCode).toBe(401);
+  });
 });

@@ -12,6 +12,8 @@ import type { CreateTokenOptions, IssuedToken, TokenEntry } from './token-types.
 
 const TOKENS = 'token';
 const ACCESSORS = 'token.accessor';
+/** `<creator accessor>/<child accessor>`: revoking a token revokes the tokens it created. */
+const CHILDREN = 'token.child';
 /** Recognisable prefix: redaction and scanners can find leaked custos tokens. */
 export const TOKEN_PREFIX = 'cus_';
 const TOKEN_SHAPE = /^cus_[A-Za-z0-9_-]{43}$/;
@@ -86,6 +88,9 @@ export class TokenService {
       await entries.put(ACCESSORS, entry.accessor, sealJson(this.#cipher, ACCESSORS, entry.accessor, { id }), {
         expiresAt,
       });
+      if (creator) {
+        await entries.put(CHILDREN, `${creator.accessor}/${entry.accessor}`, new Uint8Array(0), { expiresAt });
+      }
     });
     return { token, entry };
   }
@@ -120,13 +125,23 @@ export class TokenService {
     return entry;
   }
 
-  /** Revokes by accessor; the token stops working at once on this store. */
+  /**
+   * Revokes by accessor; the token stops working at once on this store, and
+   * so does every token it created (and theirs): a compromised token cannot
+   * leave working tokens behind.
+   */
   async revokeAccessor(accessor: string): Promise<void> {
     const id = await this.#idForAccessor(accessor);
     await this.#storage.transaction(async ({ entries }) => {
       await entries.delete(TOKENS, id);
       await entries.delete(ACCESSORS, accessor);
     });
+    for (const key of await this.#storage.entries.list(CHILDREN, `${accessor}/`, { limit: 10_000 })) {
+      await this.revokeAccessor(key.slice(accessor.length + 1)).catch((e: unknown) => {
+        if (!(e instanceof NotFoundError)) throw e; // already gone or expired
+      });
+      await this.#storage.entries.delete(CHILDREN, key);
+    }
   }
 
   /** Deletes expired tokens; returns how many. Safe to run on several nodes. */
@@ -143,6 +158,9 @@ export class TokenService {
     }
     for (const id of await this.#storage.entries.listExpired(TOKENS, now, limit)) {
       if (await this.#storage.entries.delete(TOKENS, id)) reaped++;
+    }
+    for (const key of await this.#storage.entries.listExpired(CHILDREN, now, limit)) {
+      await this.#storage.entries.delete(CHILDREN, key);
     }
     return reaped;
   }

@@ -20,8 +20,16 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
       const stream = new PassThrough();
       const send = async (event: CustosEvent) => {
         if (!principal) return;
-        // A task ended or revoked after subscribing hears nothing more.
-        if (principal.kind === 'task' && !(await services.tasks.isActive(principal.task.chain)).active) {
+        // A task ended or revoked, or an operator token revoked or expired,
+        // after subscribing hears nothing more.
+        const live =
+          principal.kind === 'task'
+            ? (await services.tasks.isActive(principal.task.chain)).active
+            : await services.tokens.lookupAccessor(principal.token.accessor).then(
+                () => true,
+                () => false,
+              );
+        if (!live) {
           stop();
           return;
         }
