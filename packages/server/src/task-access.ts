@@ -10,7 +10,7 @@ import type { FastifyRequest } from 'fastify';
 
 /**
  * Access to a task by someone other than the policy plugin can decide up
- * front: an operator needs `action` on `sys/tasks` by policy; a task may act
+ * front: an operator needs `action` on `sys/tasks/<id>` by policy; a task may act
  * only on itself and its descendants (its subtree), never on its parent or a
  * sibling. The decision is recorded on the request for the audit event.
  */
@@ -26,9 +26,11 @@ export async function authorizeTaskAccess(
   if (principal?.kind === 'task') {
     allowed = target.chain.includes(principal.task.task_id);
   } else if (principal?.kind === 'operator') {
+    // The path checked is the path audited: a policy can grant one task
+    // (`sys/tasks/<id>`) or all of them (`resource in Custos::Path::"sys/tasks/"`).
     allowed = node
       .services()
-      .authorize(principal, action, 'sys/tasks', { sourceIp: request.ip, now: new Date() }).allowed;
+      .authorize(principal, action, request.resourcePath, { sourceIp: request.ip, now: new Date() }).allowed;
   } else {
     allowed = false;
   }

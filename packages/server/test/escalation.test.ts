@@ -105,4 +105,21 @@ describe('no escalation through roles, tasks or logins', () => {
     await s.call({ method: 'POST', url: '/v1/auth/token/revoke-accessor', payload: { accessor: parent.accessor } });
     expect((await s.call({ method: 'GET', url: '/v1/auth/token/self', token: child.token })).statusCode).toBe(401);
   });
+
+  it('an operator policy can grant one task by id (the path checked is the path audited)', async () => {
+    const one = (await s.call({ method: 'POST', url: '/v1/roles/worker/tasks', payload: { ttl: '5m' } })).json();
+    const other = (await s.call({ method: 'POST', url: '/v1/roles/worker/tasks', payload: { ttl: '5m' } })).json();
+    await s.call({
+      method: 'PUT',
+      url: '/v1/policies/one-task',
+      payload: {
+        policy: `permit(principal, action == Custos::Action::"read", resource == Custos::Path::"sys/tasks/${one.task_id}");`,
+      },
+    });
+    const token = (
+      await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: ['one-task'], ttl: '5m' } })
+    ).json().token;
+    expect((await s.call({ method: 'GET', url: `/v1/tasks/${one.task_id}`, token })).statusCode).toBe(200);
+    expect((await s.call({ method: 'GET', url: `/v1/tasks/${other.task_id}`, token })).statusCode).toBe(403);
+  });
 });

@@ -9,7 +9,8 @@ const idParams = {
 
 /**
  * Who may manage a lease: a task may manage the leases of itself and its
- * subtree; an operator needs `action` on `sys/leases` by policy. The decision
+ * subtree; an operator needs `action` on `sys/leases/<id>` (the listing:
+ * `sys/leases`) by policy. The decision
  * is recorded on the request for the audit event.
  */
 function authorizeLease(request: FastifyRequest, node: CustosNode, action: PolicyAction, lease?: LeaseView): void {
@@ -19,9 +20,11 @@ function authorizeLease(request: FastifyRequest, node: CustosNode, action: Polic
   if (principal?.kind === 'task') {
     allowed = lease ? lease.task_chain.includes(principal.task.task_id) : true;
   } else if (principal?.kind === 'operator') {
+    // The path checked is the path audited (`sys/leases/<id>`, or
+    // `sys/leases` for the listing).
     allowed = node
       .services()
-      .authorize(principal, action, 'sys/leases', { sourceIp: request.ip, now: new Date() }).allowed;
+      .authorize(principal, action, request.resourcePath, { sourceIp: request.ip, now: new Date() }).allowed;
   }
   request.decision = allowed ? 'allow' : 'deny';
   if (!allowed) throw new PermissionDeniedError();
