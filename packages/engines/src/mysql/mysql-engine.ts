@@ -5,6 +5,7 @@ import { credentialUrl } from '../credential-url.js';
 import type { DatabaseEngine, EngineRole, IssuedDatabaseCredential } from '../database-engine.js';
 import { type DefaultStatements, mysqlDefaultStatements } from '../default-statements.js';
 import { engineStatementFailed, engineUnavailable, invalidStatements, loginRefused } from '../engine-errors.js';
+import { withPooledConnection } from '../pooled-connection.js';
 import { assertSafeName, renderStatement } from '../statement-template.js';
 import { isMysqlConnectionError, mysqlCode } from './mysql-errors.js';
 
@@ -59,25 +60,14 @@ export class MysqlEngine implements DatabaseEngine {
   }
 
   async #withConnection<T>(fn: (c: Connection) => Promise<T>): Promise<T> {
-    let conn: Connection;
-    try {
-      conn = await this.#pool.getConnection();
-    } catch {
-      throw engineUnavailable();
-    }
-    let broken = false;
-    try {
-      return await fn(conn);
-    } catch (e) {
-      if (isMysqlConnectionError(e)) {
-        broken = true;
-        throw engineUnavailable();
-      }
-      throw e;
-    } finally {
-      if (broken) conn.destroy();
-      else conn.release();
-    }
+    return withPooledConnection(
+      {
+        acquire: () => this.#pool.getConnection(),
+        release: (conn, broken) => (broken ? conn.destroy() : conn.release()),
+        isConnectionError: isMysqlConnectionError,
+      },
+      fn,
+    );
   }
 
   #creation(role: EngineRole): readonly string[] {

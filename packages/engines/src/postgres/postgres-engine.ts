@@ -5,6 +5,7 @@ import { credentialUrl } from '../credential-url.js';
 import type { DatabaseEngine, EngineRole, IssuedDatabaseCredential } from '../database-engine.js';
 import { POSTGRES_DEFAULT_STATEMENTS } from '../default-statements.js';
 import { engineStatementFailed, engineUnavailable, invalidStatements, loginRefused } from '../engine-errors.js';
+import { withPooledConnection } from '../pooled-connection.js';
 import { assertSafeName, formatExpiration, renderStatement } from '../statement-template.js';
 import { isPostgresConnectionError, pgCode, UNDEFINED_OBJECT } from './postgres-errors.js';
 
@@ -71,24 +72,14 @@ export class PostgresEngine implements DatabaseEngine {
 
   /** Runs `fn` on a pooled connection; a connection that failed is destroyed rather than reused. */
   async #withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch {
-      throw engineUnavailable();
-    }
-    let broken = false;
-    try {
-      return await fn(client);
-    } catch (e) {
-      if (isPostgresConnectionError(e)) {
-        broken = true;
-        throw engineUnavailable();
-      }
-      throw e;
-    } finally {
-      client.release(broken);
-    }
+    return withPooledConnection(
+      {
+        acquire: () => this.#pool.connect(),
+        release: (client, broken) => client.release(broken),
+        isConnectionError: isPostgresConnectionError,
+      },
+      fn,
+    );
   }
 
   async verifyConnection(): Promise<void> {
