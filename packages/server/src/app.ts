@@ -90,7 +90,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.get('/openapi.json', {
-    config: { access: { kind: 'public' }, whileSealed: true, unaudited: true },
+    // Public, static and unaudited (it describes the API, nothing stored); like
+    // every route but health, seal status, init and unseal, not served while sealed.
+    config: { access: { kind: 'public' }, unaudited: true },
     schema: { hide: true },
     handler: async () => app.swagger(),
   });

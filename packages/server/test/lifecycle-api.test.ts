@@ -32,6 +32,8 @@ describe('seal lifecycle over HTTP', () => {
     expect((await s.call({ method: 'GET', url: '/v1/policies', token: root })).json().error.code).toBe(
       'CUSTOS_ERR_SEALED',
     );
+    expect((await s.call({ method: 'GET', url: '/openapi.json', token: null })).statusCode).toBe(503);
+    expect((await s.call({ method: 'GET', url: '/.well-known/jwks.json', token: null })).statusCode).toBe(503);
 
     const unseal = (key: string) => s!.call({ method: 'POST', url: '/v1/sys/unseal', token: null, payload: { key } });
     expect((await unseal(shares[4]!)).json()).toMatchObject({ sealed: true, progress: 1 });
