@@ -8,6 +8,9 @@ import pino, { type Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './server-config.js';
 
+/** How long in-flight requests may take to finish on shutdown before their connections are cut. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 export interface RunningServer {
   app: FastifyInstance;
   /** The mTLS listener, when configured. */
@@ -106,7 +109,24 @@ export async function startServer(
     ...(tlsApp ? { tlsApp, tlsAddress } : {}),
     close: () => {
       closing ??= (async () => {
-        await Promise.all([app.close(), tlsApp?.close()]);
+        const apps = tlsApp ? [app, tlsApp] : [app];
+        const closed = Promise.all(apps.map((a) => a.close()));
+        // In-flight requests finish; the keep-alive sockets they leave idle
+        // are closed as soon as they are (fastify closes only those idle when
+        // close begins, and would otherwise wait out the 72 s keep-alive).
+        // Whatever still holds on after the grace period is cut.
+        const sweep = setInterval(() => {
+          for (const a of apps) a.server.closeIdleConnections();
+        }, 25);
+        const force = setTimeout(() => {
+          for (const a of apps) a.server.closeAllConnections();
+        }, SHUTDOWN_GRACE_MS);
+        try {
+          await closed;
+        } finally {
+          clearInterval(sweep);
+          clearTimeout(force);
+        }
         await node.close();
       })();
       return closing;

@@ -11,6 +11,13 @@ const KEEPALIVE_MS = 15_000;
  * ended or revoked later stops receiving).
  */
 export async function eventsRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+  // Event streams never finish on their own: end them when the server
+  // closes, so a graceful shutdown does not wait on them.
+  const open = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const stop of open) stop();
+  });
+
   app.get('/events', {
     config: { access: { kind: 'self' } },
     schema: { tags: ['events'], summary: 'Server-sent events: secret.rotated { path, version }' },
@@ -43,10 +50,12 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
       const keepalive = setInterval(() => stream.write(': keepalive\n\n'), KEEPALIVE_MS);
       keepalive.unref();
       const stop = () => {
+        open.delete(stop);
         clearInterval(keepalive);
         unsubscribe();
         stream.end();
       };
+      open.add(stop);
       request.raw.on('close', stop);
       stream.write(': subscribed\n\n');
       return reply
