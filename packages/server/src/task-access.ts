@@ -9,33 +9,42 @@ import {
 import type { FastifyRequest } from 'fastify';
 
 /**
- * Access to a task by someone other than the policy plugin can decide up
- * front: an operator needs `action` on `sys/tasks/<id>` by policy; a task may act
- * only on itself and its descendants (its subtree), never on its parent or a
- * sibling. The decision is recorded on the request for the audit event.
+ * Access to something owned by a task tree (a task, a lease) that the
+ * policy plugin cannot decide up front: an operator needs `action` on
+ * `path` by policy (the path checked is the path audited, so a policy can
+ * grant one object or, with `resource in Custos::Path::"sys/tasks/"`, all);
+ * a task may act only within its own subtree — on objects whose owner chain
+ * contains it — never on its parent's or a sibling's. `ownerChain` undefined
+ * means a listing, which a task may always ask for (it sees only its own).
+ * The decision is recorded on the request for the audit event.
  */
-export async function authorizeTaskAccess(
+export function authorizeSubtreeAccess(
+  request: FastifyRequest,
+  node: CustosNode,
+  action: PolicyAction,
+  path: string,
+  ownerChain: readonly string[] | undefined,
+): void {
+  const principal = request.auth;
+  request.resourcePath = path;
+  let allowed = false;
+  if (principal?.kind === 'task') {
+    allowed = ownerChain === undefined || ownerChain.includes(principal.task.task_id);
+  } else if (principal?.kind === 'operator') {
+    allowed = node.services().authorize(principal, action, path, { sourceIp: request.ip, now: new Date() }).allowed;
+  }
+  request.decision = allowed ? 'allow' : 'deny';
+  if (!allowed) throw new PermissionDeniedError();
+}
+
+/** Access to one task: {@link authorizeSubtreeAccess} on `sys/tasks/<id>`. */
+export function authorizeTaskAccess(
   request: FastifyRequest,
   node: CustosNode,
   action: PolicyAction,
   target: TaskRecord,
-): Promise<void> {
-  const principal = request.auth;
-  request.resourcePath = `sys/tasks/${target.id}`;
-  let allowed: boolean;
-  if (principal?.kind === 'task') {
-    allowed = target.chain.includes(principal.task.task_id);
-  } else if (principal?.kind === 'operator') {
-    // The path checked is the path audited: a policy can grant one task
-    // (`sys/tasks/<id>`) or all of them (`resource in Custos::Path::"sys/tasks/"`).
-    allowed = node
-      .services()
-      .authorize(principal, action, request.resourcePath, { sourceIp: request.ip, now: new Date() }).allowed;
-  } else {
-    allowed = false;
-  }
-  request.decision = allowed ? 'allow' : 'deny';
-  if (!allowed) throw new PermissionDeniedError();
+): void {
+  authorizeSubtreeAccess(request, node, action, `sys/tasks/${target.id}`, target.chain);
 }
 
 /** The calling task (for routes only a task token may use). */

@@ -58,7 +58,12 @@ export class PrincipalAuthenticator {
 
   async authenticate(credential: string, context: AuthenticateContext): Promise<Principal> {
     if (credential.startsWith('cus_')) return { kind: 'operator', token: await this.#tokens.authenticate(credential) };
-    const task = await this.verifyTaskToken(credential, context);
+    return this.authenticateTask(credential, context);
+  }
+
+  /** A task token only (the token exchange's subject token): verified, live, and its role still there. */
+  async authenticateTask(token: string, context: AuthenticateContext): Promise<Principal & { kind: 'task' }> {
+    const task = await this.verifyTaskToken(token, context);
     const role = await this.#roles.find(task.role);
     // A deleted role takes its tasks with it.
     if (!role) throw new UnauthenticatedError();

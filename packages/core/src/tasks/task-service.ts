@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { TransactionBatcher } from '../common/transaction-batcher.js';
-import { CustosError, NotFoundError, PermissionDeniedError, ValidationError } from '../errors/index.js';
+import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../policy/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import type { RoleService } from './role-service.js';
@@ -141,9 +141,10 @@ export class TaskService {
    * holds is refused, never silently narrowed: the caller learns at once
    * that its plan needs more than it has.
    */
-  async delegate(parent: TaskTokenSubject, request: DelegateRequest): Promise<IssuedTask> {
+  async delegate(parent: TaskTokenSubject, request: DelegateRequest, parentRole?: Role): Promise<IssuedTask> {
     const parentRecord = await this.#get(parent.task_id);
-    const role = await this.#roles.read(parentRecord.role);
+    // The caller usually has the role already (it authenticated the parent).
+    const role = parentRole?.name === parentRecord.role ? parentRole : await this.#roles.read(parentRecord.role);
     if (parentRecord.depth + 1 > role.max_depth) throw new CustosError('CUSTOS_ERR_DELEGATION_DEPTH');
     const state = await this.isActive(parentRecord.chain);
     if (!state.active) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
@@ -267,9 +268,11 @@ export class TaskService {
   async reissue(id: string): Promise<IssuedTask> {
     const record = await this.#get(id);
     if (!(await this.isActive(record.chain)).active) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+    // A task just created is live: its chain was checked (delegate) or is
+    // itself alone (start), so its view needs no storage reads.
     return {
       token: await this.#minter.mint(record, Math.floor(record.expires_at / 1000)),
-      task: await this.#view(record),
+      task: this.#viewOf(record, { active: true }),
     };
   }
 
@@ -318,9 +321,11 @@ export class TaskService {
         },
       );
     });
+    // A task just created is live: its chain was checked (delegate) or is
+    // itself alone (start), so its view needs no storage reads.
     return {
       token: await this.#minter.mint(record, Math.floor(record.expires_at / 1000)),
-      task: await this.#view(record),
+      task: this.#viewOf(record, { active: true }),
     };
   }
 
@@ -373,8 +378,11 @@ export class TaskService {
   }
 
   async #view(record: TaskRecord): Promise<TaskView> {
+    return this.#viewOf(record, await this.isActive(record.chain));
+  }
+
+  #viewOf(record: TaskRecord, status: { active: true } | { active: false; state: TaskState; by: string }): TaskView {
     const { expires_at, ...rest } = record;
-    const status = await this.isActive(record.chain);
     const state: TaskState = status.active ? (expires_at <= this.#now() ? 'expired' : 'active') : status.state;
     return {
       ...rest,
@@ -383,11 +391,6 @@ export class TaskService {
       ...(status.active ? {} : { ended_by: status.by }),
     };
   }
-}
-
-/** Checks that a caller holding `caller` may act on `target`: it is the task itself or one of its ancestors. */
-export function assertInSubtree(caller: { task_id: string }, target: TaskRecord): void {
-  if (!target.chain.includes(caller.task_id)) throw new PermissionDeniedError();
 }
 
 const newTaskId = () => `tsk_${randomBytes(16).toString('base64url')}`;

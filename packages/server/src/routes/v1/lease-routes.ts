@@ -1,5 +1,6 @@
-import { type CustosNode, type LeaseView, PermissionDeniedError, type PolicyAction, parseDuration } from '@custos/core';
+import { type CustosNode, type LeaseView, type PolicyAction, parseDuration } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authorizeSubtreeAccess } from '../../task-access.js';
 
 const idParams = {
   type: 'object',
@@ -7,28 +8,9 @@ const idParams = {
   required: ['id'],
 } as const;
 
-/**
- * Who may manage a lease: a task may manage the leases of itself and its
- * subtree; an operator needs `action` on `sys/leases/<id>` (the listing:
- * `sys/leases`) by policy. The decision
- * is recorded on the request for the audit event.
- */
-function authorizeLease(request: FastifyRequest, node: CustosNode, action: PolicyAction, lease?: LeaseView): void {
-  const principal = request.auth;
-  request.resourcePath = lease ? `sys/leases/${lease.id}` : 'sys/leases';
-  let allowed = false;
-  if (principal?.kind === 'task') {
-    allowed = lease ? lease.task_chain.includes(principal.task.task_id) : true;
-  } else if (principal?.kind === 'operator') {
-    // The path checked is the path audited (`sys/leases/<id>`, or
-    // `sys/leases` for the listing).
-    allowed = node
-      .services()
-      .authorize(principal, action, request.resourcePath, { sourceIp: request.ip, now: new Date() }).allowed;
-  }
-  request.decision = allowed ? 'allow' : 'deny';
-  if (!allowed) throw new PermissionDeniedError();
-}
+/** Who may manage a lease: see {@link authorizeSubtreeAccess} (`sys/leases/<id>`; the listing: `sys/leases`). */
+const authorizeLease = (request: FastifyRequest, node: CustosNode, action: PolicyAction, lease?: LeaseView) =>
+  authorizeSubtreeAccess(request, node, action, lease ? `sys/leases/${lease.id}` : 'sys/leases', lease?.task_chain);
 
 /** `/v1/leases`: list, read, renew and revoke dynamic credential leases. */
 export async function leaseRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {

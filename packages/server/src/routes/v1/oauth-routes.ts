@@ -1,4 +1,4 @@
-import { type CustosNode, isCustosError, parseDuration, UnauthenticatedError } from '@custos/core';
+import { type CustosNode, isCustosError, parseDuration } from '@custos/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestUrl } from '../../plugins/auth-plugin.js';
 import { toCustosError } from '../../plugins/error-handler.js';
@@ -94,21 +94,22 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
         return reply.code(400).send({ error: 'invalid_request', custos_code: 'CUSTOS_ERR_VALIDATION' });
       }
       const services = node.services();
-      const parent = await services.authenticator.verifyTaskToken(b.subject_token ?? '', {
+      const principal = await services.authenticator.authenticateTask(b.subject_token ?? '', {
         method: request.method,
         url: requestUrl(request, services.issuer),
         ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
       });
-      const role = await services.roles.find(parent.role);
-      // A task whose role was deleted died with it.
-      if (!role) throw new UnauthenticatedError();
-      request.auth = { kind: 'task', task: parent, role };
-      authorizeDelegation(request, node, parent);
-      const issued = await services.tasks.delegate(parent, {
-        ...(b.scope ? { scope: b.scope } : {}),
-        ...(b.ttl ? { ttlMs: parseDuration(b.ttl) } : {}),
-        ...(b.dpop_jkt ? { jkt: b.dpop_jkt } : {}),
-      });
+      request.auth = principal;
+      authorizeDelegation(request, node, principal.task);
+      const issued = await services.tasks.delegate(
+        principal.task,
+        {
+          ...(b.scope ? { scope: b.scope } : {}),
+          ...(b.ttl ? { ttlMs: parseDuration(b.ttl) } : {}),
+          ...(b.dpop_jkt ? { jkt: b.dpop_jkt } : {}),
+        },
+        principal.role,
+      );
       return {
         access_token: issued.token,
         issued_token_type: JWT_TYPE,

@@ -106,12 +106,16 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
         authorizeDelegation(request, node, parent);
         const b = request.body ?? {};
         return issuedView(
-          await tasks().delegate(parent, {
-            ...(b.scope ? { scope: b.scope } : {}),
-            ...(b.ttl ? { ttlMs: parseDuration(b.ttl) } : {}),
-            ...(b.labels ? { labels: b.labels } : {}),
-            ...(b.dpop_jkt ? { jkt: b.dpop_jkt } : {}),
-          }),
+          await tasks().delegate(
+            parent,
+            {
+              ...(b.scope ? { scope: b.scope } : {}),
+              ...(b.ttl ? { ttlMs: parseDuration(b.ttl) } : {}),
+              ...(b.labels ? { labels: b.labels } : {}),
+              ...(b.dpop_jkt ? { jkt: b.dpop_jkt } : {}),
+            },
+            request.auth?.kind === 'task' ? request.auth.role : undefined,
+          ),
         );
       },
     },
@@ -145,7 +149,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     config: { access: { kind: 'self' } },
     schema: { tags: ['tasks'], summary: 'Show a task', params: idParams },
     handler: async (request) => {
-      await authorizeTaskAccess(request, node, 'read', await tasks().record(request.params.id));
+      authorizeTaskAccess(request, node, 'read', await tasks().record(request.params.id));
       return tasks().show(request.params.id);
     },
   });
@@ -154,7 +158,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     config: { access: { kind: 'self' } },
     schema: { tags: ['tasks'], summary: 'The task and every descendant', params: idParams },
     handler: async (request) => {
-      await authorizeTaskAccess(request, node, 'read', await tasks().record(request.params.id));
+      authorizeTaskAccess(request, node, 'read', await tasks().record(request.params.id));
       return { tasks: await tasks().tree(request.params.id) };
     },
   });
@@ -163,7 +167,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     config: { access: { kind: 'self' } },
     schema: { tags: ['tasks'], summary: 'Revoke a task and its whole subtree', params: idParams },
     handler: async (request) => {
-      await authorizeTaskAccess(request, node, 'revoke', await tasks().record(request.params.id));
+      authorizeTaskAccess(request, node, 'revoke', await tasks().record(request.params.id));
       return tasks().revoke(request.params.id, principalName(request.auth!));
     },
   });
@@ -172,7 +176,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     config: { access: { kind: 'self' } },
     schema: { tags: ['tasks'], summary: 'End a task (its work is done); its subtree ends with it', params: idParams },
     handler: async (request) => {
-      await authorizeTaskAccess(request, node, 'revoke', await tasks().record(request.params.id));
+      authorizeTaskAccess(request, node, 'revoke', await tasks().record(request.params.id));
       return tasks().end(request.params.id, principalName(request.auth!));
     },
   });
