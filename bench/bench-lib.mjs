@@ -41,13 +41,13 @@ export const row = (name, r) =>
   `| ${name} | ${fmt(r.requests.average)} | ${fmt(r.latency.p50, 1)} | ${fmt(r.latency.p99, 1)} | ${fmt(r.non2xx + r.errors)} |`;
 
 /** custos on its embedded default (dev seal, SQLite) in a temp dir; `call` uses the root token. */
-export async function startCustos(env = {}) {
+export async function startCustos(env = {}, nodeArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'custos-bench-'));
   const port = await freePort();
   const addr = `http://127.0.0.1:${port}`;
   const child = spawn(
     process.execPath,
-    [join(root, 'packages/cli/bin/custos.js'), 'server', '--dev', '--data', dir, '--listen', `127.0.0.1:${port}`],
+    [...nodeArgs, join(root, 'packages/cli/bin/custos.js'), 'server', '--dev', '--data', dir, '--listen', `127.0.0.1:${port}`],
     { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn', ...env } },
   );
   await waitFor(`${addr}/v1/sys/health`);
@@ -67,5 +67,17 @@ export async function startCustos(env = {}) {
     await exited;
     rmSync(dir, { recursive: true, force: true });
   };
-  return { addr, rootToken, call, stop };
+  return { addr, rootToken, call, stop, pid: child.pid };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+export function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** User and system CPU seconds of a process, from /proc (Linux). */
+export function cpuSplit(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }

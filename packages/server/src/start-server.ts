@@ -47,7 +47,9 @@ export async function startServer(
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
   const storage = createStorage(config.storage, {
-    sqlite: { synchronous: config.durability === 'power' ? 'full' : 'normal' },
+    // The server is the file's only user: the exclusive lock keeps a second
+    // server off it (two would fork the audit chain) and lets it cache reads.
+    sqlite: { synchronous: config.durability === 'power' ? 'full' : 'normal', exclusive: true },
   });
   const node = new CustosNode({
     storage,

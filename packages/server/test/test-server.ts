@@ -38,7 +38,8 @@ export async function startTestServer(
   } else {
     url = `sqlite:${join(dir, 'custos.db')}`;
   }
-  const storage = await createStorage(url);
+  // As the server runs: an exclusive SQLite connection, with its entry cache.
+  const storage = await createStorage(url, { sqlite: { exclusive: true } });
   let rootToken = '';
   const node = new CustosNode({
     storage,

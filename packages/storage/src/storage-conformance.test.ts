@@ -20,6 +20,24 @@ runStorageConformance('sqlite file', async () => {
   };
 });
 
+// The server's configuration: the file held exclusively, reads served from the entry cache.
+runStorageConformance('sqlite file, exclusive with entry cache', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'custos-storage-'));
+  return {
+    storage: new SqliteStorage({ path: join(dir, 'custos.db'), exclusive: true }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+// A cache so small it evicts on nearly every fill: eviction must never serve a wrong answer.
+runStorageConformance('sqlite file, exclusive with a tiny entry cache', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'custos-storage-'));
+  return {
+    storage: new SqliteStorage({ path: join(dir, 'custos.db'), exclusive: true, cacheBytes: 600 }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
 describe.skipIf(!hasPostgres())('postgres', () => {
   runStorageConformance('postgres', async () => {
     const schema = await createTestSchema();

@@ -3,6 +3,7 @@ import { asBuffer, ownedBytes } from '../shared/as-buffer.js';
 import { type KeyRange, keyRange } from '../shared/key-range.js';
 import { assertExpiry, assertKey } from '../shared/key-validation.js';
 import { clampLimit } from '../shared/list-limit.js';
+import type { SqliteEntryCache } from './sqlite-entry-cache.js';
 import type { SqliteRunner, SqliteStatements } from './sqlite-statements.js';
 
 const GET = 'SELECT value, expires_at FROM entries WHERE namespace = ? AND key = ?';
@@ -31,19 +32,51 @@ interface EntryRow {
   expires_at: number | null;
 }
 
+/**
+ * How a store keeps the connection's entry cache right:
+ * - `cache`: the store reads through it and forgets each key it writes (the
+ *   store used outside transactions); `cacheUsable` says when a hit may be
+ *   served without waiting (not while a transaction is open: a read outside
+ *   it waits for it and then sees its writes, as without a cache);
+ * - `written`: the store reports each key it writes, to be forgotten when the
+ *   transaction ends (the store given to a transaction, whose writes the
+ *   cache must not see before commit).
+ */
+export type SqliteEntryCacheLink =
+  | { readonly cache: SqliteEntryCache; readonly cacheUsable: () => boolean }
+  | { readonly written: (namespace: string, key: string) => void };
+
 /** {@link EntryStore} over one SQLite connection. */
 export class SqliteEntryStore implements EntryStore {
+  readonly #cache: SqliteEntryCache | undefined;
+  readonly #cacheUsable: () => boolean;
+  readonly #written: (namespace: string, key: string) => void;
+
   constructor(
     private readonly stmts: SqliteStatements,
     private readonly run: SqliteRunner,
-  ) {}
+    link?: SqliteEntryCacheLink,
+  ) {
+    const cache = link && 'cache' in link ? link.cache : undefined;
+    this.#cache = cache;
+    this.#cacheUsable = link && 'cache' in link ? link.cacheUsable : () => false;
+    this.#written =
+      link && 'written' in link ? link.written : cache ? (ns, key) => cache.forget(ns, key) : () => undefined;
+  }
 
   get(namespace: string, key: string): Promise<StoredEntry | undefined> {
+    if (this.#cache && this.#cacheUsable()) {
+      const hit = this.#cache.get(namespace, key);
+      if (hit !== undefined) return Promise.resolve(hit ?? undefined);
+    }
     return this.run(() => {
       assertKey(namespace);
       assertKey(key);
       const row = this.stmts.get(GET).get(namespace, key) as Omit<EntryRow, 'key'> | undefined;
-      return row && { key, value: ownedBytes(row.value), expiresAt: row.expires_at };
+      const entry = row && { key, value: ownedBytes(row.value), expiresAt: row.expires_at };
+      // Filled in the same synchronous step as the read: nothing can write in between.
+      this.#cache?.set(namespace, key, entry);
+      return entry;
     });
   }
 
@@ -53,6 +86,7 @@ export class SqliteEntryStore implements EntryStore {
       assertKey(key);
       assertExpiry(options?.expiresAt);
       this.stmts.get(PUT).run(namespace, key, asBuffer(value), options?.expiresAt ?? null);
+      this.#written(namespace, key);
     });
   }
 
@@ -61,9 +95,10 @@ export class SqliteEntryStore implements EntryStore {
       assertKey(namespace);
       assertKey(key);
       assertExpiry(options?.expiresAt);
-      return (
-        this.stmts.get(PUT_IF_ABSENT).run(namespace, key, asBuffer(value), options?.expiresAt ?? null).changes === 1
-      );
+      const added =
+        this.stmts.get(PUT_IF_ABSENT).run(namespace, key, asBuffer(value), options?.expiresAt ?? null).changes === 1;
+      this.#written(namespace, key);
+      return added;
     });
   }
 
@@ -71,7 +106,9 @@ export class SqliteEntryStore implements EntryStore {
     return this.run(() => {
       assertKey(namespace);
       assertKey(key);
-      return this.stmts.get(DELETE).run(namespace, key).changes > 0;
+      const deleted = this.stmts.get(DELETE).run(namespace, key).changes > 0;
+      this.#written(namespace, key);
+      return deleted;
     });
   }
 

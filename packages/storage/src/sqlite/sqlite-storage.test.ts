@@ -27,7 +27,13 @@ describe('SqliteStorage', () => {
   });
 
   it('runs in WAL mode with FULL sync, a busy timeout and foreign keys by default', () => {
-    expect(make().settings()).toEqual({ journalMode: 'wal', synchronous: 2, busyTimeoutMs: 5000, foreignKeys: true });
+    expect(make().settings()).toEqual({
+      journalMode: 'wal',
+      synchronous: 2,
+      busyTimeoutMs: 5000,
+      foreignKeys: true,
+      lockingMode: 'normal',
+    });
     const relaxed = new SqliteStorage({ path: file('b.db'), synchronous: 'normal', busyTimeoutMs: 50 });
     open.push(relaxed);
     expect(relaxed.settings()).toMatchObject({ synchronous: 1, busyTimeoutMs: 50 });
@@ -97,8 +103,121 @@ describe('SqliteStorage', () => {
     expect(await storage.entries.list('ns', '')).toEqual(['k']);
   });
 
+  it('holds the file alone when exclusive: a second connection is refused', async () => {
+    const owner = make({ exclusive: true });
+    await owner.migrate();
+    await owner.entries.put('ns', 'k', new Uint8Array([1]));
+    expect(() => make({ busyTimeoutMs: 50 })).toThrow('The database file is in use by another process.');
+    expect(() => make({ busyTimeoutMs: 50, exclusive: true })).toThrow(/in use by another process/);
+    await owner.close();
+    // Released on close: the next one may open it.
+    const next = make({ exclusive: true });
+    expect((await next.entries.get('ns', 'k'))?.value).toEqual(new Uint8Array([1]));
+  });
+
+  describe('entry cache (exclusive connection)', () => {
+    const bytes = (n: number) => new Uint8Array([n]);
+
+    it('serves what is committed: a write outside or inside a transaction replaces a cached answer', async () => {
+      const storage = make({ exclusive: true });
+      await storage.migrate();
+      expect(await storage.entries.get('ns', 'k')).toBeUndefined(); // cached as absent
+      await storage.entries.put('ns', 'k', bytes(1));
+      expect((await storage.entries.get('ns', 'k'))?.value).toEqual(bytes(1));
+      await storage.transaction(async (tx) => {
+        await tx.entries.put('ns', 'k', bytes(2));
+        expect((await tx.entries.get('ns', 'k'))?.value).toEqual(bytes(2));
+      });
+      expect((await storage.entries.get('ns', 'k'))?.value).toEqual(bytes(2));
+      expect(await storage.entries.putIfAbsent('ns', 'new', bytes(3))).toBe(true);
+      expect((await storage.entries.get('ns', 'new'))?.value).toEqual(bytes(3));
+      await storage.entries.delete('ns', 'k');
+      expect(await storage.entries.get('ns', 'k')).toBeUndefined();
+    });
+
+    it('keeps the committed answer when a transaction rolls back, or fails to commit', async () => {
+      const storage = make({ exclusive: true });
+      await storage.migrate();
+      await storage.entries.put('ns', 'k', bytes(1));
+      expect((await storage.entries.get('ns', 'k'))?.value).toEqual(bytes(1));
+      await expect(
+        storage.transaction(async (tx) => {
+          await tx.entries.put('ns', 'k', bytes(9));
+          await tx.entries.delete('ns', 'other');
+          throw new Error('abort');
+        }),
+      ).rejects.toThrow('abort');
+      expect((await storage.entries.get('ns', 'k'))?.value).toEqual(bytes(1));
+    });
+
+    it('makes a read outside an open transaction wait for it, then see its writes', async () => {
+      const storage = make({ exclusive: true });
+      await storage.migrate();
+      await storage.entries.put('ns', 'k', bytes(1));
+      expect((await storage.entries.get('ns', 'k'))?.value).toEqual(bytes(1)); // cached
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const tx = storage.transaction(async (t) => {
+        await t.entries.put('ns', 'k', bytes(2));
+        await gate;
+      });
+      const outside = storage.entries.get('ns', 'k');
+      release();
+      await tx;
+      expect((await outside)?.value).toEqual(bytes(2));
+    });
+
+    it('hands out copies: changing a returned value changes neither the cache nor the row', async () => {
+      const storage = make({ exclusive: true });
+      await storage.migrate();
+      await storage.entries.put('ns', 'k', new Uint8Array([1, 2, 3]));
+      const first = await storage.entries.get('ns', 'k');
+      first!.value.fill(0);
+      const second = await storage.entries.get('ns', 'k');
+      second!.value.fill(0);
+      expect((await storage.entries.get('ns', 'k'))?.value).toEqual(new Uint8Array([1, 2, 3]));
+    });
+
+    it('answers like the database after many writes and evictions (random operations, tiny cache)', async () => {
+      const storage = make({ exclusive: true, cacheBytes: 2_000 });
+      await storage.migrate();
+      const model = new Map<string, number>();
+      let seed = 7;
+      const rand = (n: number) => {
+        seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+        return seed % n;
+      };
+      for (let i = 0; i < 2_000; i++) {
+        const key = `k${rand(40)}`;
+        const op = rand(5);
+        if (op === 0) {
+          await storage.entries.put('ns', key, bytes(i & 0xff));
+          model.set(key, i & 0xff);
+        } else if (op === 1) {
+          await storage.entries.delete('ns', key);
+          model.delete(key);
+        } else if (op === 2) {
+          const commit = rand(2) === 0;
+          await storage
+            .transaction(async (tx) => {
+              await tx.entries.put('ns', key, bytes((i + 1) & 0xff));
+              if (!commit) throw new Error('rollback');
+            })
+            .catch(() => undefined);
+          if (commit) model.set(key, (i + 1) & 0xff);
+        } else {
+          const got = await storage.entries.get('ns', key);
+          expect(got?.value[0], key).toBe(model.get(key));
+        }
+      }
+    });
+  });
+
   // NORMAL as well as FULL: WAL commits reach the OS before they are acknowledged.
-  it.each(['full', 'normal'])(
+  // And exclusive, as the server runs: its WAL index lives in process memory and is rebuilt from the WAL.
+  it.each(['full', 'normal', 'normal-exclusive'])(
     'keeps every acknowledged write across a SIGKILL of the process (%s)',
     async (sync) => {
       // The writer runs our TypeScript source through vite-node (the runner vitest uses).

@@ -1,10 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, openSync } from 'node:fs';
-import type { AuditStore, EntryStore, Storage, StorageTx } from '@custos/core';
+import { type AuditStore, CustosError, type EntryStore, type Storage, type StorageTx } from '@custos/core';
 import Database from 'better-sqlite3';
 import { wrapStorageError } from '../shared/storage-error-wrap.js';
 import { TxLock } from '../shared/tx-lock.js';
 import { SqliteAuditStore } from './sqlite-audit-store.js';
+import { SqliteEntryCache } from './sqlite-entry-cache.js';
 import { SqliteEntryStore } from './sqlite-entry-store.js';
 import { migrateSqlite } from './sqlite-migrate.js';
 import { type SqliteRunner, SqliteStatements } from './sqlite-statements.js';
@@ -29,7 +30,22 @@ export interface SqliteStorageOptions {
   readonly synchronous?: 'full' | 'normal';
   /** How long to wait for another process's write lock, in ms (default 5,000). */
   readonly busyTimeoutMs?: number;
+  /**
+   * Hold the file for this connection alone (SQLite's EXCLUSIVE locking mode,
+   * taken by `migrate()`): another process opening it gets "database is
+   * locked". The server runs this way. Being the only writer is what lets
+   * the connection cache `get` answers coherently (see
+   * {@link SqliteEntryCache}); it also spares every read the shared-memory
+   * locking of WAL mode. Default false: a plain library connection may share
+   * its file.
+   */
+  readonly exclusive?: boolean;
+  /** Bytes of entries the cache of an exclusive connection may hold (default 32 MiB; 0 turns it off). */
+  readonly cacheBytes?: number;
 }
+
+/** Default size of an exclusive connection's entry cache. */
+export const DEFAULT_SQLITE_CACHE_BYTES = 32 * 1024 * 1024;
 
 // Which storage's transaction the current async context is inside, to turn a
 // self-deadlock (using the outer store, or a nested transaction, inside `fn`)
@@ -48,12 +64,14 @@ class SqliteTx implements StorageTx {
   active = true;
   readonly entries: EntryStore;
   readonly audit: AuditStore;
+  /** Keys this transaction wrote: the entry cache forgets them when it ends, committed or not. */
+  readonly written: Array<[namespace: string, key: string]> = [];
 
   constructor(stmts: SqliteStatements) {
     // Inside the transaction the lock is already ours: operations run directly.
     const run: SqliteRunner = (op) =>
       this.active ? settle(op) : Promise.reject(new Error('The transaction has already finished.'));
-    this.entries = new SqliteEntryStore(stmts, run);
+    this.entries = new SqliteEntryStore(stmts, run, { written: (ns, key) => this.written.push([ns, key]) });
     this.audit = new SqliteAuditStore(stmts, run);
   }
 }
@@ -77,6 +95,7 @@ export class SqliteStorage implements Storage {
   readonly #db: Database.Database;
   readonly #stmts: SqliteStatements;
   readonly #lock = new TxLock();
+  readonly #cache: SqliteEntryCache | undefined;
 
   constructor(options: SqliteStorageOptions) {
     try {
@@ -85,17 +104,32 @@ export class SqliteStorage implements Storage {
         // are plain metadata. SQLite gives the -wal and -shm files the same mode.
         closeSync(openSync(options.path, 'a', 0o600));
       }
-      this.#db = new Database(options.path);
+      this.#db = new Database(options.path, { timeout: Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000)) });
+      // Before WAL is first opened: an exclusive connection then keeps the WAL index in its own memory.
+      if (options.exclusive) this.#db.pragma('locking_mode = EXCLUSIVE');
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-      this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       this.#db.pragma('foreign_keys = ON');
     } catch (e) {
+      if ((e as { code?: unknown })?.code === 'SQLITE_BUSY') {
+        // Another process holds the file exclusively (a running custos server).
+        throw new CustosError('CUSTOS_ERR_STORAGE', 'The database file is in use by another process.', { cause: e });
+      }
       throw wrapStorageError(e);
     }
     this.#stmts = new SqliteStatements(this.#db);
     const run: SqliteRunner = (op) => this.#runOutside(op);
-    this.entries = new SqliteEntryStore(this.#stmts, run);
+    const cacheBytes = options.cacheBytes ?? DEFAULT_SQLITE_CACHE_BYTES;
+    // Only a connection that is the file's sole writer may cache: another
+    // process's write would otherwise leave a stale answer (a revoked token
+    // still cached as live).
+    const cache = options.exclusive && cacheBytes > 0 ? new SqliteEntryCache(cacheBytes) : undefined;
+    this.#cache = cache;
+    this.entries = new SqliteEntryStore(
+      this.#stmts,
+      run,
+      cache ? { cache, cacheUsable: () => !this.#lock.held } : undefined,
+    );
     this.audit = new SqliteAuditStore(this.#stmts, run);
   }
 
@@ -113,18 +147,23 @@ export class SqliteStorage implements Storage {
       }
       let result: T;
       try {
-        result = await insideTransaction.run(this, () => fn(tx));
-      } catch (e) {
+        try {
+          result = await insideTransaction.run(this, () => fn(tx));
+        } catch (e) {
+          tx.active = false;
+          this.#rollback();
+          throw e;
+        }
         tx.active = false;
-        this.#rollback();
-        throw e;
-      }
-      tx.active = false;
-      try {
-        this.#stmts.get('COMMIT').run();
-      } catch (e) {
-        this.#rollback();
-        throw wrapStorageError(e);
+        try {
+          this.#stmts.get('COMMIT').run();
+        } catch (e) {
+          this.#rollback();
+          throw wrapStorageError(e);
+        }
+      } finally {
+        // Still under the lock, so no read outside the transaction has seen the cache in between.
+        if (this.#cache) for (const [ns, key] of tx.written) this.#cache.forget(ns, key);
       }
       return result;
     } finally {
@@ -133,7 +172,10 @@ export class SqliteStorage implements Storage {
   }
 
   migrate(): Promise<void> {
-    return this.#runOutside(() => migrateSqlite(this.#db));
+    return this.#runOutside(() => {
+      this.#cache?.clear();
+      migrateSqlite(this.#db);
+    });
   }
 
   async close(): Promise<void> {
@@ -147,13 +189,20 @@ export class SqliteStorage implements Storage {
   }
 
   /** The connection's effective settings (for status output and tests). */
-  settings(): { journalMode: string; synchronous: number; busyTimeoutMs: number; foreignKeys: boolean } {
+  settings(): {
+    journalMode: string;
+    synchronous: number;
+    busyTimeoutMs: number;
+    foreignKeys: boolean;
+    lockingMode: string;
+  } {
     const p = (name: string): unknown => this.#db.pragma(name, { simple: true });
     return {
       journalMode: String(p('journal_mode')),
       synchronous: Number(p('synchronous')),
       busyTimeoutMs: Number(p('busy_timeout')),
       foreignKeys: Number(p('foreign_keys')) === 1,
+      lockingMode: String(p('locking_mode')),
     };
   }
 

@@ -3,9 +3,10 @@
 import { SqliteStorage } from '../sqlite-storage.js';
 
 const path = process.argv[2];
-const synchronous = process.argv[3] === 'normal' ? 'normal' : 'full';
-if (!path) throw new Error('usage: sigkill-writer PATH [full|normal]');
-const storage = new SqliteStorage({ path, synchronous });
+const synchronous = process.argv[3]?.startsWith('normal') ? 'normal' : 'full';
+const exclusive = process.argv[3]?.endsWith('exclusive') ?? false;
+if (!path) throw new Error('usage: sigkill-writer PATH [full|normal|normal-exclusive]');
+const storage = new SqliteStorage({ path, synchronous, exclusive });
 await storage.migrate();
 for (let i = 1; ; i++) {
   await storage.transaction(async (tx) => {

@@ -1,0 +1,85 @@
+import type { StoredEntry } from '@custos/core';
+
+/** A cached answer to `get`: the row as stored, or its absence. */
+type Cached = { readonly value: Uint8Array; readonly expiresAt: number | null } | null;
+
+/** Entries larger than this are not cached: they are rare and would crowd out the hot small ones. */
+const MAX_CACHED_VALUE_BYTES = 64 * 1024;
+/** What an entry costs besides its value (key strings, map slot, object): a rough, safe estimate. */
+const ENTRY_OVERHEAD_BYTES = 160;
+
+/**
+ * An LRU cache of `get` answers for one SQLite connection that is the only
+ * writer of its file (the connection holds SQLite's EXCLUSIVE lock, so no
+ * other process can change the file under it). Like Vault's physical cache it
+ * holds the rows *as stored*: barrier ciphertext, never decrypted values.
+ *
+ * Coherence is exact because every write of this connection goes through
+ * {@link SqliteStorage}, which calls {@link forget} for each key it writes, in
+ * the same synchronous step as the write (outside a transaction) or at
+ * commit/rollback (inside one). Absent keys are cached too: the hot path asks
+ * for markers that are almost never there (a task's end marker, on every
+ * request made with a task token).
+ *
+ * Every hit returns a fresh copy of the bytes, as a read from the database
+ * does, so a caller that zeroes or changes a value cannot change the cache.
+ */
+export class SqliteEntryCache {
+  readonly #maxBytes: number;
+  readonly #rows = new Map<string, Cached>();
+  #bytes = 0;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** `undefined` when not cached; `null` when cached as absent. */
+  get(namespace: string, key: string): StoredEntry | null | undefined {
+    const id = cacheKey(namespace, key);
+    const cached = this.#rows.get(id);
+    if (cached === undefined) return undefined;
+    // Re-insert: Map iteration order is insertion order, so the first key is the least recently used.
+    this.#rows.delete(id);
+    this.#rows.set(id, cached);
+    if (cached === null) return null;
+    return { key, value: new Uint8Array(cached.value), expiresAt: cached.expiresAt };
+  }
+
+  /** Remembers what the database answered for (namespace, key). */
+  set(namespace: string, key: string, entry: StoredEntry | undefined): void {
+    if (this.#maxBytes <= 0) return;
+    if (entry && entry.value.byteLength > MAX_CACHED_VALUE_BYTES) return;
+    const id = cacheKey(namespace, key);
+    this.forgetId(id);
+    const cached: Cached = entry ? { value: new Uint8Array(entry.value), expiresAt: entry.expiresAt } : null;
+    this.#rows.set(id, cached);
+    this.#bytes += cost(id, cached);
+    for (const [oldest, row] of this.#rows) {
+      if (this.#bytes <= this.#maxBytes) break;
+      this.#rows.delete(oldest);
+      this.#bytes -= cost(oldest, row);
+    }
+  }
+
+  /** Drops (namespace, key): it was written, or may have been. */
+  forget(namespace: string, key: string): void {
+    this.forgetId(cacheKey(namespace, key));
+  }
+
+  /** Drops everything (after a migration or any write the cache cannot follow key by key). */
+  clear(): void {
+    this.#rows.clear();
+    this.#bytes = 0;
+  }
+
+  private forgetId(id: string): void {
+    const cached = this.#rows.get(id);
+    if (cached === undefined) return;
+    this.#rows.delete(id);
+    this.#bytes -= cost(id, cached);
+  }
+}
+
+// Namespaces and keys never contain NUL (key validation refuses it), so the join is unambiguous.
+const cacheKey = (namespace: string, key: string) => `${namespace}\0${key}`;
+const cost = (id: string, row: Cached) => ENTRY_OVERHEAD_BYTES + id.length * 2 + (row ? row.value.byteLength : 0);
