@@ -1,4 +1,5 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import { validateSecretData } from './secret-data.js';
@@ -60,6 +61,8 @@ const dataKey = (path: string, version: number) => `${path}#${version}`;
 export class SecretService {
   readonly #storage: SecretServiceDeps['storage'];
   readonly #cipher: Cipher;
+  /** Metadata is read on every secret read: opened once per stored version, not decrypted every time. */
+  readonly #opened = new OpenedEntryMemo();
   readonly #now: () => Date;
 
   constructor(deps: SecretServiceDeps) {
@@ -367,7 +370,7 @@ export class SecretService {
 
   async #readMeta(entries: EntryStore, path: string): Promise<SecretMetadata | undefined> {
     const entry = await entries.get(META, path);
-    return entry ? await openJson<SecretMetadata>(this.#cipher, META, path, entry.value) : undefined;
+    return entry ? await this.#opened.openJson<SecretMetadata>(this.#cipher, META, path, entry.value) : undefined;
   }
 
   async #writeMeta(entries: EntryStore, meta: SecretMetadata): Promise<void> {

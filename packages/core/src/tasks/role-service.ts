@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { NotFoundError, ValidationError } from '../errors/index.js';
 import { isPolicyName } from '../policy/index.js';
 import type { Storage } from '../ports/storage.js';
@@ -16,6 +17,8 @@ export const MAX_DELEGATION_DEPTH = 16;
 export class RoleService {
   readonly #storage: Pick<Storage, 'entries'>;
   readonly #cipher: Cipher;
+  /** A role is read on every task login and delegation: opened once per stored version, not decrypted every time. */
+  readonly #opened = new OpenedEntryMemo();
 
   constructor(deps: { storage: Pick<Storage, 'entries'>; cipher: Cipher }) {
     this.#storage = deps.storage;
@@ -52,7 +55,7 @@ export class RoleService {
   async find(name: string): Promise<Role | undefined> {
     if (!ROLE_NAME.test(name)) return undefined;
     const entry = await this.#storage.entries.get(ROLES, name);
-    return entry ? openJson<Role>(this.#cipher, ROLES, name, entry.value) : undefined;
+    return entry ? this.#opened.openJson<Role>(this.#cipher, ROLES, name, entry.value) : undefined;
   }
 
   async read(name: string): Promise<Role> {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { TransactionBatcher } from '../common/transaction-batcher.js';
 import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../policy/index.js';
@@ -81,6 +82,8 @@ export interface DelegateRequest {
 export class TaskService {
   readonly #storage: Pick<Storage, 'entries' | 'transaction'>;
   readonly #cipher: Cipher;
+  /** A parent task record is read on every delegation: opened once per stored version, not decrypted every time. */
+  readonly #opened = new OpenedEntryMemo();
   readonly #roles: RoleService;
   readonly #minter: TaskTokenMinter;
   readonly #now: () => number;
@@ -368,7 +371,7 @@ export class TaskService {
   async #find(id: string): Promise<TaskRecord | undefined> {
     if (!/^tsk_[A-Za-z0-9_-]{22}$/.test(id)) return undefined;
     const entry = await this.#storage.entries.get(TASKS, id);
-    return entry ? openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value) : undefined;
+    return entry ? this.#opened.openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value) : undefined;
   }
 
   async #get(id: string): Promise<TaskRecord> {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import {
   CustosError,
   NotFoundError,
@@ -40,6 +41,8 @@ export interface TokenServiceDeps {
 export class TokenService {
   readonly #storage: TokenServiceDeps['storage'];
   readonly #cipher: Cipher;
+  /** Token entries are read on every request made with a token: opened once per stored version, not decrypted every time. */
+  readonly #opened = new OpenedEntryMemo();
   readonly #now: () => number;
 
   constructor(deps: TokenServiceDeps) {
@@ -107,7 +110,7 @@ export class TokenService {
     if (!stored) throw new UnauthenticatedError();
     let entry: TokenEntry;
     try {
-      entry = await openJson<TokenEntry>(this.#cipher, TOKENS, id, stored.value);
+      entry = await this.#opened.openJson<TokenEntry>(this.#cipher, TOKENS, id, stored.value);
     } catch {
       throw new UnauthenticatedError();
     }
