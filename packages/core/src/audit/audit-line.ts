@@ -16,9 +16,22 @@ export type AuditLine =
   | { readonly kind: 'record'; readonly record: AuditRecord }
   | { readonly kind: 'checkpoint'; readonly checkpoint: AuditCheckpoint };
 
-/** The line (without its newline) for a record. */
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
+/**
+ * The line (without its newline) for a record: the canonical JSON of
+ * `{kind, seq, ts, prevHash, hash, event}`, written out directly in member
+ * order because it is made for every event on the hot path. Only the
+ * shapes the chain produces take this path (hex hashes, a safe seq); anything
+ * else goes through {@link canonicalJson}, which also refuses what has no
+ * canonical form.
+ */
 export function formatAuditRecordLine(record: AuditRecord): string {
   const { seq, ts, prevHash, hash, event } = record;
+  if (HEX_HASH.test(hash) && HEX_HASH.test(prevHash) && Number.isSafeInteger(seq) && seq >= 1) {
+    // Member order is UTF-16 order: event < hash < kind < prevHash < seq < ts.
+    return `{"event":${canonicalJson(event)},"hash":"${hash}","kind":"record","prevHash":"${prevHash}","seq":${seq},"ts":${canonicalJson(ts)}}`;
+  }
   return canonicalJson({ kind: 'record', seq, ts, prevHash, hash, event });
 }
 

@@ -33,13 +33,8 @@ export class CanonicalJsonError extends TypeError {
   }
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const ANY_SURROGATE = /[\uD800-\uDFFF]/;
-
-/** `String#isWellFormed` without needing it: almost every string has no surrogate at all, so test that first. */
-function isWellFormed(s: string): boolean {
-  return !ANY_SURROGATE.test(s) || !LONE_SURROGATE.test(s);
-}
+/** True when `s` has no lone surrogate (ES2024 `String#isWellFormed`, native in every Node.js custos supports). */
+const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
 
 /**
  * The canonical JSON text of `value` (see the module comment for the rules).

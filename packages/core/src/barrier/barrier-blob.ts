@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { randomNonSecretBytes } from '../common/random-pool.js';
 import { IntegrityError } from '../errors/index.js';
 
 /**
@@ -43,7 +44,8 @@ export function sealBlob(key: Uint8Array, term: number, aad: string, plaintext: 
   out[0] = BLOB_VERSION;
   out.writeUInt32BE(term, 1);
   const header = out.subarray(0, BLOB_HEADER_BYTES);
-  const nonce = randomBytes(NONCE_BYTES);
+  // A nonce must never repeat under one key, and need not be secret: a fresh 96-bit random value from the pool.
+  const nonce = randomNonSecretBytes(NONCE_BYTES);
   nonce.copy(out, BLOB_HEADER_BYTES);
   const cipher = createCipheriv(ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(gcmAad(header, aad));

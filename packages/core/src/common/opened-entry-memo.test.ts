@@ -20,7 +20,10 @@ describe('OpenedEntryMemo', () => {
     const barrier = await unsealedBarrier();
     const decrypt = vi.spyOn(barrier, 'decryptAsync');
     const memo = new OpenedEntryMemo();
-    const blob = sealJson(barrier, 'token', 'id-1', { policies: ['a'], accessor: `acc_${randomBytes(4).toString('hex')}` });
+    const blob = sealJson(barrier, 'token', 'id-1', {
+      policies: ['a'],
+      accessor: `acc_${randomBytes(4).toString('hex')}`,
+    });
     const first = await memo.openJson<{ policies: string[] }>(barrier, 'token', 'id-1', blob);
     first.policies.push('changed-by-caller');
     const second = await memo.openJson<{ policies: string[] }>(barrier, 'token', 'id-1', new Uint8Array(blob));
@@ -32,7 +35,9 @@ describe('OpenedEntryMemo', () => {
     const barrier = await unsealedBarrier();
     const memo = new OpenedEntryMemo();
     await memo.openJson(barrier, 'token', 'id-1', sealJson(barrier, 'token', 'id-1', { v: 1 }));
-    expect(await memo.openJson(barrier, 'token', 'id-1', sealJson(barrier, 'token', 'id-1', { v: 2 }))).toEqual({ v: 2 });
+    expect(await memo.openJson(barrier, 'token', 'id-1', sealJson(barrier, 'token', 'id-1', { v: 2 }))).toEqual({
+      v: 2,
+    });
   });
 
   it('never answers for altered bytes or bytes moved to another row: those are decrypted and refused', async () => {

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { timeOrderedId } from '../common/random-pool.js';
 import { CustosError, isCustosError, PermissionDeniedError } from '../errors/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import type { TaskService } from '../tasks/task-service.js';
@@ -81,7 +81,7 @@ export class LeaseService {
       usernamePrefix: roleName.replace(/[^a-z0-9_]/g, '_').slice(0, 8),
     });
     const record: LeaseRecord = {
-      id: `lea_${randomBytes(16).toString('base64url')}`,
+      id: `lea_${timeOrderedId()}`,
       engine: engineName,
       role: roleName,
       username: credential.username,

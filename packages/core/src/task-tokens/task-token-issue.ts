@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomNonSecretBytes } from '../common/random-pool.js';
 import { CustosError, ValidationError } from '../errors/index.js';
 import type { TaskSigningKeys } from './task-signing-keys.js';
 import {
@@ -63,7 +63,7 @@ export async function issueTaskToken(input: TaskTokenInput, options: IssueTaskTo
     iat,
     nbf: iat,
     exp: input.exp,
-    jti: input.jti ?? randomBytes(16).toString('base64url'),
+    jti: input.jti ?? randomNonSecretBytes(16).toString('base64url'),
     task_id: input.task_id,
     parent_task_id: input.parent_task_id ?? null,
     depth: input.depth,

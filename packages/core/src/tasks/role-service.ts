@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { type Cipher, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { NotFoundError, ValidationError } from '../errors/index.js';
 import { isPolicyName } from '../policy/index.js';

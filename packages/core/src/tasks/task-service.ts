@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
+import { timeOrderedId } from '../common/random-pool.js';
 import { TransactionBatcher } from '../common/transaction-batcher.js';
 import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../policy/index.js';
@@ -396,8 +396,9 @@ export class TaskService {
   }
 }
 
-const newTaskId = () => `tsk_${randomBytes(16).toString('base64url')}`;
-const newAccessor = () => `tac_${randomBytes(16).toString('base64url')}`;
+// Time-ordered: a batch of new tasks lands on neighbouring B-tree pages (see timeOrderedId).
+const newTaskId = () => `tsk_${timeOrderedId()}`;
+const newAccessor = () => `tac_${timeOrderedId()}`;
 const treeKey = taskTreePrefix;
 const lastSegment = (key: string) => key.slice(0, -1).split('/').pop() as string;
 
