@@ -49,7 +49,12 @@ export async function startServer(
   const storage = createStorage(config.storage, {
     // The server is the file's only user: the exclusive lock keeps a second
     // server off it (two would fork the audit chain) and lets it cache reads.
-    sqlite: { synchronous: config.durability === 'power' ? 'full' : 'normal', exclusive: true },
+    // Misuse detection is for the test suites (see SqliteStorageOptions): it taxes every promise.
+    sqlite: {
+      synchronous: config.durability === 'power' ? 'full' : 'normal',
+      exclusive: true,
+      detectTransactionMisuse: false,
+    },
   });
   const node = new CustosNode({
     storage,

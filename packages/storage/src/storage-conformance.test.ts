@@ -24,7 +24,7 @@ runStorageConformance('sqlite file', async () => {
 runStorageConformance('sqlite file, exclusive with entry cache', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'custos-storage-'));
   return {
-    storage: new SqliteStorage({ path: join(dir, 'custos.db'), exclusive: true }),
+    storage: new SqliteStorage({ path: join(dir, 'custos.db'), exclusive: true, detectTransactionMisuse: false }),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 });

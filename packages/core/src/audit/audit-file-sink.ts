@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { AuditCheckpoint, AuditRecord } from '../ports/storage.js';
 import { formatAuditCheckpointLine, formatAuditRecordLine, parseAuditLine } from './audit-line.js';
@@ -130,8 +131,13 @@ export class AuditFileSink implements AuditSink {
     try {
       let offset = 0;
       while (offset < buffer.length) {
-        const { bytesWritten } = await this.#handle.write(buffer, offset, buffer.length - offset);
-        offset += bytesWritten;
+        // Without fsync a write only copies the batch into the page cache: done
+        // in place it costs less than the thread-pool round trip, and the event
+        // loop does not sit idle while every waiting request is in this batch.
+        // With fsync the sync dominates and must not block the loop.
+        offset += this.#sync
+          ? (await this.#handle.write(buffer, offset, buffer.length - offset)).bytesWritten
+          : writeSync(this.#handle.fd, buffer, offset, buffer.length - offset);
       }
       if (this.#sync) await this.#handle.datasync();
       this.#size += buffer.length;

@@ -73,7 +73,7 @@ export async function issueTaskToken(input: TaskTokenInput, options: IssueTaskTo
     ...(input.cnf === undefined ? {} : { cnf: { jkt: input.cnf.jkt } }),
   };
   const key = await options.keys.signingKey();
-  const token = signCompactJws(key.encodedHeader, claims, key.privateKey);
+  const token = await signCompactJws(key.encodedHeader, claims, key.privateKey);
   // Verifiers refuse longer tokens unread; never hand out one they would refuse.
   if (token.length > MAX_TASK_TOKEN_LENGTH) throw new ValidationError('The task token would be too large.');
   return { token, claims };
