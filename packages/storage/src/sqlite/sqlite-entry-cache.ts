@@ -1,7 +1,11 @@
 import type { StoredEntry } from '@custos/core';
 
-/** A cached answer to `get`: the row as stored, or its absence. */
-type Cached = { readonly value: Uint8Array; readonly expiresAt: number | null } | null;
+/** A cached answer to `get`: the row as stored (`value` undefined when absent), and whether it was used since the last sweep. */
+interface Cached {
+  readonly value: Uint8Array | undefined;
+  readonly expiresAt: number | null;
+  used: boolean;
+}
 
 /** Entries larger than this are not cached: they are rare and would crowd out the hot small ones. */
 const MAX_CACHED_VALUE_BYTES = 64 * 1024;
@@ -9,7 +13,7 @@ const MAX_CACHED_VALUE_BYTES = 64 * 1024;
 const ENTRY_OVERHEAD_BYTES = 160;
 
 /**
- * An LRU cache of `get` answers for one SQLite connection that is the only
+ * A cache of `get` answers for one SQLite connection that is the only
  * writer of its file (the connection holds SQLite's EXCLUSIVE lock, so no
  * other process can change the file under it). Like Vault's physical cache it
  * holds the rows *as stored*: barrier ciphertext, never decrypted values.
@@ -33,15 +37,18 @@ export class SqliteEntryCache {
     this.#maxBytes = maxBytes;
   }
 
+  /** Rows held and their estimated bytes (status output, tests). */
+  get size(): { rows: number; bytes: number } {
+    return { rows: this.#rows.size, bytes: this.#bytes };
+  }
+
   /** `undefined` when not cached; `null` when cached as absent. */
   get(namespace: string, key: string): StoredEntry | null | undefined {
-    const id = cacheKey(namespace, key);
-    const cached = this.#rows.get(id);
+    const cached = this.#rows.get(cacheKey(namespace, key));
     if (cached === undefined) return undefined;
-    // Re-insert: Map iteration order is insertion order, so the first key is the least recently used.
-    this.#rows.delete(id);
-    this.#rows.set(id, cached);
-    if (cached === null) return null;
+    // A hit only sets a bit (CLOCK, an LRU approximation): no map update on the hot path.
+    cached.used = true;
+    if (cached.value === undefined) return null;
     return { key, value: new Uint8Array(cached.value), expiresAt: cached.expiresAt };
   }
 
@@ -51,13 +58,23 @@ export class SqliteEntryCache {
     if (entry && entry.value.byteLength > MAX_CACHED_VALUE_BYTES) return;
     const id = cacheKey(namespace, key);
     this.forgetId(id);
-    const cached: Cached = entry ? { value: new Uint8Array(entry.value), expiresAt: entry.expiresAt } : null;
+    const cached: Cached = entry
+      ? { value: new Uint8Array(entry.value), expiresAt: entry.expiresAt, used: false }
+      : { value: undefined, expiresAt: null, used: false };
     this.#rows.set(id, cached);
     this.#bytes += cost(id, cached);
+    // Sweep from the oldest insertion: a row used since the last sweep gets a
+    // second chance (moved to the end, bit cleared); the first unused one goes.
+    let budget = this.#rows.size * 2;
     for (const [oldest, row] of this.#rows) {
-      if (this.#bytes <= this.#maxBytes) break;
+      if (this.#bytes <= this.#maxBytes || budget-- <= 0) break;
       this.#rows.delete(oldest);
-      this.#bytes -= cost(oldest, row);
+      if (row.used && oldest !== id) {
+        row.used = false;
+        this.#rows.set(oldest, row);
+      } else {
+        this.#bytes -= cost(oldest, row);
+      }
     }
   }
 
@@ -82,4 +99,4 @@ export class SqliteEntryCache {
 
 // Namespaces and keys never contain NUL (key validation refuses it), so the join is unambiguous.
 const cacheKey = (namespace: string, key: string) => `${namespace}\0${key}`;
-const cost = (id: string, row: Cached) => ENTRY_OVERHEAD_BYTES + id.length * 2 + (row ? row.value.byteLength : 0);
+const cost = (id: string, row: Cached) => ENTRY_OVERHEAD_BYTES + id.length * 2 + (row.value?.byteLength ?? 0);
