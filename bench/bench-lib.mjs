@@ -47,7 +47,16 @@ export async function startCustos(env = {}, nodeArgs = []) {
   const addr = `http://127.0.0.1:${port}`;
   const child = spawn(
     process.execPath,
-    [...nodeArgs, join(root, 'packages/cli/bin/custos.js'), 'server', '--dev', '--data', dir, '--listen', `127.0.0.1:${port}`],
+    [
+      ...nodeArgs,
+      join(root, 'packages/cli/bin/custos.js'),
+      'server',
+      '--dev',
+      '--data',
+      dir,
+      '--listen',
+      `127.0.0.1:${port}`,
+    ],
     { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn', ...env } },
   );
   await waitFor(`${addr}/v1/sys/health`);
