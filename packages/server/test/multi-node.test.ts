@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CustosNode } from '@custos/core';
+import { CustosNode, createDpopProof, generateDpopKeyPair } from '@custos/core';
 import { createStorage } from '@custos/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../test-support/postgres.js';
@@ -57,6 +57,24 @@ describe.skipIf(!hasPostgres())('two nodes on one PostgreSQL database', () => {
     await A.tasks.revoke(task.task.id, 'test');
     await expect(B.authenticate(task.token, { method: 'GET', url: 'test' })).rejects.toMatchObject({
       code: 'CUSTOS_ERR_UNAUTHENTICATED',
+    });
+  });
+
+  it('a DPoP proof accepted by one node is refused by the other: proofs are single-use across nodes', async () => {
+    const A = a.services();
+    const B = b.services();
+    const role = await A.roles.write('ha-dpop', { policies: [], max_ttl_ms: 600_000 });
+    const keys = await generateDpopKeyPair();
+    const task = await A.tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 60_000, jkt: keys.jkt });
+    const url = `${A.issuer.replace(/\/+$/, '')}/v1/secrets/data/kv/ha/x`;
+    const proof = await createDpopProof({ ...keys, method: 'GET', url, accessToken: task.token });
+    const context = { method: 'GET', url, dpop: proof };
+    await expect(A.authenticate(task.token, context)).resolves.toMatchObject({ kind: 'task' });
+    await expect(B.authenticate(task.token, context)).rejects.toMatchObject({ code: 'CUSTOS_ERR_UNAUTHENTICATED' });
+    // A fresh proof works on either node.
+    const fresh = await createDpopProof({ ...keys, method: 'GET', url, accessToken: task.token });
+    await expect(B.authenticate(task.token, { method: 'GET', url, dpop: fresh })).resolves.toMatchObject({
+      kind: 'task',
     });
   });
 });

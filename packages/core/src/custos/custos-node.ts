@@ -11,7 +11,7 @@ import {
 } from '../audit/index.js';
 import { CertService, JwtMethodService } from '../auth-methods/index.js';
 import { CustosError, SealedError } from '../errors/index.js';
-import { MemoryDpopReplayCache, verifyDpopProof } from '../identity/index.js';
+import { StorageDpopReplayCache, verifyDpopProof } from '../identity/index.js';
 import { EngineService, LeaseService } from '../leases/index.js';
 import {
   type AuthzDecision,
@@ -229,10 +229,9 @@ export class CustosNode {
       minter: createTaskMinter(taskKeys, { issuer, audience: TASK_TOKEN_AUDIENCE }),
     });
     const bootstrap = new BootstrapService({ storage, cipher });
-    // One replay cache per node: a DPoP proof is single-use here. Across
-    // nodes a proof could be replayed once per node within its 60 s window;
-    // a storage-backed cache would close that (see the closing note).
-    const dpopReplay = new MemoryDpopReplayCache();
+    // A DPoP proof is single-use across every node on this database and
+    // across restarts: its jti is recorded in storage, where one insert decides.
+    const dpopReplay = new StorageDpopReplayCache(storage.entries);
     const authenticator = new PrincipalAuthenticator({
       tokens,
       tasks,
@@ -342,6 +341,7 @@ export class CustosNode {
         tasks.reapExpired(),
         bootstrap.reapExpired(),
         taskKeys.prune(),
+        dpopReplay.reapExpired(),
         leases.reapExpired(),
         rotation.rotateDue(),
       ]).catch(() => {

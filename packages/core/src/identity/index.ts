@@ -5,6 +5,7 @@ export { normalizeHtu } from './dpop-htu.js';
 export * from './dpop-proof-create.js';
 export * from './dpop-proof-verify.js';
 export * from './dpop-replay-cache.js';
+export * from './dpop-storage-replay-cache.js';
 export * from './identity-rejected-error.js';
 export * from './jwk-thumbprint.js';
 export * from './jwt-auth-config.js';
