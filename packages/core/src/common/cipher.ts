@@ -6,7 +6,7 @@
  */
 export interface Cipher {
   /** True while the cipher holds no key (a sealed barrier); what was opened before must not be served then either. */
-  readonly sealed?: boolean;
+  readonly sealed: boolean;
   encrypt(aad: string, plaintext: Uint8Array): Uint8Array;
   decrypt(aad: string, blob: Uint8Array): Uint8Array;
   /**

@@ -62,6 +62,20 @@ describe('OpenedEntryMemo', () => {
     await expect(memo.openJson(barrier, 'token', 'id-1', blob)).rejects.toBeInstanceOf(SealedError);
   });
 
+  it('keeps within its byte budget, dropping the oldest', async () => {
+    const barrier = await unsealedBarrier();
+    const decrypt = vi.spyOn(barrier, 'decryptAsync');
+    // Each record costs about 70 bytes (a 42-byte blob, 9 characters of JSON, a 4-character AAD): two fit in 150.
+    const memo = new OpenedEntryMemo(100, 150);
+    const blobs = ['a', 'b', 'c'].map((k) => sealJson(barrier, 'ns', k, { k }));
+    for (const [i, k] of ['a', 'b', 'c'].entries()) await memo.openJson(barrier, 'ns', k, blobs[i]!);
+    expect(decrypt).toHaveBeenCalledTimes(3);
+    await memo.openJson(barrier, 'ns', 'c', blobs[2]!);
+    expect(decrypt).toHaveBeenCalledTimes(3);
+    await memo.openJson(barrier, 'ns', 'a', blobs[0]!);
+    expect(decrypt).toHaveBeenCalledTimes(4);
+  });
+
   it('keeps at most maxEntries records, dropping the oldest', async () => {
     const barrier = await unsealedBarrier();
     const decrypt = vi.spyOn(barrier, 'decryptAsync');

@@ -5,6 +5,8 @@ const decoder = new TextDecoder();
 
 /** Blobs larger than this are opened every time: the memo is for small, hot records. */
 const MAX_MEMO_BLOB_BYTES = 16 * 1024;
+/** What one memo may hold in blobs and JSON text, roughly (UTF-16 text counted at 2 bytes a character). */
+const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
 
 interface Opened {
   readonly blob: Buffer;
@@ -34,10 +36,13 @@ interface Opened {
  */
 export class OpenedEntryMemo {
   readonly #maxEntries: number;
+  readonly #maxBytes: number;
   readonly #opened = new Map<string, Opened>();
+  #bytes = 0;
 
-  constructor(maxEntries = 4_096) {
+  constructor(maxEntries = 4_096, maxBytes = DEFAULT_MAX_BYTES) {
     this.#maxEntries = maxEntries;
+    this.#maxBytes = maxBytes;
   }
 
   /** Like {@link openJson}: decrypts and parses the entry (namespace, key), unless these bytes were opened before. */
@@ -50,12 +55,26 @@ export class OpenedEntryMemo {
     if (hit?.blob.equals(bytes)) return JSON.parse(hit.json) as T;
     const json = decoder.decode(await cipher.decryptAsync(aad, blob));
     const value = JSON.parse(json) as T;
+    this.#forget(aad);
     if (bytes.byteLength <= MAX_MEMO_BLOB_BYTES) {
-      this.#opened.delete(aad);
+      const opened = { blob: Buffer.from(bytes), json };
+      this.#opened.set(aad, opened);
+      this.#bytes += cost(aad, opened);
       // Oldest first out: Map iteration order is insertion order.
-      if (this.#opened.size >= this.#maxEntries) this.#opened.delete(this.#opened.keys().next().value as string);
-      this.#opened.set(aad, { blob: Buffer.from(bytes), json });
+      for (const oldest of this.#opened.keys()) {
+        if (this.#opened.size <= this.#maxEntries && this.#bytes <= this.#maxBytes) break;
+        this.#forget(oldest);
+      }
     }
     return value;
   }
+
+  #forget(aad: string): void {
+    const opened = this.#opened.get(aad);
+    if (!opened) return;
+    this.#opened.delete(aad);
+    this.#bytes -= cost(aad, opened);
+  }
 }
+
+const cost = (aad: string, opened: Opened) => 2 * (aad.length + opened.json.length) + opened.blob.byteLength;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MemoryEntryStore } from '../test-support/memory-entry-store.js';
-import { StorageDpopReplayCache } from './dpop-storage-replay-cache.js';
+import { DPOP_REPLAY_SKEW_MARGIN_MS, StorageDpopReplayCache } from './dpop-storage-replay-cache.js';
 
 const key = () => `jkt-${randomBytes(8).toString('hex')}:${randomBytes(16).toString('base64url')}`;
 
@@ -26,17 +26,30 @@ describe('StorageDpopReplayCache', () => {
     expect(stored).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('reaps entries past their window and keeps live ones', async () => {
+  it('reaps entries past their window plus a clock-skew margin, and keeps live ones', async () => {
     const store = new MemoryEntryStore();
     let now = 1_000_000;
     const cache = new StorageDpopReplayCache(store, () => now);
     await cache.seen(key(), now + 60_000);
     const live = key();
     await cache.seen(live, now + 120_000);
+    // Past the first proof's window, but a node whose clock runs behind may still be inside it: kept.
     now += 90_000;
+    expect(await cache.reapExpired()).toBe(0);
+    now += DPOP_REPLAY_SKEW_MARGIN_MS;
     expect(await cache.reapExpired()).toBe(1);
     expect(await store.list('dpop.jti', '')).toHaveLength(1);
     expect(await cache.seen(live, now + 120_000)).toBe(true);
+  });
+
+  it('reaps in as many batches as it takes, so a steady load does not pile up', async () => {
+    const store = new MemoryEntryStore();
+    let now = 1_000_000;
+    const cache = new StorageDpopReplayCache(store, () => now);
+    for (let i = 0; i < 250; i++) await cache.seen(key(), now + 60_000);
+    now += 60_000 + DPOP_REPLAY_SKEW_MARGIN_MS + 1;
+    expect(await cache.reapExpired(40)).toBe(250);
+    expect(await store.list('dpop.jti', '')).toHaveLength(0);
   });
 
   it('fails closed: a storage error is thrown, so the proof is refused', async () => {

@@ -13,6 +13,7 @@ import type { CustosEvent } from './rotation-types.js';
 
 /** A pass-through cipher: these tests are about stages, not encryption (the barrier has its own tests). */
 const plainCipher: Cipher = {
+  sealed: false,
   encrypt: (_aad, plaintext) => plaintext.slice(),
   decrypt: (_aad, blob) => blob.slice(),
   decryptAsync: async (_aad, blob) => blob.slice(),

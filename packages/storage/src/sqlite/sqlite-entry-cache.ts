@@ -54,10 +54,10 @@ export class SqliteEntryCache {
 
   /** Remembers what the database answered for (namespace, key). */
   set(namespace: string, key: string, entry: StoredEntry | undefined): void {
-    if (this.#maxBytes <= 0) return;
-    if (entry && entry.value.byteLength > MAX_CACHED_VALUE_BYTES) return;
     const id = cacheKey(namespace, key);
     this.forgetId(id);
+    if (this.#maxBytes <= 0) return;
+    if (entry && entry.value.byteLength > MAX_CACHED_VALUE_BYTES) return;
     const cached: Cached = entry
       ? { value: new Uint8Array(entry.value), expiresAt: entry.expiresAt, used: false }
       : { value: undefined, expiresAt: null, used: false };

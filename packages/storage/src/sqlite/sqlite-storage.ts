@@ -108,19 +108,23 @@ export class SqliteStorage implements Storage {
   readonly #detectMisuse: boolean;
 
   constructor(options: SqliteStorageOptions) {
+    let db: Database.Database | undefined;
     try {
       if (options.path !== ':memory:' && options.path !== '') {
         // Create the file 0600 before SQLite does: entry keys and audit events
         // are plain metadata. SQLite gives the -wal and -shm files the same mode.
         closeSync(openSync(options.path, 'a', 0o600));
       }
-      this.#db = new Database(options.path, { timeout: Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000)) });
+      db = new Database(options.path, { timeout: Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000)) });
       // Before WAL is first opened: an exclusive connection then keeps the WAL index in its own memory.
-      if (options.exclusive) this.#db.pragma('locking_mode = EXCLUSIVE');
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-      this.#db.pragma('foreign_keys = ON');
+      if (options.exclusive) db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      db.pragma('foreign_keys = ON');
+      this.#db = db;
     } catch (e) {
+      // Opened but refused (the file is held, a pragma failed): release it.
+      if (db?.open) db.close();
       if ((e as { code?: unknown })?.code === 'SQLITE_BUSY') {
         // Another process holds the file exclusively (a running custos server).
         throw new CustosError('CUSTOS_ERR_STORAGE', 'The database file is in use by another process.', { cause: e });
@@ -139,7 +143,8 @@ export class SqliteStorage implements Storage {
     this.entries = new SqliteEntryStore(
       this.#stmts,
       run,
-      cache ? { cache, cacheUsable: () => !this.#lock.held } : undefined,
+      // Not while a transaction holds the lock, nor once closed (then the database answers: with an error).
+      cache ? { cache, cacheUsable: () => !this.#lock.held && this.#db.open } : undefined,
     );
     this.audit = new SqliteAuditStore(this.#stmts, run);
   }
@@ -194,6 +199,7 @@ export class SqliteStorage implements Storage {
     await this.#lock.acquire();
     try {
       if (this.#db.open) this.#db.close();
+      this.#cache?.clear();
     } finally {
       this.#lock.release();
     }
