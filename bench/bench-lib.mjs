@@ -90,3 +90,26 @@ export function cpuSplit(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
+
+/**
+ * The reference: a bare fastify route returning a constant JSON body, in its
+ * own process, as issue 2 defines it. `stop` kills it.
+ */
+export async function startBareRoute() {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import Fastify from 'fastify';
+       const app = Fastify({ logger: false });
+       app.get('/bare', async () => ({ data: { password: 'constant-bench-value' }, metadata: { version: 1 } }));
+       await app.listen({ host: '127.0.0.1', port: ${port} });`,
+    ],
+    { cwd: join(root, 'packages/server'), stdio: 'inherit' },
+  );
+  const url = `http://127.0.0.1:${port}/bare`;
+  await waitFor(url);
+  return { url, pid: child.pid, stop: () => child.kill('SIGTERM') };
+}

@@ -4,36 +4,10 @@
 // body, both measured here with the same load generator (autocannon, 32
 // connections) against a server in its own process. Also: secret writes, and
 // audit verification speed. Prints one Markdown section.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import {
-  CONNECTIONS,
-  cpuSeconds,
-  DURATION,
-  fmt,
-  freePort,
-  root,
-  row,
-  load as run,
-  startCustos,
-  waitFor,
-} from './bench-lib.mjs';
+import { CONNECTIONS, cpuSeconds, DURATION, fmt, row, load as run, startBareRoute, startCustos } from './bench-lib.mjs';
 
 // 1. The bare route and custos, each in its own process, both up before any load.
-const barePort = await freePort();
-const bare = spawn(
-  process.execPath,
-  [
-    '--input-type=module',
-    '-e',
-    `import Fastify from 'fastify';
-     const app = Fastify({ logger: false });
-     app.get('/bare', async () => ({ data: { password: 'constant-bench-value' }, metadata: { version: 1 } }));
-     await app.listen({ host: '127.0.0.1', port: ${barePort} });`,
-  ],
-  { cwd: join(root, 'packages/server'), stdio: 'inherit' },
-);
-await waitFor(`http://127.0.0.1:${barePort}/bare`);
+const bare = await startBareRoute();
 
 // 2. custos on its embedded default.
 const { addr, call, stop, pid } = await startCustos();
@@ -55,7 +29,7 @@ const ROUNDS = 3;
 const pairs = [];
 for (let i = 0; i < ROUNDS; i++) {
   const bareCpu = cpuSeconds(bare.pid);
-  const bareRun = await run({ url: `http://127.0.0.1:${barePort}/bare` });
+  const bareRun = await run({ url: bare.url });
   const bareUs = ((cpuSeconds(bare.pid) - bareCpu) * 1e6) / bareRun.requests.total;
   const readCpu = cpuSeconds(pid);
   const readRun = await run({
@@ -65,7 +39,7 @@ for (let i = 0; i < ROUNDS; i++) {
   const readUs = ((cpuSeconds(pid) - readCpu) * 1e6) / readRun.requests.total;
   pairs.push({ bareRun, bareUs, readRun, readUs, ratio: readRun.requests.average / bareRun.requests.average });
 }
-bare.kill('SIGTERM');
+bare.stop();
 const median = [...pairs].sort((a, b) => a.ratio - b.ratio)[Math.floor(ROUNDS / 2)];
 const bareResult = median.bareRun;
 const readResult = median.readRun;
