@@ -212,4 +212,33 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
     expect(meta.grant_types_supported).toContain(EXCHANGE);
     expect(meta.jwks_uri).toMatch(/\/\.well-known\/jwks\.json$/);
   });
+
+  it('labels reach Cedar as principal.labels ("k=v"), and children inherit them', async () => {
+    await s.call({
+      method: 'PUT',
+      url: '/v1/policies/labelled',
+      payload: {
+        policy:
+          'permit(principal is Custos::Task, action == Custos::Action::"read", resource in Custos::Path::"kv/labelled/") when { principal.labels.contains("team=search") };\n' +
+          'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
+      },
+    });
+    expect(
+      (await s.call({ method: 'PUT', url: '/v1/roles/labelled', payload: { policies: ['labelled'], max_ttl: '15m' } }))
+        .statusCode,
+    ).toBe(200);
+    await s.call({ method: 'PUT', url: '/v1/secrets/data/kv/labelled/x', payload: { data: { k: fakeSecret() } } });
+    const start = async (labels: Record<string, string>) => {
+      const r = await s.call({ method: 'POST', url: '/v1/roles/labelled/tasks', payload: { ttl: '5m', labels } });
+      expect(r.statusCode).toBe(200);
+      return r.json().token as string;
+    };
+    const search = await start({ team: 'search' });
+    const other = await start({ team: 'ads' });
+    expect((await asTask(search, 'GET', 'kv/labelled/x')).statusCode).toBe(200);
+    expect((await asTask(other, 'GET', 'kv/labelled/x')).statusCode).toBe(403);
+    const child = await exchange(search, {});
+    expect(child.statusCode).toBe(200);
+    expect((await asTask(child.json().access_token, 'GET', 'kv/labelled/x')).statusCode).toBe(200);
+  });
 });

@@ -308,13 +308,14 @@ export class CustosNode {
         // permit: the scope narrows the role's grant, never widens it, so a
         // child (whose scope is a subset of its parent's) can never do what
         // its parent could not.
-        const { task, role } = principal;
+        const { task, role, labels } = principal;
         if (!scopeAllows(parsedScope(task.scope), action, path)) return { allowed: false, reasons: [] };
         return engine.authorize({
           principal: {
             type: 'Task',
             id: task.task_id,
-            attrs: { role: role.name, depth: task.depth },
+            // Labels as "k=v" strings: `principal.labels.contains("team=search")`.
+            attrs: { role: role.name, depth: task.depth, labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
             // `principal in Custos::Identity::"<sub>"` and `principal in
             // Custos::Task::"<ancestor>"` both hold for a task, so rules on
             // an identity or a subtree apply to every delegated child.

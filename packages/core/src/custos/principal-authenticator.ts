@@ -67,7 +67,10 @@ export class PrincipalAuthenticator {
     const role = await this.#roles.find(task.role);
     // A deleted role takes its tasks with it.
     if (!role) throw new UnauthenticatedError();
-    return { kind: 'task', task, role };
+    // Labels live on the task's record, not in its token (they may be long, and a token is sent with every request).
+    const record = await this.#tasks.record(task.task_id).catch(() => undefined);
+    if (!record) throw new UnauthenticatedError();
+    return { kind: 'task', task, role, labels: record.labels };
   }
 
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */

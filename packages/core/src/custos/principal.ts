@@ -9,7 +9,13 @@ import type { TokenEntry } from '../tokens/token-types.js';
  */
 export type Principal =
   | { readonly kind: 'operator'; readonly token: TokenEntry }
-  | { readonly kind: 'task'; readonly task: TaskTokenSubject; readonly role: Role };
+  | {
+      readonly kind: 'task';
+      readonly task: TaskTokenSubject;
+      readonly role: Role;
+      /** The task's labels (`--label k=v`), from its record: Cedar sees them as `principal.labels` ("k=v" strings). */
+      readonly labels: Readonly<Record<string, string>>;
+    };
 
 /** A short, non-secret name for audit events and `created_by` fields. */
 export function principalName(principal: Principal): string {

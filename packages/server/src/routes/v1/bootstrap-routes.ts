@@ -77,7 +77,7 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
       const role = await services.roles.read(outcome.role);
       checkLogin(role, 'bootstrap', request);
       const issued = await startTask(node, role, `bootstrap:${outcome.accessor}`, 'bootstrap', start);
-      request.auth = { kind: 'task', task: taskSubject(issued.task), role };
+      request.auth = { kind: 'task', task: taskSubject(issued.task), role, labels: issued.task.labels };
       return issuedView(issued);
     },
   });
