@@ -26,6 +26,9 @@ await call('PUT', '/v1/secrets/data/kv/bench/db', {
 // drift. Reported: every pair and the median ratio; CPU time per request of
 // each server process (from /proc) as a second, drift-resistant measure.
 const ROUNDS = 3;
+// Warm both servers up (JIT, caches) before anything is measured.
+await run({ url: bare.url, duration: 2 });
+await run({ url: `${addr}/v1/secrets/data/kv/bench/db`, headers: { authorization: `Bearer ${token}` }, duration: 2 });
 const pairs = [];
 for (let i = 0; i < ROUNDS; i++) {
   const bareCpu = cpuSeconds(bare.pid);

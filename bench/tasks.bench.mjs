@@ -31,37 +31,30 @@ const coordinator = await call('POST', '/v1/roles/agent/tasks', { ttl: '50m' });
 // between minutes, and the bare route shows how fast the machine was. The
 // server's CPU time per mint (from /proc) is the drift-resistant figure.
 const ROUNDS = 3;
+const exchange = (extra = {}) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: coordinator.token,
+    scope: 'read:kv/bench/*',
+    ...extra,
+  }),
+});
+// Warm both servers up (JIT, caches) before anything is measured.
+await run({ url: bare.url, duration: 2 });
+await run({ url: `${addr}/v1/oauth/token`, ...exchange({ ttl: '5m' }), duration: 2 });
 const rounds = [];
 for (let i = 0; i < ROUNDS; i++) {
   const bareRun = await run({ url: bare.url });
   const cpu0 = cpuSeconds(pid);
-  const mintRun = await run({
-    url: `${addr}/v1/oauth/token`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: coordinator.token,
-      scope: 'read:kv/bench/*',
-      ttl: '5m',
-    }),
-  });
+  const mintRun = await run({ url: `${addr}/v1/oauth/token`, ...exchange({ ttl: '5m' }) });
   rounds.push({ bareRun, mintRun, cpuUs: ((cpuSeconds(pid) - cpu0) * 1e6) / mintRun.requests.total });
 }
 bare.stop();
 const mint = [...rounds].sort((a, b) => a.mintRun.requests.average - b.mintRun.requests.average)[Math.floor(ROUNDS / 2)]
   .mintRun;
-const child = await (
-  await fetch(`${addr}/v1/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: coordinator.token,
-      scope: 'read:kv/bench/*',
-    }),
-  })
-).json();
+const child = await (await fetch(`${addr}/v1/oauth/token`, exchange())).json();
 const introspect = await run({
   url: `${addr}/v1/oauth/introspect`,
   method: 'POST',
