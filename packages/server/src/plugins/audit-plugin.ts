@@ -58,6 +58,32 @@ export function registerAudit(app: FastifyInstance, node: CustosNode): void {
   });
 }
 
+/**
+ * Records, one event each, the paths a single request read on the caller's
+ * behalf (a route that reads many secrets at once, such as the scanner's
+ * fingerprints): the trail then shows *which* secrets were touched, as if
+ * each had been read alone. Fail-closed like the rest: the caller must not
+ * answer if this throws.
+ */
+export async function recordPathReads(
+  node: CustosNode,
+  request: FastifyRequest,
+  paths: readonly string[],
+): Promise<void> {
+  const base = event(request, undefined, 'request');
+  await Promise.all(
+    paths.map((path) =>
+      record(node, {
+        ...base,
+        request: { ...base.request!, path, action: 'read' },
+        decision: 'allow',
+        status: 200,
+        details: { phase: 'path_read' },
+      }),
+    ),
+  );
+}
+
 async function record(node: CustosNode, input: AuditEventInput): Promise<void> {
   try {
     await node.services().audit.record(input);

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { type CustosNode, isCustosError } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
+import { recordPathReads } from '../../plugins/audit-plugin.js';
 
 /** Fingerprinted values shorter than this are left out: they would match ordinary words. */
 const MIN_LENGTH = 8;
@@ -29,6 +30,7 @@ export async function scanRoutes(app: FastifyInstance, { node }: { node: CustosN
       const key = randomBytes(32);
       const fingerprints: Array<{ path: string; field: string; version: number; hmac: string }> = [];
       const now = new Date();
+      const included: string[] = [];
       for (const path of await services.secrets.paths(MAX_SECRETS)) {
         if (!services.authorize(principal, 'read', path, { sourceIp: request.ip, now }).allowed) continue;
         let secret: Awaited<ReturnType<typeof services.secrets.get>>;
@@ -39,12 +41,18 @@ export async function scanRoutes(app: FastifyInstance, { node }: { node: CustosN
           if (isCustosError(error) && error.status < 500) continue;
           throw error;
         }
+        let fingerprinted = false;
         for (const [field, value] of Object.entries(secret.data)) {
           if (value.length < MIN_LENGTH) continue;
           const hmac = createHmac('sha256', key).update(value, 'utf8').digest('hex');
           fingerprints.push({ path, field, version: secret.metadata.version, hmac });
+          fingerprinted = true;
         }
+        if (fingerprinted) included.push(path);
       }
+      // A hash of a value is a way to test guesses of it: each secret it
+      // covers is audited as a read of that path, before the answer leaves.
+      await recordPathReads(node, request, included);
       return { algorithm: 'hmac-sha256', key: key.toString('base64url'), min_length: MIN_LENGTH, fingerprints };
     },
   });
