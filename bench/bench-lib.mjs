@@ -85,12 +85,6 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** User and system CPU seconds of a process, from /proc (Linux). */
-export function cpuSplit(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
-}
-
 /**
  * The reference: a bare fastify route returning a constant JSON body, in its
  * own process, as issue 2 defines it. `stop` kills it.

@@ -20,8 +20,9 @@ const ENTRY_OVERHEAD_BYTES = 160;
  *
  * Coherence is exact because every write of this connection goes through
  * {@link SqliteStorage}, which calls {@link forget} for each key it writes, in
- * the same synchronous step as the write (outside a transaction) or at
- * commit/rollback (inside one). Absent keys are cached too: the hot path asks
+ * the same synchronous step as the write, and fills the cache only from reads
+ * made while no transaction is open (so never with uncommitted rows). Absent
+ * keys are cached too: the hot path asks
  * for markers that are almost never there (a task's end marker, on every
  * request made with a task token).
  *

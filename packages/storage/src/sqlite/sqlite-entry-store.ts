@@ -33,49 +33,38 @@ interface EntryRow {
 }
 
 /**
- * How a store keeps the connection's entry cache right:
- * - `cache`: the store reads through it and forgets each key it writes (the
- *   store used outside transactions); `cacheUsable` says when a hit may be
- *   served without waiting (not while a transaction is open: a read outside
- *   it waits for it and then sees its writes, as without a cache);
- * - `written`: the store reports each key it writes, to be forgotten when the
- *   transaction ends (the store given to a transaction, whose writes the
- *   cache must not see before commit).
+ * How a store uses the connection's entry cache. Every store forgets each key
+ * it writes, in the same synchronous step as the write. `readThrough` says
+ * when a read may be answered from the cache and fill it: never inside a
+ * transaction (it would see, and could cache, uncommitted rows), and outside
+ * one only while no transaction holds the lock (a read then waits for it and
+ * sees its writes, as without a cache). A key a transaction forgot can only
+ * be cached again by such a read, so after the commit or rollback.
  */
-export type SqliteEntryCacheLink =
-  | { readonly cache: SqliteEntryCache; readonly cacheUsable: () => boolean }
-  | { readonly written: (namespace: string, key: string) => void };
+export interface SqliteEntryCacheLink {
+  readonly cache: SqliteEntryCache;
+  readonly readThrough: () => boolean;
+}
 
 /** {@link EntryStore} over one SQLite connection. */
 export class SqliteEntryStore implements EntryStore {
-  readonly #cache: SqliteEntryCache | undefined;
-  readonly #cacheUsable: () => boolean;
-  readonly #written: (namespace: string, key: string) => void;
-
   constructor(
     private readonly stmts: SqliteStatements,
     private readonly run: SqliteRunner,
-    link?: SqliteEntryCacheLink,
-  ) {
-    const cache = link && 'cache' in link ? link.cache : undefined;
-    this.#cache = cache;
-    this.#cacheUsable = link && 'cache' in link ? link.cacheUsable : () => false;
-    this.#written =
-      link && 'written' in link ? link.written : cache ? (ns, key) => cache.forget(ns, key) : () => undefined;
-  }
+    private readonly cache?: SqliteEntryCacheLink,
+  ) {}
 
   get(namespace: string, key: string): Promise<StoredEntry | undefined> {
-    if (this.#cache && this.#cacheUsable()) {
-      const hit = this.#cache.get(namespace, key);
-      if (hit !== undefined) return Promise.resolve(hit ?? undefined);
-    }
+    const cache = this.cache?.readThrough() ? this.cache.cache : undefined;
+    const hit = cache?.get(namespace, key);
+    if (hit !== undefined) return Promise.resolve(hit ?? undefined);
     return this.run(() => {
       assertKey(namespace);
       assertKey(key);
       const row = this.stmts.get(GET).get(namespace, key) as Omit<EntryRow, 'key'> | undefined;
       const entry = row && { key, value: ownedBytes(row.value), expiresAt: row.expires_at };
       // Filled in the same synchronous step as the read: nothing can write in between.
-      this.#cache?.set(namespace, key, entry);
+      cache?.set(namespace, key, entry);
       return entry;
     });
   }
@@ -86,7 +75,7 @@ export class SqliteEntryStore implements EntryStore {
       assertKey(key);
       assertExpiry(options?.expiresAt);
       this.stmts.get(PUT).run(namespace, key, asBuffer(value), options?.expiresAt ?? null);
-      this.#written(namespace, key);
+      this.cache?.cache.forget(namespace, key);
     });
   }
 
@@ -97,7 +86,7 @@ export class SqliteEntryStore implements EntryStore {
       assertExpiry(options?.expiresAt);
       const added =
         this.stmts.get(PUT_IF_ABSENT).run(namespace, key, asBuffer(value), options?.expiresAt ?? null).changes === 1;
-      this.#written(namespace, key);
+      this.cache?.cache.forget(namespace, key);
       return added;
     });
   }
@@ -107,7 +96,7 @@ export class SqliteEntryStore implements EntryStore {
       assertKey(namespace);
       assertKey(key);
       const deleted = this.stmts.get(DELETE).run(namespace, key).changes > 0;
-      this.#written(namespace, key);
+      this.cache?.cache.forget(namespace, key);
       return deleted;
     });
   }

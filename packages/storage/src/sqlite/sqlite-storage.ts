@@ -54,7 +54,7 @@ export interface SqliteStorageOptions {
 }
 
 /** Default size of an exclusive connection's entry cache. */
-export const DEFAULT_SQLITE_CACHE_BYTES = 32 * 1024 * 1024;
+const DEFAULT_SQLITE_CACHE_BYTES = 32 * 1024 * 1024;
 
 // Which storage's transaction the current async context is inside, to turn a
 // self-deadlock (using the outer store, or a nested transaction, inside `fn`)
@@ -73,14 +73,13 @@ class SqliteTx implements StorageTx {
   active = true;
   readonly entries: EntryStore;
   readonly audit: AuditStore;
-  /** Keys this transaction wrote: the entry cache forgets them when it ends, committed or not. */
-  readonly written: Array<[namespace: string, key: string]> = [];
 
-  constructor(stmts: SqliteStatements) {
+  constructor(stmts: SqliteStatements, cache: SqliteEntryCache | undefined) {
     // Inside the transaction the lock is already ours: operations run directly.
     const run: SqliteRunner = (op) =>
       this.active ? settle(op) : Promise.reject(new Error('The transaction has already finished.'));
-    this.entries = new SqliteEntryStore(stmts, run, { written: (ns, key) => this.written.push([ns, key]) });
+    // Its writes are forgotten by the cache; its reads never go through it.
+    this.entries = new SqliteEntryStore(stmts, run, cache && { cache, readThrough: () => false });
     this.audit = new SqliteAuditStore(stmts, run);
   }
 }
@@ -144,7 +143,7 @@ export class SqliteStorage implements Storage {
       this.#stmts,
       run,
       // Not while a transaction holds the lock, nor once closed (then the database answers: with an error).
-      cache ? { cache, cacheUsable: () => !this.#lock.held && this.#db.open } : undefined,
+      cache && { cache, readThrough: () => !this.#lock.held && this.#db.open },
     );
     this.audit = new SqliteAuditStore(this.#stmts, run);
   }
@@ -155,7 +154,7 @@ export class SqliteStorage implements Storage {
     }
     await this.#lock.acquire();
     try {
-      const tx = new SqliteTx(this.#stmts);
+      const tx = new SqliteTx(this.#stmts, this.#cache);
       try {
         this.#stmts.get('BEGIN IMMEDIATE').run();
       } catch (e) {
@@ -163,23 +162,18 @@ export class SqliteStorage implements Storage {
       }
       let result: T;
       try {
-        try {
-          result = await (this.#detectMisuse ? insideTransaction.run(this, () => fn(tx)) : fn(tx));
-        } catch (e) {
-          tx.active = false;
-          this.#rollback();
-          throw e;
-        }
+        result = await (this.#detectMisuse ? insideTransaction.run(this, () => fn(tx)) : fn(tx));
+      } catch (e) {
         tx.active = false;
-        try {
-          this.#stmts.get('COMMIT').run();
-        } catch (e) {
-          this.#rollback();
-          throw wrapStorageError(e);
-        }
-      } finally {
-        // Still under the lock, so no read outside the transaction has seen the cache in between.
-        if (this.#cache) for (const [ns, key] of tx.written) this.#cache.forget(ns, key);
+        this.#rollback();
+        throw e;
+      }
+      tx.active = false;
+      try {
+        this.#stmts.get('COMMIT').run();
+      } catch (e) {
+        this.#rollback();
+        throw wrapStorageError(e);
       }
       return result;
     } finally {
