@@ -7,10 +7,10 @@ import {
   randomBytes,
 } from 'node:crypto';
 import type { AuditSigner } from '../audit/index.js';
-import { type Cipher, entryAad } from '../common/cipher.js';
+import type { Cipher } from '../common/cipher.js';
 import type { EntryStore } from '../ports/storage.js';
+import { loadOrCreateSysKey } from './sys-keys.js';
 
-const NS = 'sys';
 const HMAC_KEY = 'audit.hmac-key';
 const SIGNING_KEY = 'audit.signing-key';
 
@@ -26,13 +26,11 @@ export interface AuditKeys {
 /**
  * Loads the audit keys, creating them on first unseal. Both live behind the
  * barrier: whoever can read the database must not be able to forge a
- * checkpoint nor test guesses against HMAC'd values. Creation uses
- * putIfAbsent and then re-reads, so two nodes starting together agree on one
- * key pair.
+ * checkpoint nor test guesses against HMAC'd values.
  */
 export async function loadAuditKeys(entries: EntryStore, cipher: Cipher): Promise<AuditKeys> {
-  const hmacKey = await loadOrCreate(entries, cipher, HMAC_KEY, () => randomBytes(32));
-  const pkcs8 = await loadOrCreate(entries, cipher, SIGNING_KEY, () =>
+  const hmacKey = await loadOrCreateSysKey(entries, cipher, HMAC_KEY, () => randomBytes(32));
+  const pkcs8 = await loadOrCreateSysKey(entries, cipher, SIGNING_KEY, () =>
     generateKeyPairSync('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' }),
   );
   const privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
@@ -47,19 +45,4 @@ export function auditKeyId(publicKey: KeyObject): string {
     .update(publicKey.export({ format: 'der', type: 'spki' }))
     .digest('hex')
     .slice(0, 16);
-}
-
-async function loadOrCreate(
-  entries: EntryStore,
-  cipher: Cipher,
-  key: string,
-  create: () => Uint8Array,
-): Promise<Uint8Array> {
-  const aad = entryAad(NS, key);
-  const existing = await entries.get(NS, key);
-  if (existing) return cipher.decryptAsync(aad, existing.value);
-  await entries.putIfAbsent(NS, key, cipher.encrypt(aad, create()));
-  const stored = await entries.get(NS, key);
-  if (!stored) throw new Error(`audit key ${key} vanished`);
-  return cipher.decryptAsync(aad, stored.value);
 }

@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { type KeyObject, randomBytes } from 'node:crypto';
 import {
   AuditFileSink,
   type AuditHmac,
@@ -33,6 +33,7 @@ import { loadAuditKeys } from './audit-keys.js';
 import { PolicyService } from './policy-service.js';
 import type { Principal } from './principal.js';
 import { type AuthenticateContext, PrincipalAuthenticator } from './principal-authenticator.js';
+import { loadOrCreateSysKey } from './sys-keys.js';
 import { createTaskMinter } from './task-minter.js';
 
 export interface CustosNodeOptions {
@@ -102,6 +103,8 @@ export interface CustosServices {
 export const TASK_TOKEN_AUDIENCE = 'custos';
 
 const REAP_INTERVAL_MS = 5_000;
+/** The key task accessors are computed with (see TaskAccessors), in the `sys` namespace. */
+const TASK_ACCESSOR_KEY = 'task.accessor-key';
 const POLICY_REFRESH_MS = 1_000;
 
 /**
@@ -227,6 +230,7 @@ export class CustosNode {
       cipher,
       roles,
       minter: createTaskMinter(taskKeys, { issuer, audience: TASK_TOKEN_AUDIENCE }),
+      accessorKey: await loadOrCreateSysKey(storage.entries, cipher, TASK_ACCESSOR_KEY, () => randomBytes(32)),
     });
     const bootstrap = new BootstrapService({ storage, cipher });
     // A DPoP proof is single-use across every node on this database and

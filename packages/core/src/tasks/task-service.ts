@@ -7,14 +7,24 @@ import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../polic
 import type { EntryStore, Storage } from '../ports/storage.js';
 import type { RoleService } from './role-service.js';
 import type { Role } from './role-types.js';
+import { TaskAccessors } from './task-accessor.js';
 import type { ActorClaim, IssuedTask, TaskRecord, TaskState, TaskView } from './task-types.js';
 
 const TASKS = 'task';
 const TREE = 'task.tree';
 const STATE = 'task.state';
-const ACCESSORS = 'task.accessor';
+/** Accessor index rows of tasks created before accessors were computed (see {@link TaskAccessors}). */
+const LEGACY_ACCESSORS = 'task.accessor';
 const CASCADES = 'task.cascade';
 const encoder = new TextEncoder();
+
+/**
+ * How long an ended task (expired, revoked or ended) stays readable through
+ * `task show`, `task tree` and its accessor after its expiry, before the
+ * reaper deletes it. Its tokens are refused from the moment it ends; the
+ * audit log keeps its history for good.
+ */
+export const TASK_RETENTION_MS = 15 * 60_000;
 
 /** A task without an explicit scope holds its role's full grant: every action on every path, bounded by the role's policies. */
 export const FULL_SCOPE = POLICY_ACTIONS.map((a) => `${a}:*`).join(' ');
@@ -85,6 +95,7 @@ export class TaskService {
   /** A parent task record is read on every delegation: opened once per stored version, not decrypted every time. */
   readonly #opened = new OpenedEntryMemo();
   readonly #roles: RoleService;
+  readonly #accessors: TaskAccessors;
   readonly #minter: TaskTokenMinter;
   readonly #now: () => number;
   readonly #onEnded: TaskEndedHook[] = [];
@@ -96,11 +107,14 @@ export class TaskService {
     cipher: Cipher;
     roles: RoleService;
     minter: TaskTokenMinter;
+    /** 32 bytes kept behind the barrier: accessors are task ids encrypted under it. */
+    accessorKey: Uint8Array;
     now?: () => number;
   }) {
     this.#storage = deps.storage;
     this.#cipher = deps.cipher;
     this.#roles = deps.roles;
+    this.#accessors = new TaskAccessors(deps.accessorKey);
     this.#minter = deps.minter;
     this.#now = deps.now ?? Date.now;
     this.#creates = new TransactionBatcher(deps.storage);
@@ -129,7 +143,7 @@ export class TaskService {
       sub: request.sub,
       scope,
       labels: validateLabels(request.labels),
-      accessor: newAccessor(),
+      accessor: this.#accessors.of(id),
       act: null,
       jkt: request.jkt ?? null,
       created_time: new Date(this.#now()).toISOString(),
@@ -170,7 +184,7 @@ export class TaskService {
       sub: parentRecord.sub,
       scope,
       labels: validateLabels({ ...parentRecord.labels, ...(request.labels ?? {}) }),
-      accessor: newAccessor(),
+      accessor: this.#accessors.of(id),
       act: { sub: parentRecord.sub, task_id: parentRecord.id, ...(parentRecord.act ? { act: parentRecord.act } : {}) },
       jkt: request.jkt !== undefined ? request.jkt : parentRecord.jkt,
       created_time: new Date(now).toISOString(),
@@ -224,12 +238,18 @@ export class TaskService {
   }
 
   async findByAccessor(accessor: string): Promise<TaskView> {
-    const entry = /^tac_[A-Za-z0-9_-]{22}$/.test(accessor)
-      ? await this.#storage.entries.get(ACCESSORS, accessor)
-      : undefined;
-    if (!entry) throw new NotFoundError();
-    const { id } = await openJson<{ id: string }>(this.#cipher, ACCESSORS, accessor, entry.value);
-    return this.show(id);
+    const id = this.#accessors.idOf(accessor);
+    if (!id) throw new NotFoundError();
+    let record = await this.#find(id);
+    if (!record) {
+      // A task made before accessors were computed is found by its index row.
+      const entry = await this.#storage.entries.get(LEGACY_ACCESSORS, accessor);
+      const legacy = entry && (await openJson<{ id: string }>(this.#cipher, LEGACY_ACCESSORS, accessor, entry.value));
+      record = legacy && (await this.#find(legacy.id));
+    }
+    // The sealed record must name this accessor: anything else finds nothing.
+    if (record?.accessor !== accessor) throw new NotFoundError();
+    return this.#view(record);
   }
 
   /**
@@ -255,6 +275,8 @@ export class TaskService {
     const record = await this.#get(id);
     const role = await this.#roles.read(record.role);
     const now = this.#now();
+    // An expired task stays dead, even before the reaper has marked it.
+    if (record.expires_at <= now) throw new NotFoundError();
     let limit = Date.parse(record.created_time) + role.max_ttl_ms;
     if (record.parent_id) limit = Math.min(limit, (await this.#get(record.parent_id)).expires_at);
     if (ttlMs <= 0 || now + ttlMs > limit)
@@ -270,7 +292,9 @@ export class TaskService {
   /** A fresh token for a live task (after {@link extend}). */
   async reissue(id: string): Promise<IssuedTask> {
     const record = await this.#get(id);
-    if (!(await this.isActive(record.chain)).active) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+    if (record.expires_at <= this.#now() || !(await this.isActive(record.chain)).active) {
+      throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+    }
     // A task just created is live: its chain was checked (delegate) or is
     // itself alone (start), so its view needs no storage reads.
     return {
@@ -287,25 +311,72 @@ export class TaskService {
   /**
    * Runs recorded cascades: tells the lease hooks about each ended subtree.
    * Idempotent (hooks must tolerate repeats), so a cascade cut short by a
-   * crash is simply run again. Returns how many cascades ran.
+   * crash is simply run again. Runs them all, `batch` listed at a time;
+   * returns how many ran.
    */
-  async runCascades(limit = 100): Promise<number> {
+  async runCascades(batch = 100): Promise<number> {
     let done = 0;
-    for (const id of await this.#storage.entries.list(CASCADES, '', { limit })) {
-      done += await this.#cascade(id);
+    for (;;) {
+      const ids = await this.#storage.entries.list(CASCADES, '', { limit: batch });
+      // Each cascade deletes its entry (or throws), so every round makes progress.
+      for (const id of ids) done += await this.#cascade(id);
+      if (ids.length < batch) return done;
     }
-    return done;
   }
 
-  /** Ends expired tasks (their tokens are refused by `exp` already) and runs their cascades. Multi-node safe. */
-  async reapExpired(limit = 1_000): Promise<number> {
-    const expired = await this.#storage.entries.listExpired(TASKS, this.#now(), limit);
-    for (const id of expired) {
-      await this.#mark(this.#storage.entries, id, 'expired', id);
-      await this.#storage.entries.put(CASCADES, id, encoder.encode(id));
+  /**
+   * The reaper's part for tasks; safe to run on several nodes at once. In
+   * two passes over the expiry index, `batch` tasks per transaction:
+   * 1. A task whose `exp` has passed (its tokens are refused by `exp`
+   *    already) is marked expired, its cascade recorded (the leases of its
+   *    subtree), and it is kept for {@link TASK_RETENTION_MS}.
+   * 2. After that, its record, tree row and marker are deleted: storage holds
+   *    live tasks and recent ones, not every task ever made.
+   * Every due task is handled, however many; returns how many were.
+   */
+  async reapExpired(batch = 500): Promise<number> {
+    let reaped = 0;
+    for (;;) {
+      const now = this.#now();
+      const due = await this.#storage.entries.listExpired(TASKS, now, batch);
+      if (due.length === 0) break;
+      const handled = await this.#storage.transaction(async ({ entries }) => {
+        let n = 0;
+        for (const id of due) n += await this.#reapOne(entries, id, now);
+        return n;
+      });
+      reaped += handled;
+      // Each task is handled at most twice (ended, then deleted), so this
+      // ends; a round that handled nothing (rows another node just took, or
+      // records that no longer open) would only repeat itself.
+      if (handled === 0) break;
     }
     await this.runCascades();
-    return expired.length;
+    return reaped;
+  }
+
+  async #reapOne(entries: EntryStore, id: string, now: number): Promise<number> {
+    const entry = await entries.get(TASKS, id);
+    // Gone or moved on since it was listed: another node handled it.
+    if (entry?.expiresAt == null || entry.expiresAt > now) return 0;
+    let record: TaskRecord;
+    try {
+      record = await this.#opened.openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value);
+    } catch {
+      // A record that fails its integrity check is left for an operator to see.
+      return 0;
+    }
+    if (entry.expiresAt <= record.expires_at) {
+      // A revoked or ended task was marked, and its cascade run, when it ended.
+      if (await this.#mark(entries, id, 'expired', id)) await entries.put(CASCADES, id, encoder.encode(id));
+      await entries.put(TASKS, id, entry.value, { expiresAt: record.expires_at + TASK_RETENTION_MS });
+    } else {
+      await entries.delete(TASKS, id);
+      await entries.delete(TREE, treeKey(record.chain));
+      await entries.delete(STATE, id);
+      await entries.delete(LEGACY_ACCESSORS, record.accessor);
+    }
+    return 1;
   }
 
   async #create(record: TaskRecord): Promise<IssuedTask> {
@@ -313,16 +384,10 @@ export class TaskService {
       await entries.put(TASKS, record.id, sealJson(this.#cipher, TASKS, record.id, record), {
         expiresAt: record.expires_at,
       });
-      // The tree index holds ids only (not secret): a prefix scan lists a subtree.
-      await entries.put(TREE, treeKey(record.chain), encoder.encode(record.id), { expiresAt: record.expires_at });
-      await entries.put(
-        ACCESSORS,
-        record.accessor,
-        sealJson(this.#cipher, ACCESSORS, record.accessor, { id: record.id }),
-        {
-          expiresAt: record.expires_at,
-        },
-      );
+      // The tree index holds ids only (not secret): a prefix scan lists a
+      // subtree. It needs no expiry of its own: the reaper deletes it with the
+      // task. The accessor needs no row at all (see TaskAccessors).
+      await entries.put(TREE, treeKey(record.chain), encoder.encode(record.id));
     });
     // A task just created is live: its chain was checked (delegate) or is
     // itself alone (start), so its view needs no storage reads.
@@ -360,8 +425,9 @@ export class TaskService {
     return record ? 1 : 0;
   }
 
-  async #mark(entries: EntryStore, id: string, state: TaskState, by: string): Promise<void> {
-    await entries.putIfAbsent(
+  /** Records how a task ended; false when it had ended already (the first end stands). */
+  async #mark(entries: EntryStore, id: string, state: TaskState, by: string): Promise<boolean> {
+    return entries.putIfAbsent(
       STATE,
       id,
       sealJson(this.#cipher, STATE, id, { state, by, at: new Date(this.#now()).toISOString() }),
@@ -398,7 +464,6 @@ export class TaskService {
 
 // Time-ordered: a batch of new tasks lands on neighbouring B-tree pages (see timeOrderedId).
 const newTaskId = () => `tsk_${timeOrderedId()}`;
-const newAccessor = () => `tac_${timeOrderedId()}`;
 const treeKey = taskTreePrefix;
 const lastSegment = (key: string) => key.slice(0, -1).split('/').pop() as string;
 
