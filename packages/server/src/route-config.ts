@@ -43,6 +43,8 @@ declare module 'fastify' {
     errorCode: string | null;
     /** Why an identity was refused (expired, bad signature, …): for the audit event only, never the client. */
     auditReason: string | null;
+    /** The task a token was issued for (login, start, delegation, reissue): for the audit event. */
+    auditIssuedTask: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

@@ -93,6 +93,13 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
     expect(child.statusCode).toBe(200);
     const childToken = child.json().access_token as string;
     expect(child.json()).toMatchObject({ token_type: 'Bearer', scope: 'read:kv/team/a/* delegate:sys/tasks/*' });
+    // The audit trail names the child each exchange minted (and which task asked).
+    const minted = (await auditEvents(s.storage)).filter(
+      (e) => (e.details as { issued_task?: string } | undefined)?.issued_task === child.json().task_id,
+    );
+    expect(minted).toMatchObject([
+      { status: 200, auth: { task_chain: [root.task_id] }, details: { phase: 'response' } },
+    ]);
     expect((await asTask(childToken, 'GET', 'kv/team/a/x')).statusCode).toBe(200);
     // the parent may read kv/team/b, the child's slice may not
     expect((await asTask(root.token, 'GET', 'kv/team/b/y')).statusCode).toBe(200);

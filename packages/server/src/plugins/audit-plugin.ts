@@ -117,7 +117,7 @@ function event(
     status,
     ...(request.errorCode ? { error_code: request.errorCode } : {}),
     ...(request.auditReason ? { reason: request.auditReason } : {}),
-    details: { phase },
+    details: { phase, ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}) },
   };
 }
 

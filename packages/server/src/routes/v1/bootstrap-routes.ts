@@ -78,7 +78,7 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
       checkLogin(role, 'bootstrap', request);
       const issued = await startTask(node, role, `bootstrap:${outcome.accessor}`, 'bootstrap', start);
       request.auth = { kind: 'task', task: taskSubject(issued.task), role, labels: issued.task.labels };
-      return issuedView(issued);
+      return issuedView(request, issued);
     },
   });
 }

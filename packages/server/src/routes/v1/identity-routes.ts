@@ -125,7 +125,7 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
       const sub = `jwt:${String(identity.claims.iss)}#${identity.subject}`;
       const issued = await startTask(node, role, sub, 'jwt', start);
       request.auth = { kind: 'task', task: taskSubject(issued.task), role, labels: issued.task.labels };
-      return issuedView(issued);
+      return issuedView(request, issued);
     },
   });
 
@@ -185,7 +185,7 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
       checkLogin(role, 'cert', request);
       const issued = await startTask(node, role, verified.spiffeId, 'cert', request.body ?? {});
       request.auth = { kind: 'task', task: taskSubject(issued.task), role, labels: issued.task.labels };
-      return issuedView(issued);
+      return issuedView(request, issued);
     },
   });
 }

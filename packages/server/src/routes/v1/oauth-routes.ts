@@ -110,6 +110,7 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
         },
         principal.role,
       );
+      request.auditIssuedTask = issued.task.id;
       return {
         access_token: issued.token,
         issued_token_type: JWT_TYPE,

@@ -7,7 +7,7 @@ import {
   type Role,
   type TaskState,
 } from '@custos/core';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorizeDelegation, authorizeTaskAccess, callingTask } from '../../task-access.js';
 import { roleResource } from './route-params.js';
 
@@ -47,16 +47,22 @@ export const startBodySchema = {
   additionalProperties: false,
 } as const;
 
-/** What login and start answer: the token (once), its id and accessor. */
-export const issuedView = (issued: IssuedTask) => ({
-  token: issued.token,
-  token_type: issued.task.jkt ? 'DPoP' : 'Bearer',
-  task_id: issued.task.id,
-  accessor: issued.task.accessor,
-  expire_time: issued.task.expire_time,
-  scope: issued.task.scope,
-  task: issued.task,
-});
+/**
+ * What login and start answer: the token (once), its id and accessor. The
+ * request's audit event names the task.
+ */
+export const issuedView = (request: FastifyRequest, issued: IssuedTask) => {
+  request.auditIssuedTask = issued.task.id;
+  return {
+    token: issued.token,
+    token_type: issued.task.jkt ? 'DPoP' : 'Bearer',
+    task_id: issued.task.id,
+    accessor: issued.task.accessor,
+    expire_time: issued.task.expire_time,
+    scope: issued.task.scope,
+    task: issued.task,
+  };
+};
 
 /** Starts a root task of `role` for `sub`: shared by operator start and every login. */
 export async function startTask(
@@ -88,7 +94,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     handler: async (request) => {
       const role = await node.services().roles.read(request.params.name);
       const sub = request.auth?.kind === 'operator' ? `token:${request.auth.token.accessor}` : 'unknown';
-      return issuedView(await startTask(node, role, sub, 'operator', request.body));
+      return issuedView(request, await startTask(node, role, sub, 'operator', request.body));
     },
   });
 
@@ -106,6 +112,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
         authorizeDelegation(request, node, parent);
         const b = request.body ?? {};
         return issuedView(
+          request,
           await tasks().delegate(
             parent,
             {
@@ -184,7 +191,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
   app.post('/tasks/self/token', {
     config: { access: { kind: 'self' } },
     schema: { tags: ['tasks'], summary: 'A fresh token for the calling task (after its lifetime was extended)' },
-    handler: async (request) => issuedView(await tasks().reissue(callingTask(request).task_id)),
+    handler: async (request) => issuedView(request, await tasks().reissue(callingTask(request).task_id)),
   });
 
   app.get<{ Params: { accessor: string } }>('/tasks/accessors/:accessor', {
