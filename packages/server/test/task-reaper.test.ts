@@ -142,6 +142,55 @@ describe.each(backends)('task expiry, retention and accessors on %s', (backend) 
     await expect(tasks.show(root.task.id)).rejects.toMatchObject({ code: 'CUSTOS_ERR_NOT_FOUND' });
   });
 
+  it('a reaper that was down longer than the retention still runs every cascade, after the rows are gone', async () => {
+    const { tasks, role } = await services();
+    const root = await tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 60_000 });
+    const child = await tasks.delegate(subjectOf(await tasks.record(root.task.id)), {});
+    const prefixes: string[] = [];
+    tasks.onTaskEnded(async ({ prefix }) => {
+      prefixes.push(prefix);
+    });
+    clock += 60_000 + TASK_RETENTION_MS + 1;
+    expect(await tasks.reapExpired()).toBe(4); // each task: ended, then deleted, in one call
+    expect(told.sort()).toEqual([root.task.id, child.task.id].sort());
+    expect(prefixes.sort()).toEqual([`${root.task.id}/`, `${root.task.id}/${child.task.id}/`].sort());
+    expect(await row('task', root.task.id)).toBeUndefined();
+  });
+
+  it('a cascade whose hook failed runs later, even once its task is deleted', async () => {
+    const { tasks, role } = await services();
+    const root = await tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 60_000 });
+    let down = true;
+    tasks.onTaskEnded(async () => {
+      if (down) throw new Error('lease engine unreachable');
+    });
+    clock += 60_000;
+    await expect(tasks.reapExpired()).rejects.toThrow('lease engine unreachable');
+    clock += TASK_RETENTION_MS;
+    await expect(tasks.reapExpired()).rejects.toThrow('lease engine unreachable');
+    expect(await row('task', root.task.id)).toBeUndefined();
+    down = false;
+    told = [];
+    expect(await tasks.runCascades()).toBe(1);
+    expect(told).toEqual([root.task.id]);
+    expect(await tasks.runCascades()).toBe(0);
+  });
+
+  it('records that fail their integrity check do not stall the reaper', async () => {
+    const { tasks, role } = await services();
+    for (let i = 0; i < 3; i++) {
+      const id = `tsk_${randomBytes(16).toString('base64url')}`;
+      await storage.entries.put('task', id, randomBytes(120), { expiresAt: clock - 1_000 + i });
+    }
+    const live = await tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 60_000 });
+    clock += 60_000;
+    expect(await tasks.reapExpired(3)).toBe(4);
+    expect(told).toEqual([live.task.id]);
+    expect((await tasks.show(live.task.id)).state).toBe('expired');
+    // They stay for an operator to see, out of the reaper's way until the next retention.
+    expect(await storage.entries.listExpired('task', clock, 10)).toEqual([]);
+  });
+
   it('two nodes reaping at once end and delete each task', async () => {
     const a = await services();
     const b = await services();
@@ -199,6 +248,7 @@ describe.each(backends)('task expiry, retention and accessors on %s', (backend) 
     await expect(tasks.findByAccessor(issued.task.accessor)).rejects.toMatchObject({ code: 'CUSTOS_ERR_NOT_FOUND' });
     clock += 60_000 + TASK_RETENTION_MS;
     expect(await tasks.reapExpired()).toBe(2); // expired, then (already past retention) deleted
+    expect(told).toEqual([record.id]);
     expect(await row('task.accessor', legacy)).toBeUndefined();
     expect(await row('task', record.id)).toBeUndefined();
   });

@@ -75,6 +75,18 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
       payload: { token: root.bootstrap },
     });
     expect(replay.statusCode).toBe(401);
+    // The login's response event names the task it issued a token for.
+    const issuedBy = (id: string) =>
+      auditEvents(s.storage).then((events) =>
+        events.filter((e) => (e.details as { issued_task?: string } | undefined)?.issued_task === id),
+      );
+    expect(await issuedBy(root.task_id)).toMatchObject([
+      { status: 200, request: { route: '/v1/auth/bootstrap/login' } },
+    ]);
+    const started = await s.call({ method: 'POST', url: '/v1/roles/enricher/tasks', payload: { ttl: '1m' } });
+    expect(await issuedBy(started.json().task_id)).toMatchObject([
+      { status: 200, request: { route: '/v1/roles/:name/tasks' }, auth: { root: true } },
+    ]);
     const alerts = (await auditEvents(s.storage)).filter((e) => e.type === 'security_alert');
     expect(alerts.at(-1)).toMatchObject({ kind: 'bootstrap_token_reused' });
     expect(JSON.stringify(alerts)).not.toContain(root.bootstrap);

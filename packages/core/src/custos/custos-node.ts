@@ -340,8 +340,15 @@ export class CustosNode {
     await tasks.runCascades();
     // So is a rotation cut off mid-way: rolled back, or promoted if already applied.
     await rotation.resumeInterrupted();
+    let reaping = false;
     this.#reaper = setInterval(() => {
-      Promise.all([
+      // A round that outlasts the interval (a backlog of expired tasks after
+      // downtime) is not joined by a second one on the same node.
+      if (reaping) return;
+      reaping = true;
+      // A part that fails (a storage hiccup) is retried next round; expired
+      // tokens are refused on use anyway, reaping only frees space.
+      void Promise.allSettled([
         tokens.reapExpired(),
         tasks.reapExpired(),
         bootstrap.reapExpired(),
@@ -349,9 +356,8 @@ export class CustosNode {
         dpopReplay.reapExpired(),
         leases.reapExpired(),
         rotation.rotateDue(),
-      ]).catch(() => {
-        // Storage hiccup: the next round retries; expired tokens are refused
-        // on use anyway, reaping only frees space.
+      ]).then(() => {
+        reaping = false;
       });
     }, REAP_INTERVAL_MS);
     this.#reaper.unref();

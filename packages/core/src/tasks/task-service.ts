@@ -17,6 +17,7 @@ const STATE = 'task.state';
 const LEGACY_ACCESSORS = 'task.accessor';
 const CASCADES = 'task.cascade';
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /**
  * How long an ended task (expired, revoked or ended) stays readable through
@@ -283,10 +284,13 @@ export class TaskService {
     if (record.parent_id) limit = Math.min(limit, (await this.#get(record.parent_id)).expires_at);
     if (ttlMs <= 0 || now + ttlMs > limit)
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'Beyond the role or parent limit.');
-    if (!(await this.isActive(record.chain)).active) throw new NotFoundError();
     record.expires_at = now + ttlMs;
-    await this.#storage.entries.put(TASKS, id, sealJson(this.#cipher, TASKS, id, record), {
-      expiresAt: record.expires_at,
+    await this.#storage.transaction(async ({ entries }) => {
+      // Checked again where it is written, so a revocation or the reaper
+      // cannot slip in between (on PostgreSQL the read locks the row).
+      if (!(await this.#liveIn(entries, id, now))) throw new NotFoundError();
+      if (!(await this.#chainActiveIn(entries, record.chain))) throw new NotFoundError();
+      await entries.put(TASKS, id, sealJson(this.#cipher, TASKS, id, record), { expiresAt: record.expires_at });
     });
     return this.#view(record);
   }
@@ -348,9 +352,9 @@ export class TaskService {
         return n;
       });
       reaped += handled;
-      // Each task is handled at most twice (ended, then deleted), so this
-      // ends; a round that handled nothing (rows another node just took, or
-      // records that no longer open) would only repeat itself.
+      // Every task handled leaves this listing (its expiry moves on, or it
+      // is deleted), at most twice each, so this ends; a round that handled
+      // nothing (rows another node just took) would only repeat itself.
       if (handled === 0) break;
     }
     await this.runCascades();
@@ -363,20 +367,25 @@ export class TaskService {
     if (entry?.expiresAt == null || entry.expiresAt > now) return 0;
     let record: TaskRecord;
     try {
-      record = await this.#opened.openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value);
+      // Not through the memo: reaping thousands of old records must not push live ones out of it.
+      record = await openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value);
     } catch {
-      // A record that fails its integrity check is left for an operator to see.
-      return 0;
+      // A record that fails its integrity check is left for an operator to
+      // see, and looked at again only after a retention period, so that a
+      // run of them cannot stall the reaper at the head of the listing.
+      await entries.put(TASKS, id, entry.value, { expiresAt: now + TASK_RETENTION_MS });
+      return 1;
     }
     if (entry.expiresAt <= record.expires_at) {
-      // A revoked or ended task was marked, and its cascade run, when it ended.
-      if (await this.#mark(entries, id, 'expired', id)) await entries.put(CASCADES, id, encoder.encode(id));
+      // A revoked or ended task was marked, and its cascade recorded, when it ended.
+      if (await this.#mark(entries, id, 'expired', id)) await this.#recordCascade(entries, record);
       await entries.put(TASKS, id, entry.value, { expiresAt: record.expires_at + TASK_RETENTION_MS });
     } else {
+      // Its cascade, if still pending, holds the subtree prefix and runs without the record.
       await entries.delete(TASKS, id);
       await entries.delete(TREE, treeKey(record.chain));
       await entries.delete(STATE, id);
-      await entries.delete(LEGACY_ACCESSORS, record.accessor);
+      if (this.#accessors.idOf(record.accessor) !== id) await entries.delete(LEGACY_ACCESSORS, record.accessor);
     }
     return 1;
   }
@@ -402,10 +411,12 @@ export class TaskService {
   async #end(id: string, state: 'ended' | 'revoked', by: string): Promise<TaskView> {
     const record = await this.#get(id);
     await this.#storage.transaction(async ({ entries }) => {
+      // Deleted by the reaper since it was read: no marker for a task that is gone.
+      if (!(await entries.get(TASKS, id))) throw new NotFoundError();
       // The cascade is recorded in the same transaction as the marker, so a
       // crash right after cannot leave a revoked task whose leases live on.
       await this.#mark(entries, id, state, by);
-      await entries.put(CASCADES, id, encoder.encode(id));
+      await this.#recordCascade(entries, record);
     });
     await this.#cascade(id);
     return this.#view(record);
@@ -419,12 +430,39 @@ export class TaskService {
    * what the leases cost, however many tasks the tree has.
    */
   async #cascade(id: string): Promise<number> {
-    const record = await this.#find(id);
-    if (record) {
-      for (const hook of this.#onEnded) await hook({ rootId: id, prefix: treeKey(record.chain) });
+    const entry = await this.#storage.entries.get(CASCADES, id);
+    if (!entry) return 0;
+    // The entry holds the subtree's prefix, so the hooks run even when the
+    // task's record is gone. Entries of older versions hold the bare id.
+    let prefix: string | undefined = decoder.decode(entry.value);
+    if (!prefix.endsWith('/')) {
+      const record = await this.#find(id);
+      prefix = record && treeKey(record.chain);
+    }
+    if (prefix) {
+      for (const hook of this.#onEnded) await hook({ rootId: id, prefix });
     }
     await this.#storage.entries.delete(CASCADES, id);
-    return record ? 1 : 0;
+    return prefix ? 1 : 0;
+  }
+
+  /** Records that a task's subtree ended and its hooks must run (see {@link runCascades}). */
+  async #recordCascade(entries: EntryStore, record: TaskRecord): Promise<void> {
+    await entries.put(CASCADES, record.id, encoder.encode(treeKey(record.chain)));
+  }
+
+  /** True when the task's row is there and not past its expiry (read through `entries`, a transaction's store). */
+  async #liveIn(entries: EntryStore, id: string, now: number): Promise<boolean> {
+    const entry = await entries.get(TASKS, id);
+    if (!entry) return false;
+    const record = await openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value);
+    return record.expires_at > now;
+  }
+
+  /** {@link isActive} through a transaction's store. */
+  async #chainActiveIn(entries: EntryStore, chain: readonly string[]): Promise<boolean> {
+    for (const id of chain) if (await entries.get(STATE, id)) return false;
+    return true;
   }
 
   /** Records how a task ended; false when it had ended already (the first end stands). */
