@@ -176,6 +176,26 @@ describe.each(backends)('task expiry, retention and accessors on %s', (backend) 
     expect(await tasks.runCascades()).toBe(0);
   });
 
+  it('a failing hook leaves only its own cascade for later: those that ran before it are not run again', async () => {
+    const { tasks, role } = await services();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 60_000 })).task.id);
+    }
+    const failing = ids[1]!;
+    let failures = 1;
+    tasks.onTaskEnded(async ({ rootId }) => {
+      if (rootId === failing && failures-- > 0) throw new Error('lease engine unreachable');
+    });
+    clock += 60_000;
+    await expect(tasks.reapExpired()).rejects.toThrow('lease engine unreachable');
+    expect(await tasks.runCascades()).toBeGreaterThanOrEqual(1);
+    // Each cascade is told once, except the one whose hook failed: once more.
+    const counts = ids.map((id) => told.filter((t) => t === id).length);
+    expect(counts).toEqual(ids.map((id) => (id === failing ? 2 : 1)));
+    expect(await tasks.runCascades()).toBe(0);
+  });
+
   it('records that fail their integrity check do not stall the reaper', async () => {
     const { tasks, role } = await services();
     for (let i = 0; i < 3; i++) {

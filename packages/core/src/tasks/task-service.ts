@@ -323,10 +323,25 @@ export class TaskService {
   async runCascades(batch = 100): Promise<number> {
     let done = 0;
     for (;;) {
-      const ids = await this.#storage.entries.list(CASCADES, '', { limit: batch });
-      // Each cascade deletes its entry (or throws), so every round makes progress.
-      for (const id of ids) done += await this.#cascade(id);
-      if (ids.length < batch) return done;
+      const due = await this.#storage.entries.scan(CASCADES, '', { limit: batch });
+      const ran: string[] = [];
+      try {
+        for (const entry of due) {
+          done += await this.#runHooks(entry.key, entry.value);
+          ran.push(entry.key);
+        }
+      } finally {
+        // One commit for the round rather than one per cascade (the reaper
+        // ends thousands of tasks at a time). Cascades whose hooks ran before
+        // a failure are forgotten too; the failed one stays for next time.
+        if (ran.length > 0) {
+          await this.#storage.transaction(async ({ entries }) => {
+            for (const id of ran) await entries.delete(CASCADES, id);
+          });
+        }
+      }
+      // Every round forgets what it ran (or throws), so this ends.
+      if (due.length < batch) return done;
     }
   }
 
@@ -432,18 +447,23 @@ export class TaskService {
   async #cascade(id: string): Promise<number> {
     const entry = await this.#storage.entries.get(CASCADES, id);
     if (!entry) return 0;
+    const ran = await this.#runHooks(id, entry.value);
+    await this.#storage.entries.delete(CASCADES, id);
+    return ran;
+  }
+
+  /** Tells the hooks about one ended subtree; 0 when there is nothing left to tell them about. */
+  async #runHooks(id: string, cascade: Uint8Array): Promise<number> {
     // The entry holds the subtree's prefix, so the hooks run even when the
     // task's record is gone. Entries of older versions hold the bare id.
-    let prefix: string | undefined = decoder.decode(entry.value);
+    let prefix: string | undefined = decoder.decode(cascade);
     if (!prefix.endsWith('/')) {
       const record = await this.#find(id);
       prefix = record && treeKey(record.chain);
     }
-    if (prefix) {
-      for (const hook of this.#onEnded) await hook({ rootId: id, prefix });
-    }
-    await this.#storage.entries.delete(CASCADES, id);
-    return prefix ? 1 : 0;
+    if (!prefix) return 0;
+    for (const hook of this.#onEnded) await hook({ rootId: id, prefix });
+    return 1;
   }
 
   /** Records that a task's subtree ended and its hooks must run (see {@link runCascades}). */
