@@ -54,6 +54,8 @@ describe.skipIf(!hasPostgres())('two nodes on one PostgreSQL database', () => {
     const role = await A.roles.write('ha-agent', { policies: [], max_ttl_ms: 600_000 });
     const task = await A.tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 60_000 });
     await expect(B.authenticate(task.token, { method: 'GET', url: 'test' })).resolves.toMatchObject({ kind: 'task' });
+    // Both nodes compute accessors with the one key kept in storage.
+    expect((await B.tasks.findByAccessor(task.task.accessor)).id).toBe(task.task.id);
     await A.tasks.revoke(task.task.id, 'test');
     await expect(B.authenticate(task.token, { method: 'GET', url: 'test' })).rejects.toMatchObject({
       code: 'CUSTOS_ERR_UNAUTHENTICATED',
