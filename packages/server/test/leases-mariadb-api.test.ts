@@ -3,7 +3,7 @@ import { createEngine } from '@custos/engines';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasMariadb, TEST_MARIADB } from '../../../test-support/mariadb.js';
-import { startTestServer, type TestServer } from './test-server.js';
+import { putDatabaseRotation, startTestServer, type TestServer } from './test-server.js';
 
 const available = await hasMariadb();
 
@@ -108,16 +108,7 @@ describe.skipIf(!available)('dynamic MariaDB credentials leased to tasks', () =>
     try {
       await connect(initial);
       const path = 'kv/mariadb/static';
-      await s.call({
-        method: 'PUT',
-        url: `/v1/secrets/data/${path}`,
-        payload: { data: { username: user, password: initial } },
-      });
-      const policy = await s.call({
-        method: 'PUT',
-        url: `/v1/rotation/${path}`,
-        payload: { rotator: { type: 'database', engine: 'my-main', username: user } },
-      });
+      const policy = await putDatabaseRotation(s, path, { engine: 'my-main', username: user, password: initial });
       expect(policy.statusCode).toBe(200);
       expect((await s.call({ method: 'POST', url: `/v1/secrets/rotate/${path}` })).statusCode).toBe(200);
       const { password } = (await s.call({ method: 'GET', url: `/v1/secrets/data/${path}` })).json().data;

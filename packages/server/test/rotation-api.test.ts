@@ -3,7 +3,7 @@ import { createEngine } from '@custos/engines';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../test-support/postgres.js';
-import { fakeSecret, startTestServer, type TestServer } from './test-server.js';
+import { fakeSecret, putDatabaseRotation, startTestServer, type TestServer } from './test-server.js';
 
 interface Task {
   token: string;
@@ -109,16 +109,12 @@ describe.skipIf(!hasPostgres())('rotation with stages and task pinning', () => {
           .statusCode,
       ).toBe(200);
       const path = 'kv/pipeline/pg-static';
-      await s.call({
-        method: 'PUT',
-        url: `/v1/secrets/data/${path}`,
-        payload: { data: { username: user, password: initial } },
-      });
-      const policy = await s.call({
-        method: 'PUT',
-        url: `/v1/rotation/${path}`,
-        payload: { rotator: { type: 'database', engine: 'pg-main', username: user }, every: '1h', grace: '5m' },
-      });
+      const policy = await putDatabaseRotation(
+        s,
+        path,
+        { engine: 'pg-main', username: user, password: initial },
+        { every: '1h', grace: '5m' },
+      );
       expect(policy.statusCode).toBe(200);
       expect(policy.json()).toMatchObject({ every_ms: 3_600_000, grace_ms: 300_000 });
       expect((await s.call({ method: 'POST', url: `/v1/secrets/rotate/${path}` })).statusCode).toBe(200);

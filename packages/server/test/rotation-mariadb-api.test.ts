@@ -3,7 +3,7 @@ import { createEngine } from '@custos/engines';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasMariadb, TEST_MARIADB } from '../../../test-support/mariadb.js';
-import { fakeSecret, startTestServer, type TestServer } from './test-server.js';
+import { fakeSecret, putDatabaseRotation, startTestServer, type TestServer } from './test-server.js';
 
 const available = await hasMariadb();
 
@@ -75,16 +75,7 @@ describe.skipIf(!available)('database rotation tests the new password with a log
     const initial = fakeSecret('mariadb');
     await admin.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [user, initial]);
     await admin.query(`GRANT SELECT ON ${db}.items TO ?@'%'`, [user]);
-    await s.call({
-      method: 'PUT',
-      url: `/v1/secrets/data/${path}`,
-      payload: { data: { username: user, password: initial } },
-    });
-    const policy = await s.call({
-      method: 'PUT',
-      url: `/v1/rotation/${path}`,
-      payload: { rotator: { type: 'database', engine: 'my-rot', username: user } },
-    });
+    const policy = await putDatabaseRotation(s, path, { engine: 'my-rot', username: user, password: initial });
     expect(policy.statusCode).toBe(200);
 
     // A good rotation: applied, tested with a real login, promoted.

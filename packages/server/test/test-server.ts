@@ -88,6 +88,30 @@ export async function auditEvents(storage: Storage): Promise<Array<Record<string
 
 export const readText = (path: string) => readFileSync(path, 'utf8');
 
+/**
+ * As an operator sets up a rotated database login: stores `{username,
+ * password}` at `path`, then puts a database rotation policy on it for that
+ * user through `engine` (with an optional schedule). Returns the policy's
+ * response.
+ */
+export async function putDatabaseRotation(
+  s: TestServer,
+  path: string,
+  login: { engine: string; username: string; password: string },
+  schedule: { every?: string; grace?: string } = {},
+): ReturnType<TestServer['call']> {
+  await s.call({
+    method: 'PUT',
+    url: `/v1/secrets/data/${path}`,
+    payload: { data: { username: login.username, password: login.password } },
+  });
+  return s.call({
+    method: 'PUT',
+    url: `/v1/rotation/${path}`,
+    payload: { rotator: { type: 'database', engine: login.engine, username: login.username }, ...schedule },
+  });
+}
+
 /** An obviously fake secret value, different every run. */
 export const fakeSecret = (label = 'value') =>
   `fake-${label}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
