@@ -199,13 +199,15 @@ export class TaskService {
 
   /**
    * Whether every task of a chain is still live: none ended or revoked. One
-   * indexed read per level (a chain is at most max_depth + 1 long).
+   * indexed read per level (a chain is at most max_depth + 1 long). Inside a
+   * transaction, pass its `entries`.
    */
   async isActive(
     chain: readonly string[],
+    entries: EntryStore = this.#storage.entries,
   ): Promise<{ active: true } | { active: false; state: TaskState; by: string }> {
     for (const id of chain) {
-      const marker = await this.#storage.entries.get(STATE, id);
+      const marker = await entries.get(STATE, id);
       if (marker) {
         const { state } = await openJson<{ state: TaskState }>(this.#cipher, STATE, id, marker.value);
         return { active: false, state, by: id };
@@ -288,8 +290,9 @@ export class TaskService {
     await this.#storage.transaction(async ({ entries }) => {
       // Checked again where it is written, so a revocation or the reaper
       // cannot slip in between (on PostgreSQL the read locks the row).
-      if (!(await this.#liveIn(entries, id, now))) throw new NotFoundError();
-      if (!(await this.#chainActiveIn(entries, record.chain))) throw new NotFoundError();
+      const current = await this.#find(id, entries);
+      if (!current || current.expires_at <= now) throw new NotFoundError();
+      if (!(await this.isActive(record.chain, entries)).active) throw new NotFoundError();
       await entries.put(TASKS, id, sealJson(this.#cipher, TASKS, id, record), { expiresAt: record.expires_at });
     });
     return this.#view(record);
@@ -471,20 +474,6 @@ export class TaskService {
     await entries.put(CASCADES, record.id, encoder.encode(treeKey(record.chain)));
   }
 
-  /** True when the task's row is there and not past its expiry (read through `entries`, a transaction's store). */
-  async #liveIn(entries: EntryStore, id: string, now: number): Promise<boolean> {
-    const entry = await entries.get(TASKS, id);
-    if (!entry) return false;
-    const record = await openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value);
-    return record.expires_at > now;
-  }
-
-  /** {@link isActive} through a transaction's store. */
-  async #chainActiveIn(entries: EntryStore, chain: readonly string[]): Promise<boolean> {
-    for (const id of chain) if (await entries.get(STATE, id)) return false;
-    return true;
-  }
-
   /** Records how a task ended; false when it had ended already (the first end stands). */
   async #mark(entries: EntryStore, id: string, state: TaskState, by: string): Promise<boolean> {
     return entries.putIfAbsent(
@@ -494,9 +483,9 @@ export class TaskService {
     );
   }
 
-  async #find(id: string): Promise<TaskRecord | undefined> {
+  async #find(id: string, entries: EntryStore = this.#storage.entries): Promise<TaskRecord | undefined> {
     if (!/^tsk_[A-Za-z0-9_-]{22}$/.test(id)) return undefined;
-    const entry = await this.#storage.entries.get(TASKS, id);
+    const entry = await entries.get(TASKS, id);
     return entry ? this.#opened.openJson<TaskRecord>(this.#cipher, TASKS, id, entry.value) : undefined;
   }
 
