@@ -1,6 +1,16 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,21 +48,26 @@ interface Answer {
   body: Record<string, unknown>;
 }
 
+interface Server {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  addr: string;
+  headers: Record<string, string>;
+}
+
 describe.skipIf(!isRoot)('a full disk (data and log on one tmpfs)', () => {
   const mnt = mkdtempSync(join(tmpdir(), 'custos-full-disk-'));
-  const data = join(mnt, 'data');
+  const elsewhere = mkdtempSync(join(tmpdir(), 'custos-full-disk-audit-'));
   const logFile = join(mnt, 'server.log');
   const fill = join(mnt, 'fill');
   let mounted = false;
-  let child: ChildProcess | undefined;
-  let exited: Promise<number | null> | undefined;
-  let addr = '';
-  let headers: Record<string, string> = {};
+  const started: Server[] = [];
+  let server: Server;
 
   const call = async (method: string, path: string, body?: unknown): Promise<Answer> => {
-    const response = await fetch(`${addr}${path}`, {
+    const response = await fetch(`${server.addr}${path}`, {
       method,
-      headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      headers: body === undefined ? server.headers : { ...server.headers, 'content-type': 'application/json' },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(ANSWER_MS),
     });
@@ -74,32 +89,46 @@ describe.skipIf(!isRoot)('a full disk (data and log on one tmpfs)', () => {
     }
   };
 
-  beforeAll(async () => {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mnt]);
-    mounted = true;
+  /** `custos server --dev` with its data under the tmpfs and stdout/stderr appended to the log there. */
+  async function startServer(data: string, args: string[] = []): Promise<Server> {
     mkdirSync(data, { mode: 0o700 });
     const port = await freePort();
-    addr = `http://127.0.0.1:${port}`;
     const out = openSync(logFile, 'a');
-    child = spawn(process.execPath, [bin, 'server', '--dev', '--data', data, '--listen', `127.0.0.1:${port}`], {
-      stdio: ['ignore', out, out],
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'info' },
-    });
+    const child = spawn(
+      process.execPath,
+      [bin, 'server', '--dev', '--data', data, '--listen', `127.0.0.1:${port}`, ...args],
+      { stdio: ['ignore', out, out], env: { ...process.env, CUSTOS_LOG_LEVEL: 'info' } },
+    );
     closeSync(out);
-    const proc = child;
-    exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const addr = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 200; i++) {
       try {
         if ((await fetch(`${addr}/v1/sys/health`)).status === 200) break;
       } catch {}
       await new Promise((r) => setTimeout(r, 50));
     }
-    headers = { authorization: `Bearer ${readFileSync(join(data, 'root-token'), 'utf8').trim()}` };
+    const headers = { authorization: `Bearer ${readFileSync(join(data, 'root-token'), 'utf8').trim()}` };
+    const running = { child, exited, addr, headers };
+    started.push(running);
+    return running;
+  }
+
+  /** SIGTERM, and the exit within a bound (or 'still running'). */
+  async function stop(s: Server): Promise<number | null | 'still running'> {
+    s.child.kill('SIGTERM');
+    return Promise.race([s.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 15_000))]);
+  }
+
+  beforeAll(async () => {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mnt]);
+    mounted = true;
+    server = await startServer(join(mnt, 'data'));
   });
 
   afterAll(() => {
-    // Unmount even when a step failed: the server must be gone first (it holds files there).
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // Unmount even when a step failed: the servers must be gone first (they hold files there).
+    for (const { child } of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     const unmount = () => {
       if (!mounted) return;
       try {
@@ -113,6 +142,7 @@ describe.skipIf(!isRoot)('a full disk (data and log on one tmpfs)', () => {
     }
     if (mounted) execFileSync('umount', ['-l', mnt]);
     rmSync(mnt, { recursive: true, force: true });
+    rmSync(elsewhere, { recursive: true, force: true });
   });
 
   it('refuses fast with a code, keeps health answering, drops log lines, and recovers without a restart', async () => {
@@ -167,14 +197,41 @@ describe.skipIf(!isRoot)('a full disk (data and log on one tmpfs)', () => {
       keys: Array<{ key_id: string; public_key_pem: string }>;
     };
     const publicKeys = new Map<string, KeyObject>(keys.map((k) => [k.key_id, createPublicKey(k.public_key_pem)]));
-    expect(await verifyAuditFile(join(data, 'audit.jsonl'), { publicKeys })).toMatchObject({ ok: true });
+    expect(await verifyAuditFile(join(mnt, 'data', 'audit.jsonl'), { publicKeys })).toMatchObject({ ok: true });
   });
 
   it('stops on SIGTERM while the disk is full', async () => {
     fillDisk();
     expect((await call('PUT', '/v1/secrets/data/kv/disk/b', { data: { v: 'fake-full' } })).status).toBe(503);
-    child!.kill('SIGTERM');
-    const code = await Promise.race([exited!, new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
-    expect(code).not.toBe('still running');
+    expect(await stop(server)).not.toBe('still running');
+    unlinkSync(fill);
+  });
+
+  it('with the audit file elsewhere, a full database refuses the write itself (CUSTOS_ERR_STORAGE) and still serves reads', async () => {
+    // The audit file on another filesystem, fsynced: a durable sink that keeps working.
+    const config = join(elsewhere, 'custos.json');
+    writeFileSync(
+      config,
+      JSON.stringify({ seal: 'dev', audit: { file: join(elsewhere, 'audit.jsonl'), fsync: 'always' } }),
+    );
+    server = await startServer(join(mnt, 'data-b'), ['--config', config]);
+    expect((await call('PUT', '/v1/secrets/data/kv/disk/c', { data: { v: 'fake-c1' } })).status).toBe(200);
+
+    fillDisk();
+    // Audited through the file; SQLite answers SQLITE_FULL at once: a 503 with the storage code.
+    const write = await call('PUT', '/v1/secrets/data/kv/disk/c', { data: { v: 'fake-c2' } });
+    expect(write.status).toBe(503);
+    expect(errorCode(write)).toBe('CUSTOS_ERR_STORAGE');
+    // A read needs no space, and its audit event goes to the file: served.
+    expect(await call('GET', '/v1/secrets/data/kv/disk/c')).toMatchObject({
+      status: 200,
+      body: { data: { v: 'fake-c1' } },
+    });
+
+    unlinkSync(fill);
+    expect((await call('PUT', '/v1/secrets/data/kv/disk/c', { data: { v: 'fake-c3' } })).status).toBe(200);
+    // The events acknowledged through the file alone reached the database: its chain has no gap.
+    expect((await call('GET', '/v1/audit/verify')).body).toMatchObject({ ok: true });
+    expect(await stop(server)).not.toBe('still running');
   });
 });
