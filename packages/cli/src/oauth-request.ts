@@ -1,4 +1,4 @@
-import { CliError, type CliIo, EXIT } from './cli-io.js';
+import { CliError, type CliIo } from './cli-io.js';
 import { CustosClient } from './http-client.js';
 
 interface OAuthErrorBody {
@@ -23,22 +23,16 @@ export async function postOAuth<T>(
   params: Record<string, string>,
   options: { form?: boolean; bearer?: string } = {},
 ): Promise<T> {
-  const addr = new CustosClient(io).addr;
   const headers: Record<string, string> = {
     'content-type': options.form ? 'application/x-www-form-urlencoded' : 'application/json',
   };
   if (options.bearer) headers.authorization = `Bearer ${options.bearer}`;
-  let response: Response;
-  try {
-    response = await fetch(`${addr}${path}`, {
-      method: 'POST',
-      headers,
-      body: options.form ? new URLSearchParams(params).toString() : JSON.stringify(params),
-    });
-  } catch (cause) {
-    throw new CliError('CUSTOS_ERR_UNREACHABLE', `cannot reach ${addr} (${(cause as Error).message})`, EXIT.usage);
-  }
-  const text = await response.text();
+  // exchange(), not request(): request() would add the CLI's own token, which the token exchange must not carry.
+  const { response, text } = await new CustosClient(io).exchange(path, {
+    method: 'POST',
+    headers,
+    body: options.form ? new URLSearchParams(params).toString() : JSON.stringify(params),
+  });
   let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;

@@ -1,4 +1,4 @@
-import { isCustosError } from '@custos/core';
+import { formatDuration, isCustosError } from '@custos/core';
 import { Command, CommanderError } from 'commander';
 import { CliError, type CliIo, EXIT, processIo } from './cli-io.js';
 import { registerAuditCommand } from './commands/audit-command.js';
@@ -20,19 +20,32 @@ import { registerSecretRotateCommand } from './commands/secret-rotate-command.js
 import { registerServerCommand } from './commands/server-command.js';
 import { registerTaskCommand } from './commands/task-command.js';
 import { registerTokenCommand } from './commands/token-command.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, resolveRequestTimeout } from './request-timeout.js';
 
 /** Builds the `custos` command with every subcommand. */
-export function createProgram(io: CliIo = processIo()): Command {
+export function createProgram(given: CliIo = processIo()): Command {
+  // The commands share this object: the global options are put on it before one runs.
+  const io: CliIo = { ...given };
   const program = new Command('custos')
     .description('custos — secrets control plane for multi-agent AI systems')
     .version('0.1.0')
+    .option(
+      '--timeout <duration>',
+      `how long to wait for the server's answer (10s, 2m; 0: no limit; default CUSTOS_TIMEOUT, else ${formatDuration(DEFAULT_REQUEST_TIMEOUT_MS)})`,
+    )
     // Program options only before the subcommand, so `secret get --version 2` is the secret's version.
     .enablePositionalOptions()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     })
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', () => {
+      const { timeout } = program.opts<{ timeout?: string }>();
+      if (timeout === undefined) return;
+      resolveRequestTimeout({ env: {}, requestTimeout: timeout }); // a bad flag fails now, whatever the command
+      io.requestTimeout = timeout;
+    });
   registerServerCommand(program, io);
   registerOperatorCommand(program, io);
   registerSecretCommand(program, io);
@@ -51,7 +64,7 @@ export function createProgram(io: CliIo = processIo()): Command {
   registerLeaseCommand(program, io);
   registerRunCommand(program, io);
   registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
-  registerScanCommand(program, { stdout: io.stdout, stderr: io.stderr, env: io.env, cwd: io.cwd });
+  registerScanCommand(program, io);
   return program;
 }
 

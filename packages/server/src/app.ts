@@ -2,6 +2,7 @@ import { CustosError, type CustosNode } from '@custos/core';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import { NodeHealth } from './node-health.js';
 import { registerAudit } from './plugins/audit-plugin.js';
 import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
@@ -39,6 +40,8 @@ export interface AppOptions {
   https?: { key: string | Buffer; cert: string | Buffer };
   /** Trust X-Forwarded-For from a proxy in front (off by default: the source IP feeds policy). */
   trustProxy?: boolean;
+  /** The node's health beyond seal state, shared by every listener of one node (default: one of its own). */
+  health?: NodeHealth;
 }
 
 /**
@@ -48,6 +51,7 @@ export interface AppOptions {
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { node } = options;
+  const health = options.health ?? new NodeHealth();
   const base: FastifyServerOptions = {
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: options.trustProxy ?? false,
@@ -74,7 +78,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   registerErrorHandler(app);
   registerAuth(app, node);
-  registerAudit(app, node);
+  registerAudit(app, node, health);
 
   await app.register(rateLimit, {
     global: false,
@@ -99,7 +103,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(
     async (v1) => {
-      await v1.register(sysRoutes, { node });
+      await v1.register(sysRoutes, { node, health });
       await v1.register(taskKeyRoutes, { node });
       await v1.register(secretRoutes, { node });
       await v1.register(policyRoutes, { node });

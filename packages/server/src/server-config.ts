@@ -25,9 +25,18 @@ export interface ServerConfig {
   /** A second, HTTPS listener for mTLS logins (certificate from `tls`, else issued by the internal CA). */
   tlsListen?: { host: string; port: number };
   logLevel: string;
+  /**
+   * `json`: one JSON object per line (for machines). `pretty`: readable lines
+   * and a startup banner (for a person). Unset: `pretty` when stdout is a
+   * terminal, else `json` — the caller decides, it knows the terminal.
+   */
+  logFormat?: LogFormat;
   /** External base URL: the `iss` of task tokens and the base of DPoP `htu` (default: the listen address). */
   issuer: string;
 }
+
+/** How the server's log is written (see {@link ServerConfig.logFormat}). */
+export type LogFormat = 'json' | 'pretty';
 
 export interface ServerFlags {
   dev?: boolean;
@@ -35,6 +44,7 @@ export interface ServerFlags {
   listen?: string;
   config?: string;
   tlsListen?: string;
+  logFormat?: string;
 }
 
 interface ConfigFile {
@@ -48,6 +58,7 @@ interface ConfigFile {
   audit?: { file?: string | null; stdout?: boolean; fsync?: 'always' | 'never' };
   tls?: { cert: string; key: string };
   log_level?: string;
+  log_format?: string;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8420';
@@ -65,6 +76,10 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
   if (durability !== 'process' && durability !== 'power') throw new ValidationError('durability is process or power.');
   const tlsListenText = flags.tlsListen ?? file.tls_listen;
   const tlsListen = tlsListenText ? parseListen(tlsListenText) : undefined;
+  const logFormat = flags.logFormat ?? file.log_format;
+  if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'pretty') {
+    throw new ValidationError('--log-format is json or pretty.');
+  }
   const auditFile = file.audit?.file === null ? undefined : resolve(dataDir, file.audit?.file ?? 'audit.jsonl');
   return {
     host,
@@ -81,6 +96,7 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     ...(file.tls ? { tls: { cert: resolve(cwd, file.tls.cert), key: resolve(cwd, file.tls.key) } } : {}),
     ...(tlsListen ? { tlsListen: { host: tlsListen[0], port: tlsListen[1] } } : {}),
     logLevel: process.env.CUSTOS_LOG_LEVEL ?? file.log_level ?? 'info',
+    ...(logFormat ? { logFormat } : {}),
     issuer: (
       file.issuer ?? `${file.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
     ).replace(/\/+$/, ''),

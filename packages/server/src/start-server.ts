@@ -4,8 +4,10 @@ import { CustosNode } from '@custos/core';
 import { createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import { buildApp } from './app.js';
+import { LogDestination } from './logging/log-destination.js';
+import { NodeHealth } from './node-health.js';
 import type { ServerConfig } from './server-config.js';
 
 /** How long in-flight requests may take to finish on shutdown before their connections are cut. */
@@ -27,22 +29,37 @@ export interface RunningServer {
  * The process logger. Request logs carry method, URL and status, never
  * headers or bodies; the authorization header paths are censored anyway in
  * case a hook ever logs the request object.
+ *
+ * It writes to `destination`, by default a {@link LogDestination} on stdout:
+ * one that drops (and counts) lines it cannot write rather than block the
+ * process on a full disk, as pino's own synchronous writer would.
  */
-export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    redact: {
-      paths: ['req.headers.authorization', 'req.headers["x-custos-token"]', 'token', '*.token'],
-      censor: '[REDACTED]',
+export function createLogger(level: string, destination: DestinationStream = new LogDestination()): Logger {
+  return pino(
+    {
+      level,
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers["x-custos-token"]', 'token', '*.token'],
+        censor: '[REDACTED]',
+      },
     },
-  });
+    destination,
+  );
+}
+
+export interface StartServerOptions {
+  /** The log writer, whose state `GET /v1/sys/health` reports (`log_unwritable`). */
+  log?: { readonly failing: boolean };
 }
 
 /** Starts custos as `custos server` does. */
 export async function startServer(
   config: ServerConfig,
   logger: Logger = createLogger(config.logLevel),
+  options: StartServerOptions = {},
 ): Promise<RunningServer> {
+  // One health for every listener: they serve the same node.
+  const health = new NodeHealth(options.log ? { log: options.log } : {});
   // The data directory holds the dev seal key and the root token: owner only.
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
@@ -81,6 +98,7 @@ export async function startServer(
   const app = await buildApp({
     node,
     logger,
+    health,
     ...(config.tls ? { https: { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } } : {}),
   });
   await app.listen({ host: config.host, port: config.port });
@@ -103,7 +121,7 @@ export async function startServer(
       cert = { cert: issued.certPem, key: issued.keyPem };
       writeFileSync(join(config.dataDir, 'ca.pem'), node.services().certs.caPem, { mode: 0o644 });
     }
-    tlsApp = await buildApp({ node, logger, https: cert });
+    tlsApp = await buildApp({ node, logger, health, https: cert });
     await tlsApp.listen({ host: config.tlsListen.host, port: config.tlsListen.port });
     const tlsPort = (tlsApp.server.address() as { port: number }).port;
     tlsAddress = `https://${config.tlsListen.host.includes(':') ? `[${config.tlsListen.host}]` : config.tlsListen.host}:${tlsPort}`;

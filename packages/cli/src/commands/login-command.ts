@@ -8,6 +8,7 @@ import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
 import { collectRepeat, collectScope, type StartOptions, startBody } from '../option-parsers.js';
 import { emit } from '../output.js';
+import { resolveRequestTimeout, withRequestTimeout } from '../request-timeout.js';
 
 /** What every login and `task start` answer: the task token (shown once) and its handles. */
 export interface IssuedTaskView {
@@ -80,6 +81,16 @@ function certLogin(
   addr: string,
   tls: { cert: string; key: string; ca?: string },
   body: unknown,
+  timeoutMs: number,
+): Promise<{ status: number; body: unknown }> {
+  return withRequestTimeout(addr, timeoutMs, (signal) => certLoginRequest(addr, tls, body, signal));
+}
+
+function certLoginRequest(
+  addr: string,
+  tls: { cert: string; key: string; ca?: string },
+  body: unknown,
+  signal: AbortSignal,
 ): Promise<{ status: number; body: unknown }> {
   const url = new URL('/v1/auth/cert/login', addr);
   const payload = JSON.stringify(body);
@@ -92,6 +103,8 @@ function certLogin(
         key: tls.key,
         ...(tls.ca ? { ca: tls.ca } : {}),
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        // Aborting also ends a response that has begun but stalls: the whole exchange is bounded.
+        signal,
       },
       (res) => {
         let text = '';
@@ -112,6 +125,10 @@ function certLogin(
       },
     );
     req.on('error', (cause: NodeJS.ErrnoException) => {
+      if (signal.aborted) {
+        reject(cause); // withRequestTimeout names the timeout
+        return;
+      }
       // An untrusted server certificate is the usual first-run mistake: say what to do.
       const hint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(cause.code ?? '')
         ? '; trust its CA with --ca or CUSTOS_CACERT'
@@ -134,7 +151,12 @@ async function loginWithCert(io: CliIo, opts: LoginOptions, body: unknown): Prom
     const role = certificateRole(cert);
     if (role !== opts.role) throw usage(`the certificate is for role ${role ?? '(none)'}, not ${opts.role}`);
   }
-  const response = await certLogin(tlsAddress(io), { cert, key, ...(ca ? { ca } : {}) }, body);
+  const response = await certLogin(
+    tlsAddress(io),
+    { cert, key, ...(ca ? { ca } : {}) },
+    body,
+    resolveRequestTimeout(io),
+  );
   if (response.status < 200 || response.status >= 300) {
     const error = (response.body as { error?: { code?: string; message?: string } } | undefined)?.error;
     throw new CliError(error?.code ?? `HTTP_${response.status}`, error?.message ?? 'login refused');

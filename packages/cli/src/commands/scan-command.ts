@@ -15,6 +15,8 @@ import {
   type VaultFingerprints,
 } from '@custos/scan';
 import type { Command } from 'commander';
+import { CliError } from '../cli-io.js';
+import { resolveRequestTimeout, withRequestTimeout } from '../request-timeout.js';
 
 /** Streams (and, for tests, environment and working directory) the scan command uses. */
 export interface ScanCommandIo {
@@ -22,6 +24,8 @@ export interface ScanCommandIo {
   stderr: Writable;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** The global `--timeout`, for `--against-vault` (see request-timeout.ts). */
+  requestTimeout?: string;
 }
 
 interface ScanFlags {
@@ -94,9 +98,17 @@ async function runScan(paths: string[], flags: ScanFlags, io: ScanCommandIo): Pr
     if (flags.againstVault) {
       const token = env.CUSTOS_TOKEN;
       if (!token) return fail('--against-vault needs CUSTOS_TOKEN');
-      vault = await fetchVaultFingerprints({ addr: env.CUSTOS_ADDR ?? 'http://127.0.0.1:8420', token });
+      const addr = env.CUSTOS_ADDR ?? 'http://127.0.0.1:8420';
+      vault = await withRequestTimeout(addr, resolveRequestTimeout({ ...io, env }), (signal) =>
+        fetchVaultFingerprints({ addr, token, fetch: (url, init) => fetch(url, { ...init, signal }) }),
+      );
     }
   } catch (err) {
+    if (err instanceof CliError) {
+      // A timeout or a bad --timeout: the CLI's own line and exit code, as for every other command.
+      io.stderr.write(`custos: ${err.code} ${err.message}\n`);
+      return err.exitCode;
+    }
     // Messages here are fixed sentences or a path: no file content, no token.
     return fail((err as Error).message);
   }

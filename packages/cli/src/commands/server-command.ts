@@ -1,8 +1,19 @@
-import { createLogger, resolveServerConfig, startServer } from '@custos/server';
+import { isatty } from 'node:tty';
+import { createLogger, formatPrettyLogLine, LogDestination, resolveServerConfig, startServer } from '@custos/server';
 import type { Command } from 'commander';
 import type { CliIo } from '../cli-io.js';
+import { formatServerBanner } from '../server-banner.js';
 
-/** `custos server [--dev] [--data DIR] [--listen HOST:PORT] [--config FILE]`. */
+interface ServerCommandFlags {
+  dev?: boolean;
+  data?: string;
+  listen?: string;
+  config?: string;
+  tlsListen?: string;
+  logFormat?: string;
+}
+
+/** `custos server [--dev] [--data DIR] [--listen HOST:PORT] [--config FILE] [--log-format json|pretty]`. */
 export function registerServerCommand(program: Command, io: CliIo): void {
   program
     .command('server')
@@ -12,17 +23,40 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     .option('--listen <host:port>', 'listen address (default 127.0.0.1:8420)')
     .option('--config <file>', 'JSON config file (storage, seal, audit, tls)')
     .option('--tls-listen <host:port>', 'also listen with TLS for mTLS logins (certificate from the internal CA)')
-    .action(async (flags: { dev?: boolean; data?: string; listen?: string; config?: string; tlsListen?: string }) => {
+    .option('--log-format <format>', 'json or pretty (default: pretty with a banner at a terminal, else json)')
+    .action(async (flags: ServerCommandFlags) => {
       const config = resolveServerConfig(flags, io.cwd);
-      const logger = createLogger(config.logLevel);
-      const server = await startServer(config, logger);
+      // The log goes to fd 1 itself (not through io.stdout): it must never
+      // block, which a stream's buffering and pino's writer cannot promise.
+      const terminal = isatty(1);
+      const pretty = (config.logFormat ?? (terminal ? 'pretty' : 'json')) === 'pretty';
+      const color = pretty && terminal && !io.env.NO_COLOR;
+      const log = new LogDestination(pretty ? { format: (line) => formatPrettyLogLine(line, { color }) } : {});
+      const logger = createLogger(config.logLevel, log);
+      const server = await startServer(config, logger, { log });
       const status = await server.node.status();
+      if (pretty) {
+        log.writeText(
+          formatServerBanner({
+            address: server.address,
+            version: server.node.version,
+            seal: config.seal,
+            initialized: status.initialized,
+            sealed: status.sealed,
+            dataDir: config.dataDir,
+            cwd: io.cwd,
+            // `npm start` users have no `custos` on their PATH, but npx finds the workspace's.
+            cli: io.env.npm_lifecycle_event ? 'npx custos' : 'custos',
+          }),
+        );
+      }
       logger.info(
         { address: server.address, storage: config.storage.split(':')[0], seal: config.seal, sealed: status.sealed },
         'custos listening',
       );
       // Graceful shutdown: in-flight requests finish, audit is flushed and
-      // sealed with a checkpoint, storage is closed.
+      // sealed with a checkpoint, storage is closed. A second signal ends the
+      // process at once (the handlers are `once`).
       await new Promise<void>((resolveStop) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');
@@ -35,5 +69,7 @@ export function registerServerCommand(program: Command, io: CliIo): void {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      // Held log lines get one last try; the process does not wait for a disk.
+      log.close();
     });
 }

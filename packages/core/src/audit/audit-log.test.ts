@@ -127,6 +127,31 @@ describe('AuditLog', () => {
       await log.close();
     });
 
+    it('a refused batch never reaches a non-durable sink, so no seq appears there twice (full disk)', async () => {
+      const store = new MemoryAuditStore();
+      // An audit file without fsync: not durable, and it has room while the database has none.
+      const path = join(dir, 'audit.jsonl');
+      const file = await AuditFileSink.open({ path, fsync: 'never' });
+      const { signer, publicKeys } = testSigner();
+      const log = await AuditLog.open({ store, signer, sinks: [file] });
+      await log.record(requestEvent(1));
+      store.failAppends = true;
+      await expect(log.record(requestEvent(2))).rejects.toBeInstanceOf(AuditUnavailableError);
+      await expect(log.record(requestEvent(3))).rejects.toBeInstanceOf(AuditUnavailableError);
+      store.failAppends = false;
+      // The refused events' seq (2) goes to the next acknowledged one.
+      expect((await log.record(requestEvent(4))).seq).toBe(2);
+      await log.close();
+      const seqs = (await readFile(path, 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { kind: string; seq: number })
+        .filter((l) => l.kind === 'record')
+        .map((l) => l.seq);
+      expect(seqs).toEqual([1, 2]);
+      expect(await verifyAuditFile(path, { publicKeys })).toMatchObject({ ok: true, events: 2 });
+    });
+
     it('refuses once the database backlog is full rather than leave a gap', async () => {
       const store = new MemoryAuditStore();
       const file = new ControllableSink('file');

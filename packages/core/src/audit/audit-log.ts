@@ -287,25 +287,51 @@ export class AuditLog {
         return;
       }
     }
-    const results = await Promise.allSettled(this.#sinks.map((sink) => sink.write(records)));
-    let durable = db.ok;
-    results.forEach((result, i) => {
-      const sink = this.#sinks[i]!;
-      if (result.status === 'fulfilled') durable ||= sink.durable;
-      else {
-        failures.push(result.reason);
-        this.#onSinkError(sink.name, result.reason);
-      }
-    });
-    if (!durable) {
+    // Durable sinks first; the others only once the batch is acknowledged. A
+    // batch nobody made durable is refused and its seqs are used again by the
+    // next one: had a non-durable sink (a file without fsync, stdout) written
+    // it, that sink would hold two different records with the same seq — as
+    // it did after every refusal on a full disk.
+    const wroteDurably = await this.#writeSinks(
+      this.#sinks.filter((sink) => sink.durable),
+      records,
+      failures,
+    );
+    if (!db.ok && !wroteDurably) {
       this.#reject(batch, failures);
       return;
     }
+    await this.#writeSinks(
+      this.#sinks.filter((sink) => !sink.durable),
+      records,
+      failures,
+    );
     const last = records[records.length - 1]!;
     if (db.ok) this.#dbHead = { seq: last.seq, hash: last.hash };
     else this.#db.keep(records);
     this.#head = { seq: last.seq, hash: last.hash };
     for (const [i, p] of batch.entries()) p.resolve(records[i]!);
+  }
+
+  /**
+   * Writes `records` to `sinks` in parallel; a failure is reported and
+   * collected, not thrown. True when at least one sink wrote them.
+   */
+  async #writeSinks(
+    sinks: readonly AuditSink[],
+    records: readonly AuditRecord[],
+    failures: unknown[],
+  ): Promise<boolean> {
+    const results = await Promise.allSettled(sinks.map((sink) => sink.write(records)));
+    let wrote = false;
+    results.forEach((result, i) => {
+      if (result.status === 'fulfilled') wrote = true;
+      else {
+        failures.push(result.reason);
+        this.#onSinkError(sinks[i]!.name, result.reason);
+      }
+    });
+    return wrote;
   }
 
   #reject(batch: Pending[], failures: unknown[]): void {

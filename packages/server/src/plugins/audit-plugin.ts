@@ -7,6 +7,7 @@ import {
   SealedError,
 } from '@custos/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { NodeHealth } from '../node-health.js';
 
 const READ_ONLY = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -26,11 +27,25 @@ const READ_ONLY = new Set(['GET', 'HEAD', 'OPTIONS']);
  * While sealed nothing can be audited (the audit key is behind the barrier);
  * a sealed server answers only health, seal status and unseal, which is why
  * only those routes are allowed then.
+ *
+ * Each outcome is reported to `health`: a refusal because nothing could be
+ * recorded (a full disk, a database gone) makes `GET /v1/sys/health` answer
+ * 503 until an event is recorded again.
  */
-export function registerAudit(app: FastifyInstance, node: CustosNode): void {
+export function registerAudit(app: FastifyInstance, node: CustosNode, health?: NodeHealth): void {
+  const recordNoted = async (input: AuditEventInput): Promise<void> => {
+    try {
+      await record(node, input);
+    } catch (error) {
+      health?.auditFailed();
+      throw error;
+    }
+    health?.auditSucceeded();
+  };
+
   app.addHook('preHandler', async (request) => {
     if (node.sealed || READ_ONLY.has(request.method) || request.routeOptions.config.unaudited) return;
-    await record(node, event(request, undefined, 'request'));
+    await recordNoted(event(request, undefined, 'request'));
     request.auditedRequest = true;
   });
 
@@ -46,7 +61,7 @@ export function registerAudit(app: FastifyInstance, node: CustosNode): void {
       return JSON.stringify({ error: sealed.toJSON() });
     }
     try {
-      await record(node, event(request, reply, 'response'));
+      await recordNoted(event(request, reply, 'response'));
       return payload;
     } catch (error) {
       request.log.error({ code: 'CUSTOS_ERR_AUDIT_UNAVAILABLE', err: error }, 'audit failed: response withheld');

@@ -1,10 +1,22 @@
 import { type CustosNode, DEFAULT_KEY_REFRESH_INTERVAL_MS, MAX_TASK_TTL_MS } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
+import type { NodeHealth } from '../../node-health.js';
 
 // Unseal and init accept secret material from anonymous callers, so they are
 // rate limited like the auth routes: a share cannot be guessed, but a flood
 // of wrong shares could keep resetting an operator's unseal progress.
 const anonymousLimit = { max: 30, timeWindow: '1 minute' };
+
+const healthSchema = {
+  type: 'object',
+  properties: {
+    initialized: { type: 'boolean' },
+    sealed: { type: 'boolean' },
+    degraded: { type: 'boolean' },
+    problems: { type: 'array', items: { type: 'string', enum: ['audit_unavailable', 'log_unwritable'] } },
+    version: { type: 'string' },
+  },
+} as const;
 
 const sealStatusSchema = {
   type: 'object',
@@ -20,15 +32,37 @@ const sealStatusSchema = {
 } as const;
 
 /** `/v1/sys/*`: health, seal lifecycle, keyring rotation. */
-export async function sysRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
+export async function sysRoutes(
+  app: FastifyInstance,
+  { node, health }: { node: CustosNode; health: NodeHealth },
+): Promise<void> {
   app.get('/sys/health', {
-    // Probed every few seconds by load balancers; it reveals only seal state.
+    // Probed every few seconds by load balancers; it reveals seal state and
+    // fixed problem words (NodeHealth), never a path, a message or a count.
+    // It writes nothing (reads the seal configuration only), so it answers on a full disk.
     config: { access: { kind: 'public' }, whileSealed: true, unaudited: true },
-    schema: { tags: ['sys'], summary: 'Health: 200 unsealed, 503 sealed, 501 not initialised' },
+    schema: {
+      tags: ['sys'],
+      summary:
+        'Health: 200 serving, 503 sealed or refusing requests (audit_unavailable), 501 not initialised; `degraded` with `problems` when something needs an operator',
+      response: {
+        '2xx': healthSchema,
+        '5xx': healthSchema,
+      },
+    },
     handler: async (_request, reply) => {
       const status = await node.status();
-      const code = !status.initialized ? 501 : status.sealed ? 503 : 200;
-      return reply.code(code).send({ initialized: status.initialized, sealed: status.sealed, version: node.version });
+      const problems = status.initialized && !status.sealed ? health.problems() : [];
+      // 503 whenever this node would refuse the request a load balancer sends
+      // it; a log that cannot be written leaves it serving (200, degraded).
+      const code = !status.initialized ? 501 : status.sealed || problems.includes('audit_unavailable') ? 503 : 200;
+      return reply.code(code).send({
+        initialized: status.initialized,
+        sealed: status.sealed,
+        degraded: problems.length > 0,
+        problems,
+        version: node.version,
+      });
     },
   });
 

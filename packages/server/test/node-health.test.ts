@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { NodeHealth } from '../src/node-health.js';
+
+describe('NodeHealth', () => {
+  it('reports an audit failure until the next success', () => {
+    const health = new NodeHealth();
+    expect(health.problems()).toEqual([]);
+    health.auditFailed();
+    expect(health.problems()).toEqual(['audit_unavailable']);
+    health.auditSucceeded();
+    expect(health.problems()).toEqual([]);
+  });
+
+  it('forgets an audit failure after the hold time, so a node with no traffic is tried again', () => {
+    let now = 1_000;
+    const health = new NodeHealth({ auditHoldMs: 15_000, now: () => now });
+    health.auditFailed();
+    now += 14_999;
+    expect(health.problems()).toEqual(['audit_unavailable']);
+    now += 1;
+    expect(health.problems()).toEqual([]);
+  });
+
+  it('reports a log that cannot be written', () => {
+    const log = { failing: true };
+    const health = new NodeHealth({ log });
+    expect(health.problems()).toEqual(['log_unwritable']);
+    log.failing = false;
+    expect(health.problems()).toEqual([]);
+  });
+});
