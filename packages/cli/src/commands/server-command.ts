@@ -1,6 +1,7 @@
-import { createLogger, resolveServerConfig, startServer } from '@custos/server';
+import { createLogger, resolveServerConfig, type ServerFlags, startServer } from '@custos/server';
 import type { Command } from 'commander';
 import type { CliIo } from '../cli-io.js';
+import { collectList } from '../option-parsers.js';
 
 /** `custos server [--dev] [--data DIR] [--listen HOST:PORT] [--config FILE]`. */
 export function registerServerCommand(program: Command, io: CliIo): void {
@@ -12,7 +13,12 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     .option('--listen <host:port>', 'listen address (default 127.0.0.1:8420)')
     .option('--config <file>', 'JSON config file (storage, seal, audit, tls)')
     .option('--tls-listen <host:port>', 'also listen with TLS for mTLS logins (certificate from the internal CA)')
-    .action(async (flags: { dev?: boolean; data?: string; listen?: string; config?: string; tlsListen?: string }) => {
+    .option(
+      '--egress-allow <entry>',
+      'let outbound calls reach this loopback/private destination: 127.0.0.1, 10.0.0.0/8, db.internal:5432, *.corp.example (repeatable, comma-separated)',
+      collectList,
+    )
+    .action(async (flags: ServerFlags) => {
       const config = resolveServerConfig(flags, io.cwd);
       const logger = createLogger(config.logLevel);
       const server = await startServer(config, logger);

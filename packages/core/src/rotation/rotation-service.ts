@@ -1,4 +1,5 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { EgressPolicy } from '../egress/egress-policy.js';
 import { CustosError, isCustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { EngineService } from '../leases/engine-service.js';
 import type { Storage } from '../ports/storage.js';
@@ -30,6 +31,8 @@ export interface RotationServiceDeps {
   secrets: SecretService;
   engines: EngineService;
   events: EventBus;
+  /** Where webhook rotators may call (default: the strict default policy). */
+  egress?: EgressPolicy;
   now?: () => number;
 }
 
@@ -45,22 +48,29 @@ export interface RotationServiceDeps {
  */
 export class RotationService {
   readonly #deps: RotationServiceDeps;
+  readonly #egress: EgressPolicy;
   readonly #now: () => number;
 
   constructor(deps: RotationServiceDeps) {
     this.#deps = deps;
+    this.#egress = deps.egress ?? new EgressPolicy();
     this.#now = deps.now ?? Date.now;
   }
 
-  /** Sets a path's rotation policy. */
+  /**
+   * Sets a path's rotation policy. What the rotator will reach is checked
+   * now: a database rotator's user must be rotatable on its engine, a
+   * webhook's URL must pass the egress policy. (Who may configure which
+   * rotator is the caller's to check: see the rotation routes.)
+   */
   async configure(
     path: string,
     input: { rotator: RotatorConfig; every_ms?: number | null; cron?: string | null; grace_ms?: number },
   ): Promise<RotationConfig> {
     const { rotator } = input;
     if (!['random', 'database', 'webhook'].includes(rotator.type)) throw new ValidationError('Unknown rotator type.');
-    if (rotator.type === 'database') await this.#deps.engines.read(rotator.engine);
-    if (rotator.type === 'webhook' && !/^https?:\/\//.test(rotator.url)) throw new ValidationError('url is http(s).');
+    if (rotator.type === 'database') await this.#deps.engines.assertRotatable(rotator.engine, rotator.username);
+    if (rotator.type === 'webhook') await this.#egress.checkUrl(rotator.url);
     const every = input.every_ms ?? null;
     if (every !== null && (!Number.isInteger(every) || every < MIN_EVERY_MS)) {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'Rotate at most once a minute.');
@@ -126,6 +136,8 @@ export class RotationService {
     for (const path of due) {
       await this.rotate(path, 'custos:schedule').catch(async (error: unknown) => {
         if (isCustosError(error) && error.code === 'CUSTOS_ERR_ROTATION_IN_PROGRESS') return;
+        // A rotator's failure was recorded (its own code) and rescheduled by the rotation itself.
+        if (isCustosError(error) && error.code === 'CUSTOS_ERR_ROTATION_FAILED') return;
         // Recorded on the policy and rescheduled: a failing schedule never stops.
         const config = await this.find(path);
         if (config) {
@@ -141,7 +153,7 @@ export class RotationService {
   async #rotate(path: string, actor: string): Promise<RotationResult> {
     const { secrets, engines, events, storage, cipher } = this.#deps;
     const config = await this.find(path);
-    const rotator = createRotator(config?.rotator ?? { type: 'random' }, engines);
+    const rotator = createRotator(config?.rotator ?? { type: 'random' }, { engines, egress: this.#egress });
     let current: SecretData | undefined;
     let currentVersion: number | null = null;
     try {
