@@ -51,8 +51,8 @@ import { formatIp, type IpBytes, parseIp } from './ip-address.js';
  * Whoever configures a webhook learns whether its URL acknowledged; whoever
  * configures an engine learns whether it connected. That is acceptable
  * because only destinations an operator allowed can be probed this way, and
- * refusals are decided before any packet leaves (so a refused destination
- * gives no timing either).
+ * refusals are decided before any connection is opened (a name costs one DNS
+ * query), so a refused destination gives no reachability or timing either.
  */
 export class EgressPolicy {
   readonly #rules: readonly EgressRule[];

@@ -13,7 +13,7 @@ import { fakeSecret, startTestServer, type TestServer } from '../test-server.js'
 // other loopback port (the "canary", standing for any service on custos's
 // host), link-local and private range must stay out of reach, in every
 // spelling, through DNS, after DNS changes, and through redirects. Refusals
-// happen before any packet leaves: nothing is sent to a private or
+// happen before any connection is opened: nothing is sent to a private or
 // link-local address by these tests.
 
 interface Listener {
