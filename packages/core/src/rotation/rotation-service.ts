@@ -1,5 +1,8 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { classifyAddress } from '../egress/address-ranges.js';
 import { EgressPolicy } from '../egress/egress-policy.js';
+import { normalizeHostname } from '../egress/egress-rule.js';
+import { parseIp } from '../egress/ip-address.js';
 import { CustosError, isCustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { EngineService } from '../leases/engine-service.js';
 import type { Storage } from '../ports/storage.js';
@@ -18,6 +21,13 @@ const LOCKS = 'rotation.lock';
 const LOCK_MS = 5 * 60_000;
 const DEFAULT_GRACE_MS = 15 * 60_000;
 const MIN_EVERY_MS = 60_000;
+
+/** `localhost`, or a literal loopback address in any spelling. */
+function isLoopbackHost(hostname: string): boolean {
+  const bare = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  const address = parseIp(bare);
+  return address ? classifyAddress(address) === 'loopback' : normalizeHostname(bare) === 'localhost';
+}
 
 interface Running {
   version: number;
@@ -70,7 +80,13 @@ export class RotationService {
     const { rotator } = input;
     if (!['random', 'database', 'webhook'].includes(rotator.type)) throw new ValidationError('Unknown rotator type.');
     if (rotator.type === 'database') await this.#deps.engines.assertRotatable(rotator.engine, rotator.username);
-    if (rotator.type === 'webhook') await this.#egress.checkUrl(rotator.url);
+    if (rotator.type === 'webhook') {
+      const url = await this.#egress.checkUrl(rotator.url);
+      // The receiver gets a secret value: in clear only to this host itself.
+      if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+        throw new ValidationError('A webhook receives a secret value: it must use https (http only on loopback).');
+      }
+    }
     const every = input.every_ms ?? null;
     if (every !== null && (!Number.isInteger(every) || every < MIN_EVERY_MS)) {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'Rotate at most once a minute.');

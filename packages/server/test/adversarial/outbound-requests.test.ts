@@ -170,7 +170,7 @@ describe('outbound requests obey the egress policy', () => {
       flips = 0;
       await putSecret('kv/hooks/flip', { value: fakeSecret() });
       // Allowed when configured (it resolves to a public address; nothing is sent then).
-      expect((await webhook('kv/hooks/flip', `http://flip.example:${canary.port}/rotate`)).statusCode).toBe(200);
+      expect((await webhook('kv/hooks/flip', `https://flip.example:${canary.port}/rotate`)).statusCode).toBe(200);
       const rotated = await s.call({ method: 'POST', url: '/v1/secrets/rotate/kv/hooks/flip' });
       expect(rotated.statusCode).toBe(502);
       expect(rotated.json().error.message).toContain('CUSTOS_ERR_EGRESS_REFUSED');
@@ -180,8 +180,15 @@ describe('outbound requests obey the egress policy', () => {
       expect(canary.hits).toBe(0);
     });
 
-    it('a URL with credentials or another scheme is refused', async () => {
-      for (const url of [`http://u:p@127.0.0.1:${receiver.port}/`, `file:///etc/passwd`, `gopher://127.0.0.1:70/`]) {
+    it('a URL with credentials, another scheme, or plain http beyond loopback is refused', async () => {
+      for (const url of [
+        `http://u:p@127.0.0.1:${receiver.port}/`,
+        `file:///etc/passwd`,
+        `gopher://127.0.0.1:70/`,
+        // Public and allowed, but the value would cross the network in clear.
+        `http://flip.example/rotate`,
+      ]) {
+        flips = 0;
         const response = await webhook('kv/hooks/a', url);
         expect(response.statusCode, url).toBe(400);
       }
