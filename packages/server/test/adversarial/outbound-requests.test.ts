@@ -51,12 +51,18 @@ describe('outbound requests obey the egress policy', () => {
   let receiver: Listener;
   let redirector: Listener;
   let hanging: Listener;
+  /**
+   * What `flip.example` resolves to now: 127.0.0.1 (allowed on the receiver's
+   * port) when a test configures it, 127.0.0.2 (loopback, never allowed) when
+   * the call is made — DNS rebinding, kept inside loopback.
+   */
+  let flipAnswer = '127.0.0.1';
   /** Names the test's resolver answers for: a public-looking name that is loopback, and one whose answer flips. */
-  let flips = 0;
   const resolver: EgressResolver = async (name) => {
     if (name === 'public-looking.example') return [{ address: '127.0.0.1', family: 4 }];
-    // Public when checked at configuration, loopback when called (DNS rebinding).
-    if (name === 'flip.example') return [{ address: flips++ === 0 ? '93.184.216.34' : '127.0.0.1', family: 4 }];
+    if (name === 'flip.example') return [{ address: flipAnswer, family: 4 }];
+    // Only ever resolved by a configuration that is refused: nothing connects to it.
+    if (name === 'public.example') return [{ address: '93.184.216.34', family: 4 }];
     return lookup(name, { all: true, verbatim: true });
   };
 
@@ -167,17 +173,19 @@ describe('outbound requests obey the egress policy', () => {
     });
 
     it('a name checked at configuration is checked again at the call: DNS rebinding to loopback is refused', async () => {
-      flips = 0;
+      flipAnswer = '127.0.0.1';
       await putSecret('kv/hooks/flip', { value: fakeSecret() });
-      // Allowed when configured (it resolves to a public address; nothing is sent then).
-      expect((await webhook('kv/hooks/flip', `https://flip.example:${canary.port}/rotate`)).statusCode).toBe(200);
+      // Allowed when configured (nothing is sent then), refused once it resolves elsewhere.
+      expect((await webhook('kv/hooks/flip', `https://flip.example:${receiver.port}/rotate`)).statusCode).toBe(200);
+      flipAnswer = '127.0.0.2';
+      const hits = receiver.hits;
       const rotated = await s.call({ method: 'POST', url: '/v1/secrets/rotate/kv/hooks/flip' });
       expect(rotated.statusCode).toBe(502);
       expect(rotated.json().error.message).toContain('CUSTOS_ERR_EGRESS_REFUSED');
       expect((await s.call({ method: 'GET', url: '/v1/rotation/kv/hooks/flip' })).json().last_error).toBe(
         'CUSTOS_ERR_EGRESS_REFUSED',
       );
-      expect(canary.hits).toBe(0);
+      expect(receiver.hits).toBe(hits);
     });
 
     it('a URL with credentials, another scheme, or plain http beyond loopback is refused', async () => {
@@ -185,10 +193,9 @@ describe('outbound requests obey the egress policy', () => {
         `http://u:p@127.0.0.1:${receiver.port}/`,
         `file:///etc/passwd`,
         `gopher://127.0.0.1:70/`,
-        // Public and allowed, but the value would cross the network in clear.
-        `http://flip.example/rotate`,
+        // Allowed, but not loopback: the value would cross the network in clear.
+        `http://public.example/rotate`,
       ]) {
-        flips = 0;
         const response = await webhook('kv/hooks/a', url);
         expect(response.statusCode, url).toBe(400);
       }
@@ -241,9 +248,12 @@ describe('outbound requests obey the egress policy', () => {
     });
 
     it('a JWKS fetch is checked at every fetch (DNS rebinding) and never follows a redirect', async () => {
-      flips = 0;
-      expect((await method('flipping', `https://flip.example:${canary.port}/jwks`)).statusCode).toBe(200);
+      flipAnswer = '127.0.0.1';
+      expect((await method('flipping', `https://flip.example:${receiver.port}/jwks`)).statusCode).toBe(200);
+      flipAnswer = '127.0.0.2';
+      const hits = receiver.hits;
       expect((await login('flipping')).statusCode).toBe(401);
+      expect(receiver.hits).toBe(hits);
       expect((await method('redirected', `http://127.0.0.1:${redirector.port}/jwks`)).statusCode).toBe(200);
       const before = redirector.hits;
       expect((await login('redirected')).statusCode).toBe(401);
