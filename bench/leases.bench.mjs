@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CustosNode, parseDuration } from '@custos/core';
+import { CustosNode, EgressPolicy, parseDuration } from '@custos/core';
 import { createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
 import pg from 'pg';
@@ -36,6 +36,8 @@ const node = new CustosNode({
   seal: { type: 'dev', keyFile: join(dir, 'dev.key') },
   audit: {},
   engineFactory: createEngine,
+  // The benchmark's database is local: allowed explicitly, as an operator would.
+  egress: new EgressPolicy({ allow: [dbUrl.hostname] }),
 });
 await node.start();
 const s = node.services();

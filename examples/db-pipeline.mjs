@@ -55,8 +55,11 @@ const loginAs = async ({ username, password }) => {
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'custos-example-'));
+// custos refuses outbound connections to loopback and private addresses unless
+// the operator allows them: the database here is local, so allow its host
+// (`custos server --egress-allow 127.0.0.1` on the command line).
 const server = await startServer(
-  resolveServerConfig({ dev: true, data: dir, listen: '127.0.0.1:0' }, dir),
+  resolveServerConfig({ dev: true, data: dir, listen: '127.0.0.1:0', egressAllow: [new URL(adminUrl).hostname] }, dir),
   createLogger('silent'),
 );
 async function api(method, path, { token, body } = {}) {

@@ -25,7 +25,11 @@ export async function startCliServer(flags: Pick<ServerFlags, 'tlsListen'> = {})
   close: () => Promise<void>;
 }> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-cli-test-'));
-  const config = resolveServerConfig({ dev: true, data: dir, listen: '127.0.0.1:0', ...flags }, dir);
+  // The suites' databases listen on loopback: allowed explicitly, as an operator would.
+  const config = resolveServerConfig(
+    { dev: true, data: dir, listen: '127.0.0.1:0', egressAllow: ['127.0.0.1'], ...flags },
+    dir,
+  );
   const server = await startServer(config, pino({ level: 'silent' }));
   const { readFileSync } = await import('node:fs');
   const rootToken = () => readFileSync(join(dir, 'root-token'), 'utf8').trim();

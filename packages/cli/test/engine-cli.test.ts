@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPostgres, postgresUrl, type TestDatabase } from '../../../test-support/postgres.js';
 import { startCliServer } from './cli-harness.js';
 
+const fakeValue = () => `fake${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+
 async function roleExists(name: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: postgresUrl() });
   await client.connect();
@@ -98,6 +100,35 @@ describe.skipIf(!hasPostgres())('custos engine, creds, lease and secret rotate',
       await ok(['secret', 'rotate', 'kv/app/token', '--every', '1h', '--grace', '5m', '--json']),
     );
     expect(policy).toMatchObject({ every_ms: 3_600_000, grace_ms: 300_000, rotator: { type: 'random' } });
+  });
+
+  it('a database rotator needs a user the engine lists; the engine’s admin is never one', async () => {
+    const admin = new pg.Client({ connectionString: target.url });
+    await admin.connect();
+    const user = `app_static_${Date.now().toString(36)}`;
+    await admin.query(`CREATE ROLE ${user} LOGIN PASSWORD '${fakeValue()}'`);
+    try {
+      await ok(['secret', 'put', 'kv/app/static', `username=${user}`, `password=${fakeValue()}`]);
+      const args = ['secret', 'rotate', 'kv/app/static', '--rotator', 'database', '--engine', 'pg-main'];
+      const unlisted = await h.cli([...args, '--username', user]);
+      expect(unlisted.code).toBe(1);
+      expect(unlisted.stderr).toMatch(/^custos: CUSTOS_ERR_USER_NOT_ROTATABLE /);
+      expect(await ok(['engine', 'rotatable-users', 'pg-main', '--users', user])).toContain(user);
+      expect(await ok(['engine', 'read', 'pg-main'])).toMatch(new RegExp(`rotatable users\\s+${user}`));
+      expect(await ok([...args, '--username', user, '--now'])).toContain('version 2 is current');
+      // The engine's URL names `postgres` (the run's superuser): it is never a rotator target, nor listable.
+      const adminUser = decodeURIComponent(new URL(target.url).username);
+      const listed = await h.cli(['engine', 'rotatable-users', 'pg-main', '--users', `${user},${adminUser}`]);
+      expect(listed.stderr).toMatch(/^custos: CUSTOS_ERR_VALIDATION .*rotate-root/);
+      const rotatingAdmin = await h.cli([...args, '--username', adminUser]);
+      expect(rotatingAdmin.stderr).toMatch(/^custos: CUSTOS_ERR_USER_NOT_ROTATABLE /);
+      // Replacing the engine's connection keeps its list.
+      await ok(['engine', 'add', 'pg-main', '--type', 'postgres', '--url', '-'], { stdin: target.url });
+      expect(JSON.parse(await ok(['engine', 'read', 'pg-main', '--json'])).rotatable_users).toEqual([user]);
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${user}`);
+      await admin.end();
+    }
   });
 
   it('rotates the engine’s admin password', async () => {

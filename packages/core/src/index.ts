@@ -3,6 +3,7 @@ export * from './auth-methods/index.js';
 export * from './barrier/index.js';
 export * from './common/index.js';
 export * from './custos/index.js';
+export * from './egress/index.js';
 export * from './errors/index.js';
 export * from './identity/index.js';
 export * from './leases/index.js';

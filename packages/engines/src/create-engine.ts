@@ -14,9 +14,9 @@ import { PostgresEngine } from './postgres/postgres-engine.js';
 export function createEngine(connection: EngineConnection): DatabaseEngine {
   switch (connection.type) {
     case 'postgres':
-      return new PostgresEngine({ url: connection.url });
+      return new PostgresEngine({ url: connection.url, ...(connection.egress ? { egress: connection.egress } : {}) });
     case 'mysql':
-      return new MysqlEngine({ url: connection.url });
+      return new MysqlEngine({ url: connection.url, ...(connection.egress ? { egress: connection.egress } : {}) });
     default:
       throw new CustosError('CUSTOS_ERR_VALIDATION', 'The engine type must be postgres or mysql.');
   }

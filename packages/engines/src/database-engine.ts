@@ -1,3 +1,5 @@
+import type { EgressPolicy } from '@custos/core';
+
 /**
  * The dynamic-secret engine interface: everything custos needs from a
  * database to mint a per-task user and take it away again. Adding an engine
@@ -47,7 +49,12 @@ export interface DatabaseEngine {
    * longer exists is success.
    */
   revokeCredential(role: EngineRole, username: string): Promise<void>;
-  /** Sets the password of an existing (static) user, for rotation. */
+  /**
+   * Sets the password of an existing (static) user, for rotation. Refuses
+   * (CUSTOS_ERR_USER_NOT_ROTATABLE) the account the engine is connected as,
+   * whatever the caller checked: that one changes only through
+   * {@link rotateRootPassword}.
+   */
   setPassword(username: string, password: string): Promise<void>;
   /**
    * Tries a login: opens a new connection to the engine's database (the admin
@@ -69,4 +76,10 @@ export interface DatabaseEngine {
 export interface EngineConnection {
   readonly type: 'postgres' | 'mysql';
   readonly url: string;
+  /**
+   * Every connection the engine opens (pool, login tests, root rotation)
+   * goes through this policy; absent, the engine connects wherever its URL
+   * says (library use without custos's server).
+   */
+  readonly egress?: EgressPolicy;
 }

@@ -1,7 +1,8 @@
-import { engineUnavailable } from './engine-errors.js';
+import { engineUnavailable, isEgressRefusal } from './engine-errors.js';
 
 /**
- * Runs `fn` on a pooled connection. A pool that cannot hand one out, or a
+ * Runs `fn` on a pooled connection. A connection the egress policy refused
+ * is that refusal. A pool that cannot hand one out, or a
  * connection that fails under `fn` (per the driver's `isConnectionError`),
  * becomes CUSTOS_ERR_ENGINE_UNAVAILABLE; a failed connection is released as
  * broken so the pool drops it instead of handing it out again.
@@ -17,7 +18,8 @@ export async function withPooledConnection<C, T>(
   let connection: C;
   try {
     connection = await pool.acquire();
-  } catch {
+  } catch (e) {
+    if (isEgressRefusal(e)) throw e;
     throw engineUnavailable();
   }
   let broken = false;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ValidationError } from '@custos/core';
+import { parseDuration, parseEgressRule, ValidationError } from '@custos/core';
 
 /** Everything `custos server` needs; built from flags and an optional JSON config file. */
 export interface ServerConfig {
@@ -33,6 +33,15 @@ export interface ServerConfig {
   logFormat?: LogFormat;
   /** External base URL: the `iss` of task tokens and the base of DPoP `htu` (default: the listen address). */
   issuer: string;
+  /**
+   * The egress policy of every outbound call (engines, JWKS URLs, webhook
+   * rotators). `allow`: entries that may be reached although they are
+   * loopback, link-local or private (`127.0.0.1`, `10.0.0.0/8`,
+   * `db.internal:5432`, `*.corp.example`, `unix:/var/run/postgresql`);
+   * `allowPublic` false makes the list exclusive. The same in `--dev`:
+   * a local database needs `--egress-allow 127.0.0.1`.
+   */
+  egress: { allow: string[]; allowPublic: boolean; timeoutMs: number };
 }
 
 /** How the server's log is written (see {@link ServerConfig.logFormat}). */
@@ -45,6 +54,8 @@ export interface ServerFlags {
   config?: string;
   tlsListen?: string;
   logFormat?: string;
+  /** `--egress-allow` entries, added to the config file's `egress.allow`. */
+  egressAllow?: string[];
 }
 
 interface ConfigFile {
@@ -59,6 +70,7 @@ interface ConfigFile {
   tls?: { cert: string; key: string };
   log_level?: string;
   log_format?: string;
+  egress?: { allow?: string[]; allow_public?: boolean; timeout?: string };
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8420';
@@ -100,7 +112,24 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     issuer: (
       file.issuer ?? `${file.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
     ).replace(/\/+$/, ''),
+    egress: resolveEgress(file.egress, flags.egressAllow),
   };
+}
+
+/** The egress settings; every allow entry is parsed now, so a typo stops the server at start, not at first use. */
+function resolveEgress(file: ConfigFile['egress'], flags: readonly string[] = []): ServerConfig['egress'] {
+  const fromFile = file?.allow ?? [];
+  if (!Array.isArray(fromFile) || fromFile.some((e) => typeof e !== 'string')) {
+    throw new ValidationError('egress.allow is a list of strings.');
+  }
+  const allow = [...new Set([...fromFile, ...flags].map((e) => e.trim()).filter(Boolean))];
+  for (const entry of allow) parseEgressRule(entry);
+  if (file?.allow_public !== undefined && typeof file.allow_public !== 'boolean') {
+    throw new ValidationError('egress.allow_public is true or false.');
+  }
+  const timeoutMs = file?.timeout === undefined ? 10_000 : parseDuration(file.timeout);
+  if (timeoutMs < 100 || timeoutMs > 300_000) throw new ValidationError('egress.timeout is between 100ms and 5m.');
+  return { allow, allowPublic: file?.allow_public ?? true, timeoutMs };
 }
 
 function parseConfigFile(path: string): ConfigFile {

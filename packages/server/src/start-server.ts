@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustosNode } from '@custos/core';
+import { CustosNode, EgressPolicy } from '@custos/core';
 import { createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
@@ -93,6 +93,11 @@ export async function startServer(
     onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
     // Database engines (dynamic credentials) are drivers core never imports: wired in here.
     engineFactory: createEngine,
+    egress: new EgressPolicy({
+      allow: config.egress.allow,
+      allowPublic: config.egress.allowPublic,
+      timeoutMs: config.egress.timeoutMs,
+    }),
   });
   await node.start();
   const app = await buildApp({

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CustosNode, type CustosNodeOptions, type Storage } from '@custos/core';
+import { CustosNode, type CustosNodeOptions, EgressPolicy, type EgressPolicyOptions, type Storage } from '@custos/core';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../../../test-support/postgres.js';
@@ -27,6 +27,12 @@ export async function startTestServer(
     seal?: 'dev' | 'shamir';
     audit?: CustosNodeOptions['audit'];
     engineFactory?: CustosNodeOptions['engineFactory'];
+    /**
+     * The egress policy. Default: loopback 127.0.0.1 allowed, because the
+     * suites' databases, JWKS servers and webhook receivers listen there —
+     * allowed explicitly, as an operator would, never by a test-only bypass.
+     */
+    egress?: EgressPolicyOptions;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
@@ -46,6 +52,7 @@ export async function startTestServer(
     seal: options.seal === 'shamir' ? { type: 'shamir' } : { type: 'dev', keyFile: join(dir, 'dev-seal.key') },
     audit: options.audit ?? { file: join(dir, 'audit.jsonl') },
     ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
+    egress: new EgressPolicy(options.egress ?? { allow: ['127.0.0.1'] }),
     onRootToken: (token) => {
       rootToken = token;
     },
@@ -89,10 +96,10 @@ export async function auditEvents(storage: Storage): Promise<Array<Record<string
 export const readText = (path: string) => readFileSync(path, 'utf8');
 
 /**
- * As an operator sets up a rotated database login: stores `{username,
- * password}` at `path`, then puts a database rotation policy on it for that
- * user through `engine` (with an optional schedule). Returns the policy's
- * response.
+ * As an operator sets up a rotated database login: adds the user to the
+ * engine's rotatable users, stores `{username, password}` at `path`, then
+ * puts a database rotation policy on it for that user through `engine`
+ * (with an optional schedule). Returns the policy's response.
  */
 export async function putDatabaseRotation(
   s: TestServer,
@@ -100,6 +107,14 @@ export async function putDatabaseRotation(
   login: { engine: string; username: string; password: string },
   schedule: { every?: string; grace?: string } = {},
 ): ReturnType<TestServer['call']> {
+  const engine = (await s.call({ method: 'GET', url: `/v1/engines/${login.engine}` })).json() as {
+    rotatable_users?: string[];
+  };
+  await s.call({
+    method: 'PUT',
+    url: `/v1/engines/${login.engine}/rotatable-users`,
+    payload: { users: [...(engine.rotatable_users ?? []), login.username] },
+  });
   await s.call({
     method: 'PUT',
     url: `/v1/secrets/data/${path}`,

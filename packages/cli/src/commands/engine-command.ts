@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
-import { collectRepeat } from '../option-parsers.js';
+import { collectList, collectRepeat } from '../option-parsers.js';
 import { emit, table } from '../output.js';
 
 interface EngineView {
@@ -11,6 +11,7 @@ interface EngineView {
   created_time: string;
   updated_time: string;
   root_rotated_time: string | null;
+  rotatable_users: string[];
 }
 
 interface EngineRoleView {
@@ -41,6 +42,7 @@ const engineTable = (e: EngineView) =>
     ['type', e.type],
     ['updated', e.updated_time],
     ['root rotated', e.root_rotated_time],
+    ['rotatable users', e.rotatable_users.length ? e.rotatable_users.join(', ') : '(none)'],
   ]);
 
 /** `custos engine add|read|list|delete|rotate-root|role write|read|list|delete`. */
@@ -52,14 +54,20 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
     .description('add or replace an engine; its admin URL is stored behind the barrier and never shown again')
     .requiredOption('--type <type>', 'postgres or mysql')
     .option('--url <url>', 'admin connection URL (- reads it from stdin, keeping it out of shell history)')
+    .option(
+      '--rotatable-users <users>',
+      'static users a database rotator may change (comma-separated; never the admin user; default: kept, or none)',
+      collectList,
+    )
     .option('--json', 'JSON output')
-    .action(async (name: string, opts: { type: string; url?: string; json?: boolean }) => {
+    .action(async (name: string, opts: { type: string; url?: string; rotatableUsers?: string[]; json?: boolean }) => {
       let url = opts.url;
       if (url === undefined || url === '-') url = (await readAll(io.stdin)).trim();
       if (!url) throw new CliError('CUSTOS_ERR_USAGE', '--url is required', EXIT.usage);
       const view = await new CustosClient(io).request<EngineView>('PUT', `/v1/engines/${encodeURIComponent(name)}`, {
         type: opts.type,
         url,
+        ...(opts.rotatableUsers ? { rotatable_users: opts.rotatableUsers } : {}),
       });
       emit(io, opts.json, view, () => `Engine ${view.name} (${view.type}) connected and stored`);
     });
@@ -87,6 +95,29 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
     .action(async (name: string) => {
       await new CustosClient(io).request('DELETE', `/v1/engines/${encodeURIComponent(name)}`);
       io.stdout.write(`Deleted engine ${name}\n`);
+    });
+
+  engine
+    .command('rotatable-users <name>')
+    .description('set the static users a database rotator may change on this engine (replaces the list)')
+    .requiredOption('--users <users>', 'comma-separated user names; "" for none', (v: string) =>
+      v
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean),
+    )
+    .option('--json', 'JSON output')
+    .action(async (name: string, opts: { users: string[]; json?: boolean }) => {
+      const view = await new CustosClient(io).request<EngineView>(
+        'PUT',
+        `/v1/engines/${encodeURIComponent(name)}/rotatable-users`,
+        { users: opts.users },
+      );
+      emit(io, opts.json, view, () =>
+        view.rotatable_users.length
+          ? `Rotatable users of ${view.name}: ${view.rotatable_users.join(', ')}`
+          : `No user of ${view.name} is rotatable`,
+      );
     });
 
   engine

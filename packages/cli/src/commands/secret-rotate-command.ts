@@ -31,9 +31,12 @@ export function registerSecretRotateCommand(program: Command, io: CliIo): void {
     .option('--cron <expression>', 'or on a five-field cron schedule in UTC (e.g. "0 3 * * *")')
     .option('--grace <duration>', 'how long previous stays readable for pinned tasks (default 15m)')
     .option('--rotator <type>', 'random (default), database (ALTER ROLE/USER) or webhook')
-    .option('--engine <name>', 'database rotator: the engine')
-    .option('--username <user>', 'database rotator: the static user')
-    .option('--url <url>', 'webhook rotator: where the new value is POSTed (must answer {"ack":true})')
+    .option('--engine <name>', 'database rotator: the engine (needs rotate on sys/engines/NAME/users/USER)')
+    .option('--username <user>', 'database rotator: the static user (one of the engine’s rotatable users)')
+    .option(
+      '--url <url>',
+      'webhook rotator: where {path, version, field, value} is POSTed (must answer {"ack":true}; needs read on PATH)',
+    )
     .option('--field <key>', 'which field holds the rotated value')
     .option('--now', 'with a policy option: also rotate now')
     .option('--json', 'JSON output')

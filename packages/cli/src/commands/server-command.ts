@@ -1,17 +1,16 @@
 import { isatty } from 'node:tty';
-import { createLogger, formatPrettyLogLine, LogDestination, resolveServerConfig, startServer } from '@custos/server';
+import {
+  createLogger,
+  formatPrettyLogLine,
+  LogDestination,
+  resolveServerConfig,
+  type ServerFlags,
+  startServer,
+} from '@custos/server';
 import type { Command } from 'commander';
 import type { CliIo } from '../cli-io.js';
+import { collectList } from '../option-parsers.js';
 import { formatServerBanner } from '../server-banner.js';
-
-interface ServerCommandFlags {
-  dev?: boolean;
-  data?: string;
-  listen?: string;
-  config?: string;
-  tlsListen?: string;
-  logFormat?: string;
-}
 
 /** `custos server [--dev] [--data DIR] [--listen HOST:PORT] [--config FILE] [--log-format json|pretty]`. */
 export function registerServerCommand(program: Command, io: CliIo): void {
@@ -24,7 +23,12 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     .option('--config <file>', 'JSON config file (storage, seal, audit, tls)')
     .option('--tls-listen <host:port>', 'also listen with TLS for mTLS logins (certificate from the internal CA)')
     .option('--log-format <format>', 'json or pretty (default: pretty with a banner at a terminal, else json)')
-    .action(async (flags: ServerCommandFlags) => {
+    .option(
+      '--egress-allow <entry>',
+      'let outbound calls reach this loopback/private destination: 127.0.0.1, 10.0.0.0/8, db.internal:5432, *.corp.example (repeatable, comma-separated)',
+      collectList,
+    )
+    .action(async (flags: ServerFlags) => {
       const config = resolveServerConfig(flags, io.cwd);
       // The log goes to fd 1 itself (not through io.stdout): it must never
       // block, which a stream's buffering and pino's writer cannot promise.

@@ -1,4 +1,5 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { EgressPolicy } from '../egress/egress-policy.js';
 import { NotFoundError, UnauthenticatedError, ValidationError } from '../errors/index.js';
 import { type JwtAuthConfig, JwtAuthMethod, validateJwtAuthConfig, type WorkloadIdentity } from '../identity/index.js';
 import type { Storage } from '../ports/storage.js';
@@ -12,21 +13,26 @@ const NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
  * Actions OIDC, any OIDC issuer with a JWKS). Configurations are stored
  * through the barrier (an attacker who can write the database must not be
  * able to point a method at their own JWKS); verifiers are kept per process
- * so their JWKS caches survive between logins.
+ * so their JWKS caches survive between logins. JWKS URLs obey the egress
+ * policy: checked when a method is written, and at every fetch.
  */
 export class JwtMethodService {
   readonly #storage: Pick<Storage, 'entries'>;
   readonly #cipher: Cipher;
+  readonly #egress: EgressPolicy;
   readonly #verifiers = new Map<string, { json: string; method: JwtAuthMethod }>();
 
-  constructor(deps: { storage: Pick<Storage, 'entries'>; cipher: Cipher }) {
+  constructor(deps: { storage: Pick<Storage, 'entries'>; cipher: Cipher; egress?: EgressPolicy }) {
     this.#storage = deps.storage;
     this.#cipher = deps.cipher;
+    this.#egress = deps.egress ?? new EgressPolicy();
   }
 
   async write(config: JwtAuthConfig): Promise<JwtAuthConfig> {
     if (!NAME.test(config.name)) throw new ValidationError('JWT method names use a-z, 0-9, "_", "." and "-".');
     validateJwtAuthConfig(config);
+    // A refused JWKS host is an error now, not a failed login later.
+    if ('url' in config.jwks) await this.#egress.checkUrl(config.jwks.url);
     await this.#storage.entries.put(METHODS, config.name, sealJson(this.#cipher, METHODS, config.name, config));
     this.#verifiers.delete(config.name);
     return config;
@@ -61,7 +67,7 @@ export class JwtMethodService {
     const json = JSON.stringify(config);
     let cached = this.#verifiers.get(name);
     if (!cached || cached.json !== json) {
-      cached = { json, method: new JwtAuthMethod(config) };
+      cached = { json, method: new JwtAuthMethod(config, { egress: this.#egress }) };
       this.#verifiers.set(name, cached);
     }
     return cached.method.verify(jwt, { claims: role.bound_claims, matching: 'glob' });

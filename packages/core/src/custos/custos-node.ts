@@ -10,6 +10,7 @@ import {
   verifyAudit,
 } from '../audit/index.js';
 import { CertService, JwtMethodService } from '../auth-methods/index.js';
+import { EgressPolicy } from '../egress/index.js';
 import { CustosError, SealedError } from '../errors/index.js';
 import { StorageDpopReplayCache, verifyDpopProof } from '../identity/index.js';
 import { EngineService, LeaseService } from '../leases/index.js';
@@ -60,6 +61,12 @@ export interface CustosNodeOptions {
   version?: string;
   /** Opens database engines (normally `createEngine` from `@custos/engines`); without it engines are unavailable. */
   engineFactory?: DatabaseEngineFactory;
+  /**
+   * The one egress policy every outbound call obeys (engines, JWKS, webhook
+   * rotators). Default: public destinations only — loopback, link-local and
+   * private ranges refused.
+   */
+  egress?: EgressPolicy;
 }
 
 export interface AuthorizeContext {
@@ -246,14 +253,15 @@ export class CustosNode {
       dpop: async (proof, { method, url, accessToken }) =>
         (await verifyDpopProof(proof, { method, url, accessToken, replay: dpopReplay })).jkt,
     });
-    const jwtMethods = new JwtMethodService({ storage, cipher });
+    const egress = this.#options.egress ?? new EgressPolicy();
+    const jwtMethods = new JwtMethodService({ storage, cipher, egress });
     const certs = await CertService.load({ storage, cipher }, this.#options.trustDomain ?? 'custos.local');
-    const engines = new EngineService({ storage, cipher, factory: this.#options.engineFactory });
+    const engines = new EngineService({ storage, cipher, factory: this.#options.engineFactory, egress });
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
     const secrets = new SecretService({ storage, cipher });
     const events = new EventBus();
-    const rotation = new RotationService({ storage, cipher, secrets, engines, events });
+    const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
       await leases.revokeForSubtree(prefix);
       // Pins are owned by root tasks, so only the end of a root releases any.

@@ -60,6 +60,19 @@ export const ERROR_CATALOGUE = {
     message: 'The rotation failed to apply or test the new version; the current version is unchanged.',
   },
   CUSTOS_ERR_ROTATION_IN_PROGRESS: { status: 409, message: 'A rotation of this secret is already running.' },
+  CUSTOS_ERR_USER_NOT_ROTATABLE: {
+    status: 403,
+    message:
+      'The database user is not in the engine’s rotatable users, or is the engine’s own admin account (use rotate-root).',
+  },
+  CUSTOS_ERR_EGRESS_REFUSED: {
+    status: 403,
+    message: 'The egress policy refuses this destination (loopback, link-local, private or not allowed).',
+  },
+  CUSTOS_ERR_EGRESS_FAILED: {
+    status: 502,
+    message: 'The outbound request did not complete: unreachable, timed out, redirected or answered too much.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code, `CUSTOS_ERR_…`. */

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { base64url, createLocalJWKSet, exportSPKI, importSPKI, type JWTPayload, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EgressPolicy } from '../egress/egress-policy.js';
 import { UnauthenticatedError, ValidationError } from '../errors/index.js';
 import { IdentityRejectedError } from './identity-rejected-error.js';
 import type { JwtAuthConfig } from './jwt-auth-config.js';
@@ -249,10 +250,12 @@ describe('JwtAuthMethod with a remote JWKS over real HTTP', () => {
     server = await startJwksServer([rsa.publicJwk, ec.publicJwk]);
     config = { name: 'github', issuer: GH_ISSUER, audience: AUDIENCE, jwks: { url: server.url, cooldownMs: 0 } };
   });
+  // The JWKS server of these tests listens on loopback: allowed explicitly, as an operator would.
+  const egress = new EgressPolicy({ allow: ['127.0.0.1'] });
   afterAll(() => server.close());
 
   it('accepts a GitHub-Actions-like token bound to repository and branch', async () => {
-    const method = new JwtAuthMethod(config);
+    const method = new JwtAuthMethod(config, { egress });
     const token = await signToken(rsa, githubActionsClaims(GH_ISSUER, AUDIENCE));
     const who = await method.verify(token, {
       claims: { repository: 'acme/payments', ref: 'refs/heads/main', environment: ['staging', 'production'] },
@@ -267,7 +270,7 @@ describe('JwtAuthMethod with a remote JWKS over real HTTP', () => {
   });
 
   it('fetches the key set once and refetches when the issuer rotates keys', async () => {
-    const method = new JwtAuthMethod(config);
+    const method = new JwtAuthMethod(config, { egress });
     const before = server.hits;
     await method.verify(await signToken(rsa, githubActionsClaims(GH_ISSUER, AUDIENCE)));
     await method.verify(await signToken(ec, githubActionsClaims(GH_ISSUER, AUDIENCE)));
@@ -290,10 +293,20 @@ describe('JwtAuthMethod with a remote JWKS over real HTTP', () => {
     }
   });
 
+  it('fetches through the egress policy: a loopback JWKS is not fetched unless allowed', async () => {
+    const before = server.hits;
+    const method = new JwtAuthMethod(config); // the default policy: public destinations only
+    await expectRejected(
+      method.verify(await signToken(rsa, githubActionsClaims(GH_ISSUER, AUDIENCE))),
+      'jwks_unavailable',
+    );
+    expect(server.hits).toBe(before);
+  });
+
   it('refuses, with reason jwks_unavailable, when the issuer is down', async () => {
     server.setFailing(true);
     try {
-      const method = new JwtAuthMethod(config);
+      const method = new JwtAuthMethod(config, { egress });
       await expectRejected(
         method.verify(await signToken(rsa, githubActionsClaims(GH_ISSUER, AUDIENCE))),
         'jwks_unavailable',
@@ -307,8 +320,8 @@ describe('JwtAuthMethod with a remote JWKS over real HTTP', () => {
     const cfg: JwtAuthConfig = { ...config, name: `github-${randomBytes(3).toString('hex')}` };
     const before = server.hits;
     const token = await signToken(ec, githubActionsClaims(GH_ISSUER, AUDIENCE));
-    const a = await verifyWorkloadJwt(cfg, token, { claims: { repository: 'acme/payments' } });
-    const b = await verifyWorkloadJwt({ ...cfg }, token);
+    const a = await verifyWorkloadJwt(cfg, token, { claims: { repository: 'acme/payments' } }, { egress });
+    const b = await verifyWorkloadJwt({ ...cfg }, token, {}, { egress });
     expect(a.subject).toBe(b.subject);
     expect(server.hits - before).toBe(1);
   });

@@ -165,7 +165,9 @@ function reject(reason: JwtRejectReason): IdentityRejectedError<JwtRejectReason>
 }
 
 const METHOD_CACHE_LIMIT = 64;
-const methodCache = new Map<string, JwtAuthMethod>();
+/** Per egress policy (a method fetches through the policy it was made with), then per configuration. */
+const methodCaches = new WeakMap<object, Map<string, JwtAuthMethod>>();
+const NO_OPTIONS = {};
 
 /**
  * One-call form of {@link JwtAuthMethod.verify}. Methods are cached by their
@@ -184,13 +186,20 @@ export function verifyWorkloadJwt(
   config: JwtAuthConfig,
   token: string,
   binding: JwtBinding = {},
+  options: Pick<JwtAuthMethodOptions, 'egress'> = {},
 ): Promise<WorkloadIdentity> {
   const key = JSON.stringify(config);
+  const owner = options.egress ?? NO_OPTIONS;
+  let methodCache = methodCaches.get(owner);
+  if (!methodCache) {
+    methodCache = new Map();
+    methodCaches.set(owner, methodCache);
+  }
   let method = methodCache.get(key);
   if (method) {
     methodCache.delete(key); // re-insert: Map order doubles as LRU order
   } else {
-    method = new JwtAuthMethod(config);
+    method = new JwtAuthMethod(config, options);
     if (methodCache.size >= METHOD_CACHE_LIMIT) methodCache.delete(methodCache.keys().next().value as string);
   }
   methodCache.set(key, method);

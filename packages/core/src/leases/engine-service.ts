@@ -1,4 +1,5 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { EgressPolicy } from '../egress/egress-policy.js';
 import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { DatabaseEngineFactory, DatabaseEnginePort, EngineRolePort } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
@@ -15,7 +16,32 @@ export interface EngineServiceDeps {
   cipher: Cipher;
   /** Opens engines; absent when the deployment has no engine support wired in. */
   factory: DatabaseEngineFactory | undefined;
+  /** Every engine connection obeys it (default: the strict default policy). */
+  egress?: EgressPolicy;
   now?: () => Date;
+}
+
+/**
+ * A name a rotatable user may have: it becomes a segment of the policy path
+ * `sys/engines/<engine>/users/<name>`, so no `/`, no `.`/`..`, nothing
+ * invisible.
+ */
+const ROTATABLE_USER = /^(?!\.{1,2}$)[^/\s\u0000-\u001f\u007f]{1,128}$/;
+const MAX_ROTATABLE_USERS = 256;
+
+/** The policy resource a database rotator on `username` of `engine` needs `rotate` on. */
+export function engineUserResource(engine: string, username: string): string {
+  return `sys/engines/${engine}/users/${username}`;
+}
+
+/** The user an engine connects as, from its admin URL (undefined when the URL names none). */
+function adminUser(url: string): string | undefined {
+  try {
+    const name = decodeURIComponent(new URL(url).username);
+    return name === '' ? undefined : name;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Validates an engine or role name (also a path segment of `issue:<engine>/<role>`). */
@@ -51,6 +77,7 @@ export class EngineService {
   readonly #storage: EngineServiceDeps['storage'];
   readonly #cipher: Cipher;
   readonly #factory: DatabaseEngineFactory | undefined;
+  readonly #egress: EgressPolicy;
   readonly #now: () => Date;
   readonly #open = new Map<string, { url: string; engine: DatabaseEnginePort }>();
 
@@ -58,28 +85,41 @@ export class EngineService {
     this.#storage = deps.storage;
     this.#cipher = deps.cipher;
     this.#factory = deps.factory;
+    this.#egress = deps.egress ?? new EgressPolicy();
     this.#now = deps.now ?? (() => new Date());
   }
 
-  /** Adds or replaces an engine after checking custos can connect and create users with it. */
-  async write(name: string, connection: { type: string; url: string }): Promise<EngineView> {
+  /**
+   * Adds or replaces an engine after checking custos can connect and create
+   * users with it. `rotatable_users` (kept from the engine it replaces when
+   * absent) lists the static users a database rotator may change.
+   */
+  async write(
+    name: string,
+    connection: { type: string; url: string; rotatable_users?: readonly string[] },
+  ): Promise<EngineView> {
     validateEngineName(name);
     if (connection.type !== 'postgres' && connection.type !== 'mysql') {
       throw new ValidationError('type is postgres or mysql.');
     }
     const type = connection.type;
-    const probe = this.#factoryOrThrow()({ type, url: connection.url });
+    const existing = await this.#find(name);
+    const rotatable = validateRotatableUsers(
+      connection.rotatable_users ?? existing?.rotatable_users ?? [],
+      adminUser(connection.url),
+    );
+    const probe = this.#factoryOrThrow()({ type, url: connection.url, egress: this.#egress });
     try {
       await probe.verifyConnection();
     } finally {
       await probe.close().catch(() => undefined);
     }
     const time = this.#now().toISOString();
-    const existing = await this.#find(name);
     const record: EngineRecord = {
       name,
       type,
       url: connection.url,
+      rotatable_users: rotatable,
       created_time: existing?.created_time ?? time,
       updated_time: time,
       root_rotated_time: null,
@@ -91,6 +131,41 @@ export class EngineService {
 
   async read(name: string): Promise<EngineView> {
     return view(await this.#get(name));
+  }
+
+  /**
+   * Replaces the list of static users a database rotator may change on this
+   * engine, without touching its connection. The engine's admin account is
+   * refused: it changes only through {@link rotateRoot}.
+   */
+  async setRotatableUsers(name: string, users: readonly string[]): Promise<EngineView> {
+    const record = await this.#get(name);
+    const next: EngineRecord = {
+      ...record,
+      rotatable_users: validateRotatableUsers(users, adminUser(record.url)),
+      updated_time: this.#now().toISOString(),
+    };
+    await this.#storage.entries.put(ENGINES, name, sealJson(this.#cipher, ENGINES, name, next));
+    return view(next);
+  }
+
+  /**
+   * Throws CUSTOS_ERR_USER_NOT_ROTATABLE unless a database rotator may change
+   * `username`'s password on `engine`: it is on the engine's list and is not
+   * the account custos connects as. Called when a rotator is configured and
+   * again each time it runs, since the list can change in between.
+   */
+  async assertRotatable(engine: string, username: string): Promise<void> {
+    const record = await this.#get(engine);
+    if (username === adminUser(record.url)) {
+      throw new CustosError('CUSTOS_ERR_USER_NOT_ROTATABLE', 'It is the engine’s admin account.');
+    }
+    if (!(record.rotatable_users ?? []).includes(username)) {
+      throw new CustosError(
+        'CUSTOS_ERR_USER_NOT_ROTATABLE',
+        `Add it with: custos engine rotatable-users ${engine} --users …`,
+      );
+    }
   }
 
   async list(): Promise<string[]> {
@@ -183,7 +258,7 @@ export class EngineService {
     const cached = this.#open.get(name);
     if (cached && cached.url === record.url) return cached.engine;
     if (cached) await this.#drop(name);
-    const engine = this.#factoryOrThrow()({ type: record.type, url: record.url });
+    const engine = this.#factoryOrThrow()({ type: record.type, url: record.url, egress: this.#egress });
     this.#open.set(name, { url: record.url, engine });
     return engine;
   }
@@ -219,6 +294,23 @@ export class EngineService {
 }
 
 function view(record: EngineRecord): EngineView {
-  const { url: _url, ...rest } = record;
-  return rest;
+  const { url: _url, rotatable_users, ...rest } = record;
+  return { ...rest, rotatable_users: [...(rotatable_users ?? [])] };
+}
+
+function validateRotatableUsers(users: readonly string[], admin: string | undefined): string[] {
+  if (!Array.isArray(users) || users.length > MAX_ROTATABLE_USERS) {
+    throw new ValidationError(`rotatable_users is a list of at most ${MAX_ROTATABLE_USERS} names.`);
+  }
+  for (const user of users) {
+    if (typeof user !== 'string' || !ROTATABLE_USER.test(user)) {
+      throw new ValidationError(
+        'A rotatable user name is 1–128 characters, without "/", spaces or control characters.',
+      );
+    }
+    if (user === admin) {
+      throw new ValidationError('The engine’s admin account cannot be rotatable; use rotate-root for it.');
+    }
+  }
+  return [...new Set(users)];
 }

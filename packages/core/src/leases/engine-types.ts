@@ -3,13 +3,20 @@ export interface EngineRecord {
   name: string;
   type: 'postgres' | 'mysql';
   url: string;
+  /**
+   * Static users of this database whose passwords a database rotator may
+   * change, set by whoever configures the engine. Never the engine's own
+   * admin account (that one changes only through `rotate-root`). Absent in
+   * records written before the list existed: none then.
+   */
+  rotatable_users?: string[];
   created_time: string;
   updated_time: string;
   root_rotated_time: string | null;
 }
 
 /** An engine as shown to callers: never the URL or its credential. */
-export type EngineView = Omit<EngineRecord, 'url'>;
+export type EngineView = Omit<EngineRecord, 'url' | 'rotatable_users'> & { rotatable_users: string[] };
 
 /** A role of an engine as stored and shown (statements are not secret). */
 export interface EngineRoleRecord {

@@ -1,3 +1,5 @@
+import type { EgressPolicy } from '../egress/egress-policy.js';
+
 /**
  * The port through which core drives dynamic-secret engines. Core never
  * imports a database driver: the server wiring passes a
@@ -35,6 +37,7 @@ export interface DatabaseEnginePort {
   renewCredential(username: string, expiresAt: Date): Promise<void>;
   /** Idempotent: a user that no longer exists is success. */
   revokeCredential(role: EngineRolePort, username: string): Promise<void>;
+  /** Refuses (CUSTOS_ERR_USER_NOT_ROTATABLE) the account the engine itself is connected as. */
   setPassword(username: string, password: string): Promise<void>;
   /** Logs in anew as `username`/`password` and runs `SELECT 1`; `CUSTOS_ERR_ROTATION_FAILED` when refused. */
   testCredential(username: string, password: string): Promise<void>;
@@ -46,6 +49,8 @@ export interface DatabaseEnginePort {
 export interface EngineConnectionPort {
   readonly type: 'postgres' | 'mysql';
   readonly url: string;
+  /** Every connection the engine opens goes through this policy (see `EgressSocket`). */
+  readonly egress?: EgressPolicy;
 }
 
 /** Opens an engine for a connection (does not connect yet). */

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cipher, sealJson } from '../common/cipher.js';
+import { EgressPolicy } from '../egress/egress-policy.js';
 import { CustosError } from '../errors/index.js';
 import { EngineService } from '../leases/engine-service.js';
 import type { StorageTx } from '../ports/storage.js';
@@ -29,7 +30,17 @@ function setup(now = { ms: Date.now() }) {
   const events = new EventBus();
   const seen: CustosEvent[] = [];
   events.subscribe((e) => seen.push(e));
-  const rotation = new RotationService({ storage, cipher: plainCipher, secrets, engines, events, now: () => now.ms });
+  // The webhook receivers of these tests listen on loopback: allowed explicitly, as an operator would.
+  const egress = new EgressPolicy({ allow: ['127.0.0.1'] });
+  const rotation = new RotationService({
+    storage,
+    cipher: plainCipher,
+    secrets,
+    engines,
+    events,
+    egress,
+    now: () => now.ms,
+  });
   return { entries, secrets, rotation, seen, now };
 }
 
@@ -70,7 +81,7 @@ describe('RotationService and pinned reads', () => {
 
   it('a webhook rotator must acknowledge; a refusal leaves current untouched and says why', async () => {
     const { secrets, rotation, seen } = setup();
-    const received: Array<{ path: string; version: number; data: Record<string, string> }> = [];
+    const received: Array<{ path: string; version: number; field: string; value: string }> = [];
     let ack = true;
     server = createServer((req, res) => {
       let body = '';
@@ -89,14 +100,15 @@ describe('RotationService and pinned reads', () => {
     await rotation.configure('kv/hook/key', { rotator: { type: 'webhook', url } });
     await rotation.rotate('kv/hook/key', 'op');
     const current = await secrets.get('kv/hook/key');
-    expect(received[0]).toEqual({ path: 'kv/hook/key', version: 2, data: current.data });
+    // The rotated field's new value only: never the secret's other fields.
+    expect(received[0]).toEqual({ path: 'kv/hook/key', version: 2, field: 'value', value: current.data.value });
     expect(current.data.user).toBe('svc');
 
     ack = false;
     const error = await rotation.rotate('kv/hook/key', 'op').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CustosError);
     expect((error as CustosError).code).toBe('CUSTOS_ERR_ROTATION_FAILED');
-    expect((error as CustosError).message).not.toContain(received[1]?.data.value as string);
+    expect((error as CustosError).message).not.toContain(received[1]?.value as string);
     expect((await secrets.get('kv/hook/key')).data).toEqual(current.data);
     const meta = await secrets.readMetadata('kv/hook/key');
     expect(meta.stages).toMatchObject({ current: 2, pending: null });

@@ -1,4 +1,8 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
+import { classifyAddress } from '../egress/address-ranges.js';
+import { EgressPolicy } from '../egress/egress-policy.js';
+import { normalizeHostname } from '../egress/egress-rule.js';
+import { parseIp } from '../egress/ip-address.js';
 import { CustosError, isCustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { EngineService } from '../leases/engine-service.js';
 import type { Storage } from '../ports/storage.js';
@@ -18,6 +22,13 @@ const LOCK_MS = 5 * 60_000;
 const DEFAULT_GRACE_MS = 15 * 60_000;
 const MIN_EVERY_MS = 60_000;
 
+/** `localhost`, or a literal loopback address in any spelling. */
+function isLoopbackHost(hostname: string): boolean {
+  const bare = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  const address = parseIp(bare);
+  return address ? classifyAddress(address) === 'loopback' : normalizeHostname(bare) === 'localhost';
+}
+
 interface Running {
   version: number;
   /** `pending`: written, not applied; `applied`: the outside system already has it. */
@@ -30,6 +41,8 @@ export interface RotationServiceDeps {
   secrets: SecretService;
   engines: EngineService;
   events: EventBus;
+  /** Where webhook rotators may call (default: the strict default policy). */
+  egress?: EgressPolicy;
   now?: () => number;
 }
 
@@ -45,22 +58,35 @@ export interface RotationServiceDeps {
  */
 export class RotationService {
   readonly #deps: RotationServiceDeps;
+  readonly #egress: EgressPolicy;
   readonly #now: () => number;
 
   constructor(deps: RotationServiceDeps) {
     this.#deps = deps;
+    this.#egress = deps.egress ?? new EgressPolicy();
     this.#now = deps.now ?? Date.now;
   }
 
-  /** Sets a path's rotation policy. */
+  /**
+   * Sets a path's rotation policy. What the rotator will reach is checked
+   * now: a database rotator's user must be rotatable on its engine, a
+   * webhook's URL must pass the egress policy. (Who may configure which
+   * rotator is the caller's to check: see the rotation routes.)
+   */
   async configure(
     path: string,
     input: { rotator: RotatorConfig; every_ms?: number | null; cron?: string | null; grace_ms?: number },
   ): Promise<RotationConfig> {
     const { rotator } = input;
     if (!['random', 'database', 'webhook'].includes(rotator.type)) throw new ValidationError('Unknown rotator type.');
-    if (rotator.type === 'database') await this.#deps.engines.read(rotator.engine);
-    if (rotator.type === 'webhook' && !/^https?:\/\//.test(rotator.url)) throw new ValidationError('url is http(s).');
+    if (rotator.type === 'database') await this.#deps.engines.assertRotatable(rotator.engine, rotator.username);
+    if (rotator.type === 'webhook') {
+      const url = await this.#egress.checkUrl(rotator.url);
+      // The receiver gets a secret value: in clear only to this host itself.
+      if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+        throw new ValidationError('A webhook receives a secret value: it must use https (http only on loopback).');
+      }
+    }
     const every = input.every_ms ?? null;
     if (every !== null && (!Number.isInteger(every) || every < MIN_EVERY_MS)) {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'Rotate at most once a minute.');
@@ -126,6 +152,8 @@ export class RotationService {
     for (const path of due) {
       await this.rotate(path, 'custos:schedule').catch(async (error: unknown) => {
         if (isCustosError(error) && error.code === 'CUSTOS_ERR_ROTATION_IN_PROGRESS') return;
+        // A rotator's failure was recorded (its own code) and rescheduled by the rotation itself.
+        if (isCustosError(error) && error.code === 'CUSTOS_ERR_ROTATION_FAILED') return;
         // Recorded on the policy and rescheduled: a failing schedule never stops.
         const config = await this.find(path);
         if (config) {
@@ -141,7 +169,7 @@ export class RotationService {
   async #rotate(path: string, actor: string): Promise<RotationResult> {
     const { secrets, engines, events, storage, cipher } = this.#deps;
     const config = await this.find(path);
-    const rotator = createRotator(config?.rotator ?? { type: 'random' }, engines);
+    const rotator = createRotator(config?.rotator ?? { type: 'random' }, { engines, egress: this.#egress });
     let current: SecretData | undefined;
     let currentVersion: number | null = null;
     try {

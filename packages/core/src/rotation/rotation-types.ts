@@ -5,10 +5,17 @@ export type RotatorConfig =
   /**
    * A static database user's password, set with `ALTER ROLE/USER` through a
    * configured engine, then tried with a fresh login; a refused login puts
-   * the old password (`current`'s field) back and fails the rotation.
+   * the old password (`current`'s field) back and fails the rotation. The
+   * user must be on the engine's `rotatable_users` (checked when configured
+   * and at every rotation) and is never the engine's admin account.
    */
   | { type: 'database'; engine: string; username: string; field?: string }
-  /** POSTs `{ path, version, data }` to `url`; the receiver applies it and must answer 2xx `{ "ack": true }`. */
+  /**
+   * POSTs `{ path, version, field, value }` — the rotated field's new value
+   * only, never the secret's other fields — to `url` through the egress
+   * policy (no redirects, a deadline); the receiver applies it and must
+   * answer 2xx `{ "ack": true }`.
+   */
   | { type: 'webhook'; url: string; field?: string };
 
 /** A secret's rotation policy (sealed: webhook URLs may carry credentials). */

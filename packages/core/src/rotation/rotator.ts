@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { egressFetch } from '../egress/egress-fetch.js';
+import type { EgressPolicy } from '../egress/egress-policy.js';
 import { CustosError, isCustosError } from '../errors/index.js';
 import type { EngineService } from '../leases/engine-service.js';
 import type { SecretData } from '../secrets/secret-types.js';
@@ -11,7 +13,6 @@ export interface Rotator {
   apply(path: string, version: number, next: SecretData, current: SecretData | undefined): Promise<void>;
 }
 
-const WEBHOOK_TIMEOUT_MS = 10_000;
 const randomValue = (length: number) =>
   randomBytes(Math.ceil((length * 3) / 4))
     .toString('base64url')
@@ -24,8 +25,15 @@ function defaultField(current: SecretData | undefined): string {
   return fields.includes('password') ? 'password' : 'value';
 }
 
+/** What rotators reach the outside through. */
+export interface RotatorDeps {
+  engines: Pick<EngineService, 'open' | 'assertRotatable'>;
+  /** Every webhook call obeys it. */
+  egress: EgressPolicy;
+}
+
 /** Builds the rotator of a config. */
-export function createRotator(config: RotatorConfig, engines: EngineService): Rotator {
+export function createRotator(config: RotatorConfig, { engines, egress }: RotatorDeps): Rotator {
   switch (config.type) {
     case 'random': {
       return {
@@ -41,6 +49,9 @@ export function createRotator(config: RotatorConfig, engines: EngineService): Ro
       return {
         next: (current) => ({ ...(current ?? {}), username: config.username, [field]: randomValue(40) }),
         apply: async (_path, _version, next, current) => {
+          // Again at every run, scheduled ones included: the engine's list may
+          // have lost this user since the policy was set.
+          await engines.assertRotatable(config.engine, config.username);
           const engine = await engines.open(config.engine);
           await engine.setPassword(config.username, next[field] as string);
           try {
@@ -79,15 +90,19 @@ export function createRotator(config: RotatorConfig, engines: EngineService): Ro
         apply: async (path, version, next) => {
           let ok = false;
           try {
-            const response = await fetch(config.url, {
+            // Only what the receiver needs to apply this rotation: the other
+            // fields of the secret are none of its business.
+            const response = await egressFetch(egress, config.url, {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ path, version, data: next }),
-              signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
+              body: JSON.stringify({ path, version, field, value: next[field] }),
             });
             const body = (await response.json().catch(() => null)) as { ack?: unknown } | null;
             ok = response.ok && body?.ack === true;
-          } catch {
+          } catch (error) {
+            // A refused destination says so (the operator can fix the
+            // allow-list); any other failure is "did not acknowledge".
+            if (isCustosError(error) && error.code === 'CUSTOS_ERR_EGRESS_REFUSED') throw error;
             ok = false;
           }
           // The receiver's answer is not echoed: it could repeat the value.

@@ -1,4 +1,4 @@
-import { CustosError } from '@custos/core';
+import { CustosError, EgressPolicy } from '@custos/core';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasMariadb, TEST_MARIADB } from '../../../../test-support/mariadb.js';
@@ -179,6 +179,31 @@ describe.skipIf(!available)('MysqlEngine (real MariaDB)', () => {
     await c.query('SELECT 1');
     await admin.query(`DROP USER ?@'%'`, [name]);
     await expectCode(engine.setPassword(name, password), 'CUSTOS_ERR_NOT_FOUND');
+  });
+
+  it('never sets the password of the account it is connected as, whatever its caller checked', async () => {
+    const hashes = async () =>
+      (
+        await admin.query<mysql.RowDataPacket[]>('SELECT authentication_string AS h FROM mysql.user WHERE User = ?', [
+          TEST_MARIADB.user,
+        ])
+      )[0].map((r) => r.h);
+    const before = await hashes();
+    await expectCode(engine.setPassword(TEST_MARIADB.user, `never-${unique()}`), 'CUSTOS_ERR_USER_NOT_ROTATABLE');
+    expect(await hashes()).toEqual(before);
+  });
+
+  it('connects only where its egress policy allows', async () => {
+    const refused = new MysqlEngine({ url, egress: new EgressPolicy() });
+    const allowed = new MysqlEngine({ url, egress: new EgressPolicy({ allow: ['127.0.0.1:3306'] }) });
+    try {
+      const e = await expectCode(refused.verifyConnection(), 'CUSTOS_ERR_EGRESS_REFUSED');
+      expect(e.message).toContain('--egress-allow 127.0.0.1');
+      await expectCode(refused.testCredential('someone', 'x'), 'CUSTOS_ERR_EGRESS_REFUSED');
+      await allowed.verifyConnection();
+    } finally {
+      await Promise.all([refused.close(), allowed.close()]);
+    }
   });
 
   it('tests a credential with a new login: the right password passes, a wrong one fails without either in the error', async () => {

@@ -1,10 +1,17 @@
-import { CustosError } from '@custos/core';
+import { CustosError, type EgressPolicy, EgressSocket } from '@custos/core';
 import mysql from 'mysql2/promise';
 import { generatePassword, generateUsername } from '../credential-generator.js';
 import { credentialUrl } from '../credential-url.js';
 import type { DatabaseEngine, EngineRole, IssuedDatabaseCredential } from '../database-engine.js';
 import { type DefaultStatements, mysqlDefaultStatements } from '../default-statements.js';
-import { engineStatementFailed, engineUnavailable, invalidStatements, loginRefused } from '../engine-errors.js';
+import {
+  adminNotRotatable,
+  engineStatementFailed,
+  engineUnavailable,
+  invalidStatements,
+  isEgressRefusal,
+  loginRefused,
+} from '../engine-errors.js';
 import { withPooledConnection } from '../pooled-connection.js';
 import { assertSafeName, renderStatement } from '../statement-template.js';
 import { isMysqlConnectionError, mysqlCode } from './mysql-errors.js';
@@ -18,6 +25,8 @@ export interface MysqlEngineOptions {
   readonly url: string;
   /** Connections kept to the server (default 4). */
   readonly poolSize?: number;
+  /** Every connection goes through this egress policy (see `EgressSocket`). */
+  readonly egress?: EgressPolicy;
 }
 
 type Connection = mysql.PoolConnection;
@@ -34,12 +43,14 @@ export class MysqlEngine implements DatabaseEngine {
   readonly type = 'mysql';
   #url: string;
   readonly #poolSize: number;
+  readonly #egress: EgressPolicy | undefined;
   #pool: mysql.Pool;
   readonly #defaults: DefaultStatements;
 
   constructor(options: MysqlEngineOptions) {
     this.#url = options.url;
     this.#poolSize = options.poolSize ?? 4;
+    this.#egress = options.egress;
     this.#pool = this.#newPool(this.#url);
     const database = decodeURIComponent(new URL(this.#url).pathname.replace(/^\//, '')) || undefined;
     this.#defaults = mysqlDefaultStatements(database);
@@ -50,13 +61,34 @@ export class MysqlEngine implements DatabaseEngine {
     // several statements, as PostgreSQL allows. Safe because every value put
     // into a statement is validated to a quote-free shape (statement-template.ts).
     const pool = mysql.createPool({
-      uri: url,
+      ...this.#connectionConfig(url),
       connectionLimit: this.#poolSize,
       multipleStatements: true,
-      connectTimeout: 10_000,
     });
     pool.on('connection', (c) => c.on('error', () => undefined));
     return pool;
+  }
+
+  /**
+   * Options every connection shares: the URL, a connect timeout, and the
+   * egress policy's socket (mysql2 calls `stream` instead of connecting
+   * itself), so the connection made is the one checked, Unix sockets included.
+   */
+  #connectionConfig(url: string): mysql.ConnectionOptions {
+    const egress = this.#egress;
+    return {
+      uri: url,
+      connectTimeout: 10_000,
+      ...(egress
+        ? {
+            stream: (opts: { config: { host?: string; port?: number; socketPath?: string } }) => {
+              const { host, port, socketPath } = opts.config;
+              const socket = new EgressSocket(egress);
+              return socketPath ? socket.connect(socketPath) : socket.connect(port ?? 3306, host ?? 'localhost');
+            },
+          }
+        : {}),
+    };
   }
 
   async #withConnection<T>(fn: (c: Connection) => Promise<T>): Promise<T> {
@@ -181,6 +213,11 @@ export class MysqlEngine implements DatabaseEngine {
   async setPassword(username: string, password: string): Promise<void> {
     if (!password) throw new CustosError('CUSTOS_ERR_VALIDATION', 'The password is empty.');
     await this.#withConnection(async (c) => {
+      // The account custos works as is never a rotation target (MySQL
+      // accounts are user@host: refusing the user name covers every host).
+      const [me] = await c.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS current, USER() AS session');
+      const userOf = (account: unknown) => String(account).slice(0, String(account).lastIndexOf('@'));
+      if (userOf(me[0]?.current) === username || userOf(me[0]?.session) === username) throw adminNotRotatable();
       const hosts = await hostsOf(c, username);
       if (hosts.length === 0) throw new CustosError('CUSTOS_ERR_NOT_FOUND', 'No such database user.');
       try {
@@ -196,13 +233,11 @@ export class MysqlEngine implements DatabaseEngine {
     let conn: mysql.Connection | undefined;
     try {
       // A fresh connection, never the pool: the point is a new authentication.
-      conn = await mysql.createConnection({
-        uri: credentialUrl(this.#url, username, password),
-        connectTimeout: 10_000,
-      });
+      conn = await mysql.createConnection(this.#connectionConfig(credentialUrl(this.#url, username, password)));
       conn.on('error', () => undefined);
       await conn.query('SELECT 1');
     } catch (e) {
+      if (isEgressRefusal(e)) throw e;
       // Access-denied codes mean the credential under test was refused, not that the server is down.
       const code = mysqlCode(e) ?? '';
       if (isMysqlConnectionError(e) && !/^ER_(DB)?ACCESS_DENIED/.test(code)) throw engineUnavailable();
@@ -232,7 +267,7 @@ export class MysqlEngine implements DatabaseEngine {
         if (isMysqlConnectionError(e)) throw e;
         throw engineStatementFailed('Rotating the admin password failed', e, [password, oldPassword]);
       }
-      if (!(await canLogin(next.toString()))) {
+      if (!(await canLogin(this.#connectionConfig(next.toString())))) {
         // This session is still authenticated: put the old password back.
         await c.query('ALTER USER ?@? IDENTIFIED BY ?', [user, host, oldPassword]);
         throw new CustosError(
@@ -281,11 +316,11 @@ async function killSessions(c: Connection, name: string): Promise<void> {
   }
 }
 
-/** True when a fresh connection with `url` can run a query. */
-async function canLogin(url: string): Promise<boolean> {
+/** True when a fresh connection with `config` can run a query. */
+async function canLogin(config: mysql.ConnectionOptions): Promise<boolean> {
   let conn: mysql.Connection | undefined;
   try {
-    conn = await mysql.createConnection({ uri: url, connectTimeout: 10_000 });
+    conn = await mysql.createConnection(config);
     await conn.query('SELECT 1');
     return true;
   } catch {

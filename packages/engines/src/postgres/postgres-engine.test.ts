@@ -1,4 +1,4 @@
-import { CustosError } from '@custos/core';
+import { CustosError, EgressPolicy } from '@custos/core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../../test-support/postgres.js';
@@ -211,6 +211,32 @@ describe.skipIf(!hasPostgres())('PostgresEngine (real PostgreSQL)', () => {
     expect(scramVerifierMatches(rows[0].rolpassword, password)).toBe(true);
     await admin.query(`DROP ROLE "${name}"`);
     await expectCode(engine.setPassword(name, password), 'CUSTOS_ERR_NOT_FOUND');
+  });
+
+  it('never sets the password of the account it is connected as, whatever its caller checked', async () => {
+    const self = decodeURIComponent(new URL(db.url).username);
+    const before = (await admin.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [self])).rows[0];
+    await expectCode(engine.setPassword(self, `never-${unique()}`), 'CUSTOS_ERR_USER_NOT_ROTATABLE');
+    const after = (await admin.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [self])).rows[0];
+    expect(after).toEqual(before);
+  });
+
+  it('connects only where its egress policy allows, and says which entry would allow it', async () => {
+    const refused = new PostgresEngine({ url: db.url, egress: new EgressPolicy() });
+    const viaHostParam = new PostgresEngine({
+      url: `postgres://someone@db.example:5432/x?host=127.0.0.1`,
+      egress: new EgressPolicy(),
+    });
+    const allowed = new PostgresEngine({ url: db.url, egress: new EgressPolicy({ allow: ['127.0.0.1'] }) });
+    try {
+      const e = await expectCode(refused.verifyConnection(), 'CUSTOS_ERR_EGRESS_REFUSED');
+      expect(e.message).toContain('--egress-allow 127.0.0.1');
+      await expectCode(viaHostParam.verifyConnection(), 'CUSTOS_ERR_EGRESS_REFUSED');
+      await expectCode(refused.testCredential('someone', 'x'), 'CUSTOS_ERR_EGRESS_REFUSED');
+      await allowed.verifyConnection();
+    } finally {
+      await Promise.all([refused.close(), viaHostParam.close(), allowed.close()]);
+    }
   });
 
   it('tests a credential with a new login; an unknown role fails without the password in the error', async () => {

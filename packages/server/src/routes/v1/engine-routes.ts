@@ -19,6 +19,12 @@ const roleParams = {
   required: ['name', 'role'],
 } as const;
 const statements = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 4096 }, maxItems: 32 } as const;
+/** Static users a database rotator may change (never the engine's admin: the service refuses it). */
+const rotatableUsers = {
+  type: 'array',
+  items: { type: 'string', minLength: 1, maxLength: 128 },
+  maxItems: 256,
+} as const;
 
 interface RoleBody {
   creation_statements?: string[];
@@ -40,23 +46,43 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
     handler: async () => ({ keys: await engines().list() }),
   });
 
-  app.put<{ Params: { name: string }; Body: { type: string; url: string } }>('/engines/:name', {
+  app.put<{ Params: { name: string }; Body: { type: string; url: string; rotatable_users?: string[] } }>(
+    '/engines/:name',
+    {
+      config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
+      schema: {
+        tags: ['engines'],
+        summary: 'Add or replace an engine (its connection is verified first; the URL is never returned)',
+        params: nameParams,
+        body: {
+          type: 'object',
+          properties: {
+            type: { type: 'string', enum: ['postgres', 'mysql'] },
+            url: { type: 'string', minLength: 1, maxLength: 2048 },
+            rotatable_users: rotatableUsers,
+          },
+          required: ['type', 'url'],
+          additionalProperties: false,
+        },
+      },
+      handler: async (request) => engines().write(request.params.name, request.body),
+    },
+  );
+
+  app.put<{ Params: { name: string }; Body: { users: string[] } }>('/engines/:name/rotatable-users', {
     config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
     schema: {
       tags: ['engines'],
-      summary: 'Add or replace an engine (its connection is verified first; the URL is never returned)',
+      summary: 'Set the static users a database rotator may change (never the engine’s admin account)',
       params: nameParams,
       body: {
         type: 'object',
-        properties: {
-          type: { type: 'string', enum: ['postgres', 'mysql'] },
-          url: { type: 'string', minLength: 1, maxLength: 2048 },
-        },
-        required: ['type', 'url'],
+        properties: { users: rotatableUsers },
+        required: ['users'],
         additionalProperties: false,
       },
     },
-    handler: async (request) => engines().write(request.params.name, request.body),
+    handler: async (request) => engines().setRotatableUsers(request.params.name, request.body.users),
   });
 
   app.get<{ Params: { name: string } }>('/engines/:name', {

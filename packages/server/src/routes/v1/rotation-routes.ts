@@ -1,5 +1,6 @@
 import { type CustosNode, parseDuration, principalName, type RotatorConfig, validateSecretPath } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authorizeRotator } from '../../rotator-access.js';
 import { wildcardParams } from './schemas.js';
 
 type WildcardRequest = FastifyRequest<{ Params: { '*': string } }>;
@@ -43,7 +44,8 @@ const rotatorSchema = {
 
 /**
  * Staged rotation: `PUT /v1/rotation/{path}` sets a secret's rotator and
- * schedule; `POST /v1/secrets/rotate/{path}` rotates now.
+ * schedule (`rotate` on the secret, plus what the rotator will exercise:
+ * see rotator-access.ts); `POST /v1/secrets/rotate/{path}` rotates now.
  */
 export async function rotationRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   const rotation = () => node.services().rotation;
@@ -70,6 +72,7 @@ export async function rotationRoutes(app: FastifyInstance, { node }: { node: Cus
       },
       handler: async (request) => {
         const { body } = request;
+        authorizeRotator(request, node, secretPath(request), body.rotator);
         return rotation().configure(secretPath(request), {
           rotator: body.rotator,
           ...(body.every ? { every_ms: parseDuration(body.every) } : {}),
