@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import { registerAudit } from './plugins/audit-plugin.js';
 import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { registerResponseHeaders } from './plugins/response-headers-plugin.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
 import { credsRoutes } from './routes/v1/creds-routes.js';
@@ -43,8 +44,9 @@ export interface AppOptions {
 
 /**
  * Builds the custos HTTP application. Cross-cutting concerns are registered
- * once, for every route: errors, authentication/authorisation (onRequest) and
- * audit (preHandler/onSend). Route plugins only translate HTTP to services.
+ * once, for every route: errors, authentication/authorisation (onRequest),
+ * audit (preHandler/onSend) and protective response headers (onSend). Route
+ * plugins only translate HTTP to services.
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { node } = options;
@@ -75,6 +77,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerErrorHandler(app);
   registerAuth(app, node);
   registerAudit(app, node);
+  // After the audit hook: it may still replace a response, and the headers
+  // must describe the response that is actually sent.
+  registerResponseHeaders(app);
 
   await app.register(rateLimit, {
     global: false,
