@@ -20,18 +20,6 @@ export interface OAuthErrorResponse {
   body: { error: string; error_description: string; custos_code: ErrorCode };
 }
 
-/** Documents the body of every OAuth error response. */
-export const oauthErrorSchema = {
-  type: 'object',
-  description: 'RFC 6749 §5.2 error, with the stable custos code beside it',
-  properties: {
-    error: { type: 'string' },
-    error_description: { type: 'string' },
-    custos_code: { type: 'string' },
-  },
-  required: ['error', 'custos_code'],
-} as const;
-
 /**
  * Statuses that describe the HTTP exchange rather than the OAuth request
  * (body too large, wrong media type, too many requests, and every 5xx): they

@@ -3,13 +3,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { requestUrl } from '../../plugins/auth-plugin.js';
 import { noteError } from '../../plugins/error-handler.js';
 import { authorizeDelegation } from '../../task-access.js';
-import {
-  introspectionError,
-  type OAuthErrorResponse,
-  OAuthRequestError,
-  oauthErrorSchema,
-  tokenEndpointError,
-} from './oauth-errors.js';
+import { introspectionError, type OAuthErrorResponse, OAuthRequestError, tokenEndpointError } from './oauth-errors.js';
+import { introspectionResponseSchema, oauthErrorSchema, tokenExchangeResponseSchema } from './oauth-schemas.js';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
@@ -130,7 +125,7 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
         },
         required: ['grant_type', 'subject_token'],
       },
-      response: { '4xx': oauthErrorSchema },
+      response: { 200: tokenExchangeResponseSchema, '4xx': oauthErrorSchema },
     },
     handler: async (request) => {
       const b = request.body;
@@ -219,7 +214,7 @@ function introspectionRoute(app: FastifyInstance, node: CustosNode): void {
         properties: { token: text(8192), token_type_hint: text(64) },
         required: ['token'],
       },
-      response: { '4xx': oauthErrorSchema },
+      response: { 200: introspectionResponseSchema, '4xx': oauthErrorSchema },
     },
     handler: async (request) => {
       try {
