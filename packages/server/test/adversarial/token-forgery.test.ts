@@ -198,6 +198,26 @@ describe.each(backends)('token forgery and confusion on %s', (backend) => {
       expect((await read({ authorization: `DPoP ${bound.token}`, dpop: proof })).statusCode).toBe(401);
     });
 
+    it('a DPoP-bound subject token cannot be exchanged without a proof of its key (invalid_dpop_proof)', async () => {
+      const tokenUrl = `${s.node.services().issuer}/v1/oauth/token`;
+      const noProof = await exchange({ subject_token: bound.token });
+      expect(noProof.statusCode).toBe(400);
+      expect(noProof.json()).toMatchObject({ error: 'invalid_dpop_proof', custos_code: 'CUSTOS_ERR_UNAUTHENTICATED' });
+      const otherKey = await proofFor(bound.token, {
+        method: 'POST',
+        url: tokenUrl,
+        keys: await generateDpopKeyPair('ES256'),
+      });
+      const stolen = await exchange({ subject_token: bound.token }, { dpop: otherKey });
+      expect(stolen.statusCode).toBe(400);
+      expect(stolen.json()).toMatchObject({ error: 'invalid_dpop_proof' });
+      // control: the holder of the key exchanges it, and the child stays bound
+      const proof = await proofFor(bound.token, { method: 'POST', url: tokenUrl });
+      const child = await exchange({ subject_token: bound.token, scope: 'read:kv/forgery/*' }, { dpop: proof });
+      expect(child.statusCode).toBe(200);
+      expect(child.json()).toMatchObject({ token_type: 'DPoP' });
+    });
+
     it('two credentials in one request are refused rather than one of them chosen', async () => {
       const plain = await start('forger');
       const response = await read({ authorization: `Bearer ${plain.token}`, 'x-custos-token': s.rootToken });
