@@ -27,6 +27,8 @@ export async function startTestServer(
     seal?: 'dev' | 'shamir';
     audit?: CustosNodeOptions['audit'];
     engineFactory?: CustosNodeOptions['engineFactory'];
+    /** The node's issuer URL (`iss`, DPoP `htu` base); default custos's own. */
+    issuer?: string;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
@@ -46,6 +48,7 @@ export async function startTestServer(
     seal: options.seal === 'shamir' ? { type: 'shamir' } : { type: 'dev', keyFile: join(dir, 'dev-seal.key') },
     audit: options.audit ?? { file: join(dir, 'audit.jsonl') },
     ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
+    ...(options.issuer ? { issuer: options.issuer } : {}),
     onRootToken: (token) => {
       rootToken = token;
     },
