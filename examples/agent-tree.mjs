@@ -101,15 +101,19 @@ try {
   const s = await delegate(researcher.token, 'read:kv/research/papers/*', '5m');
   expect('summarizer task minted with read:kv/research/papers/*', s.status === 200);
   const summarizer = { name: 'summarizer', token: s.body.access_token, id: s.body.task_id };
+  // The token endpoint answers refusals as RFC 6749 §5.2 says: 400, an OAuth
+  // error, and the custos code beside it.
   const wider = await delegate(researcher.token, 'read:kv/*', '1m');
   expect(
-    'researcher cannot mint a wider child (CUSTOS_ERR_SCOPE_EXCEEDS_PARENT)',
-    wider.status === 403 && wider.body.custos_code === 'CUSTOS_ERR_SCOPE_EXCEEDS_PARENT',
+    'researcher cannot mint a wider child (400 invalid_scope, CUSTOS_ERR_SCOPE_EXCEEDS_PARENT)',
+    wider.status === 400 &&
+      wider.body.error === 'invalid_scope' &&
+      wider.body.custos_code === 'CUSTOS_ERR_SCOPE_EXCEEDS_PARENT',
   );
   const further = await delegate(summarizer.token, 'read:kv/research/papers/*', '1m');
   expect(
-    'summarizer, whose slice has no delegate:, cannot mint children at all',
-    further.status === 403 && further.body.custos_code === 'CUSTOS_ERR_PERMISSION_DENIED',
+    'summarizer, whose slice has no delegate:, cannot mint children at all (CUSTOS_ERR_PERMISSION_DENIED)',
+    further.status === 400 && further.body.custos_code === 'CUSTOS_ERR_PERMISSION_DENIED',
   );
 
   console.log('\n4. Each agent reads only its slice');

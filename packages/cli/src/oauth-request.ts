@@ -10,10 +10,13 @@ interface OAuthErrorBody {
 /**
  * POSTs to an OAuth endpoint (`/v1/oauth/token`, `/v1/oauth/introspect`).
  * They answer errors in RFC 6749 form, `{ error, error_description,
- * custos_code }`, not custos's `{ error: { code, message } }`: both are
- * mapped to the usual one-line `custos: CODE message` failure.
+ * custos_code }` — 400 for a refused exchange, 401 with `WWW-Authenticate`
+ * for an introspection caller without a valid token — not custos's
+ * `{ error: { code, message } }`: both are mapped to the usual one-line
+ * `custos: CODE message` failure, the custos code first.
  *
- * `form` sends `application/x-www-form-urlencoded`, as RFC 8693 defines;
+ * The body is `application/x-www-form-urlencoded`, as RFC 8693 §2.1 and
+ * RFC 7662 §2.1 define (`form: false` sends JSON, which custos also takes);
  * `bearer` authenticates the call (introspection needs a caller; the token
  * exchange does not, its subject token is the credential).
  */
@@ -23,15 +26,16 @@ export async function postOAuth<T>(
   params: Record<string, string>,
   options: { form?: boolean; bearer?: string } = {},
 ): Promise<T> {
+  const form = options.form ?? true;
   const headers: Record<string, string> = {
-    'content-type': options.form ? 'application/x-www-form-urlencoded' : 'application/json',
+    'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json',
   };
   if (options.bearer) headers.authorization = `Bearer ${options.bearer}`;
   // exchange(), not request(): request() would add the CLI's own token, which the token exchange must not carry.
   const { response, text } = await new CustosClient(io).exchange(path, {
     method: 'POST',
     headers,
-    body: options.form ? new URLSearchParams(params).toString() : JSON.stringify(params),
+    body: form ? new URLSearchParams(params).toString() : JSON.stringify(params),
   });
   let parsed: unknown;
   try {

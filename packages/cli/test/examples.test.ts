@@ -11,7 +11,9 @@ describe('examples/', () => {
   it('agent-tree.mjs: delegation two levels down, slices enforced, one revocation ends the tree', async () => {
     const { stdout } = await run(process.execPath, ['examples/agent-tree.mjs'], { cwd: repo, timeout: 90_000 });
     expect(stdout).not.toContain('FAIL');
-    expect(stdout).toMatch(/ok {4}researcher cannot mint a wider child \(CUSTOS_ERR_SCOPE_EXCEEDS_PARENT\)/);
+    expect(stdout).toMatch(
+      /ok {4}researcher cannot mint a wider child \(400 invalid_scope, CUSTOS_ERR_SCOPE_EXCEEDS_PARENT\)/,
+    );
     expect(stdout).toMatch(/ok {4}summarizer, whose slice has no delegate:, cannot mint children at all/);
     expect(stdout).toMatch(/^\s+tsk_\S+ {2}coordinator {2}depth=0 {2}state=active/m);
     expect(stdout).toMatch(

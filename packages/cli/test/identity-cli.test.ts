@@ -211,6 +211,10 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     const afterRevoke = await h.cli(['task', 'delegate'], { token: child });
     expect(afterRevoke.code).toBe(1);
     expect(afterRevoke.stderr).toMatch(/^custos: CUSTOS_ERR_UNAUTHENTICATED /);
+    // A caller whose own token is revoked is refused (401 invalid_token), not told about the token.
+    const deadCaller = await h.cli(['token', 'introspect', child], { token: root.token });
+    expect(deadCaller).toMatchObject({ code: 1, stdout: '' });
+    expect(deadCaller.stderr).toMatch(/^custos: CUSTOS_ERR_UNAUTHENTICATED /);
   });
 
   it('task start/show/list/end and the accessor commands: lookup, extend, revoke', async () => {

@@ -1,11 +1,12 @@
 import { CustosError, type CustosNode } from '@custos/core';
 import rateLimit from '@fastify/rate-limit';
-import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { NodeHealth } from './node-health.js';
 import { registerAudit } from './plugins/audit-plugin.js';
 import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { registerOpenApi } from './plugins/openapi-plugin.js';
+import { registerResponseHeaders } from './plugins/response-headers-plugin.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
 import { credsRoutes } from './routes/v1/creds-routes.js';
@@ -46,8 +47,9 @@ export interface AppOptions {
 
 /**
  * Builds the custos HTTP application. Cross-cutting concerns are registered
- * once, for every route: errors, authentication/authorisation (onRequest) and
- * audit (preHandler/onSend). Route plugins only translate HTTP to services.
+ * once, for every route: errors, authentication/authorisation (onRequest),
+ * audit (preHandler/onSend), protective response headers (onSend) and the
+ * OpenAPI description. Route plugins only translate HTTP to services.
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { node } = options;
@@ -79,27 +81,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerErrorHandler(app);
   registerAuth(app, node);
   registerAudit(app, node, health);
+  // After the audit hook: it may still replace a response, and the headers
+  // must describe the response that is actually sent.
+  registerResponseHeaders(app);
 
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: () => new CustosError('CUSTOS_ERR_RATE_LIMITED'),
   });
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'custos', version: node.version, description: 'Secrets control plane for multi-agent AI systems' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
-  });
-
-  app.get('/openapi.json', {
-    // Public, static and unaudited (it describes the API, nothing stored); like
-    // every route but health, seal status, init and unseal, not served while sealed.
-    config: { access: { kind: 'public' }, unaudited: true },
-    schema: { hide: true },
-    handler: async () => app.swagger(),
-  });
+  await registerOpenApi(app, node);
 
   await app.register(
     async (v1) => {

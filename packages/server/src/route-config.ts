@@ -32,6 +32,13 @@ declare module 'fastify' {
     whileSealed?: boolean;
     /** Not audited: only for side-effect-free probes (health), justified where set. */
     unaudited?: boolean;
+    /**
+     * A public document, the same for everyone and holding nothing secret
+     * (JWKS, RFC 8414 metadata, the OpenAPI document): a 200 may be cached
+     * for `maxAgeSec`. Every other response is `Cache-Control: no-store`
+     * (see plugins/response-headers-plugin.ts).
+     */
+    publicCache?: { maxAgeSec: number };
   }
   interface FastifyRequest {
     auth: AuthContext | null;

@@ -98,8 +98,10 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
     const leaf = await exchange(root.token, { scope: 'read:kv/team/a/*', ttl: '5m' });
     expect(leaf.statusCode).toBe(200);
     const leafChild = await exchange(leaf.json().access_token, { scope: 'read:kv/team/a/x' });
-    expect(leafChild.statusCode).toBe(403);
-    expect(leafChild.json()).toMatchObject({ error: 'access_denied', custos_code: 'CUSTOS_ERR_PERMISSION_DENIED' });
+    // RFC 6749 §5.2: a token-endpoint refusal is 400; RFC 8693 §2.2.2 names a
+    // subject token "unacceptable based on policy" invalid_request.
+    expect(leafChild.statusCode).toBe(400);
+    expect(leafChild.json()).toMatchObject({ error: 'invalid_request', custos_code: 'CUSTOS_ERR_PERMISSION_DENIED' });
 
     const child = await exchange(root.token, { scope: 'read:kv/team/a/* delegate:sys/tasks/*', ttl: '5m' });
     expect(child.statusCode).toBe(200);
@@ -118,7 +120,7 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
     expect((await asTask(childToken, 'GET', 'kv/team/b/y')).statusCode).toBe(403);
 
     const wider = await exchange(childToken, { scope: 'read:kv/team/*' });
-    expect(wider.statusCode).toBe(403);
+    expect(wider.statusCode).toBe(400);
     expect(wider.json()).toMatchObject({ error: 'invalid_scope', custos_code: 'CUSTOS_ERR_SCOPE_EXCEEDS_PARENT' });
     const longer = await exchange(childToken, { ttl: '10m' });
     expect(longer.json().custos_code).toBe('CUSTOS_ERR_TTL_EXCEEDS_PARENT');

@@ -33,6 +33,8 @@ export async function startTestServer(
      * allowed explicitly, as an operator would, never by a test-only bypass.
      */
     egress?: EgressPolicyOptions;
+    /** The node's issuer URL (`iss`, DPoP `htu` base); default custos's own. */
+    issuer?: string;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
@@ -53,6 +55,7 @@ export async function startTestServer(
     audit: options.audit ?? { file: join(dir, 'audit.jsonl') },
     ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
     egress: new EgressPolicy(options.egress ?? { allow: ['127.0.0.1'] }),
+    ...(options.issuer ? { issuer: options.issuer } : {}),
     onRootToken: (token) => {
       rootToken = token;
     },

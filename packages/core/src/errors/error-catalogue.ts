@@ -17,6 +17,10 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_TTL_EXCEEDS_PARENT: { status: 400, message: 'The requested TTL outlives the parent task.' },
   CUSTOS_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than allowed.' },
   CUSTOS_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request content type is not supported.' },
+  CUSTOS_ERR_UNSUPPORTED_PARAMETER: {
+    status: 400,
+    message: 'The request uses a parameter or value this server does not support; it was refused rather than ignored.',
+  },
   CUSTOS_ERR_UNAUTHENTICATED: { status: 401, message: 'Authentication is required or the token is not valid.' },
   CUSTOS_ERR_PERMISSION_DENIED: { status: 403, message: 'Permission denied.' },
   CUSTOS_ERR_NOT_FOUND: { status: 404, message: 'Nothing exists at this path.' },

@@ -30,7 +30,7 @@ export interface TaskActor {
 /** The verified claims of a task token. Times are NumericDates (epoch seconds). */
 export interface TaskTokenClaims {
   readonly iss: string;
-  /** The identity holding the task (e.g. `role:enricher/bootstrap:…`, a SPIFFE id, a federated JWT subject). */
+  /** The identity holding the task: `bootstrap:<accessor>`, `jwt:<iss>#<sub>`, a SPIFFE id or `token:<accessor>` (docs/task-tokens.md). */
   readonly sub: string;
   readonly aud: string | readonly string[];
   readonly iat: number;

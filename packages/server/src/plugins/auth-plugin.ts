@@ -1,5 +1,14 @@
-import { CustosError, type CustosNode, PermissionDeniedError, SealedError, UnauthenticatedError } from '@custos/core';
+import {
+  CustosError,
+  type CustosNode,
+  type CustosServices,
+  PermissionDeniedError,
+  type Principal,
+  SealedError,
+  UnauthenticatedError,
+} from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { type RequestCredential, refuseCredential, requestCredential } from './request-credentials.js';
 
 /**
  * Authentication and authorisation for every route, in one hook.
@@ -27,12 +36,10 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
     if (!access) throw new CustosError('CUSTOS_ERR_INTERNAL');
     if (access.kind === 'public') return;
 
+    const credential = requestCredential(request);
+    if (!credential) throw new UnauthenticatedError();
     const services = node.services();
-    const principal = await services.authenticate(bearerToken(request), {
-      method: request.method,
-      url: requestUrl(request, services.issuer),
-      ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
-    });
+    const principal = await authenticate(services, credential, request);
     request.auth = principal;
     if (access.kind === 'self' || access.kind === 'operator-self') {
       if (access.kind === 'operator-self' && principal.kind !== 'operator') {
@@ -54,14 +61,33 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
   });
 }
 
-/** The token from `Authorization: Bearer …` (or `DPoP …`, RFC 9449) or `X-Custos-Token`. */
-function bearerToken(request: FastifyRequest): string {
-  const header = request.headers.authorization;
-  if (typeof header === 'string' && header.startsWith('Bearer ')) return header.slice(7).trim();
-  if (typeof header === 'string' && header.startsWith('DPoP ')) return header.slice(5).trim();
-  const alt = request.headers['x-custos-token'];
-  if (typeof alt === 'string') return alt.trim();
-  throw new UnauthenticatedError();
+/**
+ * The principal a credential stands for, under the scheme it was presented
+ * with (RFC 9449 §7.1):
+ * - `Bearer` and `X-Custos-Token`: the token alone. A `DPoP` header is not
+ *   looked at, so a DPoP-bound token fails its binding check here even when a
+ *   valid proof rides along: a bound token is never a bearer token.
+ * - `DPoP`: exactly one proof, verified for this method, URL and token, and
+ *   a token bound to the proof's key. An unbound task token or an operator
+ *   token under this scheme is refused: the scheme claims a sender
+ *   constraint the token does not have, which is either a broken client or
+ *   a confusion attempt, and accepting it would teach clients that the
+ *   scheme means nothing.
+ */
+async function authenticate(
+  services: CustosServices,
+  credential: RequestCredential,
+  request: FastifyRequest,
+): Promise<Principal> {
+  const context = { method: request.method, url: requestUrl(request, services.issuer) };
+  if (credential.scheme !== 'dpop') return services.authenticate(credential.token, context);
+  // Two DPoP headers arrive joined into one string and fail as malformed.
+  const proof = request.headers.dpop;
+  if (typeof proof !== 'string' || proof === '') throw refuseCredential('dpop_proof_missing');
+  const principal = await services.authenticate(credential.token, { ...context, dpop: proof });
+  if (principal.kind !== 'task') throw refuseCredential('dpop_scheme_operator_token');
+  if (principal.task.jkt === null) throw refuseCredential('dpop_scheme_unbound_token');
+  return principal;
 }
 
 /**

@@ -35,22 +35,34 @@ export function toCustosError(error: unknown): CustosError {
   return new CustosError('CUSTOS_ERR_INTERNAL');
 }
 
+/**
+ * What every error response does before it is shaped: the custos error to
+ * answer, recorded on the request for the audit event (its code and, for
+ * refused identities, the reason), and logged when it is not an expected
+ * refusal. Shared by the OAuth endpoints, which shape their errors as
+ * RFC 6749 wants but must not skip this.
+ */
+export function noteError(error: unknown, request: FastifyRequest): CustosError {
+  const custos = toCustosError(error);
+  request.errorCode = custos.code;
+  const auditReason = (error as { auditReason?: unknown })?.auditReason;
+  if (typeof auditReason === 'string') request.auditReason = auditReason.slice(0, 64);
+  if (custos.code === 'CUSTOS_ERR_INTERNAL') {
+    // An unexpected failure: log the original (message and stack) for
+    // operators; the client sees only the code and a fixed message.
+    request.log.error({ err: error, code: custos.code }, 'request failed');
+  } else if (custos.status >= 500) {
+    // A known condition (sealed, storage or audit unavailable): the code
+    // says it all, and a stack would only be noise.
+    request.log.warn({ code: custos.code }, 'request refused');
+  }
+  return custos;
+}
+
 /** The one place errors become HTTP responses: `{ error: { code, message } }`. */
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const custos = toCustosError(error);
-    request.errorCode = custos.code;
-    const auditReason = (error as { auditReason?: unknown })?.auditReason;
-    if (typeof auditReason === 'string') request.auditReason = auditReason.slice(0, 64);
-    if (custos.code === 'CUSTOS_ERR_INTERNAL') {
-      // An unexpected failure: log the original (message and stack) for
-      // operators; the client sees only the code and a fixed message.
-      request.log.error({ err: error, code: custos.code }, 'request failed');
-    } else if (custos.status >= 500) {
-      // A known condition (sealed, storage or audit unavailable): the code
-      // says it all, and a stack would only be noise.
-      request.log.warn({ code: custos.code }, 'request refused');
-    }
+    const custos = noteError(error, request);
     return reply.code(custos.status).send({ error: custos.toJSON() });
   });
 

@@ -1,29 +1,24 @@
-import { type CustosNode, isCustosError, parseDuration } from '@custos/core';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { type CustosNode, isCustosError, parseDuration, TASK_TOKEN_AUDIENCE } from '@custos/core';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestUrl } from '../../plugins/auth-plugin.js';
-import { toCustosError } from '../../plugins/error-handler.js';
+import { noteError } from '../../plugins/error-handler.js';
 import { authorizeDelegation } from '../../task-access.js';
-import { taskSubject } from './bootstrap-routes.js';
+import { introspectionError, type OAuthErrorResponse, OAuthRequestError, tokenEndpointError } from './oauth-errors.js';
+import { introspectionResponseSchema, oauthErrorSchema, tokenExchangeResponseSchema } from './oauth-schemas.js';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-
-/** RFC 6749 §5.2 error names for custos codes (the custos code is kept beside it). */
-const OAUTH_ERRORS: Record<string, string> = {
-  CUSTOS_ERR_SCOPE_EXCEEDS_PARENT: 'invalid_scope',
-  CUSTOS_ERR_VALIDATION: 'invalid_request',
-  CUSTOS_ERR_INVALID_TTL: 'invalid_request',
-  CUSTOS_ERR_TTL_EXCEEDS_PARENT: 'invalid_request',
-  CUSTOS_ERR_DELEGATION_DEPTH: 'invalid_request',
-  CUSTOS_ERR_UNAUTHENTICATED: 'invalid_grant',
-  CUSTOS_ERR_PERMISSION_DENIED: 'access_denied',
-  CUSTOS_ERR_DPOP_REQUIRED: 'invalid_dpop_proof',
-};
+/**
+ * What a task token is, in RFC 8693 token type identifiers: an OAuth access
+ * token in JWT form. Either may name a subject token, and either may be
+ * requested; the response names the one asked for (JWT by default).
+ */
+const TASK_TOKEN_TYPES: readonly string[] = [JWT_TYPE, ACCESS_TOKEN_TYPE];
 
 interface ExchangeBody {
-  grant_type?: string;
-  subject_token?: string;
+  grant_type: string;
+  subject_token: string;
   subject_token_type?: string;
   requested_token_type?: string;
   scope?: string;
@@ -31,33 +26,73 @@ interface ExchangeBody {
   ttl?: string;
   /** custos extension: the sub-agent's DPoP key thumbprint. */
   dpop_jkt?: string;
+  audience?: string | string[];
+  resource?: string | string[];
+  actor_token?: string;
+  actor_token_type?: string;
 }
+
+const text = (maxLength: number) => ({ type: 'string', maxLength }) as const;
+/** RFC 8693 lets `audience` and `resource` repeat; every other parameter appears at most once (RFC 6749 §3.2). */
+const repeatable = (maxLength: number) =>
+  ({ anyOf: [text(maxLength), { type: 'array', items: text(maxLength), minItems: 1, maxItems: 16 }] }) as const;
+
+/** Both endpoints take the RFC's form encoding, and JSON as a custos convenience. */
+const CONSUMES = ['application/x-www-form-urlencoded', 'application/json'];
 
 /**
  * OAuth endpoints: RFC 8693 token exchange for delegation, RFC 7662
  * introspection. They accept `application/x-www-form-urlencoded` (as the
  * RFCs define) and JSON, and answer errors in RFC 6749 form with the custos
- * code beside it.
+ * code beside it (see oauth-errors.ts for which error and status each
+ * refusal gets).
  */
 export async function oauthRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',
     { parseAs: 'string', bodyLimit: 64 * 1024 },
-    (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
+    formParser,
   );
-  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const custos = toCustosError(error);
-    request.errorCode = custos.code;
-    const auditReason = (error as { auditReason?: unknown })?.auditReason;
-    if (typeof auditReason === 'string') request.auditReason = auditReason.slice(0, 64);
-    const status = custos.code === 'CUSTOS_ERR_UNAUTHENTICATED' ? 400 : custos.status;
-    return reply.code(status).send({
-      error: OAUTH_ERRORS[custos.code] ?? (status >= 500 ? 'server_error' : 'invalid_request'),
-      error_description: custos.message,
-      custos_code: custos.code,
-    });
+  await app.register(async (scope) => {
+    scope.setErrorHandler(oauthErrorHandler(tokenEndpointError));
+    tokenExchangeRoute(scope, node);
   });
+  await app.register(async (scope) => {
+    scope.setErrorHandler(oauthErrorHandler(introspectionError));
+    introspectionRoute(scope, node);
+  });
+}
 
+/**
+ * Parses a form body, keeping a repeated parameter as an array of its values.
+ * Taking the first or last value silently would let `scope=a&scope=b` or
+ * `audience=custos&audience=other` mean something the client did not see
+ * checked; as an array it fails the schema of a single-valued parameter
+ * (`invalid_request`) and is checked value by value where RFC 8693 allows
+ * repeats. `Object.fromEntries` defines own properties, so a `__proto__`
+ * parameter is a plain key, never a prototype.
+ */
+function formParser(
+  _request: FastifyRequest,
+  body: string | Buffer,
+  done: (error: FastifyError | null, body?: unknown) => void,
+): void {
+  const params = new Map<string, string | string[]>();
+  for (const [name, value] of new URLSearchParams(body.toString())) {
+    const prior = params.get(name);
+    params.set(name, prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value]);
+  }
+  done(null, Object.fromEntries(params));
+}
+
+function oauthErrorHandler(shape: (error: unknown, custos: ReturnType<typeof noteError>) => OAuthErrorResponse) {
+  return (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const { status, body } = shape(error, noteError(error, request));
+    return reply.code(status).send(body);
+  };
+}
+
+function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
   app.post<{ Body: ExchangeBody }>('/oauth/token', {
     // The subject token *is* the credential: checked here, audited like any
     // request. Not rate limited like the login routes: it takes no guessable
@@ -67,34 +102,36 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
     schema: {
       tags: ['oauth'],
       summary: 'RFC 8693 token exchange: a task token for a narrower child task token',
+      description:
+        'The subject token is a live task token; the answer is a child task token whose scope and lifetime are ' +
+        'within the parent’s. `ttl` and `dpop_jkt` are custos extensions. `audience` may only name `custos`; ' +
+        '`resource`, `actor_token` and token types other than an access token in JWT form are refused ' +
+        '(`invalid_target`, `invalid_request`) rather than ignored.',
+      consumes: CONSUMES,
       body: {
         type: 'object',
         properties: {
-          grant_type: { type: 'string', maxLength: 128 },
-          subject_token: { type: 'string', maxLength: 8192 },
-          subject_token_type: { type: 'string', maxLength: 128 },
-          requested_token_type: { type: 'string', maxLength: 128 },
-          scope: { type: 'string', maxLength: 4096 },
-          ttl: { type: 'string', maxLength: 32 },
+          grant_type: text(128),
+          subject_token: text(8192),
+          subject_token_type: text(128),
+          requested_token_type: text(128),
+          scope: text(4096),
+          ttl: text(32),
           dpop_jkt: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
-          audience: { type: 'string', maxLength: 256 },
-          resource: { type: 'string', maxLength: 1024 },
-          actor_token: { type: 'string', maxLength: 8192 },
-          actor_token_type: { type: 'string', maxLength: 128 },
+          audience: repeatable(256),
+          resource: repeatable(1024),
+          actor_token: text(8192),
+          actor_token_type: text(128),
         },
         required: ['grant_type', 'subject_token'],
       },
+      response: { 200: tokenExchangeResponseSchema, '4xx': oauthErrorSchema },
     },
-    handler: async (request, reply) => {
+    handler: async (request) => {
       const b = request.body;
-      if (b.grant_type !== TOKEN_EXCHANGE) {
-        return reply.code(400).send({ error: 'unsupported_grant_type', custos_code: 'CUSTOS_ERR_VALIDATION' });
-      }
-      if (b.subject_token_type && ![JWT_TYPE, ACCESS_TOKEN_TYPE].includes(b.subject_token_type)) {
-        return reply.code(400).send({ error: 'invalid_request', custos_code: 'CUSTOS_ERR_VALIDATION' });
-      }
+      const issuedType = checkExchangeRequest(b);
       const services = node.services();
-      const principal = await services.authenticator.authenticateTask(b.subject_token ?? '', {
+      const principal = await services.authenticator.authenticateTask(b.subject_token, {
         method: request.method,
         url: requestUrl(request, services.issuer),
         ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
@@ -113,7 +150,7 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
       request.auditIssuedTask = issued.task.id;
       return {
         access_token: issued.token,
-        issued_token_type: JWT_TYPE,
+        issued_token_type: issuedType,
         token_type: issued.task.jkt ? 'DPoP' : 'Bearer',
         expires_in: Math.max(0, Math.floor((Date.parse(issued.task.expire_time) - Date.now()) / 1000)),
         scope: issued.task.scope,
@@ -122,25 +159,69 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
       };
     },
   });
+}
 
-  app.post<{ Body: { token?: string; token_type_hint?: string } }>('/oauth/introspect', {
-    // RFC 7662 §2.1: the caller must be authorised; any valid custos token is.
+/**
+ * Refuses, before the subject token is even looked at, every part of an
+ * exchange custos would otherwise have to ignore: a client that asks for a
+ * token for `billing-api`, or on behalf of an actor, and silently gets an
+ * ordinary custos task token might hand it somewhere it should not go. Each
+ * refusal names the parameter, never its value. Returns the token type to
+ * report as issued.
+ */
+function checkExchangeRequest(b: ExchangeBody): string {
+  const unsupported = (oauthError: string, detail: string) =>
+    new OAuthRequestError(oauthError, 'CUSTOS_ERR_UNSUPPORTED_PARAMETER', detail);
+  if (b.grant_type !== TOKEN_EXCHANGE) {
+    throw unsupported('unsupported_grant_type', `grant_type: only ${TOKEN_EXCHANGE} is supported.`);
+  }
+  if (b.subject_token_type !== undefined && !TASK_TOKEN_TYPES.includes(b.subject_token_type)) {
+    throw unsupported('invalid_request', 'subject_token_type: the subject token must be a custos task token (jwt).');
+  }
+  if (b.requested_token_type !== undefined && !TASK_TOKEN_TYPES.includes(b.requested_token_type)) {
+    throw unsupported('invalid_request', 'requested_token_type: custos issues task tokens (jwt) only.');
+  }
+  if (b.actor_token !== undefined || b.actor_token_type !== undefined) {
+    // The child's `act` claim is built from the subject token's own task
+    // chain; a second party cannot be named by presenting its token.
+    throw unsupported('invalid_request', 'actor_token: actor tokens are not supported.');
+  }
+  const audiences = b.audience === undefined ? [] : Array.isArray(b.audience) ? b.audience : [b.audience];
+  if (audiences.some((a) => a !== TASK_TOKEN_AUDIENCE)) {
+    throw unsupported('invalid_target', `audience: task tokens are issued for "${TASK_TOKEN_AUDIENCE}" only.`);
+  }
+  if (b.resource !== undefined) {
+    throw unsupported('invalid_target', 'resource: resource indicators are not supported.');
+  }
+  return b.requested_token_type ?? JWT_TYPE;
+}
+
+function introspectionRoute(app: FastifyInstance, node: CustosNode): void {
+  app.post<{ Body: { token: string; token_type_hint?: string } }>('/oauth/introspect', {
+    // RFC 7662 §2.1: the caller must be authorised; any valid custos token is
+    // (it learns no more than the token's own claims and whether it is live).
     config: { access: { kind: 'self' } },
     schema: {
       tags: ['oauth'],
-      summary: 'RFC 7662 introspection: active false for revoked, ended or expired tasks',
+      summary: 'RFC 7662 introspection: active false for revoked, ended, expired or forged tokens',
+      description:
+        'The caller authenticates with its own custos token under the `Bearer` or `DPoP` scheme (the RFC 8414 ' +
+        'metadata lists them as `introspection_endpoint_auth_methods_supported`); without one the answer is 401 ' +
+        'with a `WWW-Authenticate` challenge.',
+      consumes: CONSUMES,
       body: {
         type: 'object',
-        properties: { token: { type: 'string', maxLength: 8192 }, token_type_hint: { type: 'string', maxLength: 64 } },
+        properties: { token: text(8192), token_type_hint: text(64) },
         required: ['token'],
       },
+      response: { 200: introspectionResponseSchema, '4xx': oauthErrorSchema },
     },
     handler: async (request) => {
       try {
         const services = node.services();
         // Introspection answers for bearer use: a DPoP-bound token is reported
         // with its cnf, and the resource server checks the proof itself.
-        const task = await services.authenticator.verifyTaskToken(request.body.token ?? '', {
+        const task = await services.authenticator.verifyTaskToken(request.body.token, {
           method: 'POST',
           url: 'introspection',
           allowUnproven: true,
@@ -167,5 +248,3 @@ export async function oauthRoutes(app: FastifyInstance, { node }: { node: Custos
     },
   });
 }
-
-export { taskSubject };

@@ -35,7 +35,18 @@ export const versionsBodySchema = {
   additionalProperties: false,
 } as const;
 
+/**
+ * The rest of the URL after a wildcard route's prefix: a custos path such as
+ * `kv/team/db`. The OpenAPI document names it `path` (see
+ * plugins/openapi-plugin.ts); fastify calls it `*`.
+ */
 export const wildcardParams = {
   type: 'object',
-  properties: { '*': { type: 'string', maxLength: 512 } },
+  properties: {
+    '*': {
+      type: 'string',
+      maxLength: 512,
+      description: 'A custos path such as `kv/team/db`: its slashes may be sent as they are or percent-encoded.',
+    },
+  },
 } as const;
