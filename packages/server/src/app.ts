@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import { registerAudit } from './plugins/audit-plugin.js';
 import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { registerRouteTable } from './plugins/route-table.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
 import { credsRoutes } from './routes/v1/creds-routes.js';
@@ -72,6 +73,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.https ? { https: { ...options.https, requestCert: true, rejectUnauthorized: false } } : {}),
   }) as unknown as FastifyInstance;
 
+  registerRouteTable(app);
   registerErrorHandler(app);
   registerAuth(app, node);
   registerAudit(app, node);

@@ -27,6 +27,8 @@ export async function startTestServer(
     seal?: 'dev' | 'shamir';
     audit?: CustosNodeOptions['audit'];
     engineFactory?: CustosNodeOptions['engineFactory'];
+    /** Wraps the storage the node uses (e.g. to watch its writes). */
+    wrapStorage?: (storage: Storage) => Storage;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
@@ -39,7 +41,8 @@ export async function startTestServer(
     url = `sqlite:${join(dir, 'custos.db')}`;
   }
   // As the server runs: an exclusive SQLite connection, with its entry cache.
-  const storage = await createStorage(url, { sqlite: { exclusive: true } });
+  const created = await createStorage(url, { sqlite: { exclusive: true } });
+  const storage = options.wrapStorage ? options.wrapStorage(created) : created;
   let rootToken = '';
   const node = new CustosNode({
     storage,

@@ -75,19 +75,21 @@ export class PrincipalAuthenticator {
 
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */
   async verifyTaskToken(token: string, context: AuthenticateContext): Promise<TaskTokenSubject> {
-    let dpopJkt: string | undefined;
-    if (context.dpop !== undefined && !context.allowUnproven) {
-      if (!this.#dpop) throw new UnauthenticatedError();
-      dpopJkt = await this.#dpop(context.dpop, { method: context.method, url: context.url, accessToken: token });
+    const options = { keys: this.#keys, issuer: this.#issuer, audience: this.#audience, cache: this.#verified };
+    // The token is verified before its DPoP proof: checking a proof records
+    // its jti in storage (single use on every node), and a proof is made
+    // with any key pair at all — so only a caller holding a valid task token
+    // may make custos write anything. The first check costs no storage.
+    let claims = await verifyTaskToken(token, { ...options, ignoreDpopBinding: true });
+    if (!context.allowUnproven && (context.dpop !== undefined || claims.cnf !== undefined)) {
+      let dpopJkt: string | undefined;
+      if (context.dpop !== undefined) {
+        if (!this.#dpop) throw new UnauthenticatedError();
+        dpopJkt = await this.#dpop(context.dpop, { method: context.method, url: context.url, accessToken: token });
+      }
+      // Again with the binding checked (the signature check is cached).
+      claims = await verifyTaskToken(token, { ...options, ...(dpopJkt ? { dpopJkt } : {}) });
     }
-    const claims = await verifyTaskToken(token, {
-      keys: this.#keys,
-      issuer: this.#issuer,
-      audience: this.#audience,
-      cache: this.#verified,
-      ...(dpopJkt ? { dpopJkt } : {}),
-      ...(context.allowUnproven ? { ignoreDpopBinding: true } : {}),
-    });
     const chain = actChain(claims);
     const status = await this.#tasks.isActive(chain);
     if (!status.active) throw new UnauthenticatedError();

@@ -32,6 +32,10 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_ALREADY_INITIALIZED: { status: 409, message: 'custos is already initialised.' },
   CUSTOS_ERR_NOT_INITIALIZED: { status: 503, message: 'custos is not initialised.' },
   CUSTOS_ERR_SEALED: { status: 503, message: 'custos is sealed.' },
+  CUSTOS_ERR_NOT_SEALED: {
+    status: 409,
+    message: 'custos is not sealed: there is no unseal progress to reset.',
+  },
   CUSTOS_ERR_UNSEAL_FAILED: { status: 400, message: 'The unseal key shares do not reconstruct the root key.' },
   CUSTOS_ERR_INVALID_SHARE: { status: 400, message: 'The unseal key share is malformed.' },
   CUSTOS_ERR_SEAL_UNSUPPORTED: { status: 400, message: 'The seal does not support this operation.' },
