@@ -1,6 +1,12 @@
 import { UnauthenticatedError } from '../errors/index.js';
 import { actChain, type TaskSigningKeys, VerifiedTaskTokenCache, verifyTaskToken } from '../task-tokens/index.js';
-import type { RoleService, TaskService, TaskTokenSubject } from '../tasks/index.js';
+import {
+  isTaskOfRole,
+  type RoleService,
+  type TaskService,
+  type TaskTokenSubject,
+  trustedLabels,
+} from '../tasks/index.js';
 import type { TokenService } from '../tokens/index.js';
 import type { Principal } from './principal.js';
 
@@ -70,7 +76,13 @@ export class PrincipalAuthenticator {
     // Labels live on the task's record, not in its token (they may be long, and a token is sent with every request).
     const record = await this.#tasks.record(task.task_id).catch(() => undefined);
     if (!record) throw new UnauthenticatedError();
-    return { kind: 'task', task, role, labels: record.labels };
+    // …and a role deleted and created again is not the role the task was
+    // started for: its tasks stay dead (the incarnation is in the record).
+    if (!isTaskOfRole(record, role)) throw new UnauthenticatedError();
+    // Labels its agent chose under an earlier build are not shown to policies as if an operator had set them.
+    const labels = trustedLabels(record);
+    if (!labels) throw new UnauthenticatedError();
+    return { kind: 'task', task, role, labels };
   }
 
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */

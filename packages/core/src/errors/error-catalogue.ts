@@ -55,6 +55,11 @@ export const ERROR_CATALOGUE = {
   },
   CUSTOS_ERR_DELEGATION_DEPTH: { status: 403, message: 'The delegation depth limit of the role is reached.' },
   CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED: { status: 403, message: 'The role does not allow this authentication method.' },
+  CUSTOS_ERR_LABEL_NOT_ALLOWED: {
+    status: 403,
+    message:
+      'This label cannot be set here: agents add only agent.* labels, and inherited or role labels never change.',
+  },
   CUSTOS_ERR_DPOP_REQUIRED: { status: 401, message: 'A DPoP proof is required or not valid.' },
   CUSTOS_ERR_ENGINE_UNAVAILABLE: { status: 503, message: 'The database engine is unreachable or refused custos.' },
   CUSTOS_ERR_ENGINE_NOT_FOUND: { status: 404, message: 'No such database engine.' },
