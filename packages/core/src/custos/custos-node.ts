@@ -307,7 +307,7 @@ export class CustosNode {
           // `auth.root: true` on the event, by the audit plugin.
           if (token.root) return { allowed: true, reasons: ['root'] };
           return engine.authorize({
-            principal: { type: 'Token', id: token.accessor, attrs: { display_name: token.display_name } },
+            principal: { type: 'Token', id: token.accessor },
             policies: token.policies,
             action,
             path,

@@ -276,12 +276,18 @@ describe.each(backends)('no privilege escalation through attributes policies rea
           (e.auth as { token_accessor?: string })?.token_accessor === impostor.accessor,
       );
       expect(event).toBeDefined();
-      // A task's events carry its id and identity as first-class fields.
-      await read(victim.token, 'kv/shared/config');
-      const taskEvent = (await auditEvents(s.storage)).find(
-        (e) => (e.auth as { task_id?: string })?.task_id === victim.task_id,
+      // The stable name is what `ended_by`-style fields record too, never the chosen name.
+      const marker = (await auditEvents(s.storage)).filter((e) => JSON.stringify(e).includes('"alice"'));
+      expect(marker.every((e) => (e.auth as { token_accessor?: string }).token_accessor === impostor.accessor)).toBe(
+        true,
       );
-      expect(taskEvent?.auth).toMatchObject({ task_id: victim.task_id, identity: victim.task.sub, role: 'crawler' });
+      // A task's events carry its id and identity as first-class fields.
+      const reader = await start('crawler');
+      await read(reader.token, 'kv/shared/config');
+      const taskEvent = (await auditEvents(s.storage)).find(
+        (e) => (e.auth as { task_id?: string })?.task_id === reader.task_id,
+      );
+      expect(taskEvent?.auth).toMatchObject({ task_id: reader.task_id, identity: reader.task.sub, role: 'crawler' });
     });
   });
 
