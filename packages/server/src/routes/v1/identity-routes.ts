@@ -202,6 +202,7 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
         !role ||
         !isTaskOfRole({ role: verified.role, ...(verified.roleId ? { role_id: verified.roleId } : {}) }, role)
       ) {
+        request.auditReason = 'role_deleted';
         throw new UnauthenticatedError();
       }
       checkLogin(role, 'cert', request);
