@@ -108,9 +108,9 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
 
     const json = JSON.parse(await ok(['bootstrap', 'create', '--role', 'enricher', '--json']));
     expect(json).toMatchObject({ token: expect.stringMatching(/^cbt_/), accessor: expect.stringMatching(/^bac_/) });
-    // from stdin, kept out of the process list; with scope and labels
+    // from stdin, kept out of the process list; with scope and the agent's own labels
     const viaStdin = JSON.parse(
-      await ok(['login', '--bootstrap', '-', '--scope', 'read:kv/team/a/*', '--label', 'agent=reader', '--json'], {
+      await ok(['login', '--bootstrap', '-', '--scope', 'read:kv/team/a/*', '--label', 'agent.kind=reader', '--json'], {
         token: '',
         stdin: `${json.token}\n`,
       }),
@@ -120,8 +120,26 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
       accessor: expect.stringMatching(/^tac_/),
       expire_time: expect.any(String),
       scope: 'read:kv/team/a/*',
-      task: { labels: { agent: 'reader' } },
+      task: { labels: { 'agent.kind': 'reader' } },
     });
+    // An operator label is not the agent's to choose: refused before the token is spent.
+    const spare = (await ok(['bootstrap', 'create', '--role', 'enricher'])).trim();
+    const chosen = await h.cli(['login', '--bootstrap', spare, '--label', 'team=search'], { token: '' });
+    expect(chosen.code).toBe(1);
+    expect(chosen.stderr).toMatch(/^custos: CUSTOS_ERR_LABEL_NOT_ALLOWED /);
+    expect(await ok(['login', '--bootstrap', spare], { token: '' })).toMatch(/^[A-Za-z0-9_-]+\./);
+  });
+
+  it('operator labels: role write --label and bootstrap create --label reach the task; a role label never changes', async () => {
+    await ok(['role', 'write', 'labelled', '--policy', 'team-read', '--max-ttl', '10m', '--label', 'team=search']);
+    expect(await ok(['role', 'read', 'labelled'])).toMatch(/labels\s+team=search/);
+    const bootstrap = (await ok(['bootstrap', 'create', '--role', 'labelled', '--label', 'env=prod'])).trim();
+    const task = JSON.parse(await ok(['login', '--bootstrap', bootstrap, '--json'], { token: '' }));
+    expect(task.task.labels).toEqual({ team: 'search', env: 'prod' });
+    const clash = await h.cli(['bootstrap', 'create', '--role', 'labelled', '--label', 'team=ads']);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toMatch(/^custos: CUSTOS_ERR_LABEL_NOT_ALLOWED /);
+    await ok(['role', 'delete', 'labelled']);
   });
 
   it('login usage errors exit 2 and say so', async () => {
@@ -253,10 +271,14 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] }));
     const issuer = 'https://oidc.ci.example.test';
     expect(
-      await ok(['auth', 'jwt', 'add', 'ci', '--issuer', issuer, '--jwks-file', jwks, '--audience', 'custos']),
+      await ok([
+        ...['auth', 'jwt', 'add', 'ci', '--issuer', issuer, '--jwks-file', jwks, '--audience', 'custos'],
+        ...['--claim-label', 'repository=repo'],
+      ]),
     ).toBe('Wrote JWT method ci\n');
     expect(await ok(['auth', 'jwt', 'list'])).toBe('ci\n');
     expect(await ok(['auth', 'jwt', 'read', 'ci'])).toMatch(/jwks\s+1 key\(s\) configured/);
+    expect(await ok(['auth', 'jwt', 'read', 'ci'])).toMatch(/claim_labels\s+repository→repo/);
     await ok([
       ...['role', 'write', 'ci-agent', '--policy', 'team-read', '--max-ttl', '10m', '--auth', 'jwt'],
       ...['--bound-claims', 'repository=acme/*', '--jwt-method', 'ci'],
@@ -275,7 +297,12 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     const issued = JSON.parse(
       await ok(['login', '--jwt', jwtFile, '--role', 'ci-agent', '--method', 'ci', '--json'], { token: '' }),
     );
-    expect(issued.task).toMatchObject({ role: 'ci-agent', sub: `jwt:${issuer}#repo:acme/payments` });
+    expect(issued.task).toMatchObject({
+      role: 'ci-agent',
+      sub: `jwt:${issuer}#repo:acme/payments`,
+      // The mapped claim, as the issuer signed it: an operator label.
+      labels: { repo: 'acme/payments' },
+    });
     expect((await h.cli(['secret', 'get', 'kv/team/a/x'], { token: issued.token })).code).toBe(0);
     const fromStdin = await ok(['login', '--jwt', '-', '--role', 'ci-agent'], {
       token: '',
@@ -290,6 +317,11 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     expect(unbound.stderr).toMatch(/^custos: CUSTOS_ERR_UNAUTHENTICATED /);
     const both = await h.cli(['auth', 'jwt', 'add', 'x', '--issuer', issuer, '--audience', 'a']);
     expect(both.code).toBe(2);
+    const badMapping = await h.cli([
+      ...['auth', 'jwt', 'add', 'x', '--issuer', issuer, '--jwks-file', jwks, '--audience', 'a'],
+      ...['--claim-label', 'repository'],
+    ]);
+    expect(badMapping.code).toBe(2);
     expect(await ok(['auth', 'jwt', 'delete', 'ci'])).toBe('Deleted JWT method ci\n');
     expect(await ok(['auth', 'jwt', 'list'])).toBe('\n');
   });

@@ -7,6 +7,7 @@ import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { registerOpenApi } from './plugins/openapi-plugin.js';
 import { registerResponseHeaders } from './plugins/response-headers-plugin.js';
+import { registerRouteTable } from './plugins/route-table.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
 import { credsRoutes } from './routes/v1/creds-routes.js';
@@ -78,6 +79,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.https ? { https: { ...options.https, requestCert: true, rejectUnauthorized: false } } : {}),
   }) as unknown as FastifyInstance;
 
+  registerRouteTable(app);
   registerErrorHandler(app);
   registerAuth(app, node);
   registerAudit(app, node, health);

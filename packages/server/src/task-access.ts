@@ -37,12 +37,15 @@ export function authorizeSubtreeAccess(
   if (!allowed) throw new PermissionDeniedError();
 }
 
-/** Access to one task: {@link authorizeSubtreeAccess} on `sys/tasks/<id>`. */
+/**
+ * Access to one task, however it was named (id or accessor):
+ * {@link authorizeSubtreeAccess} on `sys/tasks/<id>` of the task found.
+ */
 export function authorizeTaskAccess(
   request: FastifyRequest,
   node: CustosNode,
   action: PolicyAction,
-  target: TaskRecord,
+  target: Pick<TaskRecord, 'id' | 'chain'>,
 ): void {
   authorizeSubtreeAccess(request, node, action, `sys/tasks/${target.id}`, target.chain);
 }

@@ -293,4 +293,15 @@ describe.skipIf(!hasPostgres())('dynamic PostgreSQL credentials leased to tasks'
     expect(response.body).not.toContain('password');
     expect(await count()).toBe(before);
   });
+
+  it('deleting a role ends its tasks: their database users are dropped at once, not at expiry', async () => {
+    await s.call({ method: 'PUT', url: '/v1/roles/db-doomed', payload: { policies: ['db-read'], max_ttl: '15m' } });
+    const task = (await s.call({ method: 'POST', url: '/v1/roles/db-doomed/tasks', payload: { ttl: '10m' } })).json();
+    const child = (await s.call({ method: 'POST', url: '/v1/tasks/delegate', token: task.token, payload: {} })).json();
+    const issued = (await creds(child.token)).json() as Creds;
+    expect(await roleExists(issued.username)).toBe(true);
+    expect((await s.call({ method: 'DELETE', url: '/v1/roles/db-doomed' })).statusCode).toBe(204);
+    expect(await roleExists(issued.username)).toBe(false);
+    expect((await s.call({ method: 'GET', url: `/v1/leases/${issued.lease_id}` })).json().state).toBe('revoked');
+  });
 });

@@ -35,6 +35,8 @@ export async function startTestServer(
     egress?: EgressPolicyOptions;
     /** The node's issuer URL (`iss`, DPoP `htu` base); default custos's own. */
     issuer?: string;
+    /** Wraps the storage the node uses (e.g. to watch its writes). */
+    wrapStorage?: (storage: Storage) => Storage;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
@@ -47,7 +49,8 @@ export async function startTestServer(
     url = `sqlite:${join(dir, 'custos.db')}`;
   }
   // As the server runs: an exclusive SQLite connection, with its entry cache.
-  const storage = await createStorage(url, { sqlite: { exclusive: true } });
+  const created = await createStorage(url, { sqlite: { exclusive: true } });
+  const storage = options.wrapStorage ? options.wrapStorage(created) : created;
   let rootToken = '';
   const node = new CustosNode({
     storage,

@@ -62,14 +62,15 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
               decision?: string;
               status?: number;
               request?: { method?: string; route?: string; path?: string };
-              auth?: { display_name?: string };
+              auth?: { display_name?: string; token_accessor?: string; task_id?: string };
               error_code?: string;
             };
             return [
               r.seq,
               r.ts,
               e.type,
-              e.auth?.display_name ?? '-',
+              // Who asked, by stable id (a display name is the token creator's choice).
+              e.auth?.token_accessor ?? e.auth?.task_id ?? e.auth?.display_name ?? '-',
               e.request ? `${e.request.method} ${e.request.path ?? e.request.route}` : '',
               e.decision ?? '',
               e.status ?? '',

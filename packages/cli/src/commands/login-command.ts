@@ -178,7 +178,11 @@ export function registerLoginCommand(program: Command, io: CliIo): void {
     .option('--ca <file>', 'with --cert: the CA that signed the server’s certificate (default CUSTOS_CACERT)')
     .option('--ttl <duration>', 'task lifetime, within the role’s max TTL, e.g. 10m')
     .option('--scope <entries...>', 'narrow the task: ACTION:PATTERN entries, e.g. read:kv/team/*', collectScope)
-    .option('--label <key=value...>', 'labels recorded on the task', collectRepeat)
+    .option(
+      '--label <key=value...>',
+      'the agent’s own labels: agent.* keys only (operator labels come from the role, bootstrap token or JWT claims)',
+      collectRepeat,
+    )
     .option('--save', 'also write the token to ~/.custos-token (mode 0600), where custos finds it')
     .option('--json', 'JSON output (token, task_id, accessor, expire_time, scope)')
     .action(async (opts: LoginOptions) => {

@@ -24,10 +24,15 @@ export function registerPolicyCommand(program: Command, io: CliIo): void {
     .command('read <name>')
     .option('--json', 'JSON output')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const result = await new CustosClient(io).request<{ policy: string }>(
+      const result = await new CustosClient(io).request<{ policy: string; load_error?: string }>(
         'GET',
         `/v1/policies/${encodeURIComponent(name)}`,
       );
+      // The text stays alone on stdout (it is often redirected to a file);
+      // why it does not load — it then denies everything — goes to stderr.
+      if (result.load_error && !opts.json) {
+        io.stderr.write(`custos: warning: this policy does not load and denies everything: ${result.load_error}\n`);
+      }
       emit(io, opts.json, result, () => result.policy.replace(/\n$/, ''));
     });
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
-import { collectList, collectRepeat, parsePairs } from '../option-parsers.js';
+import { collectList, collectRepeat, parseLabels, parsePairs } from '../option-parsers.js';
 import { emit, table } from '../output.js';
 
 interface RoleView {
@@ -15,6 +15,7 @@ interface RoleView {
   max_depth: number;
   require_dpop: boolean;
   jwt_methods: string[];
+  labels?: Record<string, string>;
   updated_time: string;
 }
 
@@ -28,6 +29,7 @@ interface WriteOptions {
   maxDepth?: number;
   requireDpop?: boolean;
   jwtMethod?: string[];
+  label?: string[];
   json?: boolean;
 }
 
@@ -64,6 +66,12 @@ export const roleTable = (role: RoleView) =>
     ['max_depth', role.max_depth],
     ['require_dpop', role.require_dpop],
     ['jwt_methods', role.jwt_methods.join(', ') || 'any'],
+    [
+      'labels',
+      Object.entries(role.labels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ') || '-',
+    ],
   ]);
 
 /** `custos role write|read|list|delete`: agent types. */
@@ -83,6 +91,11 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
     .option('--require-dpop', 'task tokens are DPoP-bound (RFC 9449)')
     .option('--no-require-dpop', 'task tokens are bearer tokens')
     .option('--jwt-method <name...>', 'JWT login: only these configured methods', collectList)
+    .option(
+      '--label <key=value...>',
+      'operator labels every task of the role carries (policies may rely on them)',
+      collectRepeat,
+    )
     .option('--json', 'JSON output')
     .action(async (name: string, opts: WriteOptions) => {
       const unknown = opts.auth?.filter((m) => !AUTH_METHODS.includes(m)) ?? [];
@@ -103,6 +116,7 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
         ...(opts.maxDepth !== undefined ? { max_depth: opts.maxDepth } : {}),
         ...(opts.requireDpop !== undefined ? { require_dpop: opts.requireDpop } : {}),
         ...(opts.jwtMethod?.length ? { jwt_methods: opts.jwtMethod } : {}),
+        ...(opts.label?.length ? { labels: parseLabels(opts.label) } : {}),
       };
       const result = await new CustosClient(io).request<RoleView>('PUT', `/v1/roles/${encodeURIComponent(name)}`, body);
       emit(io, opts.json, result, () => `Wrote role ${name}`);
@@ -126,7 +140,7 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
 
   role
     .command('delete <name>')
-    .description('delete a role (its tasks stop working)')
+    .description('delete a role: its tasks end (revoked, with their leases)')
     .option('--json', 'JSON output')
     .action(async (name: string, opts: { json?: boolean }) => {
       await new CustosClient(io).request('DELETE', `/v1/roles/${encodeURIComponent(name)}`);

@@ -114,7 +114,11 @@ export function registerTaskCommand(program: Command, io: CliIo): void {
     .requiredOption('--role <role>', 'the role (agent type)')
     .requiredOption('--ttl <duration>', 'lifetime, within the role’s max TTL, e.g. 10m')
     .option('--scope <entries...>', 'narrow the task: ACTION:PATTERN entries, e.g. read:kv/team/*', collectScope)
-    .option('--label <key=value...>', 'labels recorded on the task', collectRepeat)
+    .option(
+      '--label <key=value...>',
+      'operator labels of the task (added to the role’s, never changing them)',
+      collectRepeat,
+    )
     .option('--json', 'JSON output (token, task_id, accessor, expire_time, scope)')
     .action(async (opts: StartOptions & { role: string; json?: boolean }) => {
       const issued = await new CustosClient(io).request<IssuedTaskView>(

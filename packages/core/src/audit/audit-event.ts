@@ -19,6 +19,7 @@ export type AuditDecision = 'allow' | 'deny' | 'error';
 export interface AuditAuth {
   /** Non-secret handle of the token used (lookup/revocation id), never the token itself. */
   readonly token_accessor?: string;
+  /** Cosmetic (a token's creator chose it): identify the caller by `token_accessor` or `task_id`. */
   readonly display_name?: string;
   readonly policies?: readonly string[];
   readonly root?: boolean;
@@ -26,6 +27,10 @@ export interface AuditAuth {
   readonly identity?: string;
   /** Task ids from the root task down to the acting task. */
   readonly task_chain?: readonly string[];
+  /** The acting task (a task token): with `identity`, the stable id of who asked. */
+  readonly task_id?: string;
+  /** The acting task's role. */
+  readonly role?: string;
 }
 
 /** What was asked. */

@@ -1,2 +1,3 @@
 export * from './cert-service.js';
+export * from './jwt-claim-labels.js';
 export * from './jwt-method-service.js';

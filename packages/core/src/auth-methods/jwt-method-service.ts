@@ -4,6 +4,7 @@ import { NotFoundError, UnauthenticatedError, ValidationError } from '../errors/
 import { type JwtAuthConfig, JwtAuthMethod, validateJwtAuthConfig, type WorkloadIdentity } from '../identity/index.js';
 import type { Storage } from '../ports/storage.js';
 import type { Role } from '../tasks/index.js';
+import { labelsFromClaims, validateClaimLabels } from './jwt-claim-labels.js';
 
 const METHODS = 'auth.jwt';
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -31,6 +32,7 @@ export class JwtMethodService {
   async write(config: JwtAuthConfig): Promise<JwtAuthConfig> {
     if (!NAME.test(config.name)) throw new ValidationError('JWT method names use a-z, 0-9, "_", "." and "-".');
     validateJwtAuthConfig(config);
+    if (config.claimLabels !== undefined) config = { ...config, claimLabels: validateClaimLabels(config.claimLabels) };
     // A refused JWKS host is an error now, not a failed login later.
     if ('url' in config.jwks) await this.#egress.checkUrl(config.jwks.url);
     await this.#storage.entries.put(METHODS, config.name, sealJson(this.#cipher, METHODS, config.name, config));
@@ -57,8 +59,13 @@ export class JwtMethodService {
    * Verifies a workload JWT for a role with one method (named, or the only
    * one the role allows): issuer, audience, expiry, algorithm allow-list and
    * the role's bound claims. Every refusal is an UnauthenticatedError.
+   * `labels` are the operator labels the method's claim mapping gives.
    */
-  async login(role: Role, jwt: string, methodName: string | undefined): Promise<WorkloadIdentity> {
+  async login(
+    role: Role,
+    jwt: string,
+    methodName: string | undefined,
+  ): Promise<WorkloadIdentity & { labels: Record<string, string> }> {
     const allowed = role.jwt_methods.length > 0 ? role.jwt_methods : await this.list();
     const name = methodName ?? (allowed.length === 1 ? allowed[0] : undefined);
     // No hint about which methods exist: an anonymous caller learns only the code.
@@ -70,6 +77,7 @@ export class JwtMethodService {
       cached = { json, method: new JwtAuthMethod(config, { egress: this.#egress }) };
       this.#verifiers.set(name, cached);
     }
-    return cached.method.verify(jwt, { claims: role.bound_claims, matching: 'glob' });
+    const identity = await cached.method.verify(jwt, { claims: role.bound_claims, matching: 'glob' });
+    return { ...identity, labels: labelsFromClaims(identity.claims, config.claimLabels) };
   }
 }

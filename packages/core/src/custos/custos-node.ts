@@ -163,6 +163,9 @@ export class CustosNode {
     shares?: number;
     threshold?: number;
   }): Promise<{ shares?: string[]; root_token: string }> {
+    // An initialised node says so whatever its seal: "already done" is the
+    // answer an anonymous caller gets, never a hint about the seal type.
+    if ((await this.#seals.status()).initialized) throw new CustosError('CUSTOS_ERR_ALREADY_INITIALIZED');
     if (this.#options.seal.type !== 'shamir') throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
     const { shares } = await this.#seals.initialize({
       type: 'shamir',
@@ -180,10 +183,13 @@ export class CustosNode {
     return this.#seals.submitUnsealShare(share);
   }
 
-  /** Discards the shares submitted so far (sealing a sealed node does exactly that). */
-  async resetUnseal(): Promise<SealStatus> {
-    await this.#seals.seal();
-    return this.#seals.status();
+  /**
+   * Discards the unseal shares submitted so far. Only while sealed: on an
+   * unsealed node it is refused (`CUSTOS_ERR_NOT_SEALED`) — it is a public
+   * operation and must never seal (see SealManager.resetUnseal).
+   */
+  resetUnseal(): Promise<SealStatus> {
+    return this.#seals.resetUnseal();
   }
 
   seal(): Promise<void> {
@@ -309,7 +315,7 @@ export class CustosNode {
           // `auth.root: true` on the event, by the audit plugin.
           if (token.root) return { allowed: true, reasons: ['root'] };
           return engine.authorize({
-            principal: { type: 'Token', id: token.accessor, attrs: { display_name: token.display_name } },
+            principal: { type: 'Token', id: token.accessor },
             policies: token.policies,
             action,
             path,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
-import { NotFoundError } from '../errors/index.js';
+import { isCustosError, NotFoundError } from '../errors/index.js';
 import type { PolicyEngine } from '../policy/index.js';
 import type { Storage } from '../ports/storage.js';
 
@@ -14,7 +14,20 @@ export interface StoredPolicy {
   policy: string;
   updated_time: string;
   updated_by: string;
+  /**
+   * Set (on read) when the stored text no longer validates — written by an
+   * earlier build against an attribute since retired — and why. Such a
+   * policy denies everything to whoever holds it until it is rewritten.
+   */
+  load_error?: string;
 }
+
+/**
+ * What a stored policy that no longer validates becomes: a policy holding
+ * nothing but a refusal. Fail closed: its permits must not apply, and a
+ * `forbid` it held must not silently stop forbidding.
+ */
+const DENY_ALL = 'forbid(principal, action, resource);';
 
 /**
  * Named Cedar policy documents: stored through the barrier (an attacker who
@@ -31,6 +44,8 @@ export class PolicyService {
   readonly #storage: Pick<Storage, 'entries'>;
   readonly #cipher: Cipher;
   readonly #engine: PolicyEngine;
+  /** Stored policies that no longer validate: name → the stored text and why (the engine holds DENY_ALL for them). */
+  readonly #unloadable = new Map<string, { policy: string; error: string }>();
   #revision: string | undefined;
 
   constructor(deps: { storage: Pick<Storage, 'entries'>; cipher: Cipher; engine: PolicyEngine }) {
@@ -42,6 +57,9 @@ export class PolicyService {
   /**
    * Loads every stored policy into the engine (at unseal, and on a refresh
    * that found a change): sets new and changed ones, removes deleted ones.
+   * A stored policy that no longer validates (written before an attribute
+   * was retired) does not stop the node from unsealing: it is loaded as
+   * {@link DENY_ALL} and reported by {@link read} until it is rewritten.
    */
   async load(): Promise<number> {
     const revision = await this.#readRevision();
@@ -49,9 +67,23 @@ export class PolicyService {
     for (const entry of await this.#storage.entries.scan(POLICIES, '', { limit: 10_000 })) {
       const stored = await openJson<StoredPolicy>(this.#cipher, POLICIES, entry.key, entry.value);
       seen.add(stored.name);
-      if (this.#engine.get(stored.name) !== stored.policy) this.#engine.set(stored.name, stored.policy);
+      if (this.#engine.get(stored.name) === stored.policy) continue;
+      if (this.#unloadable.get(stored.name)?.policy === stored.policy) continue;
+      try {
+        this.#engine.set(stored.name, stored.policy);
+        this.#unloadable.delete(stored.name);
+      } catch (error) {
+        if (!(isCustosError(error) && error.code === 'CUSTOS_ERR_INVALID_POLICY')) throw error;
+        this.#engine.set(stored.name, DENY_ALL);
+        this.#unloadable.set(stored.name, { policy: stored.policy, error: error.message });
+      }
     }
-    for (const name of this.#engine.names()) if (!seen.has(name)) this.#engine.remove(name);
+    for (const name of this.#engine.names()) {
+      if (!seen.has(name)) {
+        this.#engine.remove(name);
+        this.#unloadable.delete(name);
+      }
+    }
     this.#revision = revision;
     return seen.size;
   }
@@ -70,7 +102,9 @@ export class PolicyService {
   async read(name: string): Promise<StoredPolicy> {
     const entry = await this.#storage.entries.get(POLICIES, name);
     if (!entry) throw new NotFoundError();
-    return await openJson<StoredPolicy>(this.#cipher, POLICIES, name, entry.value);
+    const stored = await openJson<StoredPolicy>(this.#cipher, POLICIES, name, entry.value);
+    const unloadable = this.#unloadable.get(name);
+    return unloadable?.policy === stored.policy ? { ...stored, load_error: unloadable.error } : stored;
   }
 
   /** Validates (parse + schema) before anything is stored; an invalid policy changes nothing. */
@@ -79,6 +113,7 @@ export class PolicyService {
     const stored: StoredPolicy = { name, policy, updated_time: new Date().toISOString(), updated_by: actor };
     await this.#storage.entries.put(POLICIES, name, sealJson(this.#cipher, POLICIES, name, stored));
     this.#engine.set(name, policy);
+    this.#unloadable.delete(name);
     await this.#bumpRevision();
     return stored;
   }
@@ -86,6 +121,7 @@ export class PolicyService {
   async delete(name: string): Promise<void> {
     if (!(await this.#storage.entries.delete(POLICIES, name))) throw new NotFoundError();
     this.#engine.remove(name);
+    this.#unloadable.delete(name);
     await this.#bumpRevision();
   }
 

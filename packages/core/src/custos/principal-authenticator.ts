@@ -1,6 +1,12 @@
 import { UnauthenticatedError } from '../errors/index.js';
 import { actChain, type TaskSigningKeys, VerifiedTaskTokenCache, verifyTaskToken } from '../task-tokens/index.js';
-import type { RoleService, TaskService, TaskTokenSubject } from '../tasks/index.js';
+import {
+  isTaskOfRole,
+  type RoleService,
+  type TaskService,
+  type TaskTokenSubject,
+  trustedLabels,
+} from '../tasks/index.js';
 import type { TokenService } from '../tokens/index.js';
 import type { Principal } from './principal.js';
 
@@ -70,24 +76,32 @@ export class PrincipalAuthenticator {
     // Labels live on the task's record, not in its token (they may be long, and a token is sent with every request).
     const record = await this.#tasks.record(task.task_id).catch(() => undefined);
     if (!record) throw new UnauthenticatedError();
-    return { kind: 'task', task, role, labels: record.labels };
+    // …and a role deleted and created again is not the role the task was
+    // started for: its tasks stay dead (the incarnation is in the record).
+    if (!isTaskOfRole(record, role)) throw new UnauthenticatedError();
+    // Labels its agent chose under an earlier build are not shown to policies as if an operator had set them.
+    const labels = trustedLabels(record);
+    if (!labels) throw new UnauthenticatedError();
+    return { kind: 'task', task, role, labels };
   }
 
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */
   async verifyTaskToken(token: string, context: AuthenticateContext): Promise<TaskTokenSubject> {
-    let dpopJkt: string | undefined;
-    if (context.dpop !== undefined && !context.allowUnproven) {
-      if (!this.#dpop) throw new UnauthenticatedError();
-      dpopJkt = await this.#dpop(context.dpop, { method: context.method, url: context.url, accessToken: token });
+    const options = { keys: this.#keys, issuer: this.#issuer, audience: this.#audience, cache: this.#verified };
+    // The token is verified before its DPoP proof: checking a proof records
+    // its jti in storage (single use on every node), and a proof is made
+    // with any key pair at all — so only a caller holding a valid task token
+    // may make custos write anything. The first check costs no storage.
+    let claims = await verifyTaskToken(token, { ...options, ignoreDpopBinding: true });
+    if (!context.allowUnproven && (context.dpop !== undefined || claims.cnf !== undefined)) {
+      let dpopJkt: string | undefined;
+      if (context.dpop !== undefined) {
+        if (!this.#dpop) throw new UnauthenticatedError();
+        dpopJkt = await this.#dpop(context.dpop, { method: context.method, url: context.url, accessToken: token });
+      }
+      // Again with the binding checked (the signature check is cached).
+      claims = await verifyTaskToken(token, { ...options, ...(dpopJkt ? { dpopJkt } : {}) });
     }
-    const claims = await verifyTaskToken(token, {
-      keys: this.#keys,
-      issuer: this.#issuer,
-      audience: this.#audience,
-      cache: this.#verified,
-      ...(dpopJkt ? { dpopJkt } : {}),
-      ...(context.allowUnproven ? { ignoreDpopBinding: true } : {}),
-    });
     const chain = actChain(claims);
     const status = await this.#tasks.isActive(chain);
     if (!status.active) throw new UnauthenticatedError();

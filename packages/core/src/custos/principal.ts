@@ -17,7 +17,11 @@ export type Principal =
       readonly labels: Readonly<Record<string, string>>;
     };
 
-/** A short, non-secret name for audit events and `created_by` fields. */
+/**
+ * A short, non-secret and *stable* name for `created_by`, `updated_by`,
+ * `ended_by` and lease owners: `token:<accessor>` or `task:<id>`. Never the
+ * display name, which the token's creator chose and anyone may repeat.
+ */
 export function principalName(principal: Principal): string {
-  return principal.kind === 'operator' ? principal.token.display_name : `task:${principal.task.task_id}`;
+  return principal.kind === 'operator' ? `token:${principal.token.accessor}` : `task:${principal.task.task_id}`;
 }

@@ -36,6 +36,10 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_ALREADY_INITIALIZED: { status: 409, message: 'custos is already initialised.' },
   CUSTOS_ERR_NOT_INITIALIZED: { status: 503, message: 'custos is not initialised.' },
   CUSTOS_ERR_SEALED: { status: 503, message: 'custos is sealed.' },
+  CUSTOS_ERR_NOT_SEALED: {
+    status: 409,
+    message: 'custos is not sealed: there is no unseal progress to reset.',
+  },
   CUSTOS_ERR_UNSEAL_FAILED: { status: 400, message: 'The unseal key shares do not reconstruct the root key.' },
   CUSTOS_ERR_INVALID_SHARE: { status: 400, message: 'The unseal key share is malformed.' },
   CUSTOS_ERR_SEAL_UNSUPPORTED: { status: 400, message: 'The seal does not support this operation.' },
@@ -55,6 +59,11 @@ export const ERROR_CATALOGUE = {
   },
   CUSTOS_ERR_DELEGATION_DEPTH: { status: 403, message: 'The delegation depth limit of the role is reached.' },
   CUSTOS_ERR_AUTH_METHOD_NOT_ALLOWED: { status: 403, message: 'The role does not allow this authentication method.' },
+  CUSTOS_ERR_LABEL_NOT_ALLOWED: {
+    status: 403,
+    message:
+      'This label cannot be set here: agents add only agent.* labels, and inherited or role labels never change.',
+  },
   CUSTOS_ERR_DPOP_REQUIRED: { status: 401, message: 'A DPoP proof is required or not valid.' },
   CUSTOS_ERR_ENGINE_UNAVAILABLE: { status: 503, message: 'The database engine is unreachable or refused custos.' },
   CUSTOS_ERR_ENGINE_NOT_FOUND: { status: 404, message: 'No such database engine.' },

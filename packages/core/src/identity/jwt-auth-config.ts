@@ -58,6 +58,14 @@ export interface JwtAuthConfig {
   clockToleranceSec?: number;
   /** Refuse tokens whose `iat` is older than this, whatever their `exp`. */
   maxTokenAgeSec?: number;
+  /**
+   * Claims that become operator labels of the task a login starts: claim
+   * name (or `/`-JSON Pointer) → label key, e.g. `{ "/kubernetes.io/namespace":
+   * "namespace" }`. The issuer vouches for the value, the operator for the
+   * mapping; the agent chooses neither. Checked when the method is written
+   * (see auth-methods/jwt-claim-labels.ts).
+   */
+  claimLabels?: Record<string, string>;
 }
 
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;

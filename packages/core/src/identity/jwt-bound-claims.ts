@@ -42,10 +42,18 @@ export function matchesBinding(payload: JWTPayload, binding: JwtBinding): boolea
   const glob = binding.matching === 'glob';
   if (binding.subject !== undefined && !matchesValue(payload.sub, binding.subject, glob)) return false;
   for (const [name, expected] of Object.entries(binding.claims ?? {})) {
-    const actual = name.startsWith('/') ? resolvePointer(payload, name) : ownValue(payload, name);
-    if (!matchesValue(actual, expected, glob)) return false;
+    if (!matchesValue(claimValue(payload, name), expected, glob)) return false;
   }
   return true;
+}
+
+/**
+ * A claim by name: an RFC 6901 JSON Pointer when it starts with `/`
+ * (`/kubernetes.io/namespace`), a top-level claim otherwise. Own properties
+ * only; `undefined` when absent.
+ */
+export function claimValue(payload: JWTPayload, name: string): unknown {
+  return name.startsWith('/') ? resolvePointer(payload, name) : ownValue(payload, name);
 }
 
 function matchesValue(actual: unknown, expected: string | string[], glob: boolean): boolean {

@@ -19,6 +19,8 @@ export type JwtRejectReason =
   | 'missing_claim'
   | 'subject_mismatch'
   | 'bound_claim_mismatch'
+  /** A claim the method maps to a label holds no plain value (an object, a list, too long). */
+  | 'claim_label_unusable'
   | 'internal';
 
 /** Maps a jose (or key-set) failure to a fixed audit reason. */

@@ -5,7 +5,8 @@ import type { PolicyAction } from './policy-action.js';
  * token it is the token's accessor/id, never the bearer secret itself.
  */
 export type AuthzPrincipal =
-  | { type: 'Token'; id: string; attrs?: { display_name?: string } }
+  /** An operator token, by accessor. Its display name is cosmetic and never reaches Cedar. */
+  | { type: 'Token'; id: string }
   | { type: 'Identity'; id: string; attrs: { role: string } }
   | {
       type: 'Task';

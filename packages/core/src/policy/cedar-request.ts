@@ -55,7 +55,7 @@ export function buildCedarCall(
 function principalAttrs(p: AuthzPrincipal, policies: readonly string[]): Record<string, CedarValueJson> {
   switch (p.type) {
     case 'Token':
-      return { display_name: p.attrs?.display_name ?? '', policies: [...policies] };
+      return { policies: [...policies] };
     case 'Identity':
       return { role: p.attrs.role, policies: [...policies] };
     case 'Task': {

@@ -10,7 +10,10 @@ import { POLICY_ACTIONS } from './policy-action.js';
  *   (`kv/finance/enrichment-api` in `kv/finance/` in `kv/`), which the request
  *   builder sets up per request, and carries its text as `path` for `like`.
  * - Principals: operator tokens, identities and tasks. Every principal carries
- *   the names of the policies it holds. A task is `in` its identity and its
+ *   the names of the policies it holds. A token has no other attribute: its
+ *   display name is chosen by whoever created it, so it is cosmetic and never
+ *   something a policy may read (name a token by its accessor,
+ *   `principal == Custos::Token::"acc_…"`, or by the policies it holds). A task is `in` its identity and its
  *   ancestor tasks, so `principal in Custos::Identity::"gpu-node-7"` covers the
  *   tasks that identity started.
  * - Context: the request time (UTC), the source address (`ipaddr`, so
@@ -33,7 +36,7 @@ export const CUSTOS_CEDAR_SCHEMA = `namespace Custos {
 
   entity Path in [Path] = { path: String };
 
-  entity Token = { display_name: String, policies: Set<String> };
+  entity Token = { policies: Set<String> };
   entity Identity = { role: String, policies: Set<String> };
   entity Task in [Identity, Task] = {
     role: String,

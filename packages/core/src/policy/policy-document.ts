@@ -4,6 +4,7 @@ import { CUSTOS_CEDAR_SCHEMA } from './custos-schema.js';
 import { isPolicyAction, type PolicyAction } from './policy-action.js';
 import { describeCedarErrors } from './policy-diagnostics.js';
 import { assertPolicyName } from './policy-name.js';
+import { retiredAttributeIn } from './retired-attributes.js';
 import { type RequestNeeds, statementNeeds } from './statement-needs.js';
 
 /** The largest policy document accepted, in UTF-16 code units. */
@@ -90,6 +91,10 @@ export function compilePolicyDocument(name: string, text: string): PolicyDocumen
     policies: { staticPolicies: text },
     validationSettings: { mode: 'strict' },
   });
+  // Whatever the validator said: its "attribute not found" would not say
+  // why, and a `has` test of a retired attribute validates but never holds.
+  const retired = retiredAttributeIn(text);
+  if (retired) throw invalid(retired);
   if (answer.type === 'failure') throw invalid(describeCedarErrors(text, answer.errors));
   if (answer.validationErrors.length > 0) {
     throw invalid(

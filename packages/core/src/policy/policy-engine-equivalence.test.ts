@@ -39,7 +39,7 @@ const pathArb = fc
   .tuple(fc.array(fc.constantFrom('a', 'b', 'c'), { minLength: 0, maxLength: 3 }), fc.boolean())
   .map(([segs, folder]) => ['kv', ...segs].join('/') + (folder ? '/' : ''));
 const principalArb: fc.Arbitrary<AuthzPrincipal> = fc.oneof(
-  fc.constant({ type: 'Token' as const, id: 'tok', attrs: { display_name: 'ci' } }),
+  fc.constant({ type: 'Token' as const, id: 'tok' }),
   fc.constantFrom('id-1', 'id-2').map((id) => ({ type: 'Identity' as const, id, attrs: { role: 'r' } })),
   fc
     .record({ depth: fc.nat(3), labels: fc.subarray(['x', 'y']), identity: fc.constantFrom('id-1', 'id-2') })
@@ -77,7 +77,7 @@ function reference(docs: string[][], req: AuthzRequest) {
   const policies = [...new Set(req.policies)];
   const attrs =
     p.type === 'Token'
-      ? { display_name: p.attrs?.display_name ?? '', policies }
+      ? { policies }
       : p.type === 'Identity'
         ? { role: p.attrs.role, policies }
         : { role: p.attrs.role, depth: p.attrs.depth, labels: [...(p.attrs.labels ?? [])], policies };

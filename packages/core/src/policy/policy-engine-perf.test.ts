@@ -31,7 +31,7 @@ function engineWith(options: ConstructorParameters<typeof PolicyEngine>[0]): Pol
 function measure(engine: PolicyEngine, path: (i: number) => string, n: number): { us: number; allowed: number } {
   const now = new Date('2025-03-04T10:00:00Z');
   const req = (i: number): AuthzRequest => ({
-    principal: { type: 'Token', id: 'tok-1', attrs: { display_name: 'bench' } },
+    principal: { type: 'Token', id: 'tok-1' },
     policies: ['team-0', 'team-1', 'team-2'],
     action: 'read',
     path: path(i),

@@ -10,7 +10,7 @@ const P = (p: string) => `Custos::Path::"${p}"`;
 
 function token(policies: string[], path: string, action: PolicyAction = 'read', context: AuthzRequest['context'] = {}) {
   return {
-    principal: { type: 'Token' as const, id: 'tok-1', attrs: { display_name: 'ci' } },
+    principal: { type: 'Token' as const, id: 'tok-1' },
     policies,
     action,
     path,
@@ -210,7 +210,7 @@ describe('PolicyEngine: context', () => {
     const engine = new PolicyEngine();
     engine.set(
       'self',
-      'permit(principal is Custos::Token, action, resource) when { context.depth == 0 && principal.policies.contains("self") && principal.display_name == "ci" };',
+      'permit(principal is Custos::Token, action, resource) when { context.depth == 0 && principal.policies.contains("self") };',
     );
     expect(engine.authorize(token(['self'], 'kv/x')).allowed).toBe(true);
   });

@@ -186,6 +186,26 @@ describe('SealManager — shamir', () => {
     }
   });
 
+  it('resetUnseal forgets the shares so far while sealed, and is refused (never a seal) once unsealed', async () => {
+    const { store, shares, blob, secret } = await initShamir();
+    const seals = new SealManager(store);
+    await seals.submitUnsealShare(shares[0]!);
+    await seals.submitUnsealShare(shares[1]!);
+    expect(await seals.resetUnseal()).toMatchObject({ sealed: true, progress: 0 });
+    // The two shares were forgotten: three more are needed.
+    await seals.submitUnsealShare(shares[2]!);
+    await seals.submitUnsealShare(shares[3]!);
+    expect(seals.barrier.sealed).toBe(true);
+    await seals.submitUnsealShare(shares[4]!);
+    expect(seals.barrier.sealed).toBe(false);
+    const sealHook = vi.fn();
+    seals.onSeal(sealHook);
+    await expectCode(seals.resetUnseal(), 'CUSTOS_ERR_NOT_SEALED');
+    expect(seals.barrier.sealed).toBe(false);
+    expect(sealHook).not.toHaveBeenCalled();
+    expect(Buffer.from(seals.barrier.decrypt(AAD, blob)).equals(Buffer.from(secret))).toBe(true);
+  });
+
   it('fails closed when the stored configuration is edited', async () => {
     const { store, shares } = await initShamir();
     const row = await store.get('sys', 'seal-config');

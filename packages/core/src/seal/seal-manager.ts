@@ -225,12 +225,30 @@ export class SealManager {
 
   /**
    * Seals: zeroes the root key, every data key and any collected shares, then
-   * runs the onSeal hooks. On a sealed node it only discards the shares
-   * submitted so far (an unseal reset). Always ends sealed; a hook's error is rethrown
-   * after every hook ran.
+   * runs the onSeal hooks. Sealing a sealed node does nothing more. Always
+   * ends sealed; a hook's error is rethrown after every hook ran.
+   *
+   * This is the privileged operation (an operator's `sys/seal`); it is never
+   * what {@link resetUnseal} does.
    */
   seal(): Promise<void> {
     return this.#exclusive(() => this.#sealNow());
+  }
+
+  /**
+   * Discards the Shamir shares submitted so far, and nothing else. Anyone
+   * may ask for it (`sys/unseal` is public, as in Vault, so that operators
+   * can start over after a wrong share), which is exactly why it must never
+   * reach {@link seal}: on an unsealed node there is no progress to discard,
+   * and the request is refused with `CUSTOS_ERR_NOT_SEALED` rather than
+   * taken as a reason to drop the keys.
+   */
+  resetUnseal(): Promise<SealStatus> {
+    return this.#exclusive(async () => {
+      if (!this.barrier.sealed) throw new CustosError('CUSTOS_ERR_NOT_SEALED');
+      this.#progress.reset();
+      return this.status();
+    });
   }
 
   /** Adds a keyring term online; new writes use it, older data stays readable. */

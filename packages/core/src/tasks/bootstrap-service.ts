@@ -2,6 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { CustosError } from '../errors/index.js';
 import type { Storage } from '../ports/storage.js';
+import type { Role } from './role-types.js';
+import { operatorLabels } from './task-labels.js';
 
 const BOOTSTRAP = 'bootstrap';
 const USED = 'bootstrap.used';
@@ -13,13 +15,24 @@ const TOMBSTONE_MS = 7 * 86_400_000;
 
 interface BootstrapEntry {
   role: string;
+  /** The role's incarnation when the token was made (absent for roles of earlier builds). */
+  role_id?: string;
+  /** Operator labels the token grants the task it starts. */
+  labels?: Record<string, string>;
   accessor: string;
   created_by: string;
   expires_at: number;
 }
 
 export type BootstrapOutcome =
-  | { kind: 'ok'; role: string; accessor: string }
+  | {
+      kind: 'ok';
+      role: string;
+      /** The role incarnation the token was made for: a namesake role created since is not it. */
+      roleId: string | undefined;
+      labels: Record<string, string>;
+      accessor: string;
+    }
   /** Someone used this token before: a replay, or the intended agent lost a race to an intruder. */
   | { kind: 'reused'; accessor: string }
   | { kind: 'invalid' };
@@ -41,10 +54,15 @@ export class BootstrapService {
     this.#now = deps.now ?? Date.now;
   }
 
+  /**
+   * Makes a token for one role incarnation. `labels` are operator labels the
+   * task it starts will carry (the caller checks them against the role's).
+   */
   async create(
-    role: string,
+    role: Pick<Role, 'name' | 'id'>,
     ttlMs: number,
     createdBy: string,
+    labels: Record<string, string> = {},
   ): Promise<{ token: string; accessor: string; expire_time: string }> {
     if (!Number.isInteger(ttlMs) || ttlMs <= 0 || ttlMs > MAX_BOOTSTRAP_TTL_MS) {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'Bootstrap tokens live at most 1h.');
@@ -52,7 +70,9 @@ export class BootstrapService {
     const token = `cbt_${randomBytes(32).toString('base64url')}`;
     const id = hashToken(token);
     const entry: BootstrapEntry = {
-      role,
+      role: role.name,
+      ...(role.id ? { role_id: role.id } : {}),
+      labels: operatorLabels(labels),
       accessor: `bac_${randomBytes(16).toString('base64url')}`,
       created_by: createdBy,
       expires_at: this.#now() + ttlMs,
@@ -79,7 +99,13 @@ export class BootstrapService {
           expiresAt: this.#now() + TOMBSTONE_MS,
         });
         if (entry.expires_at <= this.#now()) return { kind: 'invalid' };
-        return { kind: 'ok', role: entry.role, accessor: entry.accessor };
+        return {
+          kind: 'ok',
+          role: entry.role,
+          roleId: entry.role_id,
+          labels: entry.labels ?? {},
+          accessor: entry.accessor,
+        };
       }
       const used = await entries.get(USED, id);
       if (used) {

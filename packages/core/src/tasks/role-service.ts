@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type Cipher, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
@@ -5,6 +6,7 @@ import { NotFoundError, ValidationError } from '../errors/index.js';
 import { isPolicyName } from '../policy/index.js';
 import type { Storage } from '../ports/storage.js';
 import type { AuthMethodKind, Role, RoleInput } from './role-types.js';
+import { operatorLabels } from './task-labels.js';
 
 const ROLES = 'role';
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -31,6 +33,9 @@ export class RoleService {
     const now = new Date().toISOString();
     const role: Role = {
       name,
+      // A new role is a new incarnation; an update keeps the one it has (a
+      // role from an earlier build keeps having none, so its tasks still match).
+      ...(existing ? (existing.id ? { id: existing.id } : {}) : { id: newRoleId() }),
       policies: [...new Set(input.policies)].sort(),
       max_ttl_ms: input.max_ttl_ms ?? existing?.max_ttl_ms ?? 15 * 60_000,
       default_ttl_ms: 0,
@@ -40,6 +45,7 @@ export class RoleService {
       max_depth: input.max_depth ?? existing?.max_depth ?? 3,
       require_dpop: input.require_dpop ?? existing?.require_dpop ?? false,
       jwt_methods: input.jwt_methods ?? existing?.jwt_methods ?? [],
+      labels: operatorLabels(input.labels ?? existing?.labels ?? {}),
       created_time: existing?.created_time ?? now,
       updated_time: now,
     };
@@ -55,7 +61,11 @@ export class RoleService {
   async find(name: string): Promise<Role | undefined> {
     if (!ROLE_NAME.test(name)) return undefined;
     const entry = await this.#storage.entries.get(ROLES, name);
-    return entry ? this.#opened.openJson<Role>(this.#cipher, ROLES, name, entry.value) : undefined;
+    if (!entry) return undefined;
+    const role = await this.#opened.openJson<Role>(this.#cipher, ROLES, name, entry.value);
+    // Roles stored by earlier builds have no labels.
+    if (role.labels === undefined) role.labels = {};
+    return role;
   }
 
   async read(name: string): Promise<Role> {
@@ -68,10 +78,19 @@ export class RoleService {
     return this.#storage.entries.list(ROLES, '', { limit: 10_000 });
   }
 
-  async delete(name: string): Promise<void> {
-    if (!(await this.#storage.entries.delete(ROLES, name))) throw new NotFoundError();
+  /**
+   * Deletes a role and returns what it was. Its tasks stop working at once
+   * (their role incarnation is gone, see task-standing.ts); the caller ends
+   * them with TaskService.revokeRoleTasks.
+   */
+  async delete(name: string): Promise<Role> {
+    const role = await this.find(name);
+    if (!role || !(await this.#storage.entries.delete(ROLES, name))) throw new NotFoundError();
+    return role;
   }
 }
+
+const newRoleId = () => `rol_${randomBytes(16).toString('base64url')}`;
 
 function validateRole(role: Role): void {
   for (const p of role.policies) if (!isPolicyName(p)) throw new ValidationError('A policy name is invalid.');

@@ -4,6 +4,14 @@ export type AuthMethodKind = 'bootstrap' | 'jwt' | 'cert';
 /** An agent type (`enricher`, `risk-model`): what it may hold and how it may get in. */
 export interface Role {
   name: string;
+  /**
+   * This incarnation of the role: random, set when the role is created and
+   * kept by updates. Deleting a role and creating one with the same name
+   * gives a new id, so the old role's tasks and bootstrap tokens, which
+   * recorded the old id, are not the new role's. Absent on roles created by
+   * earlier builds (until they are deleted).
+   */
+  id?: string;
   /** Cedar policy names every task of this role holds (intersected with the task's scope). */
   policies: string[];
   /** Longest lifetime of a task of this role, delegated ones included. */
@@ -21,8 +29,13 @@ export interface Role {
   require_dpop: boolean;
   /** JWT login: which configured JWT method(s) may be used; empty = any. */
   jwt_methods: string[];
+  /**
+   * Operator labels every task of the role carries (`principal.labels`),
+   * fixed when the task starts; they win over labels from any other source.
+   */
+  labels: Record<string, string>;
   created_time: string;
   updated_time: string;
 }
 
-export type RoleInput = Partial<Omit<Role, 'name' | 'created_time' | 'updated_time'>> & { policies: string[] };
+export type RoleInput = Partial<Omit<Role, 'name' | 'id' | 'created_time' | 'updated_time'>> & { policies: string[] };

@@ -2,13 +2,22 @@ import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { timeOrderedId } from '../common/random-pool.js';
 import { TransactionBatcher } from '../common/transaction-batcher.js';
-import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
+import { CustosError, NotFoundError } from '../errors/index.js';
 import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../policy/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import type { RoleService } from './role-service.js';
 import type { Role } from './role-types.js';
 import { TaskAccessors } from './task-accessor.js';
-import type { ActorClaim, IssuedTask, TaskRecord, TaskState, TaskView } from './task-types.js';
+import { agentLabels, childTaskLabels, rootTaskLabels, validateLabels } from './task-labels.js';
+import { isTaskOfRole, trustedLabels } from './task-standing.js';
+import {
+  type ActorClaim,
+  type IssuedTask,
+  TASK_RECORD_VERSION,
+  type TaskRecord,
+  type TaskState,
+  type TaskView,
+} from './task-types.js';
 
 const TASKS = 'task';
 const TREE = 'task.tree';
@@ -66,13 +75,21 @@ export interface StartTaskRequest {
   via: string;
   ttlMs?: number;
   scope?: string;
+  /**
+   * Labels an operator granted this task: from its bootstrap token, its JWT
+   * method's claim mapping, or the operator starting it. The caller checks
+   * where they came from (see task-labels.ts); the role's labels win over them.
+   */
   labels?: Record<string, string>;
+  /** Labels the agent chose at login: `agent.…` keys only (checked here). */
+  agentLabels?: Record<string, string>;
   jkt?: string | null;
 }
 
 export interface DelegateRequest {
   scope?: string;
   ttlMs?: number;
+  /** Labels the parent adds for its child: new `agent.…` keys only (checked here). */
   labels?: Record<string, string>;
   jkt?: string | null;
 }
@@ -143,13 +160,19 @@ export class TaskService {
       role: role.name,
       sub: request.sub,
       scope,
-      labels: validateLabels(request.labels),
+      labels: rootTaskLabels({
+        role: role.labels ?? {},
+        granted: validateLabels(request.labels),
+        agent: agentLabels(request.agentLabels),
+      }),
       accessor: this.#accessors.of(id),
       act: null,
       jkt: request.jkt ?? null,
       created_time: new Date(this.#now()).toISOString(),
       expires_at: this.#now() + ttlMs,
       via: request.via,
+      ...(role.id ? { role_id: role.id } : {}),
+      v: TASK_RECORD_VERSION,
     };
     return this.#create(record);
   }
@@ -163,6 +186,10 @@ export class TaskService {
     const parentRecord = await this.#get(parent.task_id);
     // The caller usually has the role already (it authenticated the parent).
     const role = parentRole?.name === parentRecord.role ? parentRole : await this.#roles.read(parentRecord.role);
+    // A parent of a deleted (maybe recreated) role, or whose labels its agent
+    // chose under an earlier build, has nothing it may hand down.
+    const parentLabels = trustedLabels(parentRecord);
+    if (!isTaskOfRole(parentRecord, role) || !parentLabels) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
     if (parentRecord.depth + 1 > role.max_depth) throw new CustosError('CUSTOS_ERR_DELEGATION_DEPTH');
     const state = await this.isActive(parentRecord.chain);
     if (!state.active) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
@@ -186,13 +213,16 @@ export class TaskService {
       role: parentRecord.role,
       sub: parentRecord.sub,
       scope,
-      labels: validateLabels({ ...parentRecord.labels, ...(request.labels ?? {}) }),
+      // Inherited exactly; the parent may add agent labels, never change one.
+      labels: childTaskLabels(parentLabels, request.labels),
       accessor: this.#accessors.of(id),
       act: { sub: parentRecord.sub, task_id: parentRecord.id, ...(parentRecord.act ? { act: parentRecord.act } : {}) },
       jkt: request.jkt !== undefined ? request.jkt : parentRecord.jkt,
       created_time: new Date(now).toISOString(),
       expires_at: now + ttlMs,
       via: 'delegation',
+      ...(parentRecord.role_id ? { role_id: parentRecord.role_id } : {}),
+      v: TASK_RECORD_VERSION,
     };
     return this.#create(record);
   }
@@ -231,11 +261,19 @@ export class TaskService {
     return views;
   }
 
-  async list(filter: { role?: string; state?: TaskState; limit?: number } = {}): Promise<TaskView[]> {
+  /**
+   * Tasks in id order (oldest first), at most `limit`. `filter` is the
+   * caller's visibility rule (who may see which task), applied before the
+   * limit counts.
+   */
+  async list(
+    filter: { role?: string; state?: TaskState; limit?: number; filter?: (view: TaskView) => boolean } = {},
+  ): Promise<TaskView[]> {
     const out: TaskView[] = [];
     for (const entry of await this.#storage.entries.scan(TASKS, '', { limit: 10_000 })) {
       const view = await this.#view(await openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value));
       if ((filter.role && view.role !== filter.role) || (filter.state && view.state !== filter.state)) continue;
+      if (filter.filter && !filter.filter(view)) continue;
       out.push(view);
       if (out.length >= (filter.limit ?? 1_000)) break;
     }
@@ -266,6 +304,38 @@ export class TaskService {
     return this.#end(id, 'revoked', by);
   }
 
+  /**
+   * Revokes every live root task of a deleted role (and so, by cascade,
+   * their subtrees and leases): deleting a role ends its tasks. Only tasks of
+   * that incarnation are touched, so a namesake created meanwhile keeps its
+   * own. Their tokens are refused already, by the incarnation check on every
+   * use; this makes the end recorded and drops their credentials now rather
+   * than at expiry. Reads every task record (roles are deleted rarely); a
+   * run cut short leaves the rest to expire, refused all the same.
+   */
+  async revokeRoleTasks(role: Pick<Role, 'name' | 'id'>, by: string, page = 500): Promise<number> {
+    let revoked = 0;
+    let after: string | undefined;
+    for (;;) {
+      const entries = await this.#storage.entries.scan(TASKS, '', { limit: page, ...(after ? { after } : {}) });
+      for (const entry of entries) {
+        // Not through the memo: one pass over every task must not push live ones out of it.
+        const record = await openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value).catch(() => undefined);
+        if (!record || record.parent_id !== null || !isTaskOfRole(record, role)) continue;
+        if (record.expires_at <= this.#now() || !(await this.isActive([record.id])).active) continue;
+        try {
+          await this.#end(record.id, 'revoked', by);
+          revoked++;
+        } catch (error) {
+          // Reaped meanwhile: nothing left to end.
+          if (!(error instanceof NotFoundError)) throw error;
+        }
+      }
+      if (entries.length < page) return revoked;
+      after = entries[entries.length - 1]?.key;
+    }
+  }
+
   /** The task's work is done: like revoke, recorded as `ended`. */
   async end(id: string, by: string): Promise<TaskView> {
     return this.#end(id, 'ended', by);
@@ -279,6 +349,8 @@ export class TaskService {
   async extend(id: string, ttlMs: number): Promise<TaskView> {
     const record = await this.#get(id);
     const role = await this.#roles.read(record.role);
+    // A task of a deleted role is over, even if a namesake exists now.
+    if (!isTaskOfRole(record, role)) throw new NotFoundError();
     const now = this.#now();
     // An expired task stays dead, even before the reaper has marked it.
     if (record.expires_at <= now) throw new NotFoundError();
@@ -529,15 +601,3 @@ export class TaskService {
 const newTaskId = () => `tsk_${timeOrderedId()}`;
 const treeKey = taskTreePrefix;
 const lastSegment = (key: string) => key.slice(0, -1).split('/').pop() as string;
-
-function validateLabels(labels: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(labels ?? {})) {
-    if (!/^[a-z0-9][a-z0-9_.-]{0,62}$/i.test(k) || typeof v !== 'string' || v.length > 256) {
-      throw new ValidationError('Labels are key=value with short keys and values.');
-    }
-    out[k] = v;
-  }
-  if (Object.keys(out).length > 32) throw new ValidationError('At most 32 labels.');
-  return out;
-}

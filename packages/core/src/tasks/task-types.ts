@@ -17,6 +17,11 @@ export interface TaskRecord {
   sub: string;
   /** Space-separated ACTION:PATTERN entries: the slice of the role's grant this task holds. */
   scope: string;
+  /**
+   * What Cedar sees as `principal.labels`: operator labels (from the role,
+   * the bootstrap token, the JWT claim mapping or an operator start) and the
+   * agent's own `agent.…` ones; inherited unchanged by children (see task-labels.ts).
+   */
   labels: Record<string, string>;
   /** Non-secret handle for orchestrators: look up, extend or revoke without the token. */
   accessor: string;
@@ -28,12 +33,28 @@ export interface TaskRecord {
   expires_at: number;
   /** How it got in: bootstrap, jwt, cert, operator, delegation. */
   via: string;
+  /**
+   * The incarnation of its role ({@link Role.id}) when the task started: a
+   * role deleted and created again under the same name is another role, and
+   * this task is not one of its tasks. Absent when the role had no id (made
+   * by an earlier build).
+   */
+  role_id?: string;
+  /**
+   * {@link TASK_RECORD_VERSION} for records whose labels follow the
+   * operator/agent rule; absent on records made by earlier builds, whose
+   * labels the agent chose (see task-standing.ts).
+   */
+  v?: number;
 }
+
+/** The version of task records written by this build. */
+export const TASK_RECORD_VERSION = 2;
 
 export type TaskState = 'active' | 'ended' | 'revoked' | 'expired';
 
 /** A task as shown to callers. */
-export interface TaskView extends Omit<TaskRecord, 'expires_at'> {
+export interface TaskView extends Omit<TaskRecord, 'expires_at' | 'v'> {
   state: TaskState;
   expire_time: string;
   /** For revoked/ended: which task's revocation or end caused it (itself or an ancestor). */

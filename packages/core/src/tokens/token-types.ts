@@ -6,6 +6,11 @@ export interface TokenEntry {
   policies: string[];
   /** The root token bypasses policy; every use is audited as root. */
   root: boolean;
+  /**
+   * Cosmetic, chosen by the token's creator (never `root` unless it is the
+   * root token): shown in listings and audit events beside the accessor,
+   * never given to policies.
+   */
   display_name: string;
   created_time: string;
   /** Epoch ms; null for a token that does not expire (only root). */

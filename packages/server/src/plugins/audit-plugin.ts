@@ -136,7 +136,12 @@ function event(
   };
 }
 
-/** Who asked, for the event: accessors and ids, never a token. */
+/**
+ * Who asked, for the event: accessors and ids, never a token. Every event of
+ * an authenticated caller carries its stable id — `token_accessor` for an
+ * operator token, `task_id` with `identity` for a task — because the display
+ * name is the token creator's choice and proves nothing.
+ */
 function auditAuth(principal: Principal | null): AuditAuth {
   if (!principal) return {};
   if (principal.kind === 'operator') {
@@ -150,7 +155,9 @@ function auditAuth(principal: Principal | null): AuditAuth {
   }
   const { task, role } = principal;
   return {
+    task_id: task.task_id,
     identity: task.sub,
+    role: role.name,
     display_name: `task:${task.task_id}`,
     policies: role.policies,
     task_chain: task.chain,

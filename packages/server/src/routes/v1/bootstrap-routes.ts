@@ -1,8 +1,18 @@
 import { BlockList, isIPv4 } from 'node:net';
-import { type CustosNode, parseDuration, principalName, type Role, UnauthenticatedError } from '@custos/core';
+import {
+  agentLabels,
+  assertNoRoleConflict,
+  type CustosNode,
+  isTaskOfRole,
+  operatorLabels,
+  parseDuration,
+  principalName,
+  type Role,
+  UnauthenticatedError,
+} from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { nameParams, roleAllowing, roleResource, ttlBody } from './route-params.js';
-import { issuedView, type StartBody, startBodySchema, startTask } from './task-routes.js';
+import { issuedView, labelsSchema, type StartBody, startBodySchema, startTask } from './task-routes.js';
 
 // Login routes take secrets from anonymous callers: rate limited per source.
 export const loginLimit = { max: 60, timeWindow: '1 minute' };
@@ -28,20 +38,30 @@ export function checkLogin(role: Role, method: 'bootstrap' | 'jwt' | 'cert', req
 
 /** `/v1/roles/:name/bootstrap` and `/v1/auth/bootstrap/login`: single-use secure introduction. */
 export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
-  app.post<{ Params: { name: string }; Body: { ttl?: string } }>('/roles/:name/bootstrap', {
-    config: { access: { kind: 'policy', action: 'issue', resource: roleResource, operatorOnly: true } },
-    schema: {
-      tags: ['auth'],
-      summary: 'Create a single-use bootstrap token for a freshly spawned agent of this role',
-      params: nameParams,
-      body: ttlBody,
+  app.post<{ Params: { name: string }; Body: { ttl?: string; labels?: Record<string, string> } }>(
+    '/roles/:name/bootstrap',
+    {
+      config: { access: { kind: 'policy', action: 'issue', resource: roleResource, operatorOnly: true } },
+      schema: {
+        tags: ['auth'],
+        summary: 'Create a single-use bootstrap token for a freshly spawned agent of this role',
+        params: nameParams,
+        body: {
+          type: 'object',
+          properties: { ...ttlBody.properties, labels: labelsSchema },
+          additionalProperties: false,
+        },
+      },
+      handler: async (request) => {
+        const role = await roleAllowing(node, request.params.name, 'bootstrap');
+        const ttlMs = parseDuration(request.body?.ttl ?? '5m');
+        // Operator labels for the task this token starts: they may add to the role's, never contradict them.
+        const labels = operatorLabels(request.body?.labels);
+        assertNoRoleConflict(role.labels, labels);
+        return node.services().bootstrap.create(role, ttlMs, principalName(request.auth!), labels);
+      },
     },
-    handler: async (request) => {
-      const role = await roleAllowing(node, request.params.name, 'bootstrap');
-      const ttlMs = parseDuration(request.body?.ttl ?? '5m');
-      return node.services().bootstrap.create(role.name, ttlMs, principalName(request.auth!));
-    },
-  });
+  );
 
   app.post<{ Body: StartBody & { token: string } }>('/auth/bootstrap/login', {
     config: { access: { kind: 'public' }, rateLimit: loginLimit },
@@ -56,6 +76,9 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
     },
     handler: async (request) => {
       const { token, ...start } = request.body;
+      // Checked before the single-use token is spent: a label the agent may
+      // not set is refused without costing it its only login.
+      agentLabels(start.labels);
       const services = node.services();
       const outcome = await services.bootstrap.consume(token);
       if (outcome.kind === 'reused') {
@@ -74,9 +97,20 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
         throw new UnauthenticatedError();
       }
       if (outcome.kind === 'invalid') throw new UnauthenticatedError();
-      const role = await services.roles.read(outcome.role);
+      const role = await services.roles.find(outcome.role);
+      // Made for a role that has since been deleted (perhaps recreated): spent, and nothing more.
+      if (
+        !role ||
+        !isTaskOfRole({ role: outcome.role, ...(outcome.roleId ? { role_id: outcome.roleId } : {}) }, role)
+      ) {
+        request.auditReason = 'role_deleted';
+        throw new UnauthenticatedError();
+      }
       checkLogin(role, 'bootstrap', request);
-      const issued = await startTask(node, role, `bootstrap:${outcome.accessor}`, 'bootstrap', start);
+      const issued = await startTask(node, role, `bootstrap:${outcome.accessor}`, 'bootstrap', start, {
+        from: 'login',
+        granted: outcome.labels,
+      });
       request.auth = { kind: 'task', task: taskSubject(issued.task), role, labels: issued.task.labels };
       return issuedView(request, issued);
     },

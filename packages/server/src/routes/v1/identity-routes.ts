@@ -3,6 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import {
   CustosError,
   type CustosNode,
+  isTaskOfRole,
   type JwtAuthConfig,
   NotFoundError,
   parseDuration,
@@ -23,6 +24,8 @@ interface JwtMethodBody {
   algorithms?: string[];
   clock_tolerance_sec?: number;
   max_token_age_sec?: number;
+  /** Claim name (or `/`-pointer) → operator label key of the tasks its logins start. */
+  claim_labels?: Record<string, string>;
 }
 
 /**
@@ -52,6 +55,11 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
           algorithms: { type: 'array', items: { type: 'string', maxLength: 16 }, maxItems: 16 },
           clock_tolerance_sec: { type: 'integer', minimum: 0, maximum: 300 },
           max_token_age_sec: { type: 'integer', minimum: 1 },
+          claim_labels: {
+            type: 'object',
+            additionalProperties: { type: 'string', maxLength: 64 },
+            maxProperties: 32,
+          },
         },
         required: ['issuer', 'audience'],
         additionalProperties: false,
@@ -68,9 +76,15 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
         ...(b.algorithms ? { algorithms: b.algorithms } : {}),
         ...(b.clock_tolerance_sec !== undefined ? { clockToleranceSec: b.clock_tolerance_sec } : {}),
         ...(b.max_token_age_sec !== undefined ? { maxTokenAgeSec: b.max_token_age_sec } : {}),
+        ...(b.claim_labels !== undefined ? { claimLabels: b.claim_labels } : {}),
       } as JwtAuthConfig;
-      await node.services().jwtMethods.write(config);
-      return { name: config.name, issuer: config.issuer, audience: config.audience };
+      const written = await node.services().jwtMethods.write(config);
+      return {
+        name: written.name,
+        issuer: written.issuer,
+        audience: written.audience,
+        ...(written.claimLabels ? { claim_labels: written.claimLabels } : {}),
+      };
     },
   });
 
@@ -123,7 +137,9 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
         throw error instanceof NotFoundError ? new UnauthenticatedError() : error;
       });
       const sub = `jwt:${String(identity.claims.iss)}#${identity.subject}`;
-      const issued = await startTask(node, role, sub, 'jwt', start);
+      // Operator labels come from the method's claim mapping (the issuer
+      // vouches for each value); the body's labels are the agent's own.
+      const issued = await startTask(node, role, sub, 'jwt', start, { from: 'login', granted: identity.labels });
       request.auth = { kind: 'task', task: taskSubject(issued.task), role, labels: issued.task.labels };
       return issuedView(request, issued);
     },
@@ -139,7 +155,7 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
     },
     handler: async (request) => {
       const role = await roleAllowing(node, request.params.name, 'cert');
-      return node.services().certs.issue(role.name, parseDuration(request.body?.ttl ?? '1h', 30 * 86_400_000));
+      return node.services().certs.issue(role, parseDuration(request.body?.ttl ?? '1h', 30 * 86_400_000));
     },
   });
 
@@ -181,9 +197,16 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
       const services = node.services();
       const verified = await services.certs.verify(new X509Certificate(raw));
       const role = await services.roles.find(verified.role);
-      if (!role) throw new UnauthenticatedError();
+      // Issued for a role since deleted (perhaps recreated under its name): not this role's.
+      if (
+        !role ||
+        !isTaskOfRole({ role: verified.role, ...(verified.roleId ? { role_id: verified.roleId } : {}) }, role)
+      ) {
+        request.auditReason = 'role_deleted';
+        throw new UnauthenticatedError();
+      }
       checkLogin(role, 'cert', request);
-      const issued = await startTask(node, role, verified.spiffeId, 'cert', request.body ?? {});
+      const issued = await startTask(node, role, verified.spiffeId, 'cert', request.body ?? {}, { from: 'login' });
       request.auth = { kind: 'task', task: taskSubject(issued.task), role, labels: issued.task.labels };
       return issuedView(request, issued);
     },

@@ -1,6 +1,14 @@
-import { type CustosNode, PermissionDeniedError, parseDuration, type Role, type RoleInput } from '@custos/core';
+import {
+  type CustosNode,
+  PermissionDeniedError,
+  parseDuration,
+  principalName,
+  type Role,
+  type RoleInput,
+} from '@custos/core';
 import type { FastifyInstance } from 'fastify';
 import { nameParams, roleResource } from './route-params.js';
+import { labelsSchema } from './task-routes.js';
 
 const stringList = { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 64 } as const;
 
@@ -14,6 +22,7 @@ interface RoleBody {
   max_depth?: number;
   require_dpop?: boolean;
   jwt_methods?: string[];
+  labels?: Record<string, string>;
 }
 
 /** The API view of a role: durations as milliseconds and as text. */
@@ -49,6 +58,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
           max_depth: { type: 'integer', minimum: 0, maximum: 16 },
           require_dpop: { type: 'boolean' },
           jwt_methods: stringList,
+          labels: labelsSchema,
         },
         required: ['policies'],
         additionalProperties: false,
@@ -79,6 +89,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
         ...(b.max_depth !== undefined ? { max_depth: b.max_depth } : {}),
         ...(b.require_dpop !== undefined ? { require_dpop: b.require_dpop } : {}),
         ...(b.jwt_methods ? { jwt_methods: b.jwt_methods } : {}),
+        ...(b.labels ? { labels: b.labels } : {}),
       };
       return roleView(await roles().write(request.params.name, input));
     },
@@ -98,9 +109,16 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
 
   app.delete<{ Params: { name: string } }>('/roles/:name', {
     config: { access: { kind: 'policy', action: 'delete', resource: roleResource, operatorOnly: true } },
-    schema: { tags: ['roles'], summary: 'Delete a role (its tasks stop working)', params: nameParams },
+    schema: {
+      tags: ['roles'],
+      summary: 'Delete a role: its tasks end (revoked, with their leases)',
+      params: nameParams,
+    },
     handler: async (request, reply) => {
-      await roles().delete(request.params.name);
+      const role = await roles().delete(request.params.name);
+      // Its tasks' tokens are refused from now on, on every node (role
+      // incarnation); ending them records it and drops their leases now.
+      await node.services().tasks.revokeRoleTasks(role, principalName(request.auth!));
       return reply.code(204).send();
     },
   });

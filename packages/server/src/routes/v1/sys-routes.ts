@@ -1,4 +1,4 @@
-import { type CustosNode, DEFAULT_KEY_REFRESH_INTERVAL_MS, MAX_TASK_TTL_MS } from '@custos/core';
+import { type CustosNode, DEFAULT_KEY_REFRESH_INTERVAL_MS, MAX_TASK_TTL_MS, ValidationError } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
 import type { NodeHealth } from '../../node-health.js';
 
@@ -73,6 +73,10 @@ export async function sysRoutes(
   });
 
   app.post<{ Body: { shares?: number; threshold?: number } }>('/sys/init', {
+    // Public because nothing exists yet to authenticate with (as in Vault):
+    // whoever initialises first holds the shares and the root token, so a
+    // Shamir node must be initialised by its operators before it is exposed.
+    // Once initialised, by any node, it is refused (ALREADY_INITIALIZED).
     config: { access: { kind: 'public' }, whileSealed: true, rateLimit: anonymousLimit },
     schema: {
       tags: ['sys'],
@@ -90,10 +94,14 @@ export async function sysRoutes(
   });
 
   app.post<{ Body: { key?: string; reset?: boolean } }>('/sys/unseal', {
+    // Public, as it must be to unseal, so it may only ever move a sealed node
+    // towards unsealed: a share is counted (or ignored once unsealed), a reset
+    // forgets the shares so far and is refused on an unsealed node. Sealing
+    // is `sys/seal`, an operator's action; nothing here reaches it.
     config: { access: { kind: 'public' }, whileSealed: true, rateLimit: anonymousLimit },
     schema: {
       tags: ['sys'],
-      summary: 'Submit one unseal key share (or reset progress)',
+      summary: 'Submit one unseal key share, or reset unseal progress (only while sealed)',
       body: {
         type: 'object',
         properties: { key: { type: 'string', maxLength: 1024 }, reset: { type: 'boolean' } },
@@ -102,8 +110,10 @@ export async function sysRoutes(
       response: { 200: sealStatusSchema },
     },
     handler: async (request) => {
-      if (request.body?.reset) return node.resetUnseal();
-      return node.submitUnsealShare(request.body?.key ?? '');
+      const { key, reset } = request.body ?? {};
+      if (reset && key !== undefined) throw new ValidationError('Send a key share or reset, not both.');
+      if (reset) return node.resetUnseal();
+      return node.submitUnsealShare(key ?? '');
     },
   });
 

@@ -1,14 +1,18 @@
 import {
+  assertNoRoleConflict,
   CustosError,
   type CustosNode,
   type IssuedTask,
+  PermissionDeniedError,
   parseDuration,
   principalName,
   type Role,
   type TaskState,
+  type TaskView,
+  validateLabels,
 } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { authorizeDelegation, authorizeTaskAccess, callingTask } from '../../task-access.js';
+import { authorizeDelegation, authorizeSubtreeAccess, authorizeTaskAccess, callingTask } from '../../task-access.js';
 import { roleResource } from './route-params.js';
 
 const idParams = {
@@ -21,7 +25,8 @@ const accessorParams = {
   properties: { accessor: { type: 'string', pattern: '^tac_[A-Za-z0-9_-]{22}$' } },
   required: ['accessor'],
 } as const;
-const labelsSchema = {
+/** A label map in a body (its keys and values are checked again by the service, by origin). */
+export const labelsSchema = {
   type: 'object',
   additionalProperties: { type: 'string', maxLength: 256 },
   maxProperties: 32,
@@ -64,6 +69,14 @@ export const issuedView = (request: FastifyRequest, issued: IssuedTask) => {
   };
 };
 
+/**
+ * Where a start's labels come from. At a login the body's labels are the
+ * agent's own (`agent.…` only) and `granted` holds the operator labels its
+ * credential carries (bootstrap token, JWT claim mapping); at an operator
+ * start the body's labels are the operator's.
+ */
+export type StartLabels = { from: 'login'; granted?: Record<string, string> } | { from: 'operator' };
+
 /** Starts a root task of `role` for `sub`: shared by operator start and every login. */
 export async function startTask(
   node: CustosNode,
@@ -71,15 +84,20 @@ export async function startTask(
   sub: string,
   via: string,
   body: StartBody | undefined,
+  labels: StartLabels,
 ): Promise<IssuedTask> {
   if (role.require_dpop && !body?.dpop_jkt) throw new CustosError('CUSTOS_ERR_DPOP_REQUIRED');
+  const granted = labels.from === 'operator' ? validateLabels(body?.labels) : (labels.granted ?? {});
+  // An operator may add labels to a task, never contradict the role's.
+  if (labels.from === 'operator') assertNoRoleConflict(role.labels, granted);
   return node.services().tasks.start({
     role,
     sub,
     via,
     ...(body?.ttl ? { ttlMs: parseDuration(body.ttl) } : {}),
     ...(body?.scope ? { scope: body.scope } : {}),
-    ...(body?.labels ? { labels: body.labels } : {}),
+    labels: granted,
+    ...(labels.from === 'login' && body?.labels ? { agentLabels: body.labels } : {}),
     ...(body?.dpop_jkt ? { jkt: body.dpop_jkt } : {}),
   });
 }
@@ -94,7 +112,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     handler: async (request) => {
       const role = await node.services().roles.read(request.params.name);
       const sub = request.auth?.kind === 'operator' ? `token:${request.auth.token.accessor}` : 'unknown';
-      return issuedView(request, await startTask(node, role, sub, 'operator', request.body));
+      return issuedView(request, await startTask(node, role, sub, 'operator', request.body, { from: 'operator' }));
     },
   });
 
@@ -118,6 +136,7 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
             {
               ...(b.scope ? { scope: b.scope } : {}),
               ...(b.ttl ? { ttlMs: parseDuration(b.ttl) } : {}),
+              // New agent labels only: what the parent has, the child keeps (task-labels.ts).
               ...(b.labels ? { labels: b.labels } : {}),
               ...(b.dpop_jkt ? { jkt: b.dpop_jkt } : {}),
             },
@@ -129,10 +148,11 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
   );
 
   app.get<{ Querystring: { role?: string; state?: TaskState; limit?: string } }>('/tasks', {
-    config: { access: { kind: 'policy', action: 'list', resource: () => 'sys/tasks' } },
+    // Decided in the handler: what a caller may see depends on who it is.
+    config: { access: { kind: 'self' } },
     schema: {
       tags: ['tasks'],
-      summary: 'List tasks',
+      summary: 'List the tasks the caller may see (a task: its own subtree)',
       querystring: {
         type: 'object',
         properties: {
@@ -143,13 +163,30 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
         additionalProperties: false,
       },
     },
-    handler: async (request) => ({
-      tasks: await tasks().list({
-        ...(request.query.role ? { role: request.query.role } : {}),
-        ...(request.query.state ? { state: request.query.state } : {}),
-        ...(request.query.limit ? { limit: Number(request.query.limit) } : {}),
-      }),
-    }),
+    handler: async (request) => {
+      const { role, state, limit: limitText } = request.query;
+      const limit = limitText ? Number(limitText) : 1_000;
+      const principal = request.auth;
+      const wanted = (view: TaskView) => (!role || view.role === role) && (!state || view.state === state);
+      if (principal?.kind === 'task') {
+        // A task sees its own subtree, as with show and tree by id.
+        request.resourcePath = `sys/tasks/${principal.task.task_id}`;
+        request.decision = 'allow';
+        const subtree = await tasks().tree(principal.task.task_id);
+        return { tasks: subtree.filter(wanted).slice(0, limit) };
+      }
+      // An operator needs `list` on sys/tasks, and then sees each task its
+      // policy lets it read on sys/tasks/<id> (the path `task show` checks).
+      authorizeSubtreeAccess(request, node, 'list', 'sys/tasks', undefined);
+      const visible = (view: TaskView) => canRead(request, node, view);
+      const listed = await tasks().list({
+        ...(role ? { role } : {}),
+        ...(state ? { state } : {}),
+        limit,
+        filter: visible,
+      });
+      return { tasks: listed };
+    },
   });
 
   app.get<{ Params: { id: string } }>('/tasks/:id', {
@@ -194,17 +231,23 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     handler: async (request) => issuedView(request, await tasks().reissue(callingTask(request).task_id)),
   });
 
+  // By accessor, exactly as by id: the task named is found first, then the
+  // caller is checked against *it* (`sys/tasks/<id>`, own subtree for a task).
   app.get<{ Params: { accessor: string } }>('/tasks/accessors/:accessor', {
-    config: { access: { kind: 'policy', action: 'read', resource: () => 'sys/tasks' } },
-    schema: { tags: ['tasks'], summary: 'Look a task up by accessor (no token needed)', params: accessorParams },
-    handler: async (request) => tasks().findByAccessor(request.params.accessor),
+    config: { access: { kind: 'self' } },
+    schema: { tags: ['tasks'], summary: 'Look a task up by accessor (without its token)', params: accessorParams },
+    handler: async (request) => {
+      const task = await tasks().findByAccessor(request.params.accessor);
+      authorizeTaskAccess(request, node, 'read', task);
+      return task;
+    },
   });
 
   app.post<{ Params: { accessor: string }; Body: { ttl: string } }>('/tasks/accessors/:accessor/extend', {
-    config: { access: { kind: 'policy', action: 'write', resource: () => 'sys/tasks', operatorOnly: true } },
+    config: { access: { kind: 'self' } },
     schema: {
       tags: ['tasks'],
-      summary: 'Extend a task, within its role’s max TTL and its parent’s expiry',
+      summary: 'Extend a task, within its role’s max TTL and its parent’s expiry (operator)',
       params: accessorParams,
       body: {
         type: 'object',
@@ -215,16 +258,33 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     },
     handler: async (request) => {
       const task = await tasks().findByAccessor(request.params.accessor);
+      // Extending is an operator's decision (a task cannot lengthen its own
+      // life), on the task named: `write` on sys/tasks/<id>.
+      if (request.auth?.kind !== 'operator') {
+        request.resourcePath = `sys/tasks/${task.id}`;
+        request.decision = 'deny';
+        throw new PermissionDeniedError();
+      }
+      authorizeTaskAccess(request, node, 'write', task);
       return tasks().extend(task.id, parseDuration(request.body.ttl));
     },
   });
 
   app.post<{ Params: { accessor: string } }>('/tasks/accessors/:accessor/revoke', {
-    config: { access: { kind: 'policy', action: 'revoke', resource: () => 'sys/tasks' } },
+    config: { access: { kind: 'self' } },
     schema: { tags: ['tasks'], summary: 'Revoke a task and its subtree by accessor', params: accessorParams },
     handler: async (request) => {
       const task = await tasks().findByAccessor(request.params.accessor);
+      authorizeTaskAccess(request, node, 'revoke', task);
       return tasks().revoke(task.id, principalName(request.auth!));
     },
   });
+}
+
+/** Whether an operator's policy lets it read one task (`sys/tasks/<id>`); not recorded on the request. */
+function canRead(request: FastifyRequest, node: CustosNode, task: Pick<TaskView, 'id'>): boolean {
+  const principal = request.auth;
+  if (principal?.kind !== 'operator') return false;
+  return node.services().authorize(principal, 'read', `sys/tasks/${task.id}`, { sourceIp: request.ip, now: new Date() })
+    .allowed;
 }
