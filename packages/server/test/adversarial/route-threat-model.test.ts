@@ -9,7 +9,10 @@ import { routeKey, sweptRoutes } from './adversarial-support.js';
 // line there fails here. The routes come from the app itself.
 
 const doc = readFileSync(join(import.meta.dirname, '../../../../docs/security-model.md'), 'utf8');
-const section = doc.slice(doc.indexOf('## Per-route threat model'));
+// Only the table of this section: other sections may hold tables of routes too.
+const from = doc.indexOf('## Per-route threat model');
+const next = doc.indexOf('\n## ', from + 1);
+const section = doc.slice(from, next === -1 ? undefined : next);
 const documented = new Map(
   [...section.matchAll(/^\| `([A-Z]+ [^`]+)` \|(.*)\|\s*$/gm)].map((m) => [
     m[1] as string,
