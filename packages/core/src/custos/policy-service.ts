@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
-import { NotFoundError } from '../errors/index.js';
+import { isCustosError, NotFoundError } from '../errors/index.js';
 import type { PolicyEngine } from '../policy/index.js';
 import type { Storage } from '../ports/storage.js';
 
@@ -42,6 +42,12 @@ export class PolicyService {
   /**
    * Loads every stored policy into the engine (at unseal, and on a refresh
    * that found a change): sets new and changed ones, removes deleted ones.
+   *
+   * A stored policy the engine now refuses (stored by an older version,
+   * before a bound it exceeds) does not stop the node from unsealing: it is
+   * held as invalid, which denies everything to the principals holding it
+   * (its forbids cannot be enforced, so ignoring it would fail open) until an
+   * operator replaces or deletes it.
    */
   async load(): Promise<number> {
     const revision = await this.#readRevision();
@@ -49,7 +55,13 @@ export class PolicyService {
     for (const entry of await this.#storage.entries.scan(POLICIES, '', { limit: 10_000 })) {
       const stored = await openJson<StoredPolicy>(this.#cipher, POLICIES, entry.key, entry.value);
       seen.add(stored.name);
-      if (this.#engine.get(stored.name) !== stored.policy) this.#engine.set(stored.name, stored.policy);
+      if (this.#engine.get(stored.name) === stored.policy) continue;
+      try {
+        this.#engine.set(stored.name, stored.policy);
+      } catch (e) {
+        if (!isCustosError(e) || e.code !== 'CUSTOS_ERR_INVALID_POLICY') throw e;
+        this.#engine.setInvalid(stored.name, stored.policy);
+      }
     }
     for (const name of this.#engine.names()) if (!seen.has(name)) this.#engine.remove(name);
     this.#revision = revision;
