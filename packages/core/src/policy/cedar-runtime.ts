@@ -118,7 +118,13 @@ function guarded<K extends keyof CedarModule>(operation: K): CedarModule[K] {
     try {
       return (cedar[operation] as (...a: unknown[]) => unknown)(...args);
     } catch (cause) {
-      rebuild(operation, cause);
+      try {
+        rebuild(operation, cause);
+      } catch {
+        // Loading failed too (e.g. the caller is itself deep in the stack):
+        // the old instance stays, fails again on the next call, and that call
+        // rebuilds. This one is refused either way.
+      }
       throw new CedarRuntimeFault(operation, { cause });
     }
   };
