@@ -1,10 +1,11 @@
-import { CustosError, type CustosNode } from '@custos/core';
+import { CustosError, type CustosNode, onCedarRuntimeRebuild } from '@custos/core';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { NodeHealth } from './node-health.js';
 import { registerAudit } from './plugins/audit-plugin.js';
 import { registerAuth } from './plugins/auth-plugin.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
+import { registerJsonBodyParser } from './plugins/json-body-parser.js';
 import { registerOpenApi } from './plugins/openapi-plugin.js';
 import { registerResponseHeaders } from './plugins/response-headers-plugin.js';
 import { registerRouteTable } from './plugins/route-table.js';
@@ -60,7 +61,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     trustProxy: options.trustProxy ?? false,
     // Request ids go into every audit event and log line.
     genReqId: () => crypto.randomUUID(),
-    // Deep or huge JSON is refused before it can cost much.
+    // Long path parameters are refused by the router (huge bodies by bodyLimit,
+    // deep JSON by the body parser).
     routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
     // Every request is in the audit log already; a second per-request log line
@@ -81,6 +83,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   registerRouteTable(app);
   registerErrorHandler(app);
+  registerJsonBodyParser(app);
+  // Cedar's runtime is rebuilt after a fault (see the policy engine); say so,
+  // never with policy text (the event carries none).
+  const stopCedarLog = onCedarRuntimeRebuild((cedar) => app.log.error({ cedar }, 'policy engine runtime rebuilt'));
+  app.addHook('onClose', async () => stopCedarLog());
   registerAuth(app, node);
   registerAudit(app, node, health);
   // After the audit hook: it may still replace a response, and the headers

@@ -23,13 +23,6 @@ export interface StoredPolicy {
 }
 
 /**
- * What a stored policy that no longer validates becomes: a policy holding
- * nothing but a refusal. Fail closed: its permits must not apply, and a
- * `forbid` it held must not silently stop forbidding.
- */
-const DENY_ALL = 'forbid(principal, action, resource);';
-
-/**
  * Named Cedar policy documents: stored through the barrier (an attacker who
  * can write the database must not be able to widen a policy), parsed and
  * validated once on write, and kept preparsed in the engine.
@@ -44,7 +37,7 @@ export class PolicyService {
   readonly #storage: Pick<Storage, 'entries'>;
   readonly #cipher: Cipher;
   readonly #engine: PolicyEngine;
-  /** Stored policies that no longer validate: name → the stored text and why (the engine holds DENY_ALL for them). */
+  /** Stored policies that no longer validate: name → the stored text and why (the engine holds them as invalid: their holders are denied everything). */
   readonly #unloadable = new Map<string, { policy: string; error: string }>();
   #revision: string | undefined;
 
@@ -57,9 +50,13 @@ export class PolicyService {
   /**
    * Loads every stored policy into the engine (at unseal, and on a refresh
    * that found a change): sets new and changed ones, removes deleted ones.
-   * A stored policy that no longer validates (written before an attribute
-   * was retired) does not stop the node from unsealing: it is loaded as
-   * {@link DENY_ALL} and reported by {@link read} until it is rewritten.
+   *
+   * A stored policy the engine now refuses (stored by an older version,
+   * before a bound it exceeds or an attribute was retired) does not stop the
+   * node from unsealing: it is held as invalid, which denies everything to
+   * the principals holding it (its forbids cannot be enforced, so ignoring it
+   * would fail open), and {@link read} reports why, until an operator
+   * replaces or deletes it.
    */
   async load(): Promise<number> {
     const revision = await this.#readRevision();
@@ -68,13 +65,12 @@ export class PolicyService {
       const stored = await openJson<StoredPolicy>(this.#cipher, POLICIES, entry.key, entry.value);
       seen.add(stored.name);
       if (this.#engine.get(stored.name) === stored.policy) continue;
-      if (this.#unloadable.get(stored.name)?.policy === stored.policy) continue;
       try {
         this.#engine.set(stored.name, stored.policy);
         this.#unloadable.delete(stored.name);
       } catch (error) {
         if (!(isCustosError(error) && error.code === 'CUSTOS_ERR_INVALID_POLICY')) throw error;
-        this.#engine.set(stored.name, DENY_ALL);
+        this.#engine.setInvalid(stored.name, stored.policy);
         this.#unloadable.set(stored.name, { policy: stored.policy, error: error.message });
       }
     }

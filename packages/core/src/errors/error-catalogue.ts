@@ -13,6 +13,10 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_VALIDATION: { status: 400, message: 'The request does not match the expected schema.' },
   CUSTOS_ERR_INVALID_PATH: { status: 400, message: 'The path is not a valid custos path.' },
   CUSTOS_ERR_INVALID_POLICY: { status: 400, message: 'The policy does not parse or does not validate.' },
+  CUSTOS_ERR_POLICY_ENGINE_FAULT: {
+    status: 503,
+    message: 'The policy engine failed while deciding this request; the request was refused.',
+  },
   CUSTOS_ERR_INVALID_TTL: { status: 400, message: 'The TTL is not a valid duration within limits.' },
   CUSTOS_ERR_TTL_EXCEEDS_PARENT: { status: 400, message: 'The requested TTL outlives the parent task.' },
   CUSTOS_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than allowed.' },

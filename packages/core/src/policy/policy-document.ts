@@ -1,14 +1,27 @@
 import { CustosError } from '../errors/index.js';
-import { type EntityUidJson, type PolicyJson, policySetTextToParts, policyToJson, validate } from './cedar-runtime.js';
+import {
+  CedarRuntimeFault,
+  type EntityUidJson,
+  type PolicyJson,
+  policySetTextToParts,
+  policyToJson,
+  validate,
+} from './cedar-runtime.js';
 import { CUSTOS_CEDAR_SCHEMA } from './custos-schema.js';
 import { isPolicyAction, type PolicyAction } from './policy-action.js';
 import { describeCedarErrors } from './policy-diagnostics.js';
 import { assertPolicyName } from './policy-name.js';
+import { POLICY_TEXT_LIMITS, type PolicyTextLimits, scanPolicyText } from './policy-text-bounds.js';
 import { retiredAttributeIn } from './retired-attributes.js';
 import { type RequestNeeds, statementNeeds } from './statement-needs.js';
 
-/** The largest policy document accepted, in UTF-16 code units. */
-export const MAX_POLICY_TEXT = 64 * 1024;
+/**
+ * Deepest JSON form of a statement handed to Cedar as JSON. Cedar's bindings
+ * read JSON with serde_json, which refuses nesting beyond 128 levels (the
+ * statement sits 3 levels down in the call); a deeper statement — a long
+ * `||` chain nests two levels per operator — is handed over as text instead.
+ */
+const MAX_JSON_DEPTH = 100;
 
 /** One `permit`/`forbid` statement of a policy document, analysed once. */
 export interface PolicyStatement {
@@ -24,9 +37,10 @@ export interface PolicyStatement {
    * resource scope removed. It is only ever evaluated for requests whose path
    * {@link resourceScopeMatches} already admitted, so the two are equivalent
    * there — and Cedar then needs neither the resource entity nor its
-   * ancestors unless the conditions read them. A statement with an integer
-   * literal beyond JavaScript's safe range keeps its text (and scope): its
-   * JSON form would not survive the trip through a JS number.
+   * ancestors unless the conditions read them. A statement keeps its text
+   * (and scope) when its JSON form would not survive the trip: an integer
+   * literal beyond JavaScript's safe range, or nesting deeper than Cedar's
+   * JSON reader accepts.
    */
   readonly cedar: PolicyJson | string;
   /** The actions its scope admits; `'all'` for an unconstrained action. */
@@ -78,14 +92,30 @@ function invalid(detail: string): CustosError {
 }
 
 /**
- * Parses `text`, validates it in strict mode against {@link CUSTOS_CEDAR_SCHEMA}
- * and splits it into statements. Throws CUSTOS_ERR_VALIDATION for a bad name
- * and CUSTOS_ERR_INVALID_POLICY with a short, positioned detail otherwise.
+ * Checks `text` against `limits` ({@link scanPolicyText}), then parses it,
+ * validates it in strict mode against {@link CUSTOS_CEDAR_SCHEMA} and splits
+ * it into statements. Throws CUSTOS_ERR_VALIDATION for a bad name and
+ * CUSTOS_ERR_INVALID_POLICY with a short, positioned detail otherwise —
+ * including when Cedar itself fails on the text (the runtime is then rebuilt,
+ * see cedar-runtime.ts).
  */
-export function compilePolicyDocument(name: string, text: string): PolicyDocument {
+export function compilePolicyDocument(
+  name: string,
+  text: string,
+  limits: PolicyTextLimits = POLICY_TEXT_LIMITS,
+): PolicyDocument {
   assertPolicyName(name);
-  if (text.length > MAX_POLICY_TEXT) throw invalid(`larger than ${MAX_POLICY_TEXT} characters`);
+  // Before any Cedar call: what Cedar cannot survive must never reach it.
+  scanPolicyText(text, limits);
+  try {
+    return compile(name, text);
+  } catch (e) {
+    if (e instanceof CedarRuntimeFault) throw invalid('the policy engine failed on this policy; simplify it');
+    throw e;
+  }
+}
 
+function compile(name: string, text: string): PolicyDocument {
   const answer = validate({
     schema: CUSTOS_CEDAR_SCHEMA,
     policies: { staticPolicies: text },
@@ -134,7 +164,7 @@ function analyse(id: string, text: string): PolicyStatement {
   const p = json.json;
   const resource = resourceScope(p.resource);
   const needs = statementNeeds(p);
-  const exact = !hasUnsafeInteger(p);
+  const exact = !hasUnsafeInteger(p) && jsonDepth(p) <= MAX_JSON_DEPTH;
   if (!exact && resource.kind === 'in') needs.resource.parents = true;
   return {
     id,
@@ -145,6 +175,14 @@ function analyse(id: string, text: string): PolicyStatement {
     cedar: exact ? { ...p, resource: { op: 'All' } } : text,
     needs,
   };
+}
+
+/** Nesting of objects and arrays in `value` (recursion bounded by the text bounds). */
+function jsonDepth(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0;
+  let deepest = 0;
+  for (const v of Array.isArray(value) ? value : Object.values(value)) deepest = Math.max(deepest, jsonDepth(v));
+  return deepest + 1;
 }
 
 function hasUnsafeInteger(value: unknown): boolean {

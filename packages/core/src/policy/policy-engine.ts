@@ -1,7 +1,7 @@
 import { CustosError } from '../errors/index.js';
 import type { AuthzDecision, AuthzRequest } from './authz-request.js';
 import { buildCedarCall } from './cedar-request.js';
-import { statefulIsAuthorized } from './cedar-runtime.js';
+import { CedarRuntimeFault, statefulIsAuthorized } from './cedar-runtime.js';
 import type { PolicyAction } from './policy-action.js';
 import {
   compilePolicyDocument,
@@ -9,7 +9,8 @@ import {
   type PolicyStatement,
   resourceScopeMatches,
 } from './policy-document.js';
-import { PolicySetCache } from './policy-set-cache.js';
+import { PolicySetCache, type PreparedSet } from './policy-set-cache.js';
+import { POLICY_TEXT_LIMITS, type PolicyTextLimits } from './policy-text-bounds.js';
 import { pathAncestors } from './resource-path.js';
 
 /** Tuning knobs; the defaults suit a server. */
@@ -18,6 +19,12 @@ export interface PolicyEngineOptions {
   maxCachedSets?: number;
   /** Decisions memoised per preparsed set; 0 disables the memo. Default 1024. */
   maxDecisionsPerSet?: number;
+  /**
+   * Bounds on policy text, checked before Cedar sees it. Default
+   * {@link POLICY_TEXT_LIMITS}, which Cedar is known to survive; raising them
+   * risks runtime faults (tests raise them to cause one on purpose).
+   */
+  limits?: Partial<PolicyTextLimits>;
 }
 
 /** Counters for metrics and tests. */
@@ -30,6 +37,8 @@ export interface PolicyEngineStats {
   evaluations: number;
   /** Decisions answered from the memo. */
   memoHits: number;
+  /** Decisions refused because Cedar failed on them (see {@link PolicyEngine.authorize}). */
+  faults: number;
 }
 
 /** The result of validating a policy document. */
@@ -62,6 +71,11 @@ const DEFAULT_DENY: AuthzDecision = Object.freeze({
  * One fail-closed deviation from plain Cedar: if a `forbid` statement fails
  * to evaluate (e.g. overflow), Cedar would skip it; custos denies instead.
  *
+ * Faults: policy text is bounded before Cedar sees it, so Cedar's wasm should
+ * never fail; if it does, the runtime is rebuilt (cedar-runtime.ts), this
+ * engine's preparsed sets are rebuilt as they are next used, and the decision
+ * is refused — never allowed — with CUSTOS_ERR_POLICY_ENGINE_FAULT.
+ *
  * @example
  * ```ts
  * const engine = new PolicyEngine();
@@ -70,13 +84,19 @@ const DEFAULT_DENY: AuthzDecision = Object.freeze({
  * ```
  */
 export class PolicyEngine {
-  readonly #docs = new Map<string, { doc: PolicyDocument; rev: number }>();
+  readonly #docs = new Map<string, { doc: PolicyDocument; rev: number; invalid?: true }>();
   readonly #sets: PolicySetCache;
   readonly #memoMax: number;
+  readonly #limits: PolicyTextLimits;
   readonly #byAction = new Map<string, Candidates>();
+  /** Keys of preparsed sets on which Cedar failed twice running: refused until a policy changes. */
+  readonly #faulted = new Set<string>();
   #rev = 0;
   #evaluations = 0;
   #memoHits = 0;
+  #faults = 0;
+  /** Stored documents that do not compile (see {@link PolicyEngine.setInvalid}). */
+  #invalidCount = 0;
 
   /**
    * Creates an engine. Cedar's wasm is loaded synchronously when this module
@@ -90,29 +110,45 @@ export class PolicyEngine {
   constructor(options: PolicyEngineOptions = {}) {
     this.#sets = new PolicySetCache(options.maxCachedSets ?? 512);
     this.#memoMax = options.maxDecisionsPerSet ?? 1024;
+    this.#limits = { ...POLICY_TEXT_LIMITS, ...options.limits };
   }
 
   /**
    * Parses and validates `text` as policy `name` without storing it. Throws
    * CUSTOS_ERR_VALIDATION for a bad name, CUSTOS_ERR_INVALID_POLICY (detail:
-   * line, column and Cedar's message) for a bad document.
+   * line, column and Cedar's message, or the bound exceeded — see
+   * {@link scanPolicyText}) for a bad document.
    */
   validate(name: string, text: string): PolicyValidation {
-    const doc = compilePolicyDocument(name, text);
+    const doc = compilePolicyDocument(name, text, this.#limits);
     return { statements: doc.statements.length, warnings: [...doc.warnings] };
   }
 
   /** Validates and stores (or replaces) policy `name`; later decisions use it. */
   set(name: string, text: string): PolicyValidation {
-    const doc = compilePolicyDocument(name, text);
+    const doc = compilePolicyDocument(name, text, this.#limits);
+    this.#forget(name);
     this.#docs.set(name, { doc, rev: ++this.#rev });
     this.#dropContaining(name);
     return { statements: doc.statements.length, warnings: [...doc.warnings] };
   }
 
+  /**
+   * Stores `text` as policy `name` although it does not compile — a stored
+   * policy that a later version refuses (e.g. beyond a new bound). Fails
+   * closed: its forbids cannot be enforced, so every principal holding it is
+   * denied everything until it is replaced or removed. `get` returns its text.
+   */
+  setInvalid(name: string, text: string): void {
+    this.#forget(name);
+    this.#docs.set(name, { doc: { name, text, statements: [], warnings: [] }, rev: ++this.#rev, invalid: true });
+    this.#invalidCount++;
+    this.#dropContaining(name);
+  }
+
   /** Removes policy `name`; returns whether it existed. Tokens holding it lose what it granted. */
   remove(name: string): boolean {
-    const existed = this.#docs.delete(name);
+    const existed = this.#forget(name);
     if (existed) this.#dropContaining(name);
     return existed;
   }
@@ -133,12 +169,17 @@ export class PolicyEngine {
 
   /**
    * Decides `req` synchronously. Throws CUSTOS_ERR_INVALID_PATH for a
-   * malformed path and CUSTOS_ERR_VALIDATION for a malformed source address.
+   * malformed path, CUSTOS_ERR_VALIDATION for a malformed source address and
+   * CUSTOS_ERR_POLICY_ENGINE_FAULT when Cedar failed on the decision.
    */
   authorize(req: AuthzRequest): AuthzDecision {
     const ancestors = pathAncestors(req.path);
     const held = this.#held(req.policies);
     if (held.length === 0) return DEFAULT_DENY;
+    if (this.#invalidCount > 0) {
+      const invalid = held.filter((n) => this.#docs.get(n)?.invalid);
+      if (invalid.length > 0) return Object.freeze({ allowed: false, reasons: [], errors: Object.freeze(invalid) });
+    }
 
     const candidates = this.#candidates(req.action, held);
     // Only statements whose resource scope admits the path go to Cedar; the
@@ -154,7 +195,38 @@ export class PolicyEngine {
     if (matched.length === 0) return DEFAULT_DENY;
 
     const key = `${candidates.key}|${mask}`;
-    const set = this.#sets.get(key) ?? this.#sets.add(key, held, matched);
+    if (this.#faulted.has(key)) {
+      this.#faults++;
+      throw new CustosError('CUSTOS_ERR_POLICY_ENGINE_FAULT');
+    }
+    try {
+      return this.#decide(req, ancestors, key, held, matched);
+    } catch (e) {
+      if (!(e instanceof CedarRuntimeFault)) throw e;
+    }
+    // The runtime has been rebuilt. Try once more on the fresh one: a fault
+    // left by an earlier call passes, one this decision causes recurs — and
+    // then this set is not handed to Cedar again until a policy changes, so
+    // one bad set cannot make every request rebuild the runtime.
+    try {
+      return this.#decide(req, ancestors, key, held, matched);
+    } catch (e) {
+      if (!(e instanceof CedarRuntimeFault)) throw e;
+      if (this.#faulted.size >= this.#sets.maxSets) this.#faulted.clear();
+      this.#faulted.add(key);
+      this.#faults++;
+      throw new CustosError('CUSTOS_ERR_POLICY_ENGINE_FAULT', undefined, { cause: e });
+    }
+  }
+
+  #decide(
+    req: AuthzRequest,
+    ancestors: readonly string[],
+    key: string,
+    held: readonly string[],
+    matched: readonly PolicyStatement[],
+  ): AuthzDecision {
+    const set: PreparedSet = this.#sets.get(key) ?? this.#sets.add(key, held, matched);
     if (set.psetId === undefined) return DEFAULT_DENY;
 
     const call = buildCedarCall(req, ancestors, set.psetId, set.needs);
@@ -201,12 +273,20 @@ export class PolicyEngine {
       preparses: this.#sets.preparses,
       evaluations: this.#evaluations,
       memoHits: this.#memoHits,
+      faults: this.#faults,
     };
+  }
+
+  /** Deletes `name` from the documents, keeping the count of invalid ones. */
+  #forget(name: string): boolean {
+    if (this.#docs.get(name)?.invalid) this.#invalidCount--;
+    return this.#docs.delete(name);
   }
 
   #dropContaining(name: string): void {
     this.#sets.dropContaining(name);
     this.#byAction.clear();
+    this.#faulted.clear();
   }
 
   /** Held names that exist, deduplicated and sorted (the cache key is order-free). */

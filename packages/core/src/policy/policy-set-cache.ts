@@ -1,5 +1,5 @@
 import type { AuthzDecision } from './authz-request.js';
-import { type PolicyJson, preparsePolicySet } from './cedar-runtime.js';
+import { CedarRuntimeFault, cedarRuntimeGeneration, type PolicyJson, preparsePolicySet } from './cedar-runtime.js';
 import type { PolicyStatement } from './policy-document.js';
 import { emptyNeeds, mergeNeeds, type RequestNeeds } from './statement-needs.js';
 
@@ -24,12 +24,18 @@ let engineSeq = 0;
  * wasm memory by id and has no call to free one, so ids are *slots*: an
  * evicted or dropped set's id goes back to a free list and the next set
  * re-preparses over it. Wasm memory therefore stays bounded by `maxSets`.
+ *
+ * The ids belong to one Cedar runtime: when the runtime is rebuilt after a
+ * fault (see cedar-runtime.ts) the new one holds no sets, so the cache
+ * empties itself and sets are preparsed again, from the same statements, as
+ * they are next used.
  */
 export class PolicySetCache {
   readonly #sets = new Map<string, PreparedSet>();
-  readonly #free: string[] = [];
+  #free: string[] = [];
   readonly #prefix = `custos-${++engineSeq}-`;
   #nextSlot = 0;
+  #generation = cedarRuntimeGeneration();
   /** How many times Cedar parsed a set; never grows on the request path once warm. */
   preparses = 0;
 
@@ -43,6 +49,7 @@ export class PolicySetCache {
 
   /** The set for `key`, marked as recently used. */
   get(key: string): PreparedSet | undefined {
+    if (this.#generation !== cedarRuntimeGeneration()) this.#reset();
     const set = this.#sets.get(key);
     if (set !== undefined && this.#sets.size > 1) {
       this.#sets.delete(key);
@@ -69,7 +76,14 @@ export class PolicySetCache {
     if (statements.length > 0) {
       psetId = this.#slot();
       this.preparses++;
-      const answer = preparsePolicySet(psetId, { staticPolicies: policies });
+      let answer: ReturnType<typeof preparsePolicySet>;
+      try {
+        answer = preparsePolicySet(psetId, { staticPolicies: policies });
+      } catch (e) {
+        // A new runtime: every id of this cache is gone with the old one.
+        if (e instanceof CedarRuntimeFault) this.#reset();
+        throw e;
+      }
       if (answer.type === 'failure') {
         // Every statement was validated when written; this is a bug, not input.
         this.#free.push(psetId);
@@ -91,6 +105,13 @@ export class PolicySetCache {
       }
     }
     return dropped;
+  }
+
+  #reset(): void {
+    this.#sets.clear();
+    this.#free = [];
+    this.#nextSlot = 0;
+    this.#generation = cedarRuntimeGeneration();
   }
 
   #slot(): string {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { nextCronTime, parseCron } from './cron-schedule.js';
 
 const at = (iso: string) => Date.parse(iso);
@@ -23,5 +23,18 @@ describe('cron schedules (UTC)', () => {
       expect(() => parseCron(bad)).toThrow();
     }
     expect(() => nextCronTime(parseCron('0 0 31 2 *'), Date.now())).toThrow();
+  });
+
+  it('gives up on an unsatisfiable expression after about four years ahead, not millions of days (a request waits for it)', () => {
+    const days = vi.spyOn(Date.prototype, 'setUTCDate');
+    try {
+      for (const never of ['0 0 31 2 *', '* * 30 2 *', '0 0 31 4,6,9,11 *']) {
+        days.mockClear();
+        expect(() => nextCronTime(parseCron(never), at('2026-03-01T00:00:00Z'))).toThrow(/never matches/);
+        expect(days.mock.calls.length).toBeLessThanOrEqual(4 * 366 + 1);
+      }
+    } finally {
+      days.mockRestore();
+    }
   });
 });

@@ -58,8 +58,12 @@ function parseField(part: string, { min, max }: { min: number; max: number }): S
 /** The first minute strictly after `afterMs` the schedule matches (epoch ms, UTC). */
 export function nextCronTime(schedule: CronSchedule, afterMs: number): number {
   const t = new Date(Math.floor(afterMs / 60_000) * 60_000 + 60_000);
-  // At most about four years of minutes: long enough for any satisfiable expression (Feb 29).
-  for (let i = 0; i < 4 * 366 * 1_440; i++) {
+  // At most about four years ahead: long enough for any satisfiable expression
+  // (Feb 29). Bounded by time, not by steps: steps skip whole days and hours,
+  // so a step bound let an unsatisfiable expression (`0 0 31 2 *`) walk two
+  // million days — a second of blocked event loop per request.
+  const end = afterMs + 4 * 366 * 86_400_000;
+  while (t.getTime() <= end) {
     const dayMatch = schedule.dayOr
       ? schedule.days.has(t.getUTCDate()) || schedule.weekdays.has(t.getUTCDay())
       : schedule.days.has(t.getUTCDate()) && schedule.weekdays.has(t.getUTCDay());

@@ -1,4 +1,4 @@
-import { type CustosNode, principalName } from '@custos/core';
+import { type CustosNode, POLICY_TEXT_LIMITS, principalName } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
 import { nameParams, resourceByName } from './route-params.js';
 
@@ -28,7 +28,9 @@ export async function policyRoutes(app: FastifyInstance, { node }: { node: Custo
       params: nameParams,
       body: {
         type: 'object',
-        properties: { policy: { type: 'string', minLength: 1, maxLength: 65_536 } },
+        // A first cut in characters (never more than bytes); the engine then
+        // checks the bytes, statements and nesting before Cedar sees the text.
+        properties: { policy: { type: 'string', minLength: 1, maxLength: POLICY_TEXT_LIMITS.maxBytes } },
         required: ['policy'],
         additionalProperties: false,
       },
