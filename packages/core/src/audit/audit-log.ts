@@ -74,6 +74,14 @@ interface ChainPoint {
   readonly every: number;
 }
 
+/**
+ * Rounds a write or a checkpoint may lose to other nodes (the room before the
+ * next checkpoint taken, or a checkpoint chained first) before it is given
+ * up. Each lost round means another node moved the chain on, so this only
+ * bounds starvation under heavy contention; it is not a retry on failure.
+ */
+const MAX_CONTENDED_ROUNDS = 100;
+
 const START: ChainPoint = {
   seq: 0,
   hash: AUDIT_EMPTY_HEAD.hash,
@@ -130,7 +138,6 @@ export class AuditLog {
   readonly #every: number;
   readonly #intervalMs: number;
   readonly #maxBatch: number;
-  readonly #maxRetries: number;
   readonly #now: () => Date;
   readonly #onSinkError: (sink: string, error: unknown) => void;
   readonly #onIntegrityFailure: (error: AuditIntegrityError) => void;
@@ -164,7 +171,6 @@ export class AuditLog {
     this.#every = options.checkpointEvery ?? 1_000;
     this.#intervalMs = options.checkpointIntervalMs ?? 10_000;
     this.#maxBatch = options.maxBatch ?? 1_000;
-    this.#maxRetries = options.maxConflictRetries ?? 5;
     this.#now = options.now ?? (() => new Date());
     this.#onSinkError = options.onSinkError ?? (() => undefined);
     this.#onIntegrityFailure = options.onIntegrityFailure ?? (() => undefined);
@@ -184,7 +190,7 @@ export class AuditLog {
    * Opens the log on `store`. Before signing anything it checks, at a
    * bounded cost, that the stored chain is what was sealed (see
    * {@link checkAuditAtOpen}): the last checkpoint verifies and the chain
-   * holds it, every durable sink agrees with the database, and the records
+   * holds it, every sink's copy (the file) agrees with the database, and the records
    * after the last checkpoint (no more than its interval allows) chain from
    * it. It then gives the database any records a durable sink holds beyond
    * it (acknowledged while the database was down, just before a crash),
@@ -333,7 +339,7 @@ export class AuditLog {
         return checkpoint;
       } catch (error) {
         if (error instanceof AuditIntegrityError) this.#fail(error);
-        else if (error instanceof AuditConflictError && attempt < this.#maxRetries) {
+        else if (error instanceof AuditConflictError && attempt < MAX_CONTENDED_ROUNDS) {
           // Another node chained a checkpoint first: follow its chain, then seal what is still unsealed.
           try {
             await this.#followCheckpoints();
@@ -485,7 +491,7 @@ export class AuditLog {
         await this.checkpoint();
         room = this.#last.seq + this.#every - this.#head.seq;
       }
-      if (room <= 0 || stalls > this.#maxRetries) {
+      if (room <= 0 || stalls > MAX_CONTENDED_ROUNDS) {
         // No checkpoint could be written (the database is down), or other
         // nodes keep taking the room: acknowledging more would break the
         // interval the verifier holds the chain to.

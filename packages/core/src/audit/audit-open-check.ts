@@ -37,11 +37,11 @@ export function auditTailAllowance(last: AuditCheckpoint | undefined, every: num
 /**
  * What `AuditLog.open` checks before it signs anything, with a bounded cost
  * (the last checkpoint, the records after it — at most a tail allowance —
- * and the ends of each durable sink; never the whole history):
+ * and the ends of each sink's copy; never the whole history):
  *
  * 1. The database's last checkpoint verifies with the audit key, and the
  *    chain holds its hash at its seq.
- * 2. Each durable sink (the JSON-lines file) agrees with the database: its
+ * 2. Each sink that keeps a copy (the JSON-lines file) agrees with the database: its
  *    last checkpoint is in the database, identical; its last record is the
  *    database's record at that seq, or it holds records beyond the database
  *    that continue its chain (acknowledged while the database was down),
@@ -100,7 +100,9 @@ export async function checkAuditAtOpen(options: AuditOpenCheckOptions): Promise<
       `${end - from.seq} records follow the last checkpoint (seq ${from.seq}); at most ${allowance} may.`,
     );
   for (const sink of options.sinks) {
-    if (!sink.durable || !sink.tail) continue;
+    // Every sink that keeps a readable copy is a witness, fsynced or not: a
+    // file that is not synced can only lag the database, never contradict it.
+    if (!sink.tail) continue;
     let tail: Awaited<ReturnType<NonNullable<AuditSink['tail']>>>;
     try {
       tail = await sink.tail(2 * allowance);
@@ -138,8 +140,9 @@ export async function checkAuditAtOpen(options: AuditOpenCheckOptions): Promise<
       continue;
     }
     // The sink holds records beyond the database: acknowledged through it
-    // while the database was down, just before a crash. They must continue
-    // the database's chain exactly; then the database gets them.
+    // while the database was down, just before a crash (or, for a file that
+    // is not fsynced, written there when the database write failed). They
+    // must continue the database's chain exactly; then the database gets them.
     const missing = sink.recordsAfter ? await sink.recordsAfter(head.seq) : [];
     if (missing.length === 0 || !continuesChain(head, missing)) {
       throw new AuditIntegrityError(

@@ -420,6 +420,14 @@ describe('chained checkpoints (v2)', () => {
     expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 21, problem: 'checkpoint-missing' });
   });
 
+  it('the same checkpoint twice (a line written again) counts once; two different ones at a seq → checkpoint-broken', async () => {
+    const records = plainChain(20);
+    const cps = sealAt(records, [10, 20], signer);
+    expect(await verify(records, [...cps, cps[1]!])).toMatchObject({ ok: true, checkpoints: 2 });
+    const other = signAuditCheckpoint(signer, records[19]!, auditCheckpointLink(cps[0]!), { every: 11, intervalMs: 1 });
+    expect(await verify(records, [...cps, other])).toMatchObject({ ok: false, seq: 20, problem: 'checkpoint-broken' });
+  });
+
   it('a looser interval cannot be claimed: an edited every or intervalMs breaks the signature', async () => {
     const records = plainChain(35);
     const cps = sealAt(records, [10, 25, 35], signer).map((c) =>
