@@ -2,6 +2,7 @@ import { type KeyObject, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import {
   AUDIT_CHECKPOINT_GENESIS,
   type AuditCheckpoint,
@@ -23,9 +24,12 @@ import { createStorage } from '@custos/storage';
 import Database from 'better-sqlite3';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import pg from 'pg';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../../test-support/postgres.js';
 import { buildApp } from '../../src/app.js';
+import { resolveServerConfig } from '../../src/server-config.js';
+import { startServer } from '../../src/start-server.js';
 
 // Audit tampering by someone with write access to a store: the SQLite file,
 // the PostgreSQL tables, the JSON-lines audit file, both, and the seal too.
@@ -64,9 +68,12 @@ class Deployment {
 
   constructor(
     readonly backend: Backend,
-    options: { file?: boolean } = {},
+    options: { file?: boolean; fsync?: 'always' | 'never' } = {},
   ) {
-    this.audit = { ...((options.file ?? true) ? { file: this.auditFile } : {}), checkpointEvery: EVERY };
+    this.audit = {
+      ...((options.file ?? true) ? { file: this.auditFile, fsync: options.fsync ?? 'always' } : {}),
+      checkpointEvery: EVERY,
+    };
   }
 
   async init(): Promise<this> {
@@ -244,14 +251,20 @@ const deployments: Deployment[] = [];
 afterEach(async () => {
   for (const d of deployments.splice(0)) await d.dispose();
 });
-async function deployment(backend: Backend, options?: { file?: boolean }): Promise<Deployment> {
+async function deployment(
+  backend: Backend,
+  options?: { file?: boolean; fsync?: 'always' | 'never' },
+): Promise<Deployment> {
   const d = await new Deployment(backend, options).init();
   deployments.push(d);
   return d;
 }
 
 /** A deployment that served some traffic and was stopped cleanly: checkpoints at 10, 20, … and at its head. */
-async function used(backend: Backend, options?: { file?: boolean; requests?: number }): Promise<Deployment> {
+async function used(
+  backend: Backend,
+  options?: { file?: boolean; fsync?: 'always' | 'never'; requests?: number },
+): Promise<Deployment> {
   const d = await deployment(backend, options);
   const s = await d.start();
   await traffic(s, options?.requests ?? 15);
@@ -273,6 +286,15 @@ describe.each(backends)('audit tampering with write access to the database (%s)'
     await expectRefused(d, s, /file sink holds a checkpoint at seq \d+ that the database lacks/);
     await s.stop();
     expect(await d.checkpointSeqs()).toEqual([]);
+  });
+
+  it('the same attack is refused with an audit file that is not fsynced (the server default, durability "process")', async () => {
+    const d = await used(backend, { fsync: 'never' });
+    await d.rewriteChainFrom(5);
+    await d.sql('DELETE FROM audit_checkpoints');
+
+    const s = await d.start();
+    await expectRefused(d, s, /file sink holds a checkpoint at seq \d+ that the database lacks/);
   });
 
   it('without a file sink, a rewritten chain with its checkpoints deleted is refused once longer than twice the interval', async () => {
@@ -427,6 +449,76 @@ async function forgeWithSeal(d: Deployment): Promise<void> {
     }
   });
 }
+
+describe('the reported attack against `custos server` itself (default configuration)', () => {
+  it('restarted on a rewritten chain with its checkpoints deleted, the server stays up and sealed, says why, and logs no event contents', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'custos-audit-tamper-server-'));
+    const logged = new PassThrough();
+    let log = '';
+    logged.on('data', (chunk) => {
+      log += chunk;
+    });
+    try {
+      const config = resolveServerConfig({ dev: true, data: dir, listen: '127.0.0.1:0' });
+      const first = await startServer(config, pino({ level: 'silent' }));
+      const token = readFileSync(join(dir, 'root-token'), 'utf8').trim();
+      for (let i = 0; i < 5; i++) {
+        const r = await fetch(`${first.address}/v1/secrets/data/kv/tamper/server-${i}`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ data: { note: `fake-${i}` } }),
+        });
+        expect(r.status).toBe(200);
+      }
+      await first.close();
+
+      const db = new Database(join(dir, 'custos.db'));
+      const rows = db.prepare('SELECT seq, event FROM audit_log ORDER BY seq').all() as Array<{
+        seq: number;
+        event: string;
+      }>;
+      let prev = '0'.repeat(64);
+      for (const r of rows) {
+        const event = r.seq === 3 ? denyEdit(r.event) : r.event;
+        const hash = auditChainHash(prev, event);
+        db.prepare('UPDATE audit_log SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?').run(
+          event,
+          prev,
+          hash,
+          r.seq,
+        );
+        prev = hash;
+      }
+      db.prepare('DELETE FROM audit_checkpoints').run();
+      db.close();
+
+      const second = await startServer(config, pino({ level: 'info' }, logged));
+      try {
+        const status = await fetch(`${second.address}/v1/sys/seal-status`);
+        expect(await status.json()).toEqual({ initialized: true, sealed: true, type: 'dev', reason: INTEGRITY });
+        const health = await fetch(`${second.address}/v1/sys/health`);
+        expect(health.status).toBe(503);
+        const verify = await fetch(`${second.address}/v1/audit/verify`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        expect(verify.status).toBe(503);
+      } finally {
+        await second.close();
+      }
+      const db2 = new Database(join(dir, 'custos.db'));
+      expect(db2.prepare('SELECT count(*) AS n FROM audit_checkpoints').get()).toEqual({ n: 0 });
+      db2.close();
+      const line = log.split('\n').find((l) => l.includes(INTEGRITY));
+      expect(line).toBeDefined();
+      expect(JSON.parse(line!)).toMatchObject({ level: 50, code: INTEGRITY, detail: expect.stringMatching(/seq \d+/) });
+      // Seqs only: no event contents, paths or tokens in the log.
+      expect(log).not.toContain('kv/tamper');
+      expect(log).not.toContain(token);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.skipIf(!backends.includes('postgres'))('audit tampering in PostgreSQL while the node runs', () => {
   it('deleting the trailing checkpoints under a running node makes it seal itself at its next checkpoint', async () => {
