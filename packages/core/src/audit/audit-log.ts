@@ -189,7 +189,7 @@ export class AuditLog {
   /**
    * Opens the log on `store`. Before signing anything it checks, at a
    * bounded cost, that the stored chain is what was sealed (see
-   * {@link checkAuditAtOpen}): the last checkpoint verifies and the chain
+   * `audit-open-check.ts`): the last checkpoint verifies and the chain
    * holds it, every sink's copy (the file) agrees with the database, and the records
    * after the last checkpoint (no more than its interval allows) chain from
    * it. It then gives the database any records a durable sink holds beyond

@@ -6,6 +6,8 @@ import { AUDIT_EMPTY_HEAD, type AuditChainHead, auditChainHash } from './audit-h
 import type { AuditSink } from './audit-sink.js';
 import { isWellFormedAuditRecord } from './audit-verify.js';
 
+// Internal to the audit log (AuditLog.open): not re-exported from the package.
+
 /** What {@link checkAuditAtOpen} needs. */
 export interface AuditOpenCheckOptions {
   readonly store: AuditStore;
@@ -30,7 +32,7 @@ export interface AuditOpenState {
  * interval unsealed, and the first chained checkpoint seals that tail.
  * The verifier applies the same bound to the checkpoint that seals it.
  */
-export function auditTailAllowance(last: AuditCheckpoint | undefined, every: number): number {
+function auditTailAllowance(last: AuditCheckpoint | undefined, every: number): number {
   return last?.version === 2 ? Math.max(last.every, every) : 2 * every;
 }
 
@@ -213,7 +215,7 @@ export async function catchUpAuditSink(
 }
 
 /** True when `records` are well-formed successors of `head` (used before trusting a copy of the chain). */
-export function continuesChain(head: AuditChainHead, records: readonly AuditRecord[]): boolean {
+function continuesChain(head: AuditChainHead, records: readonly AuditRecord[]): boolean {
   let prev = head;
   for (const r of records) {
     if (r.seq !== prev.seq + 1 || r.prevHash !== prev.hash || auditChainHash(r.prevHash, r.event) !== r.hash)

@@ -7,7 +7,6 @@ export * from './audit-hash.js';
 export * from './audit-hmac.js';
 export * from './audit-line.js';
 export * from './audit-log.js';
-export * from './audit-open-check.js';
 export * from './audit-read.js';
 export * from './audit-sink.js';
 export * from './audit-stdout-sink.js';
