@@ -91,6 +91,12 @@ export async function startServer(
       logger.info({ file }, 'initialised with the dev seal; root token written');
     },
     onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
+    // The detail names seqs only (never event contents); the public status shows the code alone.
+    onAuditIntegrityFailure: (error) =>
+      logger.error(
+        { code: error.code, detail: error.detail },
+        'custos stays sealed: the audit log failed its integrity check',
+      ),
     // Database engines (dynamic credentials) are drivers core never imports: wired in here.
     engineFactory: createEngine,
     egress: new EgressPolicy({

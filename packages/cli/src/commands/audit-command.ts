@@ -9,12 +9,30 @@ import { CustosClient } from '../http-client.js';
 import { emit } from '../output.js';
 
 type Report =
-  | { ok: true; events: number; checkpoints: number; lastSeq: number; lastCheckpointSeq: number }
+  | {
+      ok: true;
+      events: number;
+      checkpoints: number;
+      legacyCheckpoints?: number;
+      lastSeq: number;
+      lastCheckpointSeq: number;
+      interval?: { every: number; intervalMs: number };
+    }
   | { ok: false; seq: number; problem: string; detail: string; events: number };
+
+/** How the checkpoints were chained, for the OK line: the interval they were signed with, and legacy ones. */
+const chaining = (r: Extract<Report, { ok: true }>) =>
+  [
+    r.interval ? `chained, at most ${r.interval.every} records apart` : undefined,
+    r.legacyCheckpoints ? `${r.legacyCheckpoints} legacy (v1, not chained)` : undefined,
+  ]
+    .filter(Boolean)
+    .map((s) => `; ${s}`)
+    .join('');
 
 const describe = (r: Report) =>
   r.ok
-    ? `OK: ${r.events} events, ${r.checkpoints} signed checkpoints (last at seq ${r.lastCheckpointSeq} of ${r.lastSeq})`
+    ? `OK: ${r.events} events, ${r.checkpoints} signed checkpoints${chaining(r)} (last at seq ${r.lastCheckpointSeq} of ${r.lastSeq})`
     : `FAILED at seq ${r.seq}: ${r.problem} — ${r.detail} (${r.events} events verified before it)`;
 
 /** `custos audit verify|tail|export|hash`. */

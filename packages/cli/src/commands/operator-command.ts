@@ -11,6 +11,8 @@ interface SealStatus {
   shares?: number;
   progress?: number;
   term?: number;
+  /** Why the node stays sealed although its seal opened (e.g. CUSTOS_ERR_AUDIT_INTEGRITY). */
+  reason?: string;
 }
 
 const statusTable = (s: SealStatus) =>
@@ -26,6 +28,7 @@ const statusTable = (s: SealStatus) =>
         ] as const)
       : []),
     ...(s.term !== undefined ? ([['keyring term', s.term]] as const) : []),
+    ...(s.reason !== undefined ? ([['sealed because', s.reason]] as const) : []),
   ]);
 
 /** Reads one line from stdin (a share pasted or piped), without echoing it anywhere. */

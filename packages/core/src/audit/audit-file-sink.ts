@@ -1,8 +1,8 @@
 import { writeSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { AuditCheckpoint, AuditRecord } from '../ports/storage.js';
-import { formatAuditCheckpointLine, formatAuditRecordLine, parseAuditLine } from './audit-line.js';
-import type { AuditSink } from './audit-sink.js';
+import { type AuditLine, formatAuditCheckpointLine, formatAuditRecordLine, parseAuditLine } from './audit-line.js';
+import type { AuditSink, AuditSinkTail } from './audit-sink.js';
 
 export interface AuditFileSinkOptions {
   readonly path: string;
@@ -71,9 +71,10 @@ export class AuditFileSink implements AuditSink {
 
   async recordsAfter(seq: number): Promise<AuditRecord[]> {
     const found: AuditRecord[] = [];
-    await this.#scanBack((record) => {
-      if (record.seq <= seq) return true;
-      found.push(record);
+    await this.#scanBack((line) => {
+      if (line.kind !== 'record') return false;
+      if (line.record.seq <= seq) return true;
+      found.push(line.record);
       return false;
     });
     return found.reverse();
@@ -81,15 +82,33 @@ export class AuditFileSink implements AuditSink {
 
   async lastRecordSeq(): Promise<number | undefined> {
     let last: number | undefined;
-    await this.#scanBack((record) => {
-      last = record.seq;
+    await this.#scanBack((line) => {
+      if (line.kind !== 'record') return false;
+      last = line.record.seq;
       return true;
     });
     return last;
   }
 
-  /** Visits record lines from the end of the file backwards until `stop` returns true. */
-  async #scanBack(stop: (record: AuditRecord) => boolean): Promise<void> {
+  async tail(maxRecords: number): Promise<AuditSinkTail> {
+    let record: AuditRecord | undefined;
+    let checkpoint: AuditCheckpoint | undefined;
+    let records = 0;
+    await this.#scanBack((line) => {
+      if (line.kind === 'checkpoint') checkpoint ??= line.checkpoint;
+      else {
+        record ??= line.record;
+        // Bounded: the file may be long, and an honest one has a checkpoint
+        // line within one interval of its end.
+        if (++records > maxRecords) return true;
+      }
+      return record !== undefined && checkpoint !== undefined;
+    });
+    return { ...(record ? { record } : {}), ...(checkpoint ? { checkpoint } : {}) };
+  }
+
+  /** Visits well-formed lines from the end of the file backwards until `stop` returns true. */
+  async #scanBack(stop: (line: AuditLine) => boolean): Promise<void> {
     // Read in chunks from the end: the file can be large, and only its tail matters here.
     let end = this.#size;
     let carry = Buffer.alloc(0);
@@ -116,7 +135,7 @@ export class AuditFileSink implements AuditSink {
         .filter((l) => l.length > 0);
       for (let i = lines.length - 1; i >= 0; i--) {
         const parsed = parseAuditLine(lines[i]!);
-        if (parsed?.kind === 'record' && stop(parsed.record)) return;
+        if (parsed && stop(parsed)) return;
       }
       end = start;
     }

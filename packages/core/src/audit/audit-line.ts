@@ -6,7 +6,9 @@ import { canonicalJson } from './canonical-json.js';
  * write the same format, and `custos audit verify --file` reads it):
  *
  *     {"event":"<canonical event JSON>","hash":"…","kind":"record","prevHash":"…","seq":1,"ts":"…"}
- *     {"hash":"…","keyId":"…","kind":"checkpoint","seq":1000,"signature":"…","ts":"…"}
+ *     {"every":1000,"hash":"…","intervalMs":10000,"keyId":"…","kind":"checkpoint","prevDigest":"…","prevSeq":0,"seq":1000,"signature":"…","ts":"…","version":2}
+ *
+ * A legacy (v1) checkpoint line has no `version` and no link fields.
  *
  * Each line is itself canonical JSON. The event stays a *string* holding
  * the exact bytes that were hashed, so a verifier needs no canonicalisation
@@ -38,7 +40,22 @@ export function formatAuditRecordLine(record: AuditRecord): string {
 /** The line (without its newline) for a checkpoint. */
 export function formatAuditCheckpointLine(checkpoint: AuditCheckpoint): string {
   const { seq, hash, ts, keyId, signature } = checkpoint;
-  return canonicalJson({ kind: 'checkpoint', seq, hash, ts, keyId, signature });
+  // A legacy checkpoint keeps the exact line it always had.
+  if (checkpoint.version !== 2) return canonicalJson({ kind: 'checkpoint', seq, hash, ts, keyId, signature });
+  const { version, prevSeq, prevDigest, every, intervalMs } = checkpoint;
+  return canonicalJson({
+    kind: 'checkpoint',
+    seq,
+    hash,
+    ts,
+    keyId,
+    signature,
+    version,
+    prevSeq,
+    prevDigest,
+    every,
+    intervalMs,
+  });
 }
 
 /** Parses one line; `undefined` when it is not a well-formed record or checkpoint line. */
@@ -56,10 +73,18 @@ export function parseAuditLine(line: string): AuditLine | undefined {
     return { kind: 'record', record: { seq: v.seq, ts: v.ts, prevHash: v.prevHash, hash: v.hash, event: v.event } };
   }
   if (v.kind === 'checkpoint' && typeof v.keyId === 'string' && typeof v.signature === 'string') {
-    return {
-      kind: 'checkpoint',
-      checkpoint: { seq: v.seq, hash: v.hash, ts: v.ts, keyId: v.keyId, signature: v.signature },
-    };
+    const common = { seq: v.seq, hash: v.hash, ts: v.ts, keyId: v.keyId, signature: v.signature };
+    if (v.version === undefined) return { kind: 'checkpoint', checkpoint: { version: 1, ...common } };
+    if (
+      v.version === 2 &&
+      (v.prevSeq === 0 || isSeq(v.prevSeq)) &&
+      typeof v.prevDigest === 'string' &&
+      isSeq(v.every) &&
+      (v.intervalMs === 0 || isSeq(v.intervalMs))
+    ) {
+      const { prevSeq, prevDigest, every, intervalMs } = v;
+      return { kind: 'checkpoint', checkpoint: { version: 2, ...common, prevSeq, prevDigest, every, intervalMs } };
+    }
   }
   return undefined;
 }

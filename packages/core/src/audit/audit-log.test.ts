@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,10 +7,12 @@ import { AuditUnavailableError } from '../errors/errors.js';
 import { AuditConflictError, type AuditRecord } from '../ports/storage.js';
 import { ControllableSink, requestEvent, testSigner } from '../test-support/audit-fixtures.js';
 import { MemoryAuditStore } from '../test-support/memory-audit-store.js';
+import { auditCheckpointDigest } from './audit-checkpoint.js';
 import { AuditFileSink } from './audit-file-sink.js';
 import { verifyAuditFile } from './audit-file-verify.js';
 import { AUDIT_GENESIS_HASH, auditChainHash } from './audit-hash.js';
 import { createAuditHmac } from './audit-hmac.js';
+import { formatAuditRecordLine } from './audit-line.js';
 import { AuditLog } from './audit-log.js';
 import { verifyAudit } from './audit-verify.js';
 
@@ -41,8 +43,10 @@ describe('AuditLog', () => {
       ok: true,
       events: 2,
       checkpoints: 1,
+      legacyCheckpoints: 0,
       lastSeq: 2,
       lastCheckpointSeq: 2,
+      interval: { every: 1_000, intervalMs: 10_000 },
     });
   });
 
@@ -189,7 +193,8 @@ describe('AuditLog', () => {
     expect(log.backlogSize).toBe(3);
     expect(store.records).toHaveLength(1);
     expect(errors).toContain('database');
-    // No checkpoint may seal records the database does not have.
+    // No checkpoint may seal records the database does not have: at most seq 1 is sealed.
+    expect((await log.checkpoint())?.seq).toBe(1);
     expect(await log.checkpoint()).toBeUndefined();
 
     store.failAppends = false;
@@ -391,5 +396,272 @@ describe('AuditLog', () => {
     expect(r.ts).toBe('2030-01-02T03:04:05.678Z');
     expect(JSON.parse(r.event).time).toBe(r.ts);
     await log.close();
+  });
+});
+
+describe('AuditLog: chained checkpoints at their interval', () => {
+  it('seals exactly every N records even when one batch carries the chain past the boundary', async () => {
+    const store = new MemoryAuditStore();
+    const { signer, publicKeys } = testSigner();
+    const log = await AuditLog.open({ store, signer, checkpointEvery: 10 });
+    // 35 records in one tick: one batch, cut at each boundary.
+    await Promise.all(Array.from({ length: 35 }, (_, i) => log.record(requestEvent(i))));
+    expect(store.checkpointList.map((c) => c.seq)).toEqual([10, 20, 30]);
+    await log.close();
+    const cps = await store.checkpoints();
+    expect(cps.map((c) => c.seq)).toEqual([10, 20, 30, 35]);
+    // Each names the one before it, and carries the interval.
+    expect(cps.map((c) => (c.version === 2 ? c.prevSeq : -1))).toEqual([0, 10, 20, 30]);
+    expect(cps.every((c) => c.version === 2 && c.every === 10 && c.intervalMs === 10_000)).toBe(true);
+    expect(cps[1]!.version === 2 && cps[1]!.prevDigest).toBe(auditCheckpointDigest(cps[0]!));
+    expect(await verifyAudit(store, { publicKeys })).toMatchObject({ ok: true, checkpoints: 4, lastSeq: 35 });
+  });
+
+  it('refuses records beyond the interval while no checkpoint can be written, and recovers', async () => {
+    const store = new MemoryAuditStore();
+    const { signer, publicKeys } = testSigner();
+    const log = await AuditLog.open({ store, signer, checkpointEvery: 5, onSinkError: () => undefined });
+    store.failCheckpoints = true;
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => log.record(requestEvent(i))));
+    expect(results.map((r) => r.status)).toEqual([...Array(5).fill('fulfilled'), ...Array(3).fill('rejected')]);
+    expect((results[5] as PromiseRejectedResult).reason).toBeInstanceOf(AuditUnavailableError);
+    expect(store.records).toHaveLength(5);
+    store.failCheckpoints = false;
+    await expect(log.record(requestEvent(9))).resolves.toMatchObject({ seq: 6 });
+    await log.close();
+    expect(await verifyAudit(store, { publicKeys })).toMatchObject({ ok: true, lastSeq: 6 });
+  });
+
+  it('acknowledges through the file while the database is down only up to the interval', async () => {
+    const store = new MemoryAuditStore();
+    const path = join(dir, 'audit.jsonl');
+    const { signer, publicKeys } = testSigner();
+    const log = await AuditLog.open({
+      store,
+      signer,
+      checkpointEvery: 5,
+      sinks: [await AuditFileSink.open({ path })],
+      onSinkError: () => undefined,
+    });
+    await log.record(requestEvent(1));
+    store.failAppends = true;
+    store.failCheckpoints = true;
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => log.record(requestEvent(i + 2))));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
+    expect(log.backlogSize).toBe(4);
+    store.failAppends = false;
+    store.failCheckpoints = false;
+    await log.close();
+    expect(await verifyAudit(store, { publicKeys })).toMatchObject({ ok: true, lastSeq: 5 });
+    expect(await verifyAuditFile(path, { publicKeys })).toMatchObject({ ok: true, lastSeq: 5 });
+  });
+
+  it('two logs on one store (two nodes) keep one checkpoint chain within the interval', async () => {
+    const store = new MemoryAuditStore();
+    const { signer, publicKeys } = testSigner();
+    const a = await AuditLog.open({ store, signer, checkpointEvery: 7 });
+    const b = await AuditLog.open({ store, signer, checkpointEvery: 7 });
+    for (let i = 0; i < 20; i++) {
+      await Promise.all([a.record(requestEvent(i)), b.record(requestEvent(100 + i)), b.record(requestEvent(200 + i))]);
+    }
+    await a.close();
+    await b.close();
+    expect(await verifyAudit(store, { publicKeys })).toMatchObject({ ok: true, events: 60, lastSeq: 60 });
+  });
+});
+
+describe('AuditLog.open: signs nothing over a chain that is not what was sealed', () => {
+  /** A closed log of n records with checkpoints every 10, on a memory store and a file. */
+  async function written(n: number, options: { file?: boolean } = {}) {
+    const store = new MemoryAuditStore();
+    const path = join(dir, 'audit.jsonl');
+    const { signer, publicKeys } = testSigner();
+    const sinks = options.file === false ? [] : [await AuditFileSink.open({ path })];
+    const log = await AuditLog.open({ store, signer, checkpointEvery: 10, sinks });
+    for (let i = 0; i < n; i++) await log.record(requestEvent(i));
+    await log.close();
+    const reopen = async () =>
+      AuditLog.open({
+        store,
+        signer,
+        checkpointEvery: 10,
+        sinks: options.file === false ? [] : [await AuditFileSink.open({ path })],
+      });
+    return { store, path, signer, publicKeys, reopen };
+  }
+  const refused = (detail: RegExp) => ({ code: 'CUSTOS_ERR_AUDIT_INTEGRITY', message: expect.stringMatching(detail) });
+
+  it('refuses when the last checkpoint does not verify', async () => {
+    const { store, reopen } = await written(25, { file: false });
+    const last = store.checkpointList.at(-1)!;
+    store.checkpointList[store.checkpointList.length - 1] = { ...last, signature: 'A'.repeat(86) };
+    await expect(reopen()).rejects.toMatchObject(refused(/last checkpoint \(seq 25\) does not verify/));
+  });
+
+  it('refuses when the chain at the last checkpoint differs (rewritten under it)', async () => {
+    const { store, reopen } = await written(25, { file: false });
+    store.records[24] = { ...store.records[24]!, hash: 'f'.repeat(64) };
+    await expect(reopen()).rejects.toMatchObject(refused(/at seq 25 differs from its signed checkpoint/));
+  });
+
+  it('refuses when the chain was cut below the last checkpoint', async () => {
+    const { store, reopen } = await written(25, { file: false });
+    store.records.splice(22);
+    await expect(reopen()).rejects.toMatchObject(refused(/ends at seq 22, below its last checkpoint/));
+  });
+
+  it('refuses when the checkpoints were deleted and more records remain than may be unsealed', async () => {
+    const { store, reopen } = await written(25, { file: false });
+    store.checkpointList = [];
+    const before = store.appendCalls;
+    await expect(reopen()).rejects.toMatchObject(refused(/25 records follow the last checkpoint \(seq 0\)/));
+    expect(store.checkpointList).toEqual([]);
+    expect(store.appendCalls).toBe(before);
+  });
+
+  it('refuses when the trailing checkpoints were deleted and more than one interval follows the last', async () => {
+    const { store, reopen } = await written(35, { file: false });
+    store.checkpointList = store.checkpointList.filter((c) => c.seq <= 20);
+    await expect(reopen()).rejects.toMatchObject(refused(/15 records follow the last checkpoint \(seq 20\)/));
+  });
+
+  it('refuses when the records after the last checkpoint do not chain from it', async () => {
+    const { store, reopen } = await written(25, { file: false });
+    store.checkpointList = store.checkpointList.filter((c) => c.seq <= 20);
+    store.records[22] = { ...store.records[22]!, prevHash: 'a'.repeat(64) };
+    await expect(reopen()).rejects.toMatchObject(refused(/do not chain from it/));
+  });
+
+  it('refuses when the file holds a checkpoint the database lacks (deleted, then the chain rewritten)', async () => {
+    const { store, reopen } = await written(15);
+    store.checkpointList = [];
+    await expect(reopen()).rejects.toMatchObject(
+      refused(/file sink holds a checkpoint at seq 15 that the database lacks/),
+    );
+    expect(store.checkpointList).toEqual([]);
+  });
+
+  it('refuses when the file and the database differ at the file’s last record', async () => {
+    const store = new MemoryAuditStore();
+    const path = join(dir, 'audit.jsonl');
+    const { signer } = testSigner();
+    const log = await AuditLog.open({
+      store,
+      signer,
+      checkpointEvery: 10,
+      sinks: [await AuditFileSink.open({ path })],
+    });
+    for (let i = 0; i < 13; i++) await log.record(requestEvent(i));
+    // A crash: 11–13 are not sealed yet. Then the unsealed tail is rewritten in the database alone.
+    const edited = { ...store.records[12]!, event: store.records[12]!.event.replace('allow', 'deny') };
+    store.records[12] = { ...edited, hash: auditChainHash(edited.prevHash, edited.event) };
+    await expect(
+      AuditLog.open({ store, signer, checkpointEvery: 10, sinks: [await AuditFileSink.open({ path })] }),
+    ).rejects.toMatchObject(refused(/differ at seq 13/));
+    expect(store.checkpointList.map((c) => c.seq)).toEqual([10]);
+  });
+
+  it('refuses records in the file beyond the database that do not continue its chain', async () => {
+    const { store, path, reopen } = await written(10);
+    const forged = formatAuditRecordLine({
+      seq: 11,
+      ts: store.records[9]!.ts,
+      prevHash: 'b'.repeat(64),
+      hash: auditChainHash('b'.repeat(64), store.records[9]!.event),
+      event: store.records[9]!.event,
+    });
+    await writeFile(path, `${forged}\n`, { flag: 'a' });
+    await expect(reopen()).rejects.toMatchObject(refused(/after seq 10 that do not continue/));
+    expect(store.records).toHaveLength(10);
+  });
+
+  it('refuses a file checkpoint that does not verify', async () => {
+    const { path, reopen } = await written(15);
+    const text = await readFile(path, 'utf8');
+    await writeFile(path, text.replace(/"signature":"[^"]+"(?=[^\n]*\n$)/, `"signature":"${'B'.repeat(86)}"`));
+    await expect(reopen()).rejects.toMatchObject(refused(/sink's last checkpoint \(seq 15\) does not verify/));
+  });
+
+  it('closes its sinks when it refuses to open', async () => {
+    const { store, signer } = await written(25, { file: false });
+    store.checkpointList = [];
+    const sink = new ControllableSink('file');
+    let closed = false;
+    sink.close = async () => {
+      closed = true;
+    };
+    await expect(AuditLog.open({ store, signer, checkpointEvery: 10, sinks: [sink] })).rejects.toMatchObject({
+      code: 'CUSTOS_ERR_AUDIT_INTEGRITY',
+    });
+    expect(closed).toBe(true);
+  });
+
+  it('gives the file the checkpoint lines a crash cost it, so the file keeps verifying', async () => {
+    const { store, path, signer, publicKeys } = await written(15);
+    const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+    // The crash came between the last checkpoint's database write and its file write.
+    expect(lines.at(-1)).toContain('"kind":"checkpoint"');
+    await writeFile(path, `${lines.slice(0, -1).join('\n')}\n`);
+    expect(await verifyAuditFile(path, { publicKeys })).toMatchObject({ ok: true, checkpoints: 1 });
+    const log = await AuditLog.open({
+      store,
+      signer,
+      checkpointEvery: 10,
+      sinks: [await AuditFileSink.open({ path })],
+    });
+    await log.record(requestEvent(99));
+    await log.close();
+    expect(await verifyAuditFile(path, { publicKeys })).toMatchObject({ ok: true, lastSeq: 16, checkpoints: 3 });
+  });
+});
+
+describe('AuditLog: tampering found while it runs', () => {
+  it('fails closed when its last checkpoint vanishes from the database', async () => {
+    const store = new MemoryAuditStore();
+    const { signer } = testSigner();
+    const failures: string[] = [];
+    const log = await AuditLog.open({
+      store,
+      signer,
+      checkpointEvery: 5,
+      onIntegrityFailure: (e) => failures.push(e.code),
+    });
+    for (let i = 0; i < 6; i++) await log.record(requestEvent(i));
+    expect(store.checkpointList.map((c) => c.seq)).toEqual([5]);
+    store.checkpointList = [];
+    await Promise.allSettled(Array.from({ length: 6 }, (_, i) => log.record(requestEvent(10 + i))));
+    expect(failures).toEqual(['CUSTOS_ERR_AUDIT_INTEGRITY']);
+    await expect(log.record(requestEvent(20))).rejects.toBeInstanceOf(AuditUnavailableError);
+    expect(store.checkpointList).toEqual([]);
+    await log.close();
+    expect(store.checkpointList).toEqual([]);
+  });
+
+  it('fails closed when records it wrote vanish from the database', async () => {
+    const store = new MemoryAuditStore();
+    const { signer } = testSigner();
+    const failures: string[] = [];
+    const log = await AuditLog.open({ store, signer, onIntegrityFailure: (e) => failures.push(e.code) });
+    for (let i = 0; i < 5; i++) await log.record(requestEvent(i));
+    store.records.splice(3);
+    await expect(log.record(requestEvent(9))).rejects.toBeInstanceOf(AuditUnavailableError);
+    expect(failures).toEqual(['CUSTOS_ERR_AUDIT_INTEGRITY']);
+    await log.close();
+    expect(store.checkpointList).toEqual([]);
+  });
+
+  it('seals its own hash, not a record rewritten under it: the rewrite shows on verification', async () => {
+    const store = new MemoryAuditStore();
+    const { signer, publicKeys } = testSigner();
+    const log = await AuditLog.open({ store, signer });
+    for (let i = 0; i < 5; i++) await log.record(requestEvent(i));
+    const edited = { ...store.records[4]!, event: store.records[4]!.event.replace('allow', 'deny') };
+    store.records[4] = { ...edited, hash: auditChainHash(edited.prevHash, edited.event) };
+    await log.close();
+    expect(await verifyAudit(store, { publicKeys })).toMatchObject({
+      ok: false,
+      seq: 5,
+      problem: 'checkpoint-mismatch',
+    });
   });
 });

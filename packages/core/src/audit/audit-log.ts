@@ -1,10 +1,18 @@
-import { AuditUnavailableError } from '../errors/errors.js';
-import type { AuditCheckpoint, AuditRecord, AuditStore } from '../ports/storage.js';
-import { type AuditSigner, signAuditCheckpoint } from './audit-checkpoint.js';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { AuditIntegrityError, AuditUnavailableError } from '../errors/errors.js';
+import { type AuditCheckpoint, AuditConflictError, type AuditRecord, type AuditStore } from '../ports/storage.js';
+import {
+  AUDIT_CHECKPOINT_GENESIS_DIGEST,
+  type AuditSigner,
+  auditCheckpointDigest,
+  signAuditCheckpoint,
+  verifyAuditCheckpointSignature,
+} from './audit-checkpoint.js';
 import { AuditDatabaseSink } from './audit-database-sink.js';
 import type { AuditEventInput } from './audit-event.js';
 import { AUDIT_EMPTY_HEAD, type AuditChainHead, auditChainHash, chainAuditRecords } from './audit-hash.js';
 import { isAuditHmac } from './audit-hmac.js';
+import { catchUpAuditSink, checkAuditAtOpen } from './audit-open-check.js';
 import type { AuditSink } from './audit-sink.js';
 import { canonicalJson } from './canonical-json.js';
 
@@ -15,20 +23,37 @@ export interface AuditLogOptions {
   readonly sinks?: readonly AuditSink[];
   /** Ed25519 key that signs checkpoints. */
   readonly signer: AuditSigner;
-  /** Seal a checkpoint after this many records (default 1,000). */
+  /**
+   * Keys that stored checkpoints (this node's earlier ones, other nodes')
+   * must verify with (default: the signer's public key).
+   */
+  readonly publicKeys?: ReadonlyMap<string, KeyObject>;
+  /** At most this many records between consecutive checkpoints (default 1,000). */
   readonly checkpointEvery?: number;
-  /** …or when this many ms passed with new records (default 10,000). */
+  /** Seal new records at least this often (ms, default 10,000). */
   readonly checkpointIntervalMs?: number;
   /** Largest batch given to one `append` (default 1,000). */
   readonly maxBatch?: number;
   /** Re-chain-and-retry rounds after a seq conflict before the database write counts as failed (default 5). */
   readonly maxConflictRetries?: number;
-  /** Records acknowledged while the database is down that may wait for it (default 100,000); beyond, requests are refused. */
+  /**
+   * Records acknowledged while the database is down that may wait for it
+   * (default 100,000); beyond, requests are refused. The checkpoint interval
+   * bounds it too: no record is acknowledged more than `checkpointEvery`
+   * records after the last checkpoint, and checkpoints need the database.
+   */
   readonly maxBacklog?: number;
   /** Clock (tests). */
   readonly now?: () => Date;
   /** Called when a sink or a checkpoint write fails; the log goes on. Never receives event contents. */
   readonly onSinkError?: (sink: string, error: unknown) => void;
+  /**
+   * Called once if the log finds, while it runs, that the stored chain no
+   * longer continues what it wrote and sealed (records or checkpoints
+   * deleted or rewritten under it). The log then signs nothing more and
+   * refuses every record; the node seals itself.
+   */
+  readonly onIntegrityFailure?: (error: AuditIntegrityError) => void;
 }
 
 interface Pending {
@@ -36,6 +61,43 @@ interface Pending {
   readonly event: string;
   readonly resolve: (record: AuditRecord) => void;
   readonly reject: (error: unknown) => void;
+}
+
+/** The last checkpoint of the store's chain as this log knows it (seq 0: none yet). */
+interface ChainPoint {
+  readonly seq: number;
+  readonly hash: string;
+  readonly digest: string;
+  /** 0: the start of the chain; 1: a legacy checkpoint; 2: a chained one. */
+  readonly version: 0 | 1 | 2;
+  /** The signed interval of a chained checkpoint (0 otherwise). */
+  readonly every: number;
+}
+
+/**
+ * Rounds a write or a checkpoint may lose to other nodes (the room before the
+ * next checkpoint taken, or a checkpoint chained first) before it is given
+ * up. Each lost round means another node moved the chain on, so this only
+ * bounds starvation under heavy contention; it is not a retry on failure.
+ */
+const MAX_CONTENDED_ROUNDS = 100;
+
+const START: ChainPoint = {
+  seq: 0,
+  hash: AUDIT_EMPTY_HEAD.hash,
+  digest: AUDIT_CHECKPOINT_GENESIS_DIGEST,
+  version: 0,
+  every: 0,
+};
+
+function chainPoint(cp: AuditCheckpoint): ChainPoint {
+  return {
+    seq: cp.seq,
+    hash: cp.hash,
+    digest: auditCheckpointDigest(cp),
+    version: cp.version,
+    every: cp.version === 2 ? cp.every : 0,
+  };
 }
 
 /**
@@ -55,33 +117,49 @@ interface Pending {
  * rejects with {@link AuditUnavailableError} and the head does not move: the
  * next batch chains from the last durable record.
  *
- * **Checkpoints** every `checkpointEvery` records, every
- * `checkpointIntervalMs` with new records, when opened on an unsealed tail,
- * and on {@link close}.
+ * **Checkpoints** are chained (each names the one before it) and kept at
+ * most `checkpointEvery` records apart — exactly: a batch that would carry
+ * the chain past that bound is cut there, the checkpoint is sealed, and the
+ * rest follows. If no checkpoint can be written (the database is down),
+ * records beyond the bound are refused, so the rule the verifier enforces
+ * always holds. Checkpoints are also sealed every `checkpointIntervalMs` with
+ * new records, when opened on an unsealed tail, and on {@link close}.
+ *
+ * **Signing only what it verified.** A checkpoint seals the chain up to a
+ * record this log wrote, or read and checked to continue its last checkpoint
+ * (another node's records; see {@link open} for the start).
  */
 export class AuditLog {
   readonly #store: AuditStore;
   readonly #db: AuditDatabaseSink;
   readonly #sinks: readonly AuditSink[];
   readonly #signer: AuditSigner;
-  readonly #checkpointEvery: number;
+  readonly #publicKeys: ReadonlyMap<string, KeyObject>;
+  readonly #every: number;
+  readonly #intervalMs: number;
   readonly #maxBatch: number;
   readonly #now: () => Date;
   readonly #onSinkError: (sink: string, error: unknown) => void;
+  readonly #onIntegrityFailure: (error: AuditIntegrityError) => void;
   readonly #timer: NodeJS.Timeout;
 
   /** Last record acknowledged (in the database or only in a durable sink). */
   #head: AuditChainHead;
   /** Last record known to be in the database: what checkpoints seal. */
   #dbHead: AuditChainHead;
-  #lastCheckpointSeq: number;
+  /** The store's last checkpoint, as far as this log knows. */
+  #last: ChainPoint;
+  /** The furthest database record known to chain from {@link #last}. */
+  #verified: AuditChainHead;
+  #failure: AuditIntegrityError | undefined;
+  #sealing: Promise<AuditCheckpoint | undefined> | undefined;
   #timerDue = false;
   #pending: Pending[] = [];
   #scheduled = false;
   #loop: Promise<void> | undefined;
   #closed = false;
 
-  private constructor(options: AuditLogOptions, head: AuditChainHead, lastCheckpointSeq: number) {
+  private constructor(options: AuditLogOptions, head: AuditChainHead, last: ChainPoint) {
     this.#store = options.store;
     this.#db = new AuditDatabaseSink(options.store, {
       maxConflictRetries: options.maxConflictRetries ?? 5,
@@ -89,70 +167,75 @@ export class AuditLog {
     });
     this.#sinks = options.sinks ?? [];
     this.#signer = options.signer;
-    this.#checkpointEvery = options.checkpointEvery ?? 1_000;
+    this.#publicKeys = publicKeysOf(options);
+    this.#every = options.checkpointEvery ?? 1_000;
+    this.#intervalMs = options.checkpointIntervalMs ?? 10_000;
     this.#maxBatch = options.maxBatch ?? 1_000;
     this.#now = options.now ?? (() => new Date());
     this.#onSinkError = options.onSinkError ?? (() => undefined);
+    this.#onIntegrityFailure = options.onIntegrityFailure ?? (() => undefined);
     this.#head = head;
     this.#dbHead = head;
-    this.#lastCheckpointSeq = lastCheckpointSeq;
+    this.#verified = head;
+    this.#last = last;
     this.#timer = setInterval(() => {
       this.#timerDue = true;
       this.#schedule();
-    }, options.checkpointIntervalMs ?? 10_000);
+    }, this.#intervalMs);
     // The timer must not keep a process alive that has nothing else to do.
     this.#timer.unref();
   }
 
   /**
-   * Opens the log on `store`: loads the chain head, gives the database any
-   * records a durable sink holds beyond it (acknowledged through the file
-   * while the database was down, just before a crash), and seals an
-   * unsealed tail with a checkpoint.
+   * Opens the log on `store`. Before signing anything it checks, at a
+   * bounded cost, that the stored chain is what was sealed (see
+   * `audit-open-check.ts`): the last checkpoint verifies and the chain
+   * holds it, every sink's copy (the file) agrees with the database, and the records
+   * after the last checkpoint (no more than its interval allows) chain from
+   * it. It then gives the database any records a durable sink holds beyond
+   * it (acknowledged while the database was down, just before a crash),
+   * fills in a sink that fell behind, and seals an unsealed tail.
    *
+   * The log owns the sinks it is given: {@link close} closes them, and so
+   * does a failed open.
+   *
+   * @throws AuditIntegrityError when the chain was tampered with: nothing is signed.
    * @throws AuditUnavailableError when the store cannot be read.
    */
   static async open(options: AuditLogOptions): Promise<AuditLog> {
     const sinks = options.sinks ?? [];
     const onSinkError = options.onSinkError ?? (() => undefined);
-    let head: AuditChainHead;
-    let lastCheckpointSeq: number;
+    const every = options.checkpointEvery ?? 1_000;
+    if (!Number.isSafeInteger(every) || every < 1) throw new RangeError('checkpointEvery must be a positive integer');
+    let state: Awaited<ReturnType<typeof checkAuditAtOpen>>;
     try {
-      head = (await options.store.head()) ?? AUDIT_EMPTY_HEAD;
+      state = await checkAuditAtOpen({
+        store: options.store,
+        sinks,
+        publicKeys: publicKeysOf(options),
+        every,
+        onSinkError,
+      });
       for (const sink of sinks) {
-        if (!sink.durable || !sink.recordsAfter) continue;
-        const missing = await sink.recordsAfter(head.seq).catch((error: unknown) => {
-          onSinkError(sink.name, error);
-          return [];
-        });
-        if (missing.length > 0 && continuesChain(head, missing)) {
-          await options.store.append(missing);
-          head = missing[missing.length - 1]!;
-        }
-      }
-      for (const sink of sinks) {
-        // A sink that is behind (the process died between the database write and
-        // the sink write) is given what it missed. A sink with no record yet is
-        // new and starts at the head instead of copying the whole history.
         try {
-          const last = await sink.lastRecordSeq?.();
-          for (let from = (last ?? head.seq) + 1; from <= head.seq; ) {
-            const missing = await options.store.range(from, 1_000);
-            if (missing.length === 0) break;
-            await sink.write(missing);
-            from = missing[missing.length - 1]!.seq + 1;
-          }
+          await catchUpAuditSink(options.store, sink, state.head, every);
         } catch (error) {
           onSinkError(sink.name, error);
         }
       }
-      const checkpoints = await options.store.checkpoints();
-      lastCheckpointSeq = checkpoints.reduce((max, c) => Math.max(max, c.seq), 0);
     } catch (error) {
+      // The log owns its sinks: a log that does not open closes them.
+      for (const sink of sinks) await sink.close().catch((e: unknown) => onSinkError(sink.name, e));
+      if (error instanceof AuditIntegrityError) throw error;
       throw new AuditUnavailableError({ cause: error });
     }
-    const log = new AuditLog(options, { seq: head.seq, hash: head.hash }, lastCheckpointSeq);
-    if (head.seq > lastCheckpointSeq) await log.checkpoint();
+    const last = state.lastCheckpoint ? chainPoint(state.lastCheckpoint) : START;
+    const log = new AuditLog(options, { seq: state.head.seq, hash: state.head.hash }, last);
+    if (state.head.seq > last.seq) await log.checkpoint();
+    if (log.#failure) {
+      await log.close();
+      throw log.#failure;
+    }
     return log;
   }
 
@@ -175,7 +258,7 @@ export class AuditLog {
    *   event has no JSON form (a programming error; the request must be refused too).
    */
   record(event: AuditEventInput): Promise<AuditRecord> {
-    if (this.#closed) return Promise.reject(new AuditUnavailableError());
+    if (this.#closed || this.#failure) return Promise.reject(new AuditUnavailableError({ cause: this.#failure }));
     let canonical: string;
     let ts: string;
     try {
@@ -195,30 +278,16 @@ export class AuditLog {
   }
 
   /**
-   * Seals the database's chain head now (no-op when already sealed or the
-   * database is behind). Failures are reported to `onSinkError`, not thrown.
+   * Seals the database's chain head now, chained to the last checkpoint
+   * (no-op when already sealed). Failures are reported to `onSinkError`, not
+   * thrown; a tampered chain makes the log fail (see `onIntegrityFailure`).
    */
-  async checkpoint(): Promise<AuditCheckpoint | undefined> {
-    if (this.#db.backlogSize > 0 || this.#dbHead.seq <= this.#lastCheckpointSeq) return undefined;
-    const { seq, hash } = this.#dbHead;
-    const checkpoint = signAuditCheckpoint(this.#signer, seq, hash, this.#now().toISOString());
-    try {
-      await this.#store.appendCheckpoint(checkpoint);
-    } catch (error) {
-      this.#onSinkError('database', error);
-      return undefined;
-    }
-    this.#lastCheckpointSeq = seq;
-    await Promise.all(
-      this.#sinks.map(async (sink) => {
-        try {
-          await sink.writeCheckpoint?.(checkpoint);
-        } catch (error) {
-          this.#onSinkError(sink.name, error);
-        }
-      }),
-    );
-    return checkpoint;
+  checkpoint(): Promise<AuditCheckpoint | undefined> {
+    // One at a time: each chains to the one before.
+    this.#sealing ??= this.#seal().finally(() => {
+      this.#sealing = undefined;
+    });
+    return this.#sealing;
   }
 
   /** Writes what is pending, seals a final checkpoint and closes the sinks. Later `record()`s reject. */
@@ -230,9 +299,142 @@ export class AuditLog {
       if (!this.#loop) this.#kick();
       await this.#loop;
     }
+    if (this.#db.backlogSize > 0 && !this.#failure) {
+      // Give the database what only the file holds while it can, so the final checkpoint seals it.
+      const db = await this.#db.write([], this.#last.seq + this.#every);
+      if (db.ok) {
+        this.#extendVerified(db.appended);
+        if (db.head && db.head.seq > this.#dbHead.seq) this.#dbHead = db.head;
+      } else this.#onSinkError('database', db.error);
+    }
     await this.checkpoint();
     for (const sink of this.#sinks) {
       await sink.close().catch((error: unknown) => this.#onSinkError(sink.name, error));
+    }
+  }
+
+  async #seal(): Promise<AuditCheckpoint | undefined> {
+    for (let attempt = 0; !this.#failure; attempt++) {
+      const target = this.#dbHead;
+      if (target.seq <= this.#last.seq) return undefined;
+      try {
+        await this.#verifyUpTo(target);
+        const checkpoint = signAuditCheckpoint(
+          this.#signer,
+          { seq: target.seq, hash: target.hash, ts: this.#now().toISOString() },
+          this.#last,
+          { every: this.#every, intervalMs: this.#intervalMs },
+        );
+        await this.#store.appendCheckpoint(checkpoint);
+        this.#last = chainPoint(checkpoint);
+        await Promise.all(
+          this.#sinks.map(async (sink) => {
+            try {
+              await sink.writeCheckpoint?.(checkpoint);
+            } catch (error) {
+              this.#onSinkError(sink.name, error);
+            }
+          }),
+        );
+        return checkpoint;
+      } catch (error) {
+        if (error instanceof AuditIntegrityError) this.#fail(error);
+        else if (error instanceof AuditConflictError && attempt < MAX_CONTENDED_ROUNDS) {
+          // Another node chained a checkpoint first: follow its chain, then seal what is still unsealed.
+          try {
+            await this.#followCheckpoints();
+          } catch (followError) {
+            if (followError instanceof AuditIntegrityError) this.#fail(followError);
+            else this.#onSinkError('database', followError);
+            return undefined;
+          }
+        } else {
+          this.#onSinkError('database', error);
+          return undefined;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Makes sure the database chain runs from the last checkpoint to `target`
+   * (a record this log wrote or found as the head): read and checked where
+   * this log did not write it contiguously itself (another node appended in
+   * between). Throws {@link AuditIntegrityError} when it does not.
+   */
+  async #verifyUpTo(target: AuditChainHead): Promise<void> {
+    let prev = this.#verified;
+    if (prev.seq === target.seq && prev.hash === target.hash) return;
+    if (prev.seq >= target.seq) {
+      throw new AuditIntegrityError(`the database chain at seq ${target.seq} is not the one this node verified.`);
+    }
+    while (prev.seq < target.seq) {
+      const batch = await this.#store.range(prev.seq + 1, Math.min(1_000, target.seq - prev.seq));
+      for (const r of batch) {
+        if (r.seq !== prev.seq + 1 || r.prevHash !== prev.hash || auditChainHash(r.prevHash, r.event) !== r.hash) {
+          throw new AuditIntegrityError(`the database chain breaks at seq ${prev.seq + 1}, after the last checkpoint.`);
+        }
+        prev = { seq: r.seq, hash: r.hash };
+      }
+      if (batch.length === 0) {
+        throw new AuditIntegrityError(`the database chain ends at seq ${prev.seq}, before seq ${target.seq} it held.`);
+      }
+    }
+    if (prev.hash !== target.hash) {
+      throw new AuditIntegrityError(`the database record at seq ${target.seq} is not the one this node wrote.`);
+    }
+    this.#verified = prev;
+  }
+
+  /**
+   * After a checkpoint conflict: reads the checkpoints from this log's last
+   * one on and adopts them if they continue its chain (signed with a
+   * trusted key, each naming the one before, within the interval). The last
+   * checkpoint this log knows must still be there, unchanged.
+   */
+  async #followCheckpoints(): Promise<void> {
+    const found = await this.#store.checkpointsFrom(this.#last.seq, 10_000);
+    let cur = this.#last;
+    let rest = found;
+    if (cur.seq > 0) {
+      const known = found[0];
+      if (!known || known.seq !== cur.seq || auditCheckpointDigest(known) !== cur.digest) {
+        throw new AuditIntegrityError(`the database lost or changed the checkpoint at seq ${cur.seq}.`);
+      }
+      rest = found.slice(1);
+    }
+    if (rest.length === 0) {
+      throw new AuditIntegrityError(`the database's checkpoints do not continue from seq ${cur.seq}.`);
+    }
+    for (const cp of rest) {
+      const key = this.#publicKeys.get(cp.keyId);
+      if (
+        cp.version !== 2 ||
+        !key ||
+        !verifyAuditCheckpointSignature(cp, key) ||
+        cp.prevSeq !== cur.seq ||
+        cp.prevDigest !== cur.digest ||
+        cp.seq - cur.seq > (cur.version === 2 ? Math.max(cur.every, cp.every) : 2 * cp.every)
+      ) {
+        throw new AuditIntegrityError(`the database's checkpoint at seq ${cp.seq} does not continue the chain.`);
+      }
+      cur = chainPoint(cp);
+    }
+    this.#last = cur;
+    // Records up to a checkpoint signed with the audit key were checked by the
+    // node that signed it; checking resumes from there (at most one interval
+    // is read again before this log's next checkpoint).
+    this.#verified = { seq: cur.seq, hash: cur.hash };
+  }
+
+  #fail(error: AuditIntegrityError): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    try {
+      this.#onIntegrityFailure(error);
+    } catch {
+      // The log has failed closed already; a failing listener changes nothing.
     }
   }
 
@@ -259,8 +461,8 @@ export class AuditLog {
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, this.#maxBatch);
       await this.#writeBatch(batch);
-      const unsealed = this.#dbHead.seq - this.#lastCheckpointSeq;
-      if (unsealed >= this.#checkpointEvery || (this.#timerDue && unsealed > 0)) {
+      const unsealed = this.#dbHead.seq - this.#last.seq;
+      if (unsealed >= this.#every || (this.#timerDue && unsealed > 0)) {
         this.#timerDue = false;
         await this.checkpoint();
       }
@@ -271,11 +473,62 @@ export class AuditLog {
     }
   }
 
+  /**
+   * Writes a batch in chunks that never carry the chain more than
+   * `checkpointEvery` records past the last checkpoint; between chunks the
+   * checkpoint is sealed. Where that is impossible, the rest is refused.
+   */
   async #writeBatch(batch: Pending[]): Promise<void> {
-    let records = chainAuditRecords(this.#head, batch);
+    let rest = batch;
+    let stalls = 0;
+    while (rest.length > 0) {
+      if (this.#failure) {
+        this.#reject(rest, [this.#failure]);
+        return;
+      }
+      let room = this.#last.seq + this.#every - this.#head.seq;
+      if (room <= 0) {
+        await this.checkpoint();
+        room = this.#last.seq + this.#every - this.#head.seq;
+      }
+      if (room <= 0 || stalls > MAX_CONTENDED_ROUNDS) {
+        // No checkpoint could be written (the database is down), or other
+        // nodes keep taking the room: acknowledging more would break the
+        // interval the verifier holds the chain to.
+        this.#reject(rest, [this.#failure ?? new Error('the audit checkpoint is overdue')]);
+        return;
+      }
+      const chunk = rest.slice(0, room);
+      const later = await this.#writeChunk(chunk);
+      if (later.length === chunk.length) stalls++;
+      rest = later.length > 0 ? [...later, ...rest.slice(room)] : rest.slice(room);
+    }
+  }
+
+  /** Writes one chunk; returns the part the database had no room for (to retry after a checkpoint). */
+  async #writeChunk(chunk: Pending[]): Promise<Pending[]> {
+    let records = chainAuditRecords(this.#head, chunk);
     const failures: unknown[] = [];
-    const db = await this.#db.write(records);
+    const db = await this.#db.write(records, this.#last.seq + this.#every);
+    let later: Pending[] = [];
     if (db.ok) {
+      if (db.head && db.head.seq < this.#dbHead.seq) {
+        // Records this node wrote are gone from the database.
+        this.#fail(
+          new AuditIntegrityError(`the database chain went back from seq ${this.#dbHead.seq} to ${db.head.seq}.`),
+        );
+        this.#reject(chunk, [this.#failure]);
+        return [];
+      }
+      this.#extendVerified(db.appended);
+      if (db.head) this.#dbHead = db.head;
+      if (db.records.length < records.length) {
+        // Another node's records took the room left before the next checkpoint.
+        later = chunk.slice(db.records.length);
+        chunk = chunk.slice(0, db.records.length);
+        this.#head = this.#db.backlogHead ?? this.#dbHead;
+        if (chunk.length === 0) return later;
+      }
       records = db.records;
     } else {
       failures.push(db.error);
@@ -283,8 +536,8 @@ export class AuditLog {
       if (!this.#db.canKeep(records.length)) {
         // The database has been down too long: acknowledging more through the
         // file alone would leave a gap it can never fill. Refuse instead.
-        this.#reject(batch, failures);
-        return;
+        this.#reject(chunk, failures);
+        return [];
       }
     }
     // Durable sinks first; the others only once the batch is acknowledged. A
@@ -298,8 +551,8 @@ export class AuditLog {
       failures,
     );
     if (!db.ok && !wroteDurably) {
-      this.#reject(batch, failures);
-      return;
+      this.#reject(chunk, failures);
+      return later;
     }
     await this.#writeSinks(
       this.#sinks.filter((sink) => !sink.durable),
@@ -307,10 +560,25 @@ export class AuditLog {
       failures,
     );
     const last = records[records.length - 1]!;
-    if (db.ok) this.#dbHead = { seq: last.seq, hash: last.hash };
-    else this.#db.keep(records);
+    if (!db.ok) this.#db.keep(records);
     this.#head = { seq: last.seq, hash: last.hash };
-    for (const [i, p] of batch.entries()) p.resolve(records[i]!);
+    for (const [i, p] of chunk.entries()) p.resolve(records[i]!);
+    return later;
+  }
+
+  /** Records this log appended itself extend the verified chain when they follow it directly. */
+  #extendVerified(appended: readonly AuditRecord[]): void {
+    const first = appended[0];
+    const last = appended[appended.length - 1];
+    if (
+      first &&
+      last &&
+      first.seq === this.#verified.seq + 1 &&
+      first.prevHash === this.#verified.hash &&
+      last.seq - first.seq === appended.length - 1
+    ) {
+      this.#verified = { seq: last.seq, hash: last.hash };
+    }
   }
 
   /**
@@ -341,13 +609,6 @@ export class AuditLog {
   }
 }
 
-/** True when `records` are well-formed successors of `head` (used before trusting a sink's copy). */
-function continuesChain(head: AuditChainHead, records: readonly AuditRecord[]): boolean {
-  let prev = head;
-  for (const r of records) {
-    if (r.seq !== prev.seq + 1 || r.prevHash !== prev.hash || auditChainHash(r.prevHash, r.event) !== r.hash)
-      return false;
-    prev = r;
-  }
-  return true;
+function publicKeysOf(options: AuditLogOptions): ReadonlyMap<string, KeyObject> {
+  return options.publicKeys ?? new Map([[options.signer.keyId, createPublicKey(options.signer.privateKey)]]);
 }

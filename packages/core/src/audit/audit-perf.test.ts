@@ -12,8 +12,9 @@ import { verifyAudit } from './audit-verify.js';
 
 // Measurements, printed for the record; the assertions are only loose floors
 // so a slow CI machine does not fail them.
+const { signer } = testSigner();
+
 async function writers(store: AuditStore, total: number, sinks: AuditFileSink[] = []): Promise<number> {
-  const { signer } = testSigner();
   const log = await AuditLog.open({ store, signer, sinks });
   const perWriter = total / 50;
   const start = process.hrtime.bigint();

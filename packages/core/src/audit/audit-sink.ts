@@ -30,5 +30,18 @@ export interface AuditSink {
    * sink never got, so its copy has no gap.
    */
   lastRecordSeq?(): Promise<number | undefined>;
+  /**
+   * The last record and the last checkpoint this sink holds, the checkpoint
+   * only if it lies within `maxRecords` records of the end. Used when the log
+   * opens to compare this copy with the database: a durable sink that
+   * disagrees with it stops the log from signing anything.
+   */
+  tail?(maxRecords: number): Promise<AuditSinkTail>;
   close(): Promise<void>;
+}
+
+/** What {@link AuditSink.tail} found. */
+export interface AuditSinkTail {
+  readonly record?: AuditRecord;
+  readonly checkpoint?: AuditCheckpoint;
 }

@@ -3,17 +3,24 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AuditRecord } from '../ports/storage.js';
-import { requestEvent, testSigner } from '../test-support/audit-fixtures.js';
+import type { AuditCheckpoint, AuditRecord } from '../ports/storage.js';
+import { requestEvent, signLegacyCheckpoint, testSigner } from '../test-support/audit-fixtures.js';
 import { MemoryAuditStore } from '../test-support/memory-audit-store.js';
-import { signAuditCheckpoint } from './audit-checkpoint.js';
+import {
+  AUDIT_CHECKPOINT_GENESIS,
+  type AuditSigner,
+  auditCheckpointDigest,
+  auditCheckpointLink,
+  signAuditCheckpoint,
+} from './audit-checkpoint.js';
 import { AuditFileSink } from './audit-file-sink.js';
 import { verifyAuditFile } from './audit-file-verify.js';
-import { auditChainHash } from './audit-hash.js';
+import { AUDIT_EMPTY_HEAD, AUDIT_GENESIS_HASH, auditChainHash, chainAuditRecords } from './audit-hash.js';
 import { formatAuditRecordLine } from './audit-line.js';
 import { AuditLog } from './audit-log.js';
 import { exportAuditSince, tailAudit } from './audit-read.js';
-import { verifyAudit, verifyAuditChain } from './audit-verify.js';
+import { type AuditChainVerifyOptions, verifyAudit, verifyAuditChain } from './audit-verify.js';
+import { canonicalJson } from './canonical-json.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -22,6 +29,8 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+const interval = { every: 10, intervalMs: 10_000 };
 
 /** 30 records, checkpoints at 10, 20 and 30, also written to a file. */
 async function sealedChain() {
@@ -54,8 +63,10 @@ describe('verifyAudit', () => {
       ok: true,
       events: 30,
       checkpoints: 3,
+      legacyCheckpoints: 0,
       lastSeq: 30,
       lastCheckpointSeq: 30,
+      interval: { every: 10, intervalMs: 10_000 },
     });
   });
 
@@ -148,7 +159,8 @@ describe('verifyAudit', () => {
     const { store, signer, publicKeys } = await sealedChain();
     const { privateKey } = generateKeyPairSync('ed25519');
     const last = store.records[29]!;
-    store.checkpointList[2] = signAuditCheckpoint({ keyId: signer.keyId, privateKey }, last.seq, last.hash, last.ts);
+    const prev = { seq: 20, digest: auditCheckpointDigest(store.checkpointList[1]!) };
+    store.checkpointList[2] = signAuditCheckpoint({ keyId: signer.keyId, privateKey }, last, prev, interval);
     expect(await verifyAudit(store, { publicKeys })).toMatchObject({ ok: false, seq: 30, problem: 'bad-signature' });
   });
 
@@ -161,7 +173,9 @@ describe('verifyAudit', () => {
   it('a forged checkpoint beyond the end → bad-signature, not truncated', async () => {
     const { store, signer, publicKeys } = await sealedChain();
     const { privateKey } = generateKeyPairSync('ed25519');
-    store.checkpointList.push(signAuditCheckpoint({ keyId: signer.keyId, privateKey }, 99, 'b'.repeat(64), 'x'));
+    const prev = { seq: 30, digest: auditCheckpointDigest(store.checkpointList[2]!) };
+    const forged = { seq: 99, hash: 'b'.repeat(64), ts: 'x' };
+    store.checkpointList.push(signAuditCheckpoint({ keyId: signer.keyId, privateKey }, forged, prev, interval));
     expect(await verifyAudit(store, { publicKeys })).toMatchObject({ ok: false, seq: 99, problem: 'bad-signature' });
   });
 
@@ -220,8 +234,10 @@ describe('verifyAuditFile', () => {
       ok: true,
       events: 30,
       checkpoints: 3,
+      legacyCheckpoints: 0,
       lastSeq: 30,
       lastCheckpointSeq: 30,
+      interval: { every: 10, intervalMs: 10_000 },
     });
   });
 
@@ -320,5 +336,220 @@ describe('reading', () => {
     for await (const r of exportAuditSince(store, '2031-01-01T00:00:00Z')) none.push(r.seq);
     expect(none).toEqual([]);
     await expect(exportAuditSince(store, 'yesterday').next()).rejects.toThrow(RangeError);
+  });
+});
+
+/** n well-formed records, as a writer chains them. */
+function plainChain(n: number): AuditRecord[] {
+  const items = Array.from({ length: n }, (_, i) => {
+    const ts = new Date(Date.UTC(2030, 0, 1, 0, 0, 0, i)).toISOString();
+    return { ts, event: canonicalJson({ ...requestEvent(i + 1), time: ts }) };
+  });
+  return chainAuditRecords(AUDIT_EMPTY_HEAD, items);
+}
+
+/** Checkpoints at `seqs`: legacy (v1) up to `legacyUpTo`, chained (v2) after, as the writers sign them. */
+function sealAt(
+  records: AuditRecord[],
+  seqs: number[],
+  signer: AuditSigner,
+  options: { every?: number; legacyUpTo?: number } = {},
+): AuditCheckpoint[] {
+  const out: AuditCheckpoint[] = [];
+  let prev = AUDIT_CHECKPOINT_GENESIS;
+  for (const seq of seqs) {
+    const r = records[seq - 1]!;
+    const cp =
+      seq <= (options.legacyUpTo ?? 0)
+        ? signLegacyCheckpoint(signer, r)
+        : signAuditCheckpoint(signer, r, prev, { every: options.every ?? 10, intervalMs: 10_000 });
+    out.push(cp);
+    prev = auditCheckpointLink(cp);
+  }
+  return out;
+}
+
+describe('chained checkpoints (v2)', () => {
+  const { signer, publicKeys } = testSigner();
+  const verify = (records: AuditRecord[], cps: AuditCheckpoint[], extra: Partial<AuditChainVerifyOptions> = {}) =>
+    verifyAuditChain(records, cps, { publicKeys, defaultEvery: 10, ...extra });
+
+  it('a chain sealed within its interval verifies, with the interval it was signed with', async () => {
+    const records = plainChain(35);
+    expect(await verify(records, sealAt(records, [10, 20, 30, 35], signer))).toEqual({
+      ok: true,
+      events: 35,
+      checkpoints: 4,
+      legacyCheckpoints: 0,
+      lastSeq: 35,
+      lastCheckpointSeq: 35,
+      interval: { every: 10, intervalMs: 10_000 },
+    });
+  });
+
+  it('a middle checkpoint deleted → checkpoint-missing at its seq', async () => {
+    const records = plainChain(35);
+    const cps = sealAt(records, [10, 20, 30, 35], signer).filter((c) => c.seq !== 20);
+    expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 20, problem: 'checkpoint-missing', events: 19 });
+  });
+
+  it('the first checkpoint deleted → checkpoint-missing at its seq', async () => {
+    const records = plainChain(35);
+    const cps = sealAt(records, [10, 20, 30, 35], signer).filter((c) => c.seq !== 10);
+    expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 10, problem: 'checkpoint-missing' });
+  });
+
+  it('every checkpoint deleted → checkpoint-missing once the chain is longer than twice the interval', async () => {
+    const records = plainChain(35);
+    expect(await verify(records, [])).toMatchObject({ ok: false, seq: 21, problem: 'checkpoint-missing' });
+    // The documented limit: a chain no longer than that, stripped of its checkpoints, is indistinguishable from a young one.
+    expect(await verify(records.slice(0, 20), [])).toMatchObject({ ok: true, checkpoints: 0 });
+  });
+
+  it('the trailing checkpoints deleted → checkpoint-missing when more than one interval follows the last', async () => {
+    const records = plainChain(35);
+    const cps = sealAt(records, [10, 20, 30, 35], signer).filter((c) => c.seq <= 20);
+    expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 31, problem: 'checkpoint-missing' });
+    // Within one interval of the last checkpoint the chain alone cannot tell (the documented limit).
+    expect(await verify(records, sealAt(records, [10, 20, 30, 35], signer).slice(0, 3))).toMatchObject({ ok: true });
+  });
+
+  it('checkpoints further apart than their signed interval → checkpoint-missing where the interval ran out', async () => {
+    const records = plainChain(35);
+    const cps = sealAt(records, [10, 25, 35], signer);
+    expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 21, problem: 'checkpoint-missing' });
+  });
+
+  it('the same checkpoint twice (a line written again) counts once; two different ones at a seq → checkpoint-broken', async () => {
+    const records = plainChain(20);
+    const cps = sealAt(records, [10, 20], signer);
+    expect(await verify(records, [...cps, cps[1]!])).toMatchObject({ ok: true, checkpoints: 2 });
+    const other = signAuditCheckpoint(signer, records[19]!, auditCheckpointLink(cps[0]!), { every: 11, intervalMs: 1 });
+    expect(await verify(records, [...cps, other])).toMatchObject({ ok: false, seq: 20, problem: 'checkpoint-broken' });
+  });
+
+  it('a looser interval cannot be claimed: an edited every or intervalMs breaks the signature', async () => {
+    const records = plainChain(35);
+    const cps = sealAt(records, [10, 25, 35], signer).map((c) =>
+      c.version === 2 ? { ...c, every: 100, intervalMs: 3_600_000 } : c,
+    );
+    expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 10, problem: 'bad-signature' });
+  });
+
+  it('a checkpoint that names another predecessor than the one before it → checkpoint-broken', async () => {
+    const records = plainChain(30);
+    const cps = sealAt(records, [10, 20, 30], signer);
+    // Signed with the real key (an attacker cannot), but naming seq 10 while seq 20 is present.
+    cps[2] = signAuditCheckpoint(signer, records[29]!, auditCheckpointLink(cps[0]!), { every: 20, intervalMs: 10_000 });
+    expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 30, problem: 'checkpoint-broken' });
+    // Or the right seq with the wrong digest (a different checkpoint at seq 20).
+    cps[2] = signAuditCheckpoint(signer, records[29]!, { seq: 20, digest: 'e'.repeat(64) }, interval);
+    expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 30, problem: 'checkpoint-broken' });
+  });
+
+  it('verifies from an anchor checkpoint (an archive start): records after it, the next checkpoint naming it', async () => {
+    const records = plainChain(35);
+    const cps = sealAt(records, [10, 20, 30, 35], signer);
+    const after = records.slice(20);
+    expect(await verify(after, cps, { anchor: cps[1]! })).toMatchObject({
+      ok: true,
+      events: 15,
+      checkpoints: 2,
+      lastSeq: 35,
+    });
+    // An anchor that the chain does not continue is refused.
+    expect(await verify(after, cps, { anchor: cps[0]! })).toMatchObject({ ok: false, seq: 11, problem: 'missing' });
+    const forged = { ...cps[1]!, hash: 'c'.repeat(64) };
+    expect(await verify(after, cps, { anchor: forged })).toMatchObject({ ok: false, problem: 'bad-signature' });
+  });
+
+  it('a partial copy (a file sink added later) verifies from its first checkpoint on', async () => {
+    const records = plainChain(35);
+    const cps = sealAt(records, [10, 20, 30, 35], signer);
+    expect(await verify(records.slice(23), cps.slice(2), { partial: true })).toMatchObject({ ok: true, events: 12 });
+    // …but a checkpoint missing after the first still shows.
+    expect(await verify(records.slice(3), [cps[1]!, cps[3]!], { partial: true })).toMatchObject({
+      ok: false,
+      seq: 30,
+      problem: 'checkpoint-missing',
+    });
+  });
+});
+
+describe('legacy (v1) checkpoints of earlier versions', () => {
+  const { signer, publicKeys } = testSigner();
+  const verify = (records: AuditRecord[], cps: AuditCheckpoint[]) =>
+    verifyAuditChain(records, cps, { publicKeys, defaultEvery: 10 });
+
+  it('a legacy prefix verifies as before, and chaining is required from the first v2 checkpoint on', async () => {
+    const records = plainChain(60);
+    // The old writer checkpointed after batches: 15 records apart, then a tail of 18 sealed by the first v2.
+    const cps = sealAt(records, [15, 27, 45, 55, 60], signer, { legacyUpTo: 27 });
+    expect(await verify(records, cps)).toMatchObject({
+      ok: true,
+      checkpoints: 5,
+      legacyCheckpoints: 2,
+      interval: { every: 10, intervalMs: 10_000 },
+    });
+    // The first v2 names the last v1: deleting that v1 shows.
+    expect(
+      await verify(
+        records,
+        cps.filter((c) => c.seq !== 27),
+      ),
+    ).toMatchObject({
+      ok: false,
+      seq: 27,
+      problem: 'checkpoint-missing',
+    });
+  });
+
+  it('a chain with only legacy checkpoints verifies, with at most twice the default interval unsealed after them', async () => {
+    const records = plainChain(48);
+    const cps = sealAt(records, [15, 27], signer, { legacyUpTo: 27 });
+    expect(await verify(records.slice(0, 47), cps)).toMatchObject({ ok: true, legacyCheckpoints: 2, lastSeq: 47 });
+    expect(await verify(records, cps)).toMatchObject({
+      ok: false,
+      seq: 48,
+      problem: 'checkpoint-missing',
+    });
+  });
+
+  it('a legacy checkpoint after a chained one → checkpoint-broken (no downgrade)', async () => {
+    const records = plainChain(40);
+    const cps = sealAt(records, [10, 20], signer);
+    cps.push(signLegacyCheckpoint(signer, records[29]!));
+    expect(await verify(records, cps)).toMatchObject({ ok: false, seq: 30, problem: 'checkpoint-broken' });
+  });
+
+  it('stripping the chained checkpoints of an upgraded chain (a downgrade) → checkpoint-missing', async () => {
+    const records = plainChain(80);
+    const cps = sealAt(records, [15, 27, 40, 50, 60, 70, 80], signer, { legacyUpTo: 27 });
+    expect(await verify(records, cps)).toMatchObject({ ok: true });
+    expect(await verify(records, cps.slice(0, 2))).toMatchObject({ ok: false, seq: 48, problem: 'checkpoint-missing' });
+  });
+});
+
+describe('verifyAuditFile against stripped checkpoints', () => {
+  it('checkpoint lines stripped and the chain re-made after an edit → checkpoint-missing', async () => {
+    const { path, publicKeys } = await sealedChain();
+    const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
+    let prev = AUDIT_GENESIS_HASH;
+    const forged = lines
+      .map((l) => JSON.parse(l) as { kind: string } & AuditRecord)
+      .filter((l) => l.kind === 'record')
+      .map((r) => {
+        const event = r.seq === 3 ? editEvent(r).event : r.event;
+        const hash = auditChainHash(prev, event);
+        const line = formatAuditRecordLine({ ...r, event, prevHash: prev, hash });
+        prev = hash;
+        return line;
+      });
+    await writeFile(path, `${forged.join('\n')}\n`);
+    expect(await verifyAuditFile(path, { publicKeys, defaultEvery: 10 })).toMatchObject({
+      ok: false,
+      seq: 21,
+      problem: 'checkpoint-missing',
+    });
   });
 });

@@ -8,8 +8,9 @@ import {
 } from 'node:crypto';
 import type { AuditSigner } from '../audit/index.js';
 import type { Cipher } from '../common/cipher.js';
+import { AuditIntegrityError } from '../errors/errors.js';
 import type { EntryStore } from '../ports/storage.js';
-import { loadOrCreateSysKey } from './sys-keys.js';
+import { loadOrCreateSysKey, SYS_KEY_NAMESPACE } from './sys-keys.js';
 
 const HMAC_KEY = 'audit.hmac-key';
 const SIGNING_KEY = 'audit.signing-key';
@@ -27,8 +28,22 @@ export interface AuditKeys {
  * Loads the audit keys, creating them on first unseal. Both live behind the
  * barrier: whoever can read the database must not be able to forge a
  * checkpoint nor test guesses against HMAC'd values.
+ *
+ * `chainStarted`: the audit log already holds records or checkpoints. The
+ * signing key then must exist: someone able to delete its row could
+ * otherwise have a fresh key made, and custos would sign a rewritten chain
+ * that verifies against the new public key.
+ *
+ * @throws AuditIntegrityError when the signing key is missing from a started chain.
  */
-export async function loadAuditKeys(entries: EntryStore, cipher: Cipher): Promise<AuditKeys> {
+export async function loadAuditKeys(
+  entries: EntryStore,
+  cipher: Cipher,
+  options: { chainStarted?: boolean } = {},
+): Promise<AuditKeys> {
+  if (options.chainStarted && !(await entries.get(SYS_KEY_NAMESPACE, SIGNING_KEY))) {
+    throw new AuditIntegrityError('the audit signing key is missing although the audit log holds records.');
+  }
   const hmacKey = await loadOrCreateSysKey(entries, cipher, HMAC_KEY, () => randomBytes(32));
   const pkcs8 = await loadOrCreateSysKey(entries, cipher, SIGNING_KEY, () =>
     generateKeyPairSync('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' }),

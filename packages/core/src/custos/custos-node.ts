@@ -11,7 +11,7 @@ import {
 } from '../audit/index.js';
 import { CertService, JwtMethodService } from '../auth-methods/index.js';
 import { EgressPolicy } from '../egress/index.js';
-import { CustosError, SealedError } from '../errors/index.js';
+import { AuditIntegrityError, CustosError, SealedError } from '../errors/index.js';
 import { StorageDpopReplayCache, verifyDpopProof } from '../identity/index.js';
 import { EngineService, LeaseService } from '../leases/index.js';
 import {
@@ -58,6 +58,13 @@ export interface CustosNodeOptions {
   onRootToken?: (token: string) => Promise<void> | void;
   /** Told about sink failures (never event contents). */
   onAuditSinkError?: (sink: string, error: unknown) => void;
+  /**
+   * Told when the node stays sealed, or seals itself, because its audit log
+   * failed its integrity check (at unseal, or found tampered while running).
+   * The error's code is `CUSTOS_ERR_AUDIT_INTEGRITY`; its message names seqs
+   * only. `status()` reports the code until an unseal succeeds.
+   */
+  onAuditIntegrityFailure?: (error: AuditIntegrityError) => void;
   version?: string;
   /** Opens database engines (normally `createEngine` from `@custos/engines`); without it engines are unavailable. */
   engineFactory?: DatabaseEngineFactory;
@@ -73,6 +80,9 @@ export interface AuthorizeContext {
   sourceIp?: string;
   now?: Date;
 }
+
+/** {@link SealStatus} plus why the node stays sealed although its seal opened (a stable error code; nothing secret). */
+export type NodeStatus = SealStatus & { readonly reason?: string };
 
 /** What exists only while unsealed. */
 export interface CustosServices {
@@ -123,6 +133,8 @@ export class CustosNode {
   readonly #options: CustosNodeOptions;
   readonly #seals: SealManager;
   #services: CustosServices | undefined;
+  /** Why the last unseal left the node sealed (or why it sealed itself), until an unseal succeeds. */
+  #refusal: AuditIntegrityError | undefined;
   #reaper: NodeJS.Timeout | undefined;
   #policyRefresh: NodeJS.Timeout | undefined;
 
@@ -145,17 +157,29 @@ export class CustosNode {
     return this.#services;
   }
 
-  /** Starts the node: with the dev seal, initialises on first start and unseals. */
+  /**
+   * Starts the node: with the dev seal, initialises on first start and
+   * unseals. An audit log that fails its integrity check does not stop the
+   * start: the node stays sealed, says why in {@link status}, and tells
+   * `onAuditIntegrityFailure`.
+   */
   async start(): Promise<void> {
     await this.#options.storage.migrate();
     if (this.#options.seal.type === 'dev') {
-      const { initialized } = await this.#seals.startDev(this.#options.seal.keyFile);
-      if (initialized) await this.#issueRootToken();
+      try {
+        const { initialized } = await this.#seals.startDev(this.#options.seal.keyFile);
+        if (initialized) await this.#issueRootToken();
+      } catch (error) {
+        // Stay up, sealed: the operator must see why (status, log) and resolve it.
+        if (!(error instanceof AuditIntegrityError)) throw error;
+      }
     }
   }
 
-  status(): Promise<SealStatus> {
-    return this.#seals.status();
+  /** Seal status, and the reason the node stays sealed when its audit log failed its integrity check. */
+  async status(): Promise<NodeStatus> {
+    const status = await this.#seals.status();
+    return status.sealed && this.#refusal ? { ...status, reason: this.#refusal.code } : status;
   }
 
   /** `operator init` for the shamir seal: returns the shares and the root token, once. */
@@ -213,10 +237,32 @@ export class CustosNode {
     return token;
   }
 
+  /** Loads the services; an audit integrity failure is remembered as the reason to stay sealed. */
   async #load(): Promise<void> {
+    try {
+      await this.#loadServices();
+      this.#refusal = undefined;
+    } catch (error) {
+      if (error instanceof AuditIntegrityError) this.#refuse(error);
+      throw error;
+    }
+  }
+
+  #refuse(error: AuditIntegrityError): void {
+    this.#refusal = error;
+    try {
+      this.#options.onAuditIntegrityFailure?.(error);
+    } catch {
+      // Reporting must not change the outcome: the node is sealed either way.
+    }
+  }
+
+  async #loadServices(): Promise<void> {
     const { storage } = this.#options;
     const cipher = this.#seals.barrier;
-    const keys = await loadAuditKeys(storage.entries, cipher);
+    const chainStarted =
+      (await storage.audit.head()) !== undefined || (await storage.audit.lastCheckpoint()) !== undefined;
+    const keys = await loadAuditKeys(storage.entries, cipher, { chainStarted });
     const sinks: AuditSink[] = [];
     const auditOptions = this.#options.audit ?? {};
     if (auditOptions.file) {
@@ -227,9 +273,16 @@ export class CustosNode {
       store: storage.audit,
       sinks,
       signer: keys.signer,
+      publicKeys: keys.publicKeys,
       ...(auditOptions.checkpointEvery ? { checkpointEvery: auditOptions.checkpointEvery } : {}),
       ...(auditOptions.checkpointIntervalMs ? { checkpointIntervalMs: auditOptions.checkpointIntervalMs } : {}),
       ...(this.#options.onAuditSinkError ? { onSinkError: this.#options.onAuditSinkError } : {}),
+      // Tampering found while running: stop serving (nothing can be audited
+      // honestly any more) and say why, as at start.
+      onIntegrityFailure: (error) => {
+        this.#refuse(error);
+        this.#seals.seal().catch(() => undefined);
+      },
     });
     const engine = await PolicyEngine.create();
     const policies = new PolicyService({ storage, cipher, engine });
@@ -348,7 +401,11 @@ export class CustosNode {
           context: { ...ctx, depth: task.depth, taskChain: task.chain },
         });
       },
-      verifyAudit: () => verifyAudit(storage.audit, { publicKeys: keys.publicKeys }),
+      verifyAudit: () =>
+        verifyAudit(storage.audit, {
+          publicKeys: keys.publicKeys,
+          ...(auditOptions.checkpointEvery ? { defaultEvery: auditOptions.checkpointEvery } : {}),
+        }),
     };
     // A cascade interrupted by a crash resumes here.
     await tasks.runCascades();

@@ -1,7 +1,9 @@
 import { type Cipher, entryAad } from '../common/cipher.js';
 import type { EntryStore } from '../ports/storage.js';
 
-const NS = 'sys';
+/** The namespace node-wide keys live in. */
+export const SYS_KEY_NAMESPACE = 'sys';
+const NS = SYS_KEY_NAMESPACE;
 
 /**
  * Loads a node-wide key kept behind the barrier in the `sys` namespace,

@@ -53,6 +53,11 @@ export const ERROR_CATALOGUE = {
   },
   CUSTOS_ERR_INTEGRITY: { status: 500, message: 'Stored data failed its integrity check.' },
   CUSTOS_ERR_AUDIT_UNAVAILABLE: { status: 503, message: 'The request was refused because it could not be audited.' },
+  CUSTOS_ERR_AUDIT_INTEGRITY: {
+    status: 503,
+    message:
+      'The audit log disagrees with its signed checkpoints or its file copy; custos stays sealed and signs nothing until an operator resolves it.',
+  },
   CUSTOS_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests.' },
   CUSTOS_ERR_STORAGE: { status: 503, message: 'The storage backend failed.' },
   CUSTOS_ERR_SHUTTING_DOWN: { status: 503, message: 'The server is shutting down.' },

@@ -48,6 +48,17 @@ export class AuditUnavailableError extends CustosError {
     super('CUSTOS_ERR_AUDIT_UNAVAILABLE', undefined, options);
   }
 }
+/**
+ * The stored audit chain was tampered with (or damaged): the database
+ * disagrees with its last signed checkpoint, with the durable file sink, or
+ * with what this node wrote. custos then signs nothing and stays sealed.
+ * `detail` names seqs only, never event contents.
+ */
+export class AuditIntegrityError extends CustosError {
+  constructor(detail: string) {
+    super('CUSTOS_ERR_AUDIT_INTEGRITY', detail);
+  }
+}
 export class StorageError extends CustosError {
   constructor(options?: { cause?: unknown }) {
     super('CUSTOS_ERR_STORAGE', undefined, options);

@@ -71,8 +71,8 @@ export interface AuditRecord {
   readonly event: string;
 }
 
-/** A signed statement that the chain up to `seq` ends in `hash`. */
-export interface AuditCheckpoint {
+/** What every checkpoint says: the chain up to `seq` ends in `hash`, signed at `ts`. */
+interface AuditCheckpointCommon {
   readonly seq: number;
   readonly hash: string;
   readonly ts: string;
@@ -81,6 +81,34 @@ export interface AuditCheckpoint {
   /** Base64url Ed25519 signature over the checkpoint statement. */
   readonly signature: string;
 }
+
+/**
+ * A legacy checkpoint (`custos-audit-checkpoint:v1`), written before
+ * checkpoints were chained. Verified for its signature and hash only.
+ */
+export interface AuditCheckpointV1 extends AuditCheckpointCommon {
+  readonly version: 1;
+}
+
+/**
+ * A chained checkpoint (`custos-audit-checkpoint:v2`): besides the chain's
+ * end it binds the checkpoint before it and the interval the writer keeps,
+ * so a deleted checkpoint or a looser interval shows (see docs/audit.md).
+ */
+export interface AuditCheckpointV2 extends AuditCheckpointCommon {
+  readonly version: 2;
+  /** Seq of the previous checkpoint (0 for the first of a chain). */
+  readonly prevSeq: number;
+  /** Digest of the previous checkpoint ({@link AuditCheckpointV2.prevSeq}), 64 zeros for the first. */
+  readonly prevDigest: string;
+  /** At most this many records lie between this checkpoint and the next. */
+  readonly every: number;
+  /** The writer seals new records at least this often while it runs (ms). */
+  readonly intervalMs: number;
+}
+
+/** A signed statement that the chain up to `seq` ends in `hash`. */
+export type AuditCheckpoint = AuditCheckpointV1 | AuditCheckpointV2;
 
 export interface AuditStore {
   /**
@@ -95,9 +123,19 @@ export interface AuditStore {
   range(fromSeq: number, limit: number): Promise<AuditRecord[]>;
   /** The first seq whose ts ≥ `ts` (ISO-8601), if any. */
   firstSeqSince(ts: string): Promise<number | undefined>;
+  /**
+   * Stores a checkpoint. A v2 checkpoint is stored only if the store's last
+   * checkpoint is the one it names (`prevSeq`; none when 0), atomically: two
+   * nodes can never both chain a checkpoint to the same predecessor. Throws
+   * {@link AuditConflictError} otherwise, or when its seq is taken.
+   */
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
   /** Checkpoints ascending by seq. */
   checkpoints(): Promise<AuditCheckpoint[]>;
+  /** Checkpoints with seq ≥ `fromSeq`, ascending, at most `limit`. */
+  checkpointsFrom(fromSeq: number, limit: number): Promise<AuditCheckpoint[]>;
+  /** The checkpoint with the highest seq. */
+  lastCheckpoint(): Promise<AuditCheckpoint | undefined>;
 }
 
 /** Raised by {@link AuditStore.append} when another writer took a seq first. */

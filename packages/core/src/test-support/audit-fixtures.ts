@@ -1,8 +1,8 @@
-import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
-import type { AuditSigner } from '../audit/audit-checkpoint.js';
+import { generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { type AuditSigner, auditCheckpointStatement } from '../audit/audit-checkpoint.js';
 import type { AuditEventInput } from '../audit/audit-event.js';
 import type { AuditSink } from '../audit/audit-sink.js';
-import type { AuditRecord } from '../ports/storage.js';
+import type { AuditCheckpointV1, AuditRecord } from '../ports/storage.js';
 
 /** A fresh Ed25519 checkpoint signer and the public-key map a verifier needs. */
 export function testSigner(keyId = `audit-${randomBytes(4).toString('hex')}`): {
@@ -11,6 +11,19 @@ export function testSigner(keyId = `audit-${randomBytes(4).toString('hex')}`): {
 } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   return { signer: { keyId, privateKey }, publicKeys: new Map([[keyId, publicKey]]) };
+}
+
+/**
+ * A legacy (v1) checkpoint, as custos signed them before checkpoints were
+ * chained: for tests of chains written by an earlier version.
+ */
+export function signLegacyCheckpoint(
+  signer: AuditSigner,
+  at: { seq: number; hash: string; ts: string },
+): AuditCheckpointV1 {
+  const unsigned = { version: 1 as const, seq: at.seq, hash: at.hash, ts: at.ts };
+  const signature = sign(null, Buffer.from(auditCheckpointStatement(unsigned)), signer.privateKey);
+  return { ...unsigned, keyId: signer.keyId, signature: signature.toString('base64url') };
 }
 
 /** A plausible request event, numbered so tests can tell events apart. */

@@ -21,8 +21,8 @@ export class MemoryAuditStore implements AuditStore {
     if (records.length === 0) return;
     const headSeq = this.records.length > 0 ? this.records[this.records.length - 1]!.seq : 0;
     const first = records[0]!.seq;
-    if (first <= headSeq) throw new AuditConflictError();
-    if (first !== headSeq + 1) throw new Error('memory audit store: seqs must continue the chain without a gap');
+    // As the adapters: a batch that does not start right after the head was built on a stale view.
+    if (first !== headSeq + 1) throw new AuditConflictError();
     records.forEach((r, i) => {
       if (r.seq !== first + i) throw new Error('memory audit store: seqs in a batch must be consecutive');
     });
@@ -53,10 +53,23 @@ export class MemoryAuditStore implements AuditStore {
 
   async appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
     if (this.failCheckpoints) throw new Error('memory audit store: checkpoint failed (test outage)');
+    if (this.checkpointList.some((c) => c.seq === checkpoint.seq)) throw new AuditConflictError();
+    if (checkpoint.version === 2) {
+      const last = this.checkpointList.reduce((max, c) => Math.max(max, c.seq), 0);
+      if (last !== checkpoint.prevSeq) throw new AuditConflictError();
+    }
     this.checkpointList.push({ ...checkpoint });
   }
 
   async checkpoints(): Promise<AuditCheckpoint[]> {
     return [...this.checkpointList].sort((a, b) => a.seq - b.seq).map((c) => ({ ...c }));
+  }
+
+  async checkpointsFrom(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
+    return (await this.checkpoints()).filter((c) => c.seq >= fromSeq).slice(0, limit);
+  }
+
+  async lastCheckpoint(): Promise<AuditCheckpoint | undefined> {
+    return (await this.checkpoints()).at(-1);
   }
 }

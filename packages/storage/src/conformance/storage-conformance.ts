@@ -281,7 +281,7 @@ export function runStorageConformance(name: string, open: () => Promise<Conforma
             await tx.entries.put(ns, 'keep', bytes(2));
             await tx.entries.delete(ns, 'keep');
             await tx.audit.append([record(1)]);
-            await tx.audit.appendCheckpoint({ seq: 1, hash: 'h', ts: 't', keyId: 'k', signature: 's' });
+            await tx.audit.appendCheckpoint({ version: 1, seq: 1, hash: 'h', ts: 't', keyId: 'k', signature: 's' });
             throw boom;
           }),
         ).rejects.toBe(boom);
@@ -433,8 +433,9 @@ export function runStorageConformance(name: string, open: () => Promise<Conforma
         expect(await s.audit.firstSeqSince('2026-03-01T10:00:21.000Z')).toBeUndefined();
       });
 
-      it('stores checkpoints, returns them ascending, refuses a duplicate seq', async () => {
+      it('stores legacy (v1) checkpoints, returns them ascending, refuses a duplicate seq', async () => {
         const cp = (seq: number): AuditCheckpoint => ({
+          version: 1,
           seq,
           hash: record(seq).hash,
           ts: record(seq).ts,
@@ -448,6 +449,81 @@ export function runStorageConformance(name: string, open: () => Promise<Conforma
           AuditConflictError,
         );
         expect(await s.audit.checkpoints()).toEqual([cp(10), cp(20)]);
+        expect(await s.audit.lastCheckpoint()).toEqual(cp(20));
+      });
+
+      describe('chained (v2) checkpoints', () => {
+        const cp = (seq: number, prevSeq: number, by = 'a'): AuditCheckpoint => ({
+          version: 2,
+          seq,
+          hash: record(seq).hash,
+          ts: record(seq).ts,
+          keyId: 'audit-key-1',
+          signature: `sig-${seq}-${by}`,
+          prevSeq,
+          prevDigest: `${prevSeq}`.padStart(64, '0'),
+          every: 1000,
+          intervalMs: 10_000,
+        });
+
+        it('stores a chain and reads it back exactly, in full, from a seq and its last', async () => {
+          expect(await s.audit.lastCheckpoint()).toBeUndefined();
+          await s.audit.appendCheckpoint(cp(10, 0));
+          await s.audit.appendCheckpoint(cp(20, 10));
+          await s.audit.appendCheckpoint(cp(25, 20));
+          expect(await s.audit.checkpoints()).toEqual([cp(10, 0), cp(20, 10), cp(25, 20)]);
+          expect(await s.audit.checkpointsFrom(11, 10)).toEqual([cp(20, 10), cp(25, 20)]);
+          expect(await s.audit.checkpointsFrom(10, 1)).toEqual([cp(10, 0)]);
+          expect(await s.audit.checkpointsFrom(26, 10)).toEqual([]);
+          expect(await s.audit.lastCheckpoint()).toEqual(cp(25, 20));
+        });
+
+        it('follows legacy checkpoints: the first v2 names the last v1', async () => {
+          const legacy: AuditCheckpoint = { version: 1, seq: 5, hash: 'h', ts: 't', keyId: 'k', signature: 's' };
+          await s.audit.appendCheckpoint(legacy);
+          await expect(s.audit.appendCheckpoint(cp(10, 0))).rejects.toBeInstanceOf(AuditConflictError);
+          await s.audit.appendCheckpoint(cp(10, 5));
+          expect(await s.audit.checkpoints()).toEqual([legacy, cp(10, 5)]);
+        });
+
+        it('refuses a checkpoint that does not name the last one stored, writing nothing', async () => {
+          await s.audit.appendCheckpoint(cp(10, 0));
+          await s.audit.appendCheckpoint(cp(20, 10));
+          // Names a predecessor that is not the last: a stale view (or a forked chain).
+          await expect(s.audit.appendCheckpoint(cp(30, 10))).rejects.toBeInstanceOf(AuditConflictError);
+          await expect(s.audit.appendCheckpoint(cp(30, 0))).rejects.toBeInstanceOf(AuditConflictError);
+          // Names a predecessor that does not exist.
+          await expect(s.audit.appendCheckpoint(cp(30, 25))).rejects.toBeInstanceOf(AuditConflictError);
+          expect((await s.audit.checkpoints()).map((c) => c.seq)).toEqual([10, 20]);
+        });
+
+        it('lets exactly one of two racing nodes chain a checkpoint to the same predecessor', async () => {
+          await s.audit.appendCheckpoint(cp(10, 0));
+          for (let round = 0; round < 5; round++) {
+            const last = (await s.audit.lastCheckpoint())!.seq;
+            const results = await Promise.allSettled([
+              s.audit.appendCheckpoint(cp(last + 5, last, 'a')),
+              s.audit.appendCheckpoint(cp(last + 7, last, 'b')),
+            ]);
+            expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+            const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+            expect(failed.reason).toBeInstanceOf(AuditConflictError);
+          }
+          const chain = await s.audit.checkpoints();
+          expect(chain).toHaveLength(6);
+          for (const [i, c] of chain.slice(1).entries()) expect(c.version === 2 && c.prevSeq).toBe(chain[i]!.seq);
+        });
+
+        it('keeps a transaction usable after a checkpoint conflict inside it', async () => {
+          await s.audit.appendCheckpoint(cp(10, 0));
+          await s.transaction(async (tx) => {
+            await expect(tx.audit.appendCheckpoint(cp(20, 0))).rejects.toBeInstanceOf(AuditConflictError);
+            await tx.audit.appendCheckpoint(cp(20, 10));
+            await tx.entries.put(ns, 'after-checkpoint-conflict', bytes(1));
+          });
+          expect((await s.audit.lastCheckpoint())?.seq).toBe(20);
+          expect(await s.entries.get(ns, 'after-checkpoint-conflict')).toBeDefined();
+        });
       });
     });
 

@@ -75,4 +75,29 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'chained audit checkpoints',
+    // v2 checkpoints name their predecessor. Existing rows are v1 (no link).
+    // The unique index on prev_seq makes a fork impossible: two nodes racing
+    // to chain a checkpoint to the same predecessor cannot both succeed
+    // (NULLs, the v1 rows, are distinct in both databases).
+    sqlite: `
+      ALTER TABLE audit_checkpoints ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE audit_checkpoints ADD COLUMN prev_seq INTEGER;
+      ALTER TABLE audit_checkpoints ADD COLUMN prev_digest TEXT;
+      ALTER TABLE audit_checkpoints ADD COLUMN every INTEGER;
+      ALTER TABLE audit_checkpoints ADD COLUMN interval_ms INTEGER;
+      CREATE UNIQUE INDEX audit_checkpoints_prev ON audit_checkpoints (prev_seq);
+    `,
+    postgres: (s) => `
+      ALTER TABLE ${s}.audit_checkpoints
+        ADD COLUMN version     smallint NOT NULL DEFAULT 1,
+        ADD COLUMN prev_seq    bigint,
+        ADD COLUMN prev_digest text,
+        ADD COLUMN every       bigint,
+        ADD COLUMN interval_ms bigint;
+      CREATE UNIQUE INDEX audit_checkpoints_prev ON ${s}.audit_checkpoints (prev_seq);
+    `,
+  },
 ];

@@ -1,6 +1,11 @@
 import { type AuditCheckpoint, AuditConflictError, type AuditRecord, type AuditStore } from '@custos/core';
 import type { QueryConfig } from 'pg';
 import { assertContiguous } from '../shared/audit-batch.js';
+import {
+  type AuditCheckpointRow,
+  auditCheckpointFromRow,
+  auditCheckpointValues,
+} from '../shared/audit-checkpoint-row.js';
 import { clampLimit } from '../shared/list-limit.js';
 import { bind, type PostgresQueries } from './postgres-queries.js';
 import type { PostgresContext, Queryable } from './postgres-runner.js';
@@ -11,14 +16,6 @@ interface AuditRow {
   prev_hash: string;
   hash: string;
   event: string;
-}
-
-interface CheckpointRow {
-  seq: string;
-  hash: string;
-  ts: string;
-  key_id: string;
-  signature: string;
 }
 
 const UNIQUE_VIOLATION = '23505';
@@ -83,17 +80,36 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
-    const c = checkpoint;
-    const query = bind(this.q.appendCheckpoint, [c.seq, c.hash, c.ts, c.keyId, c.signature]);
+    const values = auditCheckpointValues(checkpoint);
+    const query =
+      checkpoint.version === 2
+        ? bind(this.q.appendChainedCheckpoint, [...values, checkpoint.prevSeq])
+        : bind(this.q.appendCheckpoint, values);
     return this.ctx.run(async (db) => {
-      await this.#conflictSafe(db, query);
+      const n = await this.#conflictSafe(db, query);
+      // Zero rows: the store's last checkpoint is not the one this one names.
+      if (n !== 1) throw new AuditConflictError();
     });
   }
 
   checkpoints(): Promise<AuditCheckpoint[]> {
     return this.ctx.run(async (db) => {
-      const { rows } = await db.query<CheckpointRow>(bind(this.q.checkpoints, []));
-      return rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, ts: r.ts, keyId: r.key_id, signature: r.signature }));
+      const { rows } = await db.query<AuditCheckpointRow>(bind(this.q.checkpoints, []));
+      return rows.map(auditCheckpointFromRow);
+    });
+  }
+
+  checkpointsFrom(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
+    return this.ctx.run(async (db) => {
+      const { rows } = await db.query<AuditCheckpointRow>(bind(this.q.checkpointsFrom, [fromSeq, clampLimit(limit)]));
+      return rows.map(auditCheckpointFromRow);
+    });
+  }
+
+  lastCheckpoint(): Promise<AuditCheckpoint | undefined> {
+    return this.ctx.run(async (db) => {
+      const { rows } = await db.query<AuditCheckpointRow>(bind(this.q.lastCheckpoint, []));
+      return rows[0] && auditCheckpointFromRow(rows[0]);
     });
   }
 

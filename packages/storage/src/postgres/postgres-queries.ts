@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { QueryConfig } from 'pg';
+import { AUDIT_CHECKPOINT_COLUMNS } from '../shared/audit-checkpoint-row.js';
 import type { KeyRange } from '../shared/key-range.js';
 
 /** One named (server-side prepared, cached per connection) statement. */
@@ -54,6 +55,7 @@ export function rangeQuery(
 export function postgresQueries(schema: string) {
   const s = quoteSchema(schema);
   const audit = 'seq, ts, prev_hash, hash, event';
+  const checkpoint = AUDIT_CHECKPOINT_COLUMNS;
   return {
     get: named(`SELECT value, expires_at FROM ${s}.entries WHERE namespace = $1 AND key = $2`),
     // Inside a transaction a read locks the row, so read-modify-write inside
@@ -78,9 +80,17 @@ export function postgresQueries(schema: string) {
     range: named(`SELECT ${audit} FROM ${s}.audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2`),
     firstSeqSince: named(`SELECT min(seq) AS seq FROM ${s}.audit_log WHERE ts >= $1`),
     appendCheckpoint: named(
-      `INSERT INTO ${s}.audit_checkpoints (seq, hash, ts, key_id, signature) VALUES ($1, $2, $3, $4, $5)`,
+      `INSERT INTO ${s}.audit_checkpoints (${checkpoint}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     ),
-    checkpoints: named(`SELECT seq, hash, ts, key_id, signature FROM ${s}.audit_checkpoints ORDER BY seq`),
+    // A chained (v2) checkpoint goes in only after the last one stored ($11).
+    // Two nodes racing on the same predecessor both pass the WHERE, and the
+    // unique index on prev_seq lets one win.
+    appendChainedCheckpoint: named(`INSERT INTO ${s}.audit_checkpoints (${checkpoint})
+      SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::smallint, $7::bigint, $8::text, $9::bigint, $10::bigint
+      WHERE (SELECT coalesce(max(seq), 0) FROM ${s}.audit_checkpoints) = $11::bigint`),
+    checkpoints: named(`SELECT ${checkpoint} FROM ${s}.audit_checkpoints ORDER BY seq`),
+    checkpointsFrom: named(`SELECT ${checkpoint} FROM ${s}.audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT $2`),
+    lastCheckpoint: named(`SELECT ${checkpoint} FROM ${s}.audit_checkpoints ORDER BY seq DESC LIMIT 1`),
   };
 }
 

@@ -7,6 +7,7 @@ import {
   hasPostgres,
   type TestDatabase,
 } from '../../../../test-support/postgres.js';
+import { MIGRATIONS } from '../migrations/migration-list.js';
 import { PostgresStorage } from './postgres-storage.js';
 
 const record = (seq: number) => ({
@@ -52,9 +53,39 @@ describe.skipIf(!hasPostgres())('PostgresStorage', () => {
     await client.connect();
     const { rows } = await client.query(`SELECT version FROM "${s.name}".schema_migrations ORDER BY version`);
     await client.end();
-    expect(rows).toEqual([{ version: 1 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }]);
     await storages[0]!.entries.put('ns', 'k', new Uint8Array([1]));
     expect((await storages[3]!.entries.get('ns', 'k'))?.value).toEqual(new Uint8Array([1]));
+  });
+
+  it('upgrades a schema of the first release: its audit checkpoints stay, as legacy (v1) ones', async () => {
+    const s = await schema();
+    const client = new pg.Client({ connectionString: s.url });
+    await client.connect();
+    const q = `"${s.name}"`;
+    await client.query(`CREATE SCHEMA ${q}`);
+    await client.query(MIGRATIONS[0]!.postgres(q));
+    await client.query(`CREATE TABLE ${q}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now())`);
+    await client.query(`INSERT INTO ${q}.schema_migrations (version, name) VALUES (1, 'entries and audit log')`);
+    await client.query(
+      `INSERT INTO ${q}.audit_checkpoints (seq, hash, ts, key_id, signature) VALUES (7, 'h7', 't7', 'k', 's7')`,
+    );
+    await client.end();
+    const upgraded = open(s.url, s.name);
+    await upgraded.migrate();
+    expect(await upgraded.audit.checkpoints()).toEqual([
+      { version: 1, seq: 7, hash: 'h7', ts: 't7', keyId: 'k', signature: 's7' },
+    ]);
+    const chained = { version: 2 as const, seq: 9, hash: 'h9', ts: 't9', keyId: 'k', signature: 's9' };
+    await upgraded.audit.appendCheckpoint({
+      ...chained,
+      prevSeq: 7,
+      prevDigest: '0'.repeat(64),
+      every: 10,
+      intervalMs: 1,
+    });
+    expect((await upgraded.audit.lastCheckpoint())?.seq).toBe(9);
   });
 
   it('keeps schemas apart, and defaults to the custos schema', async () => {

@@ -1,6 +1,12 @@
 import { type AuditCheckpoint, AuditConflictError, type AuditRecord, type AuditStore } from '@custos/core';
 import type { Transaction } from 'better-sqlite3';
 import { assertContiguous } from '../shared/audit-batch.js';
+import {
+  AUDIT_CHECKPOINT_COLUMNS,
+  type AuditCheckpointRow,
+  auditCheckpointFromRow,
+  auditCheckpointValues,
+} from '../shared/audit-checkpoint-row.js';
 import { clampLimit } from '../shared/list-limit.js';
 import type { SqliteRunner, SqliteStatements } from './sqlite-statements.js';
 
@@ -10,8 +16,16 @@ const INSERT = 'INSERT INTO audit_log (seq, ts, prev_hash, hash, event) VALUES (
 const HEAD = `SELECT ${COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1`;
 const RANGE = `SELECT ${COLUMNS} FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?`;
 const FIRST_SINCE = 'SELECT min(seq) FROM audit_log WHERE ts >= ?';
-const INSERT_CHECKPOINT = 'INSERT INTO audit_checkpoints (seq, hash, ts, key_id, signature) VALUES (?, ?, ?, ?, ?)';
-const CHECKPOINTS = 'SELECT seq, hash, ts, key_id AS keyId, signature FROM audit_checkpoints ORDER BY seq';
+const INSERT_CHECKPOINT = `INSERT INTO audit_checkpoints (${AUDIT_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const LAST_CHECKPOINT_SEQ = 'SELECT max(seq) FROM audit_checkpoints';
+const CHECKPOINTS = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq`;
+const CHECKPOINTS_FROM = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq >= ? ORDER BY seq LIMIT ?`;
+const LAST_CHECKPOINT = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`;
+
+function isUniqueViolation(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
 
 function isPrimaryKeyViolation(e: unknown): boolean {
   return (e as { code?: unknown })?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
@@ -20,6 +34,7 @@ function isPrimaryKeyViolation(e: unknown): boolean {
 /** {@link AuditStore} over one SQLite connection. */
 export class SqliteAuditStore implements AuditStore {
   readonly #appendBatch: Transaction<(records: readonly AuditRecord[]) => void>;
+  readonly #appendCheckpoint: Transaction<(checkpoint: AuditCheckpoint) => void>;
 
   constructor(
     private readonly stmts: SqliteStatements,
@@ -34,6 +49,15 @@ export class SqliteAuditStore implements AuditStore {
       if (records[0]!.seq !== head + 1) throw new AuditConflictError();
       const insert = this.stmts.get(INSERT);
       for (const r of records) insert.run(r.seq, r.ts, r.prevHash, r.hash, r.event);
+    });
+    this.#appendCheckpoint = stmts.db.transaction((checkpoint: AuditCheckpoint) => {
+      if (checkpoint.version === 2) {
+        // A chained checkpoint must follow the last one stored: otherwise
+        // another node chained one first (or the table was tampered with).
+        const last = (this.stmts.pluck(LAST_CHECKPOINT_SEQ).get() as number | null) ?? 0;
+        if (last !== checkpoint.prevSeq) throw new AuditConflictError();
+      }
+      this.stmts.get(INSERT_CHECKPOINT).run(...auditCheckpointValues(checkpoint));
     });
   }
 
@@ -68,16 +92,30 @@ export class SqliteAuditStore implements AuditStore {
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
     return this.run(() => {
       try {
-        const c = checkpoint;
-        this.stmts.get(INSERT_CHECKPOINT).run(c.seq, c.hash, c.ts, c.keyId, c.signature);
+        this.#appendCheckpoint.immediate(checkpoint);
       } catch (e) {
-        // Another node checkpointed this seq first.
-        throw isPrimaryKeyViolation(e) ? new AuditConflictError() : e;
+        // Another node checkpointed this seq, or chained to the same predecessor, first.
+        throw isUniqueViolation(e) ? new AuditConflictError() : e;
       }
     });
   }
 
   checkpoints(): Promise<AuditCheckpoint[]> {
-    return this.run(() => this.stmts.get(CHECKPOINTS).all() as AuditCheckpoint[]);
+    return this.run(() => (this.stmts.get(CHECKPOINTS).all() as AuditCheckpointRow[]).map(auditCheckpointFromRow));
+  }
+
+  checkpointsFrom(fromSeq: number, limit: number): Promise<AuditCheckpoint[]> {
+    return this.run(() =>
+      (this.stmts.get(CHECKPOINTS_FROM).all(fromSeq, clampLimit(limit)) as AuditCheckpointRow[]).map(
+        auditCheckpointFromRow,
+      ),
+    );
+  }
+
+  lastCheckpoint(): Promise<AuditCheckpoint | undefined> {
+    return this.run(() => {
+      const row = this.stmts.get(LAST_CHECKPOINT).get() as AuditCheckpointRow | undefined;
+      return row && auditCheckpointFromRow(row);
+    });
   }
 }

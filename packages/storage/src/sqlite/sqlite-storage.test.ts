@@ -4,7 +4,9 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../migrations/migration-list.js';
 import { SqliteStorage } from './sqlite-storage.js';
 
 const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -58,6 +60,31 @@ describe('SqliteStorage', () => {
     await second.migrate();
     expect(await second.entries.get('ns', 'k')).toEqual({ key: 'k', value: new Uint8Array([7, 0, 7]), expiresAt: 123 });
     expect((await second.audit.head())?.seq).toBe(1);
+  });
+
+  it('upgrades a database of the first schema: its audit checkpoints stay, as legacy (v1) ones', async () => {
+    // A database as the first release left it: migration 1 only, one checkpoint row.
+    const old = new Database(file());
+    old.exec(MIGRATIONS[0]!.sqlite);
+    old.exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+      INSERT INTO schema_migrations VALUES (1, 'entries and audit log', '2026-01-01T00:00:00.000Z');
+      INSERT INTO audit_checkpoints (seq, hash, ts, key_id, signature) VALUES (7, 'h7', 't7', 'k', 's7');`);
+    old.close();
+    const upgraded = make();
+    await upgraded.migrate();
+    expect(await upgraded.audit.checkpoints()).toEqual([
+      { version: 1, seq: 7, hash: 'h7', ts: 't7', keyId: 'k', signature: 's7' },
+    ]);
+    // The first chained checkpoint names it.
+    const chained = { version: 2 as const, seq: 9, hash: 'h9', ts: 't9', keyId: 'k', signature: 's9' };
+    await upgraded.audit.appendCheckpoint({
+      ...chained,
+      prevSeq: 7,
+      prevDigest: '0'.repeat(64),
+      every: 10,
+      intervalMs: 1,
+    });
+    expect((await upgraded.audit.lastCheckpoint())?.seq).toBe(9);
   });
 
   it('migrates once when two connections share a file', async () => {

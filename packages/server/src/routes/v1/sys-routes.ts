@@ -28,6 +28,9 @@ const sealStatusSchema = {
     shares: { type: 'integer' },
     progress: { type: 'integer' },
     term: { type: 'integer' },
+    // Why a node stays sealed although its seal opened: a stable code
+    // (CUSTOS_ERR_AUDIT_INTEGRITY), never the detail, since this is public.
+    reason: { type: 'string' },
   },
 } as const;
 
