@@ -122,4 +122,23 @@ describe('redactObject', () => {
     expect((out.m as Map<string, string>).get('token')).toBe('[REDACTED:token]');
     expect(JSON.stringify(out.e)).not.toContain(secret);
   });
+
+  it('with keepErrors, an Error stays an Error of its own class whose every read is redacted', () => {
+    const secret = 'correct-horse-battery';
+    const r = createRedactor({ secrets: [{ name: 's', value: secret }] });
+    const cause = new TypeError(`inner ${secret}`);
+    const error = Object.assign(new RangeError(`outer ${secret}`, { cause }), { password: 'x', n: 1 });
+    const view = r.redactObject({ error }, { keepErrors: true }).error;
+    expect(view).toBeInstanceOf(RangeError);
+    expect(view.constructor.name).toBe('RangeError');
+    expect(view.message).toBe('outer [REDACTED:s]');
+    expect(view.stack).toMatch(/^RangeError: outer \[REDACTED:s\]\n/);
+    expect((view.cause as Error).message).toBe('inner [REDACTED:s]');
+    expect(view.cause).toBeInstanceOf(TypeError);
+    expect(view.password).toBe('[REDACTED:password]');
+    expect(Object.keys(view)).toEqual(['password', 'n']); // enumerability is the original's
+    expect(JSON.stringify(view)).toBe('{"password":"[REDACTED:password]","n":1}');
+    expect(String(view)).toBe('RangeError: outer [REDACTED:s]');
+    expect(error.message).toBe(`outer ${secret}`); // the original is untouched
+  });
 });
