@@ -49,6 +49,31 @@ describe('custos run', () => {
     expect(shown.state).toBe('ended');
   });
 
+  it('regression #9: redacts a secret split across lines (LF, CRLF with an indent) or printed in another case', async () => {
+    const script = [
+      'const pw = process.env.DB_PASSWORD, tok = process.env.CUSTOS_TOKEN;',
+      'process.stdout.write("wrapped: " + pw.slice(0, 12) + "\\r\\n    " + pw.slice(12) + "\\n");',
+      'console.log("shouted: " + pw.toUpperCase());',
+      'console.error("token: " + tok.slice(0, 40) + "\\n" + tok.slice(40, 80) + "\\n" + tok.slice(80));',
+    ].join(' ');
+    const run = await h.cli([
+      'run',
+      '--role',
+      'worker',
+      '--secret',
+      'DB_PASSWORD=kv/app/db#password',
+      '--',
+      process.execPath,
+      '-e',
+      script,
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('wrapped: [REDACTED:kv/app/db#password]\nshouted: [REDACTED:kv/app/db#password]\n');
+    expect(run.stderr).toBe('token: [REDACTED:custos-task-token]\n');
+    const flat = (s: string) => s.replace(/\s+/g, '').toLowerCase();
+    expect(flat(run.stdout)).not.toContain(flat(password).slice(0, 12));
+  });
+
   it('a secret outside the task’s grant is refused and the command does not run', async () => {
     await h.cli(['secret', 'put', 'kv/other/x', `k=${password}`]);
     const run = await h.cli([

@@ -5,6 +5,7 @@ export type { Finding, KnownSecret } from './finding.js';
 export { type DeltaAccessor, redactDeltas, sdkDeltaAccessor } from './integrations/delta-redaction.js';
 export { redactResponse } from './integrations/fetch-redaction.js';
 export { type PinoRedactionOptions, pinoRedaction } from './integrations/pino-redaction.js';
+export type { KnownSecretInput } from './known-secrets/known-secret-input.js';
 export { encodedForms } from './matcher/secret-encodings.js';
 export { createRedactor, type Redactor, type RedactorOptions } from './redactor.js';
 export type { Replacement } from './replacement/replacement-format.js';

@@ -45,6 +45,43 @@ describe('createRedactor', () => {
     expect(() => createRedactor({ replacement: '[{hash}]' })).toThrow(TypeError);
   });
 
+  it('regression #17: accepts plain strings as secrets (the natural first call)', () => {
+    const value = fake.password(20);
+    const r = createRedactor({ secrets: [value] });
+    expect(r.redact(`pw ${value}.`)).toBe('pw [REDACTED:secret].');
+    const mixed = createRedactor({ secrets: [value, { name: 'db', value: 'correct-horse-battery' }] });
+    expect(mixed.redact(`${value} correct-horse-battery`)).toBe('[REDACTED:secret] [REDACTED:db]');
+    // Any iterable works, a Set included.
+    expect(createRedactor({ secrets: new Set([value]) }).redact(value)).toBe('[REDACTED:secret]');
+  });
+
+  it('regression #17: anything else fails with a TypeError naming the expected shape, never the value', () => {
+    const value = fake.password(20);
+    const cases: unknown[] = [
+      value, // a string instead of a list: would otherwise register each character and hide nothing
+      { db: value }, // an object map instead of a list
+      [value, 42],
+      [null],
+      [{ name: 'db' }],
+      [{ value }],
+      [{ name: 'db', value: Buffer.from(value) }],
+      [[value]],
+    ];
+    for (const secrets of cases) {
+      let thrown: unknown;
+      try {
+        createRedactor({ secrets: secrets as string[] });
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, JSON.stringify(secrets)).toBeInstanceOf(TypeError);
+      const error = thrown as TypeError & { code?: string };
+      expect(error.code).toBe('ERR_INVALID_ARG_TYPE');
+      expect(error.message).toContain('{ name: string, value: string }');
+      expect(error.message).not.toContain(value);
+    }
+  });
+
   it('can run with no detectors', () => {
     const [line] = fakeCredential['github-token']!(fake);
     expect(createRedactor({ detectors: 'none' }).redact(line)).toBe(line);
@@ -84,5 +121,24 @@ describe('redactObject', () => {
     expect(out.self).toBe(out);
     expect((out.m as Map<string, string>).get('token')).toBe('[REDACTED:token]');
     expect(JSON.stringify(out.e)).not.toContain(secret);
+  });
+
+  it('with keepErrors, an Error stays an Error of its own class whose every read is redacted', () => {
+    const secret = 'correct-horse-battery';
+    const r = createRedactor({ secrets: [{ name: 's', value: secret }] });
+    const cause = new TypeError(`inner ${secret}`);
+    const error = Object.assign(new RangeError(`outer ${secret}`, { cause }), { password: 'x', n: 1 });
+    const view = r.redactObject({ error }, { keepErrors: true }).error;
+    expect(view).toBeInstanceOf(RangeError);
+    expect(view.constructor.name).toBe('RangeError');
+    expect(view.message).toBe('outer [REDACTED:s]');
+    expect(view.stack).toMatch(/^RangeError: outer \[REDACTED:s\]\n/);
+    expect((view.cause as Error).message).toBe('inner [REDACTED:s]');
+    expect(view.cause).toBeInstanceOf(TypeError);
+    expect(view.password).toBe('[REDACTED:password]');
+    expect(Object.keys(view)).toEqual(['password', 'n']); // enumerability is the original's
+    expect(JSON.stringify(view)).toBe('{"password":"[REDACTED:password]","n":1}');
+    expect(String(view)).toBe('RangeError: outer [REDACTED:s]');
+    expect(error.message).toBe(`outer ${secret}`); // the original is untouched
   });
 });

@@ -1,14 +1,20 @@
 import { builtinDetectors } from './detectors/builtin-detectors.js';
 import type { Detector } from './detectors/detector.js';
-import type { Finding, KnownSecret } from './finding.js';
+import type { Finding } from './finding.js';
+import { type KnownSecretInput, normaliseKnownSecrets } from './known-secrets/known-secret-input.js';
 import { RedactionEngine } from './matcher/redaction-engine.js';
 import { compileReplacement, type Replacement } from './replacement/replacement-format.js';
 import { EngineRedactionStream, type RedactionStream } from './stream/redaction-stream.js';
 import { redactStructured, type StructuredOptions } from './structured/structured-redaction.js';
 
 export interface RedactorOptions {
-  /** Exact values to hide, with the name their marker shows. */
-  secrets?: Iterable<KnownSecret>;
+  /**
+   * Exact values to hide: each a string (its marker is `[REDACTED:secret]`) or
+   * `{ name, value }` (its marker shows `name`, which must not itself be
+   * secret). Anything else throws a `TypeError` (code `ERR_INVALID_ARG_TYPE`)
+   * that names the expected shape.
+   */
+  secrets?: Iterable<KnownSecretInput>;
   /** Pattern detectors: `'all'` (default) is `builtinDetectors`. */
   detectors?: readonly Detector[] | 'all' | 'none';
   /**
@@ -42,9 +48,16 @@ export interface Redactor {
  * known secret and indexing the forms) once; use one redactor per set of
  * secrets.
  *
+ * @throws TypeError (code `ERR_INVALID_ARG_TYPE`) when `secrets` is not a list
+ * of strings or `{ name: string, value: string }` objects.
+ *
  * @example
  * const r = createRedactor({ secrets: [{ name: 'db', value: process.env.DB_PASSWORD! }] });
  * console.log(r.redact(`connecting with ${process.env.DB_PASSWORD}`)); // connecting with [REDACTED:db]
+ *
+ * @example
+ * // Bare values are fine too; their marker is [REDACTED:secret].
+ * const quick = createRedactor({ secrets: [process.env.API_KEY!] });
  */
 export function createRedactor(options: RedactorOptions = {}): Redactor {
   const detectors =
@@ -54,7 +67,7 @@ export function createRedactor(options: RedactorOptions = {}): Redactor {
         ? []
         : options.detectors;
   const engine = new RedactionEngine(
-    options.secrets ?? [],
+    normaliseKnownSecrets(options.secrets),
     detectors,
     options.minSecretLength ?? 8,
     compileReplacement(options.replacement),

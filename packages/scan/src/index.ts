@@ -4,7 +4,7 @@ export { parseKnownSecrets } from './known-secrets-file.js';
 export { jsonReport } from './report/json-report.js';
 export { maskValue } from './report/mask-value.js';
 export type { ReportOptions } from './report/report-options.js';
-export type { SarifRuleInfo } from './report/sarif-report.js';
+export type { SarifReportOptions, SarifRuleInfo } from './report/sarif-report.js';
 export { sarifReport } from './report/sarif-report.js';
 export { textReport } from './report/text-report.js';
 export type { ScanLimits } from './scan-limits.js';

@@ -61,6 +61,11 @@ export interface ScanResult {
   readonly bytesRead: number;
   /** Findings dropped because the baseline accepts them. */
   readonly baselined: number;
+  /**
+   * The absolute directory that relative `file` paths are relative to (the
+   * scan's working directory): the SARIF report's `%SRCROOT%`.
+   */
+  readonly root: string;
 }
 
 /** `a.pt › archive/data.pkl › config.key`, the display form of a location. */

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { KnownSecret } from '@custos/redact';
 import { applyBaseline, type Baseline } from './baseline.js';
 import { defaultRedactor } from './default-redactor.js';
@@ -116,5 +116,6 @@ export async function scanPaths(paths: readonly string[], options: ScanOptions =
     bytesScanned: bytesTotal,
     bytesRead: meter.bytesRead,
     baselined: accepted,
+    root: resolve(options.cwd ?? process.cwd()),
   };
 }

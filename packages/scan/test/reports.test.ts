@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { symlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createBaseline,
@@ -13,11 +14,16 @@ import {
   textReport,
 } from '../src/index.js';
 import { fakeHfToken, fakeOpenAiKey } from './support/fake-keys.js';
-import { onnxModel } from './support/fixture-writers.js';
+import { onnxModel, zip } from './support/fixture-writers.js';
+import { validateSarif } from './support/sarif-multitool.js';
 import { FixtureDir } from './support/scan-dir.js';
 
 const dir = new FixtureDir();
-afterAll(() => dir.cleanup());
+const elsewhere = new FixtureDir();
+afterAll(() => {
+  dir.cleanup();
+  elsewhere.cleanup();
+});
 
 describe('reports', () => {
   const key = fakeOpenAiKey();
@@ -68,6 +74,82 @@ describe('reports', () => {
     expect(onnx.locations[0].physicalLocation.artifactLocation.uri).toBe('rep/model.onnx');
     expect(onnx.locations[0].logicalLocations[0].fullyQualifiedName).toBe('metadata_props[hf_token]');
     expect(run.invocations[0].toolExecutionNotifications[0].descriptor.id).toBe('SCAN_ERR_TRUNCATED');
+  });
+
+  describe('SARIF locations (regression #13), validated by the Microsoft SARIF Multitool', () => {
+    type Location = {
+      physicalLocation: { artifactLocation: { uri: string; uriBaseId?: string }; region: Record<string, number> };
+      logicalLocations?: { fullyQualifiedName: string; properties?: Record<string, number> }[];
+    };
+    const key = () => `OPENAI_API_KEY=${fakeOpenAiKey()}\n`;
+    dir.write('uris/plain.env', key());
+    dir.write('uris/with space #hash é.env', key());
+    dir.write('uris/100%?.env', key());
+    dir.write('c:colon.env', key()); // a colon in a first segment would read as a URI scheme
+    dir.write('uris/models.zip', zip([{ name: 'conf dir/app.env', data: Buffer.from(`# conf\n${key()}`) }]));
+    dir.write('uris/broken.safetensors', Buffer.from([1, 2, 3]));
+    const outside = elsewhere.write('out side/leak.env', key());
+
+    const report = async () => {
+      const r = await dir.scan(['uris', 'c:colon.env', outside]);
+      const sarif = JSON.parse(sarifReport(r));
+      const run = sarif.runs[0];
+      const byFile = new Map<string, Location>(
+        r.findings.map((f, i) => [[f.file, ...f.location].join(' › '), run.results[i].locations[0]]),
+      );
+      return { r, text: sarifReport(r), run, byFile };
+    };
+
+    it('files under the root are percent-encoded references against %SRCROOT%, defined as a file: URI ending in /', async () => {
+      const { run, byFile } = await report();
+      expect(run.originalUriBaseIds).toEqual({ '%SRCROOT%': { uri: `${pathToFileURL(dir.root).href}/` } });
+      const uri = (file: string) => byFile.get(file)?.physicalLocation.artifactLocation;
+      expect(uri('uris/plain.env')).toEqual({ uri: 'uris/plain.env', uriBaseId: '%SRCROOT%' });
+      expect(uri('uris/with space #hash é.env')).toEqual({
+        uri: 'uris/with%20space%20%23hash%20%C3%A9.env',
+        uriBaseId: '%SRCROOT%',
+      });
+      expect(uri('uris/100%?.env')).toEqual({ uri: 'uris/100%25%3F.env', uriBaseId: '%SRCROOT%' });
+      expect(uri('c:colon.env')).toEqual({ uri: 'c%3Acolon.env', uriBaseId: '%SRCROOT%' });
+      for (const location of byFile.values()) {
+        expect(location.physicalLocation.artifactLocation.uri).not.toMatch(/^\//);
+      }
+    });
+
+    it('files outside the root are absolute file: URIs', async () => {
+      const { byFile } = await report();
+      const location = [...byFile.entries()].find(([file]) => file.endsWith('leak.env') && file.startsWith('/'));
+      expect(location?.[1].physicalLocation.artifactLocation).toEqual({ uri: pathToFileURL(outside).href });
+      expect(location?.[1].physicalLocation.artifactLocation.uri).toMatch(/^file:\/\/\/.*\/out%20side\/leak\.env$/);
+    });
+
+    it('an archive member points at the archive on disk and names the member, with its own line apart', async () => {
+      const { run, byFile } = await report();
+      const member = byFile.get('uris/models.zip › conf dir/app.env')!;
+      expect(member.physicalLocation).toEqual({
+        artifactLocation: { uri: 'uris/models.zip', uriBaseId: '%SRCROOT%' },
+        region: { startLine: 1 },
+      });
+      expect(member.logicalLocations).toEqual([
+        { fullyQualifiedName: 'conf dir/app.env', kind: 'member', properties: { line: 2, column: 16 } },
+      ]);
+      const result = run.results.find((x: { locations: Location[] }) => x.locations[0] === member);
+      expect(result.message.text).toMatch(/\(in conf dir\/app\.env:2\)$/);
+    });
+
+    it('the whole report passes the Multitool’s SARIF and GitHub code-scanning rules', async () => {
+      const { text } = await report();
+      expect(await validateSarif(text)).toEqual([]);
+    }, 120_000); // a .NET program; slow to start on a loaded machine
+
+    it('the Multitool does catch what #13 reported (a relative reference beginning with /)', async () => {
+      const { text } = await report();
+      const broken = JSON.parse(text);
+      const location = broken.runs[0].results[0].locations[0].physicalLocation.artifactLocation;
+      location.uri = `/${location.uri}`;
+      const problems = await validateSarif(JSON.stringify(broken));
+      expect(problems.map((p) => p.ruleId)).toContain('SARIF1004');
+    }, 120_000);
   });
 
   it('a baseline accepts known findings, holds no values, and new findings still show', async () => {

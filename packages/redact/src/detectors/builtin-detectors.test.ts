@@ -71,6 +71,21 @@ describe('builtin detectors', () => {
     for (const text of hardNegatives[id]!(fake)) expect(all.findAll(text), text).toEqual([]);
   });
 
+  it('regression #18: Hugging Face tokens with digits and organisation tokens (api_org_) are found', () => {
+    const r = createRedactor();
+    // Digits guaranteed, and both cases, as in every real base62 token.
+    const body = () =>
+      `${fake.chars(10, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')}${fake.chars(12, '0123456789')}${fake.chars(12)}`;
+    for (const token of [`hf_${body()}`, `api_org_${body()}`]) {
+      for (const text of [`HF_TOKEN=${token}`, `use_auth_token='${token}')`, `"token": "${token}"`]) {
+        expect(
+          r.findAll(text).map((f) => [f.ruleId, f.value]),
+          text,
+        ).toEqual([['huggingface-token', token]]);
+      }
+    }
+  });
+
   it('masks only the credential, not the context around it', () => {
     const r = createRedactor();
     expect(r.redact('postgres://app:Zq8#kP2vLm9xWt4s@db:5432/app')).toBe(

@@ -13,6 +13,13 @@ export interface PinoRedactionOptions {
  * serialised line, which also covers `msg`, bindings and serialisers' output.
  * Markers contain no quote or backslash, so lines stay valid JSON.
  *
+ * pino runs `formatters.log` before its serialisers, so Errors are not
+ * copied into plain objects there (pino's `err` serialiser would then report
+ * `type: "Object"` and lose the `cause` chain): they are passed on as
+ * redacting views of the originals, and pino formats them exactly as it
+ * formats any error — type, message and stack with causes, `aggregateErrors`,
+ * own and inherited enumerable properties — with secrets replaced.
+ *
  * Spread it last, or merge by hand if you set your own formatters or hooks.
  *
  * @example
@@ -20,7 +27,7 @@ export interface PinoRedactionOptions {
  */
 export function pinoRedaction(redactor: Redactor): PinoRedactionOptions {
   return {
-    formatters: { log: (object) => redactor.redactObject(object) },
+    formatters: { log: (object) => redactor.redactObject(object, { keepErrors: true }) },
     hooks: { streamWrite: (line) => redactor.redact(line) },
   };
 }

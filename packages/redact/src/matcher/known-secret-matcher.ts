@@ -1,11 +1,16 @@
 import type { KnownSecret } from '../finding.js';
 import type { EngineFinding } from './engine-finding.js';
-import { encodedForms } from './secret-encodings.js';
+import { FormPrefixTracker, type PrefixTables, prefixTables } from './form-prefix-tracker.js';
+import { matchForms } from './known-secret-forms.js';
+import { JunctionReader, maxJunctions, maxSpan } from './line-junctions.js';
+
+const SEED = 0x811c9dc5 | 0;
+const PRIME = 0x01000193;
 
 /** Hash of `q` characters of `s` from `at` (FNV-1a style, then mixed). */
 function windowHash(s: string, at: number, q: number): number {
-  let h = 0x811c9dc5 | 0;
-  for (let k = 0; k < q; k++) h = Math.imul(h ^ s.charCodeAt(at + k), 0x01000193);
+  let h = SEED;
+  for (let k = 0; k < q; k++) h = Math.imul(h ^ s.charCodeAt(at + k), PRIME);
   h ^= h >>> 15;
   return Math.imul(h, 0x2c1b3c6d) | 0;
 }
@@ -25,12 +30,20 @@ function windowHash(s: string, at: number, q: number): number {
  * per-character automaton state), which is what V8 runs fastest; the
  * benchmark (`npm run bench -- redact`) compares it with a naive loop.
  *
+ * The text is read without its line junctions (`line-junctions.ts`): the
+ * sampling grid runs over that view, so a form split by a line break (LF,
+ * CRLF or CR, with an indent) is found like any other. Inside a line the view
+ * is the text itself and the loop is the plain one; only the windows that
+ * straddle a junction are read through it.
+ *
  * Matches are leftmost-longest and non-overlapping.
  */
 export class KnownSecretMatcher {
   readonly size: number;
-  /** Longest registered form; a stream never holds back more for known secrets. */
+  /** Longest registered form. */
   readonly maxLength: number;
+  /** Most original characters a match can span, junctions included: a stream never holds back more for known secrets. */
+  readonly maxSpan: number;
   private readonly q: number;
   private readonly step: number;
   private readonly filterShift: number;
@@ -51,7 +64,7 @@ export class KnownSecretMatcher {
     const seen = new Map<string, KnownSecret>();
     for (const s of secrets) {
       if (s.value.length < minSecretLength) continue;
-      for (const form of encodedForms(s.value)) {
+      for (const form of matchForms(s.value)) {
         if (form.length < Math.min(minSecretLength, s.value.length) || seen.has(form)) continue;
         seen.set(form, s);
       }
@@ -69,6 +82,7 @@ export class KnownSecretMatcher {
       max = Math.max(max, f.length);
     }
     this.maxLength = max;
+    this.maxSpan = maxSpan(max);
     const shortest = this.size === 0 ? 1 : min;
     this.q = shortest <= 4 ? shortest : Math.min(8, Math.max(4, shortest >> 1));
     this.step = shortest - this.q + 1;
@@ -112,190 +126,179 @@ export class KnownSecretMatcher {
     const step = this.step;
     const filter = this.filter;
     const shift = this.filterShift;
-    let hits: number[] | undefined; // pairs: start, form index
-    for (let at = from; at + q <= n; at += step) {
-      let h = 0x811c9dc5 | 0;
-      for (let k = 0; k < q; k++) h = Math.imul(h ^ text.charCodeAt(at + k), 0x01000193);
-      h ^= h >>> 15;
-      h = Math.imul(h, 0x2c1b3c6d) | 0;
-      const bit = h >>> shift;
-      if ((filter[bit >>> 5]! & (1 << (bit & 31))) === 0) continue;
-      for (let e = this.heads[h & this.headMask]!; e >= 0; e = this.entryNext[e]!) {
-        if (this.entryHash[e] !== h) continue;
-        const start = at - this.entryOffset[e]!;
-        const form = this.entryForm[e]!;
-        if (start >= from && text.startsWith(this.forms[form]!, start)) {
-          hits ??= [];
-          hits.push(start, form);
+    const lines = new JunctionReader(text);
+    const hits: number[] = []; // triples: start, end, form index
+    // Line breaks: one search for LF per line, and one for CR per CR (output
+    // rarely has any, and then it is a single search in all).
+    let nextCr = text.indexOf('\r', from);
+    if (nextCr < 0) nextCr = n;
+    let junction = text.indexOf('\n', from);
+    if (junction < 0 || junction > nextCr) junction = nextCr;
+    let at = from;
+    let lineStart = from;
+    scan: for (;;) {
+      // Windows inside the current line: the plain loop.
+      const lastInside = junction - q;
+      for (; at <= lastInside; at += step) {
+        let h = SEED;
+        for (let k = 0; k < q; k++) h = Math.imul(h ^ text.charCodeAt(at + k), PRIME);
+        h ^= h >>> 15;
+        h = Math.imul(h, 0x2c1b3c6d) | 0;
+        const bit = h >>> shift;
+        if ((filter[bit >>> 5]! & (1 << (bit & 31))) === 0) continue;
+        for (let e = this.heads[h & this.headMask]!; e >= 0; e = this.entryNext[e]!) {
+          if (this.entryHash[e] !== h) continue;
+          const form = this.entryForm[e]!;
+          const start = at - this.entryOffset[e]!;
+          const end = start + this.forms[form]!.length;
+          if (start >= lineStart && end <= junction) {
+            if (start >= from && text.startsWith(this.forms[form]!, start)) hits.push(start, end, form);
+          } else {
+            this.probeThrough(text, at, e, from, lines, hits);
+          }
         }
       }
+      if (junction >= n) break;
+      // The grid goes on as if the junction were not there: a window that
+      // starts before it takes its last characters from the next line, and a
+      // position past it lies `at - junction` characters into the next line.
+      // Past the junction: most often one LF and no indent.
+      const c1 = text.charCodeAt(junction + 1);
+      const after =
+        text.charCodeAt(junction) === 10 && c1 !== 10 && c1 !== 13 && c1 !== 32 && c1 !== 9
+          ? junction + 1
+          : lines.skip(junction);
+      if (after >= n) break;
+      if (nextCr < after) {
+        nextCr = text.indexOf('\r', after);
+        if (nextCr < 0) nextCr = n;
+      }
+      let nextJunction = text.indexOf('\n', after);
+      if (nextJunction < 0 || nextJunction > nextCr) nextJunction = nextCr;
+      for (; at < junction; at += step) {
+        const need = q - (junction - at);
+        let h: number;
+        if (after + need <= nextJunction) {
+          h = SEED;
+          for (let k = at; k < junction; k++) h = Math.imul(h ^ text.charCodeAt(k), PRIME);
+          for (let k = after; k < after + need; k++) h = Math.imul(h ^ text.charCodeAt(k), PRIME);
+          h ^= h >>> 15;
+          h = Math.imul(h, 0x2c1b3c6d) | 0;
+        } else {
+          const slow = this.straddlingHash(text, at, lines); // the next line is shorter than the window
+          if (slow === undefined) break scan; // fewer than q characters left
+          h = slow;
+        }
+        const bit = h >>> shift;
+        if ((filter[bit >>> 5]! & (1 << (bit & 31))) === 0) continue;
+        for (let e = this.heads[h & this.headMask]!; e >= 0; e = this.entryNext[e]!) {
+          if (this.entryHash[e] === h) this.probeThrough(text, at, e, from, lines, hits);
+        }
+      }
+      const target = after + (at - junction);
+      if (target < nextJunction) {
+        at = target;
+        lineStart = after;
+        junction = nextJunction;
+        continue;
+      }
+      // Short lines: walk the view.
+      at = advance(lines, after, at - junction, n);
+      if (at >= n) break;
+      lineStart = at;
+      if (nextCr < at) {
+        nextCr = text.indexOf('\r', at);
+        if (nextCr < 0) nextCr = n;
+      }
+      junction = text.indexOf('\n', at);
+      if (junction < 0 || junction > nextCr) junction = nextCr;
     }
-    if (!hits) return;
+    if (hits.length === 0) return;
     const order: number[] = [];
-    for (let i = 0; i < hits.length; i += 2) order.push(i);
-    order.sort((a, b) => hits[a]! - hits[b]! || this.forms[hits[b + 1]!]!.length - this.forms[hits[a + 1]!]!.length);
+    for (let i = 0; i < hits.length; i += 3) order.push(i);
+    order.sort((a, b) => hits[a]! - hits[b]! || this.forms[hits[b + 2]!]!.length - this.forms[hits[a + 2]!]!.length);
     let end = -1;
     for (const i of order) {
       const start = hits[i]!;
       if (start < end) continue;
-      const form = hits[i + 1]!;
-      const value = this.forms[form]!;
-      end = start + value.length;
+      const form = hits[i + 2]!;
+      end = hits[i + 1]!;
       out.push({
         kind: 'known',
         ruleId: this.names[form]!,
         start,
         end,
-        value,
+        value: text.slice(start, end),
         context: start,
         canonical: this.values[form]!,
       });
     }
   }
 
+  /** Compares the form of index entry `e` for the window at `at`, reading through line junctions. */
+  private probeThrough(text: string, at: number, e: number, from: number, lines: JunctionReader, hits: number[]): void {
+    const form = this.entryForm[e]!;
+    let s = at;
+    for (let k = this.entryOffset[e]!; k > 0 && s >= 0; k--) s = lines.previous(s);
+    if (s < from) return;
+    const end = this.equalThrough(text, s, form, lines);
+    if (end >= 0) hits.push(s, end, form);
+  }
+
+  /**
+   * Where form `i` ends if it is at `start` in the junction-free view, or −1.
+   * A form shorter than SPLIT_MIN_LENGTH may not cross a junction, a longer
+   * one only `maxJunctions` of them.
+   */
+  private equalThrough(text: string, start: number, i: number, lines: JunctionReader): number {
+    const form = this.forms[i]!;
+    const allowed = maxJunctions(form.length);
+    const n = text.length;
+    let p = start;
+    let junctions = 0;
+    for (let k = 0; k < form.length; k++) {
+      if (k > 0) {
+        p = lines.skip(p);
+        junctions += lines.junctions;
+        if (junctions > allowed) return -1;
+      }
+      if (p >= n) return -1;
+      if (text.charCodeAt(p) !== form.charCodeAt(k)) return -1;
+      p++;
+    }
+    return p;
+  }
+
+  /** Hash of the q characters of the junction-free view from `at`, or undefined at the end of the text. */
+  private straddlingHash(text: string, at: number, lines: JunctionReader): number | undefined {
+    const n = text.length;
+    let h = SEED;
+    let p = at;
+    for (let k = 0; k < this.q; k++) {
+      if (k > 0) p = lines.skip(p);
+      if (p >= n) return undefined;
+      h = Math.imul(h ^ text.charCodeAt(p), PRIME);
+      p++;
+    }
+    h ^= h >>> 15;
+    return Math.imul(h, 0x2c1b3c6d) | 0;
+  }
+
   /** A prefix tracker over the registered forms, for streams. */
   prefixTracker(): FormPrefixTracker {
     this.prefixTables ??= prefixTables(this.sorted);
-    return new FormPrefixTracker(this.sorted, this.prefixTables);
+    return new FormPrefixTracker(this.sorted, this.prefixTables, this.maxSpan);
   }
 
   private prefixTables: PrefixTables | undefined;
 }
 
-interface PrefixTables {
-  /** Range of forms starting with each ASCII character: lo at 2c, hi at 2c+1. */
-  firstRange: Int32Array;
-  /** Range of forms starting with each pair of ASCII characters (a, b): lo at 2(128a+b). */
-  pairRange: Int32Array;
-}
-
-/** First index in [lo, hi) of `sorted` whose character at `depth` is ≥ c (a form ending before `depth` counts as −1). */
-function lowerBound(sorted: readonly string[], lo: number, hi: number, depth: number, c: number): number {
-  let l = lo;
-  let h = hi;
-  while (l < h) {
-    const mid = (l + h) >>> 1;
-    const f = sorted[mid]!;
-    if ((f.length > depth ? f.charCodeAt(depth) : -1) < c) l = mid + 1;
-    else h = mid;
+/** The position `count` characters after `at` in the junction-free view (at least the text's length at its end). */
+function advance(lines: JunctionReader, at: number, count: number, n: number): number {
+  let p = at;
+  for (let k = 0; k < count; k++) {
+    p = lines.skip(p + 1);
+    if (p >= n) return n;
   }
-  return l;
-}
-
-function prefixTables(sorted: readonly string[]): PrefixTables {
-  const firstRange = new Int32Array(256);
-  const pairRange = new Int32Array(2 * 128 * 128);
-  for (let c = 0; c < 128; c++) {
-    const lo = lowerBound(sorted, 0, sorted.length, 0, c);
-    const hi = lowerBound(sorted, lo, sorted.length, 0, c + 1);
-    firstRange[2 * c] = lo;
-    firstRange[2 * c + 1] = hi;
-    for (let d = 0; d < 128; d++) {
-      const lo2 = lowerBound(sorted, lo, hi, 1, d);
-      pairRange[2 * (128 * c + d)] = lo2;
-      pairRange[2 * (128 * c + d) + 1] = lowerBound(sorted, lo2, hi, 1, d + 1);
-    }
-  }
-  return { firstRange, pairRange };
-}
-
-/**
- * Follows, character by character, every position of a stream whose text so
- * far is a prefix of some registered form: each candidate is a range of the
- * sorted forms, narrowed by two binary searches per character. This is an
- * Aho-Corasick automaton computed lazily over the sorted array instead of
- * stored as a table (10,000 secrets would need millions of states).
- */
-export class FormPrefixTracker {
-  private readonly sorted: readonly string[];
-  private readonly maxLength: number;
-  private readonly firstRange: Int32Array;
-  private readonly pairRange: Int32Array;
-  /** Live candidates: start (absolute), range lo, range hi; at most maxLength of them. */
-  private readonly starts: Float64Array;
-  private readonly los: Int32Array;
-  private readonly his: Int32Array;
-  private count = 0;
-  /** The character before `pos`, −1 at the start. */
-  private lastChar = -1;
-
-  constructor(sorted: readonly string[], tables: PrefixTables) {
-    this.sorted = sorted;
-    this.maxLength = sorted.reduce((m, f) => Math.max(m, f.length), 0);
-    this.firstRange = tables.firstRange;
-    this.pairRange = tables.pairRange;
-    this.starts = new Float64Array(this.maxLength + 1);
-    this.los = new Int32Array(this.maxLength + 1);
-    this.his = new Int32Array(this.maxLength + 1);
-  }
-
-  /**
-   * Consumes `text` (absolute positions `from`…, continuing where the last
-   * call ended) and returns the earliest
-   * start whose text so far could still grow into a form, or `Infinity`.
-   */
-  advance(text: string, from: number): number {
-    if (this.sorted.length === 0) return Number.POSITIVE_INFINITY;
-    const end = from + text.length;
-    // Positions further back than the longest form cannot start a match.
-    const minStart = end - this.maxLength + 1;
-    const { starts, los, his } = this;
-    let prev = this.lastChar;
-    for (let p = from; p < end; p++) {
-      const c = text.charCodeAt(p - from);
-      let w = 0;
-      for (let k = 0; k < this.count; k++) {
-        const depth = p - starts[k]!;
-        const lo = this.lower(los[k]!, his[k]!, depth, c);
-        const hi = this.lower(lo, his[k]!, depth, c + 1);
-        if (lo < hi) {
-          starts[w] = starts[k]!;
-          los[w] = lo;
-          his[w] = hi;
-          w++;
-        }
-      }
-      // The candidate starting at the previous character joins with two
-      // characters known, from a table: most positions never get further.
-      if (p - 1 >= minStart && prev >= 0) {
-        let lo: number;
-        let hi: number;
-        if (prev < 128 && c < 128) {
-          lo = this.pairRange[2 * (128 * prev + c)]!;
-          hi = this.pairRange[2 * (128 * prev + c) + 1]!;
-        } else {
-          lo = this.lower(0, this.sorted.length, 0, prev);
-          hi = this.lower(lo, this.sorted.length, 0, prev + 1);
-          lo = this.lower(lo, hi, 1, c);
-          hi = this.lower(lo, hi, 1, c + 1);
-        }
-        if (lo < hi) {
-          starts[w] = p - 1;
-          los[w] = lo;
-          his[w] = hi;
-          w++;
-        }
-      }
-      this.count = w;
-      prev = c;
-    }
-    this.lastChar = prev;
-    // A candidate whose prefix is a whole form and nothing longer is complete:
-    // the matcher decides it, nothing is left to wait for.
-    for (let k = 0; k < this.count; k++) {
-      const depth = end - starts[k]!;
-      if (his[k]! - los[k]! > 1 || this.sorted[los[k]!]!.length > depth) return starts[k]!;
-    }
-    // The last character alone, if some form begins with it.
-    if (end - 1 >= minStart && prev >= 0) {
-      const lo = prev < 128 ? this.firstRange[2 * prev]! : this.lower(0, this.sorted.length, 0, prev);
-      const hi = prev < 128 ? this.firstRange[2 * prev + 1]! : this.lower(lo, this.sorted.length, 0, prev + 1);
-      if (lo < hi) return end - 1;
-    }
-    return Number.POSITIVE_INFINITY;
-  }
-
-  private lower(lo: number, hi: number, depth: number, c: number): number {
-    return lowerBound(this.sorted, lo, hi, depth, c);
-  }
+  return p;
 }

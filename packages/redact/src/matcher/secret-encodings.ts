@@ -30,29 +30,41 @@ export function base64Core(bytes: Uint8Array, shift: number, alphabet: string): 
   return out;
 }
 
-/** Every distinct form of `value` to look for, raw first. */
-export function encodedForms(value: string): string[] {
-  const forms = new Set<string>();
-  const add = (v: string): void => {
-    if (v.length > 0) forms.add(v);
+/** What an encoded form is, for the matcher: text compares like the value, base64 exactly, hex in any case. */
+export type FormKind = 'text' | 'base64' | 'hex';
+
+/** Every distinct form of `value` to look for, raw first, with its kind. Hex is listed once, in lower case. */
+export function encodedFormsWithKind(value: string): { form: string; kind: FormKind }[] {
+  const forms = new Map<string, FormKind>();
+  const add = (v: string, kind: FormKind): void => {
+    if (v.length > 0 && !forms.has(v)) forms.set(v, kind);
   };
-  add(value);
+  add(value, 'text');
   const trimmed = value.trim().replace(/^(["'`])(.*)\1$/s, '$2');
-  add(trimmed);
+  add(trimmed, 'text');
   for (const v of trimmed === value ? [value] : [value, trimmed]) {
     const bytes = new TextEncoder().encode(v);
     for (let shift = 0; shift < 3; shift++) {
-      add(base64Core(bytes, shift, B64));
-      add(base64Core(bytes, shift, B64URL));
+      add(base64Core(bytes, shift, B64), 'base64');
+      add(base64Core(bytes, shift, B64URL), 'base64');
     }
     let hex = '';
     for (const b of bytes) hex += b.toString(16).padStart(2, '0');
-    add(hex);
-    add(hex.toUpperCase());
-    add(encodeURIComponent(v));
+    add(hex, 'hex');
+    add(encodeURIComponent(v), 'text');
     // application/x-www-form-urlencoded writes spaces as '+'.
-    add(encodeURIComponent(v).replace(/%20/g, '+'));
-    add(JSON.stringify(v).slice(1, -1));
+    add(encodeURIComponent(v).replace(/%20/g, '+'), 'text');
+    add(JSON.stringify(v).slice(1, -1), 'text');
+  }
+  return [...forms].map(([form, kind]) => ({ form, kind }));
+}
+
+/** Every distinct form of `value` to look for, raw first (hex in lower and upper case). */
+export function encodedForms(value: string): string[] {
+  const forms = new Set<string>();
+  for (const { form, kind } of encodedFormsWithKind(value)) {
+    forms.add(form);
+    if (kind === 'hex') forms.add(form.toUpperCase());
   }
   return [...forms];
 }

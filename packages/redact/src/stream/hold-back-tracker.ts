@@ -1,6 +1,6 @@
 import type { DetectorRunner } from '../matcher/detector-runner.js';
+import type { FormPrefixTracker } from '../matcher/form-prefix-tracker.js';
 import type { Keyword, KeywordScanner } from '../matcher/keyword-scanner.js';
-import type { FormPrefixTracker } from '../matcher/known-secret-matcher.js';
 import type { RedactionEngine } from '../matcher/redaction-engine.js';
 
 interface Candidate {

@@ -17,6 +17,11 @@ const pieces: string[] = [
     encodeURIComponent(s.value),
     JSON.stringify({ p: s.value }),
     s.value.slice(0, -1), // a prefix that never completes
+    // Split by a line break (with CRLF and an indent), and in another case.
+    `${s.value.slice(0, 6)}\n${s.value.slice(6)}`,
+    `${s.value.slice(0, 9)}\r\n    ${s.value.slice(9)}`,
+    s.value.toUpperCase(),
+    `${s.value.slice(0, 5)}\r`, // a CR that turns out not to be a line break
   ]),
   'password',
   'SECRET_KEY=',
@@ -34,7 +39,10 @@ const pieces: string[] = [
   'AKIA',
   'eyJ',
   '\n',
+  '\r\n',
+  '\n  ',
   ' ',
+  '\t',
   '"',
 ];
 
@@ -91,6 +99,17 @@ describe('redaction stream', () => {
     expect(whole).not.toContain(secret);
     for (let i = 0; i <= input.length; i++) {
       expect(streamed([input.slice(0, i), input.slice(i)]).out).toBe(whole);
+    }
+  });
+
+  it('regression #9: a known secret split by a line break or shown in another case is redacted at every boundary', () => {
+    const value = known[11]!.value; // 19 characters: long enough to be matched across a break and in any case
+    for (const shown of [`${value.slice(0, 8)}\r\n  ${value.slice(8)}`, value.toUpperCase()]) {
+      const input = `out: ${shown}\nnext line`;
+      const whole = redactor.redact(input);
+      expect(whole).toBe('out: [REDACTED:s11]\nnext line');
+      for (let i = 0; i <= input.length; i++) expect(streamed([input.slice(0, i), input.slice(i)]).out).toBe(whole);
+      expect(streamed([...input]).out).toBe(whole);
     }
   });
 

@@ -114,8 +114,16 @@ export const fakeCredential: Record<string, (f: Fake) => [text: string, secret: 
     return [`AZURE_CLIENT_SECRET=${t}`, t];
   },
   'huggingface-token': (f) => {
-    const t = `hf_${f.chars(34, LETTERS)}`;
-    return [`huggingface-cli login --token ${t}`, t];
+    // User tokens (base62 now, letters only before), and organisation API tokens.
+    const t = f.pick([`hf_${f.chars(34)}`, `hf_${f.chars(34, LETTERS)}`, `api_org_${f.chars(34)}`]);
+    return [
+      f.pick([
+        `huggingface-cli login --token ${t}`,
+        `HF_TOKEN=${t} python train.py`,
+        `load_dataset("acme/corpus", use_auth_token="${t}")`,
+      ]),
+      t,
+    ];
   },
   'npm-token': (f) => {
     const t = `npm_${f.chars(36)}`;

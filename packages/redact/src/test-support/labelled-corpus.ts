@@ -54,10 +54,21 @@ export const hardNegatives: Record<string, (f: Fake) => string[]> = {
   'google-api-key': (f) => [`AIza${'x'.repeat(35)}`, `AIzaSy${f.chars(10)} truncated`],
   'azure-storage-key': () => [`AccountKey=${'A'.repeat(86)}==`, 'AccountKey=<storage-account-key>;'],
   'azure-client-secret': (f) => [`abc1Q~${f.chars(10)} short`, 'the Q~ marker alone'],
-  'huggingface-token': () => [
+  'huggingface-token': (f) => [
     'from huggingface_hub import hf_hub_download',
     `hf_${'x'.repeat(34)}`,
     'hf_transformers_model_configuration',
+    // Right length and alphabet, but no random mix of cases: names, digests, numbers.
+    `hf_${f.chars(34, 'abcdefghijklmnopqrstuvwxyz')}`,
+    `checksum hf_${hex(f, 34)}`,
+    `hf_${f.chars(34, DIGITS)}`,
+    `api_org_${f.chars(34, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}`,
+    "const api_org_controller = require('./controllers/api').organizations;",
+    `old tokens look like api_org_${'X'.repeat(34)}`,
+    // Not at a token boundary.
+    `rhf_${f.chars(34)}`,
+    `hf_${f.chars(35)}`,
+    `xapi_org_${f.chars(34)}`,
   ],
   'npm-token': () => ['npm_config_registry=https://registry.npmjs.org/', 'npm_package_dependencies_typescript'],
   'pypi-token': (f) => ['pip install pypi-simple', `pypi-${f.chars(60)}`],
