@@ -13,6 +13,37 @@ export interface CliRun {
 }
 
 /**
+ * Runs the CLI in this process with `args`, capturing what it writes and its
+ * exit code (process.exitCode is restored afterwards).
+ */
+export async function runCliCaptured(
+  args: string[],
+  options: { cwd: string; env: Record<string, string>; stdin?: string },
+): Promise<CliRun> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c) => {
+    out += c;
+  });
+  stderr.on('data', (c) => {
+    err += c;
+  });
+  const previousExit = process.exitCode;
+  process.exitCode = undefined;
+  const code = await runCli(args, {
+    stdin: Readable.from(options.stdin === undefined ? [] : [options.stdin]),
+    stdout,
+    stderr,
+    cwd: options.cwd,
+    env: options.env,
+  });
+  process.exitCode = previousExit;
+  return { code, stdout: out, stderr: err };
+}
+
+/**
  * A real server (dev seal, SQLite) on a free port, and a way to run CLI
  * commands against it. `flags` adds server flags, e.g. `{ tlsListen: '127.0.0.1:0' }`
  * for the mTLS listener (then `server.tlsAddress`, CA in `<dir>/ca.pem`).
@@ -37,29 +68,12 @@ export async function startCliServer(flags: Pick<ServerFlags, 'tlsListen'> = {})
     server,
     dir,
     rootToken,
-    cli: async (args, options = {}) => {
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      let out = '';
-      let err = '';
-      stdout.on('data', (c) => {
-        out += c;
-      });
-      stderr.on('data', (c) => {
-        err += c;
-      });
-      const previousExit = process.exitCode;
-      process.exitCode = undefined;
-      const code = await runCli(args, {
-        stdin: Readable.from(options.stdin === undefined ? [] : [options.stdin]),
-        stdout,
-        stderr,
+    cli: (args, options = {}) =>
+      runCliCaptured(args, {
         cwd: dir,
         env: { CUSTOS_ADDR: server.address, CUSTOS_TOKEN: options.token ?? rootToken(), ...(options.env ?? {}) },
-      });
-      process.exitCode = previousExit;
-      return { code, stdout: out, stderr: err };
-    },
+        ...(options.stdin === undefined ? {} : { stdin: options.stdin }),
+      }),
     close: async () => {
       await server.close();
       rmSync(dir, { recursive: true, force: true });

@@ -3,46 +3,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { CertificateAuthority } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli-io.js';
-import { runCli } from '../src/program.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, resolveRequestTimeout } from '../src/request-timeout.js';
+import { type CliRun, runCliCaptured } from './cli-harness.js';
 
 // Servers that never answer, as real TCP listeners: the CLI must give up
 // after its timeout with CUSTOS_ERR_TIMEOUT and exit 3, never wait for ever.
 // Every wait here is bounded by the timeout under test (1 s) plus vitest's.
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], env: Record<string, string>): Promise<CliRun> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c) => {
-    out += c;
-  });
-  stderr.on('data', (c) => {
-    err += c;
-  });
-  const previous = process.exitCode;
-  process.exitCode = undefined;
-  const code = await runCli(args, {
-    stdin: Readable.from([]),
-    stdout,
-    stderr,
-    cwd: tmpdir(),
-    env: { CUSTOS_TOKEN: 'fake-token-for-timeout-tests', ...env },
-  });
-  process.exitCode = previous;
-  return { code, stdout: out, stderr: err };
-}
+const cli = (args: string[], env: Record<string, string>): Promise<CliRun> =>
+  runCliCaptured(args, { cwd: tmpdir(), env: { CUSTOS_TOKEN: 'fake-token-for-timeout-tests', ...env } });
 
 /** A listener that runs `onConnection` for each socket; closed, with its sockets, after the suite. */
 async function listen(onConnection: (socket: Socket) => void): Promise<{ addr: string; port: number }> {
