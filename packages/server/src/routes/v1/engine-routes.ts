@@ -1,5 +1,6 @@
 import { type CustosNode, type EngineRoleInput, parseDuration } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authorizeEngineRoleWrite } from '../../engine-role-access.js';
 
 type EngineRequest = FastifyRequest<{ Params: { name: string; role?: string } }>;
 const NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
@@ -116,7 +117,8 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
     config: { access: { kind: 'policy', action: 'write', resource: roleResource, operatorOnly: true } },
     schema: {
       tags: ['engines'],
-      summary: 'Write a role (statements are checked against the database in a rolled-back transaction)',
+      summary:
+        'Write a role (statement text, which runs as the engine’s admin, also needs write on sys/engines/<name>; statements are checked against the database first)',
       params: roleParams,
       body: {
         type: 'object',
@@ -131,6 +133,8 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
     },
     handler: async (request) => {
       const { body } = request;
+      // Statement text runs as the engine's admin: it needs the engine's own grant (engine-role-access.ts).
+      authorizeEngineRoleWrite(request, node, request.params.name, body);
       const input: EngineRoleInput = {
         ...(body.creation_statements ? { creation_statements: body.creation_statements } : {}),
         ...(body.revocation_statements ? { revocation_statements: body.revocation_statements } : {}),
