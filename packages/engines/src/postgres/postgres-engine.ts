@@ -12,6 +12,8 @@ import {
   isEgressRefusal,
   loginRefused,
 } from '../engine-errors.js';
+import { engineTlsOptions } from '../engine-tls.js';
+import { parseEngineUrl } from '../engine-url.js';
 import { withPooledConnection } from '../pooled-connection.js';
 import { assertSafeName, formatExpiration, renderStatement } from '../statement-template.js';
 import { isPostgresConnectionError, pgCode, UNDEFINED_OBJECT } from './postgres-errors.js';
@@ -45,8 +47,14 @@ const TERMINATE_WAIT_MS = 5_000;
 
 /** Options of {@link PostgresEngine}. */
 export interface PostgresEngineOptions {
-  /** `postgres://admin:password@host:port/database`; the admin needs CREATEROLE (and pg_signal_backend) or superuser. */
+  /**
+   * `postgres://admin:password@host:port/database[?sslmode=…&connect_timeout=…&application_name=…]`;
+   * the admin needs CREATEROLE (and pg_signal_backend) or superuser. Other
+   * query parameters are refused (see engine-url.ts).
+   */
   readonly url: string;
+  /** CA certificates (PEM) the server's certificate must chain to; implies TLS (`sslmode=verify-full` by default). */
+  readonly tlsCa?: string;
   /** Connections kept to the database (default 4). */
   readonly poolSize?: number;
   /** Every connection goes through this egress policy (see `EgressSocket`). */
@@ -63,27 +71,42 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class PostgresEngine implements DatabaseEngine {
   readonly type = 'postgres';
   #url: string;
+  readonly #tlsCa: string | undefined;
   readonly #poolSize: number;
   readonly #egress: EgressPolicy | undefined;
   #pool: pg.Pool;
 
   constructor(options: PostgresEngineOptions) {
     this.#url = options.url;
+    this.#tlsCa = options.tlsCa;
     this.#poolSize = options.poolSize ?? 4;
     this.#egress = options.egress;
     this.#pool = this.#newPool(this.#url);
   }
 
   /**
-   * Client options every connection shares: the URL, a connect timeout, and
-   * the egress policy's socket, so that whatever host the URL (or its
-   * `host=` parameter) names, the connection made is the one checked.
+   * Client options every connection shares, built field by field from the
+   * parsed URL — never `connectionString`, whose query parameters `pg`
+   * would take as options (file paths read on the main thread, another
+   * host or user): refused parameters throw here, before any pool exists.
+   * The egress policy's socket makes the connection, so whatever host the
+   * URL names, the connection made is the one checked.
    */
   #clientConfig(url: string): pg.ClientConfig {
     const egress = this.#egress;
+    const parsed = parseEngineUrl('postgres', url);
+    const tls = engineTlsOptions(parsed.sslmode, this.#tlsCa);
+    const { verifyIdentity: _mysqlOnly, ...ssl } = tls || {};
     return {
-      connectionString: url,
-      connectionTimeoutMillis: 10_000,
+      host: parsed.host,
+      ...(parsed.port !== undefined ? { port: parsed.port } : {}),
+      ...(parsed.user !== undefined ? { user: parsed.user } : {}),
+      ...(parsed.password !== undefined ? { password: parsed.password } : {}),
+      ...(parsed.database !== undefined ? { database: parsed.database } : {}),
+      ...(parsed.applicationName !== undefined ? { application_name: parsed.applicationName } : {}),
+      // Always explicit: `pg` would otherwise take it from PGSSLMODE.
+      ssl: tls ? ssl : false,
+      connectionTimeoutMillis: parsed.connectTimeoutMs ?? 10_000,
       ...(egress ? { stream: () => new EgressSocket(egress) } : {}),
     };
   }

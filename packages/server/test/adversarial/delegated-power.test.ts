@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createEngine } from '@custos/engines';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hasMariadb, TEST_MARIADB } from '../../../../test-support/mariadb.js';
 import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../../test-support/postgres.js';
 import { auditEvents, fakeSecret, startTestServer, type TestServer } from '../test-server.js';
@@ -321,6 +321,52 @@ describe.skipIf(!hasPostgres())('delegated power: engine role statements on Post
         (e.request as { path?: string } | undefined)?.path === 'sys/engines/pg1/roles/evil3' && e.decision === 'deny',
     );
     expect(refused.map((e) => e.reason)).toContain('custom_statements_require_engine_write');
+  });
+});
+
+// Whoever writes an engine's URL chooses how custos's driver runs: a query
+// parameter the driver takes as an option runs with custos's process. Only
+// sslmode, connect_timeout (and application_name) get through.
+describe.skipIf(!mariadb)('delegated power: engine URL options on MariaDB', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer('sqlite', { engineFactory: createEngine });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('an engine URL cannot switch on driver debugging, which would print packets (and passwords) past the logger', async () => {
+    const log = vi.spyOn(console, 'log');
+    try {
+      const url = `mysql://${TEST_MARIADB.user}@${TEST_MARIADB.host}:${TEST_MARIADB.port}/mysql?debug=true`;
+      const response = await s.call({ method: 'PUT', url: '/v1/engines/chatty', payload: { type: 'mysql', url } });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().error.code).toBe('CUSTOS_ERR_ENGINE_URL_REFUSED');
+      expect(response.json().error.message).toContain('"debug"');
+      expect(log).not.toHaveBeenCalled();
+      expect((await s.call({ method: 'GET', url: '/v1/engines/chatty' })).statusCode).toBe(404);
+    } finally {
+      log.mockRestore();
+    }
+  });
+
+  it('an engine URL cannot connect as another user than the one custos checks (?user=), nor through another socket', async () => {
+    for (const query of [
+      'user=root',
+      'socketPath=/run/mysqld/mysqld.sock',
+      'localAddress=127.0.0.2',
+      'flags=LOCAL_FILES',
+    ]) {
+      const url = `mysql://someone_else@${TEST_MARIADB.host}:${TEST_MARIADB.port}/mysql?${query}`;
+      const response = await s.call({
+        method: 'PUT',
+        url: '/v1/engines/sneaky',
+        payload: { type: 'mysql', url, rotatable_users: ['root'] },
+      });
+      expect(response.statusCode, query).toBe(400);
+      expect(response.json().error.code, query).toBe('CUSTOS_ERR_ENGINE_URL_REFUSED');
+    }
   });
 });
 

@@ -267,7 +267,6 @@ describe('outbound requests obey the egress policy', () => {
       ['postgres', 'postgres://postgres@127.0.0.1:5432/postgres', 'loopback'],
       ['postgres', 'postgres://postgres@2130706433:5432/postgres', 'loopback as one number'],
       ['postgres', 'postgres://postgres@public-looking.example:5432/postgres', 'a name resolving to loopback'],
-      ['postgres', 'postgres://postgres@db.example:5432/postgres?host=127.0.0.1', 'a host= parameter'],
       ['postgres', 'postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres', 'a Unix socket'],
       ['postgres', 'postgres://postgres@169.254.169.254:5432/postgres', 'cloud metadata'],
       ['postgres', 'postgres://postgres@10.0.0.1:5432/postgres', 'a private address'],
@@ -282,6 +281,29 @@ describe('outbound requests obey the egress policy', () => {
       expect(response.json().error.message).not.toContain('postgres://');
       expect(response.json().error.message).not.toContain('mysql://');
     });
+
+    it.each([
+      ['postgres', 'host=127.0.0.1', 'another host than the one checked'],
+      ['postgres', 'sslrootcert=/nonexistent/custos-test/ca.pem', 'a file read on the main thread'],
+      ['postgres', 'sslcert=/etc/passwd', 'a file read'],
+      ['postgres', 'sslkey=/nonexistent/custos-test/fifo', 'a FIFO that blocks the event loop'],
+      ['postgres', 'options=-c%20role%3Dpostgres', 'server settings'],
+      ['mysql', 'host=127.0.0.1', 'another host than the one checked'],
+      ['mysql', 'socketPath=/var/run/mysqld/mysqld.sock', 'a Unix socket past the unix: rule'],
+      ['mysql', 'localAddress=10.0.0.5', 'another source address'],
+      ['mysql', 'debug=true', 'packet dumps on stdout'],
+      ['mysql', 'ssl=%7B%22rejectUnauthorized%22%3Afalse%7D', 'TLS without verification'],
+    ])(
+      'an engine URL cannot pass driver options (%s ?%s: %s); the refusal comes before any connection',
+      async (type, query) => {
+        const url = `${type}://admin:fake-engine-pw@db.example:1234/app?${query}`;
+        const response = await s.call({ method: 'PUT', url: '/v1/engines/probe', payload: { type, url } });
+        expect(response.statusCode, query).toBe(400);
+        expect(response.json().error.code).toBe('CUSTOS_ERR_ENGINE_URL_REFUSED');
+        expect(response.json().error.message).toContain(`"${query.split('=')[0]}"`);
+        expect(response.json().error.message).not.toContain('fake-engine-pw');
+      },
+    );
 
     it('a local database is refused with the flag that allows it (what a dev-server user sees)', async () => {
       const response = await s.call({

@@ -47,28 +47,31 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
     handler: async () => ({ keys: await engines().list() }),
   });
 
-  app.put<{ Params: { name: string }; Body: { type: string; url: string; rotatable_users?: string[] } }>(
-    '/engines/:name',
-    {
-      config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
-      schema: {
-        tags: ['engines'],
-        summary: 'Add or replace an engine (its connection is verified first; the URL is never returned)',
-        params: nameParams,
-        body: {
-          type: 'object',
-          properties: {
-            type: { type: 'string', enum: ['postgres', 'mysql'] },
-            url: { type: 'string', minLength: 1, maxLength: 2048 },
-            rotatable_users: rotatableUsers,
-          },
-          required: ['type', 'url'],
-          additionalProperties: false,
+  app.put<{
+    Params: { name: string };
+    Body: { type: string; url: string; rotatable_users?: string[]; tls_ca?: string };
+  }>('/engines/:name', {
+    config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
+    schema: {
+      tags: ['engines'],
+      summary: 'Add or replace an engine (its connection is verified first; the URL is never returned)',
+      params: nameParams,
+      body: {
+        type: 'object',
+        properties: {
+          type: { type: 'string', enum: ['postgres', 'mysql'] },
+          // Query parameters: sslmode, connect_timeout, application_name only (engine-url.ts).
+          url: { type: 'string', minLength: 1, maxLength: 2048 },
+          rotatable_users: rotatableUsers,
+          // CA certificates (PEM) for TLS to the database: inline, never a path.
+          tls_ca: { type: 'string', minLength: 1, maxLength: 65_536 },
         },
+        required: ['type', 'url'],
+        additionalProperties: false,
       },
-      handler: async (request) => engines().write(request.params.name, request.body),
     },
-  );
+    handler: async (request) => engines().write(request.params.name, request.body),
+  });
 
   app.put<{ Params: { name: string }; Body: { users: string[] } }>('/engines/:name/rotatable-users', {
     config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
