@@ -92,6 +92,36 @@ describe('allow-list entries', () => {
   );
 });
 
+describe('Unix socket entries', () => {
+  const policy = new EgressPolicy({ allow: ['unix:/var/run/postgresql'], resolver: stubResolver({}) });
+
+  it('allow the directory and what is below it, on a path-segment boundary', () => {
+    expect(policy.allowsSocketPath('/var/run/postgresql/.s.PGSQL.5432')).toBe(true);
+    expect(policy.allowsSocketPath('/var/run/postgresql')).toBe(true);
+    expect(policy.allowsSocketPath('/var/run/postgresql2/.s.PGSQL.5432')).toBe(false);
+    expect(policy.allowsSocketPath('/var/run/postgresq')).toBe(false);
+  });
+
+  it.each([
+    '/var/run/postgresql/../../tmp/.s.PGSQL.5432',
+    '/var/run/postgresql/..',
+    '/var/run/postgresql/./.s.PGSQL.5432',
+    '/var/run/postgresql//.s.PGSQL.5432',
+    '/var/run/postgresql/sub/../../../etc/x',
+    'var/run/postgresql/.s.PGSQL.5432',
+  ])('refuse a path that is not normal, whatever it starts with: %s', (path) => {
+    expect(policy.allowsSocketPath(path)).toBe(false);
+    expect(() => policy.assertSocketPathAllowed(path)).toThrow(/not a normal absolute path/);
+  });
+
+  it.each(['unix:/var/run/../tmp', 'unix:/var//run', 'unix:/var/./run', 'unix:/'])(
+    'an entry that is not a normal absolute path is refused: %s',
+    (entry) => {
+      expect(() => parseEgressRule(entry)).toThrow(/egress allow entry/);
+    },
+  );
+});
+
 describe('EgressPolicy decisions', () => {
   const loopback = new EgressPolicy({ resolver: stubResolver({}) });
 

@@ -4,6 +4,7 @@ import { CustosError, isCustosError } from '../errors/index.js';
 import { ADDRESS_CLASS_LABEL, type AddressClass, classifyAddress } from './address-ranges.js';
 import {
   type EgressRule,
+  isNormalSocketPath,
   normalizeHostname,
   parseEgressRule,
   ruleAllowsAddress,
@@ -155,8 +156,14 @@ export class EgressPolicy {
     return this.#rules.some((r) => ruleAllowsSocket(r, path));
   }
 
-  /** Throws {@link EgressRefusedError} unless the Unix socket path is allowed. */
+  /** Throws CUSTOS_ERR_EGRESS_REFUSED unless the Unix socket path is allowed. */
   assertSocketPathAllowed(path: string): void {
+    if (!isNormalSocketPath(path)) {
+      throw new CustosError(
+        'CUSTOS_ERR_EGRESS_REFUSED',
+        'The Unix socket path is not a normal absolute path (no ".", ".." or empty segments): custos refuses it.',
+      );
+    }
     if (!this.allowsSocketPath(path)) {
       throw new CustosError(
         'CUSTOS_ERR_EGRESS_REFUSED',

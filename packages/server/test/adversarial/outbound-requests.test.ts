@@ -1,10 +1,14 @@
 import { lookup } from 'node:dns/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { EgressResolver } from '@custos/core';
 import { createEngine } from '@custos/engines';
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasPostgres } from '../../../../test-support/postgres.js';
 import { fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 
 // Attack class: server-side request forgery through every outbound call
@@ -314,5 +318,45 @@ describe('outbound requests obey the egress policy', () => {
       expect(response.json().error.message).toContain('is a loopback address');
       expect(response.json().error.message).toContain('--egress-allow 127.0.0.1');
     });
+  });
+});
+
+describe.skipIf(!hasPostgres())('outbound requests: a unix: allow entry covers its directory only', () => {
+  let s: TestServer;
+  /** The directory an operator allowed: nothing listens there. */
+  let allowedDir: string;
+  /** The local PostgreSQL's socket directory: never allowed here. */
+  const realSocketDir = '/var/run/postgresql';
+
+  beforeAll(async () => {
+    allowedDir = mkdtempSync(join(tmpdir(), 'custos-allowed-sockets-'));
+    s = await startTestServer('sqlite', { engineFactory: createEngine, egress: { allow: [`unix:${allowedDir}`] } });
+  });
+  afterAll(async () => {
+    await s?.close();
+    rmSync(allowedDir, { recursive: true, force: true });
+  });
+
+  const engineAt = (socketDir: string) =>
+    s.call({
+      method: 'PUT',
+      url: '/v1/engines/sock',
+      payload: { type: 'postgres', url: `postgres://postgres@${encodeURIComponent(socketDir)}/postgres` },
+    });
+
+  it('a path that climbs out of an allowed socket directory with .. is refused, before any connection', async () => {
+    const climbing = `${allowedDir}/${'../'.repeat(allowedDir.split('/').length)}${realSocketDir.slice(1)}`;
+    const response = await engineAt(climbing);
+    expect(response.statusCode).toBe(403);
+    expect(response.json().error.code).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+    expect((await s.call({ method: 'GET', url: '/v1/engines/sock' })).statusCode).toBe(404);
+  });
+
+  it('…nor with . or empty segments, nor through a sibling whose name merely starts the same', async () => {
+    for (const dir of [`${allowedDir}/.`, `${allowedDir}//`, `${allowedDir}-sibling`]) {
+      const response = await engineAt(dir);
+      expect(response.statusCode, dir).toBe(403);
+      expect(response.json().error.code, dir).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+    }
   });
 });
