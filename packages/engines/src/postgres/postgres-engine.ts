@@ -1,4 +1,4 @@
-import { CustosError, type EgressPolicy, EgressSocket } from '@custos/core';
+import { CustosError, type EgressPolicy, EgressSocket, isEgressRefusal } from '@custos/core';
 import pg from 'pg';
 import { generatePassword, generateUsername } from '../credential-generator.js';
 import { credentialUrl } from '../credential-url.js';
@@ -9,7 +9,6 @@ import {
   engineStatementFailed,
   engineUnavailable,
   invalidStatements,
-  isEgressRefusal,
   loginRefused,
 } from '../engine-errors.js';
 import { engineTlsOptions } from '../engine-tls.js';

@@ -61,12 +61,23 @@ describe('outbound requests obey the egress policy', () => {
    * the call is made — DNS rebinding, kept inside loopback.
    */
   let flipAnswer = '127.0.0.1';
+  let movingAnswer = '93.184.216.34';
   /** Names the test's resolver answers for: a public-looking name that is loopback, and one whose answer flips. */
   const resolver: EgressResolver = async (name) => {
     if (name === 'public-looking.example') return [{ address: '127.0.0.1', family: 4 }];
     if (name === 'flip.example') return [{ address: flipAnswer, family: 4 }];
     // Only ever resolved by a configuration that is refused: nothing connects to it.
     if (name === 'public.example') return [{ address: '93.184.216.34', family: 4 }];
+    // An internal name (private range) and one that does not exist: a configurer must not tell them apart.
+    if (name === 'internal.example') return [{ address: '10.0.0.7', family: 4 }];
+    if (name === 'nonexistent.example')
+      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+    // Public when a webhook is configured (nothing is sent then), gone or internal when it is called.
+    if (name === 'moving.example') {
+      if (movingAnswer === 'gone')
+        throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+      return [{ address: movingAnswer, family: 4 }];
+    }
     return lookup(name, { all: true, verbatim: true });
   };
 
@@ -203,6 +214,56 @@ describe('outbound requests obey the egress policy', () => {
         const response = await webhook('kv/hooks/a', url);
         expect(response.statusCode, url).toBe(400);
       }
+    });
+  });
+
+  describe('internal DNS is no oracle', () => {
+    /** The refusal's detail with the host taken out: what tells one name from another, if anything. */
+    const shape = (response: Awaited<ReturnType<TestServer['call']>>, host: string) => ({
+      status: response.statusCode,
+      code: response.json().error.code as string,
+      message: (response.json().error.message as string).replaceAll(host, 'HOST'),
+    });
+
+    it('configuring a webhook, a JWKS URL or an engine cannot tell an internal name from one that does not exist', async () => {
+      await putSecret('kv/hooks/dns', { value: fakeSecret() });
+      const configure = {
+        webhook: (host: string) => webhook('kv/hooks/dns', `https://${host}/rotate`),
+        jwks: (host: string) =>
+          s.call({
+            method: 'PUT',
+            url: '/v1/auth/jwt/methods/dns-probe',
+            payload: { issuer: 'https://issuer.example', audience: 'custos', jwks_url: `https://${host}/jwks` },
+          }),
+        engine: (host: string) =>
+          s.call({
+            method: 'PUT',
+            url: '/v1/engines/dns-probe',
+            payload: { type: 'postgres', url: `postgres://admin:fake-pw@${host}:5432/app` },
+          }),
+      };
+      for (const [what, call] of Object.entries(configure)) {
+        const internal = shape(await call('internal.example'), 'internal.example');
+        const missing = shape(await call('nonexistent.example'), 'nonexistent.example');
+        expect(internal.code, what).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+        expect(missing, what).toEqual(internal);
+        expect(internal.message, what).not.toMatch(/resolves to|does not resolve|timed out/);
+      }
+    });
+
+    it('…nor can a rotation run later: a name gone or turned internal gives the same refusal', async () => {
+      await putSecret('kv/hooks/moving', { value: fakeSecret() });
+      movingAnswer = '93.184.216.34';
+      expect((await webhook('kv/hooks/moving', 'https://moving.example/rotate')).statusCode).toBe(200);
+      const outcomes = [];
+      for (const answer of ['10.0.0.7', 'gone']) {
+        movingAnswer = answer;
+        const rotated = await s.call({ method: 'POST', url: '/v1/secrets/rotate/kv/hooks/moving' });
+        const policy = (await s.call({ method: 'GET', url: '/v1/rotation/kv/hooks/moving' })).json();
+        outcomes.push({ status: rotated.statusCode, body: rotated.json(), last_error: policy.last_error });
+      }
+      expect(outcomes[0]).toMatchObject({ status: 502, last_error: 'CUSTOS_ERR_EGRESS_REFUSED' });
+      expect(outcomes[1]).toEqual(outcomes[0]);
     });
   });
 
