@@ -7,6 +7,7 @@ import { EgressPolicy, type EgressResolver } from './egress-policy.js';
 import { parseEgressRule } from './egress-rule.js';
 import { EgressSocket } from './egress-socket.js';
 import { formatIp, parseIp } from './ip-address.js';
+import { isLoopbackHost } from './loopback-host.js';
 
 const classOf = (text: string) => classifyAddress(parseIp(text) as Uint8Array);
 const stubResolver =
@@ -88,6 +89,21 @@ describe('allow-list entries', () => {
     'refuses %s with a clear error',
     (entry) => {
       expect(() => parseEgressRule(entry)).toThrow(/egress allow entry/);
+    },
+  );
+});
+
+describe('isLoopbackHost: the one "http only on loopback" rule', () => {
+  it.each(['127.0.0.1', '127.0.0.2', '[::1]', '[::ffff:127.0.0.1]', 'localhost', 'LOCALHOST', 'localhost.'])(
+    '%s is loopback',
+    (host) => {
+      expect(isLoopbackHost(host)).toBe(true);
+    },
+  );
+  it.each(['10.0.0.1', '[fe80::1]', 'localhost.example', 'db.internal', '169.254.169.254', '[::2]', ''])(
+    '%s is not',
+    (host) => {
+      expect(isLoopbackHost(host)).toBe(false);
     },
   );
 });

@@ -3,6 +3,7 @@ import { EgressPolicy } from '../egress/egress-policy.js';
 import { CustosError, isCustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { DatabaseEngineFactory, DatabaseEnginePort, EngineRolePort } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
+import { AdminNotRotatableError } from './admin-not-rotatable-error.js';
 import { validateTlsCa } from './engine-tls-ca.js';
 import type { EngineRecord, EngineRoleInput, EngineRoleRecord, EngineView } from './engine-types.js';
 
@@ -170,7 +171,7 @@ export class EngineService {
   async assertRotatable(engine: string, username: string): Promise<void> {
     const record = await this.#get(engine);
     if (username === adminUser(record.url)) {
-      throw new CustosError('CUSTOS_ERR_USER_NOT_ROTATABLE', 'It is the engine’s admin account.');
+      throw new AdminNotRotatableError();
     }
     if (!(record.rotatable_users ?? []).includes(username)) {
       throw new CustosError(

@@ -1,16 +1,10 @@
-import { CustosError, type EgressPolicy, EgressSocket, isEgressRefusal } from '@custos/core';
+import { AdminNotRotatableError, CustosError, type EgressPolicy, EgressSocket, isEgressRefusal } from '@custos/core';
 import mysql from 'mysql2/promise';
 import { generatePassword, generateUsername } from '../credential-generator.js';
 import { credentialUrl } from '../credential-url.js';
 import type { DatabaseEngine, EngineRole, IssuedDatabaseCredential } from '../database-engine.js';
 import { type DefaultStatements, mysqlDefaultStatements } from '../default-statements.js';
-import {
-  adminNotRotatable,
-  engineStatementFailed,
-  engineUnavailable,
-  invalidStatements,
-  loginRefused,
-} from '../engine-errors.js';
+import { engineStatementFailed, engineUnavailable, invalidStatements, loginRefused } from '../engine-errors.js';
 import { engineTlsOptions } from '../engine-tls.js';
 import { parseEngineUrl } from '../engine-url.js';
 import { withPooledConnection } from '../pooled-connection.js';
@@ -236,7 +230,8 @@ export class MysqlEngine implements DatabaseEngine {
       // accounts are user@host: refusing the user name covers every host).
       const [me] = await c.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS current, USER() AS session');
       const userOf = (account: unknown) => String(account).slice(0, String(account).lastIndexOf('@'));
-      if (userOf(me[0]?.current) === username || userOf(me[0]?.session) === username) throw adminNotRotatable();
+      if (userOf(me[0]?.current) === username || userOf(me[0]?.session) === username)
+        throw new AdminNotRotatableError();
       const hosts = await hostsOf(c, username);
       if (hosts.length === 0) throw new CustosError('CUSTOS_ERR_NOT_FOUND', 'No such database user.');
       try {
