@@ -67,6 +67,28 @@ describe.skipIf(!hasPostgres())('custos engine, creds, lease and secret rotate',
     expect(await ok(['engine', 'role', 'list', 'pg-main'])).toBe('reader\n');
   });
 
+  it('engine add --tls-ca sends the file’s PEM inline (the server reads no path); a URL parameter the driver would take is refused', async () => {
+    const notPem = join(h.dir, 'not-a-ca.pem');
+    writeFileSync(notPem, 'this is not a certificate\n');
+    const bad = await h.cli(['engine', 'add', 'pg-tls', '--type', 'postgres', '--url', '-', '--tls-ca', notPem], {
+      stdin: target.url,
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^custos: CUSTOS_ERR_VALIDATION .*tls_ca/);
+    const missing = await h.cli(
+      ['engine', 'add', 'pg-tls', '--type', 'postgres', '--url', '-', '--tls-ca', join(h.dir, 'nope.pem')],
+      { stdin: target.url },
+    );
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^custos: CUSTOS_ERR_LOCAL /);
+    const withParam = await h.cli(['engine', 'add', 'pg-opt', '--type', 'postgres', '--url', '-'], {
+      stdin: `${target.url}?sslrootcert=/nonexistent/custos-test/ca.pem`,
+    });
+    expect(withParam.code).toBe(1);
+    expect(withParam.stderr).toMatch(/^custos: CUSTOS_ERR_ENGINE_URL_REFUSED .*"sslrootcert"/);
+    expect(await ok(['engine', 'list'])).not.toMatch(/pg-tls|pg-opt/);
+  });
+
   it('a task gets credentials with `custos creds`, lists its lease, and loses the user when it ends', async () => {
     const task = JSON.parse(await ok(['task', 'start', '--role', 'db-agent', '--ttl', '10m', '--json'])) as {
       token: string;

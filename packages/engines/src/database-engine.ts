@@ -75,7 +75,10 @@ export interface DatabaseEngine {
 /** How to reach an engine's database: a URL with the admin credential in it. */
 export interface EngineConnection {
   readonly type: 'postgres' | 'mysql';
+  /** Query parameters: `sslmode`, `connect_timeout` (and `application_name` for PostgreSQL) only. */
   readonly url: string;
+  /** CA certificates (PEM) for TLS to the database; implies TLS. Never a path. */
+  readonly tlsCa?: string;
   /**
    * Every connection the engine opens (pool, login tests, root rotation)
    * goes through this policy; absent, the engine connects wherever its URL

@@ -15,20 +15,6 @@ export function safeEngineMessage(error: unknown, secrets: readonly string[]): s
   return line.slice(0, 300);
 }
 
-/**
- * True for a connection the egress policy refused: passed through as it is
- * (its message tells the operator which `--egress-allow` entry would allow
- * it), never turned into "unavailable".
- */
-export function isEgressRefusal(error: unknown): error is CustosError {
-  return error instanceof CustosError && error.code === 'CUSTOS_ERR_EGRESS_REFUSED';
-}
-
-/** The account the engine is connected as may not be a rotation target (only rotate-root changes it). */
-export function adminNotRotatable(): CustosError {
-  return new CustosError('CUSTOS_ERR_USER_NOT_ROTATABLE', 'It is the engine’s admin account.');
-}
-
 /** The database could not be reached, or refused the admin credential. Says nothing more. */
 export function engineUnavailable(): CustosError {
   return new CustosError('CUSTOS_ERR_ENGINE_UNAVAILABLE');

@@ -2,6 +2,8 @@ export * from './create-engine.js';
 export * from './credential-generator.js';
 export * from './database-engine.js';
 export * from './default-statements.js';
+export * from './engine-tls.js';
+export * from './engine-url.js';
 export * from './mysql/mysql-engine.js';
 export * from './postgres/postgres-engine.js';
 export * from './statement-template.js';

@@ -1,4 +1,5 @@
-import { engineUnavailable, isEgressRefusal } from './engine-errors.js';
+import { isEgressRefusal } from '@custos/core';
+import { engineUnavailable } from './engine-errors.js';
 
 /**
  * Runs `fn` on a pooled connection. A connection the egress policy refused

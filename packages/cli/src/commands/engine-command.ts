@@ -12,6 +12,7 @@ interface EngineView {
   updated_time: string;
   root_rotated_time: string | null;
   rotatable_users: string[];
+  tls_ca?: string;
 }
 
 interface EngineRoleView {
@@ -43,6 +44,7 @@ const engineTable = (e: EngineView) =>
     ['updated', e.updated_time],
     ['root rotated', e.root_rotated_time],
     ['rotatable users', e.rotatable_users.length ? e.rotatable_users.join(', ') : '(none)'],
+    ['tls ca', e.tls_ca ? '(set)' : '(system)'],
   ]);
 
 /** `custos engine add|read|list|delete|rotate-root|role write|read|list|delete`. */
@@ -59,18 +61,30 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
       'static users a database rotator may change (comma-separated; never the admin user; default: kept, or none)',
       collectList,
     )
+    .option(
+      '--tls-ca <file>',
+      'CA certificates (PEM) the database’s TLS certificate must chain to; sent inline, implies TLS',
+    )
     .option('--json', 'JSON output')
-    .action(async (name: string, opts: { type: string; url?: string; rotatableUsers?: string[]; json?: boolean }) => {
-      let url = opts.url;
-      if (url === undefined || url === '-') url = (await readAll(io.stdin)).trim();
-      if (!url) throw new CliError('CUSTOS_ERR_USAGE', '--url is required', EXIT.usage);
-      const view = await new CustosClient(io).request<EngineView>('PUT', `/v1/engines/${encodeURIComponent(name)}`, {
-        type: opts.type,
-        url,
-        ...(opts.rotatableUsers ? { rotatable_users: opts.rotatableUsers } : {}),
-      });
-      emit(io, opts.json, view, () => `Engine ${view.name} (${view.type}) connected and stored`);
-    });
+    .action(
+      async (
+        name: string,
+        opts: { type: string; url?: string; rotatableUsers?: string[]; tlsCa?: string; json?: boolean },
+      ) => {
+        let url = opts.url;
+        if (url === undefined || url === '-') url = (await readAll(io.stdin)).trim();
+        if (!url) throw new CliError('CUSTOS_ERR_USAGE', '--url is required', EXIT.usage);
+        // Read here, by the operator's CLI: the server never reads a path it is given.
+        const tlsCa = opts.tlsCa === undefined ? undefined : readFileSync(opts.tlsCa, 'utf8');
+        const view = await new CustosClient(io).request<EngineView>('PUT', `/v1/engines/${encodeURIComponent(name)}`, {
+          type: opts.type,
+          url,
+          ...(opts.rotatableUsers ? { rotatable_users: opts.rotatableUsers } : {}),
+          ...(tlsCa !== undefined ? { tls_ca: tlsCa } : {}),
+        });
+        emit(io, opts.json, view, () => `Engine ${view.name} (${view.type}) connected and stored`);
+      },
+    );
 
   engine
     .command('read <name>')

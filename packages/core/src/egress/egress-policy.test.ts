@@ -7,6 +7,7 @@ import { EgressPolicy, type EgressResolver } from './egress-policy.js';
 import { parseEgressRule } from './egress-rule.js';
 import { EgressSocket } from './egress-socket.js';
 import { formatIp, parseIp } from './ip-address.js';
+import { isLoopbackHost } from './loopback-host.js';
 
 const classOf = (text: string) => classifyAddress(parseIp(text) as Uint8Array);
 const stubResolver =
@@ -92,6 +93,51 @@ describe('allow-list entries', () => {
   );
 });
 
+describe('isLoopbackHost: the one "http only on loopback" rule', () => {
+  it.each(['127.0.0.1', '127.0.0.2', '[::1]', '[::ffff:127.0.0.1]', 'localhost', 'LOCALHOST', 'localhost.'])(
+    '%s is loopback',
+    (host) => {
+      expect(isLoopbackHost(host)).toBe(true);
+    },
+  );
+  it.each(['10.0.0.1', '[fe80::1]', 'localhost.example', 'db.internal', '169.254.169.254', '[::2]', ''])(
+    '%s is not',
+    (host) => {
+      expect(isLoopbackHost(host)).toBe(false);
+    },
+  );
+});
+
+describe('Unix socket entries', () => {
+  const policy = new EgressPolicy({ allow: ['unix:/var/run/postgresql'], resolver: stubResolver({}) });
+
+  it('allow the directory and what is below it, on a path-segment boundary', () => {
+    expect(policy.allowsSocketPath('/var/run/postgresql/.s.PGSQL.5432')).toBe(true);
+    expect(policy.allowsSocketPath('/var/run/postgresql')).toBe(true);
+    expect(policy.allowsSocketPath('/var/run/postgresql2/.s.PGSQL.5432')).toBe(false);
+    expect(policy.allowsSocketPath('/var/run/postgresq')).toBe(false);
+  });
+
+  it.each([
+    '/var/run/postgresql/../../tmp/.s.PGSQL.5432',
+    '/var/run/postgresql/..',
+    '/var/run/postgresql/./.s.PGSQL.5432',
+    '/var/run/postgresql//.s.PGSQL.5432',
+    '/var/run/postgresql/sub/../../../etc/x',
+    'var/run/postgresql/.s.PGSQL.5432',
+  ])('refuse a path that is not normal, whatever it starts with: %s', (path) => {
+    expect(policy.allowsSocketPath(path)).toBe(false);
+    expect(() => policy.assertSocketPathAllowed(path)).toThrow(/not a normal absolute path/);
+  });
+
+  it.each(['unix:/var/run/../tmp', 'unix:/var//run', 'unix:/var/./run', 'unix:/'])(
+    'an entry that is not a normal absolute path is refused: %s',
+    (entry) => {
+      expect(() => parseEgressRule(entry)).toThrow(/egress allow entry/);
+    },
+  );
+});
+
 describe('EgressPolicy decisions', () => {
   const loopback = new EgressPolicy({ resolver: stubResolver({}) });
 
@@ -115,9 +161,58 @@ describe('EgressPolicy decisions', () => {
     const byNumber = await policy.resolve('0x7f.1', 5432).catch((e: Error) => e.message);
     expect(byNumber).toContain('--egress-allow 127.0.0.1');
     const byName = await policy.resolve('db.internal', 5432).catch((e: Error) => e.message);
-    expect(byName).toContain('resolves to a private address');
     expect(byName).toContain('--egress-allow db.internal');
     expect(byName).not.toContain('10.9.8.7');
+  });
+
+  it('a refused name gets one fixed refusal: resolving to a refused range, not resolving, or timing out look alike', async () => {
+    // Whoever configures a JWKS or webhook URL must not be able to classify
+    // internal names by the answer: private, missing or slow are one refusal.
+    const policies = {
+      private: new EgressPolicy({ resolver: stubResolver({ 'db.internal': ['10.9.8.7'] }) }),
+      loopback: new EgressPolicy({ resolver: stubResolver({ 'db.internal': ['127.0.0.1'] }) }),
+      mixed: new EgressPolicy({ resolver: stubResolver({ 'db.internal': ['93.184.216.34', '169.254.169.254'] }) }),
+      missing: new EgressPolicy({ resolver: stubResolver({}) }),
+      failing: new EgressPolicy({
+        resolver: async () => {
+          throw Object.assign(new Error('getaddrinfo ENOTFOUND db.internal'), { code: 'ENOTFOUND' });
+        },
+      }),
+      slow: new EgressPolicy({ dnsTimeoutMs: 20, resolver: () => new Promise(() => undefined) }),
+      exclusive: new EgressPolicy({ allowPublic: false, resolver: stubResolver({ 'db.internal': ['93.184.216.34'] }) }),
+    };
+    const outcomes = new Set<string>();
+    const details = new Set<string>();
+    for (const [why, policy] of Object.entries(policies)) {
+      for (const attempt of [
+        policy.resolve('db.internal', 443),
+        policy.checkUrl('https://db.internal/jwks'),
+      ] as Promise<unknown>[]) {
+        const error = await attempt.then(
+          () => undefined,
+          (e: unknown) => e as { code?: string; message?: string; detail?: string },
+        );
+        expect(error?.code, why).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+        outcomes.add(String(error?.message));
+        // The catalogue's sentence is the same for every refusal; the rest must not tell.
+        details.add(String(error?.detail));
+      }
+    }
+    expect([...outcomes]).toHaveLength(1);
+    const [message] = [...details];
+    expect(details.size).toBe(1);
+    expect(message).toContain('--egress-allow db.internal');
+    for (const revealing of ['private', 'loopback', 'link-local', 'resolve to a', 'does not resolve', 'timed out']) {
+      expect(message).not.toContain(revealing);
+    }
+  });
+
+  it('a literal address keeps its helpful refusal (it reveals nothing), and a vouched-for name its DNS failure', async () => {
+    const policy = new EgressPolicy({ allow: ['db.internal'], resolver: stubResolver({}) });
+    const literal = await policy.resolve('127.0.0.1', 5432).catch((e: Error) => e.message);
+    expect(literal).toContain('is a loopback address');
+    expect(literal).toContain('--egress-allow 127.0.0.1');
+    await expect(policy.resolve('db.internal', 5432)).rejects.toMatchObject({ code: 'CUSTOS_ERR_EGRESS_FAILED' });
   });
 
   it('allows what an entry covers, on its port only when it names one', async () => {
@@ -157,8 +252,12 @@ describe('EgressPolicy decisions', () => {
   });
 
   it('a resolver that never answers times out', async () => {
-    const policy = new EgressPolicy({ dnsTimeoutMs: 50, resolver: () => new Promise(() => undefined) });
-    await expect(policy.resolve('slow.example', 443)).rejects.toMatchObject({ code: 'CUSTOS_ERR_EGRESS_FAILED' });
+    const policy = new EgressPolicy({
+      dnsTimeoutMs: 50,
+      allow: ['slow.example'],
+      resolver: () => new Promise(() => undefined),
+    });
+    await expect(policy.resolve('slow.example', 443)).rejects.toThrow(/timed out/);
   });
 
   it('configure-time URL checks: scheme, credentials, refused hosts', async () => {
@@ -166,8 +265,10 @@ describe('EgressPolicy decisions', () => {
     await expect(policy.checkUrl('ftp://x.example/')).rejects.toMatchObject({ code: 'CUSTOS_ERR_VALIDATION' });
     await expect(policy.checkUrl('https://u:p@x.example/')).rejects.toMatchObject({ code: 'CUSTOS_ERR_VALIDATION' });
     await expect(policy.checkUrl('http://2130706433/')).rejects.toMatchObject({ code: 'CUSTOS_ERR_EGRESS_REFUSED' });
-    // A name that does not resolve yet is decided when it is called.
-    await expect(policy.checkUrl('https://not-yet.example/')).resolves.toBeInstanceOf(URL);
+    // A name that does not resolve (yet) is refused as a refused one is: no oracle on internal DNS.
+    await expect(policy.checkUrl('https://not-yet.example/')).rejects.toMatchObject({
+      code: 'CUSTOS_ERR_EGRESS_REFUSED',
+    });
   });
 });
 

@@ -4,6 +4,7 @@ import { CustosError, isCustosError } from '../errors/index.js';
 import { ADDRESS_CLASS_LABEL, type AddressClass, classifyAddress } from './address-ranges.js';
 import {
   type EgressRule,
+  isNormalSocketPath,
   normalizeHostname,
   parseEgressRule,
   ruleAllowsAddress,
@@ -98,20 +99,25 @@ export class EgressPolicy {
     const decision = this.decide(host, address, port);
     if (decision.allowed) return;
     const literal = parseIp(host.startsWith('[') ? host.slice(1, -1) : host);
-    // Suggest the entry an operator would write: the name, or the address in its canonical form.
-    const entry = literal
-      ? literal.length === 4
-        ? formatIp(literal)
-        : `[${formatIp(literal)}]`
-      : normalizeHostname(host);
-    throw new EgressRefusedError(host, port, decision.kind, entry, literal === undefined);
+    if (!literal) throw new EgressRefusedError(host, port, { name: normalizeHostname(host) });
+    // Suggest the entry an operator would write: the address in its canonical form.
+    const entry = literal.length === 4 ? formatIp(literal) : `[${formatIp(literal)}]`;
+    throw new EgressRefusedError(host, port, { kind: decision.kind, entry });
   }
 
   /**
    * Resolves `host` once (an IP literal in any spelling needs no DNS) and
    * checks every address it resolves to; returns the one to connect to.
-   * Throws {@link EgressRefusedError}, or CUSTOS_ERR_EGRESS_FAILED when the
-   * name does not resolve in time.
+   * Throws {@link EgressRefusedError}.
+   *
+   * A name no allow entry vouches for gets one fixed refusal whatever went
+   * wrong — it resolves to a refused address, it does not resolve, DNS timed
+   * out — because the difference is an oracle on internal DNS: whoever
+   * configures a JWKS URL, a webhook or an engine with narrow rights could
+   * otherwise sort names into "internal" (resolves to a private range) and
+   * "nonexistent". A name an entry vouches for (`db.internal`,
+   * `*.corp.example`) keeps a precise CUSTOS_ERR_EGRESS_FAILED when DNS
+   * fails: an operator chose to let it be reached, so nothing is learnt.
    */
   async resolve(host: string, port: number, signal?: AbortSignal): Promise<ResolvedDestination> {
     const literal = parseIp(host.startsWith('[') ? host.slice(1, -1) : host);
@@ -120,12 +126,19 @@ export class EgressPolicy {
       return { address: formatIp(literal), family: literal.length === 4 ? 4 : 6 };
     }
     const name = normalizeHostname(host);
-    const addresses = await this.#resolveName(name, signal);
-    if (addresses.length === 0) throw new EgressFailedError(`${host} does not resolve.`);
+    const vouched = this.#rules.some((r) => ruleAllowsName(r, name, port));
+    const refuse = (precise: () => CustosError) => (vouched ? precise() : new EgressRefusedError(host, port, { name }));
+    let addresses: Array<{ address: string; family: number }>;
+    try {
+      addresses = await this.#resolveName(name, signal);
+    } catch (error) {
+      throw refuse(() => error as CustosError);
+    }
+    if (addresses.length === 0) throw refuse(() => new EgressFailedError(`${host} does not resolve.`));
     const checked: ResolvedDestination[] = [];
     for (const a of addresses) {
       const bytes = parseIp(a.address);
-      if (!bytes) throw new EgressFailedError(`${host} resolved to something that is not an address.`);
+      if (!bytes) throw refuse(() => new EgressFailedError(`${host} resolved to something that is not an address.`));
       this.assertAllowed(host, bytes, port);
       checked.push({ address: formatIp(bytes), family: bytes.length === 4 ? 4 : 6 });
     }
@@ -155,8 +168,14 @@ export class EgressPolicy {
     return this.#rules.some((r) => ruleAllowsSocket(r, path));
   }
 
-  /** Throws {@link EgressRefusedError} unless the Unix socket path is allowed. */
+  /** Throws CUSTOS_ERR_EGRESS_REFUSED unless the Unix socket path is allowed. */
   assertSocketPathAllowed(path: string): void {
+    if (!isNormalSocketPath(path)) {
+      throw new CustosError(
+        'CUSTOS_ERR_EGRESS_REFUSED',
+        'The Unix socket path is not a normal absolute path (no ".", ".." or empty segments): custos refuses it.',
+      );
+    }
     if (!this.allowsSocketPath(path)) {
       throw new CustosError(
         'CUSTOS_ERR_EGRESS_REFUSED',
@@ -169,8 +188,10 @@ export class EgressPolicy {
    * The check made when a destination is configured (a webhook URL, a JWKS
    * URL), so that a refused one is an error now rather than a failure at
    * 3 a.m.: the URL parses, its scheme is one of `protocols`, it carries no
-   * credentials, and its host passes {@link resolve}. A name that does not
-   * resolve yet is accepted (the check at call time decides then).
+   * credentials, and its host passes {@link resolve} — which refuses a name
+   * that does not resolve exactly as one that resolves to a refused address
+   * (see there), so configuring a URL is no oracle on internal DNS. A name
+   * an allow entry vouches for is accepted even if it does not resolve yet.
    */
   async checkUrl(text: string, protocols: readonly string[] = ['https:', 'http:']): Promise<URL> {
     let url: URL;
@@ -188,7 +209,7 @@ export class EgressPolicy {
     try {
       await this.resolve(url.hostname, urlPort(url));
     } catch (error) {
-      if (isCustosError(error) && error.code === 'CUSTOS_ERR_EGRESS_REFUSED') throw error;
+      if (isEgressRefusal(error)) throw error;
     }
     return url;
   }
@@ -252,21 +273,41 @@ export function urlPort(url: URL): number {
 
 /**
  * A destination refused by the egress policy. The message names the host as
- * the caller gave it and the class of address, never a resolved address (a
- * narrower caller must not learn internal DNS from it) nor a URL (whose path
- * or query may hold a credential), and says how an operator allows it.
+ * the caller gave it and how an operator allows it; never a resolved address
+ * nor a URL (whose path or query may hold a credential). For an address
+ * literal it names the class (`127.0.0.1:5432 is a loopback address`): the
+ * caller wrote the address, so the class tells them nothing new, and it is
+ * what a developer pointing a local server at a local database needs to read.
+ * For a name it is one fixed sentence, whether the name resolved to a
+ * refused address or did not resolve at all (see {@link EgressPolicy.resolve}).
  */
 export class EgressRefusedError extends CustosError {
-  constructor(host: string, port: number, kind: AddressClass, entry: string, isName: boolean) {
-    const what =
-      kind === 'public'
-        ? 'is not on the egress allow-list'
-        : `${isName ? 'resolves to' : 'is'} a ${ADDRESS_CLASS_LABEL[kind]}`;
+  constructor(host: string, port: number, refused: { kind: AddressClass; entry: string } | { name: string }) {
+    const [what, entry] =
+      'name' in refused
+        ? [
+            'is refused: custos connects to a name only when it resolves, and only to addresses it may reach',
+            refused.name,
+          ]
+        : [
+            refused.kind === 'public' ? 'is not on the egress allow-list' : `is a ${ADDRESS_CLASS_LABEL[refused.kind]}`,
+            refused.entry,
+          ];
     super(
       'CUSTOS_ERR_EGRESS_REFUSED',
       `${host}:${port} ${what}; custos refuses it unless allowed: start the server with --egress-allow ${entry} (or add it to egress.allow in the config file).`,
     );
   }
+}
+
+/**
+ * True for an egress refusal (CUSTOS_ERR_EGRESS_REFUSED): the one test of
+ * "was this refused by the policy?" that every caller uses — passed through
+ * as it is (its message says which allow entry would help), never turned
+ * into "unavailable" or "did not acknowledge".
+ */
+export function isEgressRefusal(error: unknown): error is CustosError {
+  return isCustosError(error) && error.code === 'CUSTOS_ERR_EGRESS_REFUSED';
 }
 
 /** An outbound call that could not complete (unresolvable, unreachable, timed out, redirected, too large). */

@@ -45,7 +45,9 @@ export function parseEgressRule(entry: string): EgressRule {
   const text = entry.trim();
   if (text.startsWith('unix:')) {
     const path = text.slice(5).replace(/\/+$/, '');
-    if (!path.startsWith('/') || path.includes('\0')) throw invalid(text, 'a socket path is absolute');
+    if (!isNormalSocketPath(path)) {
+      throw invalid(text, 'a socket path is absolute, without ".", ".." or empty segments');
+    }
     return { kind: 'unix', path, text };
   }
   let host = text;
@@ -108,7 +110,29 @@ export function ruleAllowsAddress(rule: EgressRule, address: IpBytes, port: numb
   return v4 !== undefined && inPrefix(v4, rule.network, rule.bits);
 }
 
-/** True when a unix rule allows connecting to the socket at `path`. */
+/**
+ * True for an absolute path with no `.` or `..` segment, no empty segment
+ * (`//`) and no NUL: one spelling per file, so a prefix of it is a real
+ * directory of it. Paths are not normalised instead: `..` through a symbolic
+ * link goes elsewhere than the string says, and an engine URL has no reason
+ * to spell its socket so.
+ */
+export function isNormalSocketPath(path: string): boolean {
+  if (!path.startsWith('/') || path.includes('\0')) return false;
+  if (path === '/') return true;
+  return path
+    .slice(1)
+    .split('/')
+    .every((segment) => segment !== '' && segment !== '.' && segment !== '..');
+}
+
+/**
+ * True when a unix rule allows connecting to the socket at `path`: the
+ * rule's directory itself or anything below it on a segment boundary
+ * (`/var/run/postgresql` does not cover `/var/run/postgresql2`), and only for
+ * a normal path (`/var/run/postgresql/../../tmp/x` is not below it).
+ */
 export function ruleAllowsSocket(rule: EgressRule, path: string): boolean {
-  return rule.kind === 'unix' && (path === rule.path || path.startsWith(`${rule.path}/`));
+  if (rule.kind !== 'unix' || !isNormalSocketPath(path)) return false;
+  return path === rule.path || path.startsWith(`${rule.path}/`);
 }

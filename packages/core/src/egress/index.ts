@@ -4,3 +4,4 @@ export * from './egress-policy.js';
 export * from './egress-rule.js';
 export * from './egress-socket.js';
 export * from './ip-address.js';
+export * from './loopback-host.js';

@@ -76,6 +76,11 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_DPOP_REQUIRED: { status: 401, message: 'A DPoP proof is required or not valid.' },
   CUSTOS_ERR_ENGINE_UNAVAILABLE: { status: 503, message: 'The database engine is unreachable or refused custos.' },
   CUSTOS_ERR_ENGINE_NOT_FOUND: { status: 404, message: 'No such database engine.' },
+  CUSTOS_ERR_ENGINE_URL_REFUSED: {
+    status: 400,
+    message:
+      'The engine URL carries a query parameter, scheme or part custos does not pass to the driver (only sslmode, connect_timeout and, for PostgreSQL, application_name).',
+  },
   CUSTOS_ERR_LEASE_NOT_FOUND: { status: 404, message: 'No such lease, or it has already ended.' },
   CUSTOS_ERR_ROTATION_FAILED: {
     status: 502,

@@ -1,4 +1,5 @@
 import type { JWK } from 'jose';
+import { isLoopbackHost } from '../egress/loopback-host.js';
 import { ValidationError } from '../errors/index.js';
 
 /**
@@ -72,7 +73,6 @@ const NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const MAX_CLOCK_TOLERANCE_SEC = 300;
 // Members that only private or symmetric JWKs carry.
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const;
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /**
  * Checks a {@link JwtAuthConfig} once, when the operator writes it, so that a
@@ -127,7 +127,7 @@ export function validateJwtAuthConfig(config: JwtAuthConfig): void {
     } catch {
       throw new ValidationError('The JWKS URL is not a valid URL.');
     }
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
       throw new ValidationError('The JWKS URL must use https (http is allowed only on loopback).');
     }
     if (url.username || url.password) throw new ValidationError('The JWKS URL must not carry credentials.');

@@ -240,6 +240,20 @@ describe('JwtAuthMethod configuration', () => {
   ] as const)('refuses %s', (_label, overrides) => {
     expect(() => new JwtAuthMethod(k8sConfig(overrides() as Partial<JwtAuthConfig>))).toThrow(ValidationError);
   });
+
+  it('plain http is allowed to loopback in any spelling, as for webhook rotators (one rule), and nowhere else', () => {
+    for (const host of ['127.0.0.1', '127.0.0.2', '[::1]', '[::ffff:127.0.0.1]', 'localhost', 'LOCALHOST.']) {
+      expect(
+        () => new JwtAuthMethod(k8sConfig({ jwks: { url: `http://${host}:8200/jwks.json` } })),
+        host,
+      ).not.toThrow();
+    }
+    for (const host of ['10.0.0.1', 'localhost.example', '[fe80::1]']) {
+      expect(() => new JwtAuthMethod(k8sConfig({ jwks: { url: `http://${host}/jwks.json` } })), host).toThrow(
+        ValidationError,
+      );
+    }
+  });
 });
 
 describe('JwtAuthMethod with a remote JWKS over real HTTP', () => {

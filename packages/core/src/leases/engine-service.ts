@@ -1,8 +1,10 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { EgressPolicy } from '../egress/egress-policy.js';
-import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
+import { CustosError, isCustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { DatabaseEngineFactory, DatabaseEnginePort, EngineRolePort } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
+import { AdminNotRotatableError } from './admin-not-rotatable-error.js';
+import { validateTlsCa } from './engine-tls-ca.js';
 import type { EngineRecord, EngineRoleInput, EngineRoleRecord, EngineView } from './engine-types.js';
 
 const ENGINES = 'engine';
@@ -79,7 +81,7 @@ export class EngineService {
   readonly #factory: DatabaseEngineFactory | undefined;
   readonly #egress: EgressPolicy;
   readonly #now: () => Date;
-  readonly #open = new Map<string, { url: string; engine: DatabaseEnginePort }>();
+  readonly #open = new Map<string, { key: string; engine: DatabaseEnginePort }>();
 
   constructor(deps: EngineServiceDeps) {
     this.#storage = deps.storage;
@@ -96,7 +98,7 @@ export class EngineService {
    */
   async write(
     name: string,
-    connection: { type: string; url: string; rotatable_users?: readonly string[] },
+    connection: { type: string; url: string; rotatable_users?: readonly string[]; tls_ca?: string },
   ): Promise<EngineView> {
     validateEngineName(name);
     if (connection.type !== 'postgres' && connection.type !== 'mysql') {
@@ -108,7 +110,17 @@ export class EngineService {
       connection.rotatable_users ?? existing?.rotatable_users ?? [],
       adminUser(connection.url),
     );
-    const probe = this.#factoryOrThrow()({ type, url: connection.url, egress: this.#egress });
+    // The connection (URL and CA) is replaced as a whole: no CA given, none kept.
+    const tlsCa = connection.tls_ca === undefined ? undefined : validateTlsCa(connection.tls_ca);
+    // The factory parses the URL and refuses any query parameter its driver
+    // would take as an option (CUSTOS_ERR_ENGINE_URL_REFUSED) — so a `?user=`
+    // cannot make the engine connect as someone `adminUser()` did not see.
+    const probe = this.#factoryOrThrow()({
+      type,
+      url: connection.url,
+      egress: this.#egress,
+      ...(tlsCa ? { tlsCa } : {}),
+    });
     try {
       await probe.verifyConnection();
     } finally {
@@ -120,6 +132,7 @@ export class EngineService {
       type,
       url: connection.url,
       rotatable_users: rotatable,
+      ...(tlsCa ? { tls_ca: tlsCa } : {}),
       created_time: existing?.created_time ?? time,
       updated_time: time,
       root_rotated_time: null,
@@ -158,7 +171,7 @@ export class EngineService {
   async assertRotatable(engine: string, username: string): Promise<void> {
     const record = await this.#get(engine);
     if (username === adminUser(record.url)) {
-      throw new CustosError('CUSTOS_ERR_USER_NOT_ROTATABLE', 'It is the engine’s admin account.');
+      throw new AdminNotRotatableError();
     }
     if (!(record.rotatable_users ?? []).includes(username)) {
       throw new CustosError(
@@ -252,14 +265,34 @@ export class EngineService {
     return view(next);
   }
 
-  /** The open client of an engine (reopened when its stored URL changed). */
+  /** The open client of an engine (reopened when its stored connection changed). */
   async open(name: string): Promise<DatabaseEnginePort> {
     const record = await this.#get(name);
+    const key = `${record.url}\n${record.tls_ca ?? ''}`;
     const cached = this.#open.get(name);
-    if (cached && cached.url === record.url) return cached.engine;
+    if (cached && cached.key === key) return cached.engine;
     if (cached) await this.#drop(name);
-    const engine = this.#factoryOrThrow()({ type: record.type, url: record.url, egress: this.#egress });
-    this.#open.set(name, { url: record.url, engine });
+    let engine: DatabaseEnginePort;
+    try {
+      engine = this.#factoryOrThrow()({
+        type: record.type,
+        url: record.url,
+        egress: this.#egress,
+        ...(record.tls_ca ? { tlsCa: record.tls_ca } : {}),
+      });
+    } catch (error) {
+      // An engine stored before its URL was checked parameter by parameter
+      // is not opened with what is now refused: it stays unusable, saying
+      // why, until an operator writes it again.
+      if (isCustosError(error) && error.code === 'CUSTOS_ERR_ENGINE_URL_REFUSED') {
+        throw new CustosError(
+          'CUSTOS_ERR_ENGINE_UNAVAILABLE',
+          `The stored connection of engine ${name} is refused: ${error.detail ?? error.message} Write the engine again (custos engine add ${name} …).`,
+        );
+      }
+      throw error;
+    }
+    this.#open.set(name, { key, engine });
     return engine;
   }
 

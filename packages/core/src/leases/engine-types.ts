@@ -10,6 +10,13 @@ export interface EngineRecord {
    * records written before the list existed: none then.
    */
   rotatable_users?: string[];
+  /**
+   * CA certificates (PEM) the database's TLS certificate must chain to,
+   * given inline (a path would have custos read whatever file it names).
+   * Implies TLS. Public material, shown by `read`; absent: the system CAs,
+   * and TLS only if the URL's `sslmode` asks for it.
+   */
+  tls_ca?: string;
   created_time: string;
   updated_time: string;
   root_rotated_time: string | null;

@@ -2,7 +2,7 @@ import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { timeOrderedId } from '../common/random-pool.js';
 import { CustosError, isCustosError, PermissionDeniedError } from '../errors/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
-import type { TaskService } from '../tasks/task-service.js';
+import { type TaskService, taskTreePrefix } from '../tasks/task-service.js';
 import { type EngineService, toEngineRole } from './engine-service.js';
 import type { IssuedLease, LeaseOwner, LeaseRecord, LeaseView } from './lease-types.js';
 
@@ -33,6 +33,9 @@ const taskKey = (taskId: string, leaseId: string) => `${taskId}/${leaseId}`;
 const BY_TREE = 'lease.tree';
 const treeKey = (chain: readonly string[], leaseId: string) => `${chain.join('/')}/~${leaseId}`;
 const TREE_PAGE = 1_000;
+/** Lease records read by one listing, at most (see {@link LeaseService.list}). */
+export const MAX_LEASES_SCANNED = 5_000;
+const LIST_PAGE = 500;
 
 /**
  * Dynamic database credentials as leases owned by tasks. A lease is recorded
@@ -215,21 +218,67 @@ export class LeaseService {
     return leaseView(await this.#get(id));
   }
 
-  /** Leases of one task, or (for operators) all leases, newest state first. */
-  async list(filter: { taskId?: string; state?: string; limit?: number } = {}): Promise<LeaseView[]> {
-    const limit = Math.min(filter.limit ?? 1_000, 10_000);
-    let records: LeaseRecord[];
-    if (filter.taskId) {
-      const keys = await this.#storage.entries.list(BY_TASK, `${filter.taskId}/`, { limit });
-      const found = await Promise.all(
-        keys.map((k) => this.#read(this.#storage.entries, k.slice((filter.taskId as string).length + 1))),
-      );
-      records = found.filter((r): r is LeaseRecord => r !== undefined);
-    } else {
-      const entries = await this.#storage.entries.scan(LEASES, '', { limit });
-      records = await Promise.all(entries.map((e) => openJson<LeaseRecord>(this.#cipher, LEASES, e.key, e.value)));
+  /**
+   * Lists leases, oldest first: those held anywhere in a task's subtree
+   * (`subtree`: the calling task's chain), or one task's (`taskId`), or all.
+   * `visible` decides per lease what the caller may see (an operator's
+   * policy on `sys/leases/<id>`); a listing shows nothing the caller could
+   * not read one by one. Subtree and task listings hold leases not yet
+   * revoked (the indexes drop a lease when it is revoked); the full listing
+   * holds every state.
+   *
+   * At most {@link MAX_LEASES_SCANNED} records are read per call, whatever
+   * `visible` lets through, so a caller whose policy shows few leases cannot
+   * make one request decrypt the whole store; `limit` (default 1000) caps
+   * what is returned.
+   */
+  async list(
+    filter: {
+      taskId?: string;
+      subtree?: readonly string[];
+      state?: string;
+      limit?: number;
+      visible?: (lease: LeaseView) => boolean;
+    } = {},
+  ): Promise<LeaseView[]> {
+    const limit = Math.max(1, Math.min(filter.limit ?? 1_000, MAX_LEASES_SCANNED));
+    const out: LeaseView[] = [];
+    let scanned = 0;
+    const take = (record: LeaseRecord): boolean => {
+      scanned++;
+      if (filter.taskId && record.task_id !== filter.taskId) return scanned < MAX_LEASES_SCANNED;
+      if (filter.state && record.state !== filter.state) return scanned < MAX_LEASES_SCANNED;
+      const view = leaseView(record);
+      if (!filter.visible || filter.visible(view)) out.push(view);
+      return out.length < limit && scanned < MAX_LEASES_SCANNED;
+    };
+    const { entries } = this.#storage;
+    if (filter.subtree || filter.taskId) {
+      // An index of lease ids: by tree position (`<chain>/…/~<lease>`) or by task (`<task>/<lease>`).
+      const [namespace, prefix] = filter.subtree
+        ? [BY_TREE, taskTreePrefix(filter.subtree)]
+        : [BY_TASK, `${filter.taskId}/`];
+      let after: string | undefined;
+      for (;;) {
+        const keys = await entries.list(namespace, prefix, { limit: LIST_PAGE, ...(after ? { after } : {}) });
+        for (const key of keys) {
+          const id = key.slice(key.lastIndexOf(filter.subtree ? '~' : '/') + 1);
+          const record = await this.#read(entries, id);
+          if (record && !take(record)) return out;
+        }
+        if (keys.length < LIST_PAGE) return out;
+        after = keys[keys.length - 1];
+      }
     }
-    return records.filter((r) => !filter.state || r.state === filter.state).map(leaseView);
+    let after: string | undefined;
+    for (;;) {
+      const page = await entries.scan(LEASES, '', { limit: LIST_PAGE, ...(after ? { after } : {}) });
+      for (const entry of page) {
+        if (!take(await openJson<LeaseRecord>(this.#cipher, LEASES, entry.key, entry.value))) return out;
+      }
+      if (page.length < LIST_PAGE) return out;
+      after = page[page.length - 1]?.key;
+    }
   }
 
   /** Checks that a task may manage a lease: it owns it or is an ancestor of its owner. */

@@ -11,7 +11,11 @@ export interface LeaseRecord {
   task_id: string | null;
   /** The owning task's chain (root first), so an ancestor may manage its subtree's leases. */
   task_chain: string[];
-  /** Who asked (`task:…` or an operator token's display name). */
+  /**
+   * Who asked, by stable id: `task:<id>` or `token:<accessor>` (an operator
+   * token). Never a display name, which is cosmetic and chosen by the
+   * token's creator.
+   */
   owner: string;
   issued_time: string;
   /** Epoch ms. */
@@ -45,7 +49,7 @@ export interface IssuedLease {
 
 /** Who a lease is for. */
 export interface LeaseOwner {
-  /** `task:…` or an operator's display name. */
+  /** Who asks, by stable id: `task:<id>` or `token:<accessor>` (see `principalName`). */
   name: string;
   /** Set for task principals. */
   task?: { id: string; chain: readonly string[]; expiresAtMs: number };

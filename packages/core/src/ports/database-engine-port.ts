@@ -48,7 +48,14 @@ export interface DatabaseEnginePort {
 /** How to reach an engine's database: a URL with the admin credential in it. */
 export interface EngineConnectionPort {
   readonly type: 'postgres' | 'mysql';
+  /**
+   * The admin URL. A factory must refuse (CUSTOS_ERR_ENGINE_URL_REFUSED) any
+   * query parameter its driver would take as an option beyond a harmless
+   * allow-list, and never hand the URL to the driver whole.
+   */
   readonly url: string;
+  /** CA certificates (PEM) for TLS to the database; implies TLS. */
+  readonly tlsCa?: string;
   /** Every connection the engine opens goes through this policy (see `EgressSocket`). */
   readonly egress?: EgressPolicy;
 }

@@ -1,8 +1,6 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
-import { classifyAddress } from '../egress/address-ranges.js';
 import { EgressPolicy } from '../egress/egress-policy.js';
-import { normalizeHostname } from '../egress/egress-rule.js';
-import { parseIp } from '../egress/ip-address.js';
+import { isLoopbackHost } from '../egress/loopback-host.js';
 import { CustosError, isCustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { EngineService } from '../leases/engine-service.js';
 import type { Storage } from '../ports/storage.js';
@@ -21,13 +19,6 @@ const LOCKS = 'rotation.lock';
 const LOCK_MS = 5 * 60_000;
 const DEFAULT_GRACE_MS = 15 * 60_000;
 const MIN_EVERY_MS = 60_000;
-
-/** `localhost`, or a literal loopback address in any spelling. */
-function isLoopbackHost(hostname: string): boolean {
-  const bare = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
-  const address = parseIp(bare);
-  return address ? classifyAddress(address) === 'loopback' : normalizeHostname(bare) === 'localhost';
-}
 
 interface Running {
   version: number;

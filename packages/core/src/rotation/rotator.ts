@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { egressFetch } from '../egress/egress-fetch.js';
-import type { EgressPolicy } from '../egress/egress-policy.js';
+import { type EgressPolicy, isEgressRefusal } from '../egress/egress-policy.js';
 import { CustosError, isCustosError } from '../errors/index.js';
 import type { EngineService } from '../leases/engine-service.js';
 import type { SecretData } from '../secrets/secret-types.js';
@@ -102,7 +102,7 @@ export function createRotator(config: RotatorConfig, { engines, egress }: Rotato
           } catch (error) {
             // A refused destination says so (the operator can fix the
             // allow-list); any other failure is "did not acknowledge".
-            if (isCustosError(error) && error.code === 'CUSTOS_ERR_EGRESS_REFUSED') throw error;
+            if (isEgressRefusal(error)) throw error;
             ok = false;
           }
           // The receiver's answer is not echoed: it could repeat the value.

@@ -1,17 +1,12 @@
-import { CustosError, type EgressPolicy, EgressSocket } from '@custos/core';
+import { AdminNotRotatableError, CustosError, type EgressPolicy, EgressSocket, isEgressRefusal } from '@custos/core';
 import mysql from 'mysql2/promise';
 import { generatePassword, generateUsername } from '../credential-generator.js';
 import { credentialUrl } from '../credential-url.js';
 import type { DatabaseEngine, EngineRole, IssuedDatabaseCredential } from '../database-engine.js';
 import { type DefaultStatements, mysqlDefaultStatements } from '../default-statements.js';
-import {
-  adminNotRotatable,
-  engineStatementFailed,
-  engineUnavailable,
-  invalidStatements,
-  isEgressRefusal,
-  loginRefused,
-} from '../engine-errors.js';
+import { engineStatementFailed, engineUnavailable, invalidStatements, loginRefused } from '../engine-errors.js';
+import { engineTlsOptions } from '../engine-tls.js';
+import { parseEngineUrl } from '../engine-url.js';
 import { withPooledConnection } from '../pooled-connection.js';
 import { assertSafeName, renderStatement } from '../statement-template.js';
 import { isMysqlConnectionError, mysqlCode } from './mysql-errors.js';
@@ -21,8 +16,14 @@ const MAX_NAME = 32;
 
 /** Options of {@link MysqlEngine}. */
 export interface MysqlEngineOptions {
-  /** `mysql://admin:password@host:port/database`; the admin needs CREATE USER, GRANT OPTION, and CONNECTION ADMIN/SUPER (for KILL). */
+  /**
+   * `mysql://admin:password@host:port/database[?sslmode=…&connect_timeout=…]`; the admin needs
+   * CREATE USER, GRANT OPTION, and CONNECTION ADMIN/SUPER (for KILL). Other
+   * query parameters are refused (see engine-url.ts).
+   */
   readonly url: string;
+  /** CA certificates (PEM) the server's certificate must chain to; implies TLS (`sslmode=verify-full` by default). */
+  readonly tlsCa?: string;
   /** Connections kept to the server (default 4). */
   readonly poolSize?: number;
   /** Every connection goes through this egress policy (see `EgressSocket`). */
@@ -42,6 +43,7 @@ type Connection = mysql.PoolConnection;
 export class MysqlEngine implements DatabaseEngine {
   readonly type = 'mysql';
   #url: string;
+  readonly #tlsCa: string | undefined;
   readonly #poolSize: number;
   readonly #egress: EgressPolicy | undefined;
   #pool: mysql.Pool;
@@ -49,11 +51,11 @@ export class MysqlEngine implements DatabaseEngine {
 
   constructor(options: MysqlEngineOptions) {
     this.#url = options.url;
+    this.#tlsCa = options.tlsCa;
     this.#poolSize = options.poolSize ?? 4;
     this.#egress = options.egress;
     this.#pool = this.#newPool(this.#url);
-    const database = decodeURIComponent(new URL(this.#url).pathname.replace(/^\//, '')) || undefined;
-    this.#defaults = mysqlDefaultStatements(database);
+    this.#defaults = mysqlDefaultStatements(parseEngineUrl('mysql', this.#url).database);
   }
 
   #newPool(url: string): mysql.Pool {
@@ -70,15 +72,26 @@ export class MysqlEngine implements DatabaseEngine {
   }
 
   /**
-   * Options every connection shares: the URL, a connect timeout, and the
-   * egress policy's socket (mysql2 calls `stream` instead of connecting
-   * itself), so the connection made is the one checked, Unix sockets included.
+   * Options every connection shares, built field by field from the parsed
+   * URL — never `uri`, from whose query mysql2 takes *any* of its options
+   * (`debug`, `socketPath`, `localAddress`, `flags`, `host`, `user`, …):
+   * refused parameters throw here, before any pool exists. The egress
+   * policy's socket makes the connection (mysql2 calls `stream` instead of
+   * connecting itself), so the connection made is the one checked.
    */
   #connectionConfig(url: string): mysql.ConnectionOptions {
     const egress = this.#egress;
+    const parsed = parseEngineUrl('mysql', url);
+    const tls = engineTlsOptions(parsed.sslmode, this.#tlsCa);
+    const { checkServerIdentity: _pgOnly, ...ssl } = tls || {};
     return {
-      uri: url,
-      connectTimeout: 10_000,
+      host: parsed.host,
+      ...(parsed.port !== undefined ? { port: parsed.port } : {}),
+      ...(parsed.user !== undefined ? { user: parsed.user } : {}),
+      ...(parsed.password !== undefined ? { password: parsed.password } : {}),
+      ...(parsed.database !== undefined ? { database: parsed.database } : {}),
+      ...(tls ? { ssl } : {}),
+      connectTimeout: parsed.connectTimeoutMs ?? 10_000,
       ...(egress
         ? {
             stream: (opts: { config: { host?: string; port?: number; socketPath?: string } }) => {
@@ -217,7 +230,8 @@ export class MysqlEngine implements DatabaseEngine {
       // accounts are user@host: refusing the user name covers every host).
       const [me] = await c.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS current, USER() AS session');
       const userOf = (account: unknown) => String(account).slice(0, String(account).lastIndexOf('@'));
-      if (userOf(me[0]?.current) === username || userOf(me[0]?.session) === username) throw adminNotRotatable();
+      if (userOf(me[0]?.current) === username || userOf(me[0]?.session) === username)
+        throw new AdminNotRotatableError();
       const hosts = await hostsOf(c, username);
       if (hosts.length === 0) throw new CustosError('CUSTOS_ERR_NOT_FOUND', 'No such database user.');
       try {

@@ -4,10 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { createEngine } from '@custos/engines';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hasMariadb, TEST_MARIADB } from '../../../../test-support/mariadb.js';
 import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../../test-support/postgres.js';
-import { fakeSecret, startTestServer, type TestServer } from '../test-server.js';
+import { auditEvents, fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 
 // Attack class: a narrower principal configures something that later runs
 // with custos's own power (a rotator runs ALTER ROLE as the engine's admin;
@@ -16,6 +16,7 @@ import { fakeSecret, startTestServer, type TestServer } from '../test-server.js'
 // it runs, since the grants it relied on can change in between.
 
 const suffix = () => randomBytes(4).toString('hex');
+const mariadb = await hasMariadb();
 const permit = (action: string, folder: string) =>
   `permit(principal, action == Custos::Action::"${action}", resource in Custos::Path::"${folder}");`;
 
@@ -187,14 +188,266 @@ describe.skipIf(!hasPostgres())('delegated power: rotators on PostgreSQL', () =>
   });
 });
 
+// Engine role statements run as the engine's admin when a credential is
+// issued: writing statement text is configuring something that runs with the
+// engine's power, so it belongs to whoever holds the engine itself (`write
+// sys/engines/<engine>`, who sets its URL and rotatable users). A holder of
+// only the role-level grant may write roles from the built-in statements.
+const roleWriterPolicy = (engine: string) =>
+  `${permit('write', `sys/engines/${engine}/roles/`)}\n${permit('issue', `${engine}/`)}`;
+const engineOwnerPolicy = (engine: string) =>
+  `${roleWriterPolicy(engine)}\npermit(principal, action == Custos::Action::"write", resource == Custos::Path::"sys/engines/${engine}");`;
+
+describe.skipIf(!hasPostgres())('delegated power: engine role statements on PostgreSQL', () => {
+  let s: TestServer;
+  let target: TestDatabase;
+  let admin: pg.Client;
+  const custosAdmin = `custos_admin_${suffix()}`;
+  const victim = `victim_${suffix()}`;
+  let roleWriter: string;
+  let engineOwner: string;
+
+  const verifier = async (user: string) =>
+    (await admin.query<{ rolpassword: string | null }>('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [user]))
+      .rows[0]?.rolpassword;
+  const writeRole = (role: string, as: string, payload: Record<string, unknown>) =>
+    s.call({ method: 'PUT', url: `/v1/engines/pg1/roles/${role}`, token: as, payload });
+  const issue = (role: string, as: string) => s.call({ method: 'POST', url: `/v1/creds/pg1/${role}`, token: as });
+
+  beforeAll(async () => {
+    target = await createTestDatabase();
+    admin = new pg.Client({ connectionString: target.url });
+    await admin.connect();
+    await admin.query(`CREATE ROLE ${victim} LOGIN PASSWORD '${fakeSecret('initial')}'`);
+    await admin.query(`CREATE ROLE ${custosAdmin} LOGIN CREATEROLE PASSWORD '${fakeSecret('admin')}'`);
+    // What makes the attack real on PostgreSQL 16+: the admin may alter the victim.
+    await admin.query(`GRANT ${victim} TO ${custosAdmin} WITH ADMIN OPTION`).catch(() => undefined);
+    await admin.query(`GRANT ALL ON SCHEMA public TO ${custosAdmin}`);
+    s = await startTestServer('sqlite', { engineFactory: createEngine });
+    const url = new URL(target.url);
+    url.username = custosAdmin;
+    url.password = 'trust-auth-ignores-it';
+    expect(
+      (await s.call({ method: 'PUT', url: '/v1/engines/pg1', payload: { type: 'postgres', url: url.toString() } }))
+        .statusCode,
+    ).toBe(200);
+    for (const [name, text] of [
+      ['role-writer', roleWriterPolicy('pg1')],
+      ['engine-owner', engineOwnerPolicy('pg1')],
+    ] as const) {
+      expect((await s.call({ method: 'PUT', url: `/v1/policies/${name}`, payload: { policy: text } })).statusCode).toBe(
+        200,
+      );
+    }
+    const token = async (policies: string[]) =>
+      (await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies, ttl: '30m' } })).json()
+        .token as string;
+    roleWriter = await token(['role-writer']);
+    engineOwner = await token(['engine-owner']);
+  });
+  afterAll(async () => {
+    await s?.close();
+    await admin?.query(`DROP ROLE IF EXISTS ${victim}`).catch(() => undefined);
+    await admin?.query(`DROP OWNED BY ${custosAdmin}`).catch(() => undefined);
+    await admin?.query(`DROP ROLE IF EXISTS ${custosAdmin}`).catch(() => undefined);
+    await admin?.end();
+    await target?.drop();
+  });
+
+  it('a holder of one engine role’s write grant cannot take over another database account through its statements', async () => {
+    const before = await verifier(victim);
+    const written = await writeRole('evil', roleWriter, {
+      creation_statements: [
+        `CREATE ROLE "{{name}}" LOGIN PASSWORD '{{password}}'`,
+        `ALTER ROLE ${victim} WITH PASSWORD '{{password}}'`,
+      ],
+    });
+    expect(written.statusCode).toBe(403);
+    expect(written.json().error.code).toBe('CUSTOS_ERR_PERMISSION_DENIED');
+    expect((await issue('evil', roleWriter)).statusCode).not.toBe(200);
+    expect(await verifier(victim)).toBe(before);
+  });
+
+  it('…nor the engine’s own admin account (ALTER ROLE CURRENT_USER), nor through revocation statements', async () => {
+    const before = await verifier(custosAdmin);
+    for (const payload of [
+      {
+        creation_statements: [
+          `CREATE ROLE "{{name}}" LOGIN PASSWORD '{{password}}'`,
+          `ALTER ROLE CURRENT_USER WITH PASSWORD '{{password}}'`,
+        ],
+      },
+      { revocation_statements: [`ALTER ROLE ${victim} WITH PASSWORD 'fake-revocation-takeover'`] },
+    ]) {
+      const written = await writeRole('evil2', roleWriter, payload);
+      expect(written.statusCode, JSON.stringify(payload)).toBe(403);
+      expect((await issue('evil2', roleWriter)).statusCode).not.toBe(200);
+    }
+    expect(await verifier(custosAdmin)).toBe(before);
+  });
+
+  it('a role-level holder may write a role from the built-in statements, and change only the TTLs of the owner’s custom role', async () => {
+    const builtIn = await writeRole('reader', roleWriter, { default_ttl: '10m' });
+    expect(builtIn.statusCode).toBe(200);
+    expect(builtIn.json().creation_statements).toEqual([]);
+    const issued = await issue('reader', roleWriter);
+    expect(issued.statusCode).toBe(200);
+    // The engine's owner writes statements; the role-level holder may then change the TTLs, not the text.
+    const custom = [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'`];
+    expect((await writeRole('custom', engineOwner, { creation_statements: custom })).statusCode).toBe(200);
+    const ttl = await writeRole('custom', roleWriter, { max_ttl: '2h' });
+    expect(ttl.statusCode).toBe(200);
+    expect(ttl.json().creation_statements).toEqual(custom);
+    // Resetting to the built-in statements is writing no statement text: allowed.
+    const reset = await writeRole('custom', roleWriter, { creation_statements: [] });
+    expect(reset.statusCode).toBe(200);
+    expect(reset.json().creation_statements).toEqual([]);
+  });
+
+  it('the engine’s owner (write on sys/engines/<engine>) may write custom statements', async () => {
+    const written = await writeRole('granted', engineOwner, {
+      creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'`],
+      revocation_statements: ['SELECT 1'],
+    });
+    expect(written.statusCode).toBe(200);
+    expect((await issue('granted', engineOwner)).statusCode).toBe(200);
+  });
+
+  it('the refusal is audited with its reason', async () => {
+    await writeRole('evil3', roleWriter, { creation_statements: [`CREATE ROLE "{{name}}" LOGIN`] });
+    const events = await auditEvents(s.storage);
+    const refused = events.filter(
+      (e) =>
+        (e.request as { path?: string } | undefined)?.path === 'sys/engines/pg1/roles/evil3' && e.decision === 'deny',
+    );
+    expect(refused.map((e) => e.reason)).toContain('custom_statements_require_engine_write');
+  });
+});
+
+// Whoever writes an engine's URL chooses how custos's driver runs: a query
+// parameter the driver takes as an option runs with custos's process. Only
+// sslmode, connect_timeout (and application_name) get through.
+describe.skipIf(!mariadb)('delegated power: engine URL options on MariaDB', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer('sqlite', { engineFactory: createEngine });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('an engine URL cannot switch on driver debugging, which would print packets (and passwords) past the logger', async () => {
+    const log = vi.spyOn(console, 'log');
+    try {
+      const url = `mysql://${TEST_MARIADB.user}@${TEST_MARIADB.host}:${TEST_MARIADB.port}/mysql?debug=true`;
+      const response = await s.call({ method: 'PUT', url: '/v1/engines/chatty', payload: { type: 'mysql', url } });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().error.code).toBe('CUSTOS_ERR_ENGINE_URL_REFUSED');
+      expect(response.json().error.message).toContain('"debug"');
+      expect(log).not.toHaveBeenCalled();
+      expect((await s.call({ method: 'GET', url: '/v1/engines/chatty' })).statusCode).toBe(404);
+    } finally {
+      log.mockRestore();
+    }
+  });
+
+  it('an engine URL cannot connect as another user than the one custos checks (?user=), nor through another socket', async () => {
+    for (const query of [
+      'user=root',
+      'socketPath=/run/mysqld/mysqld.sock',
+      'localAddress=127.0.0.2',
+      'flags=LOCAL_FILES',
+    ]) {
+      const url = `mysql://someone_else@${TEST_MARIADB.host}:${TEST_MARIADB.port}/mysql?${query}`;
+      const response = await s.call({
+        method: 'PUT',
+        url: '/v1/engines/sneaky',
+        payload: { type: 'mysql', url, rotatable_users: ['root'] },
+      });
+      expect(response.statusCode, query).toBe(400);
+      expect(response.json().error.code, query).toBe('CUSTOS_ERR_ENGINE_URL_REFUSED');
+    }
+  });
+});
+
+describe.skipIf(!mariadb)('delegated power: engine role statements on MariaDB', () => {
+  let s: TestServer;
+  let admin: mysql.Connection;
+  const victim = `victim_${suffix()}`;
+  /** The engine's own admin: a dedicated account, so a regression could never touch the shared server's root. */
+  const engineAdmin = `adm_${suffix()}`;
+  const engineAdminPassword = fakeSecret('adm').replace(/[^A-Za-z0-9]/g, '');
+  let roleWriter: string;
+
+  const hash = async (user: string) =>
+    (
+      (await admin.query('SELECT authentication_string AS h FROM mysql.user WHERE User = ?', [user])) as [
+        Array<{ h: string }>,
+        unknown,
+      ]
+    )[0].map((r) => r.h);
+
+  beforeAll(async () => {
+    admin = await mysql.createConnection({ ...TEST_MARIADB });
+    await admin.query(`CREATE USER '${victim}'@'%' IDENTIFIED BY '${fakeSecret('v')}'`);
+    await admin.query(`CREATE USER '${engineAdmin}'@'%' IDENTIFIED BY '${engineAdminPassword}'`);
+    await admin.query(`GRANT ALL PRIVILEGES ON *.* TO '${engineAdmin}'@'%' WITH GRANT OPTION`);
+    s = await startTestServer('sqlite', { engineFactory: createEngine });
+    const url = `mysql://${engineAdmin}:${engineAdminPassword}@${TEST_MARIADB.host}:${TEST_MARIADB.port}/mysql`;
+    expect(
+      (await s.call({ method: 'PUT', url: '/v1/engines/maria', payload: { type: 'mysql', url } })).statusCode,
+    ).toBe(200);
+    await s.call({ method: 'PUT', url: '/v1/policies/role-writer', payload: { policy: roleWriterPolicy('maria') } });
+    roleWriter = (
+      await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: ['role-writer'], ttl: '10m' } })
+    ).json().token as string;
+  });
+  afterAll(async () => {
+    await s?.close();
+    await admin?.query(`DROP USER IF EXISTS '${victim}'@'%', '${engineAdmin}'@'%'`);
+    await admin?.end();
+  });
+
+  it('a holder of one engine role’s write grant cannot change another account’s password (or the engine admin’s) through its statements', async () => {
+    const before = { victim: await hash(victim), admin: await hash(engineAdmin) };
+    for (const target of [`'${victim}'@'%'`, 'CURRENT_USER()']) {
+      const written = await s.call({
+        method: 'PUT',
+        url: '/v1/engines/maria/roles/evil',
+        token: roleWriter,
+        payload: {
+          creation_statements: [
+            `CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}'`,
+            `ALTER USER ${target} IDENTIFIED BY '{{password}}'`,
+          ],
+        },
+      });
+      expect(written.statusCode, target).toBe(403);
+      expect((await s.call({ method: 'POST', url: '/v1/creds/maria/evil', token: roleWriter })).statusCode).not.toBe(
+        200,
+      );
+    }
+    expect({ victim: await hash(victim), admin: await hash(engineAdmin) }).toEqual(before);
+    // The built-in statements remain the role-level holder's to use.
+    const builtIn = await s.call({
+      method: 'PUT',
+      url: '/v1/engines/maria/roles/reader',
+      token: roleWriter,
+      payload: { default_ttl: '5m' },
+    });
+    expect(builtIn.statusCode).toBe(200);
+    const issued = await s.call({ method: 'POST', url: '/v1/creds/maria/reader', token: roleWriter });
+    expect(issued.statusCode).toBe(200);
+    await s.call({ method: 'POST', url: `/v1/leases/${issued.json().lease_id}/revoke` });
+  });
+});
+
 /** Moves a scheduled rotation policy's due time into the past, as if its interval had elapsed. */
 async function makeDue(s: TestServer, path: string): Promise<void> {
   const entry = await s.storage.entries.get('rotation.config', path);
   if (!entry) throw new Error('no rotation policy stored');
   await s.storage.entries.put('rotation.config', path, entry.value, { expiresAt: Date.now() - 1 });
 }
-
-const mariadb = await hasMariadb();
 
 describe.skipIf(!mariadb)('delegated power: rotators on MariaDB', () => {
   let s: TestServer;

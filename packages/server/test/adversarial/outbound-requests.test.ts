@@ -1,10 +1,14 @@
 import { lookup } from 'node:dns/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { EgressResolver } from '@custos/core';
 import { createEngine } from '@custos/engines';
 import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasPostgres } from '../../../../test-support/postgres.js';
 import { fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 
 // Attack class: server-side request forgery through every outbound call
@@ -57,12 +61,23 @@ describe('outbound requests obey the egress policy', () => {
    * the call is made — DNS rebinding, kept inside loopback.
    */
   let flipAnswer = '127.0.0.1';
+  let movingAnswer = '93.184.216.34';
   /** Names the test's resolver answers for: a public-looking name that is loopback, and one whose answer flips. */
   const resolver: EgressResolver = async (name) => {
     if (name === 'public-looking.example') return [{ address: '127.0.0.1', family: 4 }];
     if (name === 'flip.example') return [{ address: flipAnswer, family: 4 }];
     // Only ever resolved by a configuration that is refused: nothing connects to it.
     if (name === 'public.example') return [{ address: '93.184.216.34', family: 4 }];
+    // An internal name (private range) and one that does not exist: a configurer must not tell them apart.
+    if (name === 'internal.example') return [{ address: '10.0.0.7', family: 4 }];
+    if (name === 'nonexistent.example')
+      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+    // Public when a webhook is configured (nothing is sent then), gone or internal when it is called.
+    if (name === 'moving.example') {
+      if (movingAnswer === 'gone')
+        throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+      return [{ address: movingAnswer, family: 4 }];
+    }
     return lookup(name, { all: true, verbatim: true });
   };
 
@@ -202,6 +217,56 @@ describe('outbound requests obey the egress policy', () => {
     });
   });
 
+  describe('internal DNS is no oracle', () => {
+    /** The refusal's detail with the host taken out: what tells one name from another, if anything. */
+    const shape = (response: Awaited<ReturnType<TestServer['call']>>, host: string) => ({
+      status: response.statusCode,
+      code: response.json().error.code as string,
+      message: (response.json().error.message as string).replaceAll(host, 'HOST'),
+    });
+
+    it('configuring a webhook, a JWKS URL or an engine cannot tell an internal name from one that does not exist', async () => {
+      await putSecret('kv/hooks/dns', { value: fakeSecret() });
+      const configure = {
+        webhook: (host: string) => webhook('kv/hooks/dns', `https://${host}/rotate`),
+        jwks: (host: string) =>
+          s.call({
+            method: 'PUT',
+            url: '/v1/auth/jwt/methods/dns-probe',
+            payload: { issuer: 'https://issuer.example', audience: 'custos', jwks_url: `https://${host}/jwks` },
+          }),
+        engine: (host: string) =>
+          s.call({
+            method: 'PUT',
+            url: '/v1/engines/dns-probe',
+            payload: { type: 'postgres', url: `postgres://admin:fake-pw@${host}:5432/app` },
+          }),
+      };
+      for (const [what, call] of Object.entries(configure)) {
+        const internal = shape(await call('internal.example'), 'internal.example');
+        const missing = shape(await call('nonexistent.example'), 'nonexistent.example');
+        expect(internal.code, what).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+        expect(missing, what).toEqual(internal);
+        expect(internal.message, what).not.toMatch(/resolves to|does not resolve|timed out/);
+      }
+    });
+
+    it('…nor can a rotation run later: a name gone or turned internal gives the same refusal', async () => {
+      await putSecret('kv/hooks/moving', { value: fakeSecret() });
+      movingAnswer = '93.184.216.34';
+      expect((await webhook('kv/hooks/moving', 'https://moving.example/rotate')).statusCode).toBe(200);
+      const outcomes = [];
+      for (const answer of ['10.0.0.7', 'gone']) {
+        movingAnswer = answer;
+        const rotated = await s.call({ method: 'POST', url: '/v1/secrets/rotate/kv/hooks/moving' });
+        const policy = (await s.call({ method: 'GET', url: '/v1/rotation/kv/hooks/moving' })).json();
+        outcomes.push({ status: rotated.statusCode, body: rotated.json(), last_error: policy.last_error });
+      }
+      expect(outcomes[0]).toMatchObject({ status: 502, last_error: 'CUSTOS_ERR_EGRESS_REFUSED' });
+      expect(outcomes[1]).toEqual(outcomes[0]);
+    });
+  });
+
   describe('JWKS URLs', () => {
     const method = (name: string, jwksUrl: string) =>
       s.call({
@@ -267,7 +332,6 @@ describe('outbound requests obey the egress policy', () => {
       ['postgres', 'postgres://postgres@127.0.0.1:5432/postgres', 'loopback'],
       ['postgres', 'postgres://postgres@2130706433:5432/postgres', 'loopback as one number'],
       ['postgres', 'postgres://postgres@public-looking.example:5432/postgres', 'a name resolving to loopback'],
-      ['postgres', 'postgres://postgres@db.example:5432/postgres?host=127.0.0.1', 'a host= parameter'],
       ['postgres', 'postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres', 'a Unix socket'],
       ['postgres', 'postgres://postgres@169.254.169.254:5432/postgres', 'cloud metadata'],
       ['postgres', 'postgres://postgres@10.0.0.1:5432/postgres', 'a private address'],
@@ -283,6 +347,29 @@ describe('outbound requests obey the egress policy', () => {
       expect(response.json().error.message).not.toContain('mysql://');
     });
 
+    it.each([
+      ['postgres', 'host=127.0.0.1', 'another host than the one checked'],
+      ['postgres', 'sslrootcert=/nonexistent/custos-test/ca.pem', 'a file read on the main thread'],
+      ['postgres', 'sslcert=/etc/passwd', 'a file read'],
+      ['postgres', 'sslkey=/nonexistent/custos-test/fifo', 'a FIFO that blocks the event loop'],
+      ['postgres', 'options=-c%20role%3Dpostgres', 'server settings'],
+      ['mysql', 'host=127.0.0.1', 'another host than the one checked'],
+      ['mysql', 'socketPath=/var/run/mysqld/mysqld.sock', 'a Unix socket past the unix: rule'],
+      ['mysql', 'localAddress=10.0.0.5', 'another source address'],
+      ['mysql', 'debug=true', 'packet dumps on stdout'],
+      ['mysql', 'ssl=%7B%22rejectUnauthorized%22%3Afalse%7D', 'TLS without verification'],
+    ])(
+      'an engine URL cannot pass driver options (%s ?%s: %s); the refusal comes before any connection',
+      async (type, query) => {
+        const url = `${type}://admin:fake-engine-pw@db.example:1234/app?${query}`;
+        const response = await s.call({ method: 'PUT', url: '/v1/engines/probe', payload: { type, url } });
+        expect(response.statusCode, query).toBe(400);
+        expect(response.json().error.code).toBe('CUSTOS_ERR_ENGINE_URL_REFUSED');
+        expect(response.json().error.message).toContain(`"${query.split('=')[0]}"`);
+        expect(response.json().error.message).not.toContain('fake-engine-pw');
+      },
+    );
+
     it('a local database is refused with the flag that allows it (what a dev-server user sees)', async () => {
       const response = await s.call({
         method: 'PUT',
@@ -292,5 +379,45 @@ describe('outbound requests obey the egress policy', () => {
       expect(response.json().error.message).toContain('is a loopback address');
       expect(response.json().error.message).toContain('--egress-allow 127.0.0.1');
     });
+  });
+});
+
+describe.skipIf(!hasPostgres())('outbound requests: a unix: allow entry covers its directory only', () => {
+  let s: TestServer;
+  /** The directory an operator allowed: nothing listens there. */
+  let allowedDir: string;
+  /** The local PostgreSQL's socket directory: never allowed here. */
+  const realSocketDir = '/var/run/postgresql';
+
+  beforeAll(async () => {
+    allowedDir = mkdtempSync(join(tmpdir(), 'custos-allowed-sockets-'));
+    s = await startTestServer('sqlite', { engineFactory: createEngine, egress: { allow: [`unix:${allowedDir}`] } });
+  });
+  afterAll(async () => {
+    await s?.close();
+    rmSync(allowedDir, { recursive: true, force: true });
+  });
+
+  const engineAt = (socketDir: string) =>
+    s.call({
+      method: 'PUT',
+      url: '/v1/engines/sock',
+      payload: { type: 'postgres', url: `postgres://postgres@${encodeURIComponent(socketDir)}/postgres` },
+    });
+
+  it('a path that climbs out of an allowed socket directory with .. is refused, before any connection', async () => {
+    const climbing = `${allowedDir}/${'../'.repeat(allowedDir.split('/').length)}${realSocketDir.slice(1)}`;
+    const response = await engineAt(climbing);
+    expect(response.statusCode).toBe(403);
+    expect(response.json().error.code).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+    expect((await s.call({ method: 'GET', url: '/v1/engines/sock' })).statusCode).toBe(404);
+  });
+
+  it('…nor with . or empty segments, nor through a sibling whose name merely starts the same', async () => {
+    for (const dir of [`${allowedDir}/.`, `${allowedDir}//`, `${allowedDir}-sibling`]) {
+      const response = await engineAt(dir);
+      expect(response.statusCode, dir).toBe(403);
+      expect(response.json().error.code, dir).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+    }
   });
 });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CustosNode } from '@custos/core';
+import { createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -430,5 +431,119 @@ describe.skipIf(!hasPostgres())('a recreated role revives nothing, across nodes 
     await expect(auth(b)).rejects.toMatchObject({ code: 'CUSTOS_ERR_UNAUTHENTICATED' });
     const restarted = await openNode();
     await expect(auth(restarted)).rejects.toMatchObject({ code: 'CUSTOS_ERR_UNAUTHENTICATED' });
+  });
+});
+
+// The lease listing is the same class as the task listing (issue 11 #7): a
+// list must show only what the caller could read one by one — a task its
+// own subtree's leases, an operator the leases its policy names on
+// sys/leases/<id> — or it hands out database user names and task chains.
+describe.skipIf(!hasPostgres())('no lease of another task tree or outside an operator’s policy is listed', () => {
+  let s: TestServer;
+  let target: TestDatabase;
+  type Task = { token: string; task_id: string };
+  let parent: Task;
+  let child: Task;
+  let stranger: Task;
+  const leaseOf: Record<string, string> = {};
+
+  const ok = async (response: Awaited<ReturnType<TestServer['call']>>) => {
+    expect(response.statusCode, response.body).toBe(200);
+    return response.json();
+  };
+  const listed = async (token: string, query = '') =>
+    ((await ok(await s.call({ method: 'GET', url: `/v1/leases${query}`, token }))).leases as Array<{ id: string }>)
+      .map((l) => l.id)
+      .sort();
+  const operatorToken = async (name: string, text: string) => {
+    await ok(await s.call({ method: 'PUT', url: `/v1/policies/${name}`, payload: { policy: text } }));
+    return (
+      await ok(await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: [name], ttl: '5m' } }))
+    ).token as string;
+  };
+
+  beforeAll(async () => {
+    target = await createTestDatabase();
+    s = await startTestServer('sqlite', { engineFactory: createEngine });
+    await ok(await s.call({ method: 'PUT', url: '/v1/engines/pg1', payload: { type: 'postgres', url: target.url } }));
+    await ok(await s.call({ method: 'PUT', url: '/v1/engines/pg1/roles/reader', payload: { default_ttl: '10m' } }));
+    await ok(
+      await s.call({
+        method: 'PUT',
+        url: '/v1/policies/db-agent',
+        payload: {
+          policy:
+            'permit(principal, action == Custos::Action::"issue", resource in Custos::Path::"pg1/");\n' +
+            'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
+        },
+      }),
+    );
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/roles/db-agent', payload: { policies: ['db-agent'], max_ttl: '15m' } }),
+    );
+    const start = async () =>
+      ok(await s.call({ method: 'POST', url: '/v1/roles/db-agent/tasks', payload: { ttl: '10m' } }));
+    parent = await start();
+    stranger = await start();
+    child = await ok(await s.call({ method: 'POST', url: '/v1/tasks/delegate', token: parent.token, payload: {} }));
+    for (const [name, token] of [
+      ['parent', parent.token],
+      ['child', child.token],
+      ['stranger', stranger.token],
+      ['operator', s.rootToken],
+    ] as const) {
+      leaseOf[name] = (await ok(await s.call({ method: 'POST', url: '/v1/creds/pg1/reader', token }))).lease_id;
+    }
+  });
+  afterAll(async () => {
+    await s?.close();
+    await target?.drop();
+  });
+
+  it('a task lists its own subtree’s leases only: never a stranger’s, nor its parent’s', async () => {
+    expect(await listed(parent.token)).toEqual([leaseOf.parent, leaseOf.child].sort());
+    expect(await listed(child.token)).toEqual([leaseOf.child]);
+    expect(await listed(stranger.token)).toEqual([leaseOf.stranger]);
+  });
+
+  it('a task cannot list another tree’s leases by naming its task (?task_id=)', async () => {
+    expect(await listed(parent.token, `?task_id=${stranger.task_id}`)).toEqual([]);
+    expect(await listed(child.token, `?task_id=${parent.task_id}`)).toEqual([]);
+    // Within its subtree it may narrow the list to one task.
+    expect(await listed(parent.token, `?task_id=${child.task_id}`)).toEqual([leaseOf.child]);
+  });
+
+  it('an operator lists only the leases its policy lets it read on sys/leases/<id>, however it asks', async () => {
+    const token = await operatorToken(
+      'one-lease',
+      'permit(principal, action == Custos::Action::"list", resource == Custos::Path::"sys/leases");\n' +
+        `permit(principal, action == Custos::Action::"read", resource == Custos::Path::"sys/leases/${leaseOf.child}");`,
+    );
+    expect(await listed(token)).toEqual([leaseOf.child]);
+    expect(await listed(token, `?task_id=${stranger.task_id}`)).toEqual([]);
+    expect(await listed(token, `?task_id=${child.task_id}`)).toEqual([leaseOf.child]);
+    expect(await listed(token, '?state=active')).toEqual([leaseOf.child]);
+    // A policy over the folder shows them all; `list` alone shows none; no `list`, no listing.
+    const all = await operatorToken(
+      'all-leases',
+      'permit(principal, action in [Custos::Action::"list", Custos::Action::"read"], resource in Custos::Path::"sys/leases/");\n' +
+        'permit(principal, action == Custos::Action::"list", resource == Custos::Path::"sys/leases");',
+    );
+    expect(await listed(all)).toEqual(Object.values(leaseOf).sort());
+    const listOnly = await operatorToken(
+      'list-leases-only',
+      'permit(principal, action == Custos::Action::"list", resource == Custos::Path::"sys/leases");',
+    );
+    expect(await listed(listOnly)).toEqual([]);
+    const none = await operatorToken(
+      'no-leases',
+      'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/");',
+    );
+    expect((await s.call({ method: 'GET', url: '/v1/leases', token: none })).statusCode).toBe(403);
+  });
+
+  it('a listing returns at most `limit` leases', async () => {
+    expect(await listed(s.rootToken, '?limit=2')).toHaveLength(2);
+    expect((await s.call({ method: 'GET', url: '/v1/leases?limit=0' })).statusCode).toBe(400);
   });
 });

@@ -1,5 +1,6 @@
 import { type CustosNode, type EngineRoleInput, parseDuration } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authorizeEngineRoleWrite } from '../../engine-role-access.js';
 
 type EngineRequest = FastifyRequest<{ Params: { name: string; role?: string } }>;
 const NAME = '^[a-z0-9][a-z0-9_-]{0,62}$';
@@ -46,28 +47,31 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
     handler: async () => ({ keys: await engines().list() }),
   });
 
-  app.put<{ Params: { name: string }; Body: { type: string; url: string; rotatable_users?: string[] } }>(
-    '/engines/:name',
-    {
-      config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
-      schema: {
-        tags: ['engines'],
-        summary: 'Add or replace an engine (its connection is verified first; the URL is never returned)',
-        params: nameParams,
-        body: {
-          type: 'object',
-          properties: {
-            type: { type: 'string', enum: ['postgres', 'mysql'] },
-            url: { type: 'string', minLength: 1, maxLength: 2048 },
-            rotatable_users: rotatableUsers,
-          },
-          required: ['type', 'url'],
-          additionalProperties: false,
+  app.put<{
+    Params: { name: string };
+    Body: { type: string; url: string; rotatable_users?: string[]; tls_ca?: string };
+  }>('/engines/:name', {
+    config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
+    schema: {
+      tags: ['engines'],
+      summary: 'Add or replace an engine (its connection is verified first; the URL is never returned)',
+      params: nameParams,
+      body: {
+        type: 'object',
+        properties: {
+          type: { type: 'string', enum: ['postgres', 'mysql'] },
+          // Query parameters: sslmode, connect_timeout, application_name only (engine-url.ts).
+          url: { type: 'string', minLength: 1, maxLength: 2048 },
+          rotatable_users: rotatableUsers,
+          // CA certificates (PEM) for TLS to the database: inline, never a path.
+          tls_ca: { type: 'string', minLength: 1, maxLength: 65_536 },
         },
+        required: ['type', 'url'],
+        additionalProperties: false,
       },
-      handler: async (request) => engines().write(request.params.name, request.body),
     },
-  );
+    handler: async (request) => engines().write(request.params.name, request.body),
+  });
 
   app.put<{ Params: { name: string }; Body: { users: string[] } }>('/engines/:name/rotatable-users', {
     config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
@@ -116,7 +120,8 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
     config: { access: { kind: 'policy', action: 'write', resource: roleResource, operatorOnly: true } },
     schema: {
       tags: ['engines'],
-      summary: 'Write a role (statements are checked against the database in a rolled-back transaction)',
+      summary:
+        'Write a role (statement text, which runs as the engine’s admin, also needs write on sys/engines/<name>; statements are checked against the database first)',
       params: roleParams,
       body: {
         type: 'object',
@@ -131,6 +136,8 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
     },
     handler: async (request) => {
       const { body } = request;
+      // Statement text runs as the engine's admin: it needs the engine's own grant (engine-role-access.ts).
+      authorizeEngineRoleWrite(request, node, request.params.name, body);
       const input: EngineRoleInput = {
         ...(body.creation_statements ? { creation_statements: body.creation_statements } : {}),
         ...(body.revocation_statements ? { revocation_statements: body.revocation_statements } : {}),

@@ -16,27 +16,39 @@ const authorizeLease = (request: FastifyRequest, node: CustosNode, action: Polic
 export async function leaseRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   const leases = () => node.services().leases;
 
-  app.get<{ Querystring: { task_id?: string; state?: string } }>('/leases', {
+  app.get<{ Querystring: { task_id?: string; state?: string; limit?: string } }>('/leases', {
+    // Decided in the handler: what a caller may see depends on who it is.
     config: { access: { kind: 'self' } },
     schema: {
       tags: ['leases'],
-      summary: 'List leases (a task: its own; an operator: all, or one task’s)',
+      summary:
+        'List the leases the caller may see (a task: its own subtree’s; an operator: each it may read on sys/leases/<id>)',
       querystring: {
         type: 'object',
         properties: {
           task_id: { type: 'string', pattern: '^tsk_[A-Za-z0-9_-]{22}$' },
           state: { type: 'string', enum: ['active', 'revoking', 'revoked', 'revoke_failed'] },
+          limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
         },
         additionalProperties: false,
       },
     },
     handler: async (request) => {
+      // A listing shows nothing the caller could not read lease by lease (as
+      // GET /v1/tasks): a task, the leases of its own subtree (`task_id`
+      // only narrows within it); an operator needs `list` on sys/leases, and
+      // then sees each lease its policy lets it read on sys/leases/<id> —
+      // `task_id` does not widen that.
       authorizeLease(request, node, 'list');
       const principal = request.auth;
-      const taskId = principal?.kind === 'task' ? principal.task.task_id : request.query.task_id;
+      const { task_id: taskId, state, limit } = request.query;
       const list = await leases().list({
+        ...(principal?.kind === 'task'
+          ? { subtree: principal.task.chain }
+          : { visible: (lease: LeaseView) => canRead(request, node, lease) }),
         ...(taskId ? { taskId } : {}),
-        ...(request.query.state ? { state: request.query.state } : {}),
+        ...(state ? { state } : {}),
+        ...(limit ? { limit: Number(limit) } : {}),
       });
       return { leases: list };
     },
@@ -81,4 +93,13 @@ export async function leaseRoutes(app: FastifyInstance, { node }: { node: Custos
       return leases().revoke(lease.id);
     },
   });
+}
+
+/** Whether an operator's policy lets it read one lease (the path `GET /v1/leases/:id` checks). */
+function canRead(request: FastifyRequest, node: CustosNode, lease: Pick<LeaseView, 'id'>): boolean {
+  const principal = request.auth;
+  if (principal?.kind !== 'operator') return false;
+  return node
+    .services()
+    .authorize(principal, 'read', `sys/leases/${lease.id}`, { sourceIp: request.ip, now: new Date() }).allowed;
 }
