@@ -28,6 +28,11 @@ const DEEP_POLICIES: Record<string, string> = {
   '|| chain': W(chain('context.depth == 1', ' || ', 400)),
   '.contains chain': W(chain('context.task_chain.contains("x")', ' || ', 400)),
   'unless clauses': `permit(principal, action, resource)${' unless { false }'.repeat(400)};`,
+  // Cedar ends a `//` comment at a carriage return as well as a line feed:
+  // a scan that ran the comment on to the next line feed measured nothing.
+  'parentheses after a comment ended by CR': `// x\r${W(`${'('.repeat(400)}"${MARKER}" == ""${')'.repeat(400)}`)}`,
+  '&& chain after a comment ended by CR': `// x\r${W(chain('context.depth == 0', ' && ', 200))}`,
+  '20 parentheses after a comment ended by CR': `// x\r${W(`${'('.repeat(20)}true${')'.repeat(20)}`)}`,
 };
 
 /**
@@ -134,6 +139,8 @@ describe('exhaustion: parsers and the policy engine', () => {
         const response = await put('deep', DEEP_POLICIES[kind] as string);
         expect(response.statusCode).toBe(400);
         expect(response.json().error.code).toBe('CUSTOS_ERR_INVALID_POLICY');
+        // Refused by the bounds, before Cedar saw it — not by a fault Cedar was made to take.
+        expect(response.json().error.message).toMatch(/brackets nested more than 16 deep|nested more than 40 levels/);
         expect(response.body).not.toContain(MARKER);
         expect((await s.call({ method: 'GET', url: '/v1/policies/deep' })).statusCode).toBe(404);
         await expectAuthorisationWorks();
@@ -149,10 +156,15 @@ describe('exhaustion: parsers and the policy engine', () => {
       await expectAuthorisationWorks();
     });
 
-    it('a policy with more statements than the bound is refused', async () => {
-      const response = await put('many', 'permit(principal, action, resource);\n'.repeat(257));
+    it.each([
+      ['line feeds', '', '\n'],
+      ['carriage returns, after a comment', '// x\r', '\r'],
+      ['Unicode line separators', '', '\u2028'],
+    ])('a policy with more statements than the bound is refused (separated by %s)', async (_, lead, sep) => {
+      const response = await put('many', `${lead}${'permit(principal, action, resource);'.concat(sep).repeat(257)}`);
       expect(response.statusCode).toBe(400);
       expect(response.json().error.message).toMatch(/more than 256 statements/);
+      expect((await s.call({ method: 'GET', url: '/v1/policies/many' })).statusCode).toBe(404);
     });
 
     it('the most expensive policy the bounds admit is accepted, and decisions on it still answer', async () => {
