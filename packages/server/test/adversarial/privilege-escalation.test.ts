@@ -173,6 +173,14 @@ describe.each(backends)('no privilege escalation through attributes policies rea
     it('operator label sources cannot write in the agent namespace', async () => {
       const roleWrite = await call('PUT', '/v1/roles/odd', undefined, { policies: [], labels: { 'agent.x': 'y' } });
       expect(roleWrite.statusCode).toBe(400);
+      // A bootstrap token and an operator start: each an operator source too.
+      for (const key of ['agent.x', 'Agent.x', 'AGENT.team']) {
+        const bootstrap = await call('POST', '/v1/roles/crawler/bootstrap', undefined, { labels: { [key]: 'y' } });
+        expect(bootstrap.statusCode, key).toBe(400);
+        const started = await call('POST', '/v1/roles/crawler/tasks', undefined, { labels: { [key]: 'y' } });
+        expect(started.statusCode, key).toBe(400);
+        expect(started.json().error.code, key).toBe('CUSTOS_ERR_VALIDATION');
+      }
       const method = await call('PUT', '/v1/auth/jwt/methods/odd', undefined, {
         issuer: ISSUER,
         audience: 'custos',

@@ -3,13 +3,13 @@ import {
   CustosError,
   type CustosNode,
   type IssuedTask,
+  operatorLabels,
   PermissionDeniedError,
   parseDuration,
   principalName,
   type Role,
   type TaskState,
   type TaskView,
-  validateLabels,
 } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorizeDelegation, authorizeSubtreeAccess, authorizeTaskAccess, callingTask } from '../../task-access.js';
@@ -87,7 +87,9 @@ export async function startTask(
   labels: StartLabels,
 ): Promise<IssuedTask> {
   if (role.require_dpop && !body?.dpop_jkt) throw new CustosError('CUSTOS_ERR_DPOP_REQUIRED');
-  const granted = labels.from === 'operator' ? validateLabels(body?.labels) : (labels.granted ?? {});
+  // An operator start is an operator label source like a role or a bootstrap
+  // token: the `agent.` namespace is not its to write.
+  const granted = labels.from === 'operator' ? operatorLabels(body?.labels) : (labels.granted ?? {});
   // An operator may add labels to a task, never contradict the role's.
   if (labels.from === 'operator') assertNoRoleConflict(role.labels, granted);
   return node.services().tasks.start({
