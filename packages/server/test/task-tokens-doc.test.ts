@@ -170,7 +170,13 @@ describe('docs/task-tokens.md matches the server', () => {
     const ciRole = await s.call({
       method: 'PUT',
       url: '/v1/roles/docs-ci',
-      payload: { policies: ['docs'], auth: ['jwt'], bound_claims: { sub: 'repo:acme/docs:*' }, max_ttl: '10m' },
+      payload: {
+        policies: ['docs'],
+        auth: ['jwt'],
+        bound_claims: { sub: 'repo:acme/docs:*' },
+        jwt_methods: ['docs-ci'],
+        max_ttl: '10m',
+      },
     });
     expect(ciRole.statusCode).toBe(200);
     const workload = await new jose.SignJWT({})

@@ -245,8 +245,13 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
       },
     });
     expect(
-      (await s.call({ method: 'PUT', url: '/v1/roles/labelled', payload: { policies: ['labelled'], max_ttl: '15m' } }))
-        .statusCode,
+      (
+        await s.call({
+          method: 'PUT',
+          url: '/v1/roles/labelled',
+          payload: { policies: ['labelled'], max_ttl: '15m', grantable_labels: ['team'] },
+        })
+      ).statusCode,
     ).toBe(200);
     await s.call({ method: 'PUT', url: '/v1/secrets/data/kv/labelled/x', payload: { data: { k: fakeSecret() } } });
     const start = async (labels: Record<string, string>) => {

@@ -8,8 +8,8 @@ import type { EntryStore, Storage } from '../ports/storage.js';
 import type { RoleService } from './role-service.js';
 import type { Role } from './role-types.js';
 import { TaskAccessors } from './task-accessor.js';
-import { agentLabels, childTaskLabels, rootTaskLabels, validateLabels } from './task-labels.js';
-import { isTaskOfRole, trustedLabels } from './task-standing.js';
+import { agentLabels, assertGrantable, childTaskLabels, rootTaskLabels, validateLabels } from './task-labels.js';
+import { currentTaskLabels, isTaskOfRole, trustedLabels } from './task-standing.js';
 import {
   type ActorClaim,
   type IssuedTask,
@@ -86,6 +86,8 @@ export interface StartTaskRequest {
   jkt?: string | null;
 }
 
+type RoleLookup = (name: string) => Promise<Role | undefined>;
+
 export interface DelegateRequest {
   scope?: string;
   ttlMs?: number;
@@ -151,6 +153,10 @@ export class TaskService {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'The TTL exceeds the role’s max_ttl.');
     }
     const scope = request.scope ? formatScope(parseScope(request.scope)) : FULL_SCOPE;
+    // Whatever granted them (operator start, bootstrap token, claim mapping),
+    // only keys the role lets others grant get in.
+    const granted = validateLabels(request.labels);
+    assertGrantable(role, granted);
     const id = newTaskId();
     const record: TaskRecord = {
       id,
@@ -160,11 +166,8 @@ export class TaskService {
       role: role.name,
       sub: request.sub,
       scope,
-      labels: rootTaskLabels({
-        role: role.labels ?? {},
-        granted: validateLabels(request.labels),
-        agent: agentLabels(request.agentLabels),
-      }),
+      labels: rootTaskLabels({ role: role.labels ?? {}, granted, agent: agentLabels(request.agentLabels) }),
+      ...roleLabelKeys(role, granted),
       accessor: this.#accessors.of(id),
       act: null,
       jkt: request.jkt ?? null,
@@ -215,6 +218,7 @@ export class TaskService {
       scope,
       // Inherited exactly; the parent may add agent labels, never change one.
       labels: childTaskLabels(parentLabels, request.labels),
+      ...(parentRecord.role_label_keys ? { role_label_keys: parentRecord.role_label_keys } : {}),
       accessor: this.#accessors.of(id),
       act: { sub: parentRecord.sub, task_id: parentRecord.id, ...(parentRecord.act ? { act: parentRecord.act } : {}) },
       jkt: request.jkt !== undefined ? request.jkt : parentRecord.jkt,
@@ -254,9 +258,10 @@ export class TaskService {
   async tree(id: string, limit = 10_000): Promise<TaskView[]> {
     const root = await this.#get(id);
     const views: TaskView[] = [];
+    const roleOf = this.#roleLookup();
     for (const key of await this.#storage.entries.list(TREE, treeKey(root.chain), { limit })) {
       const record = await this.#find(lastSegment(key));
-      if (record) views.push(await this.#view(record));
+      if (record) views.push(await this.#view(record, roleOf));
     }
     return views;
   }
@@ -270,8 +275,9 @@ export class TaskService {
     filter: { role?: string; state?: TaskState; limit?: number; filter?: (view: TaskView) => boolean } = {},
   ): Promise<TaskView[]> {
     const out: TaskView[] = [];
+    const roleOf = this.#roleLookup();
     for (const entry of await this.#storage.entries.scan(TASKS, '', { limit: 10_000 })) {
-      const view = await this.#view(await openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value));
+      const view = await this.#view(await openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value), roleOf);
       if ((filter.role && view.role !== filter.role) || (filter.state && view.state !== filter.state)) continue;
       if (filter.filter && !filter.filter(view)) continue;
       out.push(view);
@@ -567,8 +573,29 @@ export class TaskService {
     return record;
   }
 
-  async #view(record: TaskRecord): Promise<TaskView> {
-    return this.#viewOf(record, await this.isActive(record.chain));
+  /**
+   * A stored task as shown: its state, and the labels it holds now (its
+   * role's current ones over its own, as its requests are decided).
+   * `roleOf` lets one listing read each role once.
+   */
+  async #view(record: TaskRecord, roleOf: RoleLookup = this.#roleLookup()): Promise<TaskView> {
+    const view = this.#viewOf(record, await this.isActive(record.chain));
+    const role = await roleOf(record.role);
+    if (role && isTaskOfRole(record, role)) view.labels = { ...currentTaskLabels(record.labels, record, role) };
+    return view;
+  }
+
+  /** Reads each role at most once (for one listing). */
+  #roleLookup(): RoleLookup {
+    const seen = new Map<string, Promise<Role | undefined>>();
+    return (name) => {
+      let role = seen.get(name);
+      if (!role) {
+        role = this.#roles.find(name).catch(() => undefined);
+        seen.set(name, role);
+      }
+      return role;
+    };
   }
 
   #viewOf(record: TaskRecord, status: { active: true } | { active: false; state: TaskState; by: string }): TaskView {
@@ -595,6 +622,16 @@ export class TaskService {
     if (!status.active) view.ended_by = status.by;
     return view;
   }
+}
+
+/**
+ * Which of a new root task's labels come from its role alone (see
+ * {@link TaskRecord.role_label_keys}); a key granted as well stays if the
+ * role drops it. Left out when there are none.
+ */
+function roleLabelKeys(role: Role, granted: Readonly<Record<string, string>>): { role_label_keys?: string[] } {
+  const keys = Object.keys(role.labels ?? {}).filter((key) => !Object.hasOwn(granted, key));
+  return keys.length > 0 ? { role_label_keys: keys } : {};
 }
 
 // Time-ordered: a batch of new tasks lands on neighbouring B-tree pages (see timeOrderedId).

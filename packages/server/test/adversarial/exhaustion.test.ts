@@ -103,6 +103,7 @@ describe('exhaustion: parsers and the policy engine', () => {
             policies: ['app-read', 'delegator'],
             auth: ['jwt', 'bootstrap'],
             bound_claims: { sub: 'repo:acme/*' },
+            jwt_methods: ['ci'],
             max_ttl: '1h',
           },
         })

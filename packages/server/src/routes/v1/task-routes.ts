@@ -1,5 +1,4 @@
 import {
-  assertNoRoleConflict,
   CustosError,
   type CustosNode,
   type IssuedTask,
@@ -88,10 +87,10 @@ export async function startTask(
 ): Promise<IssuedTask> {
   if (role.require_dpop && !body?.dpop_jkt) throw new CustosError('CUSTOS_ERR_DPOP_REQUIRED');
   // An operator start is an operator label source like a role or a bootstrap
-  // token: the `agent.` namespace is not its to write.
+  // token: the `agent.` namespace is not its to write. Which keys the role
+  // lets be granted, and never against its own, is checked by the task
+  // service for every source.
   const granted = labels.from === 'operator' ? operatorLabels(body?.labels) : (labels.granted ?? {});
-  // An operator may add labels to a task, never contradict the role's.
-  if (labels.from === 'operator') assertNoRoleConflict(role.labels, granted);
   return node.services().tasks.start({
     role,
     sub,
