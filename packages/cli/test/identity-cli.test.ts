@@ -271,6 +271,16 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     );
     const listed = await ok(['task', 'list', '--role', 'enricher', '--state', 'active']);
     expect(listed).toContain(started.task_id);
+    // A page at a time: --limit stops early and hands back where to go on.
+    const all = JSON.parse(await ok(['task', 'list', '--json'])).tasks.map((t: { id: string }) => t.id);
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    const head = JSON.parse(await ok(['task', 'list', '--limit', '2', '--json']));
+    expect(head.tasks.map((t: { id: string }) => t.id)).toEqual(all.slice(0, 2));
+    expect(head.next_cursor).toEqual(expect.any(String));
+    const rest = JSON.parse(await ok(['task', 'list', '--cursor', head.next_cursor, '--json']));
+    expect(rest.tasks.map((t: { id: string }) => t.id)).toEqual(all.slice(2));
+    expect(rest.next_cursor).toBeUndefined();
+    expect((await h.cli(['task', 'list', '--limit', '0'])).code).toBe(2);
     expect(await ok(['task', 'revoke', '--accessor', started.accessor])).toContain(started.task_id);
     expect(await ok(['task', 'list', '--state', 'revoked'])).toContain(started.task_id);
     expect(await ok(['task', 'list', '--state', 'active'])).not.toContain(started.task_id);

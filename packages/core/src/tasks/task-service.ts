@@ -2,7 +2,7 @@ import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { timeOrderedId } from '../common/random-pool.js';
 import { TransactionBatcher } from '../common/transaction-batcher.js';
-import { CustosError, NotFoundError } from '../errors/index.js';
+import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../policy/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import type { RoleService } from './role-service.js';
@@ -25,6 +25,11 @@ const STATE = 'task.state';
 /** Accessor index rows of tasks created before accessors were computed (see {@link TaskAccessors}). */
 const LEGACY_ACCESSORS = 'task.accessor';
 const CASCADES = 'task.cascade';
+/** Not a stored namespace: the AAD of list cursors, so no stored blob can pass for one. */
+const CURSORS = 'task.list-cursor';
+
+/** Stored task records read by one {@link TaskService.list} call, at most. */
+export const TASK_LIST_SCAN = 500;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -87,6 +92,24 @@ export interface StartTaskRequest {
 }
 
 type RoleLookup = (name: string) => Promise<Role | undefined>;
+/** Which listing a cursor belongs to (its AAD): one cannot be replayed as the other. */
+type CursorKind = 'all' | 'subtree';
+
+/** Paging for {@link TaskService.list} and {@link TaskService.listSubtree}. */
+export interface TaskListQuery {
+  /** At most this many tasks in the page (default 100). */
+  limit?: number;
+  /** From the previous page's `cursor`. */
+  cursor?: string;
+  /** Which tasks the caller may see; the others are read but not returned. */
+  filter?: (view: TaskView) => boolean;
+}
+
+/** A page of tasks; `cursor`, when present, continues after it (a page may be empty while there is one). */
+export interface TaskPage {
+  tasks: TaskView[];
+  cursor?: string;
+}
 
 export interface DelegateRequest {
   scope?: string;
@@ -267,23 +290,98 @@ export class TaskService {
   }
 
   /**
-   * Tasks in id order (oldest first), at most `limit`. `filter` is the
-   * caller's visibility rule (who may see which task), applied before the
-   * limit counts.
+   * One page of tasks in id order (oldest first): at most `limit` of them,
+   * from at most {@link TASK_LIST_SCAN} stored records read after `cursor`.
+   * `filter` is the caller's visibility rule (who may see which task),
+   * applied after the role and state filters and before the limit counts.
+   *
+   * Why a bound on records *read*, not only on tasks returned: the
+   * visibility rule may cost a policy decision per record, each on its own
+   * path (`sys/tasks/<id>`), so no memo can answer it; a caller who may see
+   * few of many tasks would otherwise make one call run up to 10,000 of them.
+   * `cursor` in the answer (absent at the end) continues after the last
+   * record read. It is sealed by the barrier: it names a position, and must
+   * not give away the id of a task the caller may not see.
    */
-  async list(
-    filter: { role?: string; state?: TaskState; limit?: number; filter?: (view: TaskView) => boolean } = {},
-  ): Promise<TaskView[]> {
-    const out: TaskView[] = [];
+  async list(query: TaskListQuery & { role?: string; state?: TaskState } = {}): Promise<TaskPage> {
+    const after = query.cursor === undefined ? undefined : await this.#openCursor('all', query.cursor);
+    const entries = await this.#storage.entries.scan(TASKS, '', {
+      limit: TASK_LIST_SCAN,
+      ...(after ? { after } : {}),
+    });
+    const wanted = (view: TaskView) =>
+      (!query.role || view.role === query.role) &&
+      (!query.state || view.state === query.state) &&
+      (!query.filter || query.filter(view));
+    return this.#page(
+      'all',
+      entries.map((entry) => ({
+        key: entry.key,
+        load: () => openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value),
+      })),
+      wanted,
+      query.limit ?? 100,
+    );
+  }
+
+  /**
+   * One page of a task's subtree (the task and its descendants, parents
+   * before children), read as {@link list} reads: at most
+   * {@link TASK_LIST_SCAN} tasks per call, `cursor` to continue. A task may
+   * mint thousands of children; listing them must not cost thousands of
+   * reads in one request.
+   */
+  async listSubtree(id: string, query: TaskListQuery = {}): Promise<TaskPage> {
+    const root = await this.#get(id);
+    const after = query.cursor === undefined ? undefined : await this.#openCursor('subtree', query.cursor);
+    // Keys outside the subtree's prefix are never listed, whatever the cursor says.
+    const keys = await this.#storage.entries.list(TREE, treeKey(root.chain), {
+      limit: TASK_LIST_SCAN,
+      ...(after ? { after } : {}),
+    });
+    return this.#page(
+      'subtree',
+      keys.map((key) => ({ key, load: () => this.#find(lastSegment(key)) })),
+      query.filter ?? (() => true),
+      query.limit ?? 100,
+    );
+  }
+
+  async #page(
+    kind: CursorKind,
+    read: { key: string; load: () => Promise<TaskRecord | undefined> }[],
+    wanted: (view: TaskView) => boolean,
+    limit: number,
+  ): Promise<TaskPage> {
+    const tasks: TaskView[] = [];
     const roleOf = this.#roleLookup();
-    for (const entry of await this.#storage.entries.scan(TASKS, '', { limit: 10_000 })) {
-      const view = await this.#view(await openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value), roleOf);
-      if ((filter.role && view.role !== filter.role) || (filter.state && view.state !== filter.state)) continue;
-      if (filter.filter && !filter.filter(view)) continue;
-      out.push(view);
-      if (out.length >= (filter.limit ?? 1_000)) break;
+    let last: string | undefined;
+    for (const { key, load } of read) {
+      last = key;
+      const record = await load();
+      if (!record) continue;
+      const view = await this.#view(record, roleOf);
+      if (!wanted(view)) continue;
+      tasks.push(view);
+      if (tasks.length >= limit) break;
     }
-    return out;
+    // More may follow unless the read came back short and was taken to its end.
+    const more = read.length === TASK_LIST_SCAN || last !== read.at(-1)?.key;
+    return more && last !== undefined ? { tasks, cursor: this.#sealCursor(kind, last) } : { tasks };
+  }
+
+  #sealCursor(kind: CursorKind, after: string): string {
+    return Buffer.from(sealJson(this.#cipher, CURSORS, kind, { after })).toString('base64url');
+  }
+
+  async #openCursor(kind: CursorKind, cursor: string): Promise<string> {
+    const opened = /^[A-Za-z0-9_-]{1,512}$/.test(cursor)
+      ? await openJson<{ after?: unknown }>(this.#cipher, CURSORS, kind, Buffer.from(cursor, 'base64url')).catch(
+          () => undefined,
+        )
+      : undefined;
+    if (typeof opened?.after !== 'string') throw new ValidationError('The cursor is not valid.');
+    return opened.after;
   }
 
   async findByAccessor(accessor: string): Promise<TaskView> {

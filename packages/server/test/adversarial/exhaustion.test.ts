@@ -5,9 +5,9 @@
 // part here, so one backend is enough.)
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { POLICY_TEXT_LIMITS } from '@custos/core';
+import { POLICY_TEXT_LIMITS, TASK_LIST_SCAN } from '@custos/core';
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 
@@ -216,6 +216,102 @@ describe('exhaustion: parsers and the policy engine', () => {
         expect(lines.join('\n')).not.toContain(MARKER);
       } finally {
         await app.close();
+      }
+    });
+  });
+
+  describe('listing tasks', () => {
+    it('an operator’s task listing makes at most one page of policy decisions per call, and its cursor reaches every task it may see', async () => {
+      const services = s.node.services();
+      const role = await services.roles.read('agent');
+      const ids: string[] = [];
+      for (let i = 0; i < 2 * TASK_LIST_SCAN + 100; i++) {
+        ids.push((await services.tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 600_000 })).task.id);
+      }
+      // It may see two tasks of the thousand: one early, the last.
+      const seen = [ids[3] as string, ids.at(-1) as string];
+      await put(
+        'list-few',
+        `permit(principal, action == Custos::Action::"list", resource == Custos::Path::"sys/tasks");\n${seen
+          .map(
+            (id) => `permit(principal, action == Custos::Action::"read", resource == Custos::Path::"sys/tasks/${id}");`,
+          )
+          .join('\n')}`,
+      );
+      const token = (
+        await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: ['list-few'], ttl: '1h' } })
+      ).json().token as string;
+      const decisions = vi.spyOn(services, 'authorize');
+      try {
+        const listed: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          decisions.mockClear();
+          const query = new URLSearchParams({ limit: String(TASK_LIST_SCAN), ...(cursor ? { cursor } : {}) });
+          const page = await s.call({ method: 'GET', url: `/v1/tasks?${query}`, token });
+          expect(page.statusCode, page.body).toBe(200);
+          // One decision per stored task read, plus the `list` check itself.
+          expect(decisions.mock.calls.length).toBeLessThanOrEqual(TASK_LIST_SCAN + 1);
+          listed.push(...page.json().tasks.map((t: { id: string }) => t.id));
+          cursor = page.json().next_cursor;
+          // A cursor names a position without naming a task.
+          if (cursor) expect(Buffer.from(cursor, 'base64url').toString('latin1')).not.toMatch(/tsk_/);
+          pages++;
+        } while (cursor && pages < 10);
+        expect(cursor).toBeUndefined();
+        expect(pages).toBeGreaterThanOrEqual(3);
+        expect(listed).toEqual(seen);
+      } finally {
+        decisions.mockRestore();
+      }
+      // A page larger than the scan is refused, not silently cut.
+      const big = await s.call({ method: 'GET', url: `/v1/tasks?limit=${TASK_LIST_SCAN + 1}`, token });
+      expect(big.statusCode).toBe(400);
+    }, 120_000);
+
+    it('a task listing its own large subtree gets it a page at a time, and nothing outside it', async () => {
+      const children = new Set<string>();
+      for (let i = 0; i < TASK_LIST_SCAN + 50; i++) {
+        const child = await s.call({ method: 'POST', url: '/v1/tasks/delegate', token: taskToken, payload: {} });
+        expect(child.statusCode).toBe(200);
+        children.add(child.json().task_id);
+      }
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const query = new URLSearchParams({ limit: String(TASK_LIST_SCAN), ...(cursor ? { cursor } : {}) });
+        const page = await s.call({ method: 'GET', url: `/v1/tasks?${query}`, token: taskToken });
+        expect(page.statusCode, page.body).toBe(200);
+        expect(page.json().tasks.length).toBeLessThanOrEqual(TASK_LIST_SCAN);
+        listed.push(...page.json().tasks.map((t: { id: string }) => t.id));
+        cursor = page.json().next_cursor;
+        pages++;
+      } while (cursor && pages < 10);
+      expect(pages).toBe(2);
+      // The task itself, then its children; nothing else.
+      expect(listed.length).toBe(children.size + 1);
+      expect(new Set(listed.slice(1))).toEqual(children);
+      // A subtree cursor is no cursor for the operators' listing.
+      const first = await s.call({ method: 'GET', url: '/v1/tasks?limit=1', token: taskToken });
+      const subtreeCursor = first.json().next_cursor as string;
+      const replayed = await s.call({ method: 'GET', url: `/v1/tasks?cursor=${subtreeCursor}` });
+      expect(replayed.json().error.code).toBe('CUSTOS_ERR_VALIDATION');
+    }, 120_000);
+
+    it('a forged or altered listing cursor is refused', async () => {
+      const role = await s.node.services().roles.read('agent');
+      for (let i = 0; i < 2; i++) await s.node.services().tasks.start({ role, sub: 'test', via: 'operator' });
+      const first = await s.call({ method: 'GET', url: '/v1/tasks?limit=1' });
+      const cursor = first.json().next_cursor as string;
+      expect(cursor).toEqual(expect.any(String));
+      const altered = `${cursor.slice(0, 10)}${cursor[10] === 'A' ? 'B' : 'A'}${cursor.slice(11)}`;
+      const forged = Buffer.from(JSON.stringify({ after: 'tsk_' })).toString('base64url');
+      for (const bad of [altered, forged, '!!', 'x'.repeat(600)]) {
+        const response = await s.call({ method: 'GET', url: `/v1/tasks?cursor=${encodeURIComponent(bad)}` });
+        expect(response.statusCode, bad.slice(0, 12)).toBe(400);
+        expect(response.json().error.code).toBe('CUSTOS_ERR_VALIDATION');
       }
     });
   });
