@@ -33,6 +33,7 @@ interface ExchangeResult {
 }
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 /** The most tasks the server returns per listing request. */
 const LIST_PAGE = 500;
 const TASK_ID = /^tsk_[A-Za-z0-9_-]{22}$/;
@@ -146,6 +147,8 @@ export function registerTaskCommand(program: Command, io: CliIo): void {
         {
           grant_type: TOKEN_EXCHANGE,
           subject_token: subject,
+          // RFC 8693 §2.1: required. A task token is a JWT.
+          subject_token_type: JWT_TOKEN_TYPE,
           ...(opts.scope?.length ? { scope: opts.scope.join(' ') } : {}),
           ...(opts.ttl ? { ttl: opts.ttl } : {}),
         },
