@@ -123,7 +123,11 @@ describe('docs/task-tokens.md matches the server', () => {
         method: 'POST',
         url: '/v1/oauth/token',
         token: null,
-        payload: { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: root.token },
+        payload: {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: root.token,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        },
       })
     ).json().access_token as string;
     const dpop = await jose.generateKeyPair('ES256');

@@ -21,7 +21,12 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
       url: '/v1/oauth/token',
       token: null,
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({ grant_type: EXCHANGE, subject_token: subject, ...params }).toString(),
+      payload: new URLSearchParams({
+        grant_type: EXCHANGE,
+        subject_token: subject,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        ...params,
+      }).toString(),
     });
   const login = async () => {
     const created = await s.call({ method: 'POST', url: '/v1/roles/enricher/bootstrap', payload: { ttl: '5m' } });

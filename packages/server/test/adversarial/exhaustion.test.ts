@@ -12,6 +12,7 @@ import { buildApp } from '../../src/app.js';
 import { fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const ISSUER = 'https://issuer.exhaustion.example.test';
 const MARKER = 'fake-policy-marker-c3d9';
 const W = (body: string) => `permit(principal, action, resource) when { ${body} };`;
@@ -402,7 +403,7 @@ describe('exhaustion: parsers and the policy engine', () => {
         url: '/v1/oauth/token',
         token: null,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: `grant_type=${encodeURIComponent(EXCHANGE)}&subject_token=${'x'.repeat(100_000)}`,
+        payload: `grant_type=${encodeURIComponent(EXCHANGE)}&subject_token_type=${encodeURIComponent(JWT_TYPE)}&subject_token=${'x'.repeat(100_000)}`,
       });
       expect(response.statusCode).toBe(413);
     });
@@ -422,7 +423,7 @@ describe('exhaustion: parsers and the policy engine', () => {
         method: 'POST',
         url: '/v1/oauth/token',
         token: null,
-        payload: { grant_type: EXCHANGE, subject_token: huge },
+        payload: { grant_type: EXCHANGE, subject_token_type: JWT_TYPE, subject_token: huge },
       });
       expect(exchange.statusCode).toBe(400);
     });
@@ -452,7 +453,7 @@ describe('exhaustion: parsers and the policy engine', () => {
           method: 'POST',
           url: '/v1/oauth/token',
           token: null,
-          payload: { grant_type: EXCHANGE, subject_token: jwt.slice(0, 8192) },
+          payload: { grant_type: EXCHANGE, subject_token_type: JWT_TYPE, subject_token: jwt.slice(0, 8192) },
         });
         expect(exchange.statusCode).toBeGreaterThanOrEqual(400);
         expect(exchange.statusCode).toBeLessThan(500);
@@ -529,7 +530,7 @@ describe('exhaustion: parsers and the policy engine', () => {
         method: 'POST',
         url: '/v1/oauth/token',
         token: null,
-        payload: { grant_type: EXCHANGE, subject_token: taskToken, scope },
+        payload: { grant_type: EXCHANGE, subject_token_type: JWT_TYPE, subject_token: taskToken, scope },
       });
       expect(exchange.statusCode).toBe(400);
     });
