@@ -18,6 +18,8 @@ export type JwtRejectReason =
   | 'audience_mismatch'
   | 'missing_claim'
   | 'subject_mismatch'
+  /** The `sub` is longer than a task identity may be (MAX_JWT_SUBJECT_BYTES). */
+  | 'subject_too_long'
   | 'bound_claim_mismatch'
   /** A claim the method maps to a label holds no plain value (an object, a list, too long). */
   | 'claim_label_unusable'

@@ -9,7 +9,7 @@ import { POLICY_TEXT_LIMITS, TASK_LIST_SCAN } from '@custos/core';
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { fakeSecret, startTestServer, type TestServer } from '../test-server.js';
+import { auditEvents, fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
@@ -469,6 +469,44 @@ describe('exhaustion: parsers and the policy engine', () => {
         .sign(signingKey);
       expect(jwt.length).toBeLessThan(16_384);
       expect((await jwtLogin(jwt)).statusCode).toBe(200);
+    });
+  });
+
+  describe('identities', () => {
+    it('a JWT login whose subject is longer than a task identity may be starts no task, and says why only in the audit event', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const sub = `repo:acme/${'x'.repeat(11 * 1024)}`;
+      const payload = JSON.stringify({ iss: ISSUER, aud: 'custos', sub, iat: now, exp: now + 300 });
+      const jwt = await new CompactSign(new TextEncoder().encode(payload))
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .sign(signingKey);
+      expect(jwt.length).toBeLessThan(16_384);
+      const jwtTasks = async () => {
+        let count = 0;
+        let cursor: string | undefined;
+        do {
+          const page = await s.node.services().tasks.list({ limit: TASK_LIST_SCAN, ...(cursor ? { cursor } : {}) });
+          count += page.tasks.filter((t) => t.via === 'jwt').length;
+          cursor = page.cursor;
+        } while (cursor);
+        return count;
+      };
+      const before = await jwtTasks();
+      const login = await s.call({
+        method: 'POST',
+        url: '/v1/auth/jwt/login',
+        token: null,
+        payload: { role: 'agent', jwt },
+      });
+      expect(login.statusCode).toBe(401);
+      expect(login.json().error).toEqual({ code: 'CUSTOS_ERR_UNAUTHENTICATED', message: expect.any(String) });
+      expect(login.body).not.toMatch(/subject|too_long|xxxx/);
+      const event = (await auditEvents(s.storage))
+        .filter((e) => (e.request as { route?: string })?.route === '/v1/auth/jwt/login' && e.status === 401)
+        .at(-1);
+      expect(event?.reason).toBe('subject_too_long');
+      expect(JSON.stringify(event)).not.toContain('xxxxxxxx');
+      expect(await jwtTasks()).toBe(before);
     });
   });
 
