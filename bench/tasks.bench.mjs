@@ -49,6 +49,7 @@ const exchange = (extra = {}) => ({
   body: JSON.stringify({
     grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
     subject_token: coordinator.token,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
     scope: 'read:kv/bench/*',
     ...extra,
   }),

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createLogger, resolveServerConfig, startServer } from '@custos/server';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 let failures = 0;
 let checks = 0;
 
@@ -51,7 +52,7 @@ async function api(method, path, { token, body, form } = {}) {
 const delegate = (parentToken, scope, ttl) =>
   api('POST', '/v1/oauth/token', {
     form: true,
-    body: { grant_type: TOKEN_EXCHANGE, subject_token: parentToken, scope, ttl },
+    body: { grant_type: TOKEN_EXCHANGE, subject_token: parentToken, subject_token_type: JWT_TOKEN_TYPE, scope, ttl },
   });
 
 const read = async (token, path) => (await api('GET', `/v1/secrets/data/${path}`, { token })).status;

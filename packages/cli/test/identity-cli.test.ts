@@ -54,6 +54,8 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
       'bootstrap',
       '--max-depth',
       '2',
+      '--grantable-labels',
+      'run',
     ]);
     expect(written).toBe('Wrote role enricher\n');
     const role = JSON.parse(await ok(['role', 'read', 'enricher', '--json']));
@@ -64,6 +66,7 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
       default_ttl: '300s',
       auth: ['bootstrap'],
       max_depth: 2,
+      grantable_labels: ['run'],
     });
     await ok([
       ...['role', 'write', 'scratch', '--policy', 'team-read', '--max-ttl', '1h', '--auth', 'jwt,cert'],
@@ -131,14 +134,27 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
   });
 
   it('operator labels: role write --label and bootstrap create --label reach the task; a role label never changes', async () => {
-    await ok(['role', 'write', 'labelled', '--policy', 'team-read', '--max-ttl', '10m', '--label', 'team=search']);
+    await ok([
+      ...['role', 'write', 'labelled', '--policy', 'team-read', '--max-ttl', '10m', '--label', 'team=search'],
+      ...['--grantable-labels', 'env,tier'],
+    ]);
     expect(await ok(['role', 'read', 'labelled'])).toMatch(/labels\s+team=search/);
+    expect(await ok(['role', 'read', 'labelled'])).toMatch(/grantable_labels\s+env, tier/);
     const bootstrap = (await ok(['bootstrap', 'create', '--role', 'labelled', '--label', 'env=prod'])).trim();
     const task = JSON.parse(await ok(['login', '--bootstrap', bootstrap, '--json'], { token: '' }));
     expect(task.task.labels).toEqual({ team: 'search', env: 'prod' });
     const clash = await h.cli(['bootstrap', 'create', '--role', 'labelled', '--label', 'team=ads']);
     expect(clash.code).toBe(1);
     expect(clash.stderr).toMatch(/^custos: CUSTOS_ERR_LABEL_NOT_ALLOWED /);
+    // A key the role does not list as grantable is not the issuer's to set.
+    const ungranted = await h.cli(['bootstrap', 'create', '--role', 'labelled', '--label', 'sandbox=false']);
+    expect(ungranted.code).toBe(1);
+    expect(ungranted.stderr).toMatch(/^custos: CUSTOS_ERR_LABEL_NOT_ALLOWED .*grantable_labels/);
+    // An empty list clears it: nothing may be granted then.
+    await ok(['role', 'write', 'labelled', '--policy', 'team-read', '--max-ttl', '10m', '--grantable-labels', '']);
+    expect(await ok(['role', 'read', 'labelled'])).toMatch(/grantable_labels\s+-/);
+    const none = await h.cli(['bootstrap', 'create', '--role', 'labelled', '--label', 'env=prod']);
+    expect(none.stderr).toMatch(/^custos: CUSTOS_ERR_LABEL_NOT_ALLOWED /);
     await ok(['role', 'delete', 'labelled']);
   });
 
@@ -255,6 +271,16 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     );
     const listed = await ok(['task', 'list', '--role', 'enricher', '--state', 'active']);
     expect(listed).toContain(started.task_id);
+    // A page at a time: --limit stops early and hands back where to go on.
+    const all = JSON.parse(await ok(['task', 'list', '--json'])).tasks.map((t: { id: string }) => t.id);
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    const head = JSON.parse(await ok(['task', 'list', '--limit', '2', '--json']));
+    expect(head.tasks.map((t: { id: string }) => t.id)).toEqual(all.slice(0, 2));
+    expect(head.next_cursor).toEqual(expect.any(String));
+    const rest = JSON.parse(await ok(['task', 'list', '--cursor', head.next_cursor, '--json']));
+    expect(rest.tasks.map((t: { id: string }) => t.id)).toEqual(all.slice(2));
+    expect(rest.next_cursor).toBeUndefined();
+    expect((await h.cli(['task', 'list', '--limit', '0'])).code).toBe(2);
     expect(await ok(['task', 'revoke', '--accessor', started.accessor])).toContain(started.task_id);
     expect(await ok(['task', 'list', '--state', 'revoked'])).toContain(started.task_id);
     expect(await ok(['task', 'list', '--state', 'active'])).not.toContain(started.task_id);
@@ -281,7 +307,7 @@ describe('custos CLI: roles, logins, tasks, delegation, JWT and mTLS against a r
     expect(await ok(['auth', 'jwt', 'read', 'ci'])).toMatch(/claim_labels\s+repository→repo/);
     await ok([
       ...['role', 'write', 'ci-agent', '--policy', 'team-read', '--max-ttl', '10m', '--auth', 'jwt'],
-      ...['--bound-claims', 'repository=acme/*', '--jwt-method', 'ci'],
+      ...['--bound-claims', 'repository=acme/*', '--jwt-method', 'ci', '--grantable-labels', 'repo'],
     ]);
     const sign = (repository: string) =>
       new SignJWT({ repository })

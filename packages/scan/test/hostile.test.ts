@@ -6,18 +6,26 @@ import { FixtureDir } from './support/scan-dir.js';
 const dir = new FixtureDir();
 afterAll(() => dir.cleanup());
 
-/** Every hostile file sits next to a clean file with a planted key: the key must still be found. */
+/** How long a hostile scan may take to answer at all (they answer in milliseconds): a hang fails, a slow machine does not. */
+const ANSWER_MS = 10_000;
+
+/**
+ * Every hostile file sits next to a clean file with a planted key: the key
+ * must still be found, and the scan must answer. What a hostile file costs
+ * in time and memory is measured by bench/scan.bench.mjs, not asserted here;
+ * what must hold is that a bound refuses it (each test checks which).
+ */
 async function scanBeside(name: string, data: Buffer, limits = {}) {
   const key = fakeOpenAiKey();
   const sub = name.replace(/[^a-z0-9]/gi, '_');
   dir.write(`${sub}/${name}`, data);
   dir.write(`${sub}/zz-ok.env`, `OPENAI_API_KEY=${key}\n`);
-  const before = process.memoryUsage().rss;
-  const t0 = Date.now();
-  const r = await dir.scan([sub], { limits });
+  let timer: NodeJS.Timeout | undefined;
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the scan of ${name} did not answer within ${ANSWER_MS} ms`)), ANSWER_MS);
+  });
+  const r = await Promise.race([dir.scan([sub], { limits }), silent]).finally(() => clearTimeout(timer));
   expect(r.findings.some((f) => f.file === `${sub}/zz-ok.env` && f.value === key)).toBe(true);
-  expect(Date.now() - t0).toBeLessThan(10_000);
-  expect(process.memoryUsage().rss - before).toBeLessThan(400 * 2 ** 20);
   return { ...r, mine: r.errors.filter((e) => e.file === `${sub}/${name}`) };
 }
 

@@ -7,7 +7,24 @@ export type HealthProblem =
   /** The last request's audit event could not be written: every request is refused (fail-closed). */
   | 'audit_unavailable'
   /** The process log cannot be written: lines are held and then dropped (and counted). */
-  | 'log_unwritable';
+  | 'log_unwritable'
+  /**
+   * The node stays sealed because its audit chain failed its integrity check
+   * (CUSTOS_ERR_AUDIT_INTEGRITY): unsealing again will not help; an operator
+   * must look (the detail is in the server log, never here).
+   */
+  | 'audit_integrity';
+
+/** Every problem word health may answer, in its fixed order (the response schema's enum). */
+export const HEALTH_PROBLEMS: readonly HealthProblem[] = ['audit_unavailable', 'log_unwritable', 'audit_integrity'];
+
+/**
+ * The problems of a node that stays sealed for a reason of its own — not
+ * one waiting for its unseal keys, which is a state, not a problem.
+ */
+export function sealedProblems(status: { readonly sealed: boolean; readonly reason?: string }): HealthProblem[] {
+  return status.sealed && status.reason === 'CUSTOS_ERR_AUDIT_INTEGRITY' ? ['audit_integrity'] : [];
+}
 
 export interface NodeHealthOptions {
   /** The log writer's state (see LogDestination). */

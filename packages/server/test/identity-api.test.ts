@@ -33,7 +33,16 @@ describe.each(backends)('secure introduction: JWT federation, mTLS and DPoP on %
     });
     expect(method.statusCode).toBe(200);
     for (const [name, body] of [
-      ['ci-agent', { policies: ['builds'], auth: ['jwt'], bound_claims: { repository: 'acme/*' }, max_ttl: '10m' }],
+      [
+        'ci-agent',
+        {
+          policies: ['builds'],
+          auth: ['jwt'],
+          bound_claims: { repository: 'acme/*' },
+          jwt_methods: ['github'],
+          max_ttl: '10m',
+        },
+      ],
       ['gpu-node', { policies: ['builds'], auth: ['cert'], max_ttl: '10m' }],
       ['bound-agent', { policies: ['builds'], auth: ['bootstrap'], require_dpop: true, max_ttl: '10m' }],
     ] as const) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NodeHealth } from '../src/node-health.js';
+import { NodeHealth, sealedProblems } from '../src/node-health.js';
 
 describe('NodeHealth', () => {
   it('reports an audit failure until the next success', () => {
@@ -27,5 +27,13 @@ describe('NodeHealth', () => {
     expect(health.problems()).toEqual(['log_unwritable']);
     log.failing = false;
     expect(health.problems()).toEqual([]);
+  });
+
+  it('names a node that stays sealed because its audit chain failed its check, and no other sealed node', () => {
+    expect(sealedProblems({ sealed: true, reason: 'CUSTOS_ERR_AUDIT_INTEGRITY' })).toEqual(['audit_integrity']);
+    // Waiting for unseal keys is a state, not a problem; an unknown reason gives no word either.
+    expect(sealedProblems({ sealed: true })).toEqual([]);
+    expect(sealedProblems({ sealed: true, reason: 'CUSTOS_ERR_SOMETHING_ELSE' })).toEqual([]);
+    expect(sealedProblems({ sealed: false, reason: 'CUSTOS_ERR_AUDIT_INTEGRITY' })).toEqual([]);
   });
 });

@@ -21,13 +21,18 @@ describe('OAuth endpoints', () => {
     expect(response.statusCode).toBe(200);
     return response.json() as { token: string; task_id: string };
   };
-  const exchange = (params: Record<string, string>) =>
+  /** A token exchange as a conforming client sends it; `null` leaves a parameter out. */
+  const exchange = (params: Record<string, string | null>) =>
     s.call({
       method: 'POST',
       url: '/v1/oauth/token',
       token: null,
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({ grant_type: EXCHANGE, ...params }).toString(),
+      payload: new URLSearchParams(
+        Object.entries({ grant_type: EXCHANGE, subject_token_type: JWT_TYPE, ...params }).filter(
+          (entry): entry is [string, string] => entry[1] !== null,
+        ),
+      ).toString(),
     });
 
   beforeAll(async () => {
@@ -70,8 +75,10 @@ describe('OAuth endpoints', () => {
       const grandchild = (
         await exchange({ subject_token: childToken, scope: 'read:kv/oauth/x delegate:sys/tasks/*' })
       ).json().access_token;
-      const cases: Array<[Record<string, string>, string, string]> = [
+      const cases: Array<[Record<string, string | null>, string, string]> = [
         [{ subject_token: childToken, scope: 'read:kv/oauth/*' }, 'invalid_scope', 'CUSTOS_ERR_SCOPE_EXCEEDS_PARENT'],
+        // RFC 8693 §2.1: subject_token_type is REQUIRED.
+        [{ subject_token: task.token, subject_token_type: null }, 'invalid_request', 'CUSTOS_ERR_VALIDATION'],
         [{ subject_token: 'not-a-token' }, 'invalid_request', 'CUSTOS_ERR_UNAUTHENTICATED'],
         [{ subject_token: task.token, ttl: 'forever' }, 'invalid_request', 'CUSTOS_ERR_INVALID_TTL'],
         [{ scope: 'read:kv/oauth/*' }, 'invalid_request', 'CUSTOS_ERR_VALIDATION'],
@@ -121,7 +128,12 @@ describe('OAuth endpoints', () => {
         method: 'POST',
         url: '/v1/oauth/token',
         token: null,
-        payload: { grant_type: EXCHANGE, subject_token: (await start()).token, audience: ['custos'] },
+        payload: {
+          grant_type: EXCHANGE,
+          subject_token: (await start()).token,
+          subject_token_type: JWT_TYPE,
+          audience: ['custos'],
+        },
       });
       expect(response.statusCode).toBe(200);
     });
@@ -237,7 +249,7 @@ describe('OAuth endpoints', () => {
         client,
         oauth.None(),
         EXCHANGE,
-        { subject_token: task.token, audience: 'billing-api' },
+        { subject_token: task.token, subject_token_type: JWT_TYPE, audience: 'billing-api' },
         options,
       );
       const failure = await oauth.processGenericTokenEndpointResponse(as, client, response).catch((e: unknown) => e);

@@ -123,7 +123,11 @@ describe('docs/task-tokens.md matches the server', () => {
         method: 'POST',
         url: '/v1/oauth/token',
         token: null,
-        payload: { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: root.token },
+        payload: {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: root.token,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        },
       })
     ).json().access_token as string;
     const dpop = await jose.generateKeyPair('ES256');
@@ -170,7 +174,13 @@ describe('docs/task-tokens.md matches the server', () => {
     const ciRole = await s.call({
       method: 'PUT',
       url: '/v1/roles/docs-ci',
-      payload: { policies: ['docs'], auth: ['jwt'], bound_claims: { sub: 'repo:acme/docs:*' }, max_ttl: '10m' },
+      payload: {
+        policies: ['docs'],
+        auth: ['jwt'],
+        bound_claims: { sub: 'repo:acme/docs:*' },
+        jwt_methods: ['docs-ci'],
+        max_ttl: '10m',
+      },
     });
     expect(ciRole.statusCode).toBe(200);
     const workload = await new jose.SignJWT({})

@@ -21,7 +21,12 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
       url: '/v1/oauth/token',
       token: null,
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: new URLSearchParams({ grant_type: EXCHANGE, subject_token: subject, ...params }).toString(),
+      payload: new URLSearchParams({
+        grant_type: EXCHANGE,
+        subject_token: subject,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        ...params,
+      }).toString(),
     });
   const login = async () => {
     const created = await s.call({ method: 'POST', url: '/v1/roles/enricher/bootstrap', payload: { ttl: '5m' } });
@@ -245,8 +250,13 @@ describe.each(backends)('tasks, delegation and cascade revocation on %s', (backe
       },
     });
     expect(
-      (await s.call({ method: 'PUT', url: '/v1/roles/labelled', payload: { policies: ['labelled'], max_ttl: '15m' } }))
-        .statusCode,
+      (
+        await s.call({
+          method: 'PUT',
+          url: '/v1/roles/labelled',
+          payload: { policies: ['labelled'], max_ttl: '15m', grantable_labels: ['team'] },
+        })
+      ).statusCode,
     ).toBe(200);
     await s.call({ method: 'PUT', url: '/v1/secrets/data/kv/labelled/x', payload: { data: { k: fakeSecret() } } });
     const start = async (labels: Record<string, string>) => {

@@ -16,6 +16,7 @@ interface RoleView {
   require_dpop: boolean;
   jwt_methods: string[];
   labels?: Record<string, string>;
+  grantable_labels?: string[];
   updated_time: string;
 }
 
@@ -30,6 +31,7 @@ interface WriteOptions {
   requireDpop?: boolean;
   jwtMethod?: string[];
   label?: string[];
+  grantableLabels?: string[];
   json?: boolean;
 }
 
@@ -65,13 +67,14 @@ export const roleTable = (role: RoleView) =>
     ['bound_cidrs', role.bound_cidrs.join(', ') || '-'],
     ['max_depth', role.max_depth],
     ['require_dpop', role.require_dpop],
-    ['jwt_methods', role.jwt_methods.join(', ') || 'any'],
+    ['jwt_methods', role.jwt_methods.join(', ') || '-'],
     [
       'labels',
       Object.entries(role.labels ?? {})
         .map(([k, v]) => `${k}=${v}`)
         .join(' ') || '-',
     ],
+    ['grantable_labels', role.grantable_labels?.join(', ') || '-'],
   ]);
 
 /** `custos role write|read|list|delete`: agent types. */
@@ -90,11 +93,20 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
     .option('--max-depth <n>', 'deepest delegation below a root task (0 = none)', maxDepth)
     .option('--require-dpop', 'task tokens are DPoP-bound (RFC 9449)')
     .option('--no-require-dpop', 'task tokens are bearer tokens')
-    .option('--jwt-method <name...>', 'JWT login: only these configured methods', collectList)
+    .option(
+      '--jwt-method <name...>',
+      'JWT login: the configured methods it accepts (required with --auth jwt)',
+      collectList,
+    )
     .option(
       '--label <key=value...>',
       'operator labels every task of the role carries (policies may rely on them)',
       collectRepeat,
+    )
+    .option(
+      '--grantable-labels <key...>',
+      'label keys a bootstrap token, an operator start or a JWT claim mapping may set on its tasks (default: none)',
+      collectList,
     )
     .option('--json', 'JSON output')
     .action(async (name: string, opts: WriteOptions) => {
@@ -117,6 +129,7 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
         ...(opts.requireDpop !== undefined ? { require_dpop: opts.requireDpop } : {}),
         ...(opts.jwtMethod?.length ? { jwt_methods: opts.jwtMethod } : {}),
         ...(opts.label?.length ? { labels: parseLabels(opts.label) } : {}),
+        ...(opts.grantableLabels ? { grantable_labels: opts.grantableLabels } : {}),
       };
       const result = await new CustosClient(io).request<RoleView>('PUT', `/v1/roles/${encodeURIComponent(name)}`, body);
       emit(io, opts.json, result, () => `Wrote role ${name}`);

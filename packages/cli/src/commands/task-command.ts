@@ -33,6 +33,9 @@ interface ExchangeResult {
 }
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+/** The most tasks the server returns per listing request. */
+const LIST_PAGE = 500;
 const TASK_ID = /^tsk_[A-Za-z0-9_-]{22}$/;
 const ACCESSOR = /^tac_[A-Za-z0-9_-]{22}$/;
 
@@ -144,6 +147,8 @@ export function registerTaskCommand(program: Command, io: CliIo): void {
         {
           grant_type: TOKEN_EXCHANGE,
           subject_token: subject,
+          // RFC 8693 §2.1: required. A task token is a JWT.
+          subject_token_type: JWT_TOKEN_TYPE,
           ...(opts.scope?.length ? { scope: opts.scope.join(' ') } : {}),
           ...(opts.ttl ? { ttl: opts.ttl } : {}),
         },
@@ -175,19 +180,31 @@ export function registerTaskCommand(program: Command, io: CliIo): void {
     .description('list tasks, one per line')
     .option('--role <role>', 'only tasks of this role')
     .option('--state <state>', 'only active, ended, revoked or expired tasks')
-    .option('--limit <n>', 'at most this many (default 1000)')
-    .option('--json', 'JSON output')
-    .action(async (opts: { role?: string; state?: string; limit?: string; json?: boolean }) => {
-      const query = new URLSearchParams({
-        ...(opts.role ? { role: opts.role } : {}),
-        ...(opts.state ? { state: opts.state } : {}),
-        ...(opts.limit ? { limit: opts.limit } : {}),
-      }).toString();
-      const result = await new CustosClient(io).request<{ tasks: TaskView[] }>(
-        'GET',
-        `/v1/tasks${query ? `?${query}` : ''}`,
-      );
-      emit(io, opts.json, result, () => result.tasks.map(taskLine).join('\n'));
+    .option('--limit <n>', 'at most this many (default 1000), fetched a page at a time')
+    .option('--cursor <cursor>', 'continue an earlier listing (its next_cursor, from --json)')
+    .option('--json', 'JSON output: { tasks, next_cursor? }')
+    .action(async (opts: { role?: string; state?: string; limit?: string; cursor?: string; json?: boolean }) => {
+      const wanted = opts.limit === undefined ? 1_000 : Number(opts.limit);
+      if (!Number.isInteger(wanted) || wanted < 1) throw usage('--limit is a whole number from 1');
+      const client = new CustosClient(io);
+      const tasks: TaskView[] = [];
+      let cursor = opts.cursor;
+      // The server reads at most a page of stored tasks per request (a
+      // policy decision each, for an operator), so a long listing is
+      // several requests; each continues where the last one stopped.
+      do {
+        const query = new URLSearchParams({
+          ...(opts.role ? { role: opts.role } : {}),
+          ...(opts.state ? { state: opts.state } : {}),
+          limit: String(Math.min(wanted - tasks.length, LIST_PAGE)),
+          ...(cursor ? { cursor } : {}),
+        }).toString();
+        const page = await client.request<{ tasks: TaskView[]; next_cursor?: string }>('GET', `/v1/tasks?${query}`);
+        tasks.push(...page.tasks);
+        cursor = page.next_cursor;
+      } while (cursor && tasks.length < wanted);
+      const result = { tasks, ...(cursor ? { next_cursor: cursor } : {}) };
+      emit(io, opts.json, result, () => tasks.map(taskLine).join('\n'));
     });
 
   for (const [verb, help] of [

@@ -1,9 +1,16 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { EgressPolicy } from '../egress/egress-policy.js';
 import { NotFoundError, UnauthenticatedError, ValidationError } from '../errors/index.js';
-import { type JwtAuthConfig, JwtAuthMethod, validateJwtAuthConfig, type WorkloadIdentity } from '../identity/index.js';
+import {
+  IdentityRejectedError,
+  type JwtAuthConfig,
+  JwtAuthMethod,
+  type JwtRejectReason,
+  validateJwtAuthConfig,
+  type WorkloadIdentity,
+} from '../identity/index.js';
 import type { Storage } from '../ports/storage.js';
-import type { Role } from '../tasks/index.js';
+import { labelGrantRefusal, type Role } from '../tasks/index.js';
 import { labelsFromClaims, validateClaimLabels } from './jwt-claim-labels.js';
 
 const METHODS = 'auth.jwt';
@@ -59,14 +66,18 @@ export class JwtMethodService {
    * Verifies a workload JWT for a role with one method (named, or the only
    * one the role allows): issuer, audience, expiry, algorithm allow-list and
    * the role's bound claims. Every refusal is an UnauthenticatedError.
-   * `labels` are the operator labels the method's claim mapping gives.
+   * `labels` are the operator labels the method's claim mapping gives, all
+   * of them keys the role lets be granted.
    */
   async login(
     role: Role,
     jwt: string,
     methodName: string | undefined,
   ): Promise<WorkloadIdentity & { labels: Record<string, string> }> {
-    const allowed = role.jwt_methods.length > 0 ? role.jwt_methods : await this.list();
+    // A role must name its methods (checked when it is written); one stored
+    // before that rule is not open to every method there is.
+    const allowed = role.jwt_methods;
+    if (allowed.length === 0) throw new IdentityRejectedError<JwtRejectReason>('jwt', 'role_names_no_jwt_method');
     const name = methodName ?? (allowed.length === 1 ? allowed[0] : undefined);
     // No hint about which methods exist: an anonymous caller learns only the code.
     if (!name || !allowed.includes(name)) throw new UnauthenticatedError();
@@ -78,6 +89,13 @@ export class JwtMethodService {
       this.#verifiers.set(name, cached);
     }
     const identity = await cached.method.verify(jwt, { claims: role.bound_claims, matching: 'glob' });
-    return { ...identity, labels: labelsFromClaims(identity.claims, config.claimLabels) };
+    const labels = labelsFromClaims(identity.claims, config.claimLabels);
+    // The method's writer chose the mapping; the role's writer chooses which
+    // keys may reach its tasks. Refused, not dropped: leaving a label out
+    // could let the task past a `forbid` written on it.
+    if (labelGrantRefusal(role, labels)) {
+      throw new IdentityRejectedError<JwtRejectReason>('jwt', 'claim_label_not_grantable');
+    }
+    return { ...identity, labels };
   }
 }

@@ -178,7 +178,11 @@ export class CustosNode {
 
   /** Seal status, and the reason the node stays sealed when its audit log failed its integrity check. */
   async status(): Promise<NodeStatus> {
-    const status = await this.#seals.status();
+    return this.#withReason(await this.#seals.status());
+  }
+
+  /** Every seal status this node answers carries the reason it stays sealed, if it has one. */
+  #withReason(status: SealStatus): NodeStatus {
     return status.sealed && this.#refusal ? { ...status, reason: this.#refusal.code } : status;
   }
 
@@ -203,8 +207,8 @@ export class CustosNode {
     return { ...(shares ? { shares } : {}), root_token: root };
   }
 
-  submitUnsealShare(share: string): Promise<SealStatus> {
-    return this.#seals.submitUnsealShare(share);
+  async submitUnsealShare(share: string): Promise<NodeStatus> {
+    return this.#withReason(await this.#seals.submitUnsealShare(share));
   }
 
   /**
@@ -212,8 +216,8 @@ export class CustosNode {
    * unsealed node it is refused (`CUSTOS_ERR_NOT_SEALED`) — it is a public
    * operation and must never seal (see SealManager.resetUnseal).
    */
-  resetUnseal(): Promise<SealStatus> {
-    return this.#seals.resetUnseal();
+  async resetUnseal(): Promise<NodeStatus> {
+    return this.#withReason(await this.#seals.resetUnseal());
   }
 
   seal(): Promise<void> {

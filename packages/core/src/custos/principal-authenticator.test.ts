@@ -56,7 +56,7 @@ describe('which stored tasks a token may still act as', () => {
 
   it('a task stored by an earlier build with labels (agent-chosen then) is refused, and cannot delegate', async () => {
     const { roles, tasks, auth, asLegacy } = await setup();
-    const role = await roles.write('worker', { policies: [], max_ttl_ms: 600_000 });
+    const role = await roles.write('worker', { policies: [], max_ttl_ms: 600_000, grantable_labels: ['team'] });
     const task = await tasks.start({ role, sub: 'test', via: 'operator', labels: { team: 'search' } });
     await expect(auth.authenticate(task.token, context)).resolves.toMatchObject({ labels: { team: 'search' } });
     // Written back as before labels had an origin (keeping the role's id,
@@ -78,5 +78,77 @@ describe('which stored tasks a token may still act as', () => {
     const { id: _id, labels: _labels, ...legacyRole } = role;
     await store.put('role', 'worker', sealJson(barrier, 'role', 'worker', legacyRole));
     await expect(auth.authenticate(task.token, context)).resolves.toMatchObject({ kind: 'task', labels: {} });
+  });
+});
+
+describe('a role’s labels apply to its live tasks at once', () => {
+  const labelsOf = async (auth: PrincipalAuthenticator, token: string) =>
+    ((await auth.authenticate(token, context)) as { labels: Record<string, string> }).labels;
+
+  it('added, changed and removed role labels reach a task and its children at their next request', async () => {
+    const { roles, tasks, auth } = await setup();
+    const role = await roles.write('worker', {
+      policies: [],
+      max_ttl_ms: 600_000,
+      labels: { team: 'search' },
+      grantable_labels: ['env'],
+    });
+    const root = await tasks.start({ role, sub: 'test', via: 'operator', labels: { env: 'prod' } });
+    const subject = (await auth.verifyTaskToken(root.token, context)) as Parameters<TaskService['delegate']>[0];
+    const child = await tasks.delegate(subject, { labels: { 'agent.step': 'fetch' } }, role);
+    expect(await labelsOf(auth, child.token)).toEqual({ team: 'search', env: 'prod', 'agent.step': 'fetch' });
+
+    // An operator quarantines the role and moves it to another team.
+    await roles.write('worker', {
+      policies: [],
+      max_ttl_ms: 600_000,
+      labels: { team: 'ads', quarantine: 'true' },
+    });
+    expect(await labelsOf(auth, root.token)).toEqual({ team: 'ads', quarantine: 'true', env: 'prod' });
+    expect(await labelsOf(auth, child.token)).toEqual({
+      team: 'ads',
+      quarantine: 'true',
+      env: 'prod',
+      'agent.step': 'fetch',
+    });
+    // What listings show is what policies see.
+    expect((await tasks.show(child.task.id)).labels).toEqual(await labelsOf(auth, child.token));
+    expect((await tasks.tree(root.task.id)).map((t) => t.labels)).toEqual([
+      await labelsOf(auth, root.token),
+      await labelsOf(auth, child.token),
+    ]);
+
+    // Lifting the quarantine and the team: gone from the tasks too; the granted label stays.
+    await roles.write('worker', { policies: [], max_ttl_ms: 600_000, labels: {} });
+    expect(await labelsOf(auth, root.token)).toEqual({ env: 'prod' });
+    expect(await labelsOf(auth, child.token)).toEqual({ env: 'prod', 'agent.step': 'fetch' });
+  });
+
+  it('a label both granted and set by the role stays when the role drops it', async () => {
+    const { roles, tasks, auth } = await setup();
+    const role = await roles.write('worker', {
+      policies: [],
+      max_ttl_ms: 600_000,
+      labels: { team: 'search' },
+      grantable_labels: ['team'],
+    });
+    const task = await tasks.start({ role, sub: 'test', via: 'operator', labels: { team: 'search' } });
+    await roles.write('worker', { policies: [], max_ttl_ms: 600_000, labels: {} });
+    expect(await labelsOf(auth, task.token)).toEqual({ team: 'search' });
+  });
+
+  it('costs no storage read: one role read per authentication, as before', async () => {
+    const { store, roles, tasks, auth } = await setup();
+    const role = await roles.write('worker', { policies: [], max_ttl_ms: 600_000, labels: { team: 'search' } });
+    const task = await tasks.start({ role, sub: 'test', via: 'operator' });
+    const reads = new Map<string, number>();
+    const get = store.get.bind(store);
+    store.get = (namespace: string, key: string) => {
+      reads.set(namespace, (reads.get(namespace) ?? 0) + 1);
+      return get(namespace, key);
+    };
+    await auth.authenticate(task.token, context);
+    expect(reads.get('role')).toBe(1);
+    expect(reads.get('task')).toBe(1);
   });
 });

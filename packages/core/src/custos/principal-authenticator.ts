@@ -1,6 +1,7 @@
 import { UnauthenticatedError } from '../errors/index.js';
 import { actChain, type TaskSigningKeys, VerifiedTaskTokenCache, verifyTaskToken } from '../task-tokens/index.js';
 import {
+  currentTaskLabels,
   isTaskOfRole,
   type RoleService,
   type TaskService,
@@ -80,9 +81,12 @@ export class PrincipalAuthenticator {
     // started for: its tasks stay dead (the incarnation is in the record).
     if (!isTaskOfRole(record, role)) throw new UnauthenticatedError();
     // Labels its agent chose under an earlier build are not shown to policies as if an operator had set them.
-    const labels = trustedLabels(record);
-    if (!labels) throw new UnauthenticatedError();
-    return { kind: 'task', task, role, labels };
+    const recorded = trustedLabels(record);
+    if (!recorded) throw new UnauthenticatedError();
+    // The role's current labels, over what the task recorded: an operator's
+    // change to them (a `quarantine=true` a forbid relies on) holds from the
+    // task's next request, not from its next start.
+    return { kind: 'task', task, role, labels: currentTaskLabels(recorded, record, role) };
   }
 
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */

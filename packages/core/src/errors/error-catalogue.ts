@@ -71,7 +71,7 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_LABEL_NOT_ALLOWED: {
     status: 403,
     message:
-      'This label cannot be set here: agents add only agent.* labels, and inherited or role labels never change.',
+      'This label cannot be set here: agents add only agent.* labels, others only the keys the role lets be granted, and inherited or role labels never change.',
   },
   CUSTOS_ERR_DPOP_REQUIRED: { status: 401, message: 'A DPoP proof is required or not valid.' },
   CUSTOS_ERR_ENGINE_UNAVAILABLE: { status: 503, message: 'The database engine is unreachable or refused custos.' },

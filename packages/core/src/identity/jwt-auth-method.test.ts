@@ -5,7 +5,7 @@ import { EgressPolicy } from '../egress/egress-policy.js';
 import { UnauthenticatedError, ValidationError } from '../errors/index.js';
 import { IdentityRejectedError } from './identity-rejected-error.js';
 import type { JwtAuthConfig } from './jwt-auth-config.js';
-import { JwtAuthMethod, MAX_JWT_LENGTH, verifyWorkloadJwt } from './jwt-auth-method.js';
+import { JwtAuthMethod, MAX_JWT_LENGTH, MAX_JWT_SUBJECT_BYTES, verifyWorkloadJwt } from './jwt-auth-method.js';
 import { type JwksServer, startJwksServer } from './test-support/jwks-server.js';
 import {
   githubActionsClaims,
@@ -191,6 +191,22 @@ describe('JwtAuthMethod with a static key set (--jwks-file)', () => {
       delete claims[claim];
       await expectRejected(k8s.verify(await signToken(ec, claims)), 'missing_claim');
     }
+  });
+
+  it('refuses a subject longer than a task identity may be, whatever the role binding', async () => {
+    // The subject becomes the task's identity (`jwt:<iss>#<sub>`), carried in
+    // every token of its tree: a 12 KiB one made tokens past the 8 KiB the
+    // token exchange takes. Counted in UTF-8 bytes.
+    const at = (sub: string) => signToken(ec, { ...kubernetesClaims(K8S_ISSUER, AUDIENCE), sub });
+    const longest = `system:serviceaccount:agents:${'a'.repeat(MAX_JWT_SUBJECT_BYTES - 29)}`;
+    expect(Buffer.byteLength(longest)).toBe(MAX_JWT_SUBJECT_BYTES);
+    await expect(k8s.verify(await at(longest))).resolves.toMatchObject({ subject: longest });
+    for (const sub of [`${longest}a`, 'x'.repeat(11 * 1024), `system:serviceaccount:agents:${'é'.repeat(250)}`]) {
+      await expectRejected(k8s.verify(await at(sub), { subject: 'system:serviceaccount:*' }), 'subject_too_long');
+    }
+    // Room for every real platform's subject: the longest Kubernetes service
+    // account (a 63-character namespace, a 253-character name) fits.
+    expect(`system:serviceaccount:${'n'.repeat(63)}:${'s'.repeat(253)}`.length).toBeLessThan(MAX_JWT_SUBJECT_BYTES);
   });
 
   it('refuses a token that does not satisfy the role binding', async () => {

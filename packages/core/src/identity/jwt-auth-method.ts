@@ -29,6 +29,15 @@ export interface JwtAuthMethodOptions extends JwksFetchOptions {
  * can make custos do.
  */
 export const MAX_JWT_LENGTH = 16 * 1024;
+/**
+ * Longest `sub` a login accepts, in UTF-8 bytes. The subject becomes the
+ * task's identity (`jwt:<iss>#<sub>`), carried in every task token of its
+ * tree (and again per delegation level in `act`), so an unbounded one makes
+ * tokens too large to present (the token exchange takes 8 KiB). OpenID
+ * Connect caps `sub` at 255 ASCII characters; a Kubernetes service account's
+ * is at most 339 (`system:serviceaccount:` + namespace + name). 512 holds both.
+ */
+export const MAX_JWT_SUBJECT_BYTES = 512;
 /** How many keys are tried for a token without `kid` when several keys could match. */
 const MAX_KEY_CANDIDATES = 8;
 
@@ -44,7 +53,8 @@ const MAX_KEY_CANDIDATES = 8;
  * - `iss` exact and `aud` must name us: a token minted for another relying
  *   party (another service reading the same cluster's tokens) is not a login
  *   token for custos;
- * - `exp`, `iat`, `sub` required; `exp`/`nbf` with a small clock tolerance;
+ * - `exp`, `iat`, `sub` required, `sub` at most {@link MAX_JWT_SUBJECT_BYTES};
+ *   `exp`/`nbf` with a small clock tolerance;
  *   `iat` not in the future; optional `maxTokenAgeSec` caps long-lived tokens;
  * - the role's bindings (subject and claims), so a valid token of the right
  *   issuer still cannot log in as a role it is not bound to.
@@ -121,6 +131,7 @@ export class JwtAuthMethod {
       throw reject('issued_in_future');
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw reject('missing_claim');
+    if (Buffer.byteLength(payload.sub, 'utf8') > MAX_JWT_SUBJECT_BYTES) throw reject('subject_too_long');
     if (
       binding.subject !== undefined &&
       !matchesBinding(payload, { subject: binding.subject, matching: binding.matching })

@@ -18,9 +18,15 @@ export type JwtRejectReason =
   | 'audience_mismatch'
   | 'missing_claim'
   | 'subject_mismatch'
+  /** The `sub` is longer than a task identity may be (MAX_JWT_SUBJECT_BYTES). */
+  | 'subject_too_long'
   | 'bound_claim_mismatch'
   /** A claim the method maps to a label holds no plain value (an object, a list, too long). */
   | 'claim_label_unusable'
+  /** The method maps a claim to a label key the role does not let be granted (`grantable_labels`). */
+  | 'claim_label_not_grantable'
+  /** The role names no JWT method (a role stored before roles had to). */
+  | 'role_names_no_jwt_method'
   | 'internal';
 
 /** Maps a jose (or key-set) failure to a fixed audit reason. */

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CustosError } from '../errors/index.js';
 import type { AuthzRequest } from './authz-request.js';
-import { cedarRuntimeGeneration, type Expr, policyToJson } from './cedar-runtime.js';
+import { cedarRuntimeGeneration, type Expr, policySetTextToParts, policyToJson } from './cedar-runtime.js';
 import { PolicyEngine } from './policy-engine.js';
 import { POLICY_TEXT_LIMITS, type PolicyTextLimits, scanPolicyText } from './policy-text-bounds.js';
 
@@ -245,6 +245,229 @@ describe('policy text bounds: what is not confused', () => {
     );
   });
 });
+
+// Cedar's lexer (cedar-policy-core/src/parser/grammar.lalrpop, 4.x):
+// whitespace is `\s` (Unicode White_Space), a comment is `//[^\n\r]*` (it ends
+// at a line feed *or* a carriage return), strings are `"(\\.|[^"\\])*"` (`.`
+// is anything but a line feed), and there are no block comments (`/` is the
+// division operator). The scan must see exactly the tokens Cedar sees: a
+// comment that runs on in the scan while Cedar ends it hides what follows.
+const CEDAR_WHITESPACE = [
+  '\t',
+  '\n',
+  '\v',
+  '\f',
+  '\r',
+  ' ',
+  '\u0085',
+  '\u00a0',
+  '\u1680',
+  '\u2000',
+  '\u2001',
+  '\u2002',
+  '\u2003',
+  '\u2004',
+  '\u2005',
+  '\u2006',
+  '\u2007',
+  '\u2008',
+  '\u2009',
+  '\u200a',
+  '\u2028',
+  '\u2029',
+  '\u202f',
+  '\u205f',
+  '\u3000',
+];
+const cedarStatements = (text: string): number | undefined => {
+  const parts = policySetTextToParts(text);
+  return parts.type === 'success' ? parts.policies.length + parts.policy_templates.length : undefined;
+};
+
+describe('policy text bounds: the scan reads tokens as Cedar does', () => {
+  const deep = W(`${'('.repeat(20)}true${')'.repeat(20)}`);
+
+  it.each([
+    ['a carriage return', '\r'],
+    ['CR LF', '\r\n'],
+    ['a line feed', '\n'],
+  ])('a // comment ends at %s, as in Cedar: brackets after it are measured', (_, eol) => {
+    const text = `// a comment${eol}${deep}`;
+    expect(cedarStatements(text.replace(deep, 'permit(principal, action, resource);'))).toBe(1);
+    expect(refusal(text).detail).toMatch(/^line \d+:\d+: brackets nested more than 16 deep$/);
+  });
+
+  it('a // comment ended by a carriage return cannot hide a long && chain or extra statements', () => {
+    const andChain = `// x\r${W(chain('context.depth == 0', ' && ', 200))}`;
+    expect(refusal(andChain).detail).toMatch(/is nested more than 40 levels deep/);
+    const many = `// x\r${'permit(principal, action, resource);\r'.repeat(POLICY_TEXT_LIMITS.maxStatements + 1)}`;
+    expect(cedarStatements(many)).toBe(POLICY_TEXT_LIMITS.maxStatements + 1);
+    expect(refusal(many).detail).toBe('more than 256 statements');
+  });
+
+  it('treats exactly what Cedar treats as whitespace as whitespace', () => {
+    for (const ws of CEDAR_WHITESPACE) {
+      const text = `${ws}permit(principal,${ws}action,${ws}resource)${ws};${ws}`;
+      expect(cedarStatements(text), JSON.stringify(ws)).toBe(1);
+      expect(scanPolicyText(text).statements, JSON.stringify(ws)).toBe(1);
+    }
+    // Not whitespace to Cedar (nor to the scan): a byte-order mark, a zero-width space.
+    for (const other of ['\ufeff', '\u200b']) {
+      expect(cedarStatements(`permit(principal, action, resource);${other}`)).toBeUndefined();
+    }
+  });
+
+  it('a // comment runs on past Unicode line separators, as in Cedar', () => {
+    // U+2028 and U+0085 end a line for some editors, not for Cedar's comment.
+    for (const sep of ['\u2028', '\u2029', '\u0085', '\v', '\f']) {
+      const text = `// hidden ${sep}permit(principal, action, resource);\npermit(principal, action, resource);`;
+      expect(cedarStatements(text), JSON.stringify(sep)).toBe(1);
+      expect(scanPolicyText(text).statements, JSON.stringify(sep)).toBe(1);
+    }
+  });
+
+  it('has no block comments: /* is a division and a product, and what follows is measured', () => {
+    expect(cedarStatements('/* c */ permit(principal, action, resource);')).toBeUndefined();
+    expect(refusal(`/* ${'('.repeat(20)} */ permit(principal, action, resource);`).detail).toMatch(
+      /brackets nested more than 16 deep/,
+    );
+    // `/` and `%` bind as `*` does (Cedar's parser knows them, to refuse them).
+    expect(scanPolicyText(W(`context.depth${' / 1'.repeat(10)} == 1`), UNBOUNDED).depth).toBe(
+      scanPolicyText(W(`context.depth${' * 1'.repeat(10)} == 1`), UNBOUNDED).depth,
+    );
+    expect(scanPolicyText(W(`context.depth${' % 1'.repeat(10)} == 1`), UNBOUNDED).depth).toBe(
+      scanPolicyText(W(`context.depth${' * 1'.repeat(10)} == 1`), UNBOUNDED).depth,
+    );
+  });
+
+  it('refuses a string with a backslash before a line feed, which Cedar cannot read as a string either', () => {
+    const text = `permit(principal, action, resource) when { "a\\\nb" == "" };`;
+    expect(cedarStatements(text)).toBeUndefined();
+    expect(refusal(text).detail).toBe('line 1:44: invalid string (a backslash before a line break)');
+  });
+
+  it('counts the statements Cedar counts, for random documents of statements, comments, strings and whitespace', () => {
+    fc.assert(
+      fc.property(cedarDocument(), (doc) => {
+        const expected = cedarStatements(doc.text);
+        if (expected === undefined) throw new Error(`generated text does not parse: ${JSON.stringify(doc.text)}`);
+        expect(expected).toBe(doc.statements);
+        const shape = scanPolicyText(doc.text, UNBOUNDED);
+        expect(shape.statements).toBe(expected);
+        // Every bracket Cedar reads is measured: the deepest is the `when`
+        // clause's `{` plus the parentheses inside it.
+        expect(shape.nesting).toBe(doc.nesting);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('counts the statements Cedar counts, for random token soup Cedar parses', () => {
+    let parsed = 0;
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...SOUP), { maxLength: 40 }), (pieces) => {
+        const text = pieces.join('');
+        const expected = cedarStatements(text);
+        if (expected === undefined) return;
+        parsed++;
+        expect(scanPolicyText(text, UNBOUNDED).statements).toBe(expected);
+      }),
+      { numRuns: 3000 },
+    );
+    // The soup is not all noise: a fair share of it is Cedar.
+    expect(parsed).toBeGreaterThan(100);
+  });
+});
+
+// Pieces of text that end, start or hide tokens in Cedar: whitespace of every
+// kind, line ends, comment openers, quotes, escapes, brackets, statement ends.
+const SOUP = [
+  'permit(principal, action, resource)',
+  'forbid(principal, action, resource)',
+  ' when { true }',
+  ' when { (',
+  ')',
+  ' }',
+  ';',
+  '//',
+  '// c ',
+  '/',
+  '*',
+  '"',
+  '"s"',
+  '"\\""',
+  '"//"',
+  '";"',
+  '\\',
+  '\r',
+  '\n',
+  '\r\n',
+  ' ',
+  '\t',
+  '\u0085',
+  '\u2028',
+  '\u00a0',
+  '@id("x")',
+  '(',
+  ' context.depth == 0',
+  ' && ',
+];
+
+interface CedarDocument {
+  text: string;
+  statements: number;
+  nesting: number;
+}
+
+/** Valid Cedar documents whose tokens are separated by every kind of whitespace and comment. */
+function cedarDocument(): fc.Arbitrary<CedarDocument> {
+  const commentChar = fc.constantFrom(
+    'a',
+    ' ',
+    ';',
+    '"',
+    '(',
+    '{',
+    '[',
+    '\\',
+    '/',
+    '*',
+    '\u2028',
+    '\u0085',
+    '\v',
+    '\f',
+  );
+  const comment = fc
+    .tuple(fc.array(commentChar, { maxLength: 12 }), fc.constantFrom('\n', '\r', '\r\n', '\r\r', '\n\r'))
+    .map(([body, end]) => `//${body.join('')}${end}`);
+  const gap = fc
+    .array(fc.oneof(fc.constantFrom(...CEDAR_WHITESPACE), comment), { maxLength: 3 })
+    .map((parts) => parts.join(''));
+  // A raw carriage return in a string is lexed as part of it, then refused
+  // by Cedar's unescaping, so only line feeds appear raw here.
+  const stringChar = fc.constantFrom('a', ' ', ';', '//', '(', ')', '{', '\\"', '\\\\', '\\n', '\n', '\u2028');
+  const string = fc.array(stringChar, { maxLength: 8 }).map((cs) => `"${cs.join('')}"`);
+  const statement = fc
+    .tuple(
+      fc.constantFrom('permit', 'forbid'),
+      fc.array(gap, { minLength: 12, maxLength: 12 }),
+      fc.integer({ min: 0, max: 30 }),
+      string,
+      fc.boolean(),
+    )
+    .map(([effect, g, parens, str, annotated]) => {
+      const at = annotated ? `@id(${str})${g[11]}` : '';
+      const text =
+        `${at}${effect}${g[0]}(${g[1]}principal${g[2]},${g[3]}action${g[4]},${g[5]}resource${g[6]})${g[7]}` +
+        `when${g[8]}{${'('.repeat(parens)}${g[9]}context.task_chain.contains(${str})${')'.repeat(parens)}}${g[10]};`;
+      return { text, nesting: parens + 2 };
+    });
+  return fc.tuple(gap, fc.array(fc.tuple(statement, gap), { minLength: 1, maxLength: 5 })).map(([lead, rest]) => ({
+    text: lead + rest.map(([st, g]) => st.text + g).join(''),
+    statements: rest.length,
+    nesting: Math.max(...rest.map(([st]) => st.nesting)),
+  }));
+}
 
 describe('policy text bounds: Cedar survives everything they admit', () => {
   it('every nesting family, at the largest size admitted, passes Cedar without a fault — cold, warmed up, and with 40% of the stack in use', () => {

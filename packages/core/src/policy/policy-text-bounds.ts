@@ -16,6 +16,16 @@ import { CustosError } from '../errors/index.js';
 // which hold with half of V8's stack already in use (pinned by
 // policy-text-bounds.test.ts) and are far above what a hand-written policy
 // needs. A fault that happens anyway is contained by cedar-runtime.ts.
+//
+// The scan is only as good as its agreement with Cedar's lexer about where
+// tokens start and end: text the scan takes for a comment or a string while
+// Cedar reads it as code is never measured. So it follows Cedar's token rules
+// exactly (cedar-policy-core/src/parser/grammar.lalrpop, Cedar 4.x):
+// whitespace is Rust's `\s`, Unicode White_Space (below); a comment is
+// `//[^\n\r]*` — it ends at a line feed *or* a carriage return; a string is
+// `"(\\.|[^"\\])*"`, where `.` is any character but a line feed; there are no
+// block comments (`/` is the division operator). A property test checks the
+// scan's statement count against Cedar's parse of random documents.
 
 /** Bounds on a policy document, checked on its text before Cedar sees it. */
 export interface PolicyTextLimits {
@@ -147,6 +157,32 @@ function refuse(detail: string): CustosError {
   return new CustosError('CUSTOS_ERR_INVALID_POLICY', detail);
 }
 
+/** Cedar's whitespace: Rust's `\s`, the Unicode White_Space property (not JavaScript's `\s`, which differs). */
+function isCedarSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0x85) return false;
+  return (
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
+
+/** Where a `//` comment starting at `from` ends: at the first line feed or carriage return, as in Cedar. */
+function commentEnd(text: string, from: number): number {
+  for (let j = from; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 10 || c === 13) return j;
+  }
+  return text.length;
+}
+
 const isIdentStart = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
 const isDigit = (c: number) => c >= 48 && c <= 57;
 const isIdentPart = (c: number) => isIdentStart(c) || isDigit(c);
@@ -165,7 +201,8 @@ const isIdentPart = (c: number) => isIdentStart(c) || isDigit(c);
  * tier contributes the number of its operators (a chain of them nests one
  * deeper per operator) and a bracket adds one level to the depth of what it
  * holds. So `a && b && c` counts 2, `!(!(x))` counts 4, `x.a.b.c` counts 3.
- * Strings (with `\` escapes) and `//` comments are skipped whole.
+ * Strings (with `\` escapes) and `//` comments (to the next line feed or
+ * carriage return) are skipped whole, exactly as Cedar's lexer skips them.
  *
  * Linear time, constant stack: it is safe on any input, which is the point.
  *
@@ -232,15 +269,15 @@ export function scanPolicyText(text: string, limits: PolicyTextLimits = POLICY_T
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
-    if (c === 32 || c === 9 || c === 10 || c === 13) {
+    if (isCedarSpace(c)) {
       i++;
       continue;
     }
     const ch = text[i] as string;
     const next = text[i + 1];
     if (ch === '/' && next === '/') {
-      const eol = text.indexOf('\n', i);
-      i = eol < 0 ? n : eol + 1;
+      // The line end itself is whitespace, skipped next.
+      i = commentEnd(text, i + 2);
       continue;
     }
     if (!statementHasTokens) {
@@ -249,7 +286,18 @@ export function scanPolicyText(text: string, limits: PolicyTextLimits = POLICY_T
     }
     if (ch === '"') {
       let j = i + 1;
-      while (j < n && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      while (j < n && text[j] !== '"') {
+        if (text[j] === '\\') {
+          // Cedar's `\\.` does not take a line feed: such a string is no
+          // token to Cedar, so the scan must not guess where it ends.
+          if (text.charCodeAt(j + 1) === 10) {
+            throw refuse(`${position(text, i)}: invalid string (a backslash before a line break)`);
+          }
+          j += 2;
+        } else {
+          j++;
+        }
+      }
       if (j >= n) throw refuse(`${position(text, i)}: unterminated string`);
       operand(0);
       i = j + 1;
@@ -311,7 +359,8 @@ export function scanPolicyText(text: string, limits: PolicyTextLimits = POLICY_T
       i++;
       continue;
     }
-    if (ch === '+' || ch === '*') {
+    if (ch === '+' || ch === '*' || ch === '/' || ch === '%') {
+      // `/` and `%` are Cedar multiplicative operators (its parser knows them to refuse them).
       operator(ch === '+' ? ADD : MUL);
       i++;
       continue;

@@ -6,7 +6,7 @@ import { NotFoundError, ValidationError } from '../errors/index.js';
 import { isPolicyName } from '../policy/index.js';
 import type { Storage } from '../ports/storage.js';
 import type { AuthMethodKind, Role, RoleInput } from './role-types.js';
-import { operatorLabels } from './task-labels.js';
+import { grantableLabelKeys, operatorLabels } from './task-labels.js';
 
 const ROLES = 'role';
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -46,6 +46,7 @@ export class RoleService {
       require_dpop: input.require_dpop ?? existing?.require_dpop ?? false,
       jwt_methods: input.jwt_methods ?? existing?.jwt_methods ?? [],
       labels: operatorLabels(input.labels ?? existing?.labels ?? {}),
+      grantable_labels: grantableLabelKeys(input.grantable_labels ?? existing?.grantable_labels ?? []),
       created_time: existing?.created_time ?? now,
       updated_time: now,
     };
@@ -63,8 +64,9 @@ export class RoleService {
     const entry = await this.#storage.entries.get(ROLES, name);
     if (!entry) return undefined;
     const role = await this.#opened.openJson<Role>(this.#cipher, ROLES, name, entry.value);
-    // Roles stored by earlier builds have no labels.
+    // Roles stored by earlier builds have no labels, and let nothing be granted.
     if (role.labels === undefined) role.labels = {};
+    if (role.grantable_labels === undefined) role.grantable_labels = [];
     return role;
   }
 
@@ -109,6 +111,15 @@ function validateRole(role: Role): void {
   // logins must say which of them it is for.
   if (role.auth.includes('jwt') && Object.keys(role.bound_claims).length === 0) {
     throw new ValidationError('A role that allows jwt logins needs bound_claims (e.g. sub, repository, namespace).');
+  }
+  // Whoever may write a JWT method (its issuer, keys, claim mapping) decides
+  // who logs in through it: a role open to "any method" would be open to
+  // every operator who may write any method. The role's writer names them.
+  if (role.auth.includes('jwt') && role.jwt_methods.length === 0) {
+    throw new ValidationError('A role that allows jwt logins names its JWT methods (jwt_methods).');
+  }
+  for (const m of role.jwt_methods) {
+    if (typeof m !== 'string' || !ROLE_NAME.test(m)) throw new ValidationError('A JWT method name is invalid.');
   }
   for (const [claim, values] of Object.entries(role.bound_claims)) {
     if (!claim || !Array.isArray(values) || values.length === 0 || values.some((v) => typeof v !== 'string')) {

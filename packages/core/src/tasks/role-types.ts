@@ -27,13 +27,26 @@ export interface Role {
   max_depth: number;
   /** Task tokens are DPoP-bound (RFC 9449): useless without the agent's key. */
   require_dpop: boolean;
-  /** JWT login: which configured JWT method(s) may be used; empty = any. */
+  /**
+   * JWT login: the configured JWT method(s) that may be used. A role that
+   * allows `jwt` logins must name at least one: whoever may write a method
+   * controls who logs in through it, so the role's writer chooses which.
+   */
   jwt_methods: string[];
   /**
-   * Operator labels every task of the role carries (`principal.labels`),
-   * fixed when the task starts; they win over labels from any other source.
+   * Operator labels every task of the role carries (`principal.labels`);
+   * they win over labels from any other source, and a change applies to the
+   * role's live tasks at their next request.
    */
   labels: Record<string, string>;
+  /**
+   * Label keys that may be granted to a task of this role by anyone but the
+   * role's writer: a bootstrap token, an operator start, a JWT method's claim
+   * mapping. Any other key is refused (`CUSTOS_ERR_LABEL_NOT_ALLOWED`; at a
+   * login, `CUSTOS_ERR_UNAUTHENTICATED` with the reason in the audit event).
+   * Empty: the role's own labels only.
+   */
+  grantable_labels: string[];
   created_time: string;
   updated_time: string;
 }

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   agentLabels,
-  assertNoRoleConflict,
+  assertGrantable,
   childTaskLabels,
+  grantableLabelKeys,
+  labelGrantRefusal,
   MAX_LABELS,
   operatorLabels,
   rootTaskLabels,
@@ -41,8 +43,31 @@ describe('task labels: who may set which', () => {
     expect(
       rootTaskLabels({ role: { team: 'search' }, granted: { team: 'ads', env: 'prod' }, agent: { 'agent.x': '1' } }),
     ).toEqual({ team: 'search', env: 'prod', 'agent.x': '1' });
-    expect(code(() => assertNoRoleConflict({ team: 'search' }, { team: 'ads' }))).toBe('CUSTOS_ERR_LABEL_NOT_ALLOWED');
-    expect(() => assertNoRoleConflict({ team: 'search' }, { team: 'search', env: 'prod' })).not.toThrow();
+  });
+
+  it('labels granted below a role: only keys it lists as grantable, never against its own', () => {
+    const role = { labels: { team: 'search' }, grantable_labels: ['env'] };
+    expect(() => assertGrantable(role, { team: 'search', env: 'prod' })).not.toThrow();
+    expect(code(() => assertGrantable(role, { team: 'ads' }))).toBe('CUSTOS_ERR_LABEL_NOT_ALLOWED');
+    expect(code(() => assertGrantable(role, { tier: 'gold' }))).toBe('CUSTOS_ERR_LABEL_NOT_ALLOWED');
+    expect(labelGrantRefusal(role, { tier: 'gold' })).toMatch(/does not let the label "tier" be granted/);
+    // A role that lists none (every role from before the list existed) lets nothing be granted.
+    expect(code(() => assertGrantable({ labels: {} }, { env: 'prod' }))).toBe('CUSTOS_ERR_LABEL_NOT_ALLOWED');
+    expect(code(() => assertGrantable({ labels: {}, grantable_labels: [] }, { env: 'prod' }))).toBe(
+      'CUSTOS_ERR_LABEL_NOT_ALLOWED',
+    );
+    expect(labelGrantRefusal({ labels: {} }, {})).toBeUndefined();
+  });
+
+  it('grantable keys are operator label keys, each once', () => {
+    expect(grantableLabelKeys(['team', 'env', 'team'])).toEqual(['env', 'team']);
+    expect(grantableLabelKeys(undefined)).toEqual([]);
+    expect(code(() => grantableLabelKeys(['agent.step']))).toBe('CUSTOS_ERR_VALIDATION');
+    expect(code(() => grantableLabelKeys(['a=b']))).toBe('CUSTOS_ERR_VALIDATION');
+    expect(code(() => grantableLabelKeys('team'))).toBe('CUSTOS_ERR_VALIDATION');
+    expect(code(() => grantableLabelKeys(Array.from({ length: MAX_LABELS + 1 }, (_, i) => `k${i}`)))).toBe(
+      'CUSTOS_ERR_VALIDATION',
+    );
   });
 
   it('a child keeps every inherited label and may add only new agent labels', () => {

@@ -83,16 +83,47 @@ export function agentLabels(labels: unknown): Labels {
 }
 
 /**
- * Refuses operator labels that would contradict the role's: a role's labels
- * hold for every task of it, so a bootstrap token or an operator start may
- * add labels, never change one the role sets.
+ * Label keys a role lets others grant (`grantable_labels`): operator label
+ * keys, each once, sorted. Throws {@link ValidationError}.
  */
-export function assertNoRoleConflict(roleLabels: Readonly<Labels>, labels: Readonly<Labels>): void {
+export function grantableLabelKeys(keys: unknown): string[] {
+  if (keys === undefined || keys === null) return [];
+  if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) {
+    throw new ValidationError('grantable_labels is a list of label keys.');
+  }
+  const unique = [...new Set(keys as string[])].sort();
+  // Same rules as the labels themselves (checked with a placeholder value).
+  operatorLabels(Object.fromEntries(unique.map((k) => [k, ''])));
+  return unique;
+}
+
+type GrantingRole = Readonly<{ labels: Readonly<Labels>; grantable_labels?: readonly string[] }>;
+
+/**
+ * Why a role does not allow `labels` to be granted below it (by a bootstrap
+ * token, an operator start or a JWT claim mapping), or `undefined` when it
+ * does: a key the role sets itself may only repeat its value (a role's labels
+ * hold for every task of it), and any other key must be one the role lists in
+ * `grantable_labels`. Whoever may issue for a role (`issue`) or write a JWT
+ * method its logins use is not thereby trusted with every label a policy
+ * might read: the role's writer decides which keys they may set.
+ */
+export function labelGrantRefusal(role: GrantingRole, labels: Readonly<Labels>): string | undefined {
+  const grantable = role.grantable_labels ?? [];
   for (const [key, value] of Object.entries(labels)) {
-    if (Object.hasOwn(roleLabels, key) && roleLabels[key] !== value) {
-      throw new CustosError('CUSTOS_ERR_LABEL_NOT_ALLOWED', `The role sets the label "${key}".`);
+    if (Object.hasOwn(role.labels, key)) {
+      if (role.labels[key] !== value) return `The role sets the label "${key}".`;
+    } else if (!grantable.includes(key)) {
+      return `The role does not let the label "${key}" be granted (see its grantable_labels).`;
     }
   }
+  return undefined;
+}
+
+/** Throws `CUSTOS_ERR_LABEL_NOT_ALLOWED` where {@link labelGrantRefusal} finds a reason. */
+export function assertGrantable(role: GrantingRole, labels: Readonly<Labels>): void {
+  const refusal = labelGrantRefusal(role, labels);
+  if (refusal) throw new CustosError('CUSTOS_ERR_LABEL_NOT_ALLOWED', refusal);
 }
 
 /**

@@ -2,14 +2,14 @@ import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { timeOrderedId } from '../common/random-pool.js';
 import { TransactionBatcher } from '../common/transaction-batcher.js';
-import { CustosError, NotFoundError } from '../errors/index.js';
+import { CustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import { formatScope, isScopeSubset, POLICY_ACTIONS, parseScope } from '../policy/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import type { RoleService } from './role-service.js';
 import type { Role } from './role-types.js';
 import { TaskAccessors } from './task-accessor.js';
-import { agentLabels, childTaskLabels, rootTaskLabels, validateLabels } from './task-labels.js';
-import { isTaskOfRole, trustedLabels } from './task-standing.js';
+import { agentLabels, assertGrantable, childTaskLabels, rootTaskLabels, validateLabels } from './task-labels.js';
+import { currentTaskLabels, isTaskOfRole, trustedLabels } from './task-standing.js';
 import {
   type ActorClaim,
   type IssuedTask,
@@ -25,6 +25,11 @@ const STATE = 'task.state';
 /** Accessor index rows of tasks created before accessors were computed (see {@link TaskAccessors}). */
 const LEGACY_ACCESSORS = 'task.accessor';
 const CASCADES = 'task.cascade';
+/** Not a stored namespace: the AAD of list cursors, so no stored blob can pass for one. */
+const CURSORS = 'task.list-cursor';
+
+/** Stored task records read by one {@link TaskService.list} call, at most. */
+export const TASK_LIST_SCAN = 500;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -84,6 +89,26 @@ export interface StartTaskRequest {
   /** Labels the agent chose at login: `agent.…` keys only (checked here). */
   agentLabels?: Record<string, string>;
   jkt?: string | null;
+}
+
+type RoleLookup = (name: string) => Promise<Role | undefined>;
+/** Which listing a cursor belongs to (its AAD): one cannot be replayed as the other. */
+type CursorKind = 'all' | 'subtree';
+
+/** Paging for {@link TaskService.list} and {@link TaskService.listSubtree}. */
+export interface TaskListQuery {
+  /** At most this many tasks in the page (default 100). */
+  limit?: number;
+  /** From the previous page's `cursor`. */
+  cursor?: string;
+  /** Which tasks the caller may see; the others are read but not returned. */
+  filter?: (view: TaskView) => boolean;
+}
+
+/** A page of tasks; `cursor`, when present, continues after it (a page may be empty while there is one). */
+export interface TaskPage {
+  tasks: TaskView[];
+  cursor?: string;
 }
 
 export interface DelegateRequest {
@@ -151,6 +176,10 @@ export class TaskService {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'The TTL exceeds the role’s max_ttl.');
     }
     const scope = request.scope ? formatScope(parseScope(request.scope)) : FULL_SCOPE;
+    // Whatever granted them (operator start, bootstrap token, claim mapping),
+    // only keys the role lets others grant get in.
+    const granted = validateLabels(request.labels);
+    assertGrantable(role, granted);
     const id = newTaskId();
     const record: TaskRecord = {
       id,
@@ -160,11 +189,8 @@ export class TaskService {
       role: role.name,
       sub: request.sub,
       scope,
-      labels: rootTaskLabels({
-        role: role.labels ?? {},
-        granted: validateLabels(request.labels),
-        agent: agentLabels(request.agentLabels),
-      }),
+      labels: rootTaskLabels({ role: role.labels ?? {}, granted, agent: agentLabels(request.agentLabels) }),
+      ...roleLabelKeys(role, granted),
       accessor: this.#accessors.of(id),
       act: null,
       jkt: request.jkt ?? null,
@@ -215,6 +241,7 @@ export class TaskService {
       scope,
       // Inherited exactly; the parent may add agent labels, never change one.
       labels: childTaskLabels(parentLabels, request.labels),
+      ...(parentRecord.role_label_keys ? { role_label_keys: parentRecord.role_label_keys } : {}),
       accessor: this.#accessors.of(id),
       act: { sub: parentRecord.sub, task_id: parentRecord.id, ...(parentRecord.act ? { act: parentRecord.act } : {}) },
       jkt: request.jkt !== undefined ? request.jkt : parentRecord.jkt,
@@ -254,30 +281,107 @@ export class TaskService {
   async tree(id: string, limit = 10_000): Promise<TaskView[]> {
     const root = await this.#get(id);
     const views: TaskView[] = [];
+    const roleOf = this.#roleLookup();
     for (const key of await this.#storage.entries.list(TREE, treeKey(root.chain), { limit })) {
       const record = await this.#find(lastSegment(key));
-      if (record) views.push(await this.#view(record));
+      if (record) views.push(await this.#view(record, roleOf));
     }
     return views;
   }
 
   /**
-   * Tasks in id order (oldest first), at most `limit`. `filter` is the
-   * caller's visibility rule (who may see which task), applied before the
-   * limit counts.
+   * One page of tasks in id order (oldest first): at most `limit` of them,
+   * from at most {@link TASK_LIST_SCAN} stored records read after `cursor`.
+   * `filter` is the caller's visibility rule (who may see which task),
+   * applied after the role and state filters and before the limit counts.
+   *
+   * Why a bound on records *read*, not only on tasks returned: the
+   * visibility rule may cost a policy decision per record, each on its own
+   * path (`sys/tasks/<id>`), so no memo can answer it; a caller who may see
+   * few of many tasks would otherwise make one call run up to 10,000 of them.
+   * `cursor` in the answer (absent at the end) continues after the last
+   * record read. It is sealed by the barrier: it names a position, and must
+   * not give away the id of a task the caller may not see.
    */
-  async list(
-    filter: { role?: string; state?: TaskState; limit?: number; filter?: (view: TaskView) => boolean } = {},
-  ): Promise<TaskView[]> {
-    const out: TaskView[] = [];
-    for (const entry of await this.#storage.entries.scan(TASKS, '', { limit: 10_000 })) {
-      const view = await this.#view(await openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value));
-      if ((filter.role && view.role !== filter.role) || (filter.state && view.state !== filter.state)) continue;
-      if (filter.filter && !filter.filter(view)) continue;
-      out.push(view);
-      if (out.length >= (filter.limit ?? 1_000)) break;
+  async list(query: TaskListQuery & { role?: string; state?: TaskState } = {}): Promise<TaskPage> {
+    const after = query.cursor === undefined ? undefined : await this.#openCursor('all', query.cursor);
+    const entries = await this.#storage.entries.scan(TASKS, '', {
+      limit: TASK_LIST_SCAN,
+      ...(after ? { after } : {}),
+    });
+    const wanted = (view: TaskView) =>
+      (!query.role || view.role === query.role) &&
+      (!query.state || view.state === query.state) &&
+      (!query.filter || query.filter(view));
+    return this.#page(
+      'all',
+      entries.map((entry) => ({
+        key: entry.key,
+        load: () => openJson<TaskRecord>(this.#cipher, TASKS, entry.key, entry.value),
+      })),
+      wanted,
+      query.limit ?? 100,
+    );
+  }
+
+  /**
+   * One page of a task's subtree (the task and its descendants, parents
+   * before children), read as {@link list} reads: at most
+   * {@link TASK_LIST_SCAN} tasks per call, `cursor` to continue. A task may
+   * mint thousands of children; listing them must not cost thousands of
+   * reads in one request.
+   */
+  async listSubtree(id: string, query: TaskListQuery = {}): Promise<TaskPage> {
+    const root = await this.#get(id);
+    const after = query.cursor === undefined ? undefined : await this.#openCursor('subtree', query.cursor);
+    // Keys outside the subtree's prefix are never listed, whatever the cursor says.
+    const keys = await this.#storage.entries.list(TREE, treeKey(root.chain), {
+      limit: TASK_LIST_SCAN,
+      ...(after ? { after } : {}),
+    });
+    return this.#page(
+      'subtree',
+      keys.map((key) => ({ key, load: () => this.#find(lastSegment(key)) })),
+      query.filter ?? (() => true),
+      query.limit ?? 100,
+    );
+  }
+
+  async #page(
+    kind: CursorKind,
+    read: { key: string; load: () => Promise<TaskRecord | undefined> }[],
+    wanted: (view: TaskView) => boolean,
+    limit: number,
+  ): Promise<TaskPage> {
+    const tasks: TaskView[] = [];
+    const roleOf = this.#roleLookup();
+    let last: string | undefined;
+    for (const { key, load } of read) {
+      last = key;
+      const record = await load();
+      if (!record) continue;
+      const view = await this.#view(record, roleOf);
+      if (!wanted(view)) continue;
+      tasks.push(view);
+      if (tasks.length >= limit) break;
     }
-    return out;
+    // More may follow unless the read came back short and was taken to its end.
+    const more = read.length === TASK_LIST_SCAN || last !== read.at(-1)?.key;
+    return more && last !== undefined ? { tasks, cursor: this.#sealCursor(kind, last) } : { tasks };
+  }
+
+  #sealCursor(kind: CursorKind, after: string): string {
+    return Buffer.from(sealJson(this.#cipher, CURSORS, kind, { after })).toString('base64url');
+  }
+
+  async #openCursor(kind: CursorKind, cursor: string): Promise<string> {
+    const opened = /^[A-Za-z0-9_-]{1,512}$/.test(cursor)
+      ? await openJson<{ after?: unknown }>(this.#cipher, CURSORS, kind, Buffer.from(cursor, 'base64url')).catch(
+          () => undefined,
+        )
+      : undefined;
+    if (typeof opened?.after !== 'string') throw new ValidationError('The cursor is not valid.');
+    return opened.after;
   }
 
   async findByAccessor(accessor: string): Promise<TaskView> {
@@ -567,8 +671,29 @@ export class TaskService {
     return record;
   }
 
-  async #view(record: TaskRecord): Promise<TaskView> {
-    return this.#viewOf(record, await this.isActive(record.chain));
+  /**
+   * A stored task as shown: its state, and the labels it holds now (its
+   * role's current ones over its own, as its requests are decided).
+   * `roleOf` lets one listing read each role once.
+   */
+  async #view(record: TaskRecord, roleOf: RoleLookup = this.#roleLookup()): Promise<TaskView> {
+    const view = this.#viewOf(record, await this.isActive(record.chain));
+    const role = await roleOf(record.role);
+    if (role && isTaskOfRole(record, role)) view.labels = { ...currentTaskLabels(record.labels, record, role) };
+    return view;
+  }
+
+  /** Reads each role at most once (for one listing). */
+  #roleLookup(): RoleLookup {
+    const seen = new Map<string, Promise<Role | undefined>>();
+    return (name) => {
+      let role = seen.get(name);
+      if (!role) {
+        role = this.#roles.find(name).catch(() => undefined);
+        seen.set(name, role);
+      }
+      return role;
+    };
   }
 
   #viewOf(record: TaskRecord, status: { active: true } | { active: false; state: TaskState; by: string }): TaskView {
@@ -595,6 +720,16 @@ export class TaskService {
     if (!status.active) view.ended_by = status.by;
     return view;
   }
+}
+
+/**
+ * Which of a new root task's labels come from its role alone (see
+ * {@link TaskRecord.role_label_keys}); a key granted as well stays if the
+ * role drops it. Left out when there are none.
+ */
+function roleLabelKeys(role: Role, granted: Readonly<Record<string, string>>): { role_label_keys?: string[] } {
+  const keys = Object.keys(role.labels ?? {}).filter((key) => !Object.hasOwn(granted, key));
+  return keys.length > 0 ? { role_label_keys: keys } : {};
 }
 
 // Time-ordered: a batch of new tasks lands on neighbouring B-tree pages (see timeOrderedId).

@@ -28,3 +28,29 @@ export function trustedLabels(record: Pick<TaskRecord, 'labels' | 'v'>): Readonl
   if ((record.v ?? 1) >= TASK_RECORD_VERSION) return record.labels;
   return Object.keys(record.labels ?? {}).length === 0 ? {} : undefined;
 }
+
+/**
+ * The labels a task holds now: its recorded labels (operator-granted, the
+ * agent's own, inherited), with its role's *current* labels over them.
+ *
+ * A role's labels are the operator's statement about every task of the role
+ * — a `forbid` on `quarantine=true` is meant to stop them all at once — so
+ * they are read from the role at each use, not only copied when the task
+ * started (which left a change waiting up to the role's max TTL). As at
+ * start, the role's value wins over any other; a key the record says came
+ * from the role alone, and which the role no longer sets, is dropped. The
+ * caller has the role already (it checked the task's role incarnation), so
+ * this costs no storage read.
+ */
+export function currentTaskLabels(
+  labels: Readonly<Record<string, string>>,
+  record: Pick<TaskRecord, 'role_label_keys'>,
+  role: Pick<Role, 'labels'>,
+): Readonly<Record<string, string>> {
+  const fromRole = record.role_label_keys ?? [];
+  const roleLabels = role.labels ?? {};
+  if (fromRole.length === 0 && Object.keys(roleLabels).length === 0) return labels;
+  const current: Record<string, string> = { ...labels };
+  for (const key of fromRole) delete current[key];
+  return Object.assign(current, roleLabels);
+}

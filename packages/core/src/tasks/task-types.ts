@@ -41,6 +41,14 @@ export interface TaskRecord {
    */
   role_id?: string;
   /**
+   * Keys of `labels` whose value came from the role when the task (or its
+   * root) started, and from no other source. The role's labels are applied
+   * again at every use (see task-standing.ts), so a key the role has since
+   * dropped is dropped from the task too. Absent on records made before
+   * this was kept: their role labels can change, not vanish.
+   */
+  role_label_keys?: string[];
+  /**
    * {@link TASK_RECORD_VERSION} for records whose labels follow the
    * operator/agent rule; absent on records made by earlier builds, whose
    * labels the agent chose (see task-standing.ts).
@@ -54,7 +62,7 @@ export const TASK_RECORD_VERSION = 2;
 export type TaskState = 'active' | 'ended' | 'revoked' | 'expired';
 
 /** A task as shown to callers. */
-export interface TaskView extends Omit<TaskRecord, 'expires_at' | 'v'> {
+export interface TaskView extends Omit<TaskRecord, 'expires_at' | 'v' | 'role_label_keys'> {
   state: TaskState;
   expire_time: string;
   /** For revoked/ended: which task's revocation or end caused it (itself or an ancestor). */

@@ -241,6 +241,20 @@ async function expectRefused(d: Deployment, s: Running, detail: RegExp): Promise
   expect(s.node.sealed).toBe(true);
   const status = await s.app.inject({ method: 'GET', url: '/v1/sys/seal-status' });
   expect(status.json()).toEqual({ initialized: true, sealed: true, type: 'dev', reason: INTEGRITY });
+  // Health says why too — a fixed word, never the detail — so a load
+  // balancer's probe tells this node from one waiting for its keys.
+  const health = await s.app.inject({ method: 'GET', url: '/v1/sys/health' });
+  expect(health.statusCode).toBe(503);
+  expect(health.json()).toEqual({
+    initialized: true,
+    sealed: true,
+    degraded: true,
+    problems: ['audit_integrity'],
+    version: expect.any(String),
+  });
+  // Every seal status the node answers carries the reason, an unseal reset's included.
+  const reset = await s.app.inject({ method: 'POST', url: '/v1/sys/unseal', payload: { reset: true } });
+  expect(reset.json()).toEqual({ initialized: true, sealed: true, type: 'dev', reason: INTEGRITY });
   const verify = await s.call({ method: 'GET', url: '/v1/audit/verify' });
   expect(verify.statusCode).toBe(503);
   expect(d.failures.map((f) => f.code)).toEqual([INTEGRITY]);
@@ -498,6 +512,7 @@ describe('the reported attack against `custos server` itself (default configurat
         expect(await status.json()).toEqual({ initialized: true, sealed: true, type: 'dev', reason: INTEGRITY });
         const health = await fetch(`${second.address}/v1/sys/health`);
         expect(health.status).toBe(503);
+        expect(await health.json()).toMatchObject({ sealed: true, degraded: true, problems: ['audit_integrity'] });
         const verify = await fetch(`${second.address}/v1/audit/verify`, {
           headers: { authorization: `Bearer ${token}` },
         });

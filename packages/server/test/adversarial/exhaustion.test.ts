@@ -5,13 +5,14 @@
 // part here, so one backend is enough.)
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { POLICY_TEXT_LIMITS } from '@custos/core';
+import { POLICY_TEXT_LIMITS, TASK_LIST_SCAN } from '@custos/core';
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { fakeSecret, startTestServer, type TestServer } from '../test-server.js';
+import { auditEvents, fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const ISSUER = 'https://issuer.exhaustion.example.test';
 const MARKER = 'fake-policy-marker-c3d9';
 const W = (body: string) => `permit(principal, action, resource) when { ${body} };`;
@@ -28,6 +29,11 @@ const DEEP_POLICIES: Record<string, string> = {
   '|| chain': W(chain('context.depth == 1', ' || ', 400)),
   '.contains chain': W(chain('context.task_chain.contains("x")', ' || ', 400)),
   'unless clauses': `permit(principal, action, resource)${' unless { false }'.repeat(400)};`,
+  // Cedar ends a `//` comment at a carriage return as well as a line feed:
+  // a scan that ran the comment on to the next line feed measured nothing.
+  'parentheses after a comment ended by CR': `// x\r${W(`${'('.repeat(400)}"${MARKER}" == ""${')'.repeat(400)}`)}`,
+  '&& chain after a comment ended by CR': `// x\r${W(chain('context.depth == 0', ' && ', 200))}`,
+  '20 parentheses after a comment ended by CR': `// x\r${W(`${'('.repeat(20)}true${')'.repeat(20)}`)}`,
 };
 
 /**
@@ -98,6 +104,7 @@ describe('exhaustion: parsers and the policy engine', () => {
             policies: ['app-read', 'delegator'],
             auth: ['jwt', 'bootstrap'],
             bound_claims: { sub: 'repo:acme/*' },
+            jwt_methods: ['ci'],
             max_ttl: '1h',
           },
         })
@@ -134,6 +141,8 @@ describe('exhaustion: parsers and the policy engine', () => {
         const response = await put('deep', DEEP_POLICIES[kind] as string);
         expect(response.statusCode).toBe(400);
         expect(response.json().error.code).toBe('CUSTOS_ERR_INVALID_POLICY');
+        // Refused by the bounds, before Cedar saw it — not by a fault Cedar was made to take.
+        expect(response.json().error.message).toMatch(/brackets nested more than 16 deep|nested more than 40 levels/);
         expect(response.body).not.toContain(MARKER);
         expect((await s.call({ method: 'GET', url: '/v1/policies/deep' })).statusCode).toBe(404);
         await expectAuthorisationWorks();
@@ -149,10 +158,15 @@ describe('exhaustion: parsers and the policy engine', () => {
       await expectAuthorisationWorks();
     });
 
-    it('a policy with more statements than the bound is refused', async () => {
-      const response = await put('many', 'permit(principal, action, resource);\n'.repeat(257));
+    it.each([
+      ['line feeds', '', '\n'],
+      ['carriage returns, after a comment', '// x\r', '\r'],
+      ['Unicode line separators', '', '\u2028'],
+    ])('a policy with more statements than the bound is refused (separated by %s)', async (_, lead, sep) => {
+      const response = await put('many', `${lead}${'permit(principal, action, resource);'.concat(sep).repeat(257)}`);
       expect(response.statusCode).toBe(400);
       expect(response.json().error.message).toMatch(/more than 256 statements/);
+      expect((await s.call({ method: 'GET', url: '/v1/policies/many' })).statusCode).toBe(404);
     });
 
     it('the most expensive policy the bounds admit is accepted, and decisions on it still answer', async () => {
@@ -203,6 +217,102 @@ describe('exhaustion: parsers and the policy engine', () => {
         expect(lines.join('\n')).not.toContain(MARKER);
       } finally {
         await app.close();
+      }
+    });
+  });
+
+  describe('listing tasks', () => {
+    it('an operator’s task listing makes at most one page of policy decisions per call, and its cursor reaches every task it may see', async () => {
+      const services = s.node.services();
+      const role = await services.roles.read('agent');
+      const ids: string[] = [];
+      for (let i = 0; i < 2 * TASK_LIST_SCAN + 100; i++) {
+        ids.push((await services.tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 600_000 })).task.id);
+      }
+      // It may see two tasks of the thousand: one early, the last.
+      const seen = [ids[3] as string, ids.at(-1) as string];
+      await put(
+        'list-few',
+        `permit(principal, action == Custos::Action::"list", resource == Custos::Path::"sys/tasks");\n${seen
+          .map(
+            (id) => `permit(principal, action == Custos::Action::"read", resource == Custos::Path::"sys/tasks/${id}");`,
+          )
+          .join('\n')}`,
+      );
+      const token = (
+        await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: ['list-few'], ttl: '1h' } })
+      ).json().token as string;
+      const decisions = vi.spyOn(services, 'authorize');
+      try {
+        const listed: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          decisions.mockClear();
+          const query = new URLSearchParams({ limit: String(TASK_LIST_SCAN), ...(cursor ? { cursor } : {}) });
+          const page = await s.call({ method: 'GET', url: `/v1/tasks?${query}`, token });
+          expect(page.statusCode, page.body).toBe(200);
+          // One decision per stored task read, plus the `list` check itself.
+          expect(decisions.mock.calls.length).toBeLessThanOrEqual(TASK_LIST_SCAN + 1);
+          listed.push(...page.json().tasks.map((t: { id: string }) => t.id));
+          cursor = page.json().next_cursor;
+          // A cursor names a position without naming a task.
+          if (cursor) expect(Buffer.from(cursor, 'base64url').toString('latin1')).not.toMatch(/tsk_/);
+          pages++;
+        } while (cursor && pages < 10);
+        expect(cursor).toBeUndefined();
+        expect(pages).toBeGreaterThanOrEqual(3);
+        expect(listed).toEqual(seen);
+      } finally {
+        decisions.mockRestore();
+      }
+      // A page larger than the scan is refused, not silently cut.
+      const big = await s.call({ method: 'GET', url: `/v1/tasks?limit=${TASK_LIST_SCAN + 1}`, token });
+      expect(big.statusCode).toBe(400);
+    }, 120_000);
+
+    it('a task listing its own large subtree gets it a page at a time, and nothing outside it', async () => {
+      const children = new Set<string>();
+      for (let i = 0; i < TASK_LIST_SCAN + 50; i++) {
+        const child = await s.call({ method: 'POST', url: '/v1/tasks/delegate', token: taskToken, payload: {} });
+        expect(child.statusCode).toBe(200);
+        children.add(child.json().task_id);
+      }
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const query = new URLSearchParams({ limit: String(TASK_LIST_SCAN), ...(cursor ? { cursor } : {}) });
+        const page = await s.call({ method: 'GET', url: `/v1/tasks?${query}`, token: taskToken });
+        expect(page.statusCode, page.body).toBe(200);
+        expect(page.json().tasks.length).toBeLessThanOrEqual(TASK_LIST_SCAN);
+        listed.push(...page.json().tasks.map((t: { id: string }) => t.id));
+        cursor = page.json().next_cursor;
+        pages++;
+      } while (cursor && pages < 10);
+      expect(pages).toBe(2);
+      // The task itself, then its children; nothing else.
+      expect(listed.length).toBe(children.size + 1);
+      expect(new Set(listed.slice(1))).toEqual(children);
+      // A subtree cursor is no cursor for the operators' listing.
+      const first = await s.call({ method: 'GET', url: '/v1/tasks?limit=1', token: taskToken });
+      const subtreeCursor = first.json().next_cursor as string;
+      const replayed = await s.call({ method: 'GET', url: `/v1/tasks?cursor=${subtreeCursor}` });
+      expect(replayed.json().error.code).toBe('CUSTOS_ERR_VALIDATION');
+    }, 120_000);
+
+    it('a forged or altered listing cursor is refused', async () => {
+      const role = await s.node.services().roles.read('agent');
+      for (let i = 0; i < 2; i++) await s.node.services().tasks.start({ role, sub: 'test', via: 'operator' });
+      const first = await s.call({ method: 'GET', url: '/v1/tasks?limit=1' });
+      const cursor = first.json().next_cursor as string;
+      expect(cursor).toEqual(expect.any(String));
+      const altered = `${cursor.slice(0, 10)}${cursor[10] === 'A' ? 'B' : 'A'}${cursor.slice(11)}`;
+      const forged = Buffer.from(JSON.stringify({ after: 'tsk_' })).toString('base64url');
+      for (const bad of [altered, forged, '!!', 'x'.repeat(600)]) {
+        const response = await s.call({ method: 'GET', url: `/v1/tasks?cursor=${encodeURIComponent(bad)}` });
+        expect(response.statusCode, bad.slice(0, 12)).toBe(400);
+        expect(response.json().error.code).toBe('CUSTOS_ERR_VALIDATION');
       }
     });
   });
@@ -293,7 +403,7 @@ describe('exhaustion: parsers and the policy engine', () => {
         url: '/v1/oauth/token',
         token: null,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: `grant_type=${encodeURIComponent(EXCHANGE)}&subject_token=${'x'.repeat(100_000)}`,
+        payload: `grant_type=${encodeURIComponent(EXCHANGE)}&subject_token_type=${encodeURIComponent(JWT_TYPE)}&subject_token=${'x'.repeat(100_000)}`,
       });
       expect(response.statusCode).toBe(413);
     });
@@ -313,7 +423,7 @@ describe('exhaustion: parsers and the policy engine', () => {
         method: 'POST',
         url: '/v1/oauth/token',
         token: null,
-        payload: { grant_type: EXCHANGE, subject_token: huge },
+        payload: { grant_type: EXCHANGE, subject_token_type: JWT_TYPE, subject_token: huge },
       });
       expect(exchange.statusCode).toBe(400);
     });
@@ -343,7 +453,7 @@ describe('exhaustion: parsers and the policy engine', () => {
           method: 'POST',
           url: '/v1/oauth/token',
           token: null,
-          payload: { grant_type: EXCHANGE, subject_token: jwt.slice(0, 8192) },
+          payload: { grant_type: EXCHANGE, subject_token_type: JWT_TYPE, subject_token: jwt.slice(0, 8192) },
         });
         expect(exchange.statusCode).toBeGreaterThanOrEqual(400);
         expect(exchange.statusCode).toBeLessThan(500);
@@ -359,6 +469,44 @@ describe('exhaustion: parsers and the policy engine', () => {
         .sign(signingKey);
       expect(jwt.length).toBeLessThan(16_384);
       expect((await jwtLogin(jwt)).statusCode).toBe(200);
+    });
+  });
+
+  describe('identities', () => {
+    it('a JWT login whose subject is longer than a task identity may be starts no task, and says why only in the audit event', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const sub = `repo:acme/${'x'.repeat(11 * 1024)}`;
+      const payload = JSON.stringify({ iss: ISSUER, aud: 'custos', sub, iat: now, exp: now + 300 });
+      const jwt = await new CompactSign(new TextEncoder().encode(payload))
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .sign(signingKey);
+      expect(jwt.length).toBeLessThan(16_384);
+      const jwtTasks = async () => {
+        let count = 0;
+        let cursor: string | undefined;
+        do {
+          const page = await s.node.services().tasks.list({ limit: TASK_LIST_SCAN, ...(cursor ? { cursor } : {}) });
+          count += page.tasks.filter((t) => t.via === 'jwt').length;
+          cursor = page.cursor;
+        } while (cursor);
+        return count;
+      };
+      const before = await jwtTasks();
+      const login = await s.call({
+        method: 'POST',
+        url: '/v1/auth/jwt/login',
+        token: null,
+        payload: { role: 'agent', jwt },
+      });
+      expect(login.statusCode).toBe(401);
+      expect(login.json().error).toEqual({ code: 'CUSTOS_ERR_UNAUTHENTICATED', message: expect.any(String) });
+      expect(login.body).not.toMatch(/subject|too_long|xxxx/);
+      const event = (await auditEvents(s.storage))
+        .filter((e) => (e.request as { route?: string })?.route === '/v1/auth/jwt/login' && e.status === 401)
+        .at(-1);
+      expect(event?.reason).toBe('subject_too_long');
+      expect(JSON.stringify(event)).not.toContain('xxxxxxxx');
+      expect(await jwtTasks()).toBe(before);
     });
   });
 
@@ -420,7 +568,7 @@ describe('exhaustion: parsers and the policy engine', () => {
         method: 'POST',
         url: '/v1/oauth/token',
         token: null,
-        payload: { grant_type: EXCHANGE, subject_token: taskToken, scope },
+        payload: { grant_type: EXCHANGE, subject_token_type: JWT_TYPE, subject_token: taskToken, scope },
       });
       expect(exchange.statusCode).toBe(400);
     });

@@ -78,7 +78,11 @@ describe.each(backends)('no privilege escalation through attributes policies rea
     for (const path of ['kv/search/index', 'kv/shared/config']) {
       await ok(await call('PUT', `/v1/secrets/data/${path}`, undefined, { data: { k: fakeSecret() } }));
     }
-    await role('crawler', { policies: ['search-team', 'not-in-sandbox'], max_depth: 3 });
+    await role('crawler', {
+      policies: ['search-team', 'not-in-sandbox'],
+      max_depth: 3,
+      grantable_labels: ['team', 'sandbox'],
+    });
     const { privateKey, publicKey } = await generateKeyPair('RS256');
     signingKey = privateKey as CryptoKey;
     const jwk = { ...(await exportJWK(publicKey)), kid: 'adv-key', alg: 'RS256', use: 'sig' };
@@ -95,6 +99,7 @@ describe.each(backends)('no privilege escalation through attributes policies rea
       auth: ['jwt'],
       bound_claims: { sub: 'system:serviceaccount:agents:*' },
       jwt_methods: ['adv-oidc'],
+      grantable_labels: ['team'],
     });
   });
   afterAll(async () => {
@@ -174,6 +179,14 @@ describe.each(backends)('no privilege escalation through attributes policies rea
     it('operator label sources cannot write in the agent namespace', async () => {
       const roleWrite = await call('PUT', '/v1/roles/odd', undefined, { policies: [], labels: { 'agent.x': 'y' } });
       expect(roleWrite.statusCode).toBe(400);
+      // A bootstrap token and an operator start: each an operator source too.
+      for (const key of ['agent.x', 'Agent.x', 'AGENT.team']) {
+        const bootstrap = await call('POST', '/v1/roles/crawler/bootstrap', undefined, { labels: { [key]: 'y' } });
+        expect(bootstrap.statusCode, key).toBe(400);
+        const started = await call('POST', '/v1/roles/crawler/tasks', undefined, { labels: { [key]: 'y' } });
+        expect(started.statusCode, key).toBe(400);
+        expect(started.json().error.code, key).toBe('CUSTOS_ERR_VALIDATION');
+      }
       const method = await call('PUT', '/v1/auth/jwt/methods/odd', undefined, {
         issuer: ISSUER,
         audience: 'custos',
@@ -181,6 +194,127 @@ describe.each(backends)('no privilege escalation through attributes policies rea
         claim_labels: { team: 'Agent.team' },
       });
       expect(method.statusCode).toBe(400);
+    });
+  });
+
+  describe('role labels', () => {
+    it('a label an operator puts on a role stops its live tasks and their children at once, and lifting it restores them', async () => {
+      await role('live', { policies: ['not-in-sandbox'] });
+      const root = await start('live');
+      const child = await ok(await call('POST', '/v1/tasks/delegate', root.token, {}));
+      for (const t of [root, child]) expect((await read(t.token, 'kv/shared/config')).statusCode).toBe(200);
+      // The forbid on sandbox=true now applies to every task of the role, not only to new ones.
+      await role('live', { policies: ['not-in-sandbox'], labels: { sandbox: 'true' } });
+      for (const t of [root, child]) expect((await read(t.token, 'kv/shared/config')).statusCode).toBe(403);
+      // A child minted now cannot shed it either.
+      const later = await ok(await call('POST', '/v1/tasks/delegate', child.token, {}));
+      expect((await read(later.token, 'kv/shared/config')).statusCode).toBe(403);
+      expect((await ok(await call('GET', `/v1/tasks/${later.task_id}`, undefined))).labels).toEqual({
+        sandbox: 'true',
+      });
+      await role('live', { policies: ['not-in-sandbox'], labels: {} });
+      for (const t of [root, child, later]) expect((await read(t.token, 'kv/shared/config')).statusCode).toBe(200);
+    });
+  });
+
+  describe('who may grant labels', () => {
+    const loginEvents = async (route: string) =>
+      (await auditEvents(s.storage)).filter(
+        (e) => (e.request as { route?: string })?.route === route && e.status === 401,
+      );
+
+    it('a bootstrap token or an operator start can grant only label keys the role lists as grantable', async () => {
+      await role('narrow', { policies: ['search-team'], grantable_labels: ['env'] });
+      for (const url of ['/v1/roles/narrow/bootstrap', '/v1/roles/narrow/tasks']) {
+        const granted = await call('POST', url, undefined, { labels: { team: 'search' } });
+        expect(granted.statusCode, url).toBe(403);
+        expect(granted.json().error.code, url).toBe('CUSTOS_ERR_LABEL_NOT_ALLOWED');
+        expect((await call('POST', url, undefined, { labels: { env: 'prod' } })).statusCode, url).toBe(200);
+      }
+    });
+
+    it('an operator who may only issue for a role cannot give its tasks a label a policy trusts', async () => {
+      await role('issued', { policies: ['search-team'] });
+      await policy(
+        'issuer-only',
+        'permit(principal, action == Custos::Action::"issue", resource == Custos::Path::"sys/roles/issued");',
+      );
+      const issuer = (
+        await ok(await call('POST', '/v1/auth/token/create', undefined, { policies: ['issuer-only'], ttl: '5m' }))
+      ).token as string;
+      for (const url of ['/v1/roles/issued/bootstrap', '/v1/roles/issued/tasks']) {
+        const granted = await call('POST', url, issuer, { labels: { team: 'search' } });
+        expect(granted.json().error?.code, url).toBe('CUSTOS_ERR_LABEL_NOT_ALLOWED');
+      }
+      // Issuing itself still works: the role's writer decides the labels.
+      const started = await ok(await call('POST', '/v1/roles/issued/tasks', issuer, {}));
+      expect((await read(started.token, 'kv/search/index')).statusCode).toBe(403);
+    });
+
+    it('a bootstrap token made while a key was grantable does not log in once the role stops granting it', async () => {
+      await role('shrinking', { policies: ['search-team'], grantable_labels: ['team'] });
+      const { token } = await ok(
+        await call('POST', '/v1/roles/shrinking/bootstrap', undefined, { labels: { team: 'search' } }),
+      );
+      await role('shrinking', { policies: ['search-team'], grantable_labels: [] });
+      const login = await anonymousLogin('/v1/auth/bootstrap/login', { token });
+      expect(login.statusCode).toBe(401);
+      expect(login.json().error.code).toBe('CUSTOS_ERR_UNAUTHENTICATED');
+      expect((await loginEvents('/v1/auth/bootstrap/login')).at(-1)?.reason).toBe('label_not_grantable');
+    });
+
+    it('a JWT method’s claim mapping cannot put a label on a role’s tasks that the role does not let be granted', async () => {
+      await role('jwt-narrow', {
+        policies: ['search-team'],
+        auth: ['jwt'],
+        bound_claims: { sub: 'system:serviceaccount:agents:*' },
+        jwt_methods: ['adv-oidc'],
+      });
+      const login = await anonymousLogin('/v1/auth/jwt/login', {
+        role: 'jwt-narrow',
+        jwt: await workloadJwt({ team: 'search' }),
+      });
+      expect(login.statusCode).toBe(401);
+      expect(login.json().error).toEqual({ code: 'CUSTOS_ERR_UNAUTHENTICATED', message: expect.any(String) });
+      expect((await loginEvents('/v1/auth/jwt/login')).at(-1)?.reason).toBe('claim_label_not_grantable');
+    });
+
+    it('a role open to JWT logins names its methods: a method another operator writes cannot log in to it', async () => {
+      const unnamed = await call('PUT', '/v1/roles/jwt-any', undefined, {
+        policies: ['search-team'],
+        auth: ['jwt'],
+        bound_claims: { sub: '*' },
+        max_ttl: '5m',
+      });
+      expect(unnamed.statusCode).toBe(400);
+      expect(unnamed.json().error.message).toMatch(/names its JWT methods/);
+      // An operator with `admin` on JWT methods only configures a method with
+      // its own keys: it gets no login to a role that does not name it.
+      const rogue = await generateKeyPair('RS256');
+      const rogueJwk = { ...(await exportJWK(rogue.publicKey)), kid: 'rogue', alg: 'RS256', use: 'sig' };
+      await ok(
+        await call('PUT', '/v1/auth/jwt/methods/rogue', undefined, {
+          issuer: 'https://rogue.example.test',
+          audience: 'custos',
+          jwks: { keys: [rogueJwk] },
+        }),
+      );
+      const forged = await new SignJWT({ team: 'search' })
+        .setProtectedHeader({ alg: 'RS256', kid: 'rogue' })
+        .setIssuer('https://rogue.example.test')
+        .setAudience('custos')
+        .setSubject('system:serviceaccount:agents:crawler')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(rogue.privateKey);
+      for (const method of [undefined, 'rogue']) {
+        const login = await anonymousLogin('/v1/auth/jwt/login', {
+          role: 'jwt-crawler',
+          jwt: forged,
+          ...(method ? { method } : {}),
+        });
+        expect(login.statusCode, String(method)).toBe(401);
+      }
     });
   });
 

@@ -39,9 +39,11 @@ describe.each(backends)('token forgery and confusion on %s', (backend) => {
     expect(response.statusCode).toBe(200);
     return response.json() as { token: string; task_id: string; accessor: string };
   };
-  const exchange = (params: Record<string, string | string[]>, headers: Record<string, string> = {}) => {
+  /** A token exchange as a conforming client sends it; `null` leaves a parameter out. */
+  const exchange = (params: Record<string, string | string[] | null>, headers: Record<string, string> = {}) => {
     const form = new URLSearchParams();
-    for (const [name, value] of Object.entries({ grant_type: EXCHANGE, ...params })) {
+    for (const [name, value] of Object.entries({ grant_type: EXCHANGE, subject_token_type: JWT_TYPE, ...params })) {
+      if (value === null) continue;
       for (const v of Array.isArray(value) ? value : [value]) form.append(name, v);
     }
     return s.call({
@@ -343,6 +345,18 @@ describe.each(backends)('token forgery and confusion on %s', (backend) => {
       });
       expect(response.statusCode).toBe(400);
       expect(response.json()).toMatchObject({ error: 'invalid_request' });
+    });
+
+    it('a subject token whose type is not stated is refused (RFC 8693 §2.1 requires it), and mints nothing', async () => {
+      const before = (await s.call({ method: 'GET', url: '/v1/tasks?limit=500' })).json().tasks.length;
+      for (const type of [null, '']) {
+        const response = await exchange({ subject_token: task.token, subject_token_type: type });
+        expect(response.statusCode).toBe(400);
+        expect(response.json()).toMatchObject({ error: 'invalid_request' });
+        expect(response.json().error_description).toMatch(/subject_token_type/);
+        expect(response.body).not.toMatch(/access_token/);
+      }
+      expect((await s.call({ method: 'GET', url: '/v1/tasks?limit=500' })).json().tasks.length).toBe(before);
     });
 
     it('a subject token of an unsupported type is refused', async () => {

@@ -152,7 +152,11 @@ describe.each(backends)('without a token, nothing that matters changes (%s)', (b
       const response = await anonymous(
         'POST',
         '/v1/oauth/token',
-        { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: token },
+        {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: token,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        },
         { dpop: proof },
       );
       expect(response.statusCode).toBeGreaterThanOrEqual(400);
@@ -223,6 +227,7 @@ describe.each(backends)('without a token, nothing that matters changes (%s)', (b
       const exchange = await anonymous('POST', '/v1/oauth/token', {
         grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
         subject_token: forgedJwt(),
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
       });
       expect(exchange.statusCode).toBeGreaterThanOrEqual(400);
       expect(exchange.statusCode).toBeLessThan(500);

@@ -1,9 +1,10 @@
 import { BlockList, isIPv4 } from 'node:net';
 import {
   agentLabels,
-  assertNoRoleConflict,
+  assertGrantable,
   type CustosNode,
   isTaskOfRole,
+  labelGrantRefusal,
   operatorLabels,
   parseDuration,
   principalName,
@@ -55,9 +56,11 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
       handler: async (request) => {
         const role = await roleAllowing(node, request.params.name, 'bootstrap');
         const ttlMs = parseDuration(request.body?.ttl ?? '5m');
-        // Operator labels for the task this token starts: they may add to the role's, never contradict them.
+        // Operator labels for the task this token starts: only keys the role
+        // lets be granted, never contradicting the role's own. (Checked again
+        // at login: the role may have changed meanwhile.)
         const labels = operatorLabels(request.body?.labels);
-        assertNoRoleConflict(role.labels, labels);
+        assertGrantable(role, labels);
         return node.services().bootstrap.create(role, ttlMs, principalName(request.auth!), labels);
       },
     },
@@ -107,6 +110,12 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
         throw new UnauthenticatedError();
       }
       checkLogin(role, 'bootstrap', request);
+      // The token's labels were grantable when it was made; the role may
+      // have narrowed since. The agent cannot fix that, an operator can.
+      if (labelGrantRefusal(role, outcome.labels)) {
+        request.auditReason = 'label_not_grantable';
+        throw new UnauthenticatedError();
+      }
       const issued = await startTask(node, role, `bootstrap:${outcome.accessor}`, 'bootstrap', start, {
         from: 'login',
         granted: outcome.labels,

@@ -19,7 +19,7 @@ const TASK_TOKEN_TYPES: readonly string[] = [JWT_TYPE, ACCESS_TOKEN_TYPE];
 interface ExchangeBody {
   grant_type: string;
   subject_token: string;
-  subject_token_type?: string;
+  subject_token_type: string;
   requested_token_type?: string;
   scope?: string;
   /** custos extension: the child's lifetime (`10m`); RFC 8693 has no such parameter. */
@@ -123,7 +123,11 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
           actor_token: text(8192),
           actor_token_type: text(128),
         },
-        required: ['grant_type', 'subject_token'],
+        // RFC 8693 §2.1 makes `subject_token_type` REQUIRED. Taking its
+        // absence to mean "a custos task token" accepted requests a
+        // conforming server refuses, and let clients that never send it
+        // work only here. Missing: 400 `invalid_request`, naming it.
+        required: ['grant_type', 'subject_token', 'subject_token_type'],
       },
       response: { 200: tokenExchangeResponseSchema, '4xx': oauthErrorSchema },
     },
@@ -175,7 +179,7 @@ function checkExchangeRequest(b: ExchangeBody): string {
   if (b.grant_type !== TOKEN_EXCHANGE) {
     throw unsupported('unsupported_grant_type', `grant_type: only ${TOKEN_EXCHANGE} is supported.`);
   }
-  if (b.subject_token_type !== undefined && !TASK_TOKEN_TYPES.includes(b.subject_token_type)) {
+  if (!TASK_TOKEN_TYPES.includes(b.subject_token_type)) {
     throw unsupported('invalid_request', 'subject_token_type: the subject token must be a custos task token (jwt).');
   }
   if (b.requested_token_type !== undefined && !TASK_TOKEN_TYPES.includes(b.requested_token_type)) {

@@ -23,6 +23,7 @@ interface RoleBody {
   require_dpop?: boolean;
   jwt_methods?: string[];
   labels?: Record<string, string>;
+  grantable_labels?: string[];
 }
 
 /** The API view of a role: durations as milliseconds and as text. */
@@ -59,6 +60,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
           require_dpop: { type: 'boolean' },
           jwt_methods: stringList,
           labels: labelsSchema,
+          grantable_labels: { type: 'array', items: { type: 'string', maxLength: 63 }, maxItems: 32 },
         },
         required: ['policies'],
         additionalProperties: false,
@@ -90,6 +92,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
         ...(b.require_dpop !== undefined ? { require_dpop: b.require_dpop } : {}),
         ...(b.jwt_methods ? { jwt_methods: b.jwt_methods } : {}),
         ...(b.labels ? { labels: b.labels } : {}),
+        ...(b.grantable_labels ? { grantable_labels: b.grantable_labels } : {}),
       };
       return roleView(await roles().write(request.params.name, input));
     },

@@ -1,6 +1,6 @@
 import { type CustosNode, DEFAULT_KEY_REFRESH_INTERVAL_MS, MAX_TASK_TTL_MS, ValidationError } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
-import type { NodeHealth } from '../../node-health.js';
+import { HEALTH_PROBLEMS, type NodeHealth, sealedProblems } from '../../node-health.js';
 
 // Unseal and init accept secret material from anonymous callers, so they are
 // rate limited like the auth routes: a share cannot be guessed, but a flood
@@ -13,7 +13,7 @@ const healthSchema = {
     initialized: { type: 'boolean' },
     sealed: { type: 'boolean' },
     degraded: { type: 'boolean' },
-    problems: { type: 'array', items: { type: 'string', enum: ['audit_unavailable', 'log_unwritable'] } },
+    problems: { type: 'array', items: { type: 'string', enum: HEALTH_PROBLEMS } },
     version: { type: 'string' },
   },
 } as const;
@@ -47,7 +47,7 @@ export async function sysRoutes(
     schema: {
       tags: ['sys'],
       summary:
-        'Health: 200 serving, 503 sealed or refusing requests (audit_unavailable), 501 not initialised; `degraded` with `problems` when something needs an operator',
+        'Health: 200 serving, 503 sealed or refusing requests (audit_unavailable), 501 not initialised; `degraded` with `problems` when something needs an operator (audit_integrity: sealed because the audit chain failed its check)',
       response: {
         '2xx': healthSchema,
         '5xx': healthSchema,
@@ -55,7 +55,9 @@ export async function sysRoutes(
     },
     handler: async (_request, reply) => {
       const status = await node.status();
-      const problems = status.initialized && !status.sealed ? health.problems() : [];
+      // Sealed, only a node that stays sealed for a reason of its own has a
+      // problem (its word only; the detail is in the server log).
+      const problems = !status.initialized ? [] : status.sealed ? sealedProblems(status) : health.problems();
       // 503 whenever this node would refuse the request a load balancer sends
       // it; a log that cannot be written leaves it serving (200, degraded).
       const code = !status.initialized ? 501 : status.sealed || problems.includes('audit_unavailable') ? 503 : 200;

@@ -1,15 +1,17 @@
 import {
-  assertNoRoleConflict,
   CustosError,
   type CustosNode,
   type IssuedTask,
+  operatorLabels,
   PermissionDeniedError,
   parseDuration,
   principalName,
   type Role,
+  TASK_LIST_SCAN,
+  type TaskPage,
   type TaskState,
   type TaskView,
-  validateLabels,
+  ValidationError,
 } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorizeDelegation, authorizeSubtreeAccess, authorizeTaskAccess, callingTask } from '../../task-access.js';
@@ -87,9 +89,11 @@ export async function startTask(
   labels: StartLabels,
 ): Promise<IssuedTask> {
   if (role.require_dpop && !body?.dpop_jkt) throw new CustosError('CUSTOS_ERR_DPOP_REQUIRED');
-  const granted = labels.from === 'operator' ? validateLabels(body?.labels) : (labels.granted ?? {});
-  // An operator may add labels to a task, never contradict the role's.
-  if (labels.from === 'operator') assertNoRoleConflict(role.labels, granted);
+  // An operator start is an operator label source like a role or a bootstrap
+  // token: the `agent.` namespace is not its to write. Which keys the role
+  // lets be granted, and never against its own, is checked by the task
+  // service for every source.
+  const granted = labels.from === 'operator' ? operatorLabels(body?.labels) : (labels.granted ?? {});
   return node.services().tasks.start({
     role,
     sub,
@@ -147,45 +151,64 @@ export async function taskRoutes(app: FastifyInstance, { node }: { node: CustosN
     },
   );
 
-  app.get<{ Querystring: { role?: string; state?: TaskState; limit?: string } }>('/tasks', {
+  app.get<{ Querystring: { role?: string; state?: TaskState; limit?: string; cursor?: string } }>('/tasks', {
     // Decided in the handler: what a caller may see depends on who it is.
     config: { access: { kind: 'self' } },
     schema: {
       tags: ['tasks'],
-      summary: 'List the tasks the caller may see (a task: its own subtree)',
+      summary: 'List the tasks the caller may see (a task: its own subtree), a page at a time',
+      description:
+        `One page: at most \`limit\` (1–${TASK_LIST_SCAN}, default 100) of the tasks the caller may see — a task, ` +
+        'its own subtree; an operator, each task it may read — found among at most ' +
+        `${TASK_LIST_SCAN} stored tasks. \`next_cursor\`, when present, continues the listing (a page may be ` +
+        'empty while it is there).',
       querystring: {
         type: 'object',
         properties: {
           role: { type: 'string', maxLength: 64 },
           state: { enum: ['active', 'ended', 'revoked', 'expired'] },
           limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+          cursor: { type: 'string', maxLength: 512 },
         },
         additionalProperties: false,
       },
     },
     handler: async (request) => {
-      const { role, state, limit: limitText } = request.query;
-      const limit = limitText ? Number(limitText) : 1_000;
+      const { role, state, limit: limitText, cursor } = request.query;
+      const limit = limitText ? Number(limitText) : 100;
+      if (limit > TASK_LIST_SCAN) throw new ValidationError(`limit is 1 to ${TASK_LIST_SCAN}.`);
       const principal = request.auth;
       const wanted = (view: TaskView) => (!role || view.role === role) && (!state || view.state === state);
+      const page = (listed: TaskPage) => ({
+        tasks: listed.tasks,
+        ...(listed.cursor ? { next_cursor: listed.cursor } : {}),
+      });
       if (principal?.kind === 'task') {
         // A task sees its own subtree, as with show and tree by id.
         request.resourcePath = `sys/tasks/${principal.task.task_id}`;
         request.decision = 'allow';
-        const subtree = await tasks().tree(principal.task.task_id);
-        return { tasks: subtree.filter(wanted).slice(0, limit) };
+        return page(
+          await tasks().listSubtree(principal.task.task_id, {
+            limit,
+            filter: wanted,
+            ...(cursor !== undefined ? { cursor } : {}),
+          }),
+        );
       }
       // An operator needs `list` on sys/tasks, and then sees each task its
-      // policy lets it read on sys/tasks/<id> (the path `task show` checks).
+      // policy lets it read on sys/tasks/<id> (the path `task show` checks):
+      // one decision per task, so a page reads a bounded number of tasks.
       authorizeSubtreeAccess(request, node, 'list', 'sys/tasks', undefined);
       const visible = (view: TaskView) => canRead(request, node, view);
-      const listed = await tasks().list({
-        ...(role ? { role } : {}),
-        ...(state ? { state } : {}),
-        limit,
-        filter: visible,
-      });
-      return { tasks: listed };
+      return page(
+        await tasks().list({
+          ...(role ? { role } : {}),
+          ...(state ? { state } : {}),
+          ...(cursor !== undefined ? { cursor } : {}),
+          limit,
+          filter: visible,
+        }),
+      );
     },
   });
 
