@@ -19,12 +19,30 @@ import { issuedView, labelsSchema, type StartBody, startBodySchema, startTask } 
 export const loginLimit = { max: 60, timeWindow: '1 minute' };
 
 /**
- * Whether the caller may log in to `role` with `method` from its address.
- * Refusals say only the code: which binding failed is for the audit log.
+ * The role `name` a login asks for, if the caller may log in to it with
+ * `method` from its address. `madeFor` names the role incarnation a
+ * credential was made for (bootstrap tokens, certificates): one made for a
+ * role since deleted — perhaps recreated under its name — is not this role's.
+ * Refusals say only the code: which check failed is for the audit log.
  */
-export function checkLogin(role: Role, method: 'bootstrap' | 'jwt' | 'cert', request: FastifyRequest): void {
+export async function loginRole(
+  node: CustosNode,
+  request: FastifyRequest,
+  method: 'bootstrap' | 'jwt' | 'cert',
+  name: string,
+  madeFor?: { roleId: string | undefined },
+): Promise<Role> {
+  const role = await node.services().roles.find(name);
   // Refusals at login are all the same UNAUTHENTICATED: an anonymous caller
   // must not learn which roles exist or how they may be entered.
+  if (
+    madeFor &&
+    !(role && isTaskOfRole({ role: name, ...(madeFor.roleId ? { role_id: madeFor.roleId } : {}) }, role))
+  ) {
+    request.auditReason = 'role_deleted';
+    throw new UnauthenticatedError();
+  }
+  if (!role) throw new UnauthenticatedError();
   if (!role.auth.includes(method)) throw new UnauthenticatedError();
   if (role.bound_cidrs.length > 0) {
     const list = new BlockList();
@@ -35,6 +53,7 @@ export function checkLogin(role: Role, method: 'bootstrap' | 'jwt' | 'cert', req
     const ip = request.ip.startsWith('::ffff:') ? request.ip.slice(7) : request.ip;
     if (!list.check(ip, isIPv4(ip) ? 'ipv4' : 'ipv6')) throw new UnauthenticatedError();
   }
+  return role;
 }
 
 /** `/v1/roles/:name/bootstrap` and `/v1/auth/bootstrap/login`: single-use secure introduction. */
@@ -100,16 +119,8 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
         throw new UnauthenticatedError();
       }
       if (outcome.kind === 'invalid') throw new UnauthenticatedError();
-      const role = await services.roles.find(outcome.role);
-      // Made for a role that has since been deleted (perhaps recreated): spent, and nothing more.
-      if (
-        !role ||
-        !isTaskOfRole({ role: outcome.role, ...(outcome.roleId ? { role_id: outcome.roleId } : {}) }, role)
-      ) {
-        request.auditReason = 'role_deleted';
-        throw new UnauthenticatedError();
-      }
-      checkLogin(role, 'bootstrap', request);
+      // Made for a role since deleted (perhaps recreated): spent, and nothing more.
+      const role = await loginRole(node, request, 'bootstrap', outcome.role, { roleId: outcome.roleId });
       // The token's labels were grantable when it was made; the role may
       // have narrowed since. The agent cannot fix that, an operator can.
       if (labelGrantRefusal(role, outcome.labels)) {

@@ -3,14 +3,13 @@ import type { TLSSocket } from 'node:tls';
 import {
   CustosError,
   type CustosNode,
-  isTaskOfRole,
   type JwtAuthConfig,
   NotFoundError,
   parseDuration,
   UnauthenticatedError,
 } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
-import { checkLogin, loginLimit, taskSubject } from './bootstrap-routes.js';
+import { loginLimit, loginRole, taskSubject } from './bootstrap-routes.js';
 import { nameParams, resourceByName, roleAllowing, roleResource, ttlBody } from './route-params.js';
 import { issuedView, type StartBody, startBodySchema, startTask } from './task-routes.js';
 
@@ -128,9 +127,7 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
     handler: async (request) => {
       const { role: roleName, jwt, method, ...start } = request.body;
       const services = node.services();
-      const role = await services.roles.find(roleName);
-      if (!role) throw new UnauthenticatedError();
-      checkLogin(role, 'jwt', request);
+      const role = await loginRole(node, request, 'jwt', roleName);
       // Why a JWT was refused (expired, wrong audience, …) reaches the audit
       // event through the error's auditReason, never the client.
       const identity = await services.jwtMethods.login(role, jwt, method).catch((error: unknown) => {
@@ -196,16 +193,7 @@ export async function identityRoutes(app: FastifyInstance, { node }: { node: Cus
       if (!raw) throw new UnauthenticatedError();
       const services = node.services();
       const verified = await services.certs.verify(new X509Certificate(raw));
-      const role = await services.roles.find(verified.role);
-      // Issued for a role since deleted (perhaps recreated under its name): not this role's.
-      if (
-        !role ||
-        !isTaskOfRole({ role: verified.role, ...(verified.roleId ? { role_id: verified.roleId } : {}) }, role)
-      ) {
-        request.auditReason = 'role_deleted';
-        throw new UnauthenticatedError();
-      }
-      checkLogin(role, 'cert', request);
+      const role = await loginRole(node, request, 'cert', verified.role, { roleId: verified.roleId });
       const issued = await startTask(node, role, verified.spiffeId, 'cert', request.body ?? {}, { from: 'login' });
       request.auth = { kind: 'task', task: taskSubject(issued.task), role, labels: issued.task.labels };
       return issuedView(request, issued);
