@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PUBLIC_ROUTES } from './adversarial/adversarial-support.js';
 import { fakeSecret, startTestServer, type TestServer } from './test-server.js';
 
 const run = promisify(execFile);
@@ -48,21 +49,8 @@ const EXPLAINED_WARNINGS = [
   `operation-4xx-response ${pointer('/.well-known/oauth-authorization-server', 'get')}`,
 ].sort();
 
-/** The operations callable without a token; anything else on this list is a security decision to review. */
-const PUBLIC_OPERATIONS = [
-  'GET /v1/sys/health',
-  'GET /v1/sys/seal-status',
-  'POST /v1/sys/init',
-  'POST /v1/sys/unseal',
-  'GET /v1/audit/public-keys',
-  'POST /v1/auth/bootstrap/login',
-  'POST /v1/auth/jwt/login',
-  'POST /v1/auth/cert/login',
-  'GET /v1/auth/cert/ca',
-  'POST /v1/oauth/token',
-  'GET /.well-known/jwks.json',
-  'GET /.well-known/oauth-authorization-server',
-].sort();
+/** The operations callable without a token: the public routes but the hidden `/openapi.json`. */
+const PUBLIC_OPERATIONS = PUBLIC_ROUTES.filter((route) => route !== 'GET /openapi.json');
 
 describe('the OpenAPI document', () => {
   let s: TestServer;

@@ -92,3 +92,24 @@ export function sweptRoutes(table: readonly RegisteredRoute[]): RegisteredRoute[
   const gets = new Set(table.filter((r) => r.method === 'GET').map((r) => r.url));
   return table.filter((r) => !(r.method === 'HEAD' && gets.has(r.url)));
 }
+
+/**
+ * The routes answered without a token: each is checked one by one in
+ * unauthenticated-state-changes.test.ts, and a route joining this list is a
+ * security decision to review.
+ */
+export const PUBLIC_ROUTES = [
+  'GET /openapi.json',
+  'GET /v1/sys/health',
+  'GET /v1/sys/seal-status',
+  'POST /v1/sys/init',
+  'POST /v1/sys/unseal',
+  'GET /v1/audit/public-keys',
+  'POST /v1/auth/bootstrap/login',
+  'POST /v1/oauth/token',
+  'POST /v1/auth/jwt/login',
+  'GET /v1/auth/cert/ca',
+  'POST /v1/auth/cert/login',
+  'GET /.well-known/jwks.json',
+  'GET /.well-known/oauth-authorization-server',
+].sort();

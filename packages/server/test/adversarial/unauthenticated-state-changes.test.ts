@@ -2,7 +2,14 @@ import { createDpopProof, generateDpopKeyPair } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPostgres } from '../../../../test-support/postgres.js';
 import { type Backend, fakeSecret, startTestServer, type TestServer } from '../test-server.js';
-import { concreteUrl, routeKey, sweptRoutes, type WriteLog, watchWrites } from './adversarial-support.js';
+import {
+  concreteUrl,
+  PUBLIC_ROUTES,
+  routeKey,
+  sweptRoutes,
+  type WriteLog,
+  watchWrites,
+} from './adversarial-support.js';
 
 // Attack class: state changes (and disclosures) by a caller without a token.
 //
@@ -26,23 +33,6 @@ const forgedJwt = () =>
  * introspection endpoint included (RFC 7662 §2.1 with RFC 6750 §3).
  */
 const REFUSED = 401;
-
-/** The public routes, each with the test below that checks it specifically. */
-const PUBLIC_ROUTES = [
-  'GET /openapi.json',
-  'GET /v1/sys/health',
-  'GET /v1/sys/seal-status',
-  'POST /v1/sys/init',
-  'POST /v1/sys/unseal',
-  'GET /v1/audit/public-keys',
-  'POST /v1/auth/bootstrap/login',
-  'POST /v1/oauth/token',
-  'POST /v1/auth/jwt/login',
-  'GET /v1/auth/cert/ca',
-  'POST /v1/auth/cert/login',
-  'GET /.well-known/jwks.json',
-  'GET /.well-known/oauth-authorization-server',
-].sort();
 
 describe.each(backends)('without a token, nothing that matters changes (%s)', (backend) => {
   let s: TestServer;
