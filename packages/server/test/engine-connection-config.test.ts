@@ -15,6 +15,7 @@ import { createStorage } from '@custos/storage';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../test-support/postgres.js';
+import { startPostgresTlsRelay, throughRelay } from '../../../test-support/postgres-tls-relay.js';
 
 /** Pass-through: these tests are about what is stored and opened, not encryption (the barrier has its own). */
 const plainCipher: Cipher = {
@@ -150,5 +151,51 @@ describe.skipIf(!hasPostgres())('engine connection configuration: URL parameters
     const noTls = await codeOf(engines.write('with-ca', { type: 'postgres', url: target.url, tls_ca: ca.certPem }));
     expect(noTls.code).toBe('CUSTOS_ERR_ENGINE_UNAVAILABLE');
     expect(await engines.list()).not.toContain('with-ca');
+  });
+
+  it('tls_ca: an engine behind TLS is stored with its CA, reopened from storage with it, and mints logins over verify-full', async () => {
+    const ca = await CertificateAuthority.create({ trustDomain: 'engine-config-e2e.test' });
+    const leaf = await ca.issueServerCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const relay = await startPostgresTlsRelay(leaf.keyPem, leaf.certPem, new URL(target.url));
+    const reopened = new EngineService({
+      storage,
+      cipher: plainCipher,
+      factory: createEngine,
+      egress: new EgressPolicy({ allow: ['127.0.0.1'] }),
+    });
+    try {
+      const url = throughRelay(target.url, relay, 'sslmode=verify-full&connect_timeout=5');
+      await engines.write('behind-tls', { type: 'postgres', url, tls_ca: ca.certPem });
+      expect(await engines.list()).toContain('behind-tls');
+      // Another service on the same storage (a restart): the CA comes back from the stored record.
+      const before = relay.sessions();
+      const engine = await reopened.open('behind-tls');
+      const role = {
+        name: 'reader',
+        creationStatements: [],
+        revocationStatements: [],
+        defaultTtlMs: 60_000,
+        maxTtlMs: 600_000,
+      };
+      const cred = await engine.createCredential(role, {
+        expiresAt: new Date(Date.now() + 60_000),
+        usernamePrefix: 'tlscfg',
+      });
+      expect(relay.sessions()).toBeGreaterThan(before);
+      const login = new pg.Client({
+        connectionString: Object.assign(new URL(target.url), {
+          username: cred.username,
+          password: cred.password,
+        }).toString(),
+      });
+      await login.connect();
+      expect((await login.query('SELECT current_user AS u')).rows[0].u).toBe(cred.username);
+      await login.end();
+      await engine.revokeCredential(role, cred.username);
+    } finally {
+      await engines.delete('behind-tls').catch(() => undefined);
+      await reopened.close();
+      await relay.close();
+    }
   });
 });

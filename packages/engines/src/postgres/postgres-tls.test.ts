@@ -1,7 +1,15 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { CertificateAuthority, CustosError, EgressPolicy } from '@custos/core';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../../test-support/postgres.js';
+import {
+  type PostgresTlsRelay,
+  startPostgresTlsRelay,
+  throughRelay,
+} from '../../../../test-support/postgres-tls-relay.js';
+import { defaultRole, withUser } from '../test-support/engine-test-helpers.js';
 import { PostgresEngine } from './postgres-engine.js';
 
 /**
@@ -34,6 +42,51 @@ async function tlsFrontDoor(
   const port = (server.address() as { port: number }).port;
   return { server, port, accepted: () => accepted };
 }
+
+describe.skipIf(!hasPostgres())('PostgresEngine TLS end to end (inline CA, real PostgreSQL behind a TLS relay)', () => {
+  let db: TestDatabase;
+  let relay: PostgresTlsRelay;
+  let engine: PostgresEngine;
+  let ca: CertificateAuthority;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ca = await CertificateAuthority.create({ trustDomain: 'engine-tls-e2e.test' });
+    const leaf = await ca.issueServerCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    relay = await startPostgresTlsRelay(leaf.keyPem, leaf.certPem, new URL(db.url));
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await relay?.close();
+    await db?.drop();
+  });
+
+  it('verifies, mints a working login and revokes it, all over verify-full TLS with the engine’s CA', async () => {
+    engine = new PostgresEngine({
+      url: throughRelay(db.url, relay, 'sslmode=verify-full&connect_timeout=5'),
+      egress: new EgressPolicy({ allow: ['127.0.0.1'] }),
+      tlsCa: ca.certPem,
+    });
+    await engine.verifyConnection();
+    expect(relay.sessions()).toBeGreaterThan(0);
+    const role = defaultRole();
+    const cred = await engine.createCredential(role, {
+      expiresAt: new Date(Date.now() + 10 * 60_000),
+      usernamePrefix: 'pgtls',
+    });
+    // The minted user logs in (directly, without the relay) and sees its database.
+    const user = new pg.Client({ connectionString: withUser(db.url, cred.username, cred.password) });
+    await user.connect();
+    expect((await user.query('SELECT current_user AS u')).rows[0].u).toBe(cred.username);
+    await user.end();
+    await engine.revokeCredential(role, cred.username);
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    const left = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [cred.username]);
+    await admin.end();
+    expect(left.rowCount).toBe(0);
+  });
+});
 
 describe('PostgresEngine TLS: sslmode and the engine’s own CA', () => {
   let ca: CertificateAuthority;
