@@ -1,0 +1,266 @@
+import { inspect } from 'node:util';
+import { CustosApiError, CustosUsageError } from './custos-errors.js';
+import { type CredsOptions, DynamicCredentials } from './dynamic-credentials.js';
+import type { HttpTransport } from './http-transport.js';
+import { pick, routePath } from './sdk-routes.js';
+
+/** What a new task may ask for: all optional, all within what its role or parent allows. */
+export interface TaskStartOptions {
+  /** Lifetime (`10m`), within the role's max TTL (and the parent's expiry for a child). */
+  readonly ttl?: string;
+  /** A narrower scope: `ACTION:PATTERN` entries, e.g. `read:kv/team/* issue:pg-main/reader`. */
+  readonly scope?: string;
+  /** The agent's own labels: `agent.*` keys only at a login. */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** A version of a secret, as read. */
+export interface SecretValue {
+  readonly data: Readonly<Record<string, string>>;
+  readonly version: number;
+  readonly createdTime: string;
+}
+
+/** One version in a secret's history (metadata only, never a value). */
+export interface SecretVersionInfo {
+  readonly version: number;
+  readonly createdTime: string;
+  readonly deletionTime: string | null;
+  readonly destroyed: boolean;
+}
+
+/** A secret path's version history. */
+export interface SecretVersions {
+  readonly path: string;
+  readonly currentVersion: number;
+  readonly versions: readonly SecretVersionInfo[];
+}
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+/**
+ * A live task: its token and what it can do with it. Made by a login,
+ * {@link Custos.startTask} or {@link Task.delegate}; best used through
+ * `withTask` / {@link Task.withChild}, which always end it.
+ *
+ * The token is held in a private field: `toJSON` and `util.inspect` leave
+ * it out, so logging a Task does not leak it. {@link token} hands it over on
+ * purpose (to a sub-process, or to a tool that verifies it).
+ */
+export class Task {
+  readonly id: string;
+  readonly accessor: string;
+  /** The scope the task holds (what custos granted, which may be narrower than asked). */
+  readonly scope: string;
+  readonly expireTime: Date;
+  readonly #token: string;
+  readonly #transport: HttpTransport;
+  readonly #credentials = new Set<DynamicCredentials>();
+  #over = false;
+
+  /** @internal */
+  constructor(
+    issued: { token: string; taskId: string; accessor: string; scope: string; expireTime: Date },
+    transport: HttpTransport,
+  ) {
+    this.#token = issued.token;
+    this.id = issued.taskId;
+    this.accessor = issued.accessor;
+    this.scope = issued.scope;
+    this.expireTime = issued.expireTime;
+    this.#transport = transport;
+  }
+
+  /** The task token, to hand to a sub-agent's process or a tool. Never logged by the SDK. */
+  get token(): string {
+    return this.#token;
+  }
+
+  /** True once {@link end} or {@link revoke} succeeded through this object. */
+  get over(): boolean {
+    return this.#over;
+  }
+
+  /**
+   * Reads a secret: the version this task tree is pinned to (the first one
+   * its root task read, so a rotation mid-pipeline is invisible), or
+   * `version`.
+   */
+  async readSecret(path: string, options: { version?: number } = {}): Promise<SecretValue> {
+    if (options.version !== undefined && !(Number.isSafeInteger(options.version) && options.version > 0)) {
+      throw new CustosUsageError('version: a positive integer');
+    }
+    const query = options.version !== undefined ? `?version=${options.version}` : '';
+    const body = pick('readSecret', await this.#get(`${routePath('readSecret', { path })}${query}`));
+    const metadata = (body.metadata ?? {}) as Record<string, unknown>;
+    return {
+      data: body.data as Record<string, string>,
+      version: Number(metadata.version),
+      createdTime: String(metadata.created_time),
+    };
+  }
+
+  /** A secret's version history, oldest first (needs `read` on the path). */
+  async secretVersions(path: string): Promise<SecretVersions> {
+    const body = pick('secretMetadata', await this.#get(routePath('secretMetadata', { path })));
+    const versions = Object.values(body.versions as Record<string, Record<string, unknown>>)
+      .map((v) => ({
+        version: Number(v.version),
+        createdTime: String(v.created_time),
+        deletionTime: typeof v.deletion_time === 'string' ? v.deletion_time : null,
+        destroyed: v.destroyed === true,
+      }))
+      .sort((a, b) => a.version - b.version);
+    return { path: String(body.path), currentVersion: Number(body.current_version), versions };
+  }
+
+  /**
+   * A narrower child task for a sub-agent, by RFC 8693 token exchange
+   * (`POST /v1/oauth/token`, form-encoded, `subject_token_type` the JWT
+   * type as custos requires). The child's scope must be within this task's
+   * and it cannot outlive it; custos refuses rather than narrows. Not
+   * retried after a 503: it would mint a second child.
+   */
+  async delegate(options: TaskStartOptions = {}): Promise<Task> {
+    if (options.labels !== undefined) {
+      throw new CustosUsageError('labels: the token exchange takes none; use the JSON form of delegation');
+    }
+    const form: Record<string, string> = {
+      grant_type: TOKEN_EXCHANGE,
+      subject_token: this.#token,
+      subject_token_type: JWT_TOKEN_TYPE,
+      requested_token_type: JWT_TOKEN_TYPE,
+      ...(options.scope !== undefined ? { scope: options.scope } : {}),
+      ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
+    };
+    const body = pick(
+      'tokenExchange',
+      // The subject token is the credential: no Authorization header.
+      await this.#transport.call({ method: 'POST', path: routePath('tokenExchange'), form, idempotent: false }),
+    );
+    return new Task(
+      {
+        token: String(body.access_token),
+        taskId: String(body.task_id),
+        accessor: String(body.accessor),
+        scope: String(body.scope),
+        expireTime: new Date(Date.now() + Number(body.expires_in) * 1000),
+      },
+      this.#transport,
+    );
+  }
+
+  /** Delegates a child, runs `work` with it, and always ends it (revokes it if `work` throws). */
+  async withChild<T>(options: TaskStartOptions, work: (child: Task) => Promise<T>): Promise<T> {
+    return runTask(await this.delegate(options), work);
+  }
+
+  /**
+   * Dynamic database credentials (`custos creds ENGINE/ROLE`), leased to this
+   * task and renewed until it ends; custos drops the user when the task ends
+   * or is revoked. Not retried after a 503: it would create a second user.
+   */
+  async creds(engineRole: string, options: CredsOptions = {}): Promise<DynamicCredentials> {
+    const [engine, role, extra] = engineRole.split('/');
+    if (!engine || !role || extra !== undefined) throw new CustosUsageError('creds: ENGINE/ROLE');
+    this.#assertLive();
+    const issued = pick(
+      'issueCreds',
+      await this.#transport.call({
+        method: 'POST',
+        path: routePath('issueCreds', { engine, role }),
+        token: this.#token,
+        json: options.ttl !== undefined ? { ttl: options.ttl } : {},
+        idempotent: false,
+      }),
+    );
+    const credentials = new DynamicCredentials(issued, this.#transport, this.#token, options);
+    this.#credentials.add(credentials);
+    return credentials;
+  }
+
+  /** The task as custos sees it now (`state`: active, ended, revoked, expired). */
+  async show(): Promise<{ id: string; state: string; scope: string; expireTime: string }> {
+    const body = pick('showTask', await this.#get(routePath('showTask', { id: this.id })));
+    return {
+      id: String(body.id),
+      state: String(body.state),
+      scope: String(body.scope),
+      expireTime: String(body.expire_time),
+    };
+  }
+
+  /** Ends the task (its work is done): its subtree and every lease end with it. */
+  end(): Promise<void> {
+    return this.#finish('end');
+  }
+
+  /** Revokes the task and its subtree: every token of the tree is refused from the next request. */
+  revoke(): Promise<void> {
+    return this.#finish('revoke');
+  }
+
+  /** Without the token, for logs. */
+  toJSON(): Record<string, unknown> {
+    return {
+      id: this.id,
+      accessor: this.accessor,
+      scope: this.scope,
+      expireTime: this.expireTime,
+      token: '[redacted]',
+    };
+  }
+
+  [inspect.custom](): string {
+    return `Task ${JSON.stringify(this.toJSON())}`;
+  }
+
+  async #finish(how: 'end' | 'revoke'): Promise<void> {
+    for (const credentials of this.#credentials) credentials.stop();
+    if (this.#over) return;
+    // Retried after a 503 (ending twice is ending once). A 401 means this
+    // token is refused, which for a task token custos minted means the task
+    // is no longer live: already ended or revoked (an ancestor revoked the
+    // tree, or a first attempt whose answer was lost did end it), or
+    // expired. The task is over either way, which is what was asked.
+    try {
+      await this.#transport.call({
+        method: 'POST',
+        path: routePath(how === 'end' ? 'endTask' : 'revokeTask', { id: this.id }),
+        token: this.#token,
+        idempotent: true,
+      });
+    } catch (error) {
+      if (!(error instanceof CustosApiError && error.code === 'CUSTOS_ERR_UNAUTHENTICATED')) throw error;
+    }
+    this.#over = true;
+  }
+
+  #get(path: string): Promise<unknown> {
+    this.#assertLive();
+    return this.#transport.call({ method: 'GET', path, token: this.#token, idempotent: true });
+  }
+
+  #assertLive(): void {
+    if (this.#over) throw new CustosUsageError('this task is over');
+  }
+}
+
+/** Runs `work` with `task`, then ends it; if `work` throws, revokes it and rethrows. */
+export async function runTask<T>(task: Task, work: (task: Task) => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await work(task);
+  } catch (error) {
+    try {
+      await task.revoke();
+    } catch (revokeError) {
+      // Both matter: the work failed, and the task may still be live.
+      throw new AggregateError([error, revokeError], 'the task failed and could not be revoked');
+    }
+    throw error;
+  }
+  await task.end();
+  return result;
+}
