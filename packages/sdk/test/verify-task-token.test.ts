@@ -87,6 +87,7 @@ describe('verifyTaskToken: offline verification of tokens the real server mints'
     await expect(
       verifyTaskToken(task.token, { issuer, jwksUrl, requiredScope: 'read:kv/../x' }),
     ).rejects.toBeInstanceOf(CustosUsageError);
+    await expect(verifyTaskToken(task.token, { issuer: '', jwksUrl })).rejects.toBeInstanceOf(CustosUsageError);
     await task.end();
   });
 

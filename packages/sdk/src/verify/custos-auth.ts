@@ -87,6 +87,9 @@ interface Refusal {
  */
 export function custosAuth(options: CustosAuthOptions): CustosAuthMiddleware {
   const { requiredScope, realm = 'custos', ...verifyOptions } = options;
+  if (typeof verifyOptions.issuer !== 'string' || verifyOptions.issuer.length === 0) {
+    throw new CustosUsageError('issuer: custos’s issuer URL is required');
+  }
   if (/["\\\r\n]/.test(realm)) throw new CustosUsageError('realm: no quotes, backslashes or line breaks');
   // One key set for every request this middleware sees.
   const jwks =

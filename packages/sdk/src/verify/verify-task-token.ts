@@ -70,6 +70,9 @@ const VERIFIED_CACHE_SIZE = 2_048;
  * ```
  */
 export async function verifyTaskToken(token: string, options: VerifyTaskTokenOptions): Promise<VerifiedTask> {
+  if (typeof options?.issuer !== 'string' || options.issuer.length === 0) {
+    throw new CustosUsageError('issuer: custos’s issuer URL is required');
+  }
   const required = requiredEntries(options.requiredScope);
   const tolerance = options.clockToleranceSec ?? 5;
   if (!(tolerance >= 0 && tolerance <= 60)) throw new CustosUsageError('clockToleranceSec: 0 to 60');
