@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { CustosApiError, CustosUsageError } from './custos-errors.js';
 import { type CredsOptions, DynamicCredentials } from './dynamic-credentials.js';
 import type { HttpTransport } from './http-transport.js';
+import { type RotationEvent, RotationSubscription, type RotationSubscriptionOptions } from './rotation-events.js';
 import { pick, routePath } from './sdk-routes.js';
 
 /** What a new task may ask for: all optional, all within what its role or parent allows. */
@@ -57,6 +58,7 @@ export class Task {
   readonly #token: string;
   readonly #transport: HttpTransport;
   readonly #credentials = new Set<DynamicCredentials>();
+  readonly #subscriptions = new Set<RotationSubscription>();
   #over = false;
 
   /** @internal */
@@ -180,6 +182,21 @@ export class Task {
     return credentials;
   }
 
+  /**
+   * Calls `onEvent` when a secret this task may read is rotated (`GET
+   * /v1/events`, server-sent events), until the subscription is closed or
+   * the task ends. The task's own reads stay pinned to the version its tree
+   * first read; the event says a newer one exists (for a long-running agent
+   * that starts a fresh task, or reads `{ version }` explicitly).
+   */
+  onRotation(onEvent: (event: RotationEvent) => void, options: RotationSubscriptionOptions = {}): RotationSubscription {
+    this.#assertLive();
+    const subscription = new RotationSubscription(this.#transport, this.#token, onEvent, options);
+    this.#subscriptions.add(subscription);
+    void subscription.done.then(() => this.#subscriptions.delete(subscription));
+    return subscription;
+  }
+
   /** The task as custos sees it now (`state`: active, ended, revoked, expired). */
   async show(): Promise<{ id: string; state: string; scope: string; expireTime: string }> {
     const body = pick('showTask', await this.#get(routePath('showTask', { id: this.id })));
@@ -218,6 +235,7 @@ export class Task {
 
   async #finish(how: 'end' | 'revoke'): Promise<void> {
     for (const credentials of this.#credentials) credentials.stop();
+    for (const subscription of this.#subscriptions) subscription.close();
     if (this.#over) return;
     // Retried after a 503 (ending twice is ending once). A 401 means this
     // token is refused, which for a task token custos minted means the task

@@ -91,6 +91,34 @@ export class HttpTransport {
     }
   }
 
+  /**
+   * A streamed GET (server-sent events): resolves with the response once its
+   * status and headers arrive, within the timeout; the body is the caller's
+   * to read, for as long as it lasts, until `signal` aborts. Never retried
+   * here: the subscriber decides when to reconnect.
+   */
+  async stream(path: string, token: string, signal: AbortSignal): Promise<Response> {
+    const timer = setTimeout(() => headersTimeout.abort(), this.timeoutMs);
+    const headersTimeout = new AbortController();
+    let response: Response;
+    try {
+      response = await fetch(`${this.address}${path}`, {
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
+        signal: AbortSignal.any([signal, headersTimeout.signal]),
+        redirect: 'manual',
+      });
+    } catch (cause) {
+      if (headersTimeout.signal.aborted) throw new CustosTimeoutError(this.timeoutMs);
+      if (signal.aborted) throw cause;
+      throw new CustosUnreachableError(this.address, { cause });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (response.status >= 300 && response.status < 400) throw new CustosProtocolError('a redirect (not followed)');
+    if (!response.ok) throw apiError(response.status, parseJson(await response.text()), [token]);
+    return response;
+  }
+
   async #once(options: CallOptions): Promise<unknown> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;

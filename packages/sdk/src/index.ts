@@ -4,6 +4,7 @@ export * from './custos-errors.js';
 export * from './custos-task.js';
 export * from './dynamic-credentials.js';
 export { DEFAULT_TIMEOUT_MS, type TransportOptions } from './http-transport.js';
+export * from './rotation-events.js';
 export { SDK_ROUTES, type SdkRouteName } from './sdk-routes.js';
 export * from './verify/custos-auth.js';
 export * from './verify/remote-jwks.js';

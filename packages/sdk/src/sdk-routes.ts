@@ -55,6 +55,7 @@ export const SDK_ROUTES = {
   },
   revokeLease: { method: 'POST', path: '/v1/leases/{id}/revoke', sends: [], reads: [] },
   jwks: { method: 'GET', path: '/.well-known/jwks.json', sends: [], reads: ['keys'] },
+  events: { method: 'GET', path: '/v1/events', sends: [], reads: [] },
 } as const satisfies Record<
   string,
   { method: string; path: string; sends: readonly string[]; reads: readonly string[] }

@@ -25,6 +25,7 @@ const UNDESCRIBED_RESPONSES: SdkRouteName[] = [
   'bootstrapLogin',
   'certLogin',
   'endTask',
+  'events',
   'issueCreds',
   'jwks',
   'jwtLogin',
