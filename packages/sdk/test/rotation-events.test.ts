@@ -28,11 +28,12 @@ describe('rotation events: a task hears of rotations of what it may read, until 
     custos = new Custos({ address: s.address });
   });
   afterAll(async () => {
-    // A server-side finding, not the SDK's: after a client closes its
-    // /v1/events stream, the server keeps that connection, and app.close()
-    // waits ~70 s for it (fastify's keep-alive timeout) — reproduced with a
-    // plain fetch and abort. Reported to the lead; closed here so the suite
-    // does not wait for it.
+    // Not the SDK's doing: after a fetch client aborts a /v1/events stream
+    // (plain fetch + abort reproduces it, on a bare fastify SSE route too),
+    // the route's stop() runs and the stream's socket closes, but a second,
+    // request-less connection from the client stays half-open on the server,
+    // and app.close() waits ~70 s for it (fastify's keep-alive timeout).
+    // Reported to the lead; closed here so the suite does not wait.
     s?.app.server.closeAllConnections();
     await s?.close();
   });
