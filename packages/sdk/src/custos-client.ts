@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { type CertLoginCredentials, certLogin } from './cert-login.js';
 import { CustosUsageError } from './custos-errors.js';
 import { runTask, Task, type TaskStartOptions } from './custos-task.js';
+import { DpopKey } from './dpop-key.js';
 import { HttpTransport, type TransportOptions } from './http-transport.js';
 import { pick, routePath } from './sdk-routes.js';
 
@@ -39,6 +40,7 @@ export type WithTaskOptions = TaskSource & TaskStartOptions;
 export class Custos {
   readonly #transport: HttpTransport;
   readonly #token: string | undefined;
+  #issuerOnce: Promise<string> | undefined;
 
   constructor(options: CustosOptions) {
     this.#transport = new HttpTransport(options);
@@ -52,12 +54,14 @@ export class Custos {
 
   /** Exchanges a single-use bootstrap token for a task. Never retried: a second use is reported as a replay. */
   async loginWithBootstrap(bootstrapToken: string, options: TaskStartOptions = {}): Promise<Task> {
+    const key = await dpopKey(options);
     return this.#issued(
+      key,
       'bootstrapLogin',
       await this.#transport.call({
         method: 'POST',
         path: routePath('bootstrapLogin'),
-        json: { token: bootstrapToken, ...startBody(options) },
+        json: { token: bootstrapToken, ...startBody(options, key) },
         idempotent: false,
         secrets: [bootstrapToken],
       }),
@@ -69,7 +73,9 @@ export class Custos {
     credentials: { jwt: string; role: string; method?: string },
     options: TaskStartOptions = {},
   ): Promise<Task> {
+    const key = await dpopKey(options);
     return this.#issued(
+      key,
       'jwtLogin',
       await this.#transport.call({
         method: 'POST',
@@ -78,7 +84,7 @@ export class Custos {
           role: credentials.role,
           jwt: credentials.jwt,
           ...(credentials.method !== undefined ? { method: credentials.method } : {}),
-          ...startBody(options),
+          ...startBody(options, key),
         },
         idempotent: false,
         secrets: [credentials.jwt],
@@ -88,21 +94,25 @@ export class Custos {
 
   /** Logs in with a client certificate over the mTLS listener: no bearer secret is sent. */
   async loginWithCertificate(credentials: CertLoginCredentials, options: TaskStartOptions = {}): Promise<Task> {
+    const key = await dpopKey(options);
     return this.#issued(
+      key,
       'certLogin',
-      await certLogin(credentials, this.#transport.address, startBody(options), this.#transport.timeoutMs),
+      await certLogin(credentials, this.#transport.address, startBody(options, key), this.#transport.timeoutMs),
     );
   }
 
   /** Starts a root task of `role` with the client's operator token (`custos task start`). */
   async startTask(role: string, options: TaskStartOptions = {}): Promise<Task> {
+    const key = await dpopKey(options);
     return this.#issued(
+      key,
       'startTask',
       await this.#transport.call({
         method: 'POST',
         path: routePath('startTask', { name: role }),
         token: this.#operatorToken(),
-        json: startBody(options),
+        json: startBody(options, key),
         idempotent: false,
       }),
     );
@@ -143,6 +153,7 @@ export class Custos {
       ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
       ...(options.scope !== undefined ? { scope: options.scope } : {}),
       ...(options.labels !== undefined ? { labels: options.labels } : {}),
+      ...(options.dpop !== undefined ? { dpop: options.dpop } : {}),
     };
     if ('bootstrap' in options) return this.loginWithBootstrap(options.bootstrap, start);
     if ('jwt' in options) {
@@ -161,8 +172,14 @@ export class Custos {
     return this.#token;
   }
 
-  #issued(route: 'bootstrapLogin' | 'jwtLogin' | 'certLogin' | 'startTask', response: unknown): Task {
+  async #issued(
+    key: DpopKey | undefined,
+    route: 'bootstrapLogin' | 'jwtLogin' | 'certLogin' | 'startTask',
+    response: unknown,
+  ): Promise<Task> {
     const body = pick(route, response);
+    // The proofs name URLs under custos's issuer, which may differ from the address dialled (a proxy, a port map).
+    const binding = key ? { key, issuer: await this.#issuer() } : undefined;
     return new Task(
       {
         token: String(body.token),
@@ -172,12 +189,28 @@ export class Custos {
         expireTime: new Date(String(body.expire_time)),
       },
       this.#transport,
+      binding,
     );
+  }
+
+  /** custos's issuer, from its RFC 8414 metadata: read once per client, only for DPoP-bound tasks. */
+  #issuer(): Promise<string> {
+    this.#issuerOnce ??= this.#transport
+      .call({ method: 'GET', path: routePath('metadata'), idempotent: true })
+      .then((body) => String(pick('metadata', body).issuer));
+    this.#issuerOnce.catch(() => {
+      this.#issuerOnce = undefined; // try again next time
+    });
+    return this.#issuerOnce;
   }
 }
 
-const startBody = (options: TaskStartOptions) => ({
+/** A fresh DPoP key when the task is to be bound. */
+const dpopKey = (options: TaskStartOptions) => (options.dpop ? DpopKey.generate() : Promise.resolve(undefined));
+
+const startBody = (options: TaskStartOptions, key: DpopKey | undefined) => ({
   ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
   ...(options.scope !== undefined ? { scope: options.scope } : {}),
   ...(options.labels !== undefined ? { labels: options.labels } : {}),
+  ...(key ? { dpop_jkt: key.jkt } : {}),
 });

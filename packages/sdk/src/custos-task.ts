@@ -1,7 +1,8 @@
 import { inspect } from 'node:util';
 import { CustosApiError, CustosUsageError } from './custos-errors.js';
+import { DpopKey } from './dpop-key.js';
 import { type CredsOptions, DynamicCredentials } from './dynamic-credentials.js';
-import type { HttpTransport } from './http-transport.js';
+import type { HttpTransport, TaskAuth } from './http-transport.js';
 import { type RotationEvent, RotationSubscription, type RotationSubscriptionOptions } from './rotation-events.js';
 import { pick, routePath } from './sdk-routes.js';
 
@@ -13,6 +14,13 @@ export interface TaskStartOptions {
   readonly scope?: string;
   /** The agent's own labels: `agent.*` keys only at a login. */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * Bind the task to a fresh DPoP key (RFC 9449) held by this process: its
+   * token is then refused without a proof of that key. Required by roles with
+   * `require_dpop`. A child of a bound task is bound (to a key of its own)
+   * unless `dpop: false`.
+   */
+  readonly dpop?: boolean;
 }
 
 /** A version of a secret, as read. */
@@ -57,6 +65,7 @@ export class Task {
   readonly expireTime: Date;
   readonly #token: string;
   readonly #transport: HttpTransport;
+  readonly #dpop: { key: DpopKey; issuer: string } | undefined;
   readonly #credentials = new Set<DynamicCredentials>();
   readonly #subscriptions = new Set<RotationSubscription>();
   #over = false;
@@ -65,8 +74,10 @@ export class Task {
   constructor(
     issued: { token: string; taskId: string; accessor: string; scope: string; expireTime: Date },
     transport: HttpTransport,
+    dpop?: { key: DpopKey; issuer: string },
   ) {
     this.#token = issued.token;
+    this.#dpop = dpop;
     this.id = issued.taskId;
     this.accessor = issued.accessor;
     this.scope = issued.scope;
@@ -77,6 +88,11 @@ export class Task {
   /** The task token, to hand to a sub-agent's process or a tool. Never logged by the SDK. */
   get token(): string {
     return this.#token;
+  }
+
+  /** The RFC 7638 thumbprint of the task's DPoP key, when its token is bound to one. */
+  get dpopJkt(): string | undefined {
+    return this.#dpop?.key.jkt;
   }
 
   /** True once {@link end} or {@link revoke} succeeded through this object. */
@@ -128,6 +144,8 @@ export class Task {
     if (options.labels !== undefined) {
       throw new CustosUsageError('labels: the token exchange takes none; use the JSON form of delegation');
     }
+    const childKey = (options.dpop ?? this.#dpop !== undefined) ? await DpopKey.generate() : undefined;
+    const issuer = this.#dpop?.issuer ?? (childKey ? await this.#issuer() : undefined);
     const form: Record<string, string> = {
       grant_type: TOKEN_EXCHANGE,
       subject_token: this.#token,
@@ -135,11 +153,19 @@ export class Task {
       requested_token_type: JWT_TOKEN_TYPE,
       ...(options.scope !== undefined ? { scope: options.scope } : {}),
       ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
+      ...(childKey ? { dpop_jkt: childKey.jkt } : {}),
     };
     const body = pick(
       'tokenExchange',
       // The subject token is the credential: no Authorization header.
-      await this.#transport.call({ method: 'POST', path: routePath('tokenExchange'), form, idempotent: false }),
+      await this.#transport.call({
+        method: 'POST',
+        path: routePath('tokenExchange'),
+        form,
+        idempotent: false,
+        // A bound subject token needs its proof here too (`ath` of the subject token).
+        dpop: this.#auth().dpop,
+      }),
     );
     return new Task(
       {
@@ -150,6 +176,7 @@ export class Task {
         expireTime: new Date(Date.now() + Number(body.expires_in) * 1000),
       },
       this.#transport,
+      childKey && issuer ? { key: childKey, issuer } : undefined,
     );
   }
 
@@ -172,12 +199,12 @@ export class Task {
       await this.#transport.call({
         method: 'POST',
         path: routePath('issueCreds', { engine, role }),
-        token: this.#token,
+        ...this.#auth(),
         json: options.ttl !== undefined ? { ttl: options.ttl } : {},
         idempotent: false,
       }),
     );
-    const credentials = new DynamicCredentials(issued, this.#transport, this.#token, options);
+    const credentials = new DynamicCredentials(issued, this.#transport, this.#auth(), options);
     this.#credentials.add(credentials);
     return credentials;
   }
@@ -191,7 +218,7 @@ export class Task {
    */
   onRotation(onEvent: (event: RotationEvent) => void, options: RotationSubscriptionOptions = {}): RotationSubscription {
     this.#assertLive();
-    const subscription = new RotationSubscription(this.#transport, this.#token, onEvent, options);
+    const subscription = new RotationSubscription(this.#transport, this.#auth(), onEvent, options);
     this.#subscriptions.add(subscription);
     void subscription.done.then(() => this.#subscriptions.delete(subscription));
     return subscription;
@@ -246,7 +273,7 @@ export class Task {
       await this.#transport.call({
         method: 'POST',
         path: routePath(how === 'end' ? 'endTask' : 'revokeTask', { id: this.id }),
-        token: this.#token,
+        ...this.#auth(),
         idempotent: true,
       });
     } catch (error) {
@@ -257,7 +284,22 @@ export class Task {
 
   #get(path: string): Promise<unknown> {
     this.#assertLive();
-    return this.#transport.call({ method: 'GET', path, token: this.#token, idempotent: true });
+    return this.#transport.call({ method: 'GET', path, ...this.#auth(), idempotent: true });
+  }
+
+  /** The token, with a DPoP binding when the token is bound. */
+  #auth(): TaskAuth {
+    const dpop = this.#dpop && { ...this.#dpop, accessToken: this.#token };
+    return { token: this.#token, ...(dpop ? { dpop } : {}) };
+  }
+
+  /** custos's issuer, for the first bound child of an unbound task. */
+  async #issuer(): Promise<string> {
+    const body = pick(
+      'metadata',
+      await this.#transport.call({ method: 'GET', path: routePath('metadata'), idempotent: true }),
+    );
+    return String(body.issuer);
   }
 
   #assertLive(): void {

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { CustosApiError, type CustosSdkError } from './custos-errors.js';
-import type { HttpTransport } from './http-transport.js';
+import type { HttpTransport, TaskAuth } from './http-transport.js';
 import { pick, routePath } from './sdk-routes.js';
 
 /** Options of {@link Task.creds}. */
@@ -38,20 +38,20 @@ export class DynamicCredentials {
   #expireTime: Date;
   readonly #ttlSeconds: number;
   readonly #transport: HttpTransport;
-  readonly #token: string;
+  readonly #auth: TaskAuth;
   readonly #onRenewalError: ((error: CustosSdkError) => void) | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
 
   /** @internal Built by {@link Task.creds}. */
-  constructor(issued: Record<string, unknown>, transport: HttpTransport, token: string, options: CredsOptions) {
+  constructor(issued: Record<string, unknown>, transport: HttpTransport, auth: TaskAuth, options: CredsOptions) {
     this.leaseId = String(issued.lease_id);
     this.username = String(issued.username);
     this.#password = String(issued.password);
     this.#expireTime = new Date(String(issued.expire_time));
     this.#ttlSeconds = Math.max(1, Number(issued.ttl_seconds));
     this.#transport = transport;
-    this.#token = token;
+    this.#auth = auth;
     this.#onRenewalError = options.onRenewalError;
     if (options.renew !== false) this.#schedule(this.#untilRenewal());
   }
@@ -78,7 +78,7 @@ export class DynamicCredentials {
       await this.#transport.call({
         method: 'POST',
         path: routePath('renewLease', { id: this.leaseId }),
-        token: this.#token,
+        ...this.#auth,
         json: { increment: `${this.#ttlSeconds}s` },
         idempotent: true,
       }),
@@ -100,7 +100,7 @@ export class DynamicCredentials {
     await this.#transport.call({
       method: 'POST',
       path: routePath('revokeLease', { id: this.leaseId }),
-      token: this.#token,
+      ...this.#auth,
       idempotent: true,
     });
   }

@@ -5,6 +5,7 @@ import {
   CustosTimeoutError,
   CustosUnreachableError,
 } from './custos-errors.js';
+import type { DpopKey } from './dpop-key.js';
 
 /** How the client talks to custos. */
 export interface TransportOptions {
@@ -36,7 +37,28 @@ export interface CallOptions {
   readonly idempotent: boolean;
   /** Other values that must never appear in an error message (a bootstrap or subject token). */
   readonly secrets?: readonly string[];
+  /** For a DPoP-bound token: a fresh proof per attempt, and `token` under the `DPoP` scheme. */
+  readonly dpop?: DpopBinding | undefined;
 }
+
+/** How a DPoP-bound task proves its key on a request. */
+export interface DpopBinding {
+  readonly key: DpopKey;
+  /** custos's issuer URL: the server checks `htu` against issuer + path, whatever address the client dialled. */
+  readonly issuer: string;
+  /** The token the proof is made for (`ath`): the task's own, or the subject token of an exchange. */
+  readonly accessToken: string;
+}
+
+/** How a task authenticates its own requests: its token, and its DPoP key if the token is bound. */
+export interface TaskAuth {
+  readonly token: string;
+  readonly dpop?: DpopBinding | undefined;
+}
+
+/** The DPoP header of one attempt, for `method` and `path` (query dropped by the proof). */
+const dpopProof = (binding: DpopBinding, method: string, path: string) =>
+  binding.key.proof(method, `${binding.issuer.replace(/\/+$/, '')}${path}`, binding.accessToken);
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_BACKOFF_MS = 2_000;
@@ -97,13 +119,18 @@ export class HttpTransport {
    * to read, for as long as it lasts, until `signal` aborts. Never retried
    * here: the subscriber decides when to reconnect.
    */
-  async stream(path: string, token: string, signal: AbortSignal): Promise<Response> {
+  async stream(path: string, token: string, signal: AbortSignal, dpop?: DpopBinding): Promise<Response> {
+    const headers: Record<string, string> = {
+      accept: 'text/event-stream',
+      authorization: `${dpop ? 'DPoP' : 'Bearer'} ${token}`,
+    };
+    if (dpop) headers.dpop = await dpopProof(dpop, 'GET', path);
     const timer = setTimeout(() => headersTimeout.abort(), this.timeoutMs);
     const headersTimeout = new AbortController();
     let response: Response;
     try {
       response = await fetch(`${this.address}${path}`, {
-        headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
+        headers,
         signal: AbortSignal.any([signal, headersTimeout.signal]),
         redirect: 'manual',
       });
@@ -121,7 +148,8 @@ export class HttpTransport {
 
   async #once(options: CallOptions): Promise<unknown> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+    if (options.token !== undefined) headers.authorization = `${options.dpop ? 'DPoP' : 'Bearer'} ${options.token}`;
+    if (options.dpop) headers.dpop = await dpopProof(options.dpop, options.method, options.path);
     let body: string | undefined;
     if (options.form !== undefined) {
       headers['content-type'] = 'application/x-www-form-urlencoded';

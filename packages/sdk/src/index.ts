@@ -2,6 +2,7 @@ export * from './cert-login.js';
 export * from './custos-client.js';
 export * from './custos-errors.js';
 export * from './custos-task.js';
+export * from './dpop-key.js';
 export * from './dynamic-credentials.js';
 export { DEFAULT_TIMEOUT_MS, type TransportOptions } from './http-transport.js';
 export * from './rotation-events.js';

@@ -1,5 +1,5 @@
 import { CustosApiError, CustosProtocolError, CustosSdkError } from './custos-errors.js';
-import type { HttpTransport } from './http-transport.js';
+import type { HttpTransport, TaskAuth } from './http-transport.js';
 import { routePath } from './sdk-routes.js';
 
 /** A secret was rotated: a task that read it may want to re-read (its own tree stays pinned). */
@@ -43,7 +43,7 @@ export class RotationSubscription {
   /** @internal Built by {@link Task.onRotation}. */
   constructor(
     transport: HttpTransport,
-    token: string,
+    auth: TaskAuth,
     onEvent: (event: RotationEvent) => void,
     options: RotationSubscriptionOptions,
   ) {
@@ -53,7 +53,7 @@ export class RotationSubscription {
     });
     // Whoever awaits `ready` sees a refusal; nobody awaiting it is no unhandled rejection.
     this.#ready.catch(() => undefined);
-    this.#done = this.#run(transport, token, onEvent, options);
+    this.#done = this.#run(transport, auth, onEvent, options);
   }
 
   /**
@@ -80,7 +80,7 @@ export class RotationSubscription {
 
   async #run(
     transport: HttpTransport,
-    token: string,
+    auth: TaskAuth,
     onEvent: (event: RotationEvent) => void,
     options: RotationSubscriptionOptions,
   ): Promise<void> {
@@ -88,7 +88,7 @@ export class RotationSubscription {
     let delay = FIRST_RECONNECT_DELAY_MS;
     while (!signal.aborted) {
       try {
-        const response = await transport.stream(routePath('events'), token, signal);
+        const response = await transport.stream(routePath('events'), auth.token, signal, auth.dpop);
         await readEvents(response, signal, {
           subscribed: () => {
             delay = FIRST_RECONNECT_DELAY_MS;

@@ -28,7 +28,7 @@ export const SDK_ROUTES = {
   tokenExchange: {
     method: 'POST',
     path: '/v1/oauth/token',
-    sends: ['grant_type', 'subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'ttl'],
+    sends: ['grant_type', 'subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'ttl', 'dpop_jkt'],
     reads: ['access_token', 'token_type', 'expires_in', 'scope', 'task_id', 'accessor'],
   },
   showTask: { method: 'GET', path: '/v1/tasks/{id}', sends: [], reads: ['id', 'state', 'scope', 'expire_time'] },
@@ -56,13 +56,14 @@ export const SDK_ROUTES = {
   revokeLease: { method: 'POST', path: '/v1/leases/{id}/revoke', sends: [], reads: [] },
   jwks: { method: 'GET', path: '/.well-known/jwks.json', sends: [], reads: ['keys'] },
   events: { method: 'GET', path: '/v1/events', sends: [], reads: [] },
+  metadata: { method: 'GET', path: '/.well-known/oauth-authorization-server', sends: [], reads: ['issuer'] },
 } as const satisfies Record<
   string,
   { method: string; path: string; sends: readonly string[]; reads: readonly string[] }
 >;
 
 function startFields() {
-  return ['ttl', 'scope', 'labels'] as const;
+  return ['ttl', 'scope', 'labels', 'dpop_jkt'] as const;
 }
 
 function issuedFields() {

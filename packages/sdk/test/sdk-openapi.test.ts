@@ -29,6 +29,7 @@ const UNDESCRIBED_RESPONSES: SdkRouteName[] = [
   'issueCreds',
   'jwks',
   'jwtLogin',
+  'metadata',
   'renewLease',
   'revokeLease',
   'revokeTask',
