@@ -144,6 +144,7 @@ export class Task {
     if (options.labels !== undefined) {
       throw new CustosUsageError('labels: the token exchange takes none; use the JSON form of delegation');
     }
+    this.#assertLive();
     const childKey = (options.dpop ?? this.#dpop !== undefined) ? await DpopKey.generate() : undefined;
     const issuer = this.#dpop?.issuer ?? (childKey ? await this.#issuer() : undefined);
     const form: Record<string, string> = {
@@ -163,6 +164,7 @@ export class Task {
         path: routePath('tokenExchange'),
         form,
         idempotent: false,
+        secrets: [this.#token],
         // A bound subject token needs its proof here too (`ath` of the subject token).
         dpop: this.#auth().dpop,
       }),
