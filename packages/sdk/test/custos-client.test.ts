@@ -1,3 +1,4 @@
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,6 +196,36 @@ describe('the SDK client against a real server', () => {
       if (s.node.sealed) await s.node.start();
       await task.end();
       await relay.close();
+    }
+  });
+
+  it('scrubs the credentials it sent from an error message, should a server ever echo them', async () => {
+    // A misbehaving server (not custos: custos never echoes a credential) that repeats the request in its error.
+    const echo = createHttpServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => {
+        body += chunk;
+      });
+      request.on('end', () => {
+        response.statusCode = 401;
+        response.setHeader('content-type', 'application/json');
+        const message = `refused ${request.headers.authorization ?? ''} ${body}`;
+        response.end(JSON.stringify({ error: { code: 'CUSTOS_ERR_UNAUTHENTICATED', message } }));
+      });
+    });
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = `http://127.0.0.1:${(echo.address() as { port: number }).port}`;
+      const bootstrap = fakeSecret('bootstrap');
+      const error = await new Custos({ address }).loginWithBootstrap(bootstrap).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'CUSTOS_ERR_UNAUTHENTICATED', status: 401 });
+      expect((error as Error).message).toContain('[redacted]');
+      expect((error as Error).message).not.toContain(bootstrap);
+      const operatorToken = fakeSecret('operator');
+      const started = await new Custos({ address, token: operatorToken }).startTask('agent').catch((e: unknown) => e);
+      expect((started as Error).message).not.toContain(operatorToken);
+    } finally {
+      await new Promise<void>((resolve) => echo.close(() => resolve()));
     }
   });
 
