@@ -209,6 +209,41 @@ describe('verifyTaskToken: offline verification of tokens the real server mints'
     }
   });
 
+  it('uses only Ed25519 keys of a JWKS, and refuses an oversized one', async () => {
+    const task = await login();
+    const { kid } = header(task.token);
+    const real = (await (await fetch(jwksUrl)).json()).keys.find((k: { kid: string }) => k.kid === kid);
+    let served: unknown;
+    const hostile: Server = createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.end(typeof served === 'string' ? served : JSON.stringify(served));
+    });
+    await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}/jwks.json`;
+    try {
+      // The token's kid on keys of other types or uses: none is taken, so the kid stays unknown.
+      served = {
+        keys: [
+          { kty: 'oct', kid, k: real.x, alg: 'HS256' },
+          { ...real, use: 'enc' },
+          { ...real, alg: 'ES256' },
+          { ...real, d: real.x },
+        ],
+      };
+      expect(await reason(verifyTaskToken(task.token, { issuer, jwks: createRemoteJwks(url) }))).toBe('unknown_kid');
+      // The genuine key, served the same way, verifies: the refusals above are about the entries, not the server.
+      served = { keys: [real] };
+      await verifyTaskToken(task.token, { issuer, jwks: createRemoteJwks(url) });
+      served = JSON.stringify({ keys: [real], padding: 'x'.repeat(300 * 1024) });
+      await expect(verifyTaskToken(task.token, { issuer, jwks: createRemoteJwks(url) })).rejects.toMatchObject({
+        code: 'CUSTOS_ERR_PROTOCOL',
+      });
+    } finally {
+      await new Promise<void>((resolve) => hostile.close(() => resolve()));
+      await task.end();
+    }
+  });
+
   it('reports custos’s keys out of reach as unreachable, not as a bad token', async () => {
     const task = await login();
     const jwks = createRemoteJwks('http://127.0.0.1:1/.well-known/jwks.json', { timeoutMs: 1_000 });
