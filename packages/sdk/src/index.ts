@@ -1,0 +1,14 @@
+export * from './cert-login.js';
+export * from './custos-client.js';
+export * from './custos-errors.js';
+export * from './custos-task.js';
+export * from './dpop-key.js';
+export * from './dynamic-credentials.js';
+export { DEFAULT_TIMEOUT_MS, type TransportOptions } from './http-transport.js';
+export * from './rotation-events.js';
+export { SDK_ROUTES, type SdkRouteName } from './sdk-routes.js';
+export * from './verify/custos-auth.js';
+export * from './verify/remote-jwks.js';
+export { parseScope, type ScopeEntry, scopeCovers } from './verify/task-scope.js';
+export type { TaskActor, TaskClaims } from './verify/task-token-claims.js';
+export * from './verify/verify-task-token.js';
