@@ -20,6 +20,7 @@ import { registerSecretRotateCommand } from './commands/secret-rotate-command.js
 import { registerServerCommand } from './commands/server-command.js';
 import { registerTaskCommand } from './commands/task-command.js';
 import { registerTokenCommand } from './commands/token-command.js';
+import { registerUpstreamCommand } from './commands/upstream-command.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, resolveRequestTimeout } from './request-timeout.js';
 
 /** Builds the `custos` command with every subcommand. */
@@ -61,6 +62,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerAuditCommand(program, io);
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);
+  registerUpstreamCommand(program, io);
   registerLeaseCommand(program, io);
   registerRunCommand(program, io);
   registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });

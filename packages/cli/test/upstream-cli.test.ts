@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCliServer } from './cli-harness.js';
+
+const fakeValue = () => `fake${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+
+describe('custos upstream add | list | show | delete', () => {
+  let h: Awaited<ReturnType<typeof startCliServer>>;
+  const ok = async (args: string[]) => {
+    const run = await h.cli(args);
+    if (run.code !== 0) throw new Error(`custos ${args.join(' ')} failed: ${run.stderr}`);
+    return run.stdout;
+  };
+
+  beforeAll(async () => {
+    h = await startCliServer();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('adds an upstream with every option, shows it without any value, lists and deletes it', async () => {
+    const key = fakeValue();
+    await ok(['secret', 'put', 'kv/llm/openai', `api_key=${key}`]);
+    const added = await ok([
+      'upstream',
+      'add',
+      'openai',
+      '--base-url',
+      'http://127.0.0.1:9/v1',
+      '--secret',
+      'kv/llm/openai#api_key',
+      '--inject',
+      'header:Authorization=Bearer {{value}}',
+      '--inject',
+      'query:key={{value}}',
+      '--allow-path',
+      '/chat/*',
+      '--allow-method',
+      'POST',
+    ]);
+    expect(added).toContain('tasks call it at /u/openai/');
+    const shown = await ok(['upstream', 'show', 'openai']);
+    expect(shown).toContain('http://127.0.0.1:9/v1');
+    expect(shown).toContain('header:authorization=Bearer {{value}}');
+    expect(shown).not.toContain(key);
+    expect(JSON.parse(await ok(['upstream', 'show', 'openai', '--json']))).toMatchObject({
+      allow_paths: ['/chat/*'],
+      allow_methods: ['POST'],
+      inject: ['header:authorization=Bearer {{value}}', 'query:key={{value}}'],
+    });
+    expect(await ok(['upstream', 'list'])).toBe('openai\n');
+    expect(await ok(['upstream', 'delete', 'openai'])).toBe('Deleted upstream openai\n');
+    const gone = await h.cli(['upstream', 'show', 'openai']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/^custos: CUSTOS_ERR_UPSTREAM_NOT_FOUND /);
+  });
+
+  it('says which part is wrong with its code', async () => {
+    const bad = await h.cli([
+      'upstream',
+      'add',
+      'x',
+      '--base-url',
+      'http://api.example.com',
+      '--secret',
+      'kv/llm/openai#api_key',
+      '--inject',
+      'header:Authorization=Bearer {{value}}',
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^custos: CUSTOS_ERR_UPSTREAM_URL_INVALID /);
+    const injected = await h.cli([
+      'upstream',
+      'add',
+      'x',
+      '--base-url',
+      'http://127.0.0.1:9',
+      '--secret',
+      'kv/llm/openai#api_key',
+      '--inject',
+      'header:Host={{value}}',
+    ]);
+    expect(injected.stderr).toMatch(/^custos: CUSTOS_ERR_UPSTREAM_INJECT_INVALID /);
+  });
+});
