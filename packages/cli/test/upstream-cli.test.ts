@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCliServer } from './cli-harness.js';
 
@@ -12,7 +14,7 @@ describe('custos upstream add | list | show | delete', () => {
   };
 
   beforeAll(async () => {
-    h = await startCliServer();
+    h = await startCliServer({ proxyListen: '127.0.0.1:0' });
   });
   afterAll(async () => {
     await h?.close();
@@ -53,6 +55,49 @@ describe('custos upstream add | list | show | delete', () => {
     const gone = await h.cli(['upstream', 'show', 'openai']);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toMatch(/^custos: CUSTOS_ERR_UPSTREAM_NOT_FOUND /);
+  });
+
+  it('a task calls the upstream through the server’s proxy listener with its token; the key stays out of its reach', async () => {
+    const key = fakeValue();
+    await ok(['secret', 'put', 'kv/llm/local', `api_key=${key}`]);
+    const api = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ saw: req.headers.authorization, url: req.url }));
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    try {
+      const port = (api.address() as AddressInfo).port;
+      await ok([
+        'upstream',
+        'add',
+        'local',
+        '--base-url',
+        `http://127.0.0.1:${port}`,
+        '--secret',
+        'kv/llm/local#api_key',
+        '--inject',
+        'header:Authorization=Bearer {{value}}',
+      ]);
+      const policy = `${h.dir}/use.cedar`;
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(
+        policy,
+        'permit(principal, action == Custos::Action::"use", resource == Custos::Path::"upstream/local");\n',
+      );
+      await ok(['policy', 'write', 'use-local', policy]);
+      await ok(['role', 'write', 'caller', '--policy', 'use-local', '--max-ttl', '10m']);
+      const task = JSON.parse(await ok(['task', 'start', '--role', 'caller', '--ttl', '5m', '--json'])) as {
+        token: string;
+      };
+      const proxy = h.server.proxy;
+      expect(proxy).toBeDefined();
+      const r = await fetch(`${proxy!.address}/u/local/hello`, { headers: { authorization: `Bearer ${task.token}` } });
+      expect(r.status).toBe(200);
+      expect(await r.json()).toEqual({ saw: 'Bearer [REDACTED:upstream:local]', url: '/hello' });
+    } finally {
+      api.closeAllConnections();
+      await new Promise((r) => api.close(r));
+    }
   });
 
   it('says which part is wrong with its code', async () => {

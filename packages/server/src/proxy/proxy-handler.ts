@@ -1,0 +1,309 @@
+import { randomUUID } from 'node:crypto';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import {
+  CustosError,
+  type CustosNode,
+  isCustosError,
+  methodAllowed,
+  openEgressRequest,
+  PermissionDeniedError,
+  ProxyMethodRefusedError,
+  ProxyPathNotAllowedError,
+  pathAllowed,
+  SealedError,
+  UnauthenticatedError,
+  UpstreamFailedError,
+  UpstreamResponseRefusedError,
+  UpstreamTimeoutError,
+  upstreamUseResource,
+} from '@custos/core';
+import { createRedactNodeStream, type Redactor } from '@custos/redact';
+import type { Logger } from 'pino';
+import type { ProxyAudit, ProxyCall } from './proxy-audit.js';
+import { callerResponseHeaders, redactableResponse, upstreamQuery, upstreamRequestHeaders } from './proxy-headers.js';
+import type { ProxyOptions } from './proxy-options.js';
+import type { ProxyRedactors } from './proxy-redactor.js';
+import { parseProxyTarget } from './proxy-target.js';
+
+export interface ProxyContext {
+  node: CustosNode;
+  audit: ProxyAudit;
+  redactors: ProxyRedactors;
+  options: ProxyOptions;
+  logger: Logger;
+}
+
+/**
+ * One base-URL-mode call: `/u/NAME/<path>` with a task token.
+ *
+ * In order, each step refusing before the next can happen:
+ * 1. the target is parsed from the request line alone (never Host), and its
+ *    path and query checked (no traversal in any spelling, no control
+ *    characters);
+ * 2. the caller's token is verified as every route verifies it (signature,
+ *    expiry, and every task of its chain live: revoking any ancestor refuses
+ *    the next call), and must be a task token — the proxy is for agents;
+ * 3. `use` on `upstream/NAME` is authorised (scope ∩ role policies), before
+ *    the upstream is even looked up, so a caller without it cannot tell
+ *    which upstreams exist;
+ * 4. method and path are checked against the upstream's allow lists, and a
+ *    declared body size against the limit;
+ * 5. the secret is read through the barrier (the tree's pinned version);
+ * 6. the call is audited, fail-closed;
+ * 7. only then is a connection opened — to the base URL's scheme, host and
+ *    port, through the egress policy extended by this upstream's
+ *    `allow_hosts` only — and the body streamed, counted against the limit.
+ *
+ * The response streams back through the redactor (the injected value in all
+ * its forms, and every detector); redirects are not followed, just passed
+ * back, redacted like everything else.
+ */
+export async function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const call: ProxyCall = {
+    requestId: randomUUID(),
+    method: req.method ?? 'GET',
+    sourceIp: req.socket.remoteAddress ?? '',
+    started: performance.now(),
+    principal: null,
+    decision: null,
+    status: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+  };
+  // `forwarded`: the call was audited as going out; `exchanging`: the body is being streamed.
+  let forwarded = false;
+  let exchanging = false;
+  try {
+    if (ctx.node.sealed) throw new SealedError();
+    const services = ctx.node.services();
+    const target = parseProxyTarget(req.url ?? '', (name) => {
+      call.upstream = name;
+    });
+    call.path = target.path;
+    const token = proxyToken(req, call);
+    const principal = await services.authenticate(token, {
+      method: call.method,
+      url: `${services.issuer}/u/${target.upstream}${target.path}`,
+    });
+    call.principal = principal;
+    if (principal.kind !== 'task') {
+      call.reason = 'proxy_requires_task_token';
+      throw new PermissionDeniedError();
+    }
+    const resource = upstreamUseResource(target.upstream);
+    if (!services.authorize(principal, 'use', resource, { sourceIp: call.sourceIp, now: new Date() }).allowed) {
+      throw new PermissionDeniedError();
+    }
+    const upstream = await services.upstreams.get(target.upstream);
+    if (!methodAllowed(upstream.allow_methods, call.method)) throw new ProxyMethodRefusedError();
+    if (!pathAllowed(upstream.allow_paths, target.path)) throw new ProxyPathNotAllowedError();
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > ctx.options.bodyLimit) throw tooLarge(ctx);
+    const value = await services.upstreams.credential(upstream, principal.task.chain[0] ?? principal.task.task_id);
+    const redactor = ctx.redactors.for(upstream.name, value);
+    const headers = upstreamRequestHeaders(req, upstream.inject, value);
+    const base = new URL(upstream.base_url);
+    const basePath = base.pathname === '/' ? '' : base.pathname;
+    const query = upstreamQuery(target.query, upstream.inject, value);
+    call.decision = 'allow';
+    await ctx.audit.record(call, 'request');
+    call.decision = null;
+    forwarded = true;
+    const outgoing = await openEgressRequest(services.upstreams.egressFor(upstream), base, {
+      method: call.method,
+      headers,
+      path: `${basePath}${target.path}${query ? `?${query}` : ''}`,
+    });
+    exchanging = true;
+    await exchange(ctx, call, req, res, outgoing, redactor);
+  } catch (error) {
+    refuse(ctx, call, res, error);
+    if (!exchanging) drain(req, res);
+  } finally {
+    if (!ctx.node.sealed) {
+      // The outcome, once per call: the refusal of one that never went out
+      // included, even one naming no upstream (a scanner's `/favicon.ico`).
+      await ctx.audit.record(call, forwarded ? 'response' : 'refusal').catch((error: unknown) => {
+        ctx.logger.error(
+          { code: 'CUSTOS_ERR_AUDIT_UNAVAILABLE', err: error, request_id: call.requestId },
+          'proxy: outcome not audited',
+        );
+      });
+    }
+  }
+}
+
+/**
+ * The caller's task token: `Authorization: Bearer …` (base-URL mode, what
+ * SDKs send as their "API key") or `Proxy-Authorization: Bearer …`. Both are
+ * stripped before anything is forwarded. Two different tokens are refused
+ * rather than one picked: which one acted must never be a guess.
+ */
+function proxyToken(req: IncomingMessage, call: ProxyCall): string {
+  const read = (value: string | undefined) => {
+    if (value === undefined) return undefined;
+    const m = /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(value.trim());
+    if (!m) {
+      call.reason = 'proxy_credential_malformed';
+      throw new UnauthenticatedError();
+    }
+    return m[1] as string;
+  };
+  const a = read(req.headers.authorization);
+  const b = read(req.headers['proxy-authorization']);
+  if (a !== undefined && b !== undefined && a !== b) {
+    call.reason = 'proxy_two_credentials';
+    throw new UnauthenticatedError();
+  }
+  const token = a ?? b;
+  if (!token) {
+    call.reason = 'proxy_no_credential';
+    throw new UnauthenticatedError();
+  }
+  return token;
+}
+
+const tooLarge = (ctx: ProxyContext) =>
+  new CustosError('CUSTOS_ERR_BODY_TOO_LARGE', `The proxy forwards at most ${ctx.options.bodyLimit} bytes.`);
+
+/** Streams the body out and the answer back; resolves when the exchange has ended, either way. */
+function exchange(
+  ctx: ProxyContext,
+  call: ProxyCall,
+  req: IncomingMessage,
+  res: ServerResponse,
+  outgoing: ClientRequest,
+  redactor: Redactor,
+): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let done = false;
+    const finish = (error?: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(headersTimer);
+      if (error !== undefined) {
+        outgoing.destroy();
+        refuse(ctx, call, res, error);
+        if (!res.headersSent) drain(req, res);
+      }
+      resolve();
+    };
+    // The upstream must start answering within headersTimeoutMs…
+    const headersTimer = setTimeout(
+      () => finish(new UpstreamTimeoutError('No response head in time.')),
+      ctx.options.headersTimeoutMs,
+    );
+    // …and neither side may then stay silent longer than idleTimeoutMs.
+    outgoing.setTimeout(ctx.options.idleTimeoutMs, () => finish(new UpstreamTimeoutError('The upstream went silent.')));
+    outgoing.on('error', (error) =>
+      finish(isCustosError(error) ? error : new UpstreamFailedError('Connection failed or reset.')),
+    );
+    // The caller went away: nothing more is sent for it.
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        call.reason ??= 'caller_disconnected';
+        outgoing.destroy();
+        finish();
+      }
+    });
+
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+        call.bytesIn += chunk.byteLength;
+        if (call.bytesIn > ctx.options.bodyLimit) callback(tooLarge(ctx));
+        else callback(null, chunk);
+      },
+    });
+    counter.on('error', (error) => finish(error));
+    req.pipe(counter).pipe(outgoing);
+
+    outgoing.on('response', (answer: IncomingMessage) => {
+      clearTimeout(headersTimer);
+      if (done) {
+        answer.destroy();
+        return;
+      }
+      const status = answer.statusCode ?? 502;
+      const bodyless =
+        call.method === 'HEAD' || status === 204 || status === 304 || answer.headers['content-length'] === '0';
+      const unredactable = bodyless ? undefined : redactableResponse(answer.headers);
+      if (unredactable) {
+        answer.destroy();
+        finish(new UpstreamResponseRefusedError(unredactable));
+        return;
+      }
+      call.status = status;
+      // custos allowed the call; what the upstream answered is its business (and in `status`).
+      call.decision = 'allow';
+      res.writeHead(status, { ...callerResponseHeaders(answer, redactor), 'x-custos-request-id': call.requestId });
+      answer.on('error', () => cut(new UpstreamFailedError('The upstream cut the answer.')));
+      answer.on('aborted', () => cut(new UpstreamFailedError('The upstream cut the answer.')));
+      const cut = (error: CustosError) => {
+        if (done) return;
+        call.errorCode = error.code;
+        call.decision = 'error';
+        done = true;
+        clearTimeout(headersTimer);
+        outgoing.destroy();
+        // The head has gone: the only honest signal left is an incomplete body.
+        res.destroy();
+        resolve();
+      };
+      outgoing.removeAllListeners('timeout');
+      outgoing.setTimeout(ctx.options.idleTimeoutMs, () => cut(new UpstreamTimeoutError('The upstream went silent.')));
+      outgoing.removeAllListeners('error');
+      outgoing.on('error', () => cut(new UpstreamFailedError('The upstream cut the answer.')));
+      if (bodyless) {
+        answer.resume();
+        answer.on('end', () => res.end());
+        res.on('finish', () => finish());
+        return;
+      }
+      const redact = createRedactNodeStream(redactor);
+      answer.on('data', (chunk: Buffer) => {
+        call.bytesOut += chunk.byteLength;
+      });
+      answer.on('end', () => {
+        if (!answer.complete) cut(new UpstreamFailedError('The upstream cut the answer.'));
+      });
+      redact.on('error', () => cut(new UpstreamFailedError('The answer could not be redacted.')));
+      answer.pipe(redact).pipe(res);
+      res.on('finish', () => finish());
+    });
+  });
+}
+
+/** Answers a refusal as JSON with its code, unless the answer has begun (then it can only be cut). */
+function refuse(ctx: ProxyContext, call: ProxyCall, res: ServerResponse, error: unknown): void {
+  const known = isCustosError(error) ? error : new CustosError('CUSTOS_ERR_INTERNAL');
+  if (!isCustosError(error)) ctx.logger.error({ err: error, request_id: call.requestId }, 'proxy: unexpected failure');
+  call.errorCode = known.code;
+  call.status = known.status;
+  if (call.decision === null) call.decision = known.status === 401 || known.status === 403 ? 'deny' : 'error';
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: known.toJSON() });
+  res.writeHead(known.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-custos-request-id': call.requestId,
+    ...(known.status === 401 ? { 'www-authenticate': 'Bearer realm="custos-proxy"' } : {}),
+  });
+  res.end(body);
+}
+
+/**
+ * A refused request's body is not read: once the refusal is written, the
+ * connection is closed rather than kept alive with an unread (possibly
+ * never-ending) body on it.
+ */
+function drain(req: IncomingMessage, res: ServerResponse): void {
+  if (req.complete) return;
+  res.once('finish', () => req.socket.destroySoon());
+  req.unpipe();
+  req.resume();
+}
