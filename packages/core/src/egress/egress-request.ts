@@ -1,5 +1,5 @@
-import { type ClientRequest, request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { type Agent, type ClientRequest, request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { EgressFailedError, type EgressPolicy, urlPort } from './egress-policy.js';
 
 /** What {@link openEgressRequest} opens. */
@@ -14,6 +14,14 @@ export interface EgressStreamRequest {
   path?: string;
   /** Cuts resolution short (the caller owns every later deadline). */
   signal?: AbortSignal;
+  /**
+   * Connections to reuse, for a caller that sends many requests to one
+   * destination (an upstream). It must be dedicated to that destination:
+   * a kept socket was connected to an address this policy checked for it,
+   * and must never carry a request meant for anywhere else. Default: none,
+   * one connection per request.
+   */
+  agent?: Agent | HttpsAgent;
 }
 
 /**
@@ -21,8 +29,8 @@ export interface EgressStreamRequest {
  * that must not buffer (the credential proxy): the same checks as
  * {@link egressFetch} — the host resolved and checked once, the socket
  * connected to that checked address (no DNS rebinding), TLS verified against
- * the URL's host name, no credentials in the URL, no agent (no connection
- * reused across destinations) — but the caller writes the body, reads the
+ * the URL's host name, no credentials in the URL, no connection reused
+ * across destinations (no agent, or one the caller dedicates to this one) — but the caller writes the body, reads the
  * response as it arrives and sets its own timeouts. Nothing here follows a
  * redirect: a 3xx is a response like any other.
  *
@@ -48,7 +56,7 @@ export async function openEgressRequest(
     path: init.path ?? `${url.pathname}${url.search}`,
     method: init.method,
     headers: init.headers,
-    agent: false,
+    agent: init.agent ?? false,
     // The address the policy checked, whatever DNS says by now.
     lookup: (_name, options, callback) => {
       if (options.all) callback(null, [destination]);

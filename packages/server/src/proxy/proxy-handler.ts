@@ -20,6 +20,7 @@ import {
 } from '@custos/core';
 import { createRedactNodeStream, type Redactor } from '@custos/redact';
 import type { Logger } from 'pino';
+import type { ProxyAgents } from './proxy-agents.js';
 import type { ProxyAudit, ProxyCall } from './proxy-audit.js';
 import { callerResponseHeaders, redactableResponse, upstreamQuery, upstreamRequestHeaders } from './proxy-headers.js';
 import type { ProxyOptions } from './proxy-options.js';
@@ -30,6 +31,7 @@ export interface ProxyContext {
   node: CustosNode;
   audit: ProxyAudit;
   redactors: ProxyRedactors;
+  agents: ProxyAgents;
   options: ProxyOptions;
   logger: Logger;
 }
@@ -71,6 +73,10 @@ export async function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage
     bytesIn: 0,
     bytesOut: 0,
   };
+  // A caller that resets mid-upload or mid-answer must not become an
+  // unhandled 'error' (a crash); the exchange sees it through 'close'.
+  req.on('error', () => undefined);
+  res.on('error', () => undefined);
   // `forwarded`: the call was audited as going out; `exchanging`: the body is being streamed.
   let forwarded = false;
   let exchanging = false;
@@ -114,17 +120,34 @@ export async function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage
       method: call.method,
       headers,
       path: `${basePath}${target.path}${query ? `?${query}` : ''}`,
+      agent: ctx.agents.for(upstream),
     });
     exchanging = true;
     await exchange(ctx, call, req, res, outgoing, redactor);
   } catch (error) {
-    refuse(ctx, call, res, error);
+    if (forwarded || ctx.node.sealed) {
+      refuse(ctx, call, res, error);
+    } else {
+      // A call that never went out: its refusal is recorded before the
+      // answer leaves, as the audit plugin does for routes.
+      noteRefusal(ctx, call, error);
+      let answer = error;
+      try {
+        await ctx.audit.record(call, 'refusal');
+      } catch (auditError) {
+        ctx.logger.error(
+          { code: 'CUSTOS_ERR_AUDIT_UNAVAILABLE', err: auditError, request_id: call.requestId },
+          'proxy: refusal not audited',
+        );
+        answer = auditError;
+      }
+      refuse(ctx, call, res, answer);
+    }
     if (!exchanging) drain(req, res);
   } finally {
-    if (!ctx.node.sealed) {
-      // The outcome, once per call: the refusal of one that never went out
-      // included, even one naming no upstream (a scanner's `/favicon.ico`).
-      await ctx.audit.record(call, forwarded ? 'response' : 'refusal').catch((error: unknown) => {
+    if (forwarded && !ctx.node.sealed) {
+      // The outcome of a call that went out, once it has ended either way.
+      await ctx.audit.record(call, 'response').catch((error: unknown) => {
         ctx.logger.error(
           { code: 'CUSTOS_ERR_AUDIT_UNAVAILABLE', err: error, request_id: call.requestId },
           'proxy: outcome not audited',
@@ -274,13 +297,22 @@ function exchange(
   });
 }
 
-/** Answers a refusal as JSON with its code, unless the answer has begun (then it can only be cut). */
-function refuse(ctx: ProxyContext, call: ProxyCall, res: ServerResponse, error: unknown): void {
+/** Records on the call what a refusal is (code, status, decision), for its audit event. */
+function noteRefusal(ctx: ProxyContext, call: ProxyCall, error: unknown): CustosError {
   const known = isCustosError(error) ? error : new CustosError('CUSTOS_ERR_INTERNAL');
   if (!isCustosError(error)) ctx.logger.error({ err: error, request_id: call.requestId }, 'proxy: unexpected failure');
   call.errorCode = known.code;
   call.status = known.status;
   if (call.decision === null) call.decision = known.status === 401 || known.status === 403 ? 'deny' : 'error';
+  return known;
+}
+
+/** Answers a refusal as JSON with its code, unless the answer has begun (then it can only be cut). */
+function refuse(ctx: ProxyContext, call: ProxyCall, res: ServerResponse, error: unknown): void {
+  const known =
+    call.errorCode !== undefined && isCustosError(error) && error.code === call.errorCode
+      ? error
+      : noteRefusal(ctx, call, error);
   if (res.headersSent) {
     res.destroy();
     return;

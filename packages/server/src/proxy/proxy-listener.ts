@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { CustosNode } from '@custos/core';
 import type { Logger } from 'pino';
 import type { NodeHealth } from '../node-health.js';
+import { ProxyAgents } from './proxy-agents.js';
 import { ProxyAudit } from './proxy-audit.js';
 import { handleProxyRequest } from './proxy-handler.js';
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from './proxy-options.js';
@@ -49,6 +50,7 @@ export async function startProxyListener(o: ProxyListenerOptions): Promise<Proxy
     node: o.node,
     audit: new ProxyAudit(o.node, o.health),
     redactors: new ProxyRedactors(),
+    agents: new ProxyAgents(options.idleTimeoutMs),
     options,
     logger: o.logger,
   };
@@ -89,7 +91,10 @@ export async function startProxyListener(o: ProxyListenerOptions): Promise<Proxy
     address: `http://${host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => {
+          ctx.agents.close();
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };

@@ -342,6 +342,28 @@ describe('the credential proxy refuses, cuts and audits every abuse', () => {
     }
   });
 
+  it('kept-alive connections never outlive an upstream’s destination: a rewritten upstream’s next call goes to the new one', async () => {
+    const second = await fakeUpstream(echo);
+    try {
+      const config = (port: number) => ({
+        base_url: `http://127.0.0.1:${port}`,
+        inject: ['header:Authorization=Bearer {{value}}'],
+        allow_hosts: [`127.0.0.1:${port}`],
+      });
+      await addUpstream(h, 'moving', config(api.port));
+      for (let i = 0; i < 3; i++) responses.push(await (await h.call('/u/moving/first', { token })).text());
+      await addUpstream(h, 'moving', config(second.port));
+      const before = api.seen.length;
+      const r = await h.call('/u/moving/second', { token });
+      responses.push(await r.text());
+      expect(r.status).toBe(200);
+      expect(api.seen.length - before).toBe(0);
+      expect(second.seen.map((x) => x.url)).toEqual(['/second']);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('a secret that is gone is refused, without saying more; a deleted upstream is refused at the next call', async () => {
     await addUpstream(h, 'dangling', {
       base_url: `http://127.0.0.1:${api.port}`,
