@@ -150,6 +150,35 @@ describe('the credential proxy, base-URL mode', () => {
     expect(sseRes?.writableEnded).toBe(true);
   });
 
+  it('honours the task tree’s pinned version: a staged rotation mid-pipeline is invisible to it, new trees get the new key', async () => {
+    const first = `fake-pinned-${Math.random().toString(36).slice(2)}`;
+    await h.s.call({ method: 'PUT', url: '/v1/secrets/data/kv/llm/pinned', payload: { data: { api_key: first } } });
+    await addUpstream(h, 'pinned', {
+      base_url: `http://127.0.0.1:${api.port}`,
+      secret: 'kv/llm/pinned#api_key',
+      inject: ['header:Authorization=Bearer {{value}}'],
+      allow_hosts: [`127.0.0.1:${api.port}`],
+    });
+    const sent = async (token: string) => {
+      const r = await h.call('/u/pinned/x', { token });
+      expect(await r.text()).not.toContain(first);
+      return api.seen.at(-1)!.headers.authorization;
+    };
+    const running = await h.task();
+    expect(await sent(running.token)).toBe(`Bearer ${first}`);
+    const rotated = await h.s.call({ method: 'POST', url: '/v1/secrets/rotate/kv/llm/pinned' });
+    expect(rotated.statusCode, rotated.body).toBe(200);
+    // The running tree, and a child it spawns after the rotation, still send the version they pinned.
+    expect(await sent(running.token)).toBe(`Bearer ${first}`);
+    const child = await h.delegate(running.token, 'use:upstream/pinned');
+    expect(await sent(child.token)).toBe(`Bearer ${first}`);
+    // A new tree sends the new current version.
+    const fresh = await h.task();
+    const now = await sent(fresh.token);
+    expect(now).not.toBe(`Bearer ${first}`);
+    expect(now).toMatch(/^Bearer .{8,}/);
+  });
+
   it('reads the key at call time: a new version is used on the next call of a new task tree', async () => {
     const next = `${h.key}-rotated`;
     await h.s.call({ method: 'PUT', url: '/v1/secrets/data/kv/llm/fake', payload: { data: { api_key: next } } });
