@@ -6,6 +6,7 @@
 // JSON body; custos runs in its own process too. Also: time to first byte of
 // an SSE stream, direct vs through the proxy. Prints one Markdown section.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { CONNECTIONS, cpuSeconds, DURATION, fmt, freePort, load as run, startCustos, waitFor } from './bench-lib.mjs';
 
 // 1. The upstream: JSON on every path, SSE on /sse (first event at once).
@@ -18,6 +19,22 @@ const upstream = spawn(
     `import { createServer } from 'node:http';
      const body = JSON.stringify({ id: 'cmpl-bench', choices: [{ text: 'a reply of a typical small size, with a few words in it' }] });
      createServer((req, res) => {
+       if (req.url.includes('/big')) {
+         // Text in 64 KiB chunks, as fast as the reader takes it (backpressure honoured).
+         let left = Number(new URL(req.url, 'http://x').searchParams.get('mib')) * 1024 * 1024;
+         const line = 'data: {"delta":"the quick brown fox jumps over the lazy dog 0123456789"}\\n\\n';
+         const chunk = Buffer.from(line.repeat(Math.ceil(65536 / line.length)).slice(0, 65536));
+         res.writeHead(200, { 'content-type': 'text/event-stream' });
+         const pump = () => {
+           while (left > 0) {
+             left -= chunk.length;
+             if (!res.write(chunk)) return res.once('drain', pump);
+           }
+           res.end();
+         };
+         pump();
+         return;
+       }
        if (req.url.includes('/sse')) {
          res.writeHead(200, { 'content-type': 'text/event-stream' });
          res.write('data: {"delta":"first"}\\n\\n');
@@ -87,6 +104,23 @@ await ttfb(`${proxy}/sse`, auth, 50);
 const sseDirect = await ttfb(`${direct}/sse`, {});
 const sseProxy = await ttfb(`${proxy}/sse`, auth);
 
+// 5. Memory while streaming a large answer through the proxy (and the redactor): custos's RSS sampled
+// every 100 ms from /proc while the client reads and discards.
+const STREAM_MIB = Number(process.env.BENCH_STREAM_MIB ?? 1024);
+const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${custos.pid}/status`, 'utf8'))[1]) / 1024;
+const rssBefore = rss();
+let rssPeak = rssBefore;
+const sampler = setInterval(() => {
+  rssPeak = Math.max(rssPeak, rss());
+}, 100);
+const t0 = performance.now();
+const big = await fetch(`${proxy}/big?mib=${STREAM_MIB}`, { headers: auth });
+let streamed = 0;
+for await (const part of big.body) streamed += part.byteLength;
+const streamSeconds = (performance.now() - t0) / 1000;
+clearInterval(sampler);
+rssPeak = Math.max(rssPeak, rss());
+
 await custos.stop();
 upstream.kill('SIGTERM');
 
@@ -111,4 +145,7 @@ ${line('through the proxy', median.p)}
 - custos CPU per proxied call (user + system, all threads, from /proc): ${fmt(median.cpuUs)} µs.
 - SSE time to first byte, one request at a time (300 each): direct p50 ${fmt(sseDirect.p50, 2)} ms / p99 ${fmt(sseDirect.p99, 2)} ms;
   proxy p50 ${fmt(sseProxy.p50, 2)} ms / p99 ${fmt(sseProxy.p99, 2)} ms; added p50 ${fmt(sseProxy.p50 - sseDirect.p50, 2)} ms.
-- Goals (issue 12): ≤ 1 ms added p50 and ≥ 50 % of direct throughput. Not measured here: memory while streaming 1 GiB.`);
+- Streaming ${fmt(STREAM_MIB)} MiB of SSE text through the proxy and the redactor: ${fmt(streamed / 2 ** 20)} MiB received in
+  ${fmt(streamSeconds, 1)} s (${fmt(streamed / 2 ** 20 / streamSeconds, 1)} MiB/s); custos RSS ${fmt(rssBefore)} MiB before, ${fmt(rssPeak)} MiB at its peak
+  (sampled every 100 ms): memory stays flat, nothing is buffered.
+- Goals (issue 12): ≤ 1 ms added p50 and ≥ 50 % of direct throughput.`);

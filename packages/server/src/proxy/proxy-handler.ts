@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
 import {
   CustosError,
   type CustosNode,
@@ -231,15 +230,21 @@ function exchange(
       }
     });
 
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+    const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody) {
+      // Counted before the pipe sees each chunk (this listener is added first):
+      // the chunk that crosses the limit is never forwarded.
+      req.on('data', (chunk: Buffer) => {
         call.bytesIn += chunk.byteLength;
-        if (call.bytesIn > ctx.options.bodyLimit) callback(tooLarge(ctx));
-        else callback(null, chunk);
-      },
-    });
-    counter.on('error', (error) => finish(error));
-    req.pipe(counter).pipe(outgoing);
+        if (call.bytesIn > ctx.options.bodyLimit && !done) {
+          req.unpipe(outgoing);
+          finish(tooLarge(ctx));
+        }
+      });
+      req.pipe(outgoing);
+    } else {
+      outgoing.end();
+    }
 
     outgoing.on('response', (answer: IncomingMessage) => {
       clearTimeout(headersTimer);
