@@ -200,33 +200,59 @@ function exchange(
 ): Promise<void> {
   return new Promise<void>((resolve) => {
     let done = false;
-    const finish = (error?: unknown) => {
+    /**
+     * Ends the exchange once. With an error: before the answer's head has
+     * gone, the caller gets the refusal with its code; after, the only honest
+     * signal left is an incomplete body (the connection is cut), and the
+     * code goes to the audit event, next to the upstream's status.
+     */
+    const end = (error?: unknown) => {
       if (done) return;
       done = true;
       clearTimeout(headersTimer);
+      clearInterval(watch);
       if (error !== undefined) {
         outgoing.destroy();
-        refuse(ctx, call, res, error);
-        if (!res.headersSent) drain(req, res);
+        if (res.headersSent) {
+          call.errorCode = isCustosError(error) ? error.code : 'CUSTOS_ERR_INTERNAL';
+          call.decision = 'error';
+          res.destroy();
+        } else {
+          refuse(ctx, call, res, error);
+          drain(req, res);
+        }
       }
       resolve();
     };
     // The upstream must start answering within headersTimeoutMs…
     const headersTimer = setTimeout(
-      () => finish(new UpstreamTimeoutError('No response head in time.')),
+      () => end(new UpstreamTimeoutError('No response head in time.')),
       ctx.options.headersTimeoutMs,
     );
     // …and neither side may then stay silent longer than idleTimeoutMs.
-    outgoing.setTimeout(ctx.options.idleTimeoutMs, () => finish(new UpstreamTimeoutError('The upstream went silent.')));
+    outgoing.setTimeout(ctx.options.idleTimeoutMs, () => end(new UpstreamTimeoutError('The upstream went silent.')));
     outgoing.on('error', (error) =>
-      finish(isCustosError(error) ? error : new UpstreamFailedError('Connection failed or reset.')),
+      end(
+        isCustosError(error)
+          ? error
+          : new UpstreamFailedError('The upstream could not be reached or cut the connection.'),
+      ),
     );
+    // A call in flight — a long model stream — does not outlive the task
+    // that made it, nor the node's seal: checked every livenessIntervalMs, so
+    // revoking any ancestor cuts the stream within that interval, not only
+    // the task's next call.
+    const watch = setInterval(() => {
+      void stillLive(ctx, call).then((refusal) => {
+        if (refusal) end(refusal);
+      });
+    }, ctx.options.livenessIntervalMs);
     // The caller went away: nothing more is sent for it.
     res.on('close', () => {
-      if (!res.writableFinished) {
+      if (!res.writableFinished && !done) {
         call.reason ??= 'caller_disconnected';
         outgoing.destroy();
-        finish();
+        end();
       }
     });
 
@@ -238,7 +264,7 @@ function exchange(
         call.bytesIn += chunk.byteLength;
         if (call.bytesIn > ctx.options.bodyLimit && !done) {
           req.unpipe(outgoing);
-          finish(tooLarge(ctx));
+          end(tooLarge(ctx));
         }
       });
       req.pipe(outgoing);
@@ -258,34 +284,20 @@ function exchange(
       const unredactable = bodyless ? undefined : redactableResponse(answer.headers);
       if (unredactable) {
         answer.destroy();
-        finish(new UpstreamResponseRefusedError(unredactable));
+        end(new UpstreamResponseRefusedError(unredactable));
         return;
       }
       call.status = status;
       // custos allowed the call; what the upstream answered is its business (and in `status`).
       call.decision = 'allow';
       res.writeHead(status, { ...callerResponseHeaders(answer, redactor), 'x-custos-request-id': call.requestId });
-      answer.on('error', () => cut(new UpstreamFailedError('The upstream cut the answer.')));
-      answer.on('aborted', () => cut(new UpstreamFailedError('The upstream cut the answer.')));
-      const cut = (error: CustosError) => {
-        if (done) return;
-        call.errorCode = error.code;
-        call.decision = 'error';
-        done = true;
-        clearTimeout(headersTimer);
-        outgoing.destroy();
-        // The head has gone: the only honest signal left is an incomplete body.
-        res.destroy();
-        resolve();
-      };
-      outgoing.removeAllListeners('timeout');
-      outgoing.setTimeout(ctx.options.idleTimeoutMs, () => cut(new UpstreamTimeoutError('The upstream went silent.')));
-      outgoing.removeAllListeners('error');
-      outgoing.on('error', () => cut(new UpstreamFailedError('The upstream cut the answer.')));
+      const upstreamCut = () => end(new UpstreamFailedError('The upstream cut the answer.'));
+      answer.on('error', upstreamCut);
+      answer.on('aborted', upstreamCut);
+      res.on('finish', () => end());
       if (bodyless) {
         answer.resume();
         answer.on('end', () => res.end());
-        res.on('finish', () => finish());
         return;
       }
       const redact = createRedactNodeStream(redactor);
@@ -293,13 +305,34 @@ function exchange(
         call.bytesOut += chunk.byteLength;
       });
       answer.on('end', () => {
-        if (!answer.complete) cut(new UpstreamFailedError('The upstream cut the answer.'));
+        if (!answer.complete) upstreamCut();
       });
-      redact.on('error', () => cut(new UpstreamFailedError('The answer could not be redacted.')));
+      redact.on('error', () => end(new UpstreamFailedError('The answer could not be redacted.')));
       answer.pipe(redact).pipe(res);
-      res.on('finish', () => finish());
     });
   });
+}
+
+/**
+ * Why a call in flight must stop now, if it must: the node was sealed, the
+ * task expired, or it or an ancestor was revoked or ended.
+ */
+async function stillLive(ctx: ProxyContext, call: ProxyCall): Promise<CustosError | undefined> {
+  if (ctx.node.sealed) return new SealedError();
+  const principal = call.principal;
+  if (principal?.kind !== 'task') return undefined;
+  if (Date.now() >= principal.task.exp * 1000) {
+    call.reason = 'task_expired_mid_call';
+    return new UnauthenticatedError();
+  }
+  try {
+    const status = await ctx.node.services().tasks.isActive(principal.task.chain);
+    if (status.active) return undefined;
+  } catch {
+    // Cannot tell (storage failing): a call that cannot be vouched for stops.
+  }
+  call.reason = 'task_ended_mid_call';
+  return new UnauthenticatedError();
 }
 
 /** Records on the call what a refusal is (code, status, decision), for its audit event. */

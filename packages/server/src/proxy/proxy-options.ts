@@ -6,10 +6,13 @@ export interface ProxyOptions {
   headersTimeoutMs: number;
   /** How long either side may be silent once the response streams (default 60 s). */
   idleTimeoutMs: number;
+  /** How often a call in flight re-checks that its task tree is live and the node unsealed (default 1 s). */
+  livenessIntervalMs: number;
 }
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
   bodyLimit: 10 * 1024 * 1024,
   headersTimeoutMs: 60_000,
   idleTimeoutMs: 60_000,
+  livenessIntervalMs: 1_000,
 };

@@ -377,6 +377,56 @@ describe('the credential proxy refuses, cuts and audits every abuse', () => {
   });
 });
 
+describe('a call in flight does not outlive its task tree', () => {
+  it('revoking an ancestor mid-stream cuts the answer within the liveness interval, audited', async () => {
+    const h = await startProxyHarness({ livenessIntervalMs: 100, idleTimeoutMs: 30_000 });
+    // An endless event stream: one event, then one more each time the test asks.
+    let more: (() => void) | undefined;
+    const api = await fakeUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: one\n\n');
+      more = () => res.write('data: more\n\n');
+    });
+    try {
+      await addUpstream(h, 'fake', {
+        base_url: `http://127.0.0.1:${api.port}`,
+        inject: ['header:Authorization=Bearer {{value}}'],
+        allow_hosts: [`127.0.0.1:${api.port}`],
+      });
+      const parent = await h.task();
+      const child = await h.delegate(parent.token, 'use:upstream/fake');
+      const r = await h.call('/u/fake/stream/endless', { token: child.token });
+      expect(r.status).toBe(200);
+      const reader = r.body!.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: one\n\n');
+      await h.s.call({ method: 'POST', url: `/v1/tasks/${parent.task_id}/revoke` });
+      more?.();
+      // Whatever was already on its way may arrive; then the stream is cut, not ended.
+      await expect(
+        (async () => {
+          for (;;) if ((await reader.read()).done) return 'ended cleanly';
+        })(),
+      ).rejects.toThrow();
+      let outcome: Record<string, unknown> | undefined;
+      for (let i = 0; i < 100 && !outcome; i++) {
+        outcome = (await h.proxyEvents()).find(
+          (e) => (e.details as { phase: string }).phase === 'response' && e.status === 200,
+        );
+        if (!outcome) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(outcome).toMatchObject({
+        decision: 'error',
+        error_code: 'CUSTOS_ERR_UNAUTHENTICATED',
+        reason: 'task_ended_mid_call',
+        auth: { task_id: child.task_id, task_chain: [parent.task_id, child.task_id] },
+      });
+    } finally {
+      await api.close();
+      await h.close();
+    }
+  });
+});
+
 describe('the credential proxy is audited fail-closed', () => {
   it('when the call cannot be audited, it is refused before anything is sent', async () => {
     const h = await startProxyHarness({}, [], true);
