@@ -100,6 +100,35 @@ describe('custos upstream add | list | show | delete', () => {
     }
   });
 
+  it('upstream add --tls-ca sends the file’s PEM inline; a file that is not certificates is refused', async () => {
+    const { CertificateAuthority } = await import('@custos/core');
+    const { writeFileSync } = await import('node:fs');
+    const ca = await CertificateAuthority.create({ trustDomain: 'cli-upstream.test' });
+    const good = `${h.dir}/ca.pem`;
+    const bad = `${h.dir}/not-a-ca.pem`;
+    writeFileSync(good, ca.certPem);
+    writeFileSync(bad, 'this is not a certificate\n');
+    const args = (file: string) => [
+      'upstream',
+      'add',
+      'private-api',
+      '--base-url',
+      'https://127.0.0.1:9',
+      '--secret',
+      'kv/llm/openai#api_key',
+      '--inject',
+      'header:Authorization=Bearer {{value}}',
+      '--tls-ca',
+      file,
+    ];
+    const refused = await h.cli(args(bad));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^custos: CUSTOS_ERR_VALIDATION .*tls_ca/);
+    await ok(args(good));
+    expect(await ok(['upstream', 'show', 'private-api'])).toMatch(/tls ca\s+\(set\)/);
+    expect(JSON.parse(await ok(['upstream', 'show', 'private-api', '--json'])).tls_ca.trim()).toBe(ca.certPem.trim());
+  });
+
   it('says which part is wrong with its code', async () => {
     const bad = await h.cli([
       'upstream',

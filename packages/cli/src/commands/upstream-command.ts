@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { CliIo } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
@@ -12,6 +13,7 @@ interface UpstreamView {
   allow_hosts: string[];
   allow_paths: string[];
   allow_methods: string[];
+  tls_ca?: string;
   created_time: string;
   updated_time: string;
 }
@@ -25,6 +27,7 @@ const upstreamTable = (u: UpstreamView) =>
     ['allow hosts', u.allow_hosts.length ? u.allow_hosts.join(', ') : '(egress policy only)'],
     ['allow paths', u.allow_paths.length ? u.allow_paths.join(', ') : '(any)'],
     ['allow methods', u.allow_methods.length ? u.allow_methods.join(', ') : '(GET HEAD POST PUT PATCH DELETE OPTIONS)'],
+    ['tls ca', u.tls_ca ? '(set)' : '(system)'],
     ['updated', u.updated_time],
   ]);
 
@@ -57,6 +60,7 @@ export function registerUpstreamCommand(program: Command, io: CliIo): void {
       collectRepeat,
     )
     .option('--allow-method <method>', 'GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS (repeatable)', collectRepeat)
+    .option('--tls-ca <file>', 'CA certificates (PEM) an https upstream’s certificate must chain to; sent inline')
     .option('--json', 'JSON output')
     .action(
       async (
@@ -68,6 +72,7 @@ export function registerUpstreamCommand(program: Command, io: CliIo): void {
           allowHost?: string[];
           allowPath?: string[];
           allowMethod?: string[];
+          tlsCa?: string;
           json?: boolean;
         },
       ) => {
@@ -78,6 +83,8 @@ export function registerUpstreamCommand(program: Command, io: CliIo): void {
           ...(opts.allowHost ? { allow_hosts: opts.allowHost } : {}),
           ...(opts.allowPath ? { allow_paths: opts.allowPath } : {}),
           ...(opts.allowMethod ? { allow_methods: opts.allowMethod } : {}),
+          // Read here, by the operator's CLI: the server never reads a path it is given.
+          ...(opts.tlsCa ? { tls_ca: readFileSync(opts.tlsCa, 'utf8') } : {}),
         });
         emit(
           io,

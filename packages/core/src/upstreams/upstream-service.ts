@@ -1,6 +1,7 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { EgressPolicy } from '../egress/egress-policy.js';
 import { isCustosError, ValidationError } from '../errors/index.js';
+import { validateTlsCa } from '../leases/engine-tls-ca.js';
 import type { Storage } from '../ports/storage.js';
 import { validateSecretPath } from '../secrets/secret-path.js';
 import type { SecretService } from '../secrets/secret-service.js';
@@ -94,6 +95,10 @@ export class UpstreamService {
     const allowHosts = validateAllowHosts(input.allow_hosts);
     const allowPaths = validateAllowPaths(input.allow_paths);
     const allowMethods = validateAllowMethods(input.allow_methods);
+    // Replaces the system's trust store for this upstream only; never a path
+    // (the server reads no file for a configurer), and https only.
+    const tlsCa = input.tls_ca === undefined ? undefined : validateTlsCa(input.tls_ca);
+    if (tlsCa && !base.startsWith('https:')) throw new ValidationError('tls_ca needs an https base URL.');
     await this.#egress.withAllow(allowHosts).checkUrl(base, ['https:', 'http:']);
     const existing = await this.find(name);
     const time = this.#now().toISOString();
@@ -106,6 +111,7 @@ export class UpstreamService {
       allow_hosts: allowHosts,
       allow_paths: allowPaths,
       allow_methods: allowMethods,
+      ...(tlsCa ? { tls_ca: tlsCa } : {}),
       created_time: existing?.created_time ?? time,
       updated_time: time,
     };
@@ -192,6 +198,7 @@ function view(record: UpstreamRecord): UpstreamView {
     allow_hosts: [...record.allow_hosts],
     allow_paths: [...record.allow_paths],
     allow_methods: [...record.allow_methods],
+    ...(record.tls_ca ? { tls_ca: record.tls_ca } : {}),
     created_time: record.created_time,
     updated_time: record.updated_time,
   };

@@ -25,6 +25,8 @@ export interface UpstreamRecord {
   readonly allow_paths: readonly string[];
   /** Upper-case methods; empty = GET HEAD POST PUT PATCH DELETE OPTIONS. */
   readonly allow_methods: readonly string[];
+  /** CA certificates (PEM) an https upstream's certificate must chain to, instead of the system's. */
+  readonly tls_ca?: string;
   readonly created_time: string;
   readonly updated_time: string;
 }
@@ -39,6 +41,8 @@ export interface UpstreamInput {
   allow_hosts?: readonly string[];
   allow_paths?: readonly string[];
   allow_methods?: readonly string[];
+  /** CA certificates (PEM, inline) for an https upstream with a private CA. */
+  tls_ca?: string;
 }
 
 /** What is shown: the configuration, in the form it is written (no value ever exists here). */
@@ -50,6 +54,7 @@ export interface UpstreamView {
   allow_hosts: string[];
   allow_paths: string[];
   allow_methods: string[];
+  tls_ca?: string;
   created_time: string;
   updated_time: string;
 }

@@ -23,12 +23,16 @@ export class ProxyAgents {
   }
 
   for(upstream: UpstreamRecord): Agent | HttpsAgent {
-    const key = `${upstream.base_url}\n${upstream.allow_hosts.join(',')}\n${upstream.updated_time}`;
+    const key = `${upstream.base_url}\n${upstream.allow_hosts.join(',')}\n${upstream.updated_time}\n${upstream.tls_ca ?? ''}`;
     const pool = this.#pools.get(upstream.name);
     if (pool?.key === key) return pool.agent;
     pool?.agent.destroy();
     const options = { keepAlive: true, maxSockets: 256, maxFreeSockets: 32, timeout: this.#idleMs };
-    const agent = upstream.base_url.startsWith('https:') ? new HttpsAgent(options) : new Agent(options);
+    // An upstream's own CA replaces the system's trust store for it; the
+    // certificate is still checked against the base URL's host name.
+    const agent = upstream.base_url.startsWith('https:')
+      ? new HttpsAgent({ ...options, ...(upstream.tls_ca ? { ca: upstream.tls_ca } : {}) })
+      : new Agent(options);
     this.#pools.set(upstream.name, { key, agent });
     return agent;
   }

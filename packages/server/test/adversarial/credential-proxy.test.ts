@@ -1,6 +1,9 @@
 import { request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { CertificateAuthority } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addUpstream,
@@ -422,6 +425,80 @@ describe('a call in flight does not outlive its task tree', () => {
       });
     } finally {
       await api.close();
+      await h.close();
+    }
+  });
+});
+
+describe('TLS to an upstream is verified before the key is sent', () => {
+  it('an https upstream is reached only when its certificate chains to the CA trusted for it (the system’s, or its tls_ca)', async () => {
+    const h = await startProxyHarness();
+    const ca = await CertificateAuthority.create({ trustDomain: 'proxy-upstream.test' });
+    const other = await CertificateAuthority.create({ trustDomain: 'someone-else.test' });
+    const leaf = await ca.issueServerCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const seen: Array<string | undefined> = [];
+    const server = createHttpsServer({ key: leaf.keyPem, cert: leaf.certPem }, (req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ authorization: req.headers.authorization }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const { token } = await h.task();
+      const upstream = (name: string, base: string, tlsCa?: string) =>
+        addUpstream(h, name, {
+          base_url: base,
+          inject: ['header:Authorization=Bearer {{value}}'],
+          allow_hosts: [`127.0.0.1:${port}`, 'localhost'],
+          ...(tlsCa ? { tls_ca: tlsCa } : {}),
+        });
+      // The system trust store does not know this CA, nor does another one: the handshake fails, nothing is sent.
+      await upstream('untrusted', `https://127.0.0.1:${port}`);
+      await upstream('wrong-ca', `https://127.0.0.1:${port}`, other.certPem);
+      for (const name of ['untrusted', 'wrong-ca']) {
+        const r = await h.call(`/u/${name}/x`, { token });
+        expect(r.status, name).toBe(502);
+        const text = await r.text();
+        expect(text).toContain('CUSTOS_ERR_UPSTREAM_FAILED');
+        expect(text).not.toContain(h.key);
+      }
+      expect(seen).toEqual([]);
+      // With its CA the call goes through, and the answer is redacted as ever.
+      await upstream('trusted', `https://127.0.0.1:${port}/`, ca.certPem);
+      const ok = await h.call('/u/trusted/x', { token });
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toEqual({ authorization: 'Bearer [REDACTED:upstream:trusted]' });
+      expect(seen).toEqual([`Bearer ${h.key}`]);
+      // tls_ca is for https only, and holds certificates only.
+      const plain = await h.s.call({
+        method: 'PUT',
+        url: '/v1/upstreams/plain',
+        payload: {
+          base_url: 'http://127.0.0.1:1',
+          secret: 'kv/llm/fake#api_key',
+          inject: ['header:Authorization=Bearer {{value}}'],
+          allow_hosts: ['127.0.0.1:1'],
+          tls_ca: ca.certPem,
+        },
+      });
+      expect(plain.json().error.code).toBe('CUSTOS_ERR_VALIDATION');
+      const key = await h.s.call({
+        method: 'PUT',
+        url: '/v1/upstreams/keyed',
+        payload: {
+          base_url: `https://127.0.0.1:${port}`,
+          secret: 'kv/llm/fake#api_key',
+          inject: ['header:Authorization=Bearer {{value}}'],
+          allow_hosts: [`127.0.0.1:${port}`],
+          tls_ca: `${ca.certPem}${leaf.keyPem}`,
+        },
+      });
+      expect(key.json().error.code).toBe('CUSTOS_ERR_VALIDATION');
+      expect(key.body).not.toContain('PRIVATE KEY');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
       await h.close();
     }
   });

@@ -22,6 +22,7 @@ const upstreamView = {
     allow_hosts: { type: 'array', items: { type: 'string' } },
     allow_paths: { type: 'array', items: { type: 'string' } },
     allow_methods: { type: 'array', items: { type: 'string' } },
+    tls_ca: { type: 'string' },
     created_time: { type: 'string' },
     updated_time: { type: 'string' },
   },
@@ -57,6 +58,8 @@ export async function upstreamRoutes(app: FastifyInstance, { node }: { node: Cus
           allow_hosts: strings(64, 300),
           allow_paths: strings(64, 1024),
           allow_methods: strings(16, 16),
+          // CA certificates (PEM) for an https upstream with a private CA: inline, never a path.
+          tls_ca: { type: 'string', minLength: 1, maxLength: 65_536 },
         },
         required: ['base_url', 'secret', 'inject'],
         additionalProperties: false,
