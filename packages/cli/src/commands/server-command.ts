@@ -55,6 +55,7 @@ export function registerServerCommand(program: Command, io: CliIo): void {
             cwd: io.cwd,
             // `npm start` users have no `custos` on their PATH, but npx finds the workspace's.
             cli: io.env.npm_lifecycle_event ? 'npx custos' : 'custos',
+            ...(server.proxy ? { proxyAddress: server.proxy.address } : {}),
           }),
         );
       }
