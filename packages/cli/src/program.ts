@@ -4,6 +4,7 @@ import { CliError, type CliIo, EXIT, processIo } from './cli-io.js';
 import { registerAuditCommand } from './commands/audit-command.js';
 import { registerAuthJwtCommand } from './commands/auth-jwt-command.js';
 import { registerBootstrapCommand } from './commands/bootstrap-command.js';
+import { registerCaCommand } from './commands/ca-command.js';
 import { registerCertCommand } from './commands/cert-command.js';
 import { registerCredsCommand } from './commands/creds-command.js';
 import { registerEngineCommand } from './commands/engine-command.js';
@@ -59,6 +60,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerTaskCommand(program, io);
   registerAuthJwtCommand(program, io);
   registerCertCommand(program, io);
+  registerCaCommand(program, io);
   registerAuditCommand(program, io);
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);

@@ -129,6 +129,14 @@ describe('custos upstream add | list | show | delete', () => {
     expect(JSON.parse(await ok(['upstream', 'show', 'private-api', '--json'])).tls_ca.trim()).toBe(ca.certPem.trim());
   });
 
+  it('ca export prints the CA certificate clients trust for forward mode, or writes it to a file', async () => {
+    const printed = await ok(['ca', 'export']);
+    expect(printed).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n$/);
+    expect(await ok(['ca', 'export', '--out', 'custos-ca.pem'])).toBe('Wrote the CA certificate to custos-ca.pem\n');
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(`${h.dir}/custos-ca.pem`, 'utf8').trim()).toBe(printed.trim());
+  });
+
   it('says which part is wrong with its code', async () => {
     const bad = await h.cli([
       'upstream',

@@ -11,6 +11,8 @@ import { auditAuth } from '../plugins/audit-plugin.js';
 
 /** What is known about one proxied call, filled in as it goes. Never a value, a token or a query. */
 export interface ProxyCall {
+  /** `base-url` (`/u/NAME/…`) or `forward` (HTTP_PROXY: absolute URLs, CONNECT tunnels). */
+  mode: 'base-url' | 'forward';
   readonly requestId: string;
   readonly method: string;
   readonly sourceIp: string;
@@ -39,6 +41,9 @@ export interface ProxyCall {
  *   so a failure here cannot withdraw it; it is logged and makes
  *   `GET /v1/sys/health` report `audit_unavailable`, like any failed record.
  * - A call refused before it went out is one event with the refusal.
+ * - A CONNECT (forward mode) is one event (phase `tunnel`): the tunnel it
+ *   opened, recorded before the `200` is sent (fail-closed), or its refusal;
+ *   every request inside is then a call of its own as above.
  *
  * The event names the acting task, its whole chain and the upstream
  * (`upstream/NAME`, action `use`); the path below the upstream is recorded
@@ -54,7 +59,7 @@ export class ProxyAudit {
   }
 
   /** Fail-closed: throws CUSTOS_ERR_AUDIT_UNAVAILABLE when the event is not durable. */
-  async record(call: ProxyCall, phase: 'request' | 'response' | 'refusal'): Promise<void> {
+  async record(call: ProxyCall, phase: 'request' | 'response' | 'refusal' | 'tunnel'): Promise<void> {
     try {
       await this.#node.services().audit.record(event(call, phase));
     } catch (error) {
@@ -65,10 +70,10 @@ export class ProxyAudit {
   }
 }
 
-function event(call: ProxyCall, phase: 'request' | 'response' | 'refusal'): AuditEventInput {
+function event(call: ProxyCall, phase: 'request' | 'response' | 'refusal' | 'tunnel'): AuditEventInput {
   const details: Record<string, JsonValue> = {
     phase: phase === 'refusal' ? 'response' : phase,
-    proxy: 'base-url',
+    proxy: call.mode,
     ...(call.upstream ? { upstream: call.upstream } : {}),
     ...(call.path ? { upstream_path: call.path } : {}),
   };
@@ -84,7 +89,7 @@ function event(call: ProxyCall, phase: 'request' | 'response' | 'refusal'): Audi
     auth: auditAuth(call.principal),
     request: {
       method: call.method,
-      route: '/u/:name/*',
+      route: call.method === 'CONNECT' ? 'CONNECT' : call.mode === 'forward' ? 'forward' : '/u/:name/*',
       ...(call.upstream ? { path: upstreamUseResource(call.upstream), action: 'use' } : {}),
       source_ip: call.sourceIp,
     },

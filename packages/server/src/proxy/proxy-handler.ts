@@ -7,6 +7,7 @@ import {
   methodAllowed,
   openEgressRequest,
   PermissionDeniedError,
+  type Principal,
   ProxyMethodRefusedError,
   ProxyPathNotAllowedError,
   pathAllowed,
@@ -21,16 +22,18 @@ import { createRedactNodeStream, type Redactor } from '@custos/redact';
 import type { Logger } from 'pino';
 import type { ProxyAgents } from './proxy-agents.js';
 import type { ProxyAudit, ProxyCall } from './proxy-audit.js';
+import type { ProxyCerts } from './proxy-certs.js';
 import { callerResponseHeaders, redactableResponse, upstreamQuery, upstreamRequestHeaders } from './proxy-headers.js';
 import type { ProxyOptions } from './proxy-options.js';
 import type { ProxyRedactors } from './proxy-redactor.js';
-import { parseProxyTarget } from './proxy-target.js';
+import { type ProxyTarget, parseProxyTarget } from './proxy-target.js';
 
 export interface ProxyContext {
   node: CustosNode;
   audit: ProxyAudit;
   redactors: ProxyRedactors;
   agents: ProxyAgents;
+  certs: ProxyCerts;
   options: ProxyOptions;
   logger: Logger;
 }
@@ -60,8 +63,14 @@ export interface ProxyContext {
  * its forms, and every detector); redirects are not followed, just passed
  * back, redacted like everything else.
  */
-export async function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleProxyRequest(
+  ctx: ProxyContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  routeOf: (req: IncomingMessage, call: ProxyCall, ctx: ProxyContext) => ProxyRoute = baseUrlRoute,
+): Promise<void> {
   const call: ProxyCall = {
+    mode: 'base-url',
     requestId: randomUUID(),
     method: req.method ?? 'GET',
     sourceIp: req.socket.remoteAddress ?? '',
@@ -82,20 +91,19 @@ export async function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage
   try {
     if (ctx.node.sealed) throw new SealedError();
     const services = ctx.node.services();
-    const target = parseProxyTarget(req.url ?? '', (name) => {
-      call.upstream = name;
-    });
-    call.path = target.path;
-    const token = proxyToken(req, call);
-    const principal = await services.authenticate(token, {
+    const route = routeOf(req, call, ctx);
+    const principal = await services.authenticate(route.token(), {
       method: call.method,
-      url: `${services.issuer}/u/${target.upstream}${target.path}`,
+      url: `${services.issuer}/proxy`,
     });
     call.principal = principal;
     if (principal.kind !== 'task') {
       call.reason = 'proxy_requires_task_token';
       throw new PermissionDeniedError();
     }
+    const target = await route.target(principal);
+    call.upstream = target.upstream;
+    call.path = target.path;
     const resource = upstreamUseResource(target.upstream);
     if (!services.authorize(principal, 'use', resource, { sourceIp: call.sourceIp, now: new Date() }).allowed) {
       throw new PermissionDeniedError();
@@ -156,13 +164,34 @@ export async function handleProxyRequest(ctx: ProxyContext, req: IncomingMessage
   }
 }
 
+/** How a request names its upstream and carries its task token. */
+export interface ProxyRoute {
+  /** The caller's task token (throws CUSTOS_ERR_UNAUTHENTICATED). */
+  token(): string;
+  /** The upstream and the checked path and query below its base URL, for this caller (throws). */
+  target(principal: Extract<Principal, { kind: 'task' }>): Promise<ProxyTarget>;
+}
+
+/**
+ * Base-URL mode: `/u/NAME/<path>`, the target parsed from the request line
+ * at once (so a refused path is refused before any token is looked at), the
+ * token from `Authorization` or `Proxy-Authorization`.
+ */
+function baseUrlRoute(req: IncomingMessage, call: ProxyCall): ProxyRoute {
+  const target = parseProxyTarget(req.url ?? '', (name) => {
+    call.upstream = name;
+  });
+  call.path = target.path;
+  return { token: () => proxyToken(req, call), target: async () => target };
+}
+
 /**
  * The caller's task token: `Authorization: Bearer …` (base-URL mode, what
  * SDKs send as their "API key") or `Proxy-Authorization: Bearer …`. Both are
  * stripped before anything is forwarded. Two different tokens are refused
  * rather than one picked: which one acted must never be a guess.
  */
-function proxyToken(req: IncomingMessage, call: ProxyCall): string {
+export function proxyToken(req: IncomingMessage, call: ProxyCall): string {
   const read = (value: string | undefined) => {
     if (value === undefined) return undefined;
     const m = /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(value.trim());

@@ -12,11 +12,11 @@ export interface ProxyTarget {
 }
 
 /**
- * Parses the request target as the client sent it (`req.url`, never the
- * Host header). Only origin form (`/u/…`) is served: an absolute URL
- * (`GET http://elsewhere/…`, forward-proxy form) or `*` would name a
- * destination the caller chose, and custos decides destinations from the
- * upstream alone.
+ * Parses a base-URL-mode request target as the client sent it (`req.url`,
+ * never the Host header): origin form (`/u/…`) only. Absolute URLs are
+ * forward mode and never reach here (proxy-forward.ts: there too the URL
+ * only selects among the upstreams the caller may use); anything else is
+ * refused.
  */
 export function parseProxyTarget(url: string, onName?: (name: string) => void): ProxyTarget {
   if (!url.startsWith('/')) {

@@ -227,7 +227,6 @@ describe('the credential proxy refuses, cuts and audits every abuse', () => {
       '/u/narrow/chat/x%0d%0aX-Injected:%20yes',
       '/u/narrow/chat/x?q=%0d%0aX-Injected:%20yes',
       '/u/narrow/chat/x?q=%00',
-      `http://127.0.0.2:${canary.port}/u/narrow/chat/x`,
     ]) {
       const raw = await rawRequest(
         h.proxyPort(),
@@ -237,12 +236,21 @@ describe('the credential proxy refuses, cuts and audits every abuse', () => {
       expect(statusOf(raw), target).toBe(400);
       expect(codeOf(raw), target).toBe('CUSTOS_ERR_PROXY_PATH_REFUSED');
     }
+    // An absolute URL is forward mode (proxy-forward.ts): its origin must be an upstream's, so one
+    // naming the canary is refused — with a token in Proxy-Authorization as forward mode wants it.
+    const absolute = await rawRequest(
+      h.proxyPort(),
+      `POST http://127.0.0.2:${canary.port}/u/narrow/chat/x HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Bearer ${token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
+    responses.push(absolute);
+    expect(statusOf(absolute)).toBe(403);
+    expect(codeOf(absolute)).toBe('CUSTOS_ERR_PROXY_PATH_NOT_ALLOWED');
     // (A raw CR/LF cannot be smuggled at all: it ends the request line for Node's parser, so
     // what follows is only a header the caller sent about itself, which custos strips or forwards
     // as any other; encoded, it is refused above.)
     expect(hitsSince(before)).toBe(0);
     const refused = (await h.proxyEvents()).filter((e) => e.error_code === 'CUSTOS_ERR_PROXY_PATH_REFUSED');
-    expect(refused.length).toBeGreaterThanOrEqual(11);
+    expect(refused.length).toBeGreaterThanOrEqual(10);
   });
 
   it('a Host header naming another host changes nothing: the request goes to the base URL', async () => {

@@ -61,7 +61,7 @@ export interface ProxyHarness {
   delegate(parent: string, scope: string): Promise<{ token: string; task_id: string }>;
   /** `fetch` to the proxy. */
   call(path: string, init?: RequestInit & { token?: string | null }): Promise<Response>;
-  /** Audit events of the proxy (route `/u/:name/*`). */
+  /** Audit events of the proxy, both modes (`details.proxy`). */
   proxyEvents(): Promise<Array<Record<string, unknown>>>;
   close(): Promise<void>;
 }
@@ -130,9 +130,7 @@ export async function startProxyHarness(
       });
     },
     proxyEvents: async () =>
-      (await auditEvents(s.storage)).filter(
-        (e) => (e.request as { route?: string } | undefined)?.route === '/u/:name/*',
-      ),
+      (await auditEvents(s.storage)).filter((e) => (e.details as { proxy?: string } | undefined)?.proxy !== undefined),
     close: async () => {
       await proxy.close();
       await s.close();
