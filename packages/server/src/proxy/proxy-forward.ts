@@ -16,6 +16,7 @@ import {
   upstreamUseResource,
 } from '@custos/core';
 import type { ProxyCall } from './proxy-audit.js';
+import { credentialToken } from './proxy-credential.js';
 import type { ProxyContext, ProxyRoute } from './proxy-handler.js';
 import type { ProxyTarget } from './proxy-target.js';
 
@@ -30,18 +31,19 @@ interface Tunnel {
 const tunnels = new WeakMap<object, Tunnel>();
 
 /**
- * Forward mode's token: `Proxy-Authorization: Bearer …` only. `Authorization`
+ * Forward mode's token: `Proxy-Authorization` only (Bearer, or Basic with
+ * the token as password — see proxy-credential.ts). `Authorization`
  * belongs to the request for the upstream (an SDK sends its placeholder key
  * there); it is stripped like every other credential the caller sends.
  */
 function forwardToken(req: IncomingMessage, call: ProxyCall): string {
   const value = req.headers['proxy-authorization'];
-  const m = value === undefined ? null : /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(value.trim());
-  if (!m) {
+  const token = value === undefined ? undefined : credentialToken(value);
+  if (!token) {
     call.reason = value === undefined ? 'proxy_no_credential' : 'proxy_credential_malformed';
     throw new UnauthenticatedError();
   }
-  return m[1] as string;
+  return token;
 }
 
 /**

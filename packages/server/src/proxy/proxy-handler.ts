@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import type { ProxyAgents } from './proxy-agents.js';
 import type { ProxyAudit, ProxyCall } from './proxy-audit.js';
 import type { ProxyCerts } from './proxy-certs.js';
+import { credentialToken } from './proxy-credential.js';
 import { callerResponseHeaders, redactableResponse, upstreamQuery, upstreamRequestHeaders } from './proxy-headers.js';
 import type { ProxyOptions } from './proxy-options.js';
 import type { ProxyRedactors } from './proxy-redactor.js';
@@ -194,12 +195,12 @@ function baseUrlRoute(req: IncomingMessage, call: ProxyCall): ProxyRoute {
 export function proxyToken(req: IncomingMessage, call: ProxyCall): string {
   const read = (value: string | undefined) => {
     if (value === undefined) return undefined;
-    const m = /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(value.trim());
-    if (!m) {
+    const token = credentialToken(value);
+    if (!token) {
       call.reason = 'proxy_credential_malformed';
       throw new UnauthenticatedError();
     }
-    return m[1] as string;
+    return token;
   };
   const a = read(req.headers.authorization);
   const b = read(req.headers['proxy-authorization']);

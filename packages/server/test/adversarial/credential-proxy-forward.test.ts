@@ -144,11 +144,25 @@ describe('the credential proxy in forward mode (CONNECT and absolute URLs)', () 
   }
 
   it('a CONNECT without a valid task token is 407, and opens nothing', async () => {
-    for (const headers of [{}, { 'proxy-authorization': 'Bearer not-a-token' }, { authorization: `Bearer ${token}` }]) {
+    const basic = (userPass: string) => ({
+      'proxy-authorization': `Basic ${Buffer.from(userPass).toString('base64')}`,
+    });
+    for (const headers of [
+      {},
+      { 'proxy-authorization': 'Bearer not-a-token' },
+      { authorization: `Bearer ${token}` },
+      basic(`${token}`),
+      basic('task:not-a-token'),
+      basic(`task:${token}\r\nX: y`),
+    ]) {
       const r = await connectTunnel(h.proxyPort(), `127.0.0.1:${securePort}`, headers);
       expect(r.status, JSON.stringify(Object.keys(headers))).toBe(407);
       expect(r.body).toContain('CUSTOS_ERR_UNAUTHENTICATED');
     }
+    // The token as a proxy URL's password (what requests, httpx and curl send) is accepted.
+    const viaBasic = await connectTunnel(h.proxyPort(), `127.0.0.1:${securePort}`, basic(`task:${token}`));
+    expect(viaBasic.status).toBe(200);
+    viaBasic.socket.destroy();
     const root = await connectTunnel(h.proxyPort(), `127.0.0.1:${securePort}`, {
       'proxy-authorization': `Bearer ${h.s.rootToken}`,
     });
