@@ -77,7 +77,8 @@ describe('custos run --proxy', () => {
   it.skipIf(!python)('an unmodified Python agent calls the upstream without ever holding its key', async () => {
     const agent = [
       'import os, requests',
-      `r = requests.get("https://127.0.0.1:${port}/v1/models", headers={"Authorization": "Bearer sk-placeholder"})`,
+      `r = requests.get("https://127.0.0.1:${port}/v1/models", headers={"Authorization": "Bearer " + os.environ["LLM_API_KEY"]})`,
+      'print("api key:", os.environ["LLM_API_KEY"])',
       'print(r.status_code, r.text)',
       `print("key in env:", any("${key}" in v for v in os.environ.values()))`,
       'print("base url:", os.environ.get("CUSTOS_UPSTREAM_FAKE_LLM_URL", "").endswith("/u/fake-llm"))',
@@ -90,6 +91,9 @@ describe('custos run --proxy', () => {
       '2m',
       '--proxy',
       h.server.proxy!.address,
+      // An upstream's key asked for as a variable: under --proxy it is a placeholder.
+      '--secret',
+      'LLM_API_KEY=kv/llm/fake#api_key',
       '--',
       python as string,
       '-c',
@@ -99,6 +103,7 @@ describe('custos run --proxy', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('200 {"you_sent":"Bearer [REDACTED:upstream:fake-llm]"}');
     expect(run.stdout).toContain('key in env: False');
+    expect(run.stdout).toContain('api key: custos-placeholder-fake-llm');
     expect(run.stdout).toContain('base url: True');
     expect(run.stdout).not.toContain(key);
     expect(seen.at(-1)).toBe(`Bearer ${key}`);

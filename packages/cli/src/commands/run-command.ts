@@ -69,11 +69,20 @@ export function registerRunCommand(program: Command, io: CliIo): void {
       // Holds the CA file of --proxy; owner only, removed when CMD is done.
       const scratch = opts.proxy ? mkdtempSync(join(tmpdir(), 'custos-run-')) : undefined;
       try {
+        let bound = new Map<string, string>();
         if (opts.proxy && scratch) {
           const addr = opts.proxy === true ? (io.env.CUSTOS_PROXY_ADDR ?? DEFAULT_PROXY_ADDR) : opts.proxy;
-          Object.assign(env, await proxyEnvironment(io, operator, addr, started.token, scratch));
+          const proxied = await proxyEnvironment(io, operator, addr, started.token, scratch);
+          Object.assign(env, proxied.env);
+          bound = proxied.bound;
         }
         for (const { env: name, path, field } of parseSecretMappings(opts.secret ?? [])) {
+          // An upstream's key, under --proxy: a placeholder, never read; the proxy attaches the value.
+          const upstream = bound.get(`${path}#${field}`);
+          if (upstream) {
+            env[name] = `custos-placeholder-${upstream}`;
+            continue;
+          }
           const secret = await asTask.request<{ data: Record<string, string> }>(
             'GET',
             `/v1/secrets/data/${path.split('/').map(encodeURIComponent).join('/')}`,

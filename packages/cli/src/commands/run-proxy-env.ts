@@ -25,6 +25,11 @@ export const DEFAULT_PROXY_ADDR = 'http://127.0.0.1:8421';
  *   (`…/u/<name>`), for SDKs that take a base URL (with `CUSTOS_TOKEN` as
  *   their API key) — when the caller may list upstreams.
  *
+ * `bound` maps each upstream's secret reference (`kv/…#field`) to the
+ * upstream: a `--secret` naming one gets a placeholder instead of the value
+ * (the proxy attaches the value on the wire), so a client that insists on
+ * an API key variable has one that is worth nothing.
+ *
  * No key is ever put in the environment. Throws CUSTOS_ERR_UNREACHABLE when
  * the proxy does not answer, so CMD is not started against a proxy that is
  * not there.
@@ -35,7 +40,7 @@ export async function proxyEnvironment(
   proxyAddr: string,
   token: string,
   dir: string,
-): Promise<Record<string, string>> {
+): Promise<{ env: Record<string, string>; bound: Map<string, string> }> {
   let proxy: URL;
   try {
     proxy = new URL(proxyAddr);
@@ -72,8 +77,13 @@ export async function proxyEnvironment(
   };
   // Base URLs are a convenience: a caller who may not list upstreams still gets the proxy.
   const listed = await operator.request<{ keys: string[] }>('GET', '/v1/upstreams').catch(() => ({ keys: [] }));
+  const bound = new Map<string, string>();
   for (const name of listed.keys) {
     env[`CUSTOS_UPSTREAM_${name.toUpperCase().replace(/-/g, '_')}_URL`] = `${proxy.origin}/u/${name}`;
+    const view = await operator
+      .request<{ secret: string }>('GET', `/v1/upstreams/${encodeURIComponent(name)}`)
+      .catch(() => undefined);
+    if (view) bound.set(view.secret, name);
   }
-  return env;
+  return { env, bound };
 }
