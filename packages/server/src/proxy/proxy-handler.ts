@@ -40,12 +40,15 @@ export interface ProxyContext {
 }
 
 /**
- * One base-URL-mode call: `/u/NAME/<path>` with a task token.
+ * One proxied call: base-URL mode (`/u/NAME/<path>`, the default route) or
+ * forward mode (`routeOf` from proxy-forward.ts: an absolute URL, or a
+ * request inside an intercepted CONNECT tunnel) — the same steps for both.
  *
  * In order, each step refusing before the next can happen:
- * 1. the target is parsed from the request line alone (never Host), and its
+ * 1. the target is taken from the request line alone (never Host), and its
  *    path and query checked (no traversal in any spelling, no control
- *    characters);
+ *    characters); in forward mode the upstream is chosen, among those the
+ *    task may use, by origin and base path;
  * 2. the caller's token is verified as every route verifies it (signature,
  *    expiry, and every task of its chain live: revoking any ancestor refuses
  *    the next call), and must be a task token — the proxy is for agents;
