@@ -40,8 +40,8 @@ export const load = (opts) =>
 export const row = (name, r) =>
   `| ${name} | ${fmt(r.requests.average)} | ${fmt(r.latency.p50, 1)} | ${fmt(r.latency.p99, 1)} | ${fmt(r.non2xx + r.errors)} |`;
 
-/** custos on its embedded default (dev seal, SQLite) in a temp dir; `call` uses the root token. */
-export async function startCustos(env = {}, nodeArgs = []) {
+/** custos on its embedded default (dev seal, SQLite) in a temp dir; `call` uses the root token. `args`: more server flags. */
+export async function startCustos(env = {}, nodeArgs = [], args = []) {
   const dir = mkdtempSync(join(tmpdir(), 'custos-bench-'));
   const port = await freePort();
   const addr = `http://127.0.0.1:${port}`;
@@ -56,6 +56,7 @@ export async function startCustos(env = {}, nodeArgs = []) {
       dir,
       '--listen',
       `127.0.0.1:${port}`,
+      ...args,
     ],
     { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn', ...env } },
   );

@@ -4,6 +4,7 @@ import { CliError, type CliIo, EXIT, processIo } from './cli-io.js';
 import { registerAuditCommand } from './commands/audit-command.js';
 import { registerAuthJwtCommand } from './commands/auth-jwt-command.js';
 import { registerBootstrapCommand } from './commands/bootstrap-command.js';
+import { registerCaCommand } from './commands/ca-command.js';
 import { registerCertCommand } from './commands/cert-command.js';
 import { registerCredsCommand } from './commands/creds-command.js';
 import { registerEngineCommand } from './commands/engine-command.js';
@@ -20,6 +21,7 @@ import { registerSecretRotateCommand } from './commands/secret-rotate-command.js
 import { registerServerCommand } from './commands/server-command.js';
 import { registerTaskCommand } from './commands/task-command.js';
 import { registerTokenCommand } from './commands/token-command.js';
+import { registerUpstreamCommand } from './commands/upstream-command.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, resolveRequestTimeout } from './request-timeout.js';
 
 /** Builds the `custos` command with every subcommand. */
@@ -58,9 +60,11 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerTaskCommand(program, io);
   registerAuthJwtCommand(program, io);
   registerCertCommand(program, io);
+  registerCaCommand(program, io);
   registerAuditCommand(program, io);
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);
+  registerUpstreamCommand(program, io);
   registerLeaseCommand(program, io);
   registerRunCommand(program, io);
   registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });

@@ -12,6 +12,8 @@ export interface ServerBannerInput {
   cwd: string;
   /** How to call the CLI here: `custos`, or `npx custos` when started by `npm start`. */
   cli: string;
+  /** The credential proxy's address, when it listens (`--proxy-listen`, on by default with `--dev`). */
+  proxyAddress?: string;
 }
 
 /**
@@ -22,6 +24,9 @@ export interface ServerBannerInput {
 export function formatServerBanner(input: ServerBannerInput): string {
   const addr = clientAddress(input.address);
   const lines = ['', `  custos ${input.version} is listening on ${addr}`];
+  if (input.proxyAddress) {
+    lines.push(`  Credential proxy: ${clientAddress(input.proxyAddress)}/u/NAME/…  (agents send their task token)`);
+  }
   const tokenFile = join(input.dataDir, 'root-token');
   const found = input.dataDir === join(input.cwd, '.custos');
   if (input.seal === 'dev') {

@@ -48,7 +48,7 @@ export async function runCliCaptured(
  * commands against it. `flags` adds server flags, e.g. `{ tlsListen: '127.0.0.1:0' }`
  * for the mTLS listener (then `server.tlsAddress`, CA in `<dir>/ca.pem`).
  */
-export async function startCliServer(flags: Pick<ServerFlags, 'tlsListen'> = {}): Promise<{
+export async function startCliServer(flags: Pick<ServerFlags, 'tlsListen' | 'proxyListen'> = {}): Promise<{
   server: RunningServer;
   dir: string;
   rootToken: () => string;

@@ -23,6 +23,13 @@ describe('the server banner', () => {
     expect(text).toContain('custos secret put kv/hello greeting=world');
   });
 
+  it('names the credential proxy when it listens, and not otherwise', () => {
+    expect(formatServerBanner({ ...base, proxyAddress: 'http://0.0.0.0:8421' })).toContain(
+      'Credential proxy: http://127.0.0.1:8421/u/NAME/…',
+    );
+    expect(formatServerBanner(base)).not.toContain('Credential proxy');
+  });
+
   it('says npx custos when started by npm, and a client address for a wildcard listener', () => {
     const text = formatServerBanner({ ...base, cli: 'npx custos', address: 'http://0.0.0.0:8420' });
     expect(text).toContain('export CUSTOS_ADDR=http://127.0.0.1:8420');

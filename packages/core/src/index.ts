@@ -15,3 +15,4 @@ export * from './secrets/index.js';
 export * from './task-tokens/index.js';
 export * from './tasks/index.js';
 export * from './tokens/index.js';
+export * from './upstreams/index.js';

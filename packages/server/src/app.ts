@@ -25,6 +25,7 @@ import { secretRoutes } from './routes/v1/secret-routes.js';
 import { sysRoutes, taskKeyRoutes } from './routes/v1/sys-routes.js';
 import { taskRoutes } from './routes/v1/task-routes.js';
 import { tokenRoutes } from './routes/v1/token-routes.js';
+import { upstreamRoutes } from './routes/v1/upstream-routes.js';
 import { wellKnownRoutes } from './routes/well-known-routes.js';
 import './route-config.js';
 
@@ -119,6 +120,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(leaseRoutes, { node });
       await v1.register(rotationRoutes, { node });
       await v1.register(eventsRoutes, { node });
+      await v1.register(upstreamRoutes, { node });
     },
     { prefix: '/v1' },
   );

@@ -42,6 +42,14 @@ export interface ServerConfig {
    * a local database needs `--egress-allow 127.0.0.1`.
    */
   egress: { allow: string[]; allowPublic: boolean; timeoutMs: number };
+  /**
+   * The credential proxy listener (base-URL mode, `/u/NAME/<path>`): off
+   * unless `--proxy-listen` or `proxy.listen` is set; `--dev` turns it on at
+   * 127.0.0.1:8421 when the API listens at its default address (a `--dev`
+   * server given another `--listen` gets no proxy unless asked, so two dev
+   * servers on other ports never fight over 8421).
+   */
+  proxy?: { host: string; port: number; bodyLimit: number; headersTimeoutMs: number; idleTimeoutMs: number };
 }
 
 /** How the server's log is written (see {@link ServerConfig.logFormat}). */
@@ -56,6 +64,8 @@ export interface ServerFlags {
   logFormat?: string;
   /** `--egress-allow` entries, added to the config file's `egress.allow`. */
   egressAllow?: string[];
+  /** `--proxy-listen HOST:PORT`: the credential proxy listener. */
+  proxyListen?: string;
 }
 
 interface ConfigFile {
@@ -71,7 +81,10 @@ interface ConfigFile {
   log_level?: string;
   log_format?: string;
   egress?: { allow?: string[]; allow_public?: boolean; timeout?: string };
+  proxy?: { listen?: string; body_limit?: number; headers_timeout?: string; idle_timeout?: string };
 }
+
+export const DEFAULT_PROXY_LISTEN = '127.0.0.1:8421';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8420';
 
@@ -113,6 +126,33 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       file.issuer ?? `${file.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
     ).replace(/\/+$/, ''),
     egress: resolveEgress(file.egress, flags.egressAllow),
+    ...resolveProxy(flags, file, flags.listen ?? file.listen),
+  };
+}
+
+/** The proxy listener's settings (see {@link ServerConfig.proxy}); limits are checked now, not at first use. */
+function resolveProxy(flags: ServerFlags, file: ConfigFile, listen: string | undefined): Pick<ServerConfig, 'proxy'> {
+  const text =
+    flags.proxyListen ?? file.proxy?.listen ?? (flags.dev && listen === undefined ? DEFAULT_PROXY_LISTEN : undefined);
+  if (text === undefined) return {};
+  const [host, port] = parseListen(text, '--proxy-listen');
+  const bodyLimit = file.proxy?.body_limit ?? 10 * 1024 * 1024;
+  if (!Number.isInteger(bodyLimit) || bodyLimit < 1 || bodyLimit > 1024 ** 3) {
+    throw new ValidationError('proxy.body_limit is a number of bytes between 1 and 1 GiB.');
+  }
+  const duration = (value: string | undefined, fallback: number, what: string) => {
+    const ms = value === undefined ? fallback : parseDuration(value);
+    if (ms < 100 || ms > 3_600_000) throw new ValidationError(`proxy.${what} is between 100ms and 1h.`);
+    return ms;
+  };
+  return {
+    proxy: {
+      host,
+      port,
+      bodyLimit,
+      headersTimeoutMs: duration(file.proxy?.headers_timeout, 60_000, 'headers_timeout'),
+      idleTimeoutMs: duration(file.proxy?.idle_timeout, 60_000, 'idle_timeout'),
+    },
   };
 }
 
@@ -148,9 +188,9 @@ function parseConfigFile(path: string): ConfigFile {
   }
 }
 
-export function parseListen(listen: string): [string, number] {
+export function parseListen(listen: string, flag = '--listen'): [string, number] {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
   const port = Number(m?.[2]);
-  if (!m || port > 65_535) throw new ValidationError('--listen is HOST:PORT.');
+  if (!m || port > 65_535) throw new ValidationError(`${flag} is HOST:PORT.`);
   return [m[1]!.replace(/^\[|\]$/g, ''), port];
 }

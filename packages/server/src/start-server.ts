@@ -8,6 +8,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { LogDestination } from './logging/log-destination.js';
 import { NodeHealth } from './node-health.js';
+import { type ProxyListener, startProxyListener } from './proxy/proxy-listener.js';
 import type { ServerConfig } from './server-config.js';
 
 /** How long in-flight requests may take to finish on shutdown before their connections are cut. */
@@ -18,6 +19,8 @@ export interface RunningServer {
   /** The mTLS listener, when configured. */
   tlsApp?: FastifyInstance;
   tlsAddress?: string;
+  /** The credential proxy listener, when configured (`--proxy-listen`, on by default in `--dev`). */
+  proxy?: ProxyListener;
   node: CustosNode;
   /** The address it listens on, e.g. `http://127.0.0.1:8420`. */
   address: string;
@@ -137,25 +140,43 @@ export async function startServer(
     const tlsPort = (tlsApp.server.address() as { port: number }).port;
     tlsAddress = `https://${config.tlsListen.host.includes(':') ? `[${config.tlsListen.host}]` : config.tlsListen.host}:${tlsPort}`;
   }
+  const proxy = config.proxy
+    ? await startProxyListener({
+        node,
+        host: config.proxy.host,
+        port: config.proxy.port,
+        logger,
+        health,
+        options: {
+          bodyLimit: config.proxy.bodyLimit,
+          headersTimeoutMs: config.proxy.headersTimeoutMs,
+          idleTimeoutMs: config.proxy.idleTimeoutMs,
+        },
+      })
+    : undefined;
   let closing: Promise<void> | undefined;
   return {
     app,
     node,
     address: `${scheme}://${host}:${port}`,
     ...(tlsApp ? { tlsApp, tlsAddress } : {}),
+    ...(proxy ? { proxy } : {}),
     close: () => {
       closing ??= (async () => {
         const apps = tlsApp ? [app, tlsApp] : [app];
-        const closed = Promise.all(apps.map((a) => a.close()));
+        // The proxy closes with the API listeners: no new call starts on a
+        // closing node, and calls streaming get the same grace as requests.
+        const servers = [...apps.map((a) => a.server), ...(proxy ? [proxy.server] : [])];
+        const closed = Promise.all([...apps.map((a) => a.close()), proxy?.close()]);
         // In-flight requests finish; the keep-alive sockets they leave idle
         // are closed as soon as they are (fastify closes only those idle when
         // close begins, and would otherwise wait out the 72 s keep-alive).
         // Whatever still holds on after the grace period is cut.
         const sweep = setInterval(() => {
-          for (const a of apps) a.server.closeIdleConnections();
+          for (const server of servers) server.closeIdleConnections();
         }, 25);
         const force = setTimeout(() => {
-          for (const a of apps) a.server.closeAllConnections();
+          for (const server of servers) server.closeAllConnections();
         }, SHUTDOWN_GRACE_MS);
         try {
           await closed;

@@ -1,16 +1,21 @@
 import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRedactNodeStream, createRedactor, type KnownSecret } from '@custos/redact';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
 import { collectRepeat, collectScope, parsePairs } from '../option-parsers.js';
+import { DEFAULT_PROXY_ADDR, proxyEnvironment } from './run-proxy-env.js';
 
 interface RunOptions {
   role: string;
   ttl?: string;
   scope?: string[];
   secret?: string[];
+  /** `--proxy [ADDR]`: true for the default address. */
+  proxy?: string | true;
 }
 
 /** `ENV=kv/path#field`: which secret field goes into which environment variable. */
@@ -33,7 +38,9 @@ function parseSecretMappings(pairs: readonly string[]): Array<{ env: string; pat
  * put in CMD's environment; CMD's stdout and stderr are redacted of those
  * values, the task token and every credential pattern; when CMD exits the
  * task is ended, so its token and everything below it die with it. Exits
- * with CMD's exit code.
+ * with CMD's exit code. `--proxy` points CMD's HTTP(S) at the credential
+ * proxy (run-proxy-env.ts); a proxy that does not answer stops the run
+ * before CMD starts.
  */
 export function registerRunCommand(program: Command, io: CliIo): void {
   program
@@ -43,6 +50,10 @@ export function registerRunCommand(program: Command, io: CliIo): void {
     .option('--ttl <duration>', 'task lifetime (default: the role’s default TTL)')
     .option('--scope <entries>', 'narrow the task: ACTION:PATTERN entries (repeatable)', collectScope)
     .option('--secret <env=path#field>', 'put a secret field into an environment variable (repeatable)', collectRepeat)
+    .option(
+      '--proxy [addr]',
+      `send CMD's HTTP(S) through the credential proxy (default ${DEFAULT_PROXY_ADDR}, or CUSTOS_PROXY_ADDR): upstreams' keys are attached on the wire, never given to CMD`,
+    )
     .argument('<command...>', 'the command and its arguments (after --)')
     .action(async (command: string[], opts: RunOptions) => {
       const operator = new CustosClient(io);
@@ -55,8 +66,23 @@ export function registerRunCommand(program: Command, io: CliIo): void {
       const env: NodeJS.ProcessEnv = { ...io.env, CUSTOS_TOKEN: started.token, CUSTOS_TASK_ID: started.task_id };
       const known: KnownSecret[] = [{ name: 'custos-task-token', value: started.token }];
       let exitCode: number = EXIT.failed;
+      // Holds the CA file of --proxy; owner only, removed when CMD is done.
+      const scratch = opts.proxy ? mkdtempSync(join(tmpdir(), 'custos-run-')) : undefined;
       try {
+        let bound = new Map<string, string>();
+        if (opts.proxy && scratch) {
+          const addr = opts.proxy === true ? (io.env.CUSTOS_PROXY_ADDR ?? DEFAULT_PROXY_ADDR) : opts.proxy;
+          const proxied = await proxyEnvironment(io, operator, addr, started.token, scratch);
+          Object.assign(env, proxied.env);
+          bound = proxied.bound;
+        }
         for (const { env: name, path, field } of parseSecretMappings(opts.secret ?? [])) {
+          // An upstream's key, under --proxy: a placeholder, never read; the proxy attaches the value.
+          const upstream = bound.get(`${path}#${field}`);
+          if (upstream) {
+            env[name] = `custos-placeholder-${upstream}`;
+            continue;
+          }
           const secret = await asTask.request<{ data: Record<string, string> }>(
             'GET',
             `/v1/secrets/data/${path.split('/').map(encodeURIComponent).join('/')}`,
@@ -72,6 +98,7 @@ export function registerRunCommand(program: Command, io: CliIo): void {
         const redactor = createRedactor({ secrets: known, minSecretLength: 4 });
         exitCode = await runRedacted(command, env, redactor, io);
       } finally {
+        if (scratch) rmSync(scratch, { recursive: true, force: true });
         await operator.request('POST', `/v1/tasks/${started.task_id}/end`).catch((error: unknown) => {
           io.stderr.write(`custos: could not end task ${started.task_id}: ${(error as Error).message}\n`);
         });

@@ -22,6 +22,10 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     .option('--listen <host:port>', 'listen address (default 127.0.0.1:8420)')
     .option('--config <file>', 'JSON config file (storage, seal, audit, tls)')
     .option('--tls-listen <host:port>', 'also listen with TLS for mTLS logins (certificate from the internal CA)')
+    .option(
+      '--proxy-listen <host:port>',
+      'serve the credential proxy (/u/NAME/…) here; --dev: 127.0.0.1:8421 unless --listen is given',
+    )
     .option('--log-format <format>', 'json or pretty (default: pretty with a banner at a terminal, else json)')
     .option(
       '--egress-allow <entry>',
@@ -51,9 +55,11 @@ export function registerServerCommand(program: Command, io: CliIo): void {
             cwd: io.cwd,
             // `npm start` users have no `custos` on their PATH, but npx finds the workspace's.
             cli: io.env.npm_lifecycle_event ? 'npx custos' : 'custos',
+            ...(server.proxy ? { proxyAddress: server.proxy.address } : {}),
           }),
         );
       }
+      if (server.proxy) logger.info({ address: server.proxy.address }, 'credential proxy listening');
       logger.info(
         { address: server.address, storage: config.storage.split(':')[0], seal: config.seal, sealed: status.sealed },
         'custos listening',

@@ -30,6 +30,7 @@ import { SecretService } from '../secrets/index.js';
 import { TaskSigningKeys } from '../task-tokens/index.js';
 import { BootstrapService, RoleService, TaskService } from '../tasks/index.js';
 import { TokenService } from '../tokens/index.js';
+import { UpstreamService } from '../upstreams/index.js';
 import { loadAuditKeys } from './audit-keys.js';
 import { PolicyService } from './policy-service.js';
 import type { Principal } from './principal.js';
@@ -108,6 +109,8 @@ export interface CustosServices {
   rotation: RotationService;
   /** Change events for subscribers (`GET /v1/events`). */
   events: EventBus;
+  /** APIs the credential proxy calls with a secret the caller never holds. */
+  upstreams: UpstreamService;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -325,6 +328,7 @@ export class CustosNode {
     const secrets = new SecretService({ storage, cipher });
     const events = new EventBus();
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
+    const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
       await leases.revokeForSubtree(prefix);
       // Pins are owned by root tasks, so only the end of a root releases any.
@@ -358,6 +362,7 @@ export class CustosNode {
       leases,
       rotation,
       events,
+      upstreams,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),

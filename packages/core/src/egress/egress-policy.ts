@@ -56,6 +56,7 @@ import { formatIp, type IpBytes, parseIp } from './ip-address.js';
  * query), so a refused destination gives no reachability or timing either.
  */
 export class EgressPolicy {
+  readonly #options: EgressPolicyOptions;
   readonly #rules: readonly EgressRule[];
   readonly #allowPublic: boolean;
   readonly #resolver: EgressResolver;
@@ -67,12 +68,25 @@ export class EgressPolicy {
   readonly maxResponseBytes: number;
 
   constructor(options: EgressPolicyOptions = {}) {
+    this.#options = options;
     this.#rules = (options.allow ?? []).map(parseEgressRule);
     this.#allowPublic = options.allowPublic ?? true;
     this.#resolver = options.resolver ?? systemResolver;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.dnsTimeoutMs = options.dnsTimeoutMs ?? 5_000;
     this.maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
+  }
+
+  /**
+   * This policy with `entries` added to its allow-list, everything else
+   * (public default, timeouts, resolver) unchanged — for calls whose
+   * destination an operator allowed on the object that makes them (an
+   * upstream's `allow_hosts`), so that allowing one upstream's loopback
+   * address widens nothing for any other call.
+   */
+  withAllow(entries: readonly string[]): EgressPolicy {
+    if (entries.length === 0) return this;
+    return new EgressPolicy({ ...this.#options, allow: [...(this.#options.allow ?? []), ...entries] });
   }
 
   /** The allow-list as written (for diagnostics). */

@@ -100,6 +100,47 @@ export const ERROR_CATALOGUE = {
     status: 502,
     message: 'The outbound request did not complete: unreachable, timed out, redirected or answered too much.',
   },
+  CUSTOS_ERR_UPSTREAM_NOT_FOUND: { status: 404, message: 'No such upstream.' },
+  CUSTOS_ERR_UPSTREAM_URL_INVALID: {
+    status: 400,
+    message:
+      'The upstream base URL must be https (http only to a loopback host), without credentials, query or fragment, and with a plain path.',
+  },
+  CUSTOS_ERR_UPSTREAM_INJECT_INVALID: {
+    status: 400,
+    message:
+      'An inject rule is header:NAME=TEMPLATE or query:NAME=TEMPLATE with {{value}} exactly once, no control characters, and no hop-by-hop or Host header.',
+  },
+  CUSTOS_ERR_UPSTREAM_ALLOW_INVALID: {
+    status: 400,
+    message:
+      'An allow-path is /… with * only at the end and no ./.. or empty segments; an allow-method is GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS; an allow-host is an egress allow entry.',
+  },
+  CUSTOS_ERR_UPSTREAM_SECRET_INVALID: {
+    status: 400,
+    message: 'The upstream secret is PATH#FIELD: a secret path under kv/ and a field name.',
+  },
+  CUSTOS_ERR_UPSTREAM_SECRET_UNAVAILABLE: {
+    status: 502,
+    message:
+      'The upstream’s secret cannot be read or is not a value custos can send (missing, deleted, no such field, control characters).',
+  },
+  CUSTOS_ERR_PROXY_PATH_REFUSED: {
+    status: 400,
+    message:
+      'The proxied path is refused: traversal (.., encoded dots or slashes, backslashes, empty segments) or control characters.',
+  },
+  CUSTOS_ERR_PROXY_METHOD_REFUSED: { status: 405, message: 'The upstream does not allow this method.' },
+  CUSTOS_ERR_PROXY_PATH_NOT_ALLOWED: { status: 403, message: 'The upstream does not allow this path.' },
+  CUSTOS_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time.' },
+  CUSTOS_ERR_UPSTREAM_FAILED: {
+    status: 502,
+    message: 'The upstream could not be reached or cut the connection.',
+  },
+  CUSTOS_ERR_UPSTREAM_RESPONSE_REFUSED: {
+    status: 502,
+    message: 'The upstream’s answer cannot be redacted (compressed or binary), so it is not passed on.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code, `CUSTOS_ERR_…`. */

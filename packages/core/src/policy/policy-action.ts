@@ -12,6 +12,9 @@ export const POLICY_ACTIONS = [
   'rotate',
   'revoke',
   'admin',
+  // Sending a request through an upstream (`use` on `upstream/<name>`): the
+  // proxy attaches the upstream's credential, which the caller never holds.
+  'use',
 ] as const;
 
 /** An action a principal may be allowed to perform on a path. */

@@ -142,7 +142,7 @@ function event(
  * operator token, `task_id` with `identity` for a task — because the display
  * name is the token creator's choice and proves nothing.
  */
-function auditAuth(principal: Principal | null): AuditAuth {
+export function auditAuth(principal: Principal | null): AuditAuth {
   if (!principal) return {};
   if (principal.kind === 'operator') {
     const { token } = principal;

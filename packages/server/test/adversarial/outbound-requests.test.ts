@@ -380,6 +380,49 @@ describe('outbound requests obey the egress policy', () => {
       expect(response.json().error.message).toContain('--egress-allow 127.0.0.1');
     });
   });
+
+  describe('upstreams (the credential proxy)', () => {
+    const upstream = (name: string, base: string, allowHosts: string[] = []) =>
+      s.call({
+        method: 'PUT',
+        url: `/v1/upstreams/${name}`,
+        payload: {
+          base_url: base,
+          secret: 'kv/llm/key#v',
+          inject: ['header:Authorization=Bearer {{value}}'],
+          ...(allowHosts.length ? { allow_hosts: allowHosts } : {}),
+        },
+      });
+
+    it('an upstream at a refused address is refused when configured, in every spelling and through DNS', async () => {
+      for (const base of [
+        `http://127.0.0.1:${canary.port}`,
+        `http://[::ffff:127.0.0.1]:${canary.port}`,
+        'https://169.254.169.254/latest',
+        'https://[fe80::1]',
+        'https://10.0.0.7',
+        'https://public-looking.example',
+        'https://internal.example',
+      ]) {
+        const r = await upstream('refused', base);
+        expect(r.json().error?.code, base).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+      }
+      expect(canary.hits).toBe(0);
+    });
+
+    it('allow_hosts widen the policy for their own upstream only, and only where they point', async () => {
+      // Allowed for the receiver's port: the canary's port on the same address stays refused.
+      const other = await upstream('other-port', `http://127.0.0.1:${canary.port}`, [`127.0.0.1:${receiver.port}`]);
+      expect(other.json().error?.code).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+      expect((await upstream('own', `http://127.0.0.1:${canary.port}`, [`127.0.0.1:${canary.port}`])).statusCode).toBe(
+        200,
+      );
+      // A second upstream at the same destination gains nothing from the first one's entry.
+      const borrowed = await upstream('borrower', `http://127.0.0.1:${canary.port}/v2`);
+      expect(borrowed.json().error?.code).toBe('CUSTOS_ERR_EGRESS_REFUSED');
+      expect(canary.hits).toBe(0);
+    });
+  });
 });
 
 describe.skipIf(!hasPostgres())('outbound requests: a unix: allow entry covers its directory only', () => {

@@ -1,0 +1,2 @@
+export * from './proxy-listener.js';
+export * from './proxy-options.js';
