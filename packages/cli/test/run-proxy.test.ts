@@ -16,6 +16,9 @@ function pythonWithRequests(): string | undefined {
   try {
     return execFileSync('python3', ['-c', 'import requests, sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
   } catch {
+    // CI must run every integration test: .ci/run installs python3-requests.
+    if (process.env.CI === 'true') throw new Error('python3 with requests is required in CI (.ci/run installs it)');
+    console.warn('[custos test] SKIPPING the Python agent test: no python3 with requests');
     return undefined;
   }
 }
