@@ -1,4 +1,4 @@
-import { isScopeSubset, type PolicyAction, scopeAllows, parseScope as serverParse } from '@custos/core';
+import { isScopeSubset, POLICY_ACTIONS, type PolicyAction, scopeAllows, parseScope as serverParse } from '@custos/core';
 import { describe, expect, it } from 'vitest';
 import { parseScope, scopeCovers } from '../src/index.js';
 
@@ -30,6 +30,10 @@ const COVERS: Array<[held: string, required: string, covered: boolean]> = [
   ['delegate:sys/tasks/*', 'delegate:sys/tasks/tsk_x', true],
   ['admin:*', 'admin:sys/anything', true],
   ['admin:*', 'read:sys/anything', false],
+  ['use:upstream/*', 'use:upstream/openai', true],
+  ['use:upstream/openai', 'use:upstream/anthropic', false],
+  // Every action the server knows, so a new one cannot be missing here (a token holding it would not verify).
+  ...POLICY_ACTIONS.map((a): [string, string, boolean] => [`${a}:kv/x/*`, `${a}:kv/x/y`, true]),
   ['  read:kv/a \n\t list:kv/  ', 'list:kv/', true], // any whitespace separates
   ['read:KV/a', 'read:kv/a', false], // case-sensitive
 ];

@@ -17,6 +17,7 @@ const ACTIONS: ReadonlySet<string> = new Set([
   'rotate',
   'revoke',
   'admin',
+  'use',
 ]);
 
 /** One `ACTION:PATTERN` entry: `prefix` for a pattern ending in `*`, which matches every path starting with `path`. */
