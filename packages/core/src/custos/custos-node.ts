@@ -1,5 +1,12 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
 import {
+  type AnomalyConfig,
+  AnomalyEngine,
+  createAnomalyRules,
+  FindingStore,
+  warmAnomalyEngine,
+} from '../anomaly/index.js';
+import {
   AuditFileSink,
   type AuditHmac,
   AuditLog,
@@ -74,6 +81,10 @@ export interface CustosNodeOptions {
    * private ranges refused.
    */
   egress?: EgressPolicy;
+  /** The anomaly engine over the audit stream (default: on, every rule with its defaults). */
+  anomaly?: AnomalyConfig;
+  /** Told when an anomaly rule throws, or a finding cannot be stored (never event or finding contents). */
+  onAnomalyError?: (what: string, error: unknown) => void;
 }
 
 export interface AuthorizeContext {
@@ -108,6 +119,10 @@ export interface CustosServices {
   rotation: RotationService;
   /** Change events for subscribers (`GET /v1/events`). */
   events: EventBus;
+  /** Stored findings of the anomaly engine (`/v1/alerts`). */
+  alerts: FindingStore;
+  /** The anomaly engine, when enabled: subscribe to findings, read its counts. */
+  anomaly: AnomalyEngine | undefined;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -137,6 +152,7 @@ export class CustosNode {
   #refusal: AuditIntegrityError | undefined;
   #reaper: NodeJS.Timeout | undefined;
   #policyRefresh: NodeJS.Timeout | undefined;
+  #stopAnomaly: (() => void) | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -324,6 +340,8 @@ export class CustosNode {
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
     const secrets = new SecretService({ storage, cipher });
     const events = new EventBus();
+    const alerts = new FindingStore({ entries: storage.entries, cipher });
+    const anomaly = await this.#startAnomaly(audit, alerts, events);
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
       await leases.revokeForSubtree(prefix);
@@ -358,6 +376,8 @@ export class CustosNode {
       leases,
       rotation,
       events,
+      alerts,
+      anomaly,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
@@ -443,6 +463,41 @@ export class CustosNode {
     this.#policyRefresh.unref();
   }
 
+  /**
+   * The anomaly engine: warmed from recent history, then fed every
+   * acknowledged audit batch (the log's observer). A finding, once stored,
+   * is announced on the event bus.
+   */
+  async #startAnomaly(audit: AuditLog, alerts: FindingStore, events: EventBus): Promise<AnomalyEngine | undefined> {
+    const config = this.#options.anomaly ?? {};
+    if (config.enabled === false) return undefined;
+    const report = this.#options.onAnomalyError ?? (() => undefined);
+    const engine = new AnomalyEngine({
+      rules: createAnomalyRules(config),
+      store: alerts,
+      ...(config.maxQueue ? { maxQueue: config.maxQueue } : {}),
+      onRuleError: (rule, error) => report(`rule:${rule}`, error),
+      onStoreError: (error) => report('store', error),
+    });
+    // Baselines from history first, so a restart does not start them from
+    // nothing; a history that cannot be read only leaves them cold.
+    await warmAnomalyEngine(engine, this.#options.storage.audit, config.warmEvents ?? 10_000).catch((error: unknown) =>
+      report('warm', error),
+    );
+    engine.subscribe((finding) =>
+      events.publish({
+        type: 'alert.raised',
+        path: `sys/alerts/${finding.id}`,
+        id: finding.id,
+        rule: finding.rule,
+        severity: finding.severity,
+        time: finding.time,
+      }),
+    );
+    this.#stopAnomaly = audit.observe(engine.offer);
+    return engine;
+  }
+
   async #unload(): Promise<void> {
     const services = this.#services;
     this.#services = undefined;
@@ -452,5 +507,9 @@ export class CustosNode {
     services?.taskKeys.forget();
     await services?.engines.close();
     await services?.audit.close();
+    // After the audit log: its last batches reach the rules, and their findings are stored while storage is open.
+    this.#stopAnomaly?.();
+    this.#stopAnomaly = undefined;
+    await services?.anomaly?.close();
   }
 }
