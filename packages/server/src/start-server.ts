@@ -5,6 +5,7 @@ import { createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { logAlertSink } from './alerts/log-alert-sink.js';
 import { buildApp } from './app.js';
 import { LogDestination } from './logging/log-destination.js';
 import { NodeHealth } from './node-health.js';
@@ -91,6 +92,9 @@ export async function startServer(
       logger.info({ file }, 'initialised with the dev seal; root token written');
     },
     onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
+    onFinding: logAlertSink(logger),
+    // Names the rule (or `store`, `warm`) only, never event or finding contents.
+    onAnomalyError: (what, error) => logger.error({ anomaly: what, err: error }, 'anomaly engine failure'),
     // The detail names seqs only (never event contents); the public status shows the code alone.
     onAuditIntegrityFailure: (error) =>
       logger.error(

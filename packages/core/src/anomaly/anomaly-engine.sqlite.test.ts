@@ -150,10 +150,10 @@ describe('AnomalyEngine on a real audit log', () => {
       'dead-task-token',
       'dead-task-token',
     ]);
-    expect(page1.cursor).toBeDefined();
-    const page2 = await rig.store.list({ limit: 4, cursor: page1.cursor! });
+    expect(page1.next_cursor).toBeDefined();
+    const page2 = await rig.store.list({ limit: 4, cursor: page1.next_cursor! });
     expect(page2.alerts.map((a) => a.subject.task_id)).toEqual(['tsk_dead01', 'tsk_dead00']);
-    expect(page2.cursor).toBeUndefined();
+    expect(page2.next_cursor).toBeUndefined();
     expect((await rig.store.list({ rule: 'dead-task-token' })).alerts).toHaveLength(5);
     expect((await rig.store.list({ severity: 'critical' })).alerts.map((a) => a.rule)).toEqual([
       'bootstrap-token-reuse',

@@ -40,8 +40,8 @@ export interface FindingListQuery {
 
 export interface FindingPage {
   readonly alerts: Finding[];
-  /** Present when more findings may follow: pass it as `cursor`. */
-  readonly cursor?: string;
+  /** Present when more findings may follow: pass it as `cursor` (the name task listings use too). */
+  readonly next_cursor?: string;
 }
 
 /**
@@ -111,6 +111,6 @@ export class FindingStore {
       // A full page ends here (a cursor that leads to an empty page is allowed); a short scan is the end.
       if (alerts.length < limit && entries.length < batch) return { alerts };
     }
-    return after ? { alerts, cursor: after } : { alerts };
+    return after ? { alerts, next_cursor: after } : { alerts };
   }
 }

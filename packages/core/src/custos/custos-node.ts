@@ -3,6 +3,7 @@ import {
   type AnomalyConfig,
   AnomalyEngine,
   createAnomalyRules,
+  type Finding,
   FindingStore,
   warmAnomalyEngine,
 } from '../anomaly/index.js';
@@ -85,6 +86,8 @@ export interface CustosNodeOptions {
   anomaly?: AnomalyConfig;
   /** Told when an anomaly rule throws, or a finding cannot be stored (never event or finding contents). */
   onAnomalyError?: (what: string, error: unknown) => void;
+  /** Told of each finding once it is stored (the log alert sink). The explanation may quote secret paths. */
+  onFinding?: (finding: Finding) => void;
 }
 
 export interface AuthorizeContext {
@@ -484,6 +487,8 @@ export class CustosNode {
     await warmAnomalyEngine(engine, this.#options.storage.audit, config.warmEvents ?? 10_000).catch((error: unknown) =>
       report('warm', error),
     );
+    const onFinding = this.#options.onFinding;
+    if (onFinding) engine.subscribe(onFinding);
     engine.subscribe((finding) =>
       events.publish({
         type: 'alert.raised',

@@ -1,0 +1,130 @@
+import type { Finding } from '@custos/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasPostgres } from '../../../../test-support/postgres.js';
+import { type Backend, startTestServer, type TestServer } from '../test-server.js';
+
+// Attack class: reading, silencing or steering the detections.
+//
+// Findings name identities, tasks and the secret paths they touched. Who may
+// read them, who may acknowledge (silence) them, and can a caller make the
+// engine raise a finding against someone else, or make a listing cost
+// without bound?
+
+const backends: Backend[] = ['sqlite', ...(hasPostgres() ? (['postgres'] as const) : [])];
+const ALL_ALERTS =
+  'permit(principal, action, resource in Custos::Path::"sys/alerts/");\n' +
+  'permit(principal, action == Custos::Action::"list", resource == Custos::Path::"sys/alerts/");';
+const READ_ALERTS =
+  'permit(principal, action in [Custos::Action::"list", Custos::Action::"read"], resource in Custos::Path::"sys/alerts/");';
+
+describe.each(backends)('alerts cannot be read, silenced or steered by the wrong caller (%s)', (backend) => {
+  let s: TestServer;
+  let finding: Finding;
+  let victim: { token: string; task_id: string };
+  const ok = async (response: Awaited<ReturnType<TestServer['call']>>) => {
+    expect(response.statusCode, response.body).toBe(200);
+    return response.json();
+  };
+  const startTask = async () =>
+    (await ok(await s.call({ method: 'POST', url: '/v1/roles/watcher/tasks', payload: { ttl: '10m' } }))) as {
+      token: string;
+      task_id: string;
+    };
+  const operatorToken = async (policy: string) =>
+    (
+      await ok(
+        await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: [policy], ttl: '10m' } }),
+      )
+    ).token as string;
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    for (const [name, text] of [
+      ['all-alerts', ALL_ALERTS],
+      ['read-alerts', READ_ALERTS],
+    ]) {
+      await ok(await s.call({ method: 'PUT', url: `/v1/policies/${name}`, payload: { policy: text } }));
+    }
+    // A role whose policies grant everything on sys/alerts/: a task of it must still be refused.
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/roles/watcher', payload: { policies: ['all-alerts'], max_ttl: '15m' } }),
+    );
+    // One finding to aim at: a revoked task's token used again.
+    const dead = await startTask();
+    await ok(await s.call({ method: 'POST', url: `/v1/tasks/${dead.task_id}/revoke` }));
+    await s.call({ method: 'GET', url: '/v1/alerts', token: dead.token });
+    await s.node.services().anomaly!.idle();
+    [finding] = (await ok(await s.call({ method: 'GET', url: '/v1/alerts' }))).alerts as Finding[];
+    expect(finding).toBeDefined();
+    victim = await startTask();
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('refuses every alert route without a token', async () => {
+    for (const [method, url] of [
+      ['GET', '/v1/alerts'],
+      ['GET', `/v1/alerts/${finding.id}`],
+      ['POST', `/v1/alerts/${finding.id}/ack`],
+    ] as const) {
+      const response = await s.call({ method, url, token: null });
+      expect(response.statusCode, url).toBe(401);
+      expect(response.body).not.toContain(finding.subject.task_id!);
+    }
+  });
+
+  it('a task cannot list, read or acknowledge alerts, whatever its policies grant', async () => {
+    for (const [method, url] of [
+      ['GET', '/v1/alerts'],
+      ['GET', `/v1/alerts/${finding.id}`],
+      ['POST', `/v1/alerts/${finding.id}/ack`],
+    ] as const) {
+      const response = await s.call({ method, url, token: victim.token });
+      expect(response.statusCode, url).toBe(403);
+    }
+    expect((await ok(await s.call({ method: 'GET', url: `/v1/alerts/${finding.id}` }))).state).toBe('open');
+  });
+
+  it('an operator who may read alerts may not acknowledge them (admin on the alert is needed)', async () => {
+    const reader = await operatorToken('read-alerts');
+    expect((await s.call({ method: 'GET', url: '/v1/alerts', token: reader })).statusCode).toBe(200);
+    expect((await s.call({ method: 'GET', url: `/v1/alerts/${finding.id}`, token: reader })).statusCode).toBe(200);
+    const ack = await s.call({ method: 'POST', url: `/v1/alerts/${finding.id}/ack`, token: reader });
+    expect(ack.statusCode).toBe(403);
+    expect((await ok(await s.call({ method: 'GET', url: `/v1/alerts/${finding.id}` }))).state).toBe('open');
+    // With admin on sys/alerts/ it may.
+    const admin = await operatorToken('all-alerts');
+    expect((await s.call({ method: 'POST', url: `/v1/alerts/${finding.id}/ack`, token: admin })).statusCode).toBe(200);
+  });
+
+  it('caps a page: more than 100 per page, a bad cursor or an unknown filter is refused', async () => {
+    for (const query of [
+      'limit=101',
+      'limit=999',
+      'limit=0',
+      'limit=-1',
+      'cursor=..%2F',
+      'state=closed',
+      'severity=x',
+      'path=kv/',
+    ]) {
+      const response = await s.call({ method: 'GET', url: `/v1/alerts?${query}` });
+      expect(response.statusCode, query).toBe(400);
+    }
+    expect((await s.call({ method: 'GET', url: '/v1/alerts?limit=100' })).statusCode).toBe(200);
+  });
+
+  it('a forged token naming another task raises nothing against that task', async () => {
+    // The victim's real token with its task id swapped for another: the signature no longer verifies.
+    const [header, payload, signature] = victim.token.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+    const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, task_id: finding.subject.task_id })).toString('base64url')}.${signature}`;
+    for (let i = 0; i < 3; i++) {
+      expect((await s.call({ method: 'GET', url: '/v1/alerts', token: forged })).statusCode).toBe(401);
+    }
+    await s.node.services().anomaly!.idle();
+    const all = (await ok(await s.call({ method: 'GET', url: '/v1/alerts?rule=dead-task-token' }))).alerts as Finding[];
+    expect(all.map((a) => a.id)).toEqual([finding.id]);
+  });
+});
