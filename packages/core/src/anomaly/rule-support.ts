@@ -39,21 +39,6 @@ export function subjectOf(event: AuditEvent): FindingSubject {
 }
 
 /**
- * The key a per-identity baseline is kept under: a task's identity (stable
- * across its tasks), an operator token's accessor, or — for refusals with
- * no verified identity — the source address. Undefined for events with none.
- */
-export function identityKeyOf(event: AuditEvent): string | undefined {
-  const auth = event.auth;
-  if (auth?.identity) return `id:${auth.identity}`;
-  if (auth?.token_accessor) return `tok:${auth.token_accessor}`;
-  const refused = refusedTaskOf(event);
-  if (refused) return `id:${refused.identity}`;
-  const ip = event.request?.source_ip;
-  return ip ? `ip:${ip}` : undefined;
-}
-
-/**
  * A Map bounded to `max` keys: when full, the oldest inserted key goes. Used
  * for per-identity state, so an attacker cycling identities or addresses
  * costs memory only up to the bound (and loses the oldest baselines, which

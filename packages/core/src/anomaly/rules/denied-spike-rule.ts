@@ -1,7 +1,7 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
-import { evidenceOf, identityKeyOf, setBounded, subjectOf } from '../rule-support.js';
+import { evidenceOf, refusedTaskOf, setBounded, subjectOf } from '../rule-support.js';
 
 export interface DeniedSpikeConfig {
   readonly severity: FindingSeverity;
@@ -74,7 +74,10 @@ export class DeniedSpikeRule implements AnomalyRule {
   readonly name = 'denied-spike';
   readonly description = 'Denied requests per identity far above its own baseline';
   readonly config: DeniedSpikeConfig;
-  readonly #tracks = new Map<string, Track>();
+  /** Per kind of key, so no key string is built per event: identities, operator token accessors, source addresses. */
+  readonly #byIdentity = new Map<string, Track>();
+  readonly #byToken = new Map<string, Track>();
+  readonly #byAddress = new Map<string, Track>();
   readonly #bucketMs: number;
   readonly #alpha: number;
 
@@ -92,10 +95,22 @@ export class DeniedSpikeRule implements AnomalyRule {
     if (event.type !== 'request') return undefined;
     // A state-changing request is recorded twice (before and after): count the outcome only.
     if (event.details?.phase === 'request') return undefined;
-    const key = identityKeyOf(event);
-    if (key === undefined) return undefined;
+    // Who: a task's identity, an operator token, the task a genuine but refused
+    // token named, else (no verified identity at all) the source address.
+    const auth = event.auth;
+    let tracks = this.#byIdentity;
+    let key = auth.identity ?? refusedTaskOf(event)?.identity;
+    if (key === undefined && auth.token_accessor !== undefined) {
+      tracks = this.#byToken;
+      key = auth.token_accessor;
+    }
+    if (key === undefined) {
+      tracks = this.#byAddress;
+      key = event.request.source_ip;
+      if (key === undefined) return undefined;
+    }
     const bucket = Math.floor(epochMs / this.#bucketMs);
-    let track = this.#tracks.get(key);
+    let track = tracks.get(key);
     if (!track) {
       track = {
         first: epochMs,
@@ -107,7 +122,7 @@ export class DeniedSpikeRule implements AnomalyRule {
         quietUntil: 0,
         recent: [],
       };
-      setBounded(this.#tracks, key, track, this.config.maxTracked);
+      setBounded(tracks, key, track, this.config.maxTracked);
     } else this.#advance(track, bucket);
     if (event.decision !== 'deny') return undefined;
     track.ring[track.bucket % this.config.buckets]!++;
@@ -120,9 +135,12 @@ export class DeniedSpikeRule implements AnomalyRule {
     if (epochMs - track.first < minHistoryMs || epochMs < track.quietUntil) return undefined;
     track.quietUntil = epochMs + windowMs;
     const evidence = track.recent.filter((o) => Date.parse(o.event.time) > epochMs - windowMs).map(evidenceOf);
-    const who = key.startsWith('ip:')
-      ? `Unauthenticated callers from ${key.slice(3)}`
-      : `Identity ${key.slice(key.indexOf(':') + 1)}`;
+    const who =
+      tracks === this.#byAddress
+        ? `Callers with no verified identity from ${key}`
+        : tracks === this.#byToken
+          ? `Operator token ${key}`
+          : `Identity ${key}`;
     return {
       severity: this.config.severity,
       subject: subjectOf(event),
