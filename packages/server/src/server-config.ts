@@ -42,6 +42,13 @@ export interface ServerConfig {
    * a local database needs `--egress-allow 127.0.0.1`.
    */
   egress: { allow: string[]; allowPublic: boolean; timeoutMs: number };
+  /**
+   * The webhook alert sink (`alerts.webhook` in the config file): findings
+   * POSTed to `url`, signed with the key in `secretFile`, through the egress
+   * policy. Configured by whoever writes the config file — an operator —
+   * never through the API.
+   */
+  alertWebhook?: { url: string; secretFile: string; include: 'summary' | 'full' };
 }
 
 /** How the server's log is written (see {@link ServerConfig.logFormat}). */
@@ -71,6 +78,7 @@ interface ConfigFile {
   log_level?: string;
   log_format?: string;
   egress?: { allow?: string[]; allow_public?: boolean; timeout?: string };
+  alerts?: { webhook?: { url?: string; secret_file?: string; include?: string } };
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8420';
@@ -113,7 +121,29 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       file.issuer ?? `${file.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
     ).replace(/\/+$/, ''),
     egress: resolveEgress(file.egress, flags.egressAllow),
+    ...resolveAlertWebhook(file.alerts?.webhook, cwd),
   };
+}
+
+/** `alerts.webhook`: checked now, so a typo stops the server at start rather than losing alerts later. */
+function resolveAlertWebhook(
+  webhook: NonNullable<ConfigFile['alerts']>['webhook'],
+  cwd: string,
+): Pick<ServerConfig, 'alertWebhook'> {
+  if (webhook === undefined) return {};
+  const { url, secret_file: secretFile, include = 'summary' } = webhook;
+  if (typeof url !== 'string' || !URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+    throw new ValidationError('alerts.webhook.url is an http(s) URL.');
+  }
+  // The receiver authenticates custos by the signature; credentials in the URL would only leak (logs, proxies).
+  if (new URL(url).username || new URL(url).password) {
+    throw new ValidationError('alerts.webhook.url carries no credentials (the signature authenticates custos).');
+  }
+  if (typeof secretFile !== 'string')
+    throw new ValidationError('alerts.webhook.secret_file names the signing key file.');
+  if (include !== 'summary' && include !== 'full')
+    throw new ValidationError('alerts.webhook.include is summary or full.');
+  return { alertWebhook: { url, secretFile: resolve(cwd, secretFile), include } };
 }
 
 /** The egress settings; every allow entry is parsed now, so a typo stops the server at start, not at first use. */

@@ -1,5 +1,7 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
 import {
+  type AlertWebhookOptions,
+  AlertWebhookSink,
   type AnomalyConfig,
   AnomalyEngine,
   createAnomalyRules,
@@ -88,6 +90,8 @@ export interface CustosNodeOptions {
   onAnomalyError?: (what: string, error: unknown) => void;
   /** Told of each finding once it is stored (the log alert sink). The explanation may quote secret paths. */
   onFinding?: (finding: Finding) => void;
+  /** The webhook alert sink: findings POSTed, signed, through the egress policy (an operator's setting). */
+  alertWebhook?: AlertWebhookOptions;
 }
 
 export interface AuthorizeContext {
@@ -156,6 +160,7 @@ export class CustosNode {
   #reaper: NodeJS.Timeout | undefined;
   #policyRefresh: NodeJS.Timeout | undefined;
   #stopAnomaly: (() => void) | undefined;
+  #webhook: AlertWebhookSink | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -344,7 +349,7 @@ export class CustosNode {
     const secrets = new SecretService({ storage, cipher });
     const events = new EventBus();
     const alerts = new FindingStore({ entries: storage.entries, cipher });
-    const anomaly = await this.#startAnomaly(audit, alerts, events);
+    const anomaly = await this.#startAnomaly(audit, alerts, events, egress);
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
       await leases.revokeForSubtree(prefix);
@@ -471,7 +476,12 @@ export class CustosNode {
    * acknowledged audit batch (the log's observer). A finding, once stored,
    * is announced on the event bus.
    */
-  async #startAnomaly(audit: AuditLog, alerts: FindingStore, events: EventBus): Promise<AnomalyEngine | undefined> {
+  async #startAnomaly(
+    audit: AuditLog,
+    alerts: FindingStore,
+    events: EventBus,
+    egress: EgressPolicy,
+  ): Promise<AnomalyEngine | undefined> {
     const config = this.#options.anomaly ?? {};
     if (config.enabled === false) return undefined;
     const report = this.#options.onAnomalyError ?? (() => undefined);
@@ -489,6 +499,10 @@ export class CustosNode {
     );
     const onFinding = this.#options.onFinding;
     if (onFinding) engine.subscribe(onFinding);
+    if (this.#options.alertWebhook) {
+      this.#webhook = new AlertWebhookSink(egress, this.#options.alertWebhook);
+      engine.subscribe(this.#webhook.offer);
+    }
     engine.subscribe((finding) =>
       events.publish({
         type: 'alert.raised',
@@ -516,5 +530,8 @@ export class CustosNode {
     this.#stopAnomaly?.();
     this.#stopAnomaly = undefined;
     await services?.anomaly?.close();
+    // Deliveries still queued are not sent: the findings are stored, and listed by `custos alerts list`.
+    await this.#webhook?.close();
+    this.#webhook = undefined;
   }
 }
