@@ -121,6 +121,18 @@ describe('denied-spike', () => {
   });
 });
 
+describe('denied-spike with a clock stepped back', () => {
+  it('does not count denials stamped before its window (a clock stepped back, history fed twice)', async () => {
+    const rig = await anomalyRig([new DeniedSpikeRule({ minHistoryMs: 30 * MIN, minDenied: 10, factor: 5 })]);
+    for (let m = 0; m < 120; m++) await rig.record(taskRequest(agent, { path: 'kv/models/key' }), MIN);
+    rig.clock.ms -= HOUR;
+    for (let i = 0; i < 30; i++) await rig.record(taskRequest(agent, { path: `kv/x/${i}`, decision: 'deny' }), 1_000);
+    await rig.engine.idle();
+    expect((await rig.store.list()).alerts).toEqual([]);
+    await rig.close();
+  });
+});
+
 describe('first-access', () => {
   const rule = (roles = {}) => new FirstAccessRule({ warmupMs: 24 * HOUR, warmupEvents: 20, roles });
 

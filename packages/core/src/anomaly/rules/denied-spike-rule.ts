@@ -125,7 +125,9 @@ export class DeniedSpikeRule implements AnomalyRule {
       setBounded(tracks, key, track, this.config.maxTracked);
     } else this.#advance(track, bucket);
     if (event.decision !== 'deny') return undefined;
-    track.ring[track.bucket % this.config.buckets]!++;
+    // An event older than the window (a clock stepped back, history fed twice) is not counted in it.
+    if (bucket <= track.bucket - this.config.buckets) return undefined;
+    track.ring[Math.min(bucket, track.bucket) % this.config.buckets]!++;
     track.sum++;
     track.recent.push(observation);
     if (track.recent.length > EVIDENCE_MAX) track.recent.shift();
@@ -158,7 +160,7 @@ export class DeniedSpikeRule implements AnomalyRule {
   /** Moves the ring forward to `bucket`, folding each closed bucket into the baseline. */
   #advance(track: Track, bucket: number): void {
     const steps = bucket - track.bucket;
-    // Out-of-order times (another node's clock) count in the current bucket.
+    // A time behind the newest bucket (a clock stepped back) does not move the ring back.
     if (steps <= 0) return;
     const n = this.config.buckets;
     // The bucket just closed, then steps - 1 empty ones (folded in one step).
