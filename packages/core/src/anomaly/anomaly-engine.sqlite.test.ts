@@ -87,12 +87,18 @@ describe('AnomalyEngine on a real audit log', () => {
   });
 
   it('drops and counts events beyond its queue instead of growing', async () => {
-    const rig = await anomalyRig([new DeadTaskTokenRule()], { engine: { maxQueue: 3 } });
+    const reports: number[] = [];
+    const rig = await anomalyRig([new DeadTaskTokenRule()], {
+      engine: { maxQueue: 3, onDropping: (dropped) => reports.push(dropped) },
+    });
     await Promise.all(Array.from({ length: 10 }, (_, i) => rig.log.record(taskRequest(task, { path: `kv/a/${i}` }))));
     await rig.engine.idle();
     const stats = rig.engine.stats();
     expect(stats.dropped).toBeGreaterThan(0);
     expect(stats.dropped + stats.rules[0]!.events).toBe(10);
+    // Reported once for the run of drops, with the count so far.
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toBeGreaterThan(0);
     await rig.close();
   });
 

@@ -19,6 +19,12 @@ export interface AnomalyEngineOptions {
   readonly onRuleError?: (rule: string, error: unknown) => void;
   /** A finding could not be stored after its retries. Never receives its contents. */
   readonly onStoreError?: (error: unknown) => void;
+  /**
+   * The queue is full and events are being dropped: called once per run of
+   * drops (with the total so far), not per event, so a flood does not become
+   * a flood of log lines.
+   */
+  readonly onDropping?: (dropped: number) => void;
   /** Waits between store retries (default 100 ms, 400 ms, 1.6 s). */
   readonly storeRetryMs?: readonly number[];
 }
@@ -72,6 +78,8 @@ export class AnomalyEngine {
   readonly #turnSize: number;
   readonly #onRuleError: (rule: string, error: unknown) => void;
   readonly #onStoreError: (error: unknown) => void;
+  readonly #onDropping: (dropped: number) => void;
+  #dropping = false;
   readonly #retryMs: readonly number[];
   readonly #listeners = new Set<FindingListener>();
   /** Batches waiting, and the position reached in the first one. */
@@ -101,6 +109,7 @@ export class AnomalyEngine {
     this.#turnSize = options.turnSize ?? 500;
     this.#onRuleError = options.onRuleError ?? (() => undefined);
     this.#onStoreError = options.onStoreError ?? (() => undefined);
+    this.#onDropping = options.onDropping ?? (() => undefined);
     this.#retryMs = options.storeRetryMs ?? [100, 400, 1_600];
   }
 
@@ -109,8 +118,17 @@ export class AnomalyEngine {
     if (this.#closed) return;
     if (this.#queued + batch.length > this.#maxQueue) {
       this.#dropped += batch.length;
+      if (!this.#dropping) {
+        this.#dropping = true;
+        try {
+          this.#onDropping(this.#dropped);
+        } catch {
+          // Reporting must not reach the audit log's loop.
+        }
+      }
       return;
     }
+    this.#dropping = false;
     this.#queue.push(batch);
     this.#queued += batch.length;
     this.#schedule();

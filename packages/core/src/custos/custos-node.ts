@@ -86,7 +86,11 @@ export interface CustosNodeOptions {
   egress?: EgressPolicy;
   /** The anomaly engine over the audit stream (default: on, every rule with its defaults). */
   anomaly?: AnomalyConfig;
-  /** Told when an anomaly rule throws, or a finding cannot be stored (never event or finding contents). */
+  /**
+   * Told when an anomaly rule throws (`rule:<name>`), a finding cannot be
+   * stored (`store`), history cannot be read at start (`warm`) or the rules
+   * fall behind and events are dropped (`queue`) — never event or finding contents.
+   */
   onAnomalyError?: (what: string, error: unknown) => void;
   /** Told of each finding once it is stored (the log alert sink). The explanation may quote secret paths. */
   onFinding?: (finding: Finding) => void;
@@ -491,6 +495,8 @@ export class CustosNode {
       ...(config.maxQueue ? { maxQueue: config.maxQueue } : {}),
       onRuleError: (rule, error) => report(`rule:${rule}`, error),
       onStoreError: (error) => report('store', error),
+      onDropping: (dropped) =>
+        report('queue', new Error(`the rules fell behind: ${dropped} audit events dropped unexamined so far`)),
     });
     // Baselines from history first, so a restart does not start them from
     // nothing; a history that cannot be read only leaves them cold.
