@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseDuration, parseEgressRule, ValidationError } from '@custos/core';
+import { type AnomalyConfig, parseDuration, parseEgressRule, ValidationError } from '@custos/core';
+import { resolveAnomalyConfig } from './anomaly-config-file.js';
 
 /** Everything `custos server` needs; built from flags and an optional JSON config file. */
 export interface ServerConfig {
@@ -49,6 +50,8 @@ export interface ServerConfig {
    * never through the API.
    */
   alertWebhook?: { url: string; secretFile: string; include: 'summary' | 'full' };
+  /** The anomaly engine's tuning (`anomaly` in the config file; see docs/anomaly.md). Default: every rule with its defaults. */
+  anomaly?: AnomalyConfig;
 }
 
 /** How the server's log is written (see {@link ServerConfig.logFormat}). */
@@ -79,6 +82,7 @@ interface ConfigFile {
   log_format?: string;
   egress?: { allow?: string[]; allow_public?: boolean; timeout?: string };
   alerts?: { webhook?: { url?: string; secret_file?: string; include?: string } };
+  anomaly?: unknown;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:8420';
@@ -122,6 +126,7 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     ).replace(/\/+$/, ''),
     egress: resolveEgress(file.egress, flags.egressAllow),
     ...resolveAlertWebhook(file.alerts?.webhook, cwd),
+    ...(file.anomaly !== undefined ? { anomaly: resolveAnomalyConfig(file.anomaly) } : {}),
   };
 }
 

@@ -94,6 +94,7 @@ export async function startServer(
     onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
     onFinding: logAlertSink(logger),
     ...(config.alertWebhook ? { alertWebhook: alertWebhookOptions(config.alertWebhook, logger) } : {}),
+    ...(config.anomaly ? { anomaly: config.anomaly } : {}),
     // Names the rule (or `store`, `warm`) only, never event or finding contents.
     onAnomalyError: (what, error) => logger.error({ anomaly: what, err: error }, 'anomaly engine failure'),
     // The detail names seqs only (never event contents); the public status shows the code alone.

@@ -93,7 +93,8 @@ export class FirstAccessRule implements AnomalyRule {
     const newFor: string[] = [];
     if (auth.task_id !== undefined) {
       const role = auth.role;
-      const tuning = role !== undefined ? this.config.roles[role] : undefined;
+      // Own properties only: a role named `constructor` must not find Object's.
+      const tuning = role !== undefined && Object.hasOwn(this.config.roles, role) ? this.config.roles[role] : undefined;
       if (tuning?.disabled) return undefined;
       if (this.config.perRole && role !== undefined && this.#isNew(this.#roles, role, path, epochMs, tuning)) {
         newFor.push(`role ${role}`);
