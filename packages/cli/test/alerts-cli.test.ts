@@ -55,6 +55,13 @@ describe('custos alerts', () => {
     expect(await ok(['alerts', 'ack', id])).toMatch(/^Acknowledged al_/);
     expect(await ok(['alerts', 'list', '--state', 'open'])).toBe('No alerts\n');
     expect(await ok(['alerts', 'show', id])).toMatch(/state\s+acked by acc_/);
+
+    const rules = await ok(['alerts', 'rules']);
+    expect(rules).toMatch(/^dead-task-token\s+findings 1\s+errors 0\s+events \d+/m);
+    expect(rules).toMatch(/^first-access\s+findings 0/m);
+    expect(rules).toMatch(/queued \d+\s+dropped 0\s+lost 0/);
+    const json = JSON.parse(await ok(['alerts', 'rules', '--json']));
+    expect(json.rules.find((r: { rule: string }) => r.rule === 'denied-spike').config).toMatchObject({ minDenied: 20 });
   });
 
   it('refuses a malformed id as a usage error, before any request', async () => {

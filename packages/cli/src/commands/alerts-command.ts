@@ -19,6 +19,15 @@ interface AlertView {
 
 const usage = (message: string) => new CliError('CUSTOS_ERR_USAGE', message, EXIT.usage);
 
+/** `GET /v1/alerts/rules`. */
+interface RulesView {
+  enabled: boolean;
+  rules: { rule: string; description: string; config: unknown; events: number; findings: number; errors: number }[];
+  queued?: number;
+  dropped?: number;
+  lost?: number;
+}
+
 /** The server's largest page. */
 const PAGE = 100;
 
@@ -36,7 +45,7 @@ function alertId(id: string): string {
   return id;
 }
 
-/** `custos alerts list|show|ack`: the anomaly engine's findings. */
+/** `custos alerts list|show|ack|rules`: the anomaly engine's findings and rules. */
 export function registerAlertsCommand(program: Command, io: CliIo): void {
   const alerts = program.command('alerts').description('findings of the anomaly engine over the audit trail');
 
@@ -82,6 +91,25 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
         emit(io, opts.json, result, () => (found.length === 0 ? 'No alerts' : found.map(alertLine).join('\n')));
       },
     );
+
+  alerts
+    .command('rules')
+    .description("each rule, its configuration and this node's counts since unseal")
+    .option('--json', "JSON output (with each rule's configuration)")
+    .action(async (opts: { json?: boolean }) => {
+      const result = await new CustosClient(io).request<RulesView>('GET', '/v1/alerts/rules');
+      emit(io, opts.json, result, () =>
+        result.enabled
+          ? [
+              ...result.rules.map(
+                (r) =>
+                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  ${r.description}`,
+              ),
+              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}`,
+            ].join('\n')
+          : 'The anomaly engine is off (anomaly.enabled: false)',
+      );
+    });
 
   alerts
     .command('show <id>')

@@ -65,6 +65,7 @@ describe.each(backends)('alerts cannot be read, silenced or steered by the wrong
   it('refuses every alert route without a token', async () => {
     for (const [method, url] of [
       ['GET', '/v1/alerts'],
+      ['GET', '/v1/alerts/rules'],
       ['GET', `/v1/alerts/${finding.id}`],
       ['POST', `/v1/alerts/${finding.id}/ack`],
     ] as const) {
@@ -74,9 +75,10 @@ describe.each(backends)('alerts cannot be read, silenced or steered by the wrong
     }
   });
 
-  it('a task cannot list, read or acknowledge alerts, whatever its policies grant', async () => {
+  it('a task cannot list, read or acknowledge alerts, nor read the rules’ thresholds, whatever its policies grant', async () => {
     for (const [method, url] of [
       ['GET', '/v1/alerts'],
+      ['GET', '/v1/alerts/rules'],
       ['GET', `/v1/alerts/${finding.id}`],
       ['POST', `/v1/alerts/${finding.id}/ack`],
     ] as const) {

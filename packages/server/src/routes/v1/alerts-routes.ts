@@ -58,6 +58,20 @@ export async function alertRoutes(app: FastifyInstance, { node }: { node: Custos
     },
   });
 
+  app.get('/alerts/rules', {
+    // Operators only: the thresholds are what an agent would need to stay just below them.
+    config: { access: { kind: 'policy', action: 'read', resource: () => 'sys/alerts/rules', operatorOnly: true } },
+    schema: {
+      tags: ['alerts'],
+      summary: "Each rule, its configuration and this node's counts since unseal (events, findings, errors)",
+    },
+    handler: async () => {
+      const engine = node.services().anomaly;
+      if (!engine) return { enabled: false, rules: [] };
+      return { enabled: true, ...engine.stats() };
+    },
+  });
+
   app.get<{ Params: { id: string } }>('/alerts/:id', {
     config: { access: { kind: 'policy', action: 'read', resource: alertResource, operatorOnly: true } },
     schema: {
