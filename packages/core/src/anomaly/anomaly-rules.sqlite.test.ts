@@ -169,6 +169,30 @@ describe('first-access', () => {
     await rig.close();
   });
 
+  it('stays within its memory bounds: oldest subjects evicted, a full baseline neither learns nor fires', async () => {
+    const small = new FirstAccessRule({
+      warmupMs: 0,
+      warmupEvents: 3,
+      maxSubjects: 2,
+      maxPathsPerSubject: 3,
+      perRole: false,
+    });
+    const rig = await anomalyRig([small]);
+    const who = (n: number) => ({ id: `tsk_${n}`, identity: `spiffe://custos.local/agent/${n}`, role: 'r' });
+    // Identity 1 learns three paths (its bound) during warm-up, then reads ten new ones: none can be learned, none fires.
+    for (let i = 0; i < 3; i++) await rig.record(taskRequest(who(1), { path: `kv/p/${i}` }));
+    for (let i = 3; i < 13; i++) await rig.record(taskRequest(who(1), { path: `kv/p/${i}` }));
+    await rig.engine.idle();
+    expect((await rig.store.list()).alerts).toEqual([]);
+    // Two more identities evict identity 1: it warms up again instead of being judged on a baseline it lost.
+    await rig.record(taskRequest(who(2), { path: 'kv/q' }));
+    await rig.record(taskRequest(who(3), { path: 'kv/q' }));
+    await rig.record(taskRequest(who(1), { path: 'kv/new' }));
+    await rig.engine.idle();
+    expect((await rig.store.list()).alerts).toEqual([]);
+    await rig.close();
+  });
+
   it('keeps its baseline across a restart when warmed from the stored history', async () => {
     const rig = await anomalyRig([rule()]);
     for (let i = 0; i < 60; i++)

@@ -42,12 +42,17 @@ export function subjectOf(event: AuditEvent): FindingSubject {
  * A Map bounded to `max` keys: when full, the oldest inserted key goes. Used
  * for per-identity state, so an attacker cycling identities or addresses
  * costs memory only up to the bound (and loses the oldest baselines, which
- * then warm up again — a missed alarm, never a crash).
+ * then warm up again — a missed alarm, never a crash). Returns what was evicted.
  */
-export function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+export function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): V | undefined {
+  let evicted: V | undefined;
   if (!map.has(key) && map.size >= max) {
     const oldest = map.keys().next();
-    if (!oldest.done) map.delete(oldest.value);
+    if (!oldest.done) {
+      evicted = map.get(oldest.value);
+      map.delete(oldest.value);
+    }
   }
   map.set(key, value);
+  return evicted;
 }

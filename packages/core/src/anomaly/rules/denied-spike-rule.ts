@@ -1,6 +1,6 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
-import type { FindingDraft, FindingSeverity } from '../finding.js';
+import type { FindingDraft, FindingEvidence, FindingSeverity } from '../finding.js';
 import { evidenceOf, refusedTaskOf, setBounded, subjectOf } from '../rule-support.js';
 
 export interface DeniedSpikeConfig {
@@ -50,8 +50,12 @@ interface Track {
   weight: number;
   /** No second finding before this time: one per window of spike. */
   quietUntil: number;
-  /** The evidence: the newest denial records in the window, at most {@link EVIDENCE_MAX}. */
-  readonly recent: AuditObservation[];
+  /**
+   * The evidence: the newest denial records, at most {@link EVIDENCE_MAX},
+   * kept as chain positions (not the events: 10,000 identities × 10 whole
+   * events would be a lot of memory to hold for a finding that may never come).
+   */
+  readonly recent: { readonly at: number; readonly evidence: FindingEvidence }[];
 }
 
 const EVIDENCE_MAX = 10;
@@ -129,14 +133,14 @@ export class DeniedSpikeRule implements AnomalyRule {
     if (bucket <= track.bucket - this.config.buckets) return undefined;
     track.ring[Math.min(bucket, track.bucket) % this.config.buckets]!++;
     track.sum++;
-    track.recent.push(observation);
+    track.recent.push({ at: epochMs, evidence: evidenceOf(observation) });
     if (track.recent.length > EVIDENCE_MAX) track.recent.shift();
     const { minDenied, factor, minHistoryMs, windowMs, buckets } = this.config;
     const usual = track.weight > 0 ? (track.mean / track.weight) * buckets : 0;
     if (track.sum < minDenied || track.sum <= factor * usual) return undefined;
     if (epochMs - track.first < minHistoryMs || epochMs < track.quietUntil) return undefined;
     track.quietUntil = epochMs + windowMs;
-    const evidence = track.recent.filter((o) => Date.parse(o.event.time) > epochMs - windowMs).map(evidenceOf);
+    const evidence = track.recent.filter((r) => r.at > epochMs - windowMs).map((r) => r.evidence);
     const who =
       tracks === this.#byAddress
         ? `Callers with no verified identity from ${key}`

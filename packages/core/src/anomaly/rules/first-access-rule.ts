@@ -30,8 +30,10 @@ export interface FirstAccessConfig {
   readonly operators: boolean;
   /** Subjects remembered at most, per kind (default 10,000; the oldest goes, and warms up again). */
   readonly maxSubjects: number;
-  /** Paths remembered per subject at most (default 5,000); beyond, new paths are judged but not learned. */
+  /** Paths remembered per subject at most (default 5,000); beyond, new paths are neither learned nor judged. */
   readonly maxPathsPerSubject: number;
+  /** Paths remembered over all subjects at most (default 1,000,000): the rule's memory bound. */
+  readonly maxPathsTotal: number;
   /** Per-role overrides by role name. */
   readonly roles: { readonly [role: string]: FirstAccessRoleConfig };
 }
@@ -46,6 +48,7 @@ export const FIRST_ACCESS_DEFAULTS: FirstAccessConfig = {
   operators: false,
   maxSubjects: 10_000,
   maxPathsPerSubject: 5_000,
+  maxPathsTotal: 1_000_000,
   roles: {},
 };
 
@@ -74,6 +77,8 @@ export class FirstAccessRule implements AnomalyRule {
   readonly #roles = new Map<string, Baseline>();
   readonly #identities = new Map<string, Baseline>();
   readonly #operators = new Map<string, Baseline>();
+  /** Paths held over all subjects. */
+  #pathsTotal = 0;
 
   constructor(config: Partial<FirstAccessConfig> = {}) {
     this.config = { ...FIRST_ACCESS_DEFAULTS, ...config };
@@ -137,14 +142,22 @@ export class FirstAccessRule implements AnomalyRule {
     let baseline = map.get(key);
     if (!baseline) {
       baseline = { first: epochMs, count: 0, paths: new Set() };
-      setBounded(map, key, baseline, this.config.maxSubjects);
+      const evicted = setBounded(map, key, baseline, this.config.maxSubjects);
+      if (evicted) this.#pathsTotal -= evicted.paths.size;
     }
     const warm =
       baseline.count >= (tuning?.warmupEvents ?? this.config.warmupEvents) &&
       epochMs - baseline.first >= (tuning?.warmupMs ?? this.config.warmupMs);
     baseline.count++;
     if (baseline.paths.has(path)) return false;
-    if (baseline.paths.size < this.config.maxPathsPerSubject) baseline.paths.add(path);
+    // Full: neither learned nor judged. Judging a path it cannot learn would
+    // raise a finding on every read of it; an identity that fills the bound
+    // read thousands of new paths, and its first ones past warm-up raised findings.
+    if (baseline.paths.size >= this.config.maxPathsPerSubject || this.#pathsTotal >= this.config.maxPathsTotal) {
+      return false;
+    }
+    baseline.paths.add(path);
+    this.#pathsTotal++;
     return warm;
   }
 }
