@@ -52,7 +52,12 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefined {
   if (section === undefined) return undefined;
   if (!isObject(section)) throw new ValidationError('anomaly is an object.');
-  const config: { enabled?: boolean; warmEvents?: number; rules?: Record<string, unknown> } = {};
+  const config: {
+    enabled?: boolean;
+    warmEvents?: number;
+    maxFindingsPerMinute?: number;
+    rules?: Record<string, unknown>;
+  } = {};
   for (const [key, value] of Object.entries(section)) {
     if (key === 'enabled') config.enabled = setting('anomaly.enabled', value, 'bool') as boolean;
     else if (key === 'warm_events') {
@@ -60,8 +65,14 @@ export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefine
         throw new ValidationError('anomaly.warm_events is a whole number from 0 to 1,000,000.');
       }
       config.warmEvents = value as number;
+    } else if (key === 'max_findings_per_minute') {
+      config.maxFindingsPerMinute = setting('anomaly.max_findings_per_minute', value, 'count') as number;
     } else if (key === 'rules') config.rules = rules(value);
-    else throw new ValidationError(`anomaly.${key.slice(0, 64)} is not a setting (enabled, warm_events, rules).`);
+    else {
+      throw new ValidationError(
+        `anomaly.${key.slice(0, 64)} is not a setting (enabled, warm_events, max_findings_per_minute, rules).`,
+      );
+    }
   }
   // The rules check what only makes sense together (a window no longer than the baseline, …): at start, not at unseal.
   try {

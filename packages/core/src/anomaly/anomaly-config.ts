@@ -16,6 +16,8 @@ export interface AnomalyConfig {
   readonly warmEvents?: number;
   /** Events that may wait for the rules before new ones are dropped (default 100,000). */
   readonly maxQueue?: number;
+  /** Findings each rule may raise per minute (default 60); beyond, they are counted as suppressed. */
+  readonly maxFindingsPerMinute?: number;
   readonly rules?: {
     readonly 'dead-task-token'?: Partial<DeadTaskTokenConfig> | false;
     readonly 'bootstrap-token-reuse'?: Partial<BootstrapReuseConfig> | false;

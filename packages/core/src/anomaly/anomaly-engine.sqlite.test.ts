@@ -102,6 +102,25 @@ describe('AnomalyEngine on a real audit log', () => {
     await rig.close();
   });
 
+  it('raises at most its budget of findings per rule per minute, and reports the rest as suppressed', async () => {
+    const suppressed: string[] = [];
+    const rig = await anomalyRig([new DeadTaskTokenRule({ cooldownMs: 0 })], {
+      engine: { maxFindingsPerMinute: 5, onSuppressing: (rule) => suppressed.push(rule) },
+    });
+    for (let i = 0; i < 20; i++)
+      await rig.record(deadTokenRequest({ ...task, id: `tsk_flood${i}` }, 'task_revoked'), 100);
+    await rig.engine.idle();
+    expect((await rig.store.list()).alerts).toHaveLength(5);
+    expect(rig.engine.stats().rules[0]).toMatchObject({ findings: 5, suppressed: 15 });
+    expect(suppressed).toEqual(['dead-task-token']);
+    // The budget refills with (event) time.
+    rig.clock.ms += 60_000;
+    await rig.record(deadTokenRequest({ ...task, id: 'tsk_later' }, 'task_revoked'));
+    await rig.engine.idle();
+    expect((await rig.store.list()).alerts).toHaveLength(6);
+    await rig.close();
+  });
+
   it('loses no raised finding across a restart, and stores a finding raised twice once', async () => {
     const url = `sqlite:${join(dir, 'custos.db')}`;
     const first = await anomalyRig([new DeadTaskTokenRule(), new BootstrapReuseRule()], { url });

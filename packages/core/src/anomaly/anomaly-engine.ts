@@ -13,6 +13,15 @@ export interface AnomalyEngineOptions {
    * the audit log nor grows without bound when the rules fall behind.
    */
   readonly maxQueue?: number;
+  /**
+   * Findings each rule may raise per minute at most (default 60, a token
+   * bucket of that size). Beyond, findings are counted as suppressed and not
+   * stored: a caller who can make findings happen (refusals from many source
+   * addresses) cannot make custos write without bound.
+   */
+  readonly maxFindingsPerMinute?: number;
+  /** Findings are being suppressed for `rule` (once per run, with the total so far). */
+  readonly onSuppressing?: (rule: string, suppressed: number) => void;
   /** Events given to the rules per turn of the event loop (default 500), so requests are served in between. */
   readonly turnSize?: number;
   /** A rule threw (the event is skipped for that rule only). Never receives event contents. */
@@ -37,6 +46,8 @@ export interface AnomalyRuleStats {
   events: number;
   findings: number;
   errors: number;
+  /** Findings over the rule's budget, not stored. */
+  suppressed: number;
 }
 
 export interface AnomalyEngineStats {
@@ -82,6 +93,10 @@ export class AnomalyEngine {
   #dropping = false;
   readonly #retryMs: readonly number[];
   readonly #listeners = new Set<FindingListener>();
+  readonly #perMinute: number;
+  /** Per rule: a token bucket over event time (so replayed history is budgeted as it happened). */
+  readonly #budgets: { tokens: number; at: number; suppressing: boolean }[];
+  readonly #onSuppressing: (rule: string, suppressed: number) => void;
   /** Batches waiting, and the position reached in the first one. */
   #queue: (readonly AuditObservation[])[] = [];
   #offset = 0;
@@ -103,7 +118,11 @@ export class AnomalyEngine {
       events: 0,
       findings: 0,
       errors: 0,
+      suppressed: 0,
     }));
+    this.#perMinute = options.maxFindingsPerMinute ?? 60;
+    this.#budgets = options.rules.map(() => ({ tokens: this.#perMinute, at: 0, suppressing: false }));
+    this.#onSuppressing = options.onSuppressing ?? (() => undefined);
     this.#store = options.store;
     this.#maxQueue = options.maxQueue ?? 100_000;
     this.#turnSize = options.turnSize ?? 500;
@@ -221,6 +240,19 @@ export class AnomalyEngine {
         continue;
       }
       if (!draft) continue;
+      if (!this.#spend(i, epochMs)) {
+        stats.suppressed++;
+        const budget = this.#budgets[i]!;
+        if (!budget.suppressing) {
+          budget.suppressing = true;
+          try {
+            this.#onSuppressing(rule.name, stats.suppressed);
+          } catch {
+            // Reporting must not stop the rules.
+          }
+        }
+        continue;
+      }
       stats.findings++;
       this.#raise({
         ...draft,
@@ -230,6 +262,19 @@ export class AnomalyEngine {
         state: 'open',
       });
     }
+  }
+
+  /** Takes one finding from rule `i`'s budget; false when it is spent. */
+  #spend(i: number, epochMs: number): boolean {
+    const budget = this.#budgets[i]!;
+    if (epochMs > budget.at) {
+      budget.tokens = Math.min(this.#perMinute, budget.tokens + ((epochMs - budget.at) * this.#perMinute) / 60_000);
+      budget.at = epochMs;
+    }
+    if (budget.tokens < 1) return false;
+    budget.tokens--;
+    budget.suppressing = false;
+    return true;
   }
 
   #raise(finding: Finding): void {

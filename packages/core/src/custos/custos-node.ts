@@ -87,7 +87,7 @@ export interface CustosNodeOptions {
   /** The anomaly engine over the audit stream (default: on, every rule with its defaults). */
   anomaly?: AnomalyConfig;
   /**
-   * Told when an anomaly rule throws (`rule:<name>`), a finding cannot be
+   * Told when an anomaly rule throws or goes over its budget of findings (`rule:<name>`), a finding cannot be
    * stored (`store`), history cannot be read at start (`warm`) or the rules
    * fall behind and events are dropped (`queue`) — never event or finding contents.
    */
@@ -493,6 +493,9 @@ export class CustosNode {
       rules: createAnomalyRules(config),
       store: alerts,
       ...(config.maxQueue ? { maxQueue: config.maxQueue } : {}),
+      ...(config.maxFindingsPerMinute ? { maxFindingsPerMinute: config.maxFindingsPerMinute } : {}),
+      onSuppressing: (rule, suppressed) =>
+        report(`rule:${rule}`, new Error(`over its budget of findings per minute: ${suppressed} suppressed so far`)),
       onRuleError: (rule, error) => report(`rule:${rule}`, error),
       onStoreError: (error) => report('store', error),
       onDropping: (dropped) =>

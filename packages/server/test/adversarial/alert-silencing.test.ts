@@ -130,3 +130,35 @@ describe.each(backends)('alerts cannot be read, silenced or steered by the wrong
     expect(all.map((a) => a.id)).toEqual([finding.id]);
   });
 });
+
+describe('a flood of refusals cannot make custos store findings without bound', () => {
+  it('caps each rule at its budget of findings per minute, from any number of source addresses', async () => {
+    // A hair-trigger spike rule, so every address "spikes": the budget is what holds.
+    const s = await startTestServer('sqlite', {
+      anomaly: {
+        maxFindingsPerMinute: 3,
+        rules: { 'denied-spike': { minHistoryMs: 0, minDenied: 2, factor: 1 } },
+      },
+    });
+    try {
+      for (let a = 0; a < 20; a++) {
+        for (let i = 0; i < 3; i++) {
+          const response = await s.call({
+            method: 'GET',
+            url: '/v1/secrets/data/kv/x',
+            token: `cus_${'A'.repeat(43)}`,
+            remoteAddress: `198.51.100.${a + 1}`,
+          });
+          expect(response.statusCode).toBe(401);
+        }
+      }
+      await s.node.services().anomaly!.idle();
+      const { alerts } = (await s.call({ method: 'GET', url: '/v1/alerts?rule=denied-spike' })).json();
+      expect(alerts).toHaveLength(3);
+      const stats = (await s.call({ method: 'GET', url: '/v1/alerts/rules' })).json();
+      expect(stats.rules.find((r: { rule: string }) => r.rule === 'denied-spike').suppressed).toBe(17);
+    } finally {
+      await s.close();
+    }
+  });
+});
