@@ -57,7 +57,7 @@ describe('custos alerts', () => {
     expect(await ok(['alerts', 'show', id])).toMatch(/state\s+acked by acc_/);
 
     const rules = await ok(['alerts', 'rules']);
-    expect(rules).toMatch(/^dead-task-token\s+findings 1\s+errors 0\s+events \d+/m);
+    expect(rules).toMatch(/^dead-task-token\s+findings 1\s+errors 0\s+events \d+\s+suppressed 0/m);
     expect(rules).toMatch(/^first-access\s+findings 0/m);
     expect(rules).toMatch(/queued \d+\s+dropped 0\s+lost 0/);
     const json = JSON.parse(await ok(['alerts', 'rules', '--json']));

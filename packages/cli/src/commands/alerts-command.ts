@@ -22,7 +22,15 @@ const usage = (message: string) => new CliError('CUSTOS_ERR_USAGE', message, EXI
 /** `GET /v1/alerts/rules`. */
 interface RulesView {
   enabled: boolean;
-  rules: { rule: string; description: string; config: unknown; events: number; findings: number; errors: number }[];
+  rules: {
+    rule: string;
+    description: string;
+    config: unknown;
+    events: number;
+    findings: number;
+    errors: number;
+    suppressed: number;
+  }[];
   queued?: number;
   dropped?: number;
   lost?: number;
@@ -103,7 +111,7 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
           ? [
               ...result.rules.map(
                 (r) =>
-                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  ${r.description}`,
+                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  ${r.description}`,
               ),
               `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}`,
             ].join('\n')
