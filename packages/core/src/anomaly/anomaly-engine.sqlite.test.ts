@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyAudit } from '../audit/audit-verify.js';
 import { anomalyRig, deadTokenRequest, taskRequest } from '../test-support/anomaly-rig.js';
+import { AnomalyEngine } from './anomaly-engine.js';
 import type { AnomalyRule } from './anomaly-rule.js';
+import { resumeAnomalyEngine } from './anomaly-warm.js';
 import { BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
 import { DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
 
@@ -142,6 +144,65 @@ describe('AnomalyEngine on a real audit log', () => {
     expect(after).toEqual(before);
     expect(await second.store.raise(before[0]!)).toBe(false);
     await second.close();
+  });
+
+  it('after a crash, runs the rules over the records past its stored progress, and only those', async () => {
+    // A node that crashed: its log acknowledged the records, its rules never saw the last ones.
+    const rig = await anomalyRig([]);
+    await rig.record(deadTokenRequest({ ...task, id: 'tsk_seen' }, 'task_revoked'));
+    await rig.record(taskRequest(task, { path: 'kv/app/db' }));
+    const progress = (await rig.record(taskRequest(task, { path: 'kv/app/db' }))).seq;
+    await rig.store.writeCursor(progress);
+    const unseen = await rig.record(deadTokenRequest({ ...task, id: 'tsk_unseen' }, 'task_revoked'));
+    expect(await rig.store.readCursor()).toBe(progress);
+
+    // The next start: learn up to the progress, raise after it.
+    const engine = new AnomalyEngine({ rules: [new DeadTaskTokenRule()], store: rig.store });
+    expect(await resumeAnomalyEngine(engine, rig.storage.audit, { warmEvents: 100, cursor: progress })).toEqual({
+      warmed: 3,
+      resumed: 1,
+    });
+    await engine.idle();
+    const { alerts } = await rig.store.list();
+    expect(alerts.map((a) => a.subject.task_id)).toEqual(['tsk_unseen']);
+    expect(alerts[0]!.evidence[0]!.seq).toBe(unseen.seq);
+    expect(engine.progress()).toBe(unseen.seq);
+
+    // Resumed twice (a second crash before progress was saved): stored once.
+    const again = new AnomalyEngine({ rules: [new DeadTaskTokenRule()], store: rig.store });
+    await resumeAnomalyEngine(again, rig.storage.audit, { warmEvents: 100, cursor: progress });
+    await again.idle();
+    expect((await rig.store.list()).alerts).toHaveLength(1);
+    // No stored progress (a new deployment): history is only learned from.
+    const fresh = new AnomalyEngine({ rules: [new DeadTaskTokenRule()], store: rig.store });
+    expect(await resumeAnomalyEngine(fresh, rig.storage.audit, { warmEvents: 100, cursor: 0 })).toEqual({
+      warmed: 4,
+      resumed: 0,
+    });
+    await rig.close();
+  });
+
+  it('does not move its progress past a finding storage refused, so the next start raises it again', async () => {
+    let refuse = true;
+    const rig = await anomalyRig([]);
+    const failing = {
+      raise: (finding: Parameters<typeof rig.store.raise>[0]) =>
+        refuse ? Promise.reject(new Error('storage down')) : rig.store.raise(finding),
+    };
+    const engine = new AnomalyEngine({ rules: [new DeadTaskTokenRule()], store: failing, storeRetryMs: [1] });
+    rig.log.observe(engine.offer);
+    await rig.record(taskRequest(task, { path: 'kv/app/db' }));
+    const dead = await rig.record(deadTokenRequest(task, 'task_revoked'));
+    await rig.record(taskRequest(task, { path: 'kv/app/db' }));
+    await engine.idle();
+    expect(engine.stats().lost).toBe(1);
+    expect(engine.progress()).toBe(dead.seq - 1);
+    refuse = false;
+    const next = new AnomalyEngine({ rules: [new DeadTaskTokenRule()], store: rig.store });
+    await resumeAnomalyEngine(next, rig.storage.audit, { warmEvents: 100, cursor: engine.progress() });
+    await next.idle();
+    expect((await rig.store.list()).alerts.map((a) => a.evidence[0]!.seq)).toEqual([dead.seq]);
+    await rig.close();
   });
 
   it('keeps findings sealed: the database row holds no path, identity or explanation', async () => {

@@ -79,7 +79,8 @@ export type FindingListener = (finding: Finding) => void;
  * of it, with retries; its id is derived from the rule and the record, so it
  * is stored once however often it is raised. What was raised survives a
  * restart; a finding storage refused after every retry is counted as lost
- * and reported.
+ * and reported, and {@link progress} stops before its record, so the next
+ * start (see `resumeAnomalyEngine`) runs the rules over it again.
  */
 export class AnomalyEngine {
   readonly #rules: readonly AnomalyRule[];
@@ -105,8 +106,12 @@ export class AnomalyEngine {
   #lost = 0;
   #scheduled = false;
   #closed = false;
-  /** Stores in flight (findings are few; each store is awaited by {@link idle}). */
-  readonly #writes = new Set<Promise<void>>();
+  /** Stores in flight, with the seq of the record each finding was raised on (findings are few). */
+  readonly #writes = new Map<Promise<void>, number>();
+  /** The seq of the last record the rules saw. */
+  #lastSeq = 0;
+  /** The first record whose finding storage refused for good: progress stops before it, so a restart raises it again. */
+  #lostAt = Number.POSITIVE_INFINITY;
   #idleWaiters: (() => void)[] = [];
 
   constructor(options: AnomalyEngineOptions) {
@@ -225,7 +230,19 @@ export class AnomalyEngine {
     else this.#checkIdle();
   }
 
+  /**
+   * The last seq up to which every record has been through the rules and
+   * every finding raised on them is stored (or given up): where a restart
+   * may resume raising. 0 before any record.
+   */
+  progress(): number {
+    let seq = Math.min(this.#lastSeq, this.#lostAt - 1);
+    for (const pending of this.#writes.values()) seq = Math.min(seq, pending - 1);
+    return seq;
+  }
+
   #observe(observation: AuditObservation): void {
+    if (observation.seq > this.#lastSeq) this.#lastSeq = observation.seq;
     const epochMs = Date.parse(observation.event.time);
     for (let i = 0; i < this.#rules.length; i++) {
       const rule = this.#rules[i]!;
@@ -254,13 +271,16 @@ export class AnomalyEngine {
         continue;
       }
       stats.findings++;
-      this.#raise({
-        ...draft,
-        id: findingId(rule.name, epochMs, observation.seq),
-        rule: rule.name,
-        time: observation.event.time,
-        state: 'open',
-      });
+      this.#raise(
+        {
+          ...draft,
+          id: findingId(rule.name, epochMs, observation.seq),
+          rule: rule.name,
+          time: observation.event.time,
+          state: 'open',
+        },
+        observation.seq,
+      );
     }
   }
 
@@ -277,7 +297,7 @@ export class AnomalyEngine {
     return true;
   }
 
-  #raise(finding: Finding): void {
+  #raise(finding: Finding, seq: number): void {
     const write = this.#storeWithRetry(finding).then(
       (stored) => {
         // Stored before: already published when it was raised the first time.
@@ -285,10 +305,11 @@ export class AnomalyEngine {
       },
       (error: unknown) => {
         this.#lost++;
+        this.#lostAt = Math.min(this.#lostAt, seq);
         this.#onStoreError(error);
       },
     );
-    this.#writes.add(write);
+    this.#writes.set(write, seq);
     void write.finally(() => {
       this.#writes.delete(write);
       this.#checkIdle();

@@ -5,6 +5,9 @@ import type { Finding, FindingSeverity, FindingState } from './finding.js';
 
 /** Entries namespace of findings: one sealed entry per finding, keyed by its id. */
 const ALERTS = 'alert';
+/** Where the engine's progress is kept (one sealed entry). */
+const CURSOR = 'alert.cursor';
+const CURSOR_KEY = 'engine';
 /** Ids: `al_` + inverted time and seq (24 hex) + `_` + rule: newest first in key order, one per (rule, record). */
 export const FINDING_ID_SHAPE = /^al_[0-9a-f]{24}_[a-z0-9-]{1,64}$/;
 /** Largest page a caller may ask for. */
@@ -82,6 +85,22 @@ export class FindingStore {
     const acked: Finding = { ...finding, state: 'acked', acked_by: by, acked_at: at.toISOString() };
     await this.#entries.put(ALERTS, id, sealJson(this.#cipher, ALERTS, id, acked));
     return acked;
+  }
+
+  /**
+   * The engine's stored progress: the seq up to which records went through
+   * the rules (0 when none is stored). Sealed, so someone with database
+   * access cannot move it on to skip the records a restart would re-examine.
+   */
+  async readCursor(): Promise<number> {
+    const stored = await this.#entries.get(CURSOR, CURSOR_KEY);
+    if (!stored) return 0;
+    const { seq } = await openJson<{ seq: number }>(this.#cipher, CURSOR, CURSOR_KEY, stored.value);
+    return Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
+  }
+
+  async writeCursor(seq: number): Promise<void> {
+    await this.#entries.put(CURSOR, CURSOR_KEY, sealJson(this.#cipher, CURSOR, CURSOR_KEY, { seq }));
   }
 
   /** One page, newest first, filtered; at most {@link ALERT_LIST_SCAN} findings are read for it. */

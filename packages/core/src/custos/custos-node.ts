@@ -7,7 +7,7 @@ import {
   createAnomalyRules,
   type Finding,
   FindingStore,
-  warmAnomalyEngine,
+  resumeAnomalyEngine,
 } from '../anomaly/index.js';
 import {
   AuditFileSink,
@@ -149,6 +149,8 @@ const REAP_INTERVAL_MS = 5_000;
 /** The key task accessors are computed with (see TaskAccessors), in the `sys` namespace. */
 const TASK_ACCESSOR_KEY = 'task.accessor-key';
 const POLICY_REFRESH_MS = 1_000;
+/** How often the anomaly engine's progress is saved (see resumeAnomalyEngine). */
+const ANOMALY_PROGRESS_MS = 2_000;
 
 /**
  * One custos node: storage, the seal lifecycle and, while unsealed, the
@@ -165,6 +167,8 @@ export class CustosNode {
   #policyRefresh: NodeJS.Timeout | undefined;
   #stopAnomaly: (() => void) | undefined;
   #webhook: AlertWebhookSink | undefined;
+  #anomalyProgress: NodeJS.Timeout | undefined;
+  #saveAnomalyProgress: (() => Promise<void>) | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -502,10 +506,38 @@ export class CustosNode {
         report('queue', new Error(`the rules fell behind: ${dropped} audit events dropped unexamined so far`)),
     });
     // Baselines from history first, so a restart does not start them from
-    // nothing; a history that cannot be read only leaves them cold.
-    await warmAnomalyEngine(engine, this.#options.storage.audit, config.warmEvents ?? 10_000).catch((error: unknown) =>
-      report('warm', error),
-    );
+    // nothing, and the records after the stored progress through the rules
+    // for real (a crash may have come between them becoming durable and the
+    // rules seeing them). A history that cannot be read only leaves them cold.
+    let saved = 0;
+    try {
+      saved = await alerts.readCursor();
+      await resumeAnomalyEngine(engine, this.#options.storage.audit, {
+        warmEvents: config.warmEvents ?? 10_000,
+        cursor: saved,
+      });
+    } catch (error) {
+      report('warm', error);
+    }
+    // Progress is saved every few seconds, off every request's path; at most
+    // that much is examined twice after a crash (findings are stored once).
+    let saving = false;
+    const save = async () => {
+      const seq = engine.progress();
+      if (seq <= saved || saving) return;
+      saving = true;
+      try {
+        await alerts.writeCursor(seq);
+        saved = seq;
+      } catch (error) {
+        report('cursor', error);
+      } finally {
+        saving = false;
+      }
+    };
+    this.#anomalyProgress = setInterval(() => void save(), ANOMALY_PROGRESS_MS);
+    this.#anomalyProgress.unref();
+    this.#saveAnomalyProgress = save;
     const onFinding = this.#options.onFinding;
     if (onFinding) engine.subscribe(onFinding);
     if (this.#options.alertWebhook) {
@@ -539,6 +571,13 @@ export class CustosNode {
     this.#stopAnomaly?.();
     this.#stopAnomaly = undefined;
     await services?.anomaly?.close();
+    if (this.#anomalyProgress) clearInterval(this.#anomalyProgress);
+    this.#anomalyProgress = undefined;
+    // The last progress, once every queued record went through the rules. Not
+    // when sealing: the barrier is closed already, and the records after the
+    // last saved progress are examined again at the next unseal.
+    if (!this.#seals.barrier.sealed) await this.#saveAnomalyProgress?.();
+    this.#saveAnomalyProgress = undefined;
     // Deliveries still queued are not sent: the findings are stored, and listed by `custos alerts list`.
     await this.#webhook?.close();
     this.#webhook = undefined;
