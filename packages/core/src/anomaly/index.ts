@@ -1,6 +1,7 @@
 export * from './anomaly-config.js';
 export * from './anomaly-engine.js';
 export * from './anomaly-rule.js';
+export * from './anomaly-service.js';
 export * from './anomaly-warm.js';
 export * from './finding.js';
 export * from './finding-store.js';

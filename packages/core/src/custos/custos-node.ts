@@ -1,13 +1,12 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
 import {
   type AlertWebhookOptions,
-  AlertWebhookSink,
   type AnomalyConfig,
-  AnomalyEngine,
-  createAnomalyRules,
+  type AnomalyEngine,
+  type AnomalyService,
   type Finding,
   FindingStore,
-  resumeAnomalyEngine,
+  startAnomalyService,
 } from '../anomaly/index.js';
 import {
   AuditFileSink,
@@ -149,8 +148,6 @@ const REAP_INTERVAL_MS = 5_000;
 /** The key task accessors are computed with (see TaskAccessors), in the `sys` namespace. */
 const TASK_ACCESSOR_KEY = 'task.accessor-key';
 const POLICY_REFRESH_MS = 1_000;
-/** How often the anomaly engine's progress is saved (see resumeAnomalyEngine). */
-const ANOMALY_PROGRESS_MS = 2_000;
 
 /**
  * One custos node: storage, the seal lifecycle and, while unsealed, the
@@ -165,10 +162,7 @@ export class CustosNode {
   #refusal: AuditIntegrityError | undefined;
   #reaper: NodeJS.Timeout | undefined;
   #policyRefresh: NodeJS.Timeout | undefined;
-  #stopAnomaly: (() => void) | undefined;
-  #webhook: AlertWebhookSink | undefined;
-  #anomalyProgress: NodeJS.Timeout | undefined;
-  #saveAnomalyProgress: (() => Promise<void>) | undefined;
+  #anomaly: AnomalyService | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -357,7 +351,18 @@ export class CustosNode {
     const secrets = new SecretService({ storage, cipher });
     const events = new EventBus();
     const alerts = new FindingStore({ entries: storage.entries, cipher });
-    const anomaly = await this.#startAnomaly(audit, alerts, events, egress);
+    this.#anomaly = await startAnomalyService({
+      audit,
+      auditStore: storage.audit,
+      alerts,
+      events,
+      egress,
+      ...(this.#options.anomaly ? { config: this.#options.anomaly } : {}),
+      ...(this.#options.onAnomalyError ? { report: this.#options.onAnomalyError } : {}),
+      ...(this.#options.onFinding ? { onFinding: this.#options.onFinding } : {}),
+      ...(this.#options.alertWebhook ? { webhook: this.#options.alertWebhook } : {}),
+    });
+    const anomaly = this.#anomaly?.engine;
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
       await leases.revokeForSubtree(prefix);
@@ -479,85 +484,6 @@ export class CustosNode {
     this.#policyRefresh.unref();
   }
 
-  /**
-   * The anomaly engine: warmed from recent history, then fed every
-   * acknowledged audit batch (the log's observer). A finding, once stored,
-   * is announced on the event bus.
-   */
-  async #startAnomaly(
-    audit: AuditLog,
-    alerts: FindingStore,
-    events: EventBus,
-    egress: EgressPolicy,
-  ): Promise<AnomalyEngine | undefined> {
-    const config = this.#options.anomaly ?? {};
-    if (config.enabled === false) return undefined;
-    const report = this.#options.onAnomalyError ?? (() => undefined);
-    const engine = new AnomalyEngine({
-      rules: createAnomalyRules(config),
-      store: alerts,
-      ...(config.maxQueue ? { maxQueue: config.maxQueue } : {}),
-      ...(config.maxFindingsPerMinute ? { maxFindingsPerMinute: config.maxFindingsPerMinute } : {}),
-      onSuppressing: (rule, suppressed) =>
-        report(`rule:${rule}`, new Error(`over its budget of findings per minute: ${suppressed} suppressed so far`)),
-      onRuleError: (rule, error) => report(`rule:${rule}`, error),
-      onStoreError: (error) => report('store', error),
-      onDropping: (dropped) =>
-        report('queue', new Error(`the rules fell behind: ${dropped} audit events dropped unexamined so far`)),
-    });
-    // Baselines from history first, so a restart does not start them from
-    // nothing, and the records after the stored progress through the rules
-    // for real (a crash may have come between them becoming durable and the
-    // rules seeing them). A history that cannot be read only leaves them cold.
-    let saved = 0;
-    try {
-      saved = await alerts.readCursor();
-      await resumeAnomalyEngine(engine, this.#options.storage.audit, {
-        warmEvents: config.warmEvents ?? 10_000,
-        cursor: saved,
-      });
-    } catch (error) {
-      report('warm', error);
-    }
-    // Progress is saved every few seconds, off every request's path; at most
-    // that much is examined twice after a crash (findings are stored once).
-    let saving = false;
-    const save = async () => {
-      const seq = engine.progress();
-      if (seq <= saved || saving) return;
-      saving = true;
-      try {
-        await alerts.writeCursor(seq);
-        saved = seq;
-      } catch (error) {
-        report('cursor', error);
-      } finally {
-        saving = false;
-      }
-    };
-    this.#anomalyProgress = setInterval(() => void save(), ANOMALY_PROGRESS_MS);
-    this.#anomalyProgress.unref();
-    this.#saveAnomalyProgress = save;
-    const onFinding = this.#options.onFinding;
-    if (onFinding) engine.subscribe(onFinding);
-    if (this.#options.alertWebhook) {
-      this.#webhook = new AlertWebhookSink(egress, this.#options.alertWebhook);
-      engine.subscribe(this.#webhook.offer);
-    }
-    engine.subscribe((finding) =>
-      events.publish({
-        type: 'alert.raised',
-        path: `sys/alerts/${finding.id}`,
-        id: finding.id,
-        rule: finding.rule,
-        severity: finding.severity,
-        time: finding.time,
-      }),
-    );
-    this.#stopAnomaly = audit.observe(engine.offer);
-    return engine;
-  }
-
   async #unload(): Promise<void> {
     const services = this.#services;
     this.#services = undefined;
@@ -567,19 +493,8 @@ export class CustosNode {
     services?.taskKeys.forget();
     await services?.engines.close();
     await services?.audit.close();
-    // After the audit log: its last batches reach the rules, and their findings are stored while storage is open.
-    this.#stopAnomaly?.();
-    this.#stopAnomaly = undefined;
-    await services?.anomaly?.close();
-    if (this.#anomalyProgress) clearInterval(this.#anomalyProgress);
-    this.#anomalyProgress = undefined;
-    // The last progress, once every queued record went through the rules. Not
-    // when sealing: the barrier is closed already, and the records after the
-    // last saved progress are examined again at the next unseal.
-    if (!this.#seals.barrier.sealed) await this.#saveAnomalyProgress?.();
-    this.#saveAnomalyProgress = undefined;
-    // Deliveries still queued are not sent: the findings are stored, and listed by `custos alerts list`.
-    await this.#webhook?.close();
-    this.#webhook = undefined;
+    // After the audit log: its last batches go through the rules and their findings are stored.
+    await this.#anomaly?.stop(this.#seals.barrier.sealed);
+    this.#anomaly = undefined;
   }
 }
