@@ -3,16 +3,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStorage } from '@custos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../../test-support/postgres.js';
 import { CustosNode } from '../custos/custos-node.js';
 import { deadTokenRequest } from '../test-support/anomaly-rig.js';
 
 // The engine as a node wires it: fed by the node's audit log, its progress
-// saved at shutdown and resumed at the next start, on a real SQLite file.
+// saved at shutdown and resumed at the next start, on a real SQLite file and
+// a real PostgreSQL database.
+const backends = ['sqlite', ...(hasPostgres() ? ['postgres'] : [])] as const;
 let dir: string;
+let database: TestDatabase | undefined;
+let url: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'custos-anomaly-node-'));
 });
 afterEach(async () => {
+  await database?.drop();
+  database = undefined;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -20,14 +27,21 @@ const task = { id: 'tsk_node1', identity: 'spiffe://custos.local/agent/n', role:
 
 async function startNode(): Promise<CustosNode> {
   const node = new CustosNode({
-    storage: createStorage(`sqlite:${join(dir, 'custos.db')}`),
+    storage: createStorage(url),
     seal: { type: 'dev', keyFile: join(dir, 'dev-seal.key') },
   });
   await node.start();
   return node;
 }
 
-describe('the anomaly engine in a node', () => {
+describe.each(backends)('the anomaly engine in a node (%s)', (backend) => {
+  beforeEach(async () => {
+    if (backend === 'postgres') {
+      database = await createTestDatabase();
+      url = database.url;
+    } else url = `sqlite:${join(dir, 'custos.db')}`;
+  });
+
   it('saves its progress at shutdown, so a restart neither re-raises nor misses anything', async () => {
     const first = await startNode();
     const record = await first.services().audit.record(deadTokenRequest(task, 'task_revoked'));
@@ -51,7 +65,7 @@ describe('the anomaly engine in a node', () => {
 
   it('can be turned off', async () => {
     const node = new CustosNode({
-      storage: createStorage(`sqlite:${join(dir, 'custos.db')}`),
+      storage: createStorage(url),
       seal: { type: 'dev', keyFile: join(dir, 'dev-seal.key') },
       anomaly: { enabled: false },
     });
