@@ -8,7 +8,7 @@ import {
   ValidationError,
 } from '@custos/core';
 
-type Kind = 'duration' | 'count' | 'factor' | 'bool' | 'severity' | 'actions' | 'roles';
+type Kind = 'duration' | 'count' | 'factor' | 'bool' | 'severity' | 'actions' | 'prefixes' | 'roles';
 
 /** Each rule's settings in the config file (snake_case, durations as `15m`) and the engine's name for them. */
 const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
@@ -26,6 +26,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
   'first-access': {
     severity: ['severity', 'severity'],
     actions: ['actions', 'actions'],
+    ignore_prefixes: ['ignorePrefixes', 'prefixes'],
     warmup: ['warmupMs', 'duration'],
     warmup_events: ['warmupEvents', 'count'],
     per_role: ['perRole', 'bool'],
@@ -147,6 +148,15 @@ function setting(where: string, value: unknown, kind: Kind): unknown {
         !value.every((a) => typeof a === 'string' && isPolicyAction(a))
       ) {
         throw new ValidationError(`${where} is a non-empty list of policy actions (read, write, …).`);
+      }
+      return value;
+    case 'prefixes':
+      if (
+        !Array.isArray(value) ||
+        value.length > 100 ||
+        !value.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 512)
+      ) {
+        throw new ValidationError(`${where} is a list of at most 100 path prefixes.`);
       }
       return value;
     case 'roles':

@@ -16,6 +16,12 @@ export interface FirstAccessConfig {
   /** Policy actions that count as touching a path (default `read`). */
   readonly actions: readonly string[];
   /**
+   * Paths under these prefixes are never judged (default `sys/`): custos's
+   * own objects are named by ids that are new every time (`sys/tasks/<id>`),
+   * so "never used before" says nothing about them.
+   */
+  readonly ignorePrefixes: readonly string[];
+  /**
    * A subject (a role, an identity) learns silently until it has both this
    * much history (ms, default 24 h) since its first access…
    */
@@ -41,6 +47,7 @@ export interface FirstAccessConfig {
 export const FIRST_ACCESS_DEFAULTS: FirstAccessConfig = {
   severity: 'medium',
   actions: ['read'],
+  ignorePrefixes: ['sys/'],
   warmupMs: 24 * 3_600_000,
   warmupEvents: 50,
   perRole: true,
@@ -93,6 +100,7 @@ export class FirstAccessRule implements AnomalyRule {
     const path = event.request.path;
     const action = event.request.action;
     if (path === undefined || action === undefined || !this.#actions.has(action)) return undefined;
+    for (const prefix of this.config.ignorePrefixes) if (path.startsWith(prefix)) return undefined;
     const auth = event.auth;
     if (auth.root) return undefined;
     const newFor: string[] = [];
