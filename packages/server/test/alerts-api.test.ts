@@ -141,6 +141,69 @@ describe.each(backends)('alerts (%s)', (backend) => {
   });
 });
 
+describe.each(backends)('first-access and denied-spike on real requests (%s)', (backend) => {
+  let s: TestServer;
+  const ok = async (response: Awaited<ReturnType<TestServer['call']>>) => {
+    expect(response.statusCode, response.body).toBe(200);
+    return response.json();
+  };
+
+  beforeAll(async () => {
+    // Short warm-up and no minimum history, so a test can reach them; the shapes of the events are the server's own.
+    s = await startTestServer(backend, {
+      anomaly: {
+        rules: {
+          'first-access': { warmupMs: 1, warmupEvents: 5 },
+          'denied-spike': { minHistoryMs: 1, minDenied: 10, factor: 3 },
+        },
+      },
+    });
+    await ok(
+      await s.call({
+        method: 'PUT',
+        url: '/v1/policies/app-reader',
+        payload: {
+          policy: 'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/app/");',
+        },
+      }),
+    );
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/roles/worker', payload: { policies: ['app-reader'], max_ttl: '15m' } }),
+    );
+    for (const path of ['kv/app/db', 'kv/app/model-store', 'kv/finance/ledger']) {
+      await ok(
+        await s.call({ method: 'PUT', url: `/v1/secrets/data/${path}`, payload: { data: { v: fakeSecret() } } }),
+      );
+    }
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('raises first-access when a warmed-up role reads a secret it never read, and denied-spike on a burst of refusals', async () => {
+    const task = (await ok(
+      await s.call({ method: 'POST', url: '/v1/roles/worker/tasks', payload: { ttl: '10m' } }),
+    )) as {
+      token: string;
+      task_id: string;
+    };
+    const read = (path: string) => s.call({ method: 'GET', url: `/v1/secrets/data/${path}`, token: task.token });
+    for (let i = 0; i < 6; i++) expect((await read('kv/app/db')).statusCode).toBe(200);
+    expect((await read('kv/app/model-store')).statusCode).toBe(200);
+    expect((await read('kv/app/model-store')).statusCode).toBe(200);
+    // Twelve refusals in a row: probing outside its grant.
+    for (let i = 0; i < 12; i++) expect((await read('kv/finance/ledger')).statusCode).toBe(403);
+    await s.node.services().anomaly!.idle();
+    const { alerts } = await ok(await s.call({ method: 'GET', url: '/v1/alerts' }));
+    const byRule = new Map((alerts as Finding[]).map((a) => [a.rule, a]));
+    expect([...byRule.keys()].sort()).toEqual(['denied-spike', 'first-access']);
+    expect(byRule.get('first-access')).toMatchObject({ subject: { task_id: task.task_id, role: 'worker' } });
+    expect(byRule.get('first-access')!.explanation).toContain('kv/app/model-store');
+    expect(byRule.get('denied-spike')).toMatchObject({ subject: { task_id: task.task_id } });
+    expect(byRule.get('denied-spike')!.evidence.length).toBe(10);
+  });
+});
+
 describe('the log alert sink', () => {
   it('logs id, rule, severity, subject and evidence seqs — never the explanation and the paths it quotes', () => {
     const lines: string[] = [];
