@@ -5,7 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPostgres } from '../../../test-support/postgres.js';
 import { logAlertSink } from '../src/alerts/log-alert-sink.js';
-import { type Backend, fakeSecret, startTestServer, type TestServer } from './test-server.js';
+import { auditEvents, type Backend, fakeSecret, startTestServer, type TestServer } from './test-server.js';
 
 // The anomaly engine end to end: real requests through the real server, the
 // audit events it writes, the findings the rules raise from them, and the
@@ -105,6 +105,17 @@ describe.each(backends)('alerts (%s)', (backend) => {
     const self = await ok(await s.call({ method: 'GET', url: '/v1/auth/token/self' }));
     expect(acked.acked_by).toBe(self.accessor);
     expect((await alerts('?state=acked')).map((a) => a.id)).toEqual([finding!.id]);
+    // The acknowledgement is in the audit trail, with who did it and on which finding.
+    const audited = (await auditEvents(s.storage)).filter(
+      (e) => (e.request as { route?: string } | undefined)?.route === '/v1/alerts/:id/ack',
+    );
+    expect(audited.map((e) => (e.details as { phase: string }).phase)).toEqual(['request', 'response']);
+    expect(audited[1]).toMatchObject({
+      decision: 'allow',
+      status: 200,
+      auth: { token_accessor: self.accessor },
+      request: { path: `sys/alerts/${finding!.id}`, action: 'admin' },
+    });
     expect((await alerts('?state=open')).map((a) => a.id)).not.toContain(finding!.id);
     const missing = await s.call({ method: 'POST', url: `/v1/alerts/al_${'0'.repeat(24)}_dead-task-token/ack` });
     expect(missing.statusCode).toBe(404);
