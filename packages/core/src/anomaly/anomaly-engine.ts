@@ -110,7 +110,10 @@ export class AnomalyEngine {
   readonly #writes = new Map<Promise<void>, number>();
   /** The seq of the last record the rules saw. */
   #lastSeq = 0;
-  /** The first record whose finding storage refused for good: progress stops before it, so a restart raises it again. */
+  /**
+   * The first record dropped unexamined or whose finding storage refused for
+   * good: progress stops before it, so the next start examines it again.
+   */
   #lostAt = Number.POSITIVE_INFINITY;
   #idleWaiters: (() => void)[] = [];
 
@@ -142,6 +145,8 @@ export class AnomalyEngine {
     if (this.#closed) return;
     if (this.#queued + batch.length > this.#maxQueue) {
       this.#dropped += batch.length;
+      // The progress stays before them: the next start examines what was dropped now.
+      if (batch.length > 0) this.#lostAt = Math.min(this.#lostAt, batch[0]!.seq);
       if (!this.#dropping) {
         this.#dropping = true;
         try {
