@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import type { Finding } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPostgres } from '../../../../test-support/postgres.js';
@@ -88,6 +89,42 @@ describe.each(backends)('alerts cannot be read, silenced or steered by the wrong
     expect((await ok(await s.call({ method: 'GET', url: `/v1/alerts/${finding.id}` }))).state).toBe('open');
   });
 
+  it('a task subscribed to the event stream never hears of a finding, even one about itself', async () => {
+    await s.app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(s.app.server.address() as AddressInfo).port}`;
+    const listener = await startTask();
+    const open = async (token: string) => {
+      const controller = new AbortController();
+      const response = await fetch(`${base}/v1/events`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      });
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const state = { text: '' };
+      const until = async (needle: string) => {
+        while (!state.text.includes(needle)) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          state.text += new TextDecoder().decode(value);
+        }
+      };
+      await until(': subscribed');
+      return { state, until, stop: () => controller.abort() };
+    };
+    const task = await open(listener.token);
+    const operator = await open(s.rootToken);
+    // The listening task's own sibling: started, revoked, its token used again.
+    const dead = await startTask();
+    await ok(await s.call({ method: 'POST', url: `/v1/tasks/${dead.task_id}/revoke` }));
+    await s.call({ method: 'GET', url: '/v1/alerts', token: dead.token });
+    // The operator hears of it; by then the bus has told every subscriber it would tell.
+    await operator.until('alert.raised');
+    await s.node.services().anomaly!.idle();
+    task.stop();
+    operator.stop();
+    expect(task.state.text).not.toContain('alert.raised');
+  });
+
   it('an operator who may read alerts may not acknowledge them (admin on the alert is needed)', async () => {
     const reader = await operatorToken('read-alerts');
     expect((await s.call({ method: 'GET', url: '/v1/alerts', token: reader })).statusCode).toBe(200);
@@ -118,16 +155,26 @@ describe.each(backends)('alerts cannot be read, silenced or steered by the wrong
   });
 
   it('a forged token naming another task raises nothing against that task', async () => {
-    // The victim's real token with its task id swapped for another: the signature no longer verifies.
+    // A revoked task nobody has used since: a genuine use of its token would raise a finding.
+    const target = await startTask();
+    await ok(await s.call({ method: 'POST', url: `/v1/tasks/${target.task_id}/revoke` }));
+    const aboutTarget = async () =>
+      ((await ok(await s.call({ method: 'GET', url: '/v1/alerts?rule=dead-task-token' }))).alerts as Finding[]).filter(
+        (a) => a.subject.task_id === target.task_id,
+      );
+    // The victim's real token with its task id swapped for the target's: the signature no longer verifies.
     const [header, payload, signature] = victim.token.split('.') as [string, string, string];
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
-    const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, task_id: finding.subject.task_id })).toString('base64url')}.${signature}`;
+    const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, task_id: target.task_id })).toString('base64url')}.${signature}`;
     for (let i = 0; i < 3; i++) {
       expect((await s.call({ method: 'GET', url: '/v1/alerts', token: forged })).statusCode).toBe(401);
     }
     await s.node.services().anomaly!.idle();
-    const all = (await ok(await s.call({ method: 'GET', url: '/v1/alerts?rule=dead-task-token' }))).alerts as Finding[];
-    expect(all.map((a) => a.id)).toEqual([finding.id]);
+    expect(await aboutTarget()).toEqual([]);
+    // The target's genuine token does raise one: the rule was listening.
+    await s.call({ method: 'GET', url: '/v1/alerts', token: target.token });
+    await s.node.services().anomaly!.idle();
+    expect(await aboutTarget()).toHaveLength(1);
   });
 });
 
