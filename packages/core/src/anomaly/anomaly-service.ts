@@ -10,9 +10,6 @@ import type { Finding } from './finding.js';
 import type { FindingStore } from './finding-store.js';
 import { type AlertWebhookOptions, AlertWebhookSink } from './webhook-alert-sink.js';
 
-/** How often the engine's progress is saved (see {@link resumeAnomalyEngine}). */
-const PROGRESS_EVERY_MS = 2_000;
-
 export interface AnomalyServiceDeps {
   readonly audit: Pick<AuditLog, 'observe'>;
   readonly auditStore: AuditStore;
@@ -43,7 +40,7 @@ export interface AnomalyService {
  * Starts the anomaly engine of a node: its sinks (the log, the event bus,
  * the webhook) attached first, then the stored history resumed (baselines
  * learned, records past the saved progress examined), then the audit log
- * observed. The progress is saved every 2 s, off every request's path.
+ * observed. The progress is saved with each finding and at shutdown, off every request's path.
  * Undefined when `config.enabled` is false.
  */
 export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<AnomalyService | undefined> {
@@ -98,15 +95,17 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
       saving = false;
     }
   };
-  const timer = setInterval(() => void save(), PROGRESS_EVERY_MS);
-  timer.unref();
+  // Saved at shutdown and along with each finding — never on a timer: a
+  // timer would make every stream of requests, anonymous refusals included,
+  // cause a write. After a crash the records since the last save (at most
+  // `maxResume`) are examined again; a finding raised twice is stored once.
+  engine.subscribe(() => void save());
   const unobserve = deps.audit.observe(engine.offer);
   return {
     engine,
     stop: async (sealed) => {
       unobserve();
       await engine.close();
-      clearInterval(timer);
       if (!sealed) await save();
       // Deliveries still queued are not sent: the findings are stored, and listed by `custos alerts list`.
       await webhook?.close();
