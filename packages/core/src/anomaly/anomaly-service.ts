@@ -73,10 +73,16 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
       time: finding.time,
     }),
   );
-  // A history that cannot be read only leaves the baselines cold.
+  // A progress that does not open (altered in storage) counts as none: the
+  // history is still learned from, nothing is resumed, and it is reported.
   let saved = 0;
   try {
     saved = await deps.alerts.readCursor();
+  } catch (error) {
+    report('cursor', error);
+  }
+  // A history that cannot be read only leaves the baselines cold.
+  try {
     await resumeAnomalyEngine(engine, deps.auditStore, { warmEvents: config.warmEvents ?? 10_000, cursor: saved });
   } catch (error) {
     report('warm', error);

@@ -178,6 +178,49 @@ describe.each(backends)('alerts cannot be read, silenced or steered by the wrong
   });
 });
 
+describe.each(backends)('someone with database write access cannot forge or alter a finding (%s)', (backend) => {
+  it('refuses a finding whose bytes were changed or moved to another id, and a forged progress', async () => {
+    const s = await startTestServer(backend);
+    try {
+      const services = s.node.services();
+      await ok(
+        s,
+        await s.call({
+          method: 'PUT',
+          url: '/v1/policies/p',
+          payload: { policy: 'forbid(principal, action, resource);' },
+        }),
+      );
+      await ok(s, await s.call({ method: 'PUT', url: '/v1/roles/r', payload: { policies: ['p'], max_ttl: '15m' } }));
+      for (let i = 0; i < 2; i++) {
+        const t = await ok(s, await s.call({ method: 'POST', url: '/v1/roles/r/tasks', payload: { ttl: '5m' } }));
+        await ok(s, await s.call({ method: 'POST', url: `/v1/tasks/${t.task_id}/revoke` }));
+        await s.call({ method: 'GET', url: '/v1/alerts', token: t.token });
+      }
+      await services.anomaly!.idle();
+      const [a, b] = (await ok(s, await s.call({ method: 'GET', url: '/v1/alerts' }))).alerts as Finding[];
+      const entries = services.storage.entries;
+      const rowA = (await entries.get('alert', a!.id))!;
+      // One bit flipped: the AEAD refuses it; the API answers an integrity error, never the altered finding.
+      const flipped = Uint8Array.from(rowA.value);
+      flipped[flipped.length - 1]! ^= 1;
+      await entries.put('alert', a!.id, flipped);
+      const altered = await s.call({ method: 'GET', url: `/v1/alerts/${a!.id}` });
+      expect(altered.json().error.code).toBe('CUSTOS_ERR_INTEGRITY');
+      // B's bytes under A's id (to pass one finding off as another): bound to its id, refused.
+      await entries.put('alert', a!.id, (await entries.get('alert', b!.id))!.value);
+      expect((await s.call({ method: 'GET', url: `/v1/alerts/${a!.id}` })).json().error.code).toBe(
+        'CUSTOS_ERR_INTEGRITY',
+      );
+      // The engine's progress cannot be moved on by writing a plain value.
+      await entries.put('alert.cursor', 'engine', new TextEncoder().encode(JSON.stringify({ seq: 1e9 })));
+      await expect(services.alerts.readCursor()).rejects.toMatchObject({ code: 'CUSTOS_ERR_INTEGRITY' });
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('a flood of refusals cannot make custos store findings without bound', () => {
   it('caps each rule at its budget of findings per minute, from any number of source addresses', async () => {
     // A hair-trigger spike rule, so every address "spikes": the budget is what holds.
@@ -209,3 +252,8 @@ describe('a flood of refusals cannot make custos store findings without bound', 
     }
   });
 });
+
+async function ok(s: TestServer, response: Awaited<ReturnType<TestServer['call']>>) {
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json();
+}
