@@ -183,22 +183,21 @@ describe.each(backends)('someone with database write access cannot forge or alte
     const s = await startTestServer(backend);
     try {
       const services = s.node.services();
-      await ok(
-        s,
+      await okBody(
         await s.call({
           method: 'PUT',
           url: '/v1/policies/p',
           payload: { policy: 'forbid(principal, action, resource);' },
         }),
       );
-      await ok(s, await s.call({ method: 'PUT', url: '/v1/roles/r', payload: { policies: ['p'], max_ttl: '15m' } }));
+      await okBody(await s.call({ method: 'PUT', url: '/v1/roles/r', payload: { policies: ['p'], max_ttl: '15m' } }));
       for (let i = 0; i < 2; i++) {
-        const t = await ok(s, await s.call({ method: 'POST', url: '/v1/roles/r/tasks', payload: { ttl: '5m' } }));
-        await ok(s, await s.call({ method: 'POST', url: `/v1/tasks/${t.task_id}/revoke` }));
+        const t = await okBody(await s.call({ method: 'POST', url: '/v1/roles/r/tasks', payload: { ttl: '5m' } }));
+        await okBody(await s.call({ method: 'POST', url: `/v1/tasks/${t.task_id}/revoke` }));
         await s.call({ method: 'GET', url: '/v1/alerts', token: t.token });
       }
       await services.anomaly!.idle();
-      const [a, b] = (await ok(s, await s.call({ method: 'GET', url: '/v1/alerts' }))).alerts as Finding[];
+      const [a, b] = (await okBody(await s.call({ method: 'GET', url: '/v1/alerts' }))).alerts as Finding[];
       const entries = services.storage.entries;
       const rowA = (await entries.get('alert', a!.id))!;
       // One bit flipped: the AEAD refuses it; the API answers an integrity error, never the altered finding.
@@ -253,7 +252,7 @@ describe('a flood of refusals cannot make custos store findings without bound', 
   });
 });
 
-async function ok(s: TestServer, response: Awaited<ReturnType<TestServer['call']>>) {
+async function okBody(response: Awaited<ReturnType<TestServer['call']>>) {
   expect(response.statusCode, response.body).toBe(200);
   return response.json();
 }
