@@ -1,6 +1,7 @@
 import { formatDuration, isCustosError } from '@custos/core';
 import { Command, CommanderError } from 'commander';
 import { CliError, type CliIo, EXIT, processIo } from './cli-io.js';
+import { registerAlertsCommand } from './commands/alerts-command.js';
 import { registerAuditCommand } from './commands/audit-command.js';
 import { registerAuthJwtCommand } from './commands/auth-jwt-command.js';
 import { registerBootstrapCommand } from './commands/bootstrap-command.js';
@@ -62,6 +63,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerCertCommand(program, io);
   registerCaCommand(program, io);
   registerAuditCommand(program, io);
+  registerAlertsCommand(program, io);
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);
   registerUpstreamCommand(program, io);

@@ -9,6 +9,7 @@ import { registerJsonBodyParser } from './plugins/json-body-parser.js';
 import { registerOpenApi } from './plugins/openapi-plugin.js';
 import { registerResponseHeaders } from './plugins/response-headers-plugin.js';
 import { registerRouteTable } from './plugins/route-table.js';
+import { alertRoutes } from './routes/v1/alerts-routes.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
 import { credsRoutes } from './routes/v1/creds-routes.js';
@@ -121,6 +122,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(rotationRoutes, { node });
       await v1.register(eventsRoutes, { node });
       await v1.register(upstreamRoutes, { node });
+      await v1.register(alertRoutes, { node });
     },
     { prefix: '/v1' },
   );

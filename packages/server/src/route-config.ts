@@ -1,4 +1,4 @@
-import type { PolicyAction, Principal } from '@custos/core';
+import type { PolicyAction, Principal, RefusedTaskSubject } from '@custos/core';
 import type { FastifyRequest } from 'fastify';
 
 /**
@@ -50,6 +50,11 @@ declare module 'fastify' {
     errorCode: string | null;
     /** Why an identity was refused (expired, bad signature, …): for the audit event only, never the client. */
     auditReason: string | null;
+    /**
+     * The task a refused but genuinely signed task token named (revoked, ended,
+     * expired): for the audit event only, where the anomaly rules read it.
+     */
+    auditRefusedTask: RefusedTaskSubject | null;
     /** The task a token was issued for (login, start, delegation, reissue): for the audit event. */
     auditIssuedTask: string | null;
     /** Set by the audit plugin once the request event is durable. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseDuration, parseEgressRule, ValidationError } from '@custos/core';
+import { type AnomalyConfig, parseDuration, parseEgressRule, ValidationError } from '@custos/core';
+import { resolveAnomalyConfig } from './anomaly-config-file.js';
 
 /** Everything `custos server` needs; built from flags and an optional JSON config file. */
 export interface ServerConfig {
@@ -50,6 +51,15 @@ export interface ServerConfig {
    * servers on other ports never fight over 8421).
    */
   proxy?: { host: string; port: number; bodyLimit: number; headersTimeoutMs: number; idleTimeoutMs: number };
+  /**
+   * The webhook alert sink (`alerts.webhook` in the config file): findings
+   * POSTed to `url`, signed with the key in `secretFile`, through the egress
+   * policy. Configured by whoever writes the config file — an operator —
+   * never through the API.
+   */
+  alertWebhook?: { url: string; secretFile: string; include: 'summary' | 'full' };
+  /** The anomaly engine's tuning (`anomaly` in the config file; see docs/anomaly.md). Default: every rule with its defaults. */
+  anomaly?: AnomalyConfig;
 }
 
 /** How the server's log is written (see {@link ServerConfig.logFormat}). */
@@ -82,6 +92,8 @@ interface ConfigFile {
   log_format?: string;
   egress?: { allow?: string[]; allow_public?: boolean; timeout?: string };
   proxy?: { listen?: string; body_limit?: number; headers_timeout?: string; idle_timeout?: string };
+  alerts?: { webhook?: { url?: string; secret_file?: string; include?: string } };
+  anomaly?: unknown;
 }
 
 export const DEFAULT_PROXY_LISTEN = '127.0.0.1:8421';
@@ -127,6 +139,8 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     ).replace(/\/+$/, ''),
     egress: resolveEgress(file.egress, flags.egressAllow),
     ...resolveProxy(flags, file, flags.listen ?? file.listen),
+    ...resolveAlertWebhook(file.alerts?.webhook, cwd),
+    ...(file.anomaly !== undefined ? { anomaly: resolveAnomalyConfig(file.anomaly) } : {}),
   };
 }
 
@@ -154,6 +168,27 @@ function resolveProxy(flags: ServerFlags, file: ConfigFile, listen: string | und
       idleTimeoutMs: duration(file.proxy?.idle_timeout, 60_000, 'idle_timeout'),
     },
   };
+}
+
+/** `alerts.webhook`: checked now, so a typo stops the server at start rather than losing alerts later. */
+function resolveAlertWebhook(
+  webhook: NonNullable<ConfigFile['alerts']>['webhook'],
+  cwd: string,
+): Pick<ServerConfig, 'alertWebhook'> {
+  if (webhook === undefined) return {};
+  const { url, secret_file: secretFile, include = 'summary' } = webhook;
+  if (typeof url !== 'string' || !URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+    throw new ValidationError('alerts.webhook.url is an http(s) URL.');
+  }
+  // The receiver authenticates custos by the signature; credentials in the URL would only leak (logs, proxies).
+  if (new URL(url).username || new URL(url).password) {
+    throw new ValidationError('alerts.webhook.url carries no credentials (the signature authenticates custos).');
+  }
+  if (typeof secretFile !== 'string')
+    throw new ValidationError('alerts.webhook.secret_file names the signing key file.');
+  if (include !== 'summary' && include !== 'full')
+    throw new ValidationError('alerts.webhook.include is summary or full.');
+  return { alertWebhook: { url, secretFile: resolve(cwd, secretFile), include } };
 }
 
 /** The egress settings; every allow entry is parsed now, so a typo stops the server at start, not at first use. */

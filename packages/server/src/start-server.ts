@@ -1,10 +1,11 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustosNode, EgressPolicy } from '@custos/core';
+import { type AlertWebhookOptions, CustosNode, EgressPolicy, ValidationError } from '@custos/core';
 import { createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { logAlertSink } from './alerts/log-alert-sink.js';
 import { buildApp } from './app.js';
 import { LogDestination } from './logging/log-destination.js';
 import { NodeHealth } from './node-health.js';
@@ -94,6 +95,11 @@ export async function startServer(
       logger.info({ file }, 'initialised with the dev seal; root token written');
     },
     onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
+    onFinding: logAlertSink(logger),
+    ...(config.alertWebhook ? { alertWebhook: alertWebhookOptions(config.alertWebhook, logger) } : {}),
+    ...(config.anomaly ? { anomaly: config.anomaly } : {}),
+    // Names the rule (or `store`, `warm`) only, never event or finding contents.
+    onAnomalyError: (what, error) => logger.error({ anomaly: what, err: error }, 'anomaly engine failure'),
     // The detail names seqs only (never event contents); the public status shows the code alone.
     onAuditIntegrityFailure: (error) =>
       logger.error(
@@ -188,5 +194,36 @@ export async function startServer(
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * The webhook sink's options: the signing key read from its file now (a
+ * missing or short key stops the start), and its reports logged — counts
+ * and codes only, never a finding.
+ */
+function alertWebhookOptions(webhook: NonNullable<ServerConfig['alertWebhook']>, logger: Logger): AlertWebhookOptions {
+  let secret: Buffer;
+  try {
+    // A trailing newline (an editor's, `echo`'s) is not part of the key.
+    secret = Buffer.from(readFileSync(webhook.secretFile, 'utf8').replace(/\r?\n$/, ''), 'utf8');
+  } catch {
+    throw new ValidationError('alerts.webhook.secret_file cannot be read.');
+  }
+  if (secret.byteLength < 32) throw new ValidationError('alerts.webhook.secret_file holds at least 32 bytes.');
+  return {
+    url: webhook.url,
+    secret,
+    include: webhook.include,
+    onReport: (report) =>
+      report.kind === 'dropping'
+        ? logger.warn(
+            { webhook: report.stats },
+            'alert webhook queue full: findings dropped (they stay in custos alerts list)',
+          )
+        : logger.warn(
+            { webhook: report.stats, status: report.status, code: report.code },
+            'alert webhook delivery given up',
+          ),
   };
 }

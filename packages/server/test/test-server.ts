@@ -37,6 +37,8 @@ export async function startTestServer(
     issuer?: string;
     /** Wraps the storage the node uses (e.g. to watch its writes). */
     wrapStorage?: (storage: Storage) => Storage;
+    /** The anomaly engine's configuration (default: every rule with its defaults). */
+    anomaly?: CustosNodeOptions['anomaly'];
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
@@ -59,6 +61,7 @@ export async function startTestServer(
     ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
     egress: new EgressPolicy(options.egress ?? { allow: ['127.0.0.1'] }),
     ...(options.issuer ? { issuer: options.issuer } : {}),
+    ...(options.anomaly ? { anomaly: options.anomaly } : {}),
     onRootToken: (token) => {
       rootToken = token;
     },

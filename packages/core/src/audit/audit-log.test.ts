@@ -178,6 +178,62 @@ describe('AuditLog', () => {
     });
   });
 
+  describe('observers', () => {
+    it('see each acknowledged record once, in chain order, with its seq and hash — after its record() resolved', async () => {
+      const store = new MemoryAuditStore();
+      const { signer } = testSigner();
+      const log = await AuditLog.open({ store, signer });
+      const seen: { seq: number; hash: string; id: string | undefined }[] = [];
+      let resolvedFirst = false;
+      log.observe((batch) => {
+        for (const o of batch) seen.push({ seq: o.seq, hash: o.hash, id: o.event.request_id });
+        if (batch.some((o) => o.seq === 1)) expect(resolvedFirst).toBe(true);
+      });
+      const first = log.record(requestEvent(1)).then((r) => {
+        resolvedFirst = true;
+        return r;
+      });
+      const records = await Promise.all([first, log.record(requestEvent(2)), log.record(requestEvent(3))]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(seen).toEqual(records.map((r, i) => ({ seq: r.seq, hash: r.hash, id: `req-${i + 1}` })));
+      await log.close();
+    });
+
+    it('never see a refused batch, and do see one only a durable file acknowledged', async () => {
+      const store = new MemoryAuditStore();
+      const file = new ControllableSink('file');
+      const { signer } = testSigner();
+      const log = await AuditLog.open({ store, signer, sinks: [file] });
+      const seen: number[] = [];
+      log.observe((batch) => seen.push(...batch.map((o) => o.seq)));
+      store.failAppends = true;
+      file.fail = true;
+      await expect(log.record(requestEvent(1))).rejects.toBeInstanceOf(AuditUnavailableError);
+      expect(seen).toEqual([]);
+      file.fail = false;
+      const kept = await log.record(requestEvent(2));
+      expect(seen).toEqual([kept.seq]);
+      store.failAppends = false;
+      await log.close();
+    });
+
+    it('an observer that throws changes nothing for the log or the other observers', async () => {
+      const store = new MemoryAuditStore();
+      const { signer } = testSigner();
+      const log = await AuditLog.open({ store, signer });
+      const seen: number[] = [];
+      log.observe(() => {
+        throw new Error('broken observer');
+      });
+      const stop = log.observe((batch) => seen.push(...batch.map((o) => o.seq)));
+      expect((await log.record(requestEvent(1))).seq).toBe(1);
+      stop();
+      expect((await log.record(requestEvent(2))).seq).toBe(2);
+      expect(seen).toEqual([1]);
+      await log.close();
+    });
+  });
+
   it('acknowledges through the file while the database fails, then the database catches up with no gap', async () => {
     const store = new MemoryAuditStore();
     const path = join(dir, 'audit.jsonl');

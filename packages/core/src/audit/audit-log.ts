@@ -9,7 +9,7 @@ import {
   verifyAuditCheckpointSignature,
 } from './audit-checkpoint.js';
 import { AuditDatabaseSink } from './audit-database-sink.js';
-import type { AuditEventInput } from './audit-event.js';
+import type { AuditEvent, AuditEventInput } from './audit-event.js';
 import { AUDIT_EMPTY_HEAD, type AuditChainHead, auditChainHash, chainAuditRecords } from './audit-hash.js';
 import { isAuditHmac } from './audit-hmac.js';
 import { catchUpAuditSink, checkAuditAtOpen } from './audit-open-check.js';
@@ -59,9 +59,26 @@ export interface AuditLogOptions {
 interface Pending {
   readonly ts: string;
   readonly event: string;
+  /** The event as recorded (with its time), handed to observers without parsing the JSON again. */
+  readonly input: AuditEvent;
   readonly resolve: (record: AuditRecord) => void;
   readonly reject: (error: unknown) => void;
 }
+
+/** One acknowledged event, as observers see it: its chain position and the event itself. */
+export interface AuditObservation {
+  readonly seq: number;
+  readonly hash: string;
+  readonly event: AuditEvent;
+}
+
+/**
+ * Told of every batch once it is acknowledged as durable. Called
+ * synchronously in the writer's loop, after the batch's `record()` calls have
+ * resolved: a listener must only queue the batch and return; what it throws
+ * is swallowed (see {@link AuditLog.observe}).
+ */
+export type AuditObserver = (batch: readonly AuditObservation[]) => void;
 
 /** The last checkpoint of the store's chain as this log knows it (seq 0: none yet). */
 interface ChainPoint {
@@ -158,6 +175,7 @@ export class AuditLog {
   #scheduled = false;
   #loop: Promise<void> | undefined;
   #closed = false;
+  readonly #observers = new Set<AuditObserver>();
 
   private constructor(options: AuditLogOptions, head: AuditChainHead, last: ChainPoint) {
     this.#store = options.store;
@@ -261,20 +279,35 @@ export class AuditLog {
     if (this.#closed || this.#failure) return Promise.reject(new AuditUnavailableError({ cause: this.#failure }));
     let canonical: string;
     let ts: string;
+    let input: AuditEvent;
     try {
       for (const value of Object.values(event.data ?? {})) {
         // Only HMACs may sit in `data`: a clear token here would be a leak.
         if (!isAuditHmac(value)) throw new TypeError('audit event data values must be audit HMACs');
       }
       ts = this.#now().toISOString();
-      canonical = canonicalJson({ ...event, time: ts });
+      input = { ...event, time: ts } as AuditEvent;
+      canonical = canonicalJson(input);
     } catch (error) {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
-      this.#pending.push({ ts, event: canonical, resolve, reject });
+      this.#pending.push({ ts, event: canonical, input, resolve, reject });
       this.#schedule();
     });
+  }
+
+  /**
+   * Subscribes to acknowledged events (the anomaly engine). Each batch is
+   * passed once it is durable — after the requests that wrote it were let
+   * go — so an observer can neither delay nor fail a request, and sees only
+   * what the chain holds: the seq and hash it reports are what
+   * `custos audit verify` checks. A throwing observer is ignored, as a
+   * failing subscriber must not stop the log. Returns the unsubscribe function.
+   */
+  observe(observer: AuditObserver): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
   }
 
   /**
@@ -563,7 +596,25 @@ export class AuditLog {
     if (!db.ok) this.#db.keep(records);
     this.#head = { seq: last.seq, hash: last.hash };
     for (const [i, p] of chunk.entries()) p.resolve(records[i]!);
+    this.#notify(chunk, records);
     return later;
+  }
+
+  /** Hands an acknowledged chunk to the observers (after its callers were resolved). */
+  #notify(chunk: readonly Pending[], records: readonly AuditRecord[]): void {
+    if (this.#observers.size === 0) return;
+    const batch: AuditObservation[] = new Array(chunk.length);
+    for (let i = 0; i < chunk.length; i++) {
+      const r = records[i]!;
+      batch[i] = { seq: r.seq, hash: r.hash, event: chunk[i]!.input };
+    }
+    for (const observer of this.#observers) {
+      try {
+        observer(batch);
+      } catch {
+        // Observing is never part of recording: the batch is durable and acknowledged already.
+      }
+    }
   }
 
   /** Records this log appended itself extend the verified chain when they follow it directly. */

@@ -1,5 +1,14 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
 import {
+  type AlertWebhookOptions,
+  type AnomalyConfig,
+  type AnomalyEngine,
+  type AnomalyService,
+  type Finding,
+  FindingStore,
+  startAnomalyService,
+} from '../anomaly/index.js';
+import {
   AuditFileSink,
   type AuditHmac,
   AuditLog,
@@ -75,6 +84,18 @@ export interface CustosNodeOptions {
    * private ranges refused.
    */
   egress?: EgressPolicy;
+  /** The anomaly engine over the audit stream (default: on, every rule with its defaults). */
+  anomaly?: AnomalyConfig;
+  /**
+   * Told when an anomaly rule throws or goes over its budget of findings (`rule:<name>`), a finding cannot be
+   * stored (`store`), history cannot be read at start (`warm`) or the rules
+   * fall behind and events are dropped (`queue`) — never event or finding contents.
+   */
+  onAnomalyError?: (what: string, error: unknown) => void;
+  /** Told of each finding once it is stored (the log alert sink). The explanation may quote secret paths. */
+  onFinding?: (finding: Finding) => void;
+  /** The webhook alert sink: findings POSTed, signed, through the egress policy (an operator's setting). */
+  alertWebhook?: AlertWebhookOptions;
 }
 
 export interface AuthorizeContext {
@@ -111,6 +132,10 @@ export interface CustosServices {
   events: EventBus;
   /** APIs the credential proxy calls with a secret the caller never holds. */
   upstreams: UpstreamService;
+  /** Stored findings of the anomaly engine (`/v1/alerts`). */
+  alerts: FindingStore;
+  /** The anomaly engine, when enabled: subscribe to findings, read its counts. */
+  anomaly: AnomalyEngine | undefined;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -140,6 +165,7 @@ export class CustosNode {
   #refusal: AuditIntegrityError | undefined;
   #reaper: NodeJS.Timeout | undefined;
   #policyRefresh: NodeJS.Timeout | undefined;
+  #anomaly: AnomalyService | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -327,6 +353,19 @@ export class CustosNode {
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
     const secrets = new SecretService({ storage, cipher });
     const events = new EventBus();
+    const alerts = new FindingStore({ entries: storage.entries, cipher });
+    this.#anomaly = await startAnomalyService({
+      audit,
+      auditStore: storage.audit,
+      alerts,
+      events,
+      egress,
+      ...(this.#options.anomaly ? { config: this.#options.anomaly } : {}),
+      ...(this.#options.onAnomalyError ? { report: this.#options.onAnomalyError } : {}),
+      ...(this.#options.onFinding ? { onFinding: this.#options.onFinding } : {}),
+      ...(this.#options.alertWebhook ? { webhook: this.#options.alertWebhook } : {}),
+    });
+    const anomaly = this.#anomaly?.engine;
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
@@ -363,6 +402,8 @@ export class CustosNode {
       rotation,
       events,
       upstreams,
+      alerts,
+      anomaly,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
@@ -457,5 +498,8 @@ export class CustosNode {
     services?.taskKeys.forget();
     await services?.engines.close();
     await services?.audit.close();
+    // After the audit log: its last batches go through the rules and their findings are stored.
+    await this.#anomaly?.stop(this.#seals.barrier.sealed);
+    this.#anomaly = undefined;
   }
 }

@@ -1,5 +1,11 @@
 import { UnauthenticatedError } from '../errors/index.js';
-import { actChain, type TaskSigningKeys, VerifiedTaskTokenCache, verifyTaskToken } from '../task-tokens/index.js';
+import {
+  actChain,
+  TaskInactiveError,
+  type TaskSigningKeys,
+  VerifiedTaskTokenCache,
+  verifyTaskToken,
+} from '../task-tokens/index.js';
 import {
   currentTaskLabels,
   isTaskOfRole,
@@ -108,7 +114,11 @@ export class PrincipalAuthenticator {
     }
     const chain = actChain(claims);
     const status = await this.#tasks.isActive(chain);
-    if (!status.active) throw new UnauthenticatedError();
+    if (!status.active) {
+      // A genuine token of a task that is over: the audit event says so and names the task (see TaskInactiveError).
+      const state = status.state === 'active' ? 'ended' : status.state;
+      throw new TaskInactiveError(state, { task_id: claims.task_id, identity: claims.sub, role: claims.role });
+    }
     return {
       sub: claims.sub,
       task_id: claims.task_id,

@@ -42,9 +42,27 @@ export interface RotationResult {
 }
 
 /** An event subscribers receive (`GET /v1/events`). */
-export interface CustosEvent {
+export type CustosEvent = SecretRotatedEvent | AlertRaisedEvent;
+
+/** A secret was rotated: sent to subscribers who may `read` its path. */
+export interface SecretRotatedEvent {
   type: 'secret.rotated';
   path: string;
   version: number;
+  time: string;
+}
+
+/**
+ * The anomaly engine raised a finding: sent to operator subscribers who may
+ * `read` `path` (`sys/alerts/<id>`). It carries no subject, evidence or
+ * explanation (they may name secret paths): the subscriber fetches the
+ * finding with `GET /v1/alerts/<id>`, under the same check.
+ */
+export interface AlertRaisedEvent {
+  type: 'alert.raised';
+  path: string;
+  id: string;
+  rule: string;
+  severity: string;
   time: string;
 }

@@ -18,7 +18,12 @@ export {
   type TaskTokenClaims,
   type TaskTokenInput,
 } from './task-token-claims.js';
-export { TaskTokenInvalidError, type TaskTokenRefusal } from './task-token-error.js';
+export {
+  type RefusedTaskSubject,
+  TaskInactiveError,
+  TaskTokenInvalidError,
+  type TaskTokenRefusal,
+} from './task-token-error.js';
 export { type ClampExpiryInput, clampExpiry, MIN_TASK_TTL_MS } from './task-token-expiry.js';
 export { type IssuedTaskToken, type IssueTaskTokenOptions, issueTaskToken } from './task-token-issue.js';
 export {

@@ -7,7 +7,7 @@ import {
   type TaskTokenClaims,
   THUMBPRINT_SHAPE,
 } from './task-token-claims.js';
-import { TaskTokenInvalidError } from './task-token-error.js';
+import { TaskTokenInvalidError, type TaskTokenRefusal } from './task-token-error.js';
 import { decodeJsonPart, splitCompactJws } from './task-token-jws.js';
 import { VerifiedTaskTokenCache } from './task-token-verify-cache.js';
 
@@ -120,14 +120,17 @@ function refuseHeader(encodedHeader: string): string {
 function checkClaims(claims: TaskTokenClaims, options: VerifyTaskTokenOptions, now: number): TaskTokenClaims {
   const tolerance = options.clockToleranceSec ?? DEFAULT_TASK_TOKEN_CLOCK_TOLERANCE_SEC;
   const nowSec = now / 1000;
-  if (claims.exp <= nowSec - tolerance) throw new TaskTokenInvalidError('expired');
+  // The signature was verified before these checks: the task named is custos's own, fit for the audit event.
+  const refuse = (reason: TaskTokenRefusal) =>
+    new TaskTokenInvalidError(reason, { task_id: claims.task_id, identity: claims.sub, role: claims.role });
+  if (claims.exp <= nowSec - tolerance) throw refuse('expired');
   // iat ≤ nbf was checked when parsing, so this also refuses an iat in the future.
-  if (claims.nbf > nowSec + tolerance) throw new TaskTokenInvalidError('not_yet_valid');
-  if (claims.iss !== options.issuer) throw new TaskTokenInvalidError('wrong_issuer');
-  if (!audienceMatches(claims.aud, options.audience)) throw new TaskTokenInvalidError('wrong_audience');
+  if (claims.nbf > nowSec + tolerance) throw refuse('not_yet_valid');
+  if (claims.iss !== options.issuer) throw refuse('wrong_issuer');
+  if (!audienceMatches(claims.aud, options.audience)) throw refuse('wrong_audience');
   if (claims.cnf !== undefined && options.ignoreDpopBinding !== true) {
-    if (options.dpopJkt === undefined) throw new TaskTokenInvalidError('dpop_proof_required');
-    if (options.dpopJkt !== claims.cnf.jkt) throw new TaskTokenInvalidError('dpop_key_mismatch');
+    if (options.dpopJkt === undefined) throw refuse('dpop_proof_required');
+    if (options.dpopJkt !== claims.cnf.jkt) throw refuse('dpop_key_mismatch');
   }
   return claims;
 }

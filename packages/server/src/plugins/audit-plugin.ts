@@ -132,7 +132,11 @@ function event(
     status,
     ...(request.errorCode ? { error_code: request.errorCode } : {}),
     ...(request.auditReason ? { reason: request.auditReason } : {}),
-    details: { phase, ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}) },
+    details: {
+      phase,
+      ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}),
+      ...(request.auditRefusedTask ? { refused_task: { ...request.auditRefusedTask } } : {}),
+    },
   };
 }
 

@@ -9,6 +9,11 @@ const KEEPALIVE_MS = 15_000;
  * rotations and re-read. A subscriber is told only about paths it may
  * `read`, checked per event with the same policy decision as a read (a task
  * ended or revoked later stops receiving).
+ *
+ * Findings of the anomaly engine (`alert.raised`) go to operator tokens
+ * only, and only with `read` on `sys/alerts/<id>` — the same rule as
+ * `GET /v1/alerts/<id>`. A task never hears of them, whatever its policies
+ * say: an agent must not learn which of its moves were noticed.
  */
 export async function eventsRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   // Event streams never finish on their own: end them when the server
@@ -20,13 +25,17 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
 
   app.get('/events', {
     config: { access: { kind: 'self' } },
-    schema: { tags: ['events'], summary: 'Server-sent events: secret.rotated { path, version }' },
+    schema: {
+      tags: ['events'],
+      summary: 'Server-sent events: secret.rotated { path, version }, alert.raised { id, rule, severity } (operators)',
+    },
     handler: async (request, reply) => {
       const principal = request.auth;
       const services = node.services();
       const stream = new PassThrough();
       const send = async (event: CustosEvent) => {
         if (!principal) return;
+        if (event.type === 'alert.raised' && principal.kind !== 'operator') return;
         // A task ended or revoked, or an operator token revoked or expired,
         // after subscribing hears nothing more.
         const live =

@@ -1,0 +1,153 @@
+import type { Command } from 'commander';
+import { CliError, type CliIo, EXIT } from '../cli-io.js';
+import { CustosClient } from '../http-client.js';
+import { emit, table } from '../output.js';
+
+/** What the server answers for a finding (`GET /v1/alerts/:id`). */
+interface AlertView {
+  id: string;
+  rule: string;
+  severity: string;
+  time: string;
+  state: string;
+  subject: Record<string, string>;
+  evidence: { seq: number; hash: string; request_id?: string }[];
+  explanation: string;
+  acked_by?: string;
+  acked_at?: string;
+}
+
+const usage = (message: string) => new CliError('CUSTOS_ERR_USAGE', message, EXIT.usage);
+
+/** `GET /v1/alerts/rules`. */
+interface RulesView {
+  enabled: boolean;
+  rules: {
+    rule: string;
+    description: string;
+    config: unknown;
+    events: number;
+    findings: number;
+    errors: number;
+    suppressed: number;
+  }[];
+  queued?: number;
+  dropped?: number;
+  lost?: number;
+}
+
+/** The server's largest page. */
+const PAGE = 100;
+
+const subjectText = (subject: Record<string, string>) =>
+  Object.entries(subject)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ') || '-';
+
+const alertLine = (a: AlertView) =>
+  `${a.id}  ${a.time}  ${a.severity.padEnd(8)}  ${a.state.padEnd(5)}  ${a.rule}  ${subjectText(a.subject)}`;
+
+/** The id, checked here so a typo is a usage error and never becomes another URL. */
+function alertId(id: string): string {
+  if (!/^al_[0-9a-f]{24}_[a-z0-9-]{1,64}$/.test(id)) throw usage(`not an alert id: ${id.slice(0, 100)}`);
+  return id;
+}
+
+/** `custos alerts list|show|ack|rules`: the anomaly engine's findings and rules. */
+export function registerAlertsCommand(program: Command, io: CliIo): void {
+  const alerts = program.command('alerts').description('findings of the anomaly engine over the audit trail');
+
+  alerts
+    .command('list')
+    .description('findings, newest first, one per line')
+    .option('--state <state>', 'only open or acked findings')
+    .option('--rule <rule>', 'only findings of this rule')
+    .option('--severity <severity>', 'only low, medium, high or critical findings')
+    .option('--limit <n>', 'at most this many (default 100), fetched a page at a time')
+    .option('--cursor <cursor>', 'continue an earlier listing (its next_cursor, from --json)')
+    .option('--json', 'JSON output: { alerts, next_cursor? }')
+    .action(
+      async (opts: {
+        state?: string;
+        rule?: string;
+        severity?: string;
+        limit?: string;
+        cursor?: string;
+        json?: boolean;
+      }) => {
+        const wanted = opts.limit === undefined ? PAGE : Number(opts.limit);
+        if (!Number.isInteger(wanted) || wanted < 1) throw usage('--limit is a whole number from 1');
+        const client = new CustosClient(io);
+        const found: AlertView[] = [];
+        let cursor = opts.cursor;
+        do {
+          const query = new URLSearchParams({
+            ...(opts.state ? { state: opts.state } : {}),
+            ...(opts.rule ? { rule: opts.rule } : {}),
+            ...(opts.severity ? { severity: opts.severity } : {}),
+            limit: String(Math.min(wanted - found.length, PAGE)),
+            ...(cursor ? { cursor } : {}),
+          }).toString();
+          const page = await client.request<{ alerts: AlertView[]; next_cursor?: string }>(
+            'GET',
+            `/v1/alerts?${query}`,
+          );
+          found.push(...page.alerts);
+          cursor = page.next_cursor;
+        } while (cursor && found.length < wanted);
+        const result = { alerts: found, ...(cursor ? { next_cursor: cursor } : {}) };
+        emit(io, opts.json, result, () => (found.length === 0 ? 'No alerts' : found.map(alertLine).join('\n')));
+      },
+    );
+
+  alerts
+    .command('rules')
+    .description("each rule, its configuration and this node's counts since unseal")
+    .option('--json', "JSON output (with each rule's configuration)")
+    .action(async (opts: { json?: boolean }) => {
+      const result = await new CustosClient(io).request<RulesView>('GET', '/v1/alerts/rules');
+      emit(io, opts.json, result, () =>
+        result.enabled
+          ? [
+              ...result.rules.map(
+                (r) =>
+                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  ${r.description}`,
+              ),
+              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}`,
+            ].join('\n')
+          : 'The anomaly engine is off (anomaly.enabled: false)',
+      );
+    });
+
+  alerts
+    .command('show <id>')
+    .description('one finding: subject, evidence (audit seqs: check them with `custos audit verify`) and explanation')
+    .option('--json', 'JSON output')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const a = await new CustosClient(io).request<AlertView>('GET', `/v1/alerts/${alertId(id)}`);
+      emit(io, opts.json, a, () =>
+        [
+          table([
+            ['id', a.id],
+            ['rule', a.rule],
+            ['severity', a.severity],
+            ['time', a.time],
+            ['state', a.acked_by ? `acked by ${a.acked_by} at ${a.acked_at}` : a.state],
+            ['subject', subjectText(a.subject)],
+            ['evidence', a.evidence.map((e) => `seq ${e.seq}`).join(', ')],
+          ]),
+          '',
+          a.explanation,
+        ].join('\n'),
+      );
+    });
+
+  alerts
+    .command('ack <id>')
+    .description('acknowledge a finding (needs admin on sys/alerts/<id>; the first acknowledgement stands)')
+    .option('--json', 'JSON output')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const a = await new CustosClient(io).request<AlertView>('POST', `/v1/alerts/${alertId(id)}/ack`);
+      emit(io, opts.json, a, () => `Acknowledged ${a.id} (by ${a.acked_by})`);
+    });
+}

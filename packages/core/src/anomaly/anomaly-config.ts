@@ -1,0 +1,38 @@
+import type { AnomalyRule } from './anomaly-rule.js';
+import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
+import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
+import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
+import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
+
+/**
+ * The anomaly engine's configuration (`anomaly:` in the server config).
+ * Each rule takes its own partial configuration over its defaults, or
+ * `false` to turn it off.
+ */
+export interface AnomalyConfig {
+  /** Default true. */
+  readonly enabled?: boolean;
+  /** Stored audit records the rules learn from at unseal, without raising anything (default 10,000). */
+  readonly warmEvents?: number;
+  /** Events that may wait for the rules before new ones are dropped (default 100,000). */
+  readonly maxQueue?: number;
+  /** Findings each rule may raise per minute (default 60); beyond, they are counted as suppressed. */
+  readonly maxFindingsPerMinute?: number;
+  readonly rules?: {
+    readonly 'dead-task-token'?: Partial<DeadTaskTokenConfig> | false;
+    readonly 'bootstrap-token-reuse'?: Partial<BootstrapReuseConfig> | false;
+    readonly 'denied-spike'?: Partial<DeniedSpikeConfig> | false;
+    readonly 'first-access'?: Partial<FirstAccessConfig> | false;
+  };
+}
+
+/** The rules a configuration turns on, each with its defaults under the configured values. */
+export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
+  const rules: AnomalyRule[] = [];
+  const c = config.rules ?? {};
+  if (c['dead-task-token'] !== false) rules.push(new DeadTaskTokenRule(c['dead-task-token'] ?? {}));
+  if (c['bootstrap-token-reuse'] !== false) rules.push(new BootstrapReuseRule(c['bootstrap-token-reuse'] ?? {}));
+  if (c['denied-spike'] !== false) rules.push(new DeniedSpikeRule(c['denied-spike'] ?? {}));
+  if (c['first-access'] !== false) rules.push(new FirstAccessRule(c['first-access'] ?? {}));
+  return rules;
+}

@@ -1,0 +1,188 @@
+import {
+  type AnomalyConfig,
+  createAnomalyRules,
+  FINDING_SEVERITIES,
+  type FirstAccessRoleConfig,
+  isPolicyAction,
+  parseDuration,
+  ValidationError,
+} from '@custos/core';
+
+type Kind = 'duration' | 'count' | 'factor' | 'bool' | 'severity' | 'actions' | 'prefixes' | 'roles';
+
+/** Each rule's settings in the config file (snake_case, durations as `15m`) and the engine's name for them. */
+const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
+  'dead-task-token': { severity: ['severity', 'severity'], cooldown: ['cooldownMs', 'duration'] },
+  'bootstrap-token-reuse': { severity: ['severity', 'severity'] },
+  'denied-spike': {
+    severity: ['severity', 'severity'],
+    window: ['windowMs', 'duration'],
+    buckets: ['buckets', 'count'],
+    min_denied: ['minDenied', 'count'],
+    factor: ['factor', 'factor'],
+    baseline: ['baselineMs', 'duration'],
+    min_history: ['minHistoryMs', 'duration'],
+  },
+  'first-access': {
+    severity: ['severity', 'severity'],
+    actions: ['actions', 'actions'],
+    ignore_prefixes: ['ignorePrefixes', 'prefixes'],
+    warmup: ['warmupMs', 'duration'],
+    warmup_events: ['warmupEvents', 'count'],
+    per_role: ['perRole', 'bool'],
+    per_identity: ['perIdentity', 'bool'],
+    operators: ['operators', 'bool'],
+    roles: ['roles', 'roles'],
+  },
+};
+
+const ROLE_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The `anomaly` section of the server configuration file, checked whole at
+ * start: an unknown rule or setting, or a value of the wrong kind, stops the
+ * server with a message naming it — a typo must not silently leave a rule
+ * at its defaults.
+ *
+ * @example
+ * { "anomaly": { "rules": { "denied-spike": { "min_denied": 50 },
+ *   "first-access": { "warmup": "48h", "roles": { "migrator": { "disabled": true } } } } } }
+ */
+export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefined {
+  if (section === undefined) return undefined;
+  if (!isObject(section)) throw new ValidationError('anomaly is an object.');
+  const config: {
+    enabled?: boolean;
+    warmEvents?: number;
+    maxFindingsPerMinute?: number;
+    rules?: Record<string, unknown>;
+  } = {};
+  for (const [key, value] of Object.entries(section)) {
+    if (key === 'enabled') config.enabled = setting('anomaly.enabled', value, 'bool') as boolean;
+    else if (key === 'warm_events') {
+      if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > 1_000_000) {
+        throw new ValidationError('anomaly.warm_events is a whole number from 0 to 1,000,000.');
+      }
+      config.warmEvents = value as number;
+    } else if (key === 'max_findings_per_minute') {
+      config.maxFindingsPerMinute = setting('anomaly.max_findings_per_minute', value, 'count') as number;
+    } else if (key === 'rules') config.rules = rules(value);
+    else {
+      throw new ValidationError(
+        `anomaly.${key.slice(0, 64)} is not a setting (enabled, warm_events, max_findings_per_minute, rules).`,
+      );
+    }
+  }
+  // The rules check what only makes sense together (a window no longer than the baseline, …): at start, not at unseal.
+  try {
+    createAnomalyRules(config as AnomalyConfig);
+  } catch (error) {
+    throw new ValidationError(`anomaly.rules: ${error instanceof RangeError ? error.message : 'invalid'}.`);
+  }
+  return config as AnomalyConfig;
+}
+
+function rules(value: unknown): Record<string, unknown> {
+  if (!isObject(value)) throw new ValidationError('anomaly.rules is an object of rule names.');
+  const out: Record<string, unknown> = {};
+  for (const [rule, settings] of Object.entries(value)) {
+    const known = RULE_SETTINGS[rule];
+    if (!known) {
+      throw new ValidationError(
+        `anomaly.rules.${rule.slice(0, 64)} is not a rule (${Object.keys(RULE_SETTINGS).join(', ')}).`,
+      );
+    }
+    if (settings === false) {
+      out[rule] = false;
+      continue;
+    }
+    if (!isObject(settings)) throw new ValidationError(`anomaly.rules.${rule} is false or an object of settings.`);
+    const parsed: Record<string, unknown> = {};
+    for (const [name, raw] of Object.entries(settings)) {
+      const entry = known[name];
+      if (!entry) {
+        throw new ValidationError(
+          `anomaly.rules.${rule}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
+        );
+      }
+      parsed[entry[0]] = setting(`anomaly.rules.${rule}.${name}`, raw, entry[1]);
+    }
+    out[rule] = parsed;
+  }
+  return out;
+}
+
+function setting(where: string, value: unknown, kind: Kind): unknown {
+  switch (kind) {
+    case 'duration':
+      if (typeof value !== 'string') throw new ValidationError(`${where} is a duration such as "15m".`);
+      try {
+        return parseDuration(value, 30 * 86_400_000);
+      } catch {
+        throw new ValidationError(`${where} is a duration such as "15m", at most 30d.`);
+      }
+    case 'count':
+      if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > 1_000_000) {
+        throw new ValidationError(`${where} is a whole number from 1 to 1,000,000.`);
+      }
+      return value;
+    case 'factor':
+      if (typeof value !== 'number' || !(value >= 1 && value <= 10_000)) {
+        throw new ValidationError(`${where} is a number from 1 to 10,000.`);
+      }
+      return value;
+    case 'bool':
+      if (typeof value !== 'boolean') throw new ValidationError(`${where} is true or false.`);
+      return value;
+    case 'severity':
+      if (typeof value !== 'string' || !(FINDING_SEVERITIES as readonly string[]).includes(value)) {
+        throw new ValidationError(`${where} is one of ${FINDING_SEVERITIES.join(', ')}.`);
+      }
+      return value;
+    case 'actions':
+      if (
+        !Array.isArray(value) ||
+        value.length === 0 ||
+        !value.every((a) => typeof a === 'string' && isPolicyAction(a))
+      ) {
+        throw new ValidationError(`${where} is a non-empty list of policy actions (read, write, …).`);
+      }
+      return value;
+    case 'prefixes':
+      if (
+        !Array.isArray(value) ||
+        value.length > 100 ||
+        !value.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 512)
+      ) {
+        throw new ValidationError(`${where} is a list of at most 100 path prefixes.`);
+      }
+      return value;
+    case 'roles':
+      return roleOverrides(where, value);
+  }
+}
+
+function roleOverrides(where: string, value: unknown): Record<string, FirstAccessRoleConfig> {
+  if (!isObject(value)) throw new ValidationError(`${where} is an object of role names.`);
+  const out: Record<string, FirstAccessRoleConfig> = {};
+  for (const [role, settings] of Object.entries(value)) {
+    if (!ROLE_NAME.test(role)) throw new ValidationError(`${where}: "${role.slice(0, 64)}" is not a role name.`);
+    if (!isObject(settings)) throw new ValidationError(`${where}.${role} is an object.`);
+    const parsed: { disabled?: boolean; warmupMs?: number; warmupEvents?: number } = {};
+    for (const [name, raw] of Object.entries(settings)) {
+      if (name === 'disabled') parsed.disabled = setting(`${where}.${role}.disabled`, raw, 'bool') as boolean;
+      else if (name === 'warmup') parsed.warmupMs = setting(`${where}.${role}.warmup`, raw, 'duration') as number;
+      else if (name === 'warmup_events') {
+        parsed.warmupEvents = setting(`${where}.${role}.warmup_events`, raw, 'count') as number;
+      } else {
+        throw new ValidationError(
+          `${where}.${role}.${name.slice(0, 64)} is not a setting (disabled, warmup, warmup_events).`,
+        );
+      }
+    }
+    out[role] = parsed;
+  }
+  return out;
+}

@@ -1,0 +1,73 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { resolveAnomalyConfig } from '../src/anomaly-config-file.js';
+import { resolveServerConfig } from '../src/server-config.js';
+import { startServer } from '../src/start-server.js';
+
+describe('the anomaly section of the server configuration file', () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reaches the rules of a running server', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'custos-anomaly-config-'));
+    dirs.push(dir);
+    writeFileSync(
+      join(dir, 'custos.json'),
+      JSON.stringify({
+        anomaly: {
+          warm_events: 500,
+          rules: {
+            'bootstrap-token-reuse': false,
+            'denied-spike': { min_denied: 50, window: '2m', min_history: '1h' },
+            'first-access': { warmup: '48h', roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } } },
+          },
+        },
+      }),
+    );
+    const server = await startServer(
+      resolveServerConfig({ dev: true, data: dir, listen: '127.0.0.1:0', config: join(dir, 'custos.json') }, dir),
+      pino({ level: 'silent' }),
+    );
+    try {
+      const rules = server.node.services().anomaly!.stats().rules;
+      expect(rules.map((r) => r.rule)).toEqual(['dead-task-token', 'denied-spike', 'first-access']);
+      expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
+      expect(rules[2]!.config).toMatchObject({
+        warmupMs: 48 * 3_600_000,
+        warmupEvents: 50,
+        roles: { migrator: { disabled: true }, 'gpu-infer': { warmupMs: 7_200_000 } },
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses, naming it, an unknown rule or setting and a value of the wrong kind', () => {
+    const cases: [unknown, RegExp][] = [
+      ['on', /anomaly is an object/],
+      [{ rule: {} }, /anomaly\.rule is not a setting/],
+      [{ rules: { 'working-hours': {} } }, /anomaly\.rules\.working-hours is not a rule/],
+      [{ rules: { 'denied-spike': { min_denied: '20' } } }, /min_denied is a whole number/],
+      [{ rules: { 'denied-spike': { threshold: 3 } } }, /threshold is not a setting/],
+      [
+        { rules: { 'denied-spike': { window: '2h', baseline: '1h' } } },
+        /anomaly\.rules: need 0 < windowMs ≤ baselineMs/,
+      ],
+      [{ rules: { 'dead-task-token': { severity: 'urgent' } } }, /severity is one of low, medium, high, critical/],
+      [{ rules: { 'dead-task-token': { cooldown: '1y' } } }, /cooldown is a duration/],
+      [{ rules: { 'first-access': { actions: ['steal'] } } }, /actions is a non-empty list of policy actions/],
+      [{ rules: { 'first-access': { roles: { 'Bad Role': {} } } } }, /is not a role name/],
+      [{ rules: { 'first-access': { roles: { ok: { mute: true } } } } }, /ok\.mute is not a setting/],
+      [{ warm_events: -1 }, /warm_events is a whole number/],
+    ];
+    for (const [section, message] of cases) {
+      expect(() => resolveAnomalyConfig(section), JSON.stringify(section)).toThrow(message);
+    }
+    expect(resolveAnomalyConfig({ enabled: false })).toEqual({ enabled: false });
+  });
+});
