@@ -290,10 +290,12 @@ export class TaskService {
   }
 
   /**
-   * One page of tasks in id order (oldest first): at most `limit` of them,
+   * One page of tasks in id order: at most `limit` of them,
    * from at most {@link TASK_LIST_SCAN} stored records read after `cursor`.
    * `filter` is the caller's visibility rule (who may see which task),
    * applied after the role and state filters and before the limit counts.
+   * Id order is not creation order: a time-ordered id's leading bytes are
+   * the time, but its base64url text does not sort as its bytes do.
    *
    * Why a bound on records *read*, not only on tasks returned: the
    * visibility rule may cost a policy decision per record, each on its own
