@@ -33,6 +33,12 @@ export async function startMcpFixture() {
       body += c;
     });
     req.on('end', () => {
+      if (req.url?.startsWith('/v1/big')) {
+        // An answer far beyond what a model should get: 256 KiB of text.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('a'.repeat(256 * 1024));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'session=abc' });
       res.end(JSON.stringify({ method: req.method, url: req.url, you_sent: req.headers.authorization, body }));
     });
