@@ -5,13 +5,15 @@ import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { DEFAULT_ADDR } from '../http-client.js';
 import { CustosCalls } from '../mcp/custos-calls.js';
 import type { McpToolError } from '../mcp/mcp-errors.js';
+import { isLoopback, serveMcpHttp } from '../mcp/mcp-http.js';
 import { createMcpServer } from '../mcp/mcp-server.js';
 import { McpSession } from '../mcp/mcp-session.js';
 import { resolveRequestTimeout } from '../request-timeout.js';
 import { DEFAULT_PROXY_ADDR } from './run-proxy-env.js';
 
 /**
- * `custos mcp`: an MCP server on stdio acting as one custos task. Its token
+ * `custos mcp`: an MCP server on stdio (or, with `--http`, streamable HTTP
+ * on loopback: mcp-http.ts) acting as one custos task. Its token
  * comes from CUSTOS_TOKEN or CUSTOS_TOKEN_FILE only — not from
  * `~/.custos-token` or a dev root token, which are an operator's — and must
  * be a live task token, checked before the first message is read.
@@ -21,7 +23,12 @@ export function registerMcpCommand(program: Command, io: CliIo): void {
     .command('mcp')
     .description('serve MCP tools on stdio for an agent, acting as the task whose token is in CUSTOS_TOKEN')
     .option('--proxy <url>', `the credential proxy (default CUSTOS_PROXY_ADDR, else ${DEFAULT_PROXY_ADDR})`)
-    .action(async (options: { proxy?: string }) => {
+    .option(
+      '--http <host:port>',
+      'serve the streamable HTTP transport at http://HOST:PORT/mcp instead of stdio (loopback only; clients send the task token as Bearer)',
+    )
+    .action(async (options: { proxy?: string; http?: string }) => {
+      const listen = options.http === undefined ? undefined : parseListen(options.http);
       const token = taskToken(io);
       const proxy = parseProxy(options.proxy ?? io.env.CUSTOS_PROXY_ADDR ?? DEFAULT_PROXY_ADDR);
       const calls = new CustosCalls(
@@ -33,6 +40,16 @@ export function registerMcpCommand(program: Command, io: CliIo): void {
       } catch (error) {
         const e = error as McpToolError;
         throw new CliError(e.code ?? 'CUSTOS_ERR_LOCAL', `custos mcp needs a live task token: ${e.message}`);
+      }
+      if (listen) {
+        const listener = await serveMcpHttp(listen.host, listen.port, token, calls, proxy);
+        io.stderr.write(`custos mcp: streamable HTTP at ${listener.url}\n`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await listener.close();
+        return;
       }
       const session = new McpSession(token, calls, proxy);
       const server = createMcpServer(session);
@@ -77,4 +94,16 @@ function parseProxy(value: string): string {
     throw new CliError('CUSTOS_ERR_USAGE', '--proxy: an http(s) URL', EXIT.usage);
   }
   return url.origin;
+}
+
+/** `HOST:PORT` on loopback: the listener acts as the task, so it is refused anywhere else. */
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!host || !(port >= 0 && port <= 65535)) throw new CliError('CUSTOS_ERR_USAGE', '--http: HOST:PORT', EXIT.usage);
+  if (!isLoopback(host)) {
+    throw new CliError('CUSTOS_ERR_USAGE', '--http: loopback only (127.0.0.1, [::1], localhost)', EXIT.usage);
+  }
+  return { host, port };
 }
