@@ -132,6 +132,22 @@ describe('custos mcp', () => {
     neverLeaks([d, ...results], [token]);
   });
 
+  it('ends the children it delegated when the host closes it; the task itself lives on', async () => {
+    const { token, taskId } = await f.task();
+    const { client, call } = await f.connect(token);
+    const { task_id: childId } = JSON.parse((await call('delegate', { scope: 'use:upstream/fake' })).text) as {
+      task_id: string;
+    };
+    const state = async (id: string) =>
+      (JSON.parse(await f.ok(['task', 'show', id, '--json'])) as { state: string }).state;
+    expect(await state(childId)).toBe('active');
+    await client.close(); // closes the server's stdin, as a host does
+    // The process ends its children on its way out; wait for it (bounded), not for a time.
+    for (let i = 0; i < 50 && (await state(childId)) === 'active'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await state(childId)).toBe('ended');
+    expect(await state(taskId)).toBe('active');
+  });
+
   it('request_access is a clear tool error until just-in-time elevation exists', async () => {
     const { token } = await f.task();
     const { call } = await f.connect(token);
