@@ -11,6 +11,7 @@ import { registerCredsCommand } from './commands/creds-command.js';
 import { registerEngineCommand } from './commands/engine-command.js';
 import { registerLeaseCommand } from './commands/lease-command.js';
 import { registerLoginCommand } from './commands/login-command.js';
+import { registerMcpCommand } from './commands/mcp-command.js';
 import { registerOperatorCommand } from './commands/operator-command.js';
 import { registerPolicyCommand } from './commands/policy-command.js';
 import { registerRedactCommand } from './commands/redact-command.js';
@@ -69,6 +70,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerUpstreamCommand(program, io);
   registerLeaseCommand(program, io);
   registerRunCommand(program, io);
+  registerMcpCommand(program, io);
   registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
   registerScanCommand(program, io);
   return program;
