@@ -8,7 +8,7 @@ import {
   ValidationError,
 } from '@custos/core';
 
-type Kind = 'duration' | 'count' | 'factor' | 'bool' | 'severity' | 'actions' | 'prefixes' | 'roles';
+type Kind = 'duration' | 'count' | 'factor' | 'bool' | 'severity' | 'actions' | 'prefixes' | 'roles' | 'prefixLength';
 
 /** Each rule's settings in the config file (snake_case, durations as `15m`) and the engine's name for them. */
 const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
@@ -27,6 +27,17 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     severity: ['severity', 'severity'],
     actions: ['actions', 'actions'],
     ignore_prefixes: ['ignorePrefixes', 'prefixes'],
+    warmup: ['warmupMs', 'duration'],
+    warmup_events: ['warmupEvents', 'count'],
+    per_role: ['perRole', 'bool'],
+    per_identity: ['perIdentity', 'bool'],
+    operators: ['operators', 'bool'],
+    roles: ['roles', 'roles'],
+  },
+  'new-source-address': {
+    severity: ['severity', 'severity'],
+    ipv4_prefix: ['ipv4Prefix', 'prefixLength'],
+    ipv6_prefix: ['ipv6Prefix', 'prefixLength'],
     warmup: ['warmupMs', 'duration'],
     warmup_events: ['warmupEvents', 'count'],
     per_role: ['perRole', 'bool'],
@@ -157,6 +168,12 @@ function setting(where: string, value: unknown, kind: Kind): unknown {
         !value.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 512)
       ) {
         throw new ValidationError(`${where} is a list of at most 100 path prefixes.`);
+      }
+      return value;
+    case 'prefixLength':
+      // The range per address family is the rule's to check (8..32, 16..128), with the other settings.
+      if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > 128) {
+        throw new ValidationError(`${where} is a prefix length (24 for IPv4, 64 for IPv6).`);
       }
       return value;
     case 'roles':

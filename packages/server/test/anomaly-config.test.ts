@@ -25,6 +25,7 @@ describe('the anomaly section of the server configuration file', () => {
             'bootstrap-token-reuse': false,
             'denied-spike': { min_denied: 50, window: '2m', min_history: '1h' },
             'first-access': { warmup: '48h', roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } } },
+            'new-source-address': { ipv4_prefix: 16, ipv6_prefix: 48, roles: { laptop: { disabled: true } } },
           },
         },
       }),
@@ -35,13 +36,19 @@ describe('the anomaly section of the server configuration file', () => {
     );
     try {
       const rules = server.node.services().anomaly!.stats().rules;
-      expect(rules.map((r) => r.rule)).toEqual(['dead-task-token', 'denied-spike', 'first-access']);
+      expect(rules.map((r) => r.rule)).toEqual([
+        'dead-task-token',
+        'denied-spike',
+        'first-access',
+        'new-source-address',
+      ]);
       expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
       expect(rules[2]!.config).toMatchObject({
         warmupMs: 48 * 3_600_000,
         warmupEvents: 50,
         roles: { migrator: { disabled: true }, 'gpu-infer': { warmupMs: 7_200_000 } },
       });
+      expect(rules[3]!.config).toMatchObject({ ipv4Prefix: 16, ipv6Prefix: 48, roles: { laptop: { disabled: true } } });
     } finally {
       await server.close();
     }
@@ -64,6 +71,8 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { 'first-access': { roles: { 'Bad Role': {} } } } }, /is not a role name/],
       [{ rules: { 'first-access': { roles: { ok: { mute: true } } } } }, /ok\.mute is not a setting/],
       [{ warm_events: -1 }, /warm_events is a whole number/],
+      [{ rules: { 'new-source-address': { ipv4_prefix: '24' } } }, /ipv4_prefix is a prefix length/],
+      [{ rules: { 'new-source-address': { ipv4_prefix: 64 } } }, /anomaly\.rules: ipv4Prefix must be 8\.\.32/],
     ];
     for (const [section, message] of cases) {
       expect(() => resolveAnomalyConfig(section), JSON.stringify(section)).toThrow(message);

@@ -3,6 +3,7 @@ import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap
 import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
+import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
 
 /**
  * The anomaly engine's configuration (`anomaly:` in the server config).
@@ -23,6 +24,7 @@ export interface AnomalyConfig {
     readonly 'bootstrap-token-reuse'?: Partial<BootstrapReuseConfig> | false;
     readonly 'denied-spike'?: Partial<DeniedSpikeConfig> | false;
     readonly 'first-access'?: Partial<FirstAccessConfig> | false;
+    readonly 'new-source-address'?: Partial<NewSourceAddressConfig> | false;
   };
 }
 
@@ -34,5 +36,6 @@ export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
   if (c['bootstrap-token-reuse'] !== false) rules.push(new BootstrapReuseRule(c['bootstrap-token-reuse'] ?? {}));
   if (c['denied-spike'] !== false) rules.push(new DeniedSpikeRule(c['denied-spike'] ?? {}));
   if (c['first-access'] !== false) rules.push(new FirstAccessRule(c['first-access'] ?? {}));
+  if (c['new-source-address'] !== false) rules.push(new NewSourceAddressRule(c['new-source-address'] ?? {}));
   return rules;
 }

@@ -9,4 +9,5 @@ export * from './rules/bootstrap-reuse-rule.js';
 export * from './rules/dead-task-token-rule.js';
 export * from './rules/denied-spike-rule.js';
 export * from './rules/first-access-rule.js';
+export * from './rules/new-source-address-rule.js';
 export * from './webhook-alert-sink.js';

@@ -1,0 +1,74 @@
+import type { Finding } from '@custos/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fakeSecret, startTestServer, type TestServer } from './test-server.js';
+
+// The later anomaly rules end to end: real requests through the real server
+// (the audit events are the server's own), findings read back through the alerts API.
+
+describe('anomaly rules on real requests', () => {
+  let s: TestServer;
+  const ok = async (response: Awaited<ReturnType<TestServer['call']>>) => {
+    expect(response.statusCode, response.body).toBe(200);
+    return response.json();
+  };
+  const alerts = async (rule: string) =>
+    (await ok(await s.call({ method: 'GET', url: `/v1/alerts?rule=${rule}` }))).alerts as Finding[];
+  const idle = () => s.node.services().anomaly!.idle();
+  const startTask = async (role: string) =>
+    (await ok(await s.call({ method: 'POST', url: `/v1/roles/${role}/tasks`, payload: { ttl: '10m' } }))) as {
+      token: string;
+      task_id: string;
+    };
+
+  beforeAll(async () => {
+    // Short warm-ups and histories, so a test can reach them.
+    s = await startTestServer('sqlite', {
+      anomaly: {
+        rules: {
+          'new-source-address': { warmupMs: 1, warmupEvents: 5 },
+        },
+      },
+    });
+    await ok(
+      await s.call({
+        method: 'PUT',
+        url: '/v1/policies/app-reader',
+        payload: {
+          policy: 'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/app/");',
+        },
+      }),
+    );
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/roles/worker', payload: { policies: ['app-reader'], max_ttl: '15m' } }),
+    );
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/secrets/data/kv/app/db', payload: { data: { v: fakeSecret() } } }),
+    );
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('new-source-address: a task token presented from a new network, after warm-up', async () => {
+    const task = await startTask('worker');
+    const read = (remoteAddress: string) =>
+      s.call({ method: 'GET', url: '/v1/secrets/data/kv/app/db', token: task.token, remoteAddress });
+    for (let i = 0; i < 6; i++) expect((await read(`10.1.2.${i + 3}`)).statusCode).toBe(200);
+    await idle();
+    expect(await alerts('new-source-address')).toEqual([]);
+    expect((await read('203.0.113.77')).statusCode).toBe(200);
+    await idle();
+    const found = await alerts('new-source-address');
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ subject: { task_id: task.task_id, role: 'worker', source_ip: '203.0.113.77' } });
+    expect(found[0]!.explanation).toContain('203.0.113.0/24');
+  });
+
+  it('lists every rule in GET /v1/alerts/rules with its configuration', async () => {
+    const { rules } = (await ok(await s.call({ method: 'GET', url: '/v1/alerts/rules' }))) as {
+      rules: { rule: string; config: Record<string, unknown> }[];
+    };
+    const byName = new Map(rules.map((r) => [r.rule, r.config]));
+    expect(byName.get('new-source-address')).toMatchObject({ ipv4Prefix: 24, ipv6Prefix: 64, warmupEvents: 5 });
+  });
+});
