@@ -2,7 +2,6 @@ import {
   type AnomalyConfig,
   createAnomalyRules,
   FINDING_SEVERITIES,
-  type FirstAccessRoleConfig,
   isPolicyAction,
   parseDuration,
   ValidationError,
@@ -34,6 +33,19 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
   },
+  'request-burst': {
+    severity: ['severity', 'severity'],
+    window: ['windowMs', 'duration'],
+    buckets: ['buckets', 'count'],
+    min_requests: ['minRequests', 'count'],
+    factor: ['factor', 'factor'],
+    baseline: ['baselineMs', 'duration'],
+    peak_factor: ['peakFactor', 'factor'],
+    peak: ['peakMs', 'duration'],
+    min_history: ['minHistoryMs', 'duration'],
+    operators: ['operators', 'bool'],
+    roles: ['roles', 'roles'],
+  },
   'new-source-address': {
     severity: ['severity', 'severity'],
     ipv4_prefix: ['ipv4Prefix', 'prefixLength'],
@@ -44,6 +56,24 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     per_identity: ['perIdentity', 'bool'],
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
+  },
+};
+
+const WARMUP_ROLE_SETTINGS: Readonly<Record<string, readonly [string, Kind]>> = {
+  disabled: ['disabled', 'bool'],
+  warmup: ['warmupMs', 'duration'],
+  warmup_events: ['warmupEvents', 'count'],
+};
+
+/** The settings each rule takes per role (`roles: { NAME: { … } }`). */
+const ROLE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
+  'first-access': WARMUP_ROLE_SETTINGS,
+  'new-source-address': WARMUP_ROLE_SETTINGS,
+  'request-burst': {
+    disabled: ['disabled', 'bool'],
+    min_requests: ['minRequests', 'count'],
+    factor: ['factor', 'factor'],
+    peak_factor: ['peakFactor', 'factor'],
   },
 };
 
@@ -99,7 +129,8 @@ function rules(value: unknown): Record<string, unknown> {
   if (!isObject(value)) throw new ValidationError('anomaly.rules is an object of rule names.');
   const out: Record<string, unknown> = {};
   for (const [rule, settings] of Object.entries(value)) {
-    const known = RULE_SETTINGS[rule];
+    // Own properties only: a rule or setting named `constructor` must not find Object's.
+    const known = Object.hasOwn(RULE_SETTINGS, rule) ? RULE_SETTINGS[rule] : undefined;
     if (!known) {
       throw new ValidationError(
         `anomaly.rules.${rule.slice(0, 64)} is not a rule (${Object.keys(RULE_SETTINGS).join(', ')}).`,
@@ -112,13 +143,15 @@ function rules(value: unknown): Record<string, unknown> {
     if (!isObject(settings)) throw new ValidationError(`anomaly.rules.${rule} is false or an object of settings.`);
     const parsed: Record<string, unknown> = {};
     for (const [name, raw] of Object.entries(settings)) {
-      const entry = known[name];
+      const entry = Object.hasOwn(known, name) ? known[name] : undefined;
       if (!entry) {
         throw new ValidationError(
           `anomaly.rules.${rule}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
         );
       }
-      parsed[entry[0]] = setting(`anomaly.rules.${rule}.${name}`, raw, entry[1]);
+      const where = `anomaly.rules.${rule}.${name}`;
+      parsed[entry[0]] =
+        entry[1] === 'roles' ? roleOverrides(where, raw, ROLE_SETTINGS[rule] ?? {}) : setting(where, raw, entry[1]);
     }
     out[rule] = parsed;
   }
@@ -177,27 +210,30 @@ function setting(where: string, value: unknown, kind: Kind): unknown {
       }
       return value;
     case 'roles':
-      return roleOverrides(where, value);
+      throw new Error('unreachable: role overrides are parsed per rule');
   }
 }
 
-function roleOverrides(where: string, value: unknown): Record<string, FirstAccessRoleConfig> {
+function roleOverrides(
+  where: string,
+  value: unknown,
+  known: Readonly<Record<string, readonly [string, Kind]>>,
+): Record<string, Record<string, unknown>> {
   if (!isObject(value)) throw new ValidationError(`${where} is an object of role names.`);
-  const out: Record<string, FirstAccessRoleConfig> = {};
+  const out: Record<string, Record<string, unknown>> = {};
   for (const [role, settings] of Object.entries(value)) {
     if (!ROLE_NAME.test(role)) throw new ValidationError(`${where}: "${role.slice(0, 64)}" is not a role name.`);
     if (!isObject(settings)) throw new ValidationError(`${where}.${role} is an object.`);
-    const parsed: { disabled?: boolean; warmupMs?: number; warmupEvents?: number } = {};
+    const parsed: Record<string, unknown> = {};
     for (const [name, raw] of Object.entries(settings)) {
-      if (name === 'disabled') parsed.disabled = setting(`${where}.${role}.disabled`, raw, 'bool') as boolean;
-      else if (name === 'warmup') parsed.warmupMs = setting(`${where}.${role}.warmup`, raw, 'duration') as number;
-      else if (name === 'warmup_events') {
-        parsed.warmupEvents = setting(`${where}.${role}.warmup_events`, raw, 'count') as number;
-      } else {
+      // Own properties only: a setting named `constructor` must not find Object's.
+      const entry = Object.hasOwn(known, name) ? known[name] : undefined;
+      if (!entry) {
         throw new ValidationError(
-          `${where}.${role}.${name.slice(0, 64)} is not a setting (disabled, warmup, warmup_events).`,
+          `${where}.${role}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
         );
       }
+      parsed[entry[0]] = setting(`${where}.${role}.${name}`, raw, entry[1]);
     }
     out[role] = parsed;
   }

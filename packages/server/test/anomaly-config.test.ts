@@ -26,6 +26,7 @@ describe('the anomaly section of the server configuration file', () => {
             'denied-spike': { min_denied: 50, window: '2m', min_history: '1h' },
             'first-access': { warmup: '48h', roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } } },
             'new-source-address': { ipv4_prefix: 16, ipv6_prefix: 48, roles: { laptop: { disabled: true } } },
+            'request-burst': { min_requests: 100, peak: '2d', roles: { batch: { factor: 50, peak_factor: 5 } } },
           },
         },
       }),
@@ -41,6 +42,7 @@ describe('the anomaly section of the server configuration file', () => {
         'denied-spike',
         'first-access',
         'new-source-address',
+        'request-burst',
       ]);
       expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
       expect(rules[2]!.config).toMatchObject({
@@ -49,6 +51,12 @@ describe('the anomaly section of the server configuration file', () => {
         roles: { migrator: { disabled: true }, 'gpu-infer': { warmupMs: 7_200_000 } },
       });
       expect(rules[3]!.config).toMatchObject({ ipv4Prefix: 16, ipv6Prefix: 48, roles: { laptop: { disabled: true } } });
+      expect(rules[4]!.config).toMatchObject({
+        minRequests: 100,
+        peakMs: 2 * 86_400_000,
+        factor: 10,
+        roles: { batch: { factor: 50, peakFactor: 5 } },
+      });
     } finally {
       await server.close();
     }
@@ -72,6 +80,10 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { 'first-access': { roles: { ok: { mute: true } } } } }, /ok\.mute is not a setting/],
       [{ warm_events: -1 }, /warm_events is a whole number/],
       [{ rules: { 'new-source-address': { ipv4_prefix: '24' } } }, /ipv4_prefix is a prefix length/],
+      [{ rules: { 'request-burst': { roles: { batch: { warmup: '1h' } } } } }, /batch\.warmup is not a setting/],
+      [{ rules: { 'request-burst': { roles: { batch: { constructor: 1 } } } } }, /batch\.constructor is not a setting/],
+      [{ rules: { constructor: {} } }, /anomaly\.rules\.constructor is not a rule/],
+      [{ rules: { 'request-burst': { window: '1h', peak: '10m' } } }, /need windowMs ≤ peakMs/],
       [{ rules: { 'new-source-address': { ipv4_prefix: 64 } } }, /anomaly\.rules: ipv4Prefix must be 8\.\.32/],
     ];
     for (const [section, message] of cases) {

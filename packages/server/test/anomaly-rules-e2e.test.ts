@@ -26,6 +26,8 @@ describe('anomaly rules on real requests', () => {
       anomaly: {
         rules: {
           'new-source-address': { warmupMs: 1, warmupEvents: 5 },
+          // No history needed, and a floor a test reaches: the events and their counting are the server's.
+          'request-burst': { minHistoryMs: 1, minRequests: 25 },
         },
       },
     });
@@ -49,11 +51,34 @@ describe('anomaly rules on real requests', () => {
     await s?.close();
   });
 
+  it('request-burst: a task reading in a tight loop', async () => {
+    // First in this file: tasks started by the same operator token share its identity (`token:<accessor>`).
+    const task = await startTask('worker');
+    for (let i = 0; i < 24; i++) {
+      expect((await s.call({ method: 'GET', url: '/v1/secrets/data/kv/app/db', token: task.token })).statusCode).toBe(
+        200,
+      );
+    }
+    await idle();
+    expect(await alerts('request-burst')).toEqual([]);
+    // The 25th request, refused: it counts too.
+    expect((await s.call({ method: 'GET', url: '/v1/secrets/data/kv/finance/x', token: task.token })).statusCode).toBe(
+      403,
+    );
+    await idle();
+    const found = await alerts('request-burst');
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ subject: { task_id: task.task_id, role: 'worker' } });
+    expect(found[0]!.evidence).toHaveLength(10);
+    expect(found[0]!.explanation).toMatch(/made 25 requests in the last 60 s/);
+  });
+
   it('new-source-address: a task token presented from a new network, after warm-up', async () => {
     const task = await startTask('worker');
     const read = (remoteAddress: string) =>
       s.call({ method: 'GET', url: '/v1/secrets/data/kv/app/db', token: task.token, remoteAddress });
-    for (let i = 0; i < 6; i++) expect((await read(`10.1.2.${i + 3}`)).statusCode).toBe(200);
+    // The usual network (inject's default address is 127.0.0.1), renumbered inside its /24.
+    for (let i = 0; i < 6; i++) expect((await read(`127.0.0.${i + 3}`)).statusCode).toBe(200);
     await idle();
     expect(await alerts('new-source-address')).toEqual([]);
     expect((await read('203.0.113.77')).statusCode).toBe(200);
@@ -70,5 +95,6 @@ describe('anomaly rules on real requests', () => {
     };
     const byName = new Map(rules.map((r) => [r.rule, r.config]));
     expect(byName.get('new-source-address')).toMatchObject({ ipv4Prefix: 24, ipv6Prefix: 64, warmupEvents: 5 });
+    expect(byName.get('request-burst')).toMatchObject({ minRequests: 25, factor: 10, peakFactor: 3 });
   });
 });

@@ -4,6 +4,7 @@ import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-t
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
 import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
+import { type RequestBurstConfig, RequestBurstRule } from './rules/request-burst-rule.js';
 
 /**
  * The anomaly engine's configuration (`anomaly:` in the server config).
@@ -25,6 +26,7 @@ export interface AnomalyConfig {
     readonly 'denied-spike'?: Partial<DeniedSpikeConfig> | false;
     readonly 'first-access'?: Partial<FirstAccessConfig> | false;
     readonly 'new-source-address'?: Partial<NewSourceAddressConfig> | false;
+    readonly 'request-burst'?: Partial<RequestBurstConfig> | false;
   };
 }
 
@@ -37,5 +39,6 @@ export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
   if (c['denied-spike'] !== false) rules.push(new DeniedSpikeRule(c['denied-spike'] ?? {}));
   if (c['first-access'] !== false) rules.push(new FirstAccessRule(c['first-access'] ?? {}));
   if (c['new-source-address'] !== false) rules.push(new NewSourceAddressRule(c['new-source-address'] ?? {}));
+  if (c['request-burst'] !== false) rules.push(new RequestBurstRule(c['request-burst'] ?? {}));
   return rules;
 }
