@@ -46,6 +46,19 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
   },
+  'credential-rate': {
+    severity: ['severity', 'severity'],
+    window: ['windowMs', 'duration'],
+    buckets: ['buckets', 'count'],
+    min_issued: ['minIssued', 'count'],
+    factor: ['factor', 'factor'],
+    baseline: ['baselineMs', 'duration'],
+    peak_factor: ['peakFactor', 'factor'],
+    peak: ['peakMs', 'duration'],
+    min_history: ['minHistoryMs', 'duration'],
+    operators: ['operators', 'bool'],
+    roles: ['roles', 'roles'],
+  },
   'new-source-address': {
     severity: ['severity', 'severity'],
     ipv4_prefix: ['ipv4Prefix', 'prefixLength'],
@@ -72,6 +85,12 @@ const ROLE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
   'request-burst': {
     disabled: ['disabled', 'bool'],
     min_requests: ['minRequests', 'count'],
+    factor: ['factor', 'factor'],
+    peak_factor: ['peakFactor', 'factor'],
+  },
+  'credential-rate': {
+    disabled: ['disabled', 'bool'],
+    min_issued: ['minIssued', 'count'],
     factor: ['factor', 'factor'],
     peak_factor: ['peakFactor', 'factor'],
   },

@@ -26,6 +26,7 @@ describe('the anomaly section of the server configuration file', () => {
             'denied-spike': { min_denied: 50, window: '2m', min_history: '1h' },
             'first-access': { warmup: '48h', roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } } },
             'new-source-address': { ipv4_prefix: 16, ipv6_prefix: 48, roles: { laptop: { disabled: true } } },
+            'credential-rate': { min_issued: 5, window: '2h', roles: { fanout: { disabled: true } } },
             'request-burst': { min_requests: 100, peak: '2d', roles: { batch: { factor: 50, peak_factor: 5 } } },
           },
         },
@@ -43,6 +44,7 @@ describe('the anomaly section of the server configuration file', () => {
         'first-access',
         'new-source-address',
         'request-burst',
+        'credential-rate',
       ]);
       expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
       expect(rules[2]!.config).toMatchObject({
@@ -56,6 +58,11 @@ describe('the anomaly section of the server configuration file', () => {
         peakMs: 2 * 86_400_000,
         factor: 10,
         roles: { batch: { factor: 50, peakFactor: 5 } },
+      });
+      expect(rules[5]!.config).toMatchObject({
+        minIssued: 5,
+        windowMs: 7_200_000,
+        roles: { fanout: { disabled: true } },
       });
     } finally {
       await server.close();
@@ -82,6 +89,7 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { 'new-source-address': { ipv4_prefix: '24' } } }, /ipv4_prefix is a prefix length/],
       [{ rules: { 'request-burst': { roles: { batch: { warmup: '1h' } } } } }, /batch\.warmup is not a setting/],
       [{ rules: { 'request-burst': { roles: { batch: { constructor: 1 } } } } }, /batch\.constructor is not a setting/],
+      [{ rules: { 'credential-rate': { roles: { x: { min_requests: 3 } } } } }, /x\.min_requests is not a setting/],
       [{ rules: { constructor: {} } }, /anomaly\.rules\.constructor is not a rule/],
       [{ rules: { 'request-burst': { window: '1h', peak: '10m' } } }, /need windowMs ≤ peakMs/],
       [{ rules: { 'new-source-address': { ipv4_prefix: 64 } } }, /anomaly\.rules: ipv4Prefix must be 8\.\.32/],

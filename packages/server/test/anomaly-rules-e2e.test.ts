@@ -1,5 +1,7 @@
 import type { Finding } from '@custos/core';
+import { createEngine } from '@custos/engines';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../test-support/postgres.js';
 import { fakeSecret, startTestServer, type TestServer } from './test-server.js';
 
 // The later anomaly rules end to end: real requests through the real server
@@ -95,6 +97,68 @@ describe('anomaly rules on real requests', () => {
     };
     const byName = new Map(rules.map((r) => [r.rule, r.config]));
     expect(byName.get('new-source-address')).toMatchObject({ ipv4Prefix: 24, ipv6Prefix: 64, warmupEvents: 5 });
+    expect(byName.get('credential-rate')).toMatchObject({ minIssued: 20, factor: 5, windowMs: 3_600_000 });
     expect(byName.get('request-burst')).toMatchObject({ minRequests: 25, factor: 10, peakFactor: 3 });
+  });
+});
+
+describe.skipIf(!hasPostgres())('credential-rate on real dynamic credentials', () => {
+  let s: TestServer;
+  let target: TestDatabase;
+  const ok = async (response: Awaited<ReturnType<TestServer['call']>>) => {
+    expect(response.statusCode, response.body).toBe(200);
+    return response.json();
+  };
+
+  beforeAll(async () => {
+    target = await createTestDatabase();
+    s = await startTestServer('sqlite', {
+      engineFactory: createEngine,
+      anomaly: { rules: { 'credential-rate': { minHistoryMs: 1, minIssued: 4 } } },
+    });
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/engines/pg-main', payload: { type: 'postgres', url: target.url } }),
+    );
+    await ok(
+      await s.call({
+        method: 'PUT',
+        url: '/v1/engines/pg-main/roles/reader',
+        payload: { default_ttl: '5m', max_ttl: '1h' },
+      }),
+    );
+    await ok(
+      await s.call({
+        method: 'PUT',
+        url: '/v1/policies/db-issue',
+        payload: {
+          policy: 'permit(principal, action == Custos::Action::"issue", resource in Custos::Path::"pg-main/");',
+        },
+      }),
+    );
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/roles/etl', payload: { policies: ['db-issue'], max_ttl: '15m' } }),
+    );
+  });
+  afterAll(async () => {
+    await s?.close();
+    await target?.drop();
+  });
+
+  it('raises credential-rate when a role is issued logins far beyond its history', async () => {
+    const task = (await ok(await s.call({ method: 'POST', url: '/v1/roles/etl/tasks', payload: { ttl: '10m' } }))) as {
+      token: string;
+      task_id: string;
+    };
+    for (let i = 0; i < 4; i++) {
+      await ok(await s.call({ method: 'POST', url: '/v1/creds/pg-main/reader', token: task.token, payload: {} }));
+    }
+    await s.node.services().anomaly!.idle();
+    const { alerts } = await ok(await s.call({ method: 'GET', url: '/v1/alerts?rule=credential-rate' }));
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatchObject({ subject: { task_id: task.task_id, role: 'etl' } });
+    expect(alerts[0].evidence).toHaveLength(4);
+    expect(alerts[0].explanation).toMatch(/^Role etl was issued 4 dynamic credentials .*latest: pg-main\/reader/);
+    // Ending the task drops the logins it was issued.
+    await ok(await s.call({ method: 'POST', url: `/v1/tasks/${task.task_id}/revoke` }));
   });
 });

@@ -1,5 +1,6 @@
 import type { AnomalyRule } from './anomaly-rule.js';
 import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
+import { type CredentialRateConfig, CredentialRateRule } from './rules/credential-rate-rule.js';
 import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
@@ -27,6 +28,7 @@ export interface AnomalyConfig {
     readonly 'first-access'?: Partial<FirstAccessConfig> | false;
     readonly 'new-source-address'?: Partial<NewSourceAddressConfig> | false;
     readonly 'request-burst'?: Partial<RequestBurstConfig> | false;
+    readonly 'credential-rate'?: Partial<CredentialRateConfig> | false;
   };
 }
 
@@ -40,5 +42,6 @@ export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
   if (c['first-access'] !== false) rules.push(new FirstAccessRule(c['first-access'] ?? {}));
   if (c['new-source-address'] !== false) rules.push(new NewSourceAddressRule(c['new-source-address'] ?? {}));
   if (c['request-burst'] !== false) rules.push(new RequestBurstRule(c['request-burst'] ?? {}));
+  if (c['credential-rate'] !== false) rules.push(new CredentialRateRule(c['credential-rate'] ?? {}));
   return rules;
 }

@@ -7,6 +7,7 @@ export * from './finding.js';
 export * from './finding-store.js';
 export * from './rate-window.js';
 export * from './rules/bootstrap-reuse-rule.js';
+export * from './rules/credential-rate-rule.js';
 export * from './rules/dead-task-token-rule.js';
 export * from './rules/denied-spike-rule.js';
 export * from './rules/first-access-rule.js';
