@@ -25,6 +25,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
   'first-access': {
     severity: ['severity', 'severity'],
     actions: ['actions', 'actions'],
+    upstreams: ['upstreams', 'bool'],
     ignore_prefixes: ['ignorePrefixes', 'prefixes'],
     warmup: ['warmupMs', 'duration'],
     warmup_events: ['warmupEvents', 'count'],

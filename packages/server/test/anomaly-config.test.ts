@@ -24,7 +24,11 @@ describe('the anomaly section of the server configuration file', () => {
           rules: {
             'bootstrap-token-reuse': false,
             'denied-spike': { min_denied: 50, window: '2m', min_history: '1h' },
-            'first-access': { warmup: '48h', roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } } },
+            'first-access': {
+              warmup: '48h',
+              upstreams: false,
+              roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } },
+            },
             'new-source-address': { ipv4_prefix: 16, ipv6_prefix: 48, roles: { laptop: { disabled: true } } },
             'credential-rate': { min_issued: 5, window: '2h', roles: { fanout: { disabled: true } } },
             'request-burst': { min_requests: 100, peak: '2d', roles: { batch: { factor: 50, peak_factor: 5 } } },
@@ -50,6 +54,7 @@ describe('the anomaly section of the server configuration file', () => {
       expect(rules[2]!.config).toMatchObject({
         warmupMs: 48 * 3_600_000,
         warmupEvents: 50,
+        upstreams: false,
         roles: { migrator: { disabled: true }, 'gpu-infer': { warmupMs: 7_200_000 } },
       });
       expect(rules[3]!.config).toMatchObject({ ipv4Prefix: 16, ipv6Prefix: 48, roles: { laptop: { disabled: true } } });
