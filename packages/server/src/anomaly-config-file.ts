@@ -7,7 +7,17 @@ import {
   ValidationError,
 } from '@custos/core';
 
-type Kind = 'duration' | 'count' | 'factor' | 'bool' | 'severity' | 'actions' | 'prefixes' | 'roles' | 'prefixLength';
+type Kind =
+  | 'share'
+  | 'duration'
+  | 'count'
+  | 'factor'
+  | 'bool'
+  | 'severity'
+  | 'actions'
+  | 'prefixes'
+  | 'roles'
+  | 'prefixLength';
 
 /** Each rule's settings in the config file (snake_case, durations as `15m`) and the engine's name for them. */
 const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
@@ -60,6 +70,16 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
   },
+  'off-hours': {
+    severity: ['severity', 'severity'],
+    min_history: ['minHistoryMs', 'duration'],
+    min_events: ['minEvents', 'count'],
+    rare_share: ['rareShare', 'share'],
+    cooldown: ['cooldownMs', 'duration'],
+    per_role: ['perRole', 'bool'],
+    per_identity: ['perIdentity', 'bool'],
+    roles: ['roles', 'roles'],
+  },
   'new-source-address': {
     severity: ['severity', 'severity'],
     ipv4_prefix: ['ipv4Prefix', 'prefixLength'],
@@ -88,6 +108,11 @@ const ROLE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     min_requests: ['minRequests', 'count'],
     factor: ['factor', 'factor'],
     peak_factor: ['peakFactor', 'factor'],
+  },
+  'off-hours': {
+    disabled: ['disabled', 'bool'],
+    min_history: ['minHistoryMs', 'duration'],
+    min_events: ['minEvents', 'count'],
   },
   'credential-rate': {
     disabled: ['disabled', 'bool'],
@@ -221,6 +246,11 @@ function setting(where: string, value: unknown, kind: Kind): unknown {
         !value.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 512)
       ) {
         throw new ValidationError(`${where} is a list of at most 100 path prefixes.`);
+      }
+      return value;
+    case 'share':
+      if (typeof value !== 'number' || !(value >= 0 && value < 1)) {
+        throw new ValidationError(`${where} is a share from 0 to below 1 (0.002 is 0.2%).`);
       }
       return value;
     case 'prefixLength':

@@ -30,6 +30,7 @@ describe('the anomaly section of the server configuration file', () => {
               roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } },
             },
             'new-source-address': { ipv4_prefix: 16, ipv6_prefix: 48, roles: { laptop: { disabled: true } } },
+            'off-hours': { min_history: '7d', rare_share: 0.01, roles: { ops: { disabled: true } } },
             'credential-rate': { min_issued: 5, window: '2h', roles: { fanout: { disabled: true } } },
             'request-burst': { min_requests: 100, peak: '2d', roles: { batch: { factor: 50, peak_factor: 5 } } },
           },
@@ -49,6 +50,7 @@ describe('the anomaly section of the server configuration file', () => {
         'new-source-address',
         'request-burst',
         'credential-rate',
+        'off-hours',
       ]);
       expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
       expect(rules[2]!.config).toMatchObject({
@@ -64,6 +66,7 @@ describe('the anomaly section of the server configuration file', () => {
         factor: 10,
         roles: { batch: { factor: 50, peakFactor: 5 } },
       });
+      expect(rules[6]!.config).toMatchObject({ minHistoryMs: 7 * 86_400_000, rareShare: 0.01, minEvents: 200 });
       expect(rules[5]!.config).toMatchObject({
         minIssued: 5,
         windowMs: 7_200_000,
@@ -95,6 +98,7 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { 'request-burst': { roles: { batch: { warmup: '1h' } } } } }, /batch\.warmup is not a setting/],
       [{ rules: { 'request-burst': { roles: { batch: { constructor: 1 } } } } }, /batch\.constructor is not a setting/],
       [{ rules: { 'credential-rate': { roles: { x: { min_requests: 3 } } } } }, /x\.min_requests is not a setting/],
+      [{ rules: { 'off-hours': { rare_share: 2 } } }, /rare_share is a share/],
       [{ rules: { constructor: {} } }, /anomaly\.rules\.constructor is not a rule/],
       [{ rules: { 'request-burst': { window: '1h', peak: '10m' } } }, /need windowMs ≤ peakMs/],
       [{ rules: { 'new-source-address': { ipv4_prefix: 64 } } }, /anomaly\.rules: ipv4Prefix must be 8\.\.32/],

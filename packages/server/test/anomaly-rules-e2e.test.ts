@@ -97,6 +97,7 @@ describe('anomaly rules on real requests', () => {
     };
     const byName = new Map(rules.map((r) => [r.rule, r.config]));
     expect(byName.get('new-source-address')).toMatchObject({ ipv4Prefix: 24, ipv6Prefix: 64, warmupEvents: 5 });
+    expect(byName.get('off-hours')).toMatchObject({ minHistoryMs: 14 * 86_400_000, minEvents: 200, rareShare: 0.002 });
     expect(byName.get('credential-rate')).toMatchObject({ minIssued: 20, factor: 5, windowMs: 3_600_000 });
     expect(byName.get('request-burst')).toMatchObject({ minRequests: 25, factor: 10, peakFactor: 3 });
   });

@@ -5,6 +5,7 @@ import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-t
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
 import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
+import { type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
 import { type RequestBurstConfig, RequestBurstRule } from './rules/request-burst-rule.js';
 
 /**
@@ -29,6 +30,7 @@ export interface AnomalyConfig {
     readonly 'new-source-address'?: Partial<NewSourceAddressConfig> | false;
     readonly 'request-burst'?: Partial<RequestBurstConfig> | false;
     readonly 'credential-rate'?: Partial<CredentialRateConfig> | false;
+    readonly 'off-hours'?: Partial<OffHoursConfig> | false;
   };
 }
 
@@ -43,5 +45,6 @@ export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
   if (c['new-source-address'] !== false) rules.push(new NewSourceAddressRule(c['new-source-address'] ?? {}));
   if (c['request-burst'] !== false) rules.push(new RequestBurstRule(c['request-burst'] ?? {}));
   if (c['credential-rate'] !== false) rules.push(new CredentialRateRule(c['credential-rate'] ?? {}));
+  if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}));
   return rules;
 }
