@@ -2,13 +2,22 @@ import {
   type AnomalyConfig,
   createAnomalyRules,
   FINDING_SEVERITIES,
-  type FirstAccessRoleConfig,
   isPolicyAction,
   parseDuration,
   ValidationError,
 } from '@custos/core';
 
-type Kind = 'duration' | 'count' | 'factor' | 'bool' | 'severity' | 'actions' | 'prefixes' | 'roles';
+type Kind =
+  | 'share'
+  | 'duration'
+  | 'count'
+  | 'factor'
+  | 'bool'
+  | 'severity'
+  | 'actions'
+  | 'prefixes'
+  | 'roles'
+  | 'prefixLength';
 
 /** Each rule's settings in the config file (snake_case, durations as `15m`) and the engine's name for them. */
 const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
@@ -26,6 +35,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
   'first-access': {
     severity: ['severity', 'severity'],
     actions: ['actions', 'actions'],
+    upstreams: ['upstreams', 'bool'],
     ignore_prefixes: ['ignorePrefixes', 'prefixes'],
     warmup: ['warmupMs', 'duration'],
     warmup_events: ['warmupEvents', 'count'],
@@ -33,6 +43,82 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     per_identity: ['perIdentity', 'bool'],
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
+  },
+  'request-burst': {
+    severity: ['severity', 'severity'],
+    window: ['windowMs', 'duration'],
+    buckets: ['buckets', 'count'],
+    min_requests: ['minRequests', 'count'],
+    factor: ['factor', 'factor'],
+    baseline: ['baselineMs', 'duration'],
+    peak_factor: ['peakFactor', 'factor'],
+    peak: ['peakMs', 'duration'],
+    min_history: ['minHistoryMs', 'duration'],
+    operators: ['operators', 'bool'],
+    roles: ['roles', 'roles'],
+  },
+  'credential-rate': {
+    severity: ['severity', 'severity'],
+    window: ['windowMs', 'duration'],
+    buckets: ['buckets', 'count'],
+    min_issued: ['minIssued', 'count'],
+    factor: ['factor', 'factor'],
+    baseline: ['baselineMs', 'duration'],
+    peak_factor: ['peakFactor', 'factor'],
+    peak: ['peakMs', 'duration'],
+    min_history: ['minHistoryMs', 'duration'],
+    operators: ['operators', 'bool'],
+    roles: ['roles', 'roles'],
+  },
+  'off-hours': {
+    severity: ['severity', 'severity'],
+    min_history: ['minHistoryMs', 'duration'],
+    min_events: ['minEvents', 'count'],
+    rare_share: ['rareShare', 'share'],
+    cooldown: ['cooldownMs', 'duration'],
+    per_role: ['perRole', 'bool'],
+    per_identity: ['perIdentity', 'bool'],
+    roles: ['roles', 'roles'],
+  },
+  'new-source-address': {
+    severity: ['severity', 'severity'],
+    ipv4_prefix: ['ipv4Prefix', 'prefixLength'],
+    ipv6_prefix: ['ipv6Prefix', 'prefixLength'],
+    warmup: ['warmupMs', 'duration'],
+    warmup_events: ['warmupEvents', 'count'],
+    per_role: ['perRole', 'bool'],
+    per_identity: ['perIdentity', 'bool'],
+    operators: ['operators', 'bool'],
+    roles: ['roles', 'roles'],
+  },
+};
+
+const WARMUP_ROLE_SETTINGS: Readonly<Record<string, readonly [string, Kind]>> = {
+  disabled: ['disabled', 'bool'],
+  warmup: ['warmupMs', 'duration'],
+  warmup_events: ['warmupEvents', 'count'],
+};
+
+/** The settings each rule takes per role (`roles: { NAME: { … } }`). */
+const ROLE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
+  'first-access': WARMUP_ROLE_SETTINGS,
+  'new-source-address': WARMUP_ROLE_SETTINGS,
+  'request-burst': {
+    disabled: ['disabled', 'bool'],
+    min_requests: ['minRequests', 'count'],
+    factor: ['factor', 'factor'],
+    peak_factor: ['peakFactor', 'factor'],
+  },
+  'off-hours': {
+    disabled: ['disabled', 'bool'],
+    min_history: ['minHistoryMs', 'duration'],
+    min_events: ['minEvents', 'count'],
+  },
+  'credential-rate': {
+    disabled: ['disabled', 'bool'],
+    min_issued: ['minIssued', 'count'],
+    factor: ['factor', 'factor'],
+    peak_factor: ['peakFactor', 'factor'],
   },
 };
 
@@ -88,7 +174,8 @@ function rules(value: unknown): Record<string, unknown> {
   if (!isObject(value)) throw new ValidationError('anomaly.rules is an object of rule names.');
   const out: Record<string, unknown> = {};
   for (const [rule, settings] of Object.entries(value)) {
-    const known = RULE_SETTINGS[rule];
+    // Own properties only: a rule or setting named `constructor` must not find Object's.
+    const known = Object.hasOwn(RULE_SETTINGS, rule) ? RULE_SETTINGS[rule] : undefined;
     if (!known) {
       throw new ValidationError(
         `anomaly.rules.${rule.slice(0, 64)} is not a rule (${Object.keys(RULE_SETTINGS).join(', ')}).`,
@@ -101,13 +188,15 @@ function rules(value: unknown): Record<string, unknown> {
     if (!isObject(settings)) throw new ValidationError(`anomaly.rules.${rule} is false or an object of settings.`);
     const parsed: Record<string, unknown> = {};
     for (const [name, raw] of Object.entries(settings)) {
-      const entry = known[name];
+      const entry = Object.hasOwn(known, name) ? known[name] : undefined;
       if (!entry) {
         throw new ValidationError(
           `anomaly.rules.${rule}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
         );
       }
-      parsed[entry[0]] = setting(`anomaly.rules.${rule}.${name}`, raw, entry[1]);
+      const where = `anomaly.rules.${rule}.${name}`;
+      parsed[entry[0]] =
+        entry[1] === 'roles' ? roleOverrides(where, raw, ROLE_SETTINGS[rule] ?? {}) : setting(where, raw, entry[1]);
     }
     out[rule] = parsed;
   }
@@ -159,28 +248,42 @@ function setting(where: string, value: unknown, kind: Kind): unknown {
         throw new ValidationError(`${where} is a list of at most 100 path prefixes.`);
       }
       return value;
+    case 'share':
+      if (typeof value !== 'number' || !(value >= 0 && value < 1)) {
+        throw new ValidationError(`${where} is a share from 0 to below 1 (0.002 is 0.2%).`);
+      }
+      return value;
+    case 'prefixLength':
+      // The range per address family is the rule's to check (8..32, 16..128), with the other settings.
+      if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > 128) {
+        throw new ValidationError(`${where} is a prefix length (24 for IPv4, 64 for IPv6).`);
+      }
+      return value;
     case 'roles':
-      return roleOverrides(where, value);
+      throw new Error('unreachable: role overrides are parsed per rule');
   }
 }
 
-function roleOverrides(where: string, value: unknown): Record<string, FirstAccessRoleConfig> {
+function roleOverrides(
+  where: string,
+  value: unknown,
+  known: Readonly<Record<string, readonly [string, Kind]>>,
+): Record<string, Record<string, unknown>> {
   if (!isObject(value)) throw new ValidationError(`${where} is an object of role names.`);
-  const out: Record<string, FirstAccessRoleConfig> = {};
+  const out: Record<string, Record<string, unknown>> = {};
   for (const [role, settings] of Object.entries(value)) {
     if (!ROLE_NAME.test(role)) throw new ValidationError(`${where}: "${role.slice(0, 64)}" is not a role name.`);
     if (!isObject(settings)) throw new ValidationError(`${where}.${role} is an object.`);
-    const parsed: { disabled?: boolean; warmupMs?: number; warmupEvents?: number } = {};
+    const parsed: Record<string, unknown> = {};
     for (const [name, raw] of Object.entries(settings)) {
-      if (name === 'disabled') parsed.disabled = setting(`${where}.${role}.disabled`, raw, 'bool') as boolean;
-      else if (name === 'warmup') parsed.warmupMs = setting(`${where}.${role}.warmup`, raw, 'duration') as number;
-      else if (name === 'warmup_events') {
-        parsed.warmupEvents = setting(`${where}.${role}.warmup_events`, raw, 'count') as number;
-      } else {
+      // Own properties only: a setting named `constructor` must not find Object's.
+      const entry = Object.hasOwn(known, name) ? known[name] : undefined;
+      if (!entry) {
         throw new ValidationError(
-          `${where}.${role}.${name.slice(0, 64)} is not a setting (disabled, warmup, warmup_events).`,
+          `${where}.${role}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
         );
       }
+      parsed[entry[0]] = setting(`${where}.${role}.${name}`, raw, entry[1]);
     }
     out[role] = parsed;
   }

@@ -24,7 +24,15 @@ describe('the anomaly section of the server configuration file', () => {
           rules: {
             'bootstrap-token-reuse': false,
             'denied-spike': { min_denied: 50, window: '2m', min_history: '1h' },
-            'first-access': { warmup: '48h', roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } } },
+            'first-access': {
+              warmup: '48h',
+              upstreams: false,
+              roles: { migrator: { disabled: true }, 'gpu-infer': { warmup: '2h' } },
+            },
+            'new-source-address': { ipv4_prefix: 16, ipv6_prefix: 48, roles: { laptop: { disabled: true } } },
+            'off-hours': { min_history: '7d', rare_share: 0.01, roles: { ops: { disabled: true } } },
+            'credential-rate': { min_issued: 5, window: '2h', roles: { fanout: { disabled: true } } },
+            'request-burst': { min_requests: 100, peak: '2d', roles: { batch: { factor: 50, peak_factor: 5 } } },
           },
         },
       }),
@@ -35,12 +43,34 @@ describe('the anomaly section of the server configuration file', () => {
     );
     try {
       const rules = server.node.services().anomaly!.stats().rules;
-      expect(rules.map((r) => r.rule)).toEqual(['dead-task-token', 'denied-spike', 'first-access']);
+      expect(rules.map((r) => r.rule)).toEqual([
+        'dead-task-token',
+        'denied-spike',
+        'first-access',
+        'new-source-address',
+        'request-burst',
+        'credential-rate',
+        'off-hours',
+      ]);
       expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
       expect(rules[2]!.config).toMatchObject({
         warmupMs: 48 * 3_600_000,
         warmupEvents: 50,
+        upstreams: false,
         roles: { migrator: { disabled: true }, 'gpu-infer': { warmupMs: 7_200_000 } },
+      });
+      expect(rules[3]!.config).toMatchObject({ ipv4Prefix: 16, ipv6Prefix: 48, roles: { laptop: { disabled: true } } });
+      expect(rules[4]!.config).toMatchObject({
+        minRequests: 100,
+        peakMs: 2 * 86_400_000,
+        factor: 10,
+        roles: { batch: { factor: 50, peakFactor: 5 } },
+      });
+      expect(rules[6]!.config).toMatchObject({ minHistoryMs: 7 * 86_400_000, rareShare: 0.01, minEvents: 200 });
+      expect(rules[5]!.config).toMatchObject({
+        minIssued: 5,
+        windowMs: 7_200_000,
+        roles: { fanout: { disabled: true } },
       });
     } finally {
       await server.close();
@@ -64,6 +94,14 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { 'first-access': { roles: { 'Bad Role': {} } } } }, /is not a role name/],
       [{ rules: { 'first-access': { roles: { ok: { mute: true } } } } }, /ok\.mute is not a setting/],
       [{ warm_events: -1 }, /warm_events is a whole number/],
+      [{ rules: { 'new-source-address': { ipv4_prefix: '24' } } }, /ipv4_prefix is a prefix length/],
+      [{ rules: { 'request-burst': { roles: { batch: { warmup: '1h' } } } } }, /batch\.warmup is not a setting/],
+      [{ rules: { 'request-burst': { roles: { batch: { constructor: 1 } } } } }, /batch\.constructor is not a setting/],
+      [{ rules: { 'credential-rate': { roles: { x: { min_requests: 3 } } } } }, /x\.min_requests is not a setting/],
+      [{ rules: { 'off-hours': { rare_share: 2 } } }, /rare_share is a share/],
+      [{ rules: { constructor: {} } }, /anomaly\.rules\.constructor is not a rule/],
+      [{ rules: { 'request-burst': { window: '1h', peak: '10m' } } }, /need windowMs ≤ peakMs/],
+      [{ rules: { 'new-source-address': { ipv4_prefix: 64 } } }, /anomaly\.rules: ipv4Prefix must be 8\.\.32/],
     ];
     for (const [section, message] of cases) {
       expect(() => resolveAnomalyConfig(section), JSON.stringify(section)).toThrow(message);

@@ -1,8 +1,12 @@
 import type { AnomalyRule } from './anomaly-rule.js';
 import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
+import { type CredentialRateConfig, CredentialRateRule } from './rules/credential-rate-rule.js';
 import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
+import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
+import { type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
+import { type RequestBurstConfig, RequestBurstRule } from './rules/request-burst-rule.js';
 
 /**
  * The anomaly engine's configuration (`anomaly:` in the server config).
@@ -23,6 +27,10 @@ export interface AnomalyConfig {
     readonly 'bootstrap-token-reuse'?: Partial<BootstrapReuseConfig> | false;
     readonly 'denied-spike'?: Partial<DeniedSpikeConfig> | false;
     readonly 'first-access'?: Partial<FirstAccessConfig> | false;
+    readonly 'new-source-address'?: Partial<NewSourceAddressConfig> | false;
+    readonly 'request-burst'?: Partial<RequestBurstConfig> | false;
+    readonly 'credential-rate'?: Partial<CredentialRateConfig> | false;
+    readonly 'off-hours'?: Partial<OffHoursConfig> | false;
   };
 }
 
@@ -34,5 +42,9 @@ export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
   if (c['bootstrap-token-reuse'] !== false) rules.push(new BootstrapReuseRule(c['bootstrap-token-reuse'] ?? {}));
   if (c['denied-spike'] !== false) rules.push(new DeniedSpikeRule(c['denied-spike'] ?? {}));
   if (c['first-access'] !== false) rules.push(new FirstAccessRule(c['first-access'] ?? {}));
+  if (c['new-source-address'] !== false) rules.push(new NewSourceAddressRule(c['new-source-address'] ?? {}));
+  if (c['request-burst'] !== false) rules.push(new RequestBurstRule(c['request-burst'] ?? {}));
+  if (c['credential-rate'] !== false) rules.push(new CredentialRateRule(c['credential-rate'] ?? {}));
+  if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}));
   return rules;
 }

@@ -66,7 +66,15 @@ let n = 0;
 /** A task's request, as the audit plugin records its outcome. */
 export function taskRequest(
   task: { id: string; identity: string; role: string },
-  request: { path: string; action?: string; decision?: 'allow' | 'deny'; status?: number; method?: string },
+  request: {
+    path: string;
+    action?: string;
+    decision?: 'allow' | 'deny';
+    status?: number;
+    method?: string;
+    route?: string;
+    sourceIp?: string;
+  },
 ): AuditEventInput {
   const decision = request.decision ?? 'allow';
   return {
@@ -82,10 +90,10 @@ export function taskRequest(
     },
     request: {
       method: request.method ?? 'GET',
-      route: '/v1/secrets/*',
+      route: request.route ?? '/v1/secrets/*',
       path: request.path,
       action: request.action ?? 'read',
-      source_ip: '127.0.0.1',
+      source_ip: request.sourceIp ?? '127.0.0.1',
     },
     decision,
     status: request.status ?? (decision === 'allow' ? 200 : 403),

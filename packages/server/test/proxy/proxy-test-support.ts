@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { CustosNodeOptions } from '@custos/core';
 import pino from 'pino';
 import { expect } from 'vitest';
 import { type ProxyListener, type ProxyOptions, startProxyListener } from '../../src/proxy/index.js';
@@ -72,9 +73,15 @@ export async function startProxyHarness(
   logLines: string[] = [],
   /** Audit to the database only (no file sink that could acknowledge alone), to make it fail. */
   databaseAuditOnly = false,
+  /** The anomaly engine's configuration (default: every rule with its defaults). */
+  anomaly?: CustosNodeOptions['anomaly'],
 ): Promise<ProxyHarness> {
   // No global allow entry: a loopback upstream is reachable only through its own allow_hosts.
-  const s = await startTestServer('sqlite', { egress: { allow: [] }, ...(databaseAuditOnly ? { audit: {} } : {}) });
+  const s = await startTestServer('sqlite', {
+    egress: { allow: [] },
+    ...(databaseAuditOnly ? { audit: {} } : {}),
+    ...(anomaly ? { anomaly } : {}),
+  });
   const proxy = await startProxyListener({
     node: s.node,
     host: '127.0.0.1',

@@ -16,6 +16,12 @@ export interface FirstAccessConfig {
   /** Policy actions that count as touching a path (default `read`). */
   readonly actions: readonly string[];
   /**
+   * Judge the upstreams used through the proxy too (default true): a task
+   * that calls an API it never called (`upstream/NAME`, action `use`) is
+   * reaching beyond its task as surely as one reading a new secret.
+   */
+  readonly upstreams: boolean;
+  /**
    * Paths under these prefixes are never judged (default `sys/`): custos's
    * own objects are named by ids that are new every time (`sys/tasks/<id>`),
    * so "never used before" says nothing about them.
@@ -47,6 +53,7 @@ export interface FirstAccessConfig {
 export const FIRST_ACCESS_DEFAULTS: FirstAccessConfig = {
   severity: 'medium',
   actions: ['read'],
+  upstreams: true,
   ignorePrefixes: ['sys/'],
   warmupMs: 24 * 3_600_000,
   warmupEvents: 50,
@@ -66,9 +73,10 @@ interface Baseline {
 }
 
 /**
- * `first-access`: a role or an identity touched a secret path it has never
- * used before. Workloads read the same few secrets every time; the first
- * read of another one is what a compromised or misdirected agent does.
+ * `first-access`: a role or an identity touched a secret path — or called
+ * an upstream through the proxy — it has never used before. Workloads read
+ * the same few secrets and call the same few APIs every time; the first
+ * touch of another one is what a compromised or misdirected agent does.
  *
  * The baseline is the set of paths each subject used, learned from the
  * stream itself (and from stored history when the engine is warmed). Until
@@ -78,7 +86,7 @@ interface Baseline {
  */
 export class FirstAccessRule implements AnomalyRule {
   readonly name = 'first-access';
-  readonly description = 'A role or identity accessed a secret path it has never used';
+  readonly description = 'A role or identity accessed a secret path or upstream it has never used';
   readonly config: FirstAccessConfig;
   readonly #actions: ReadonlySet<string>;
   readonly #roles = new Map<string, Baseline>();
@@ -94,12 +102,21 @@ export class FirstAccessRule implements AnomalyRule {
 
   observe(observation: AuditObservation, epochMs: number): FindingDraft | undefined {
     const event = observation.event;
-    if (event.type !== 'request' || event.decision !== 'allow') return undefined;
-    // The outcome only (a write is recorded before and after), and only served requests.
-    if (event.details?.phase === 'request' || event.status >= 400) return undefined;
+    if (event.type !== 'request' || event.decision !== 'allow' || event.status >= 400) return undefined;
     const path = event.request.path;
     const action = event.request.action;
-    if (path === undefined || action === undefined || !this.#actions.has(action)) return undefined;
+    if (path === undefined || action === undefined) return undefined;
+    const phase = event.details?.phase;
+    if (event.details?.proxy !== undefined) {
+      // A proxied call: the use of an upstream is the call going out (its `request` record, written before
+      // anything is sent) or a CONNECT tunnel opened. Its `response` record is the upstream's answer — a
+      // second record of the same use — and a refused call is never allowed.
+      if (!this.config.upstreams || action !== 'use') return undefined;
+      if (phase !== 'request' && phase !== 'tunnel') return undefined;
+    } else {
+      // The outcome only (a write is recorded before and after), and only served requests.
+      if (phase === 'request' || !this.#actions.has(action)) return undefined;
+    }
     for (const prefix of this.config.ignorePrefixes) if (path.startsWith(prefix)) return undefined;
     const auth = event.auth;
     if (auth.root) return undefined;
@@ -132,10 +149,11 @@ export class FirstAccessRule implements AnomalyRule {
       evidence: [evidenceOf(observation)],
       explanation:
         `${cap(newFor.join(' and '))} ${newFor.length > 1 ? 'have' : 'has'} never used ${path} before ` +
-        `(action ${action}); the request was allowed by policy. Workloads usually read the same few secrets on ` +
-        'every run, so a first access is either a new version of the workload or an agent reaching beyond its ' +
-        'usual task (a prompt injection, a stolen token). If it is expected, acknowledge the alert: the path is ' +
-        'now part of the baseline. If not, look at the task that made the request and its parents.',
+        `(action ${action}${action === 'use' ? ', through the proxy' : ''}); the request was allowed by policy. ` +
+        'Workloads usually read the same few secrets and call the same few APIs on every run, so a first access ' +
+        'is either a new version of the workload or an agent reaching beyond its usual task (a prompt ' +
+        'injection, a stolen token). If it is expected, acknowledge the alert: the path is now part of the ' +
+        'baseline. If not, look at the task that made the request and its parents.',
     };
   }
 
