@@ -1,5 +1,6 @@
 import type { AuditObservation } from '../audit/audit-log.js';
 import type { FindingEvidence } from './finding.js';
+import { setBounded } from './rule-support.js';
 
 /** Evidence kept per subject: the newest records counted. */
 export const RATE_EVIDENCE_MAX = 10;
@@ -138,5 +139,74 @@ export class RateWindow {
       );
     }
     return out;
+  }
+}
+
+/** What every rate rule's windows share (ms, except `buckets` and `maxTracked`). */
+export interface RateShape {
+  readonly windowMs: number;
+  readonly buckets: number;
+  readonly baselineMs: number;
+  readonly peakMs: number;
+  readonly minHistoryMs: number;
+  readonly maxTracked: number;
+}
+
+/** When a window is a surge: at least `floor` events, over `factor` × the usual rate and `peakFactor` × the usual peak. */
+export interface RateThresholds {
+  readonly floor: number;
+  readonly factor: number;
+  readonly peakFactor: number;
+}
+
+/** A surge found by {@link RateTracker.count}: the subject's window, and what it was compared with. */
+export interface RateSurge {
+  readonly window: RateWindow;
+  readonly usual: number;
+  readonly peak: number;
+}
+
+/**
+ * The rate rules' common mechanism: one {@link RateWindow} per subject
+ * (bounded: the oldest subject is forgotten first and warms up again), and
+ * the test of a window against the subject's own history. A surge is
+ * reported once per window (the subject is then quiet for `windowMs`), and
+ * never before the subject has `minHistoryMs` of history.
+ */
+export class RateTracker {
+  readonly #shape: RateShape;
+  readonly #windows = new Map<string, RateWindow>();
+  readonly #bucketMs: number;
+  readonly #alpha: number;
+  readonly #peakKeep: number;
+
+  constructor(shape: RateShape) {
+    const { windowMs, buckets, baselineMs, peakMs } = shape;
+    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 60) throw new RangeError('buckets must be 1..60');
+    if (!(windowMs > 0) || !(baselineMs >= windowMs)) throw new RangeError('need 0 < windowMs ≤ baselineMs');
+    if (!(peakMs >= windowMs)) throw new RangeError('need windowMs ≤ peakMs');
+    this.#shape = shape;
+    this.#bucketMs = windowMs / buckets;
+    this.#alpha = Math.min(1, this.#bucketMs / baselineMs);
+    this.#peakKeep = 1 - this.#bucketMs / peakMs;
+  }
+
+  /** Counts one event of `key`; the surge when its window is one (see the class comment), else undefined. */
+  count(key: string, observation: AuditObservation, epochMs: number, limits: RateThresholds): RateSurge | undefined {
+    const { buckets, maxTracked, minHistoryMs, windowMs } = this.#shape;
+    const bucket = Math.floor(epochMs / this.#bucketMs);
+    let window = this.#windows.get(key);
+    if (!window) {
+      window = new RateWindow(epochMs, bucket, buckets);
+      setBounded(this.#windows, key, window, maxTracked);
+    } else window.advance(bucket, this.#alpha, this.#peakKeep);
+    if (!window.add(bucket, observation, epochMs)) return undefined;
+    if (window.sum < limits.floor) return undefined;
+    const usual = window.usualPerWindow();
+    const peak = window.usualPeak();
+    if (window.sum <= limits.factor * usual || window.sum <= limits.peakFactor * peak) return undefined;
+    if (epochMs - window.first < minHistoryMs || epochMs < window.quietUntil) return undefined;
+    window.quietUntil = epochMs + windowMs;
+    return { window, usual, peak };
   }
 }

@@ -1,8 +1,8 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
-import { RateWindow } from '../rate-window.js';
-import { setBounded, subjectOf } from '../rule-support.js';
+import { RateTracker } from '../rate-window.js';
+import { subjectOf } from '../rule-support.js';
 
 /** What may be tuned per role (`roles` in {@link CredentialRateConfig}). */
 export interface CredentialRateRoleConfig {
@@ -63,7 +63,7 @@ export const CREDENTIAL_RATE_DEFAULTS: CredentialRateConfig = {
  * connections.
  *
  * Per role (all its tasks together: workers of one role come and go) a
- * {@link RateWindow} slides over `windowMs`; the rule fires at `minIssued`
+ * {@link RateTracker} window slides over `windowMs`; the rule fires at `minIssued`
  * issues or more in the window, above `factor` × the role's usual rate and
  * `peakFactor` × its usual peak window, once the role has `minHistoryMs`
  * of history. Only credentials actually issued count (the outcome record,
@@ -73,21 +73,13 @@ export class CredentialRateRule implements AnomalyRule {
   readonly name = 'credential-rate';
   readonly description = 'Dynamic credentials issued to a role far more often than its history';
   readonly config: CredentialRateConfig;
-  readonly #byRole = new Map<string, RateWindow>();
-  readonly #byToken = new Map<string, RateWindow>();
-  readonly #bucketMs: number;
-  readonly #alpha: number;
-  readonly #peakKeep: number;
+  readonly #byRole: RateTracker;
+  readonly #byToken: RateTracker;
 
   constructor(config: Partial<CredentialRateConfig> = {}) {
     this.config = { ...CREDENTIAL_RATE_DEFAULTS, ...config };
-    const { windowMs, buckets, baselineMs, peakMs } = this.config;
-    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 60) throw new RangeError('buckets must be 1..60');
-    if (!(windowMs > 0) || !(baselineMs >= windowMs)) throw new RangeError('need 0 < windowMs ≤ baselineMs');
-    if (!(peakMs >= windowMs)) throw new RangeError('need windowMs ≤ peakMs');
-    this.#bucketMs = windowMs / buckets;
-    this.#alpha = Math.min(1, this.#bucketMs / baselineMs);
-    this.#peakKeep = 1 - this.#bucketMs / peakMs;
+    this.#byRole = new RateTracker(this.config);
+    this.#byToken = new RateTracker(this.config);
   }
 
   observe(observation: AuditObservation, epochMs: number): FindingDraft | undefined {
@@ -113,20 +105,10 @@ export class CredentialRateRule implements AnomalyRule {
       tracks = this.#byToken;
       key = auth.token_accessor;
     } else return undefined;
-    const bucket = Math.floor(epochMs / this.#bucketMs);
-    let track = tracks.get(key);
-    if (!track) {
-      track = new RateWindow(epochMs, bucket, this.config.buckets);
-      setBounded(tracks, key, track, this.config.maxTracked);
-    } else track.advance(bucket, this.#alpha, this.#peakKeep);
-    if (!track.add(bucket, observation, epochMs)) return undefined;
-    if (track.sum < minIssued) return undefined;
-    const usual = track.usualPerWindow();
-    const peak = track.usualPeak();
-    if (track.sum <= factor * usual || track.sum <= peakFactor * peak) return undefined;
-    const { minHistoryMs, windowMs } = this.config;
-    if (epochMs - track.first < minHistoryMs || epochMs < track.quietUntil) return undefined;
-    track.quietUntil = epochMs + windowMs;
+    const surge = tracks.count(key, observation, epochMs, { floor: minIssued, factor, peakFactor });
+    if (!surge) return undefined;
+    const { window: track, usual, peak } = surge;
+    const { windowMs } = this.config;
     const who = tracks === this.#byToken ? `Operator token ${key}` : `Role ${key}`;
     return {
       severity: this.config.severity,

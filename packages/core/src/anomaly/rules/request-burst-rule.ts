@@ -1,8 +1,8 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
-import { RateWindow } from '../rate-window.js';
-import { setBounded, subjectOf } from '../rule-support.js';
+import { RateTracker } from '../rate-window.js';
+import { subjectOf } from '../rule-support.js';
 
 /** What may be tuned per role (`roles` in {@link RequestBurstConfig}). */
 export interface RequestBurstRoleConfig {
@@ -60,7 +60,7 @@ export const REQUEST_BURST_DEFAULTS: RequestBurstConfig = {
  * may read, a stolen token driven by a script: the rate jumps by an order
  * of magnitude against the identity's own history, allowed or refused.
  *
- * Per identity a {@link RateWindow} slides over `windowMs`; the rule fires
+ * Per identity a {@link RateTracker} window slides over `windowMs`; the rule fires
  * when the window holds at least `minRequests` requests (the floor: a
  * quiet identity going from 1 to 15 a minute is not a burst worth a page),
  * more than `factor` × its usual requests per window, *and* more than
@@ -72,21 +72,13 @@ export class RequestBurstRule implements AnomalyRule {
   readonly name = 'request-burst';
   readonly description = 'Requests per identity far above its own usual rate';
   readonly config: RequestBurstConfig;
-  readonly #byIdentity = new Map<string, RateWindow>();
-  readonly #byToken = new Map<string, RateWindow>();
-  readonly #bucketMs: number;
-  readonly #alpha: number;
-  readonly #peakKeep: number;
+  readonly #byIdentity: RateTracker;
+  readonly #byToken: RateTracker;
 
   constructor(config: Partial<RequestBurstConfig> = {}) {
     this.config = { ...REQUEST_BURST_DEFAULTS, ...config };
-    const { windowMs, buckets, baselineMs } = this.config;
-    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 60) throw new RangeError('buckets must be 1..60');
-    if (!(windowMs > 0) || !(baselineMs >= windowMs)) throw new RangeError('need 0 < windowMs ≤ baselineMs');
-    this.#bucketMs = windowMs / buckets;
-    this.#alpha = Math.min(1, this.#bucketMs / baselineMs);
-    if (!(this.config.peakMs >= windowMs)) throw new RangeError('need windowMs ≤ peakMs');
-    this.#peakKeep = 1 - this.#bucketMs / this.config.peakMs;
+    this.#byIdentity = new RateTracker(this.config);
+    this.#byToken = new RateTracker(this.config);
   }
 
   observe(observation: AuditObservation, epochMs: number): FindingDraft | undefined {
@@ -114,20 +106,10 @@ export class RequestBurstRule implements AnomalyRule {
       tracks = this.#byToken;
       key = auth.token_accessor;
     } else return undefined;
-    const bucket = Math.floor(epochMs / this.#bucketMs);
-    let track = tracks.get(key);
-    if (!track) {
-      track = new RateWindow(epochMs, bucket, this.config.buckets);
-      setBounded(tracks, key, track, this.config.maxTracked);
-    } else track.advance(bucket, this.#alpha, this.#peakKeep);
-    if (!track.add(bucket, observation, epochMs)) return undefined;
-    if (track.sum < minRequests) return undefined;
-    const usual = track.usualPerWindow();
-    const peak = track.usualPeak();
-    if (track.sum <= factor * usual || track.sum <= peakFactor * peak) return undefined;
-    const { minHistoryMs, windowMs, baselineMs } = this.config;
-    if (epochMs - track.first < minHistoryMs || epochMs < track.quietUntil) return undefined;
-    track.quietUntil = epochMs + windowMs;
+    const surge = tracks.count(key, observation, epochMs, { floor: minRequests, factor, peakFactor });
+    if (!surge) return undefined;
+    const { window: track, usual, peak } = surge;
+    const { windowMs, baselineMs } = this.config;
     const who = tracks === this.#byToken ? `Operator token ${key}` : `Identity ${key}`;
     return {
       severity: this.config.severity,
