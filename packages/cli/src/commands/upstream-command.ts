@@ -1,22 +1,10 @@
 import { readFileSync } from 'node:fs';
+import type { UpstreamView } from '@custos/core';
 import type { Command } from 'commander';
 import type { CliIo } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
 import { collectRepeat } from '../option-parsers.js';
 import { emit, table } from '../output.js';
-
-interface UpstreamView {
-  name: string;
-  base_url: string;
-  secret: string;
-  inject: string[];
-  allow_hosts: string[];
-  allow_paths: string[];
-  allow_methods: string[];
-  tls_ca?: string;
-  created_time: string;
-  updated_time: string;
-}
 
 const upstreamTable = (u: UpstreamView) =>
   table([
