@@ -34,6 +34,8 @@ interface RulesView {
   queued?: number;
   dropped?: number;
   lost?: number;
+  /** Milliseconds the rules have held the node's event loop since unseal. */
+  busy_ms?: number;
 }
 
 /** The server's largest page. */
@@ -113,7 +115,7 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
                 (r) =>
                   `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  ${r.description}`,
               ),
-              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}`,
+              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}  busy ${result.busy_ms} ms`,
             ].join('\n')
           : 'The anomaly engine is off (anomaly.enabled: false)',
       );
