@@ -31,7 +31,12 @@ export const SDK_ROUTES = {
     sends: ['grant_type', 'subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'ttl', 'dpop_jkt'],
     reads: ['access_token', 'token_type', 'expires_in', 'scope', 'task_id', 'accessor'],
   },
-  showTask: { method: 'GET', path: '/v1/tasks/{id}', sends: [], reads: ['id', 'state', 'scope', 'expire_time'] },
+  showTask: {
+    method: 'GET',
+    path: '/v1/tasks/{id}',
+    sends: [],
+    reads: ['id', 'state', 'scope', 'expire_time', 'accessor'],
+  },
   endTask: { method: 'POST', path: '/v1/tasks/{id}/end', sends: [], reads: [] },
   revokeTask: { method: 'POST', path: '/v1/tasks/{id}/revoke', sends: [], reads: [] },
   readSecret: { method: 'GET', path: '/v1/secrets/data/{path}', sends: ['version'], reads: ['data', 'metadata'] },
