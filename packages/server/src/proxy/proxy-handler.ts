@@ -11,6 +11,7 @@ import {
   ProxyMethodRefusedError,
   ProxyPathNotAllowedError,
   pathAllowed,
+  refusedTaskSubject,
   SealedError,
   UnauthenticatedError,
   UpstreamFailedError,
@@ -374,6 +375,11 @@ function noteRefusal(ctx: ProxyContext, call: ProxyCall, error: unknown): Custos
   if (!isCustosError(error)) ctx.logger.error({ err: error, request_id: call.requestId }, 'proxy: unexpected failure');
   call.errorCode = known.code;
   call.status = known.status;
+  // Why a token was refused, and whose it was: recorded, never answered.
+  const auditReason = (error as { auditReason?: unknown })?.auditReason;
+  if (call.reason === undefined && typeof auditReason === 'string') call.reason = auditReason.slice(0, 64);
+  const refusedTask = refusedTaskSubject(error);
+  if (refusedTask) call.refusedTask = refusedTask;
   if (call.decision === null) call.decision = known.status === 401 || known.status === 403 ? 'deny' : 'error';
   return known;
 }

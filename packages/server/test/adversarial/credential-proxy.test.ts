@@ -159,6 +159,14 @@ describe('the credential proxy refuses, cuts and audits every abuse', () => {
     await h.s.call({ method: 'POST', url: `/v1/tasks/${ended.task_id}/end`, token: ended.token });
     expect(await errorCode(await h.call('/u/fake/x', { token: ended.token }))).toBe('CUSTOS_ERR_UNAUTHENTICATED');
     expect(hitsSince(before)).toBe(0);
+    // Each refusal names the dead task and why, as the API's refusals do, so
+    // the anomaly rules see a dead token being used at the proxy too.
+    const refusals = (await h.proxyEvents()).filter((e) => e.status === 401);
+    const named = (task: string) =>
+      refusals.find((e) => (e.details as { refused_task?: { task_id: string } }).refused_task?.task_id === task);
+    expect(named(child.task_id)).toMatchObject({ reason: 'task_revoked', auth: {} });
+    expect(named(parent.task_id)).toMatchObject({ reason: 'task_revoked' });
+    expect(named(ended.task_id)).toMatchObject({ reason: 'task_ended' });
   });
 
   it('a scope without use on this upstream is refused; a child cannot widen its parent’s', async () => {
