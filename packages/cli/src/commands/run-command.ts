@@ -70,7 +70,12 @@ async function startRunTask(io: CliIo, opts: RunOptions): Promise<RunTask> {
   return {
     token: child.access_token,
     task_id: child.task_id,
-    end: () => self.request('POST', `/v1/tasks/${child.task_id}/end`),
+    // A 401 means the child's own token is refused: an ancestor revoked the
+    // tree (or it expired). The task is over, which is what ending it asks.
+    end: () =>
+      self.request('POST', `/v1/tasks/${child.task_id}/end`).catch((error: unknown) => {
+        if (!(error instanceof CliError && error.code === 'CUSTOS_ERR_UNAUTHENTICATED')) throw error;
+      }),
   };
 }
 
