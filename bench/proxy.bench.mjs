@@ -6,8 +6,8 @@
 // JSON body; custos runs in its own process too. Also: time to first byte of
 // an SSE stream, direct vs through the proxy. Prints one Markdown section.
 import { spawn } from 'node:child_process';
-import { Agent, get } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { Agent, get } from 'node:http';
 import { CONNECTIONS, cpuSeconds, DURATION, fmt, freePort, load as run, startCustos, waitFor } from './bench-lib.mjs';
 
 // 1. The upstream: JSON on every path, SSE on /sse (first event at once).
@@ -90,7 +90,10 @@ const median = [...pairs].sort((a, b) => a.ratio - b.ratio)[Math.floor(ROUNDS / 
 // kept-alive connection per path (fetch's own per-request cost would blur
 // the difference), alternating direct and proxy in rounds of 500 so drift
 // hits both; the full answer for JSON, the first byte for SSE.
-const lean = { direct: new Agent({ keepAlive: true, maxSockets: 1 }), proxy: new Agent({ keepAlive: true, maxSockets: 1 }) };
+const lean = {
+  direct: new Agent({ keepAlive: true, maxSockets: 1 }),
+  proxy: new Agent({ keepAlive: true, maxSockets: 1 }),
+};
 function timed(url, headers, agent, firstByte) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
