@@ -26,6 +26,7 @@ import { secretRoutes } from './routes/v1/secret-routes.js';
 import { sysRoutes, taskKeyRoutes } from './routes/v1/sys-routes.js';
 import { taskRoutes } from './routes/v1/task-routes.js';
 import { tokenRoutes } from './routes/v1/token-routes.js';
+import { resourceRoutes } from './routes/v1/resource-routes.js';
 import { upstreamRoutes } from './routes/v1/upstream-routes.js';
 import { wellKnownRoutes } from './routes/well-known-routes.js';
 import './route-config.js';
@@ -122,6 +123,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(rotationRoutes, { node });
       await v1.register(eventsRoutes, { node });
       await v1.register(upstreamRoutes, { node });
+      await v1.register(resourceRoutes, { node });
       await v1.register(alertRoutes, { node });
     },
     { prefix: '/v1' },
