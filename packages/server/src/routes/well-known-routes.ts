@@ -65,7 +65,9 @@ export async function wellKnownRoutes(app: FastifyInstance, { node }: { node: Cu
         'with `WWW-Authenticate: Bearer resource_metadata="…"` (RFC 9728 §5.1), or serves the same document at ' +
         'its own `/.well-known/oauth-protected-resource` (the SDK’s `protectedResourceMetadata`). Unknown names: ' +
         'the same 404 as any missing page.',
-      params: { type: 'object', properties: { name: { type: 'string', maxLength: 256 } }, required: ['name'] },
+      // No pattern or length here: a schema refusal would be a 400, which tells a malformed name from an
+      // unknown one; the handler answers both with the 404 of a missing page.
+      params: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
       response: {
         200: {
           type: 'object',
