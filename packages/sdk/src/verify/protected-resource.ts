@@ -10,8 +10,10 @@ import { readBounded } from './bounded-body.js';
 
 /** Options of {@link protectedResourceMetadata}. */
 export interface ProtectedResourceMetadataOptions {
-  /** custos's issuer URL (its address, as in `verifyTaskToken`). */
+  /** custos's issuer URL: the document's `authorization_servers` must name it. */
   readonly issuer: string;
+  /** Where custos answers, when not at its issuer URL (as `jwksUrl` for verification). Default `issuer`. */
+  readonly address?: string;
   /** The resource's name in custos (`custos resource add NAME`). */
   readonly name: string;
   /**
@@ -98,7 +100,9 @@ export function protectedResourceMetadata(options: ProtectedResourceMetadataOpti
     throw new CustosUsageError('name: the resource’s name in custos');
   }
   const url = protectedResourceMetadataUrl(options.resource);
-  const source = `${issuer}/.well-known/oauth-protected-resource/${options.name}`;
+  const address = (options.address ?? issuer).replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(address)) throw new CustosUsageError('address: an http(s) URL');
+  const source = `${address}/.well-known/oauth-protected-resource/${options.name}`;
   const maxAgeMs = options.maxAgeMs ?? 60_000;
   const timeoutMs = options.timeoutMs ?? 5_000;
   let cached: { document: ProtectedResourceDocument; at: number } | undefined;
