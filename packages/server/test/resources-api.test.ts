@@ -177,6 +177,11 @@ describe('registered resources', () => {
       (e) => e.status === 401 && (e.request as { route?: string }).route === '/v1/tasks/:id',
     );
     expect(refused.map((e) => e.reason)).toContain('wrong_audience');
+    // The exchange's audit event names the child and the resource it is for.
+    const minted = (await auditEvents(s.storage)).find(
+      (e) => (e.details as { issued_task?: string }).issued_task === child.task_id,
+    );
+    expect(minted?.details).toMatchObject({ audience: 'https://mcp.example.com/mcp' });
     // The resource server introspects it with its own custos token (here the parent's).
     const introspect = (token: string) =>
       s.call({

@@ -168,6 +168,7 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
         principal.role,
       );
       request.auditIssuedTask = issued.task.id;
+      if (target) request.auditAudience = target.url;
       return {
         access_token: issued.token,
         issued_token_type: issuedType,
