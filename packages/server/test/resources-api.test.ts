@@ -1,8 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEvents, fakeSecret, startTestServer, type TestServer } from './test-server.js';
-
-const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+import {
+  auditEvents,
+  fakeSecret,
+  startRoleTask,
+  startTestServer,
+  type TestServer,
+  tokenExchange,
+} from './test-server.js';
 
 /** The claims of a compact JWS, unverified (the tests check what custos signed). */
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString());
@@ -15,28 +19,8 @@ describe('registered resources', () => {
   let s: TestServer;
   const put = (name: string, body: Record<string, unknown>, token?: string) =>
     s.call({ method: 'PUT', url: `/v1/resources/${name}`, payload: body, ...(token ? { token } : {}) });
-  const start = async (scope?: string) => {
-    const r = await s.call({
-      method: 'POST',
-      url: '/v1/roles/rs-agent/tasks',
-      payload: { ttl: '5m', ...(scope ? { scope } : {}) },
-    });
-    expect(r.statusCode, r.body).toBe(200);
-    return r.json() as { token: string; task_id: string };
-  };
-  const exchange = (params: Record<string, string | string[]>) => {
-    const form = new URLSearchParams();
-    for (const [k, v] of Object.entries({ grant_type: EXCHANGE, subject_token_type: JWT_TYPE, ...params })) {
-      for (const value of Array.isArray(v) ? v : [v]) form.append(k, value);
-    }
-    return s.call({
-      method: 'POST',
-      url: '/v1/oauth/token',
-      token: null,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: form.toString(),
-    });
-  };
+  const start = (scope?: string) => startRoleTask(s, 'rs-agent', scope);
+  const exchange = (params: Record<string, string | string[]>) => tokenExchange(s, params);
 
   beforeAll(async () => {
     s = await startTestServer('sqlite');

@@ -10,11 +10,16 @@
  * it keeps.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditEvents, fakeSecret, startTestServer, type TestServer } from '../test-server.js';
+import {
+  auditEvents,
+  fakeSecret,
+  startRoleTask,
+  startTestServer,
+  type TestServer,
+  tokenExchange,
+} from '../test-server.js';
 import { watchWrites } from './adversarial-support.js';
 
-const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const MCP = 'https://mcp.example.com/mcp';
 const claimsOf = (token: string) =>
   JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
@@ -22,28 +27,8 @@ const claimsOf = (token: string) =>
 describe('resource audiences', () => {
   let s: TestServer;
   const { log, wrap } = watchWrites();
-  const start = async (role = 'ra-agent', scope?: string) => {
-    const r = await s.call({
-      method: 'POST',
-      url: `/v1/roles/${role}/tasks`,
-      payload: { ttl: '5m', ...(scope ? { scope } : {}) },
-    });
-    expect(r.statusCode, r.body).toBe(200);
-    return r.json() as { token: string; task_id: string };
-  };
-  const exchange = (params: Record<string, string | string[]>) => {
-    const form = new URLSearchParams();
-    for (const [k, v] of Object.entries({ grant_type: EXCHANGE, subject_token_type: JWT_TYPE, ...params })) {
-      for (const value of Array.isArray(v) ? v : [v]) form.append(k, value);
-    }
-    return s.call({
-      method: 'POST',
-      url: '/v1/oauth/token',
-      token: null,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: form.toString(),
-    });
-  };
+  const start = (role = 'ra-agent', scope?: string) => startRoleTask(s, role, scope);
+  const exchange = (params: Record<string, string | string[]>) => tokenExchange(s, params);
 
   beforeAll(async () => {
     s = await startTestServer('sqlite', { wrapStorage: wrap });
