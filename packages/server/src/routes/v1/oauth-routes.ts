@@ -9,6 +9,7 @@ import {
   ResourceUrlError,
   resourceUseResource,
   TASK_TOKEN_AUDIENCE,
+  TaskTokenInvalidError,
 } from '@custos/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestUrl } from '../../plugins/auth-plugin.js';
@@ -312,12 +313,14 @@ function introspectionRoute(app: FastifyInstance, node: CustosNode): void {
         // A token minted for a registered resource is introspected too: that
         // resource's server is the one asking. `aud` is reported, and the
         // resource server must check it is its own (RFC 7662 §4). A token
-        // for a resource since deleted is inactive.
-        const task = await services.authenticator.verifyTaskToken(request.body.token, {
-          method: 'POST',
-          url: 'introspection',
-          allowUnproven: true,
-          alsoAudiences: await services.resources.urls(),
+        // for a resource since deleted is inactive. The registered URLs are
+        // read only for a token that is not custos's own (its signature
+        // check is cached, so the second verification costs little).
+        const context = { method: 'POST', url: 'introspection', allowUnproven: true };
+        const task = await services.authenticator.verifyTaskToken(request.body.token, context).catch(async (error) => {
+          if (!(error instanceof TaskTokenInvalidError && error.auditReason === 'wrong_audience')) throw error;
+          const alsoAudiences = await services.resources.urls();
+          return services.authenticator.verifyTaskToken(request.body.token, { ...context, alsoAudiences });
         });
         return {
           active: true,
