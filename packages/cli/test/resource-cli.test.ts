@@ -1,10 +1,12 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCliServer } from './cli-harness.js';
 
 describe('custos resource add | list | show | delete', () => {
   let h: Awaited<ReturnType<typeof startCliServer>>;
-  const ok = async (args: string[]) => {
-    const run = await h.cli(args);
+  const ok = async (args: string[], token?: string) => {
+    const run = await h.cli(args, token ? { token } : {});
     if (run.code !== 0) throw new Error(`custos ${args.join(' ')} failed: ${run.stderr}`);
     return run.stdout;
   };
@@ -44,6 +46,28 @@ describe('custos resource add | list | show | delete', () => {
     const gone = await h.cli(['resource', 'show', 'github-mcp']);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toMatch(/^custos: CUSTOS_ERR_RESOURCE_NOT_FOUND /);
+  });
+
+  it('task delegate --resource prints a token whose aud is the registered URL', async () => {
+    await ok(['resource', 'add', 'tool', '--url', 'https://tool.example.com/mcp', '--scope', 'read:kv/cli/*']);
+    const policy = join(h.dir, 'cli-tool.cedar');
+    writeFileSync(policy, 'permit(principal, action, resource);\n');
+    await ok(['policy', 'write', 'cli-tool', policy]);
+    await ok(['role', 'write', 'cli-tool', '--policy', 'cli-tool', '--max-ttl', '10m']);
+    const parent = (await ok(['task', 'start', '--role', 'cli-tool', '--ttl', '5m'])).trim();
+    const child = JSON.parse(
+      await ok(['task', 'delegate', '--resource', 'https://TOOL.example.com/mcp', '--json'], parent),
+    );
+    expect(child).toMatchObject({ aud: 'https://tool.example.com/mcp', scope: 'read:kv/cli/*' });
+    const claims = JSON.parse(Buffer.from(child.access_token.split('.')[1], 'base64url').toString());
+    expect(claims.aud).toBe('https://tool.example.com/mcp');
+    const refused = await h.cli(['task', 'delegate', '--resource', 'https://tool.example.com/mcp#x'], {
+      token: parent,
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/invalid_target|CUSTOS_ERR_UNSUPPORTED_PARAMETER/);
+    expect(refused.stderr).not.toContain(parent);
+    await ok(['resource', 'delete', 'tool']);
   });
 
   it('refuses a URL with a fragment with its code, and stores nothing', async () => {
