@@ -6,6 +6,7 @@ import {
   type FakeUpstream,
   fakeUpstream,
   type ProxyHarness,
+  readUntil,
   startProxyHarness,
 } from '../../server/test/proxy/proxy-test-support.js';
 import { Custos, CustosApiError, CustosUnreachableError, CustosUsageError } from '../src/index.js';
@@ -116,11 +117,7 @@ describe('task.upstream(NAME).fetch through the credential proxy', () => {
       const reader = answer.body!.pipeThrough(new TextDecoderStream()).getReader();
       let received = '';
       for (let n = 1; n <= 2; n++) {
-        while (!received.includes(`"n":${n}`)) {
-          const { value, done } = await reader.read();
-          expect(done).toBe(false);
-          received += value;
-        }
+        received = await readUntil(reader, received, `"n":${n}`);
         expect(received).not.toContain(`"n":${n + 1}`);
         expect(received).not.toContain(h.key);
         sseNext?.();
