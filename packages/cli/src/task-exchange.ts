@@ -12,18 +12,21 @@ export interface ExchangeResult {
   scope: string;
   task_id: string;
   accessor: string;
+  /** With `resource`: the child token's audience, that registered resource's URL. */
+  aud?: string;
 }
 
 /**
  * Mints a child of the task whose token is `subject` (RFC 8693 token
  * exchange, form-encoded): its scope within the parent's, its lifetime
  * never past the parent's — custos refuses anything wider. The call carries
- * no `Authorization`: the subject token is the credential.
+ * no `Authorization`: the subject token is the credential. With `resource`
+ * (RFC 8707), the child's token is for that registered resource alone.
  */
 export function delegateTask(
   io: CliIo,
   subject: string,
-  child: { scope?: readonly string[]; ttl?: string },
+  child: { scope?: readonly string[]; ttl?: string; resource?: string },
 ): Promise<ExchangeResult> {
   return postOAuth<ExchangeResult>(
     io,
@@ -35,6 +38,7 @@ export function delegateTask(
       subject_token_type: JWT_TOKEN_TYPE,
       ...(child.scope?.length ? { scope: child.scope.join(' ') } : {}),
       ...(child.ttl ? { ttl: child.ttl } : {}),
+      ...(child.resource ? { resource: child.resource } : {}),
     },
     { form: true },
   );

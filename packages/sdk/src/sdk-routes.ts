@@ -28,7 +28,16 @@ export const SDK_ROUTES = {
   tokenExchange: {
     method: 'POST',
     path: '/v1/oauth/token',
-    sends: ['grant_type', 'subject_token', 'subject_token_type', 'requested_token_type', 'scope', 'ttl', 'dpop_jkt'],
+    sends: [
+      'grant_type',
+      'subject_token',
+      'subject_token_type',
+      'requested_token_type',
+      'scope',
+      'ttl',
+      'dpop_jkt',
+      'resource',
+    ],
     reads: ['access_token', 'token_type', 'expires_in', 'scope', 'task_id', 'accessor'],
   },
   showTask: {

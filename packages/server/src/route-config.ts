@@ -57,6 +57,8 @@ declare module 'fastify' {
     auditRefusedTask: RefusedTaskSubject | null;
     /** The task a token was issued for (login, start, delegation, reissue): for the audit event. */
     auditIssuedTask: string | null;
+    /** The registered resource URL an exchange minted a token for (the child's `aud`), for the audit event. */
+    auditAudience: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

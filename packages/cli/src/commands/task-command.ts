@@ -126,8 +126,12 @@ export function registerTaskCommand(program: Command, io: CliIo): void {
     .description('mint a narrower child task of the current one (RFC 8693 token exchange); prints its token alone')
     .option('--scope <entries...>', 'the child’s slice: ACTION:PATTERN entries within the parent’s', collectScope)
     .option('--ttl <duration>', 'the child’s lifetime (never past the parent’s)')
+    .option(
+      '--resource <url>',
+      'a registered resource (RFC 8707): the child token is for it alone (aud), refused by custos itself',
+    )
     .option('--json', 'JSON output (access_token, task_id, accessor, scope, expires_in)')
-    .action(async (opts: { scope?: string[]; ttl?: string; json?: boolean }) => {
+    .action(async (opts: { scope?: string[]; ttl?: string; resource?: string; json?: boolean }) => {
       const subject = resolveToken(io);
       if (!subject) throw usage('no current task token: set CUSTOS_TOKEN or log in with --save');
       const result = await delegateTask(io, subject, { ...opts });

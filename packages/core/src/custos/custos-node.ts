@@ -33,6 +33,7 @@ import {
 } from '../policy/index.js';
 import type { DatabaseEngineFactory } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
+import { ResourceService } from '../resources/index.js';
 import { EventBus, RotationService } from '../rotation/index.js';
 import { SealManager, type SealStatus } from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
@@ -132,6 +133,8 @@ export interface CustosServices {
   events: EventBus;
   /** APIs the credential proxy calls with a secret the caller never holds. */
   upstreams: UpstreamService;
+  /** Registered RFC 8707 resources: the audiences a token exchange may name. */
+  resources: ResourceService;
   /** Stored findings of the anomaly engine (`/v1/alerts`). */
   alerts: FindingStore;
   /** The anomaly engine, when enabled: subscribe to findings, read its counts. */
@@ -368,6 +371,7 @@ export class CustosNode {
     const anomaly = this.#anomaly?.engine;
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
+    const resources = new ResourceService({ storage, cipher });
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
       await leases.revokeForSubtree(prefix);
       // Pins are owned by root tasks, so only the end of a root releases any.
@@ -402,6 +406,7 @@ export class CustosNode {
       rotation,
       events,
       upstreams,
+      resources,
       alerts,
       anomaly,
       issuer,

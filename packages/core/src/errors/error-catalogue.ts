@@ -141,6 +141,20 @@ export const ERROR_CATALOGUE = {
     status: 502,
     message: 'The upstream’s answer cannot be redacted (compressed or binary), so it is not passed on.',
   },
+  CUSTOS_ERR_RESOURCE_NOT_FOUND: { status: 404, message: 'No such resource.' },
+  CUSTOS_ERR_RESOURCE_URL_INVALID: {
+    status: 400,
+    message:
+      'A resource URL is an absolute https URL (http only to a loopback host) without userinfo, query or fragment, and with a plain path.',
+  },
+  CUSTOS_ERR_SCOPE_EXCEEDS_RESOURCE: {
+    status: 403,
+    message: 'The requested scope is not within the scopes registered for the resource.',
+  },
+  CUSTOS_ERR_RESOURCE_SCOPE_INVALID: {
+    status: 400,
+    message: 'A resource scope is a list of single ACTION:PATTERN entries.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code, `CUSTOS_ERR_…`. */

@@ -56,6 +56,8 @@ export interface TaskTokenSubject {
   act: ActorClaim | null;
   exp: number;
   jkt: string | null;
+  /** The token's `aud` (set by the authenticator; introspection reports it). */
+  aud?: string | readonly string[];
 }
 
 /** Signs task tokens (EdDSA JWTs); implemented over the task signing keys. */
@@ -117,6 +119,11 @@ export interface DelegateRequest {
   /** Labels the parent adds for its child: new `agent.…` keys only (checked here). */
   labels?: Record<string, string>;
   jkt?: string | null;
+  /**
+   * A registered resource's canonical URL (the caller checked it is one):
+   * the child's tokens carry it as `aud` instead of custos's own audience.
+   */
+  audience?: string;
 }
 
 /**
@@ -245,6 +252,7 @@ export class TaskService {
       accessor: this.#accessors.of(id),
       act: { sub: parentRecord.sub, task_id: parentRecord.id, ...(parentRecord.act ? { act: parentRecord.act } : {}) },
       jkt: request.jkt !== undefined ? request.jkt : parentRecord.jkt,
+      ...(request.audience !== undefined ? { audience: request.audience } : {}),
       created_time: new Date(now).toISOString(),
       expires_at: now + ttlMs,
       via: 'delegation',
@@ -719,6 +727,7 @@ export class TaskService {
       state,
       expire_time: new Date(record.expires_at).toISOString(),
     };
+    if (record.audience !== undefined) view.audience = record.audience;
     if (!status.active) view.ended_by = status.by;
     return view;
   }

@@ -135,6 +135,7 @@ function event(
     details: {
       phase,
       ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}),
+      ...(request.auditAudience ? { audience: request.auditAudience } : {}),
       ...(request.auditRefusedTask ? { refused_task: { ...request.auditRefusedTask } } : {}),
     },
   };

@@ -25,7 +25,13 @@ import type { ProxyAgents } from './proxy-agents.js';
 import type { ProxyAudit, ProxyCall } from './proxy-audit.js';
 import type { ProxyCerts } from './proxy-certs.js';
 import { credentialToken } from './proxy-credential.js';
-import { callerResponseHeaders, redactableResponse, upstreamQuery, upstreamRequestHeaders } from './proxy-headers.js';
+import {
+  callerResponseHeaders,
+  PROXY_ERROR_HEADER,
+  redactableResponse,
+  upstreamQuery,
+  upstreamRequestHeaders,
+} from './proxy-headers.js';
 import type { ProxyOptions } from './proxy-options.js';
 import type { ProxyRedactors } from './proxy-redactor.js';
 import { type ProxyTarget, parseProxyTarget } from './proxy-target.js';
@@ -400,6 +406,11 @@ function refuse(ctx: ProxyContext, call: ProxyCall, res: ServerResponse, error: 
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-custos-request-id': call.requestId,
+    // Marks the answer as the proxy's own refusal, not the upstream's: a
+    // client (the SDK) throws it as a custos error with this code, and
+    // passes every upstream answer through. An upstream cannot forge it:
+    // callerResponseHeaders drops the header from upstream answers.
+    [PROXY_ERROR_HEADER]: known.code,
     ...(known.status === 401 ? { 'www-authenticate': 'Bearer realm="custos-proxy"' } : {}),
   });
   res.end(body);

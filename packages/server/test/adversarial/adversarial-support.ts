@@ -112,4 +112,7 @@ export const PUBLIC_ROUTES = [
   'POST /v1/auth/cert/login',
   'GET /.well-known/jwks.json',
   'GET /.well-known/oauth-authorization-server',
+  // RFC 9728 metadata of registered resources: public by nature; what it
+  // reveals is in docs/security-model.md (resource-audience.test.ts).
+  'GET /.well-known/oauth-protected-resource/:name',
 ].sort();
