@@ -5,3 +5,4 @@ export * from './task-labels.js';
 export * from './task-service.js';
 export * from './task-standing.js';
 export * from './task-types.js';
+export * from './active-hours.js';
