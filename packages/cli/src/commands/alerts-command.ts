@@ -15,6 +15,15 @@ interface AlertView {
   explanation: string;
   acked_by?: string;
   acked_at?: string;
+  /** The quarantine actions taken on it. */
+  actions?: {
+    action: string;
+    outcome: string;
+    at: string;
+    attempts: number;
+    target?: Record<string, string>;
+    detail?: string;
+  }[];
 }
 
 const usage = (message: string) => new CliError('CUSTOS_ERR_USAGE', message, EXIT.usage);
@@ -135,6 +144,13 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
             ['state', a.acked_by ? `acked by ${a.acked_by} at ${a.acked_at}` : a.state],
             ['subject', subjectText(a.subject)],
             ['evidence', a.evidence.map((e) => `seq ${e.seq}`).join(', ')],
+            ...(a.actions ?? []).map(
+              (x) =>
+                [
+                  'action',
+                  `${x.action} ${x.outcome}${x.target ? ` ${subjectText(x.target)}` : ''}${x.detail ? ` (${x.detail})` : ''} at ${x.at}`,
+                ] as [string, string],
+            ),
           ]),
           '',
           a.explanation,
