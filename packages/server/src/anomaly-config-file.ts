@@ -5,9 +5,9 @@ import {
   type FindingSeverity,
   isPolicyAction,
   isQuarantineAction,
+  parseDuration,
   QUARANTINE_ACTIONS,
   type QuarantineAction,
-  parseDuration,
   ValidationError,
 } from '@custos/core';
 

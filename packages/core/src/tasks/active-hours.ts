@@ -16,7 +16,8 @@ export interface ActiveWindow {
 const DAY_NAMES = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'] as const;
 /** Enough for any real schedule; a bound so a role record cannot grow without limit. */
 export const MAX_ACTIVE_WINDOWS = 16;
-const WINDOW = /^([A-Za-z]{3})(?:-([A-Za-z]{3}))? ([0-2]\d):([0-5]\d)-([0-2]\d):([0-5]\d)(?: ([A-Za-z0-9_+/-]{1,64}))?$/;
+const WINDOW =
+  /^([A-Za-z]{3})(?:-([A-Za-z]{3}))? ([0-2]\d):([0-5]\d)-([0-2]\d):([0-5]\d)(?: ([A-Za-z0-9_+/-]{1,64}))?$/;
 
 const invalid = (detail: string) => new CustosError('CUSTOS_ERR_ACTIVE_HOURS_INVALID', detail.slice(0, 200));
 

@@ -138,7 +138,9 @@ export class RoleService {
       const identities = role.suspended_identities ?? {};
       if (Object.hasOwn(identities, target.identity)) return false;
       if (Object.keys(identities).length >= MAX_SUSPENDED_IDENTITIES) {
-        throw new ValidationError(`At most ${MAX_SUSPENDED_IDENTITIES} identities per role are suspended: suspend the role.`);
+        throw new ValidationError(
+          `At most ${MAX_SUSPENDED_IDENTITIES} identities per role are suspended: suspend the role.`,
+        );
       }
       role.suspended_identities = { ...identities, [target.identity]: suspension };
       return true;

@@ -177,7 +177,11 @@ describe('a quarantine cannot be lifted or dodged by whom it holds', () => {
       await s.call({
         method: 'PUT',
         url: '/v1/roles/q-hours',
-        payload: { policies: ['q-agent'], max_ttl: '15m', active_hours: 'mon-fri 07:00-19:00 Europe/Berlin,Sat 22:00-02:00' },
+        payload: {
+          policies: ['q-agent'],
+          max_ttl: '15m',
+          active_hours: 'mon-fri 07:00-19:00 Europe/Berlin,Sat 22:00-02:00',
+        },
       }),
     );
     expect(written.active_hours).toBe('Mon-Fri 07:00-19:00 Europe/Berlin, Sat 22:00-02:00 UTC');

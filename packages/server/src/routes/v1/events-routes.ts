@@ -27,7 +27,8 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
     config: { access: { kind: 'self' } },
     schema: {
       tags: ['events'],
-      summary: 'Server-sent events: secret.rotated { path, version }, alert.raised { id, rule, severity }, alert.action { id, rule, action, outcome } (operators)',
+      summary:
+        'Server-sent events: secret.rotated { path, version }, alert.raised { id, rule, severity }, alert.action { id, rule, action, outcome } (operators)',
     },
     handler: async (request, reply) => {
       const principal = request.auth;
