@@ -57,6 +57,8 @@ declare module 'fastify' {
     auditRefusedTask: RefusedTaskSubject | null;
     /** The task a token was issued for (login, start, delegation, reissue): for the audit event. */
     auditIssuedTask: string | null;
+    /** The identity a suspension or resume names (`POST /v1/roles/:name/suspend|resume`): for the audit event. */
+    auditIdentity: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

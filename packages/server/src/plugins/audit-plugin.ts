@@ -135,6 +135,7 @@ function event(
     details: {
       phase,
       ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}),
+      ...(request.auditIdentity ? { identity: request.auditIdentity } : {}),
       ...(request.auditRefusedTask ? { refused_task: { ...request.auditRefusedTask } } : {}),
     },
   };

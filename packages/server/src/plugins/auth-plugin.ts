@@ -25,6 +25,7 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
   app.decorateRequest('errorCode', null);
   app.decorateRequest('auditReason', null);
   app.decorateRequest('auditIssuedTask', null);
+  app.decorateRequest('auditIdentity', null);
   app.decorateRequest('auditRefusedTask', null);
   app.decorateRequest('auditedRequest', false);
 

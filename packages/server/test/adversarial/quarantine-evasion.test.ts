@@ -112,6 +112,20 @@ describe('a quarantine cannot be lifted or dodged by whom it holds', () => {
     expect(
       code(await s.call({ method: 'POST', url: '/v1/tasks/delegate', token: live.token, payload: { ttl: '1m' } })),
     ).toBe('CUSTOS_ERR_SUSPENDED');
+    // The RFC 8693 exchange: invalid_request, with the code beside it.
+    const exchanged = await s.call({
+      method: 'POST',
+      url: '/v1/oauth/token',
+      token: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        subject_token: live.token,
+      }).toString(),
+    });
+    expect(exchanged.statusCode).toBe(400);
+    expect(exchanged.json()).toMatchObject({ error: 'invalid_request', custos_code: 'CUSTOS_ERR_SUSPENDED' });
     // Re-applying the role's definition keeps the suspension.
     await newRole('q-dodge');
     expect(code(await bootstrapLogin('q-dodge'))).toBe('CUSTOS_ERR_SUSPENDED');
@@ -125,7 +139,7 @@ describe('a quarantine cannot be lifted or dodged by whom it holds', () => {
     expect(code(forged)).toBe('CUSTOS_ERR_UNAUTHENTICATED');
     // The refusals are audited with why.
     const reasons = (await auditEvents(s.storage)).filter((e) => e.error_code === 'CUSTOS_ERR_SUSPENDED');
-    expect(reasons.length).toBeGreaterThanOrEqual(4);
+    expect(reasons.length).toBeGreaterThanOrEqual(5);
     expect(reasons.every((e) => e.reason === 'role_suspended')).toBe(true);
     // Resumed: the task that was running works again (it was refused, not revoked).
     await ok(await resume('q-dodge'));
@@ -150,6 +164,15 @@ describe('a quarantine cannot be lifted or dodged by whom it holds', () => {
     expect((await read(other.token)).statusCode).toBe(200);
     await ok(await resume('q-ident', undefined, { identity }));
     expect((await read(child.token)).statusCode).toBe(200);
+    // Who suspended and resumed whom is in the audit trail.
+    const audited = (await auditEvents(s.storage)).filter(
+      (e) => (e.request as { route?: string })?.route?.startsWith('/v1/roles/:name/') && e.decision === 'allow',
+    );
+    expect(
+      audited
+        .filter((e) => (e.details as { identity?: string }).identity === identity)
+        .map((e) => (e.request as { route: string }).route),
+    ).toEqual(expect.arrayContaining(['/v1/roles/:name/suspend', '/v1/roles/:name/resume']));
   });
 
   it('bad active hours are refused whole with their own code, and change nothing', async () => {

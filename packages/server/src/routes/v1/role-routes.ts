@@ -150,6 +150,8 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
     },
     handler: async (request) => {
       const identity = request.body?.identity;
+      // The audit event names whom the suspension is for, not only the role.
+      request.auditIdentity = identity ?? null;
       const { role, changed } = await roles().suspend(request.params.name, identity !== undefined ? { identity } : {}, {
         by: principalName(request.auth!),
         at: new Date().toISOString(),
@@ -168,6 +170,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
     },
     handler: async (request) => {
       const identity = request.body?.identity;
+      request.auditIdentity = identity ?? null;
       const { role, changed } = await roles().resume(request.params.name, identity !== undefined ? { identity } : {});
       return { changed, role: roleView(role) };
     },
