@@ -1,8 +1,12 @@
 import type { Finding } from '@custos/core';
 import { createEngine } from '@custos/engines';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, hasPostgres, postgresUrl, type TestDatabase } from '../../../test-support/postgres.js';
+import {
+  createTestDatabase,
+  postgresRoleExists as databaseUserExists,
+  hasPostgres,
+  type TestDatabase,
+} from '../../../test-support/postgres.js';
 import { auditEvents, fakeSecret, startTestServer, type TestServer } from './test-server.js';
 
 // Automatic quarantine end to end: a real rule fires on the server's own
@@ -90,18 +94,6 @@ describe('suspend-role: a rule fires, the role is suspended, an operator resumes
     expect((await auditEvents(s.storage)).filter((e) => e.type === 'quarantine')).toHaveLength(1);
   });
 });
-
-/** Whether a PostgreSQL role exists (roles are cluster-wide). */
-async function databaseUserExists(name: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: postgresUrl() });
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
-    return (rowCount ?? 0) > 0;
-  } finally {
-    await client.end();
-  }
-}
 
 describe.skipIf(!hasPostgres())('revoke-task-tree: a child misbehaves, its whole tree is revoked', () => {
   let s: TestServer;
