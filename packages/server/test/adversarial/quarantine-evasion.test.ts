@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvents, fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 
@@ -208,5 +209,88 @@ describe('a quarantine cannot be lifted or dodged by whom it holds', () => {
       }),
     );
     expect(written.active_hours).toBe('Mon-Fri 07:00-19:00 Europe/Berlin, Sat 22:00-02:00 UTC');
+  });
+});
+
+describe('what quarantine did is told to operators only', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer('sqlite', {
+      anomaly: { actions: { rules: { 'dead-task-token': ['suspend-identity', 'revoke-task-tree'] } } },
+    });
+    // Its tasks may read alerts by policy: the stream must refuse them anyway.
+    const policy = await s.call({
+      method: 'PUT',
+      url: '/v1/policies/alerts-reader',
+      payload: {
+        policy:
+          'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"sys/alerts/");\n' +
+          'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/q-stream/");',
+      },
+    });
+    expect(policy.statusCode).toBe(200);
+    const role = await s.call({
+      method: 'PUT',
+      url: '/v1/roles/q-stream',
+      payload: { policies: ['alerts-reader'], max_ttl: '15m' },
+    });
+    expect(role.statusCode).toBe(200);
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('a task subscribed to the event stream never hears of an action, even one about its own role', async () => {
+    await s.app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(s.app.server.address() as AddressInfo).port}`;
+    const start = async () =>
+      (await s.call({ method: 'POST', url: '/v1/roles/q-stream/tasks', payload: { ttl: '10m' } })).json() as {
+        token: string;
+        task_id: string;
+      };
+    const open = async (token: string) => {
+      const controller = new AbortController();
+      const response = await fetch(`${base}/v1/events`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      });
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const state = { text: '' };
+      const until = async (needle: string) => {
+        while (!state.text.includes(needle)) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          state.text += new TextDecoder().decode(value);
+        }
+      };
+      await until(': subscribed');
+      return { state, until, stop: () => controller.abort() };
+    };
+    // Started by another operator token: a different identity, which the action does not suspend.
+    const other = (
+      await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: [], ttl: '10m' } })
+    ).json().token as string;
+    const listening = (
+      await s.call({ method: 'POST', url: '/v1/roles/q-stream/tasks', token: other, payload: { ttl: '10m' } })
+    ).json() as { token: string };
+    const task = await open(listening.token);
+    const operator = await open(s.rootToken);
+    const dead = await start();
+    await s.call({ method: 'POST', url: `/v1/tasks/${dead.task_id}/revoke` });
+    await s.call({ method: 'GET', url: '/v1/alerts', token: dead.token });
+    await operator.until('event: alert.action');
+    await s.node.services().anomaly!.idle();
+    // A later event the task may hear: once it has it, it has had its chance at the action's.
+    s.node.services().events.publish({
+      type: 'secret.rotated',
+      path: 'kv/q-stream/marker',
+      version: 2,
+      time: new Date().toISOString(),
+    });
+    await task.until('event: secret.rotated');
+    task.stop();
+    operator.stop();
+    expect(operator.state.text).toMatch(/"action":"suspend-identity","outcome":"done"/);
+    expect(task.state.text).not.toContain('alert.');
   });
 });
