@@ -85,6 +85,8 @@ describe('custos role suspend|resume and automatic quarantine', () => {
       new RegExp(`suspended\\s+by alert:${finding!.id} at \\S+ \\(rule dead-task-token\\)`),
     );
 
+    expect(await ok(['alerts', 'rules'])).toMatch(/^dead-task-token\s+findings 1 .* action suspend-role /m);
+    expect(await ok(['alerts', 'rules'])).toMatch(/^first-access\s+findings 0 .* action none /m);
     expect(await ok(['role', 'resume', 'agent'])).toBe('Resumed role agent\n');
     expect(await ok(['role', 'resume', 'agent'])).toBe('The role agent was not suspended\n');
     const again = await login();

@@ -39,7 +39,9 @@ interface RulesView {
     findings: number;
     errors: number;
     suppressed: number;
+    actions?: string[];
   }[];
+  action_min_severity?: string;
   queued?: number;
   dropped?: number;
   lost?: number;
@@ -120,9 +122,9 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
           ? [
               ...result.rules.map(
                 (r) =>
-                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  ${r.description}`,
+                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  action ${r.actions?.join(',') || 'none'}  ${r.description}`,
               ),
-              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}`,
+              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}  actions from severity ${result.action_min_severity ?? 'low'}`,
             ].join('\n')
           : 'The anomaly engine is off (anomaly.enabled: false)',
       );

@@ -33,6 +33,14 @@ export const DEFAULT_RULE_ACTIONS: { readonly [rule: string]: readonly Quarantin
 export const isQuarantineAction = (value: unknown): value is QuarantineAction =>
   typeof value === 'string' && (QUARANTINE_ACTIONS as readonly string[]).includes(value);
 
+/** A rule's actions, configured or by default, whatever the severity (for `custos alerts rules`). */
+export function ruleActions(config: QuarantineConfig | undefined, rule: string): readonly QuarantineAction[] {
+  // Own properties only: a rule named `constructor` must not find Object's.
+  const configured = config?.rules && Object.hasOwn(config.rules, rule) ? config.rules[rule] : undefined;
+  if (configured) return configured;
+  return Object.hasOwn(DEFAULT_RULE_ACTIONS, rule) ? (DEFAULT_RULE_ACTIONS[rule] ?? []) : [];
+}
+
 /** The actions to take for a finding of `rule` at `severity`. */
 export function actionsFor(
   config: QuarantineConfig | undefined,
@@ -41,8 +49,5 @@ export function actionsFor(
 ): readonly QuarantineAction[] {
   const min = FINDING_SEVERITIES.indexOf(config?.minSeverity ?? 'low');
   if (FINDING_SEVERITIES.indexOf(severity) < min) return [];
-  // Own properties only: a rule named `constructor` must not find Object's.
-  const configured = config?.rules && Object.hasOwn(config.rules, rule) ? config.rules[rule] : undefined;
-  if (configured) return configured;
-  return Object.hasOwn(DEFAULT_RULE_ACTIONS, rule) ? (DEFAULT_RULE_ACTIONS[rule] ?? []) : [];
+  return ruleActions(config, rule);
 }

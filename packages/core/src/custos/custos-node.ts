@@ -6,6 +6,7 @@ import {
   type AnomalyService,
   type Finding,
   FindingStore,
+  type QuarantineConfig,
   startAnomalyService,
 } from '../anomaly/index.js';
 import {
@@ -138,6 +139,8 @@ export interface CustosServices {
   alerts: FindingStore;
   /** The anomaly engine, when enabled: subscribe to findings, read its counts. */
   anomaly: AnomalyEngine | undefined;
+  /** The quarantine actions per rule and their severity floor (`custos alerts rules` shows them). */
+  anomalyActions: QuarantineConfig | undefined;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -411,6 +414,7 @@ export class CustosNode {
       upstreams,
       alerts,
       anomaly,
+      anomalyActions: this.#options.anomaly?.actions,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
