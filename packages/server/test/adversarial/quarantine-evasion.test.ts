@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvents, fakeSecret, startTestServer, type TestServer } from '../test-server.js';
+import { openEventStream } from './adversarial-support.js';
 
 // Attack class: escaping or lifting a quarantine.
 //
@@ -248,24 +249,7 @@ describe('what quarantine did is told to operators only', () => {
         token: string;
         task_id: string;
       };
-    const open = async (token: string) => {
-      const controller = new AbortController();
-      const response = await fetch(`${base}/v1/events`, {
-        headers: { authorization: `Bearer ${token}` },
-        signal: controller.signal,
-      });
-      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-      const state = { text: '' };
-      const until = async (needle: string) => {
-        while (!state.text.includes(needle)) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          state.text += new TextDecoder().decode(value);
-        }
-      };
-      await until(': subscribed');
-      return { state, until, stop: () => controller.abort() };
-    };
+    const open = (token: string) => openEventStream(base, token);
     // Started by another operator token: a different identity, which the action does not suspend.
     const other = (
       await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: [], ttl: '10m' } })
