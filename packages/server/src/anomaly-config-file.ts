@@ -2,8 +2,12 @@ import {
   type AnomalyConfig,
   createAnomalyRules,
   FINDING_SEVERITIES,
+  type FindingSeverity,
   isPolicyAction,
+  isQuarantineAction,
   parseDuration,
+  QUARANTINE_ACTIONS,
+  type QuarantineAction,
   ValidationError,
 } from '@custos/core';
 
@@ -143,8 +147,10 @@ export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefine
     enabled?: boolean;
     warmEvents?: number;
     maxFindingsPerMinute?: number;
+    actions?: { rules?: Record<string, readonly QuarantineAction[]>; minSeverity?: FindingSeverity };
     rules?: Record<string, unknown>;
   } = {};
+  const actions: Record<string, readonly QuarantineAction[]> = {};
   for (const [key, value] of Object.entries(section)) {
     if (key === 'enabled') config.enabled = setting('anomaly.enabled', value, 'bool') as boolean;
     else if (key === 'warm_events') {
@@ -154,13 +160,19 @@ export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefine
       config.warmEvents = value as number;
     } else if (key === 'max_findings_per_minute') {
       config.maxFindingsPerMinute = setting('anomaly.max_findings_per_minute', value, 'count') as number;
-    } else if (key === 'rules') config.rules = rules(value);
+    } else if (key === 'action_min_severity') {
+      config.actions = {
+        ...config.actions,
+        minSeverity: setting('anomaly.action_min_severity', value, 'severity') as FindingSeverity,
+      };
+    } else if (key === 'rules') config.rules = rules(value, actions);
     else {
       throw new ValidationError(
-        `anomaly.${key.slice(0, 64)} is not a setting (enabled, warm_events, max_findings_per_minute, rules).`,
+        `anomaly.${key.slice(0, 64)} is not a setting (enabled, warm_events, max_findings_per_minute, action_min_severity, rules).`,
       );
     }
   }
+  if (Object.keys(actions).length > 0) config.actions = { ...config.actions, rules: actions };
   // The rules check what only makes sense together (a window no longer than the baseline, …): at start, not at unseal.
   try {
     createAnomalyRules(config as AnomalyConfig);
@@ -170,7 +182,21 @@ export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefine
   return config as AnomalyConfig;
 }
 
-function rules(value: unknown): Record<string, unknown> {
+/**
+ * `anomaly.rules.<rule>.action`: `none`, one action, or a list of them. Not
+ * a setting of the rule itself (any rule may act), so it is taken out here
+ * into the engine's action table.
+ */
+function ruleActions(where: string, value: unknown): readonly QuarantineAction[] {
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 1 && list[0] === 'none') return [];
+  if (list.length === 0 || list.length > QUARANTINE_ACTIONS.length || !list.every(isQuarantineAction)) {
+    throw new ValidationError(`${where} is none, or one or a list of ${QUARANTINE_ACTIONS.join(', ')}.`);
+  }
+  return [...new Set(list)];
+}
+
+function rules(value: unknown, actions: Record<string, readonly QuarantineAction[]>): Record<string, unknown> {
   if (!isObject(value)) throw new ValidationError('anomaly.rules is an object of rule names.');
   const out: Record<string, unknown> = {};
   for (const [rule, settings] of Object.entries(value)) {
@@ -188,10 +214,14 @@ function rules(value: unknown): Record<string, unknown> {
     if (!isObject(settings)) throw new ValidationError(`anomaly.rules.${rule} is false or an object of settings.`);
     const parsed: Record<string, unknown> = {};
     for (const [name, raw] of Object.entries(settings)) {
+      if (name === 'action') {
+        actions[rule] = ruleActions(`anomaly.rules.${rule}.action`, raw);
+        continue;
+      }
       const entry = Object.hasOwn(known, name) ? known[name] : undefined;
       if (!entry) {
         throw new ValidationError(
-          `anomaly.rules.${rule}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
+          `anomaly.rules.${rule}.${name.slice(0, 64)} is not a setting (action, ${Object.keys(known).join(', ')}).`,
         );
       }
       const where = `anomaly.rules.${rule}.${name}`;

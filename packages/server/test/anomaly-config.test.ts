@@ -102,10 +102,40 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { constructor: {} } }, /anomaly\.rules\.constructor is not a rule/],
       [{ rules: { 'request-burst': { window: '1h', peak: '10m' } } }, /need windowMs ≤ peakMs/],
       [{ rules: { 'new-source-address': { ipv4_prefix: 64 } } }, /anomaly\.rules: ipv4Prefix must be 8\.\.32/],
+      [
+        { rules: { 'request-burst': { action: 'delete-everything' } } },
+        /request-burst\.action is none, or one or a list/,
+      ],
+      [{ rules: { 'request-burst': { action: ['none', 'suspend-role'] } } }, /action is none, or one or a list/],
+      [{ rules: { 'request-burst': { action: [] } } }, /action is none, or one or a list/],
+      [{ action_min_severity: 'urgent' }, /action_min_severity is one of low, medium, high, critical/],
     ];
     for (const [section, message] of cases) {
       expect(() => resolveAnomalyConfig(section), JSON.stringify(section)).toThrow(message);
     }
     expect(resolveAnomalyConfig({ enabled: false })).toEqual({ enabled: false });
+  });
+
+  it("takes each rule's quarantine action (none, one, or a list) and the severity floor", () => {
+    expect(
+      resolveAnomalyConfig({
+        action_min_severity: 'high',
+        rules: {
+          'dead-task-token': { action: 'revoke-task-tree', cooldown: '2h' },
+          'request-burst': { action: ['suspend-role', 'revoke-task-tree', 'suspend-role'] },
+          'off-hours': { action: 'none' },
+        },
+      }),
+    ).toEqual({
+      actions: {
+        minSeverity: 'high',
+        rules: {
+          'dead-task-token': ['revoke-task-tree'],
+          'request-burst': ['suspend-role', 'revoke-task-tree'],
+          'off-hours': [],
+        },
+      },
+      rules: { 'dead-task-token': { cooldownMs: 7_200_000 }, 'request-burst': {}, 'off-hours': {} },
+    });
   });
 });

@@ -15,6 +15,15 @@ interface AlertView {
   explanation: string;
   acked_by?: string;
   acked_at?: string;
+  /** The quarantine actions taken on it. */
+  actions?: {
+    action: string;
+    outcome: string;
+    at: string;
+    attempts: number;
+    target?: Record<string, string>;
+    detail?: string;
+  }[];
 }
 
 const usage = (message: string) => new CliError('CUSTOS_ERR_USAGE', message, EXIT.usage);
@@ -30,7 +39,9 @@ interface RulesView {
     findings: number;
     errors: number;
     suppressed: number;
+    actions?: string[];
   }[];
+  action_min_severity?: string;
   queued?: number;
   dropped?: number;
   lost?: number;
@@ -113,9 +124,9 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
           ? [
               ...result.rules.map(
                 (r) =>
-                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  ${r.description}`,
+                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  action ${r.actions?.join(',') || 'none'}  ${r.description}`,
               ),
-              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}  busy ${result.busy_ms} ms`,
+              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}  busy ${result.busy_ms} ms  actions from severity ${result.action_min_severity ?? 'low'}`,
             ].join('\n')
           : 'The anomaly engine is off (anomaly.enabled: false)',
       );
@@ -137,6 +148,13 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
             ['state', a.acked_by ? `acked by ${a.acked_by} at ${a.acked_at}` : a.state],
             ['subject', subjectText(a.subject)],
             ['evidence', a.evidence.map((e) => `seq ${e.seq}`).join(', ')],
+            ...(a.actions ?? []).map(
+              (x) =>
+                [
+                  'action',
+                  `${x.action} ${x.outcome}${x.target ? ` ${subjectText(x.target)}` : ''}${x.detail ? ` (${x.detail})` : ''} at ${x.at}`,
+                ] as [string, string],
+            ),
           ]),
           '',
           a.explanation,

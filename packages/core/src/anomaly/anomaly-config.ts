@@ -1,11 +1,12 @@
 import type { AnomalyRule } from './anomaly-rule.js';
+import type { QuarantineConfig } from './quarantine-config.js';
 import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
 import { type CredentialRateConfig, CredentialRateRule } from './rules/credential-rate-rule.js';
 import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
 import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
-import { type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
+import { type DeclaredHoursLookup, type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
 import { type RequestBurstConfig, RequestBurstRule } from './rules/request-burst-rule.js';
 
 /**
@@ -22,6 +23,8 @@ export interface AnomalyConfig {
   readonly maxQueue?: number;
   /** Findings each rule may raise per minute (default 60); beyond, they are counted as suppressed. */
   readonly maxFindingsPerMinute?: number;
+  /** Automatic quarantine: actions per rule (`anomaly.rules.<rule>.action`) and `action_min_severity`. */
+  readonly actions?: QuarantineConfig;
   readonly rules?: {
     readonly 'dead-task-token'?: Partial<DeadTaskTokenConfig> | false;
     readonly 'bootstrap-token-reuse'?: Partial<BootstrapReuseConfig> | false;
@@ -34,8 +37,14 @@ export interface AnomalyConfig {
   };
 }
 
+/** What some rules read besides their configuration, kept current by the node (never storage per event). */
+export interface AnomalyRuleContext {
+  /** Roles' declared active hours, for `off-hours`. */
+  readonly declaredHours?: DeclaredHoursLookup;
+}
+
 /** The rules a configuration turns on, each with its defaults under the configured values. */
-export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
+export function createAnomalyRules(config: AnomalyConfig = {}, context: AnomalyRuleContext = {}): AnomalyRule[] {
   const rules: AnomalyRule[] = [];
   const c = config.rules ?? {};
   if (c['dead-task-token'] !== false) rules.push(new DeadTaskTokenRule(c['dead-task-token'] ?? {}));
@@ -45,6 +54,6 @@ export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
   if (c['new-source-address'] !== false) rules.push(new NewSourceAddressRule(c['new-source-address'] ?? {}));
   if (c['request-burst'] !== false) rules.push(new RequestBurstRule(c['request-burst'] ?? {}));
   if (c['credential-rate'] !== false) rules.push(new CredentialRateRule(c['credential-rate'] ?? {}));
-  if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}));
+  if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}, context.declaredHours));
   return rules;
 }

@@ -36,6 +36,15 @@ export interface AnomalyEngineOptions {
   readonly onDropping?: (dropped: number) => void;
   /** Waits between store retries (default 100 ms, 400 ms, 1.6 s). */
   readonly storeRetryMs?: readonly number[];
+  /**
+   * Run after each finding is stored and published — also for one stored
+   * before (raised again after a restart), so work a crash cut short is
+   * done; the hook decides (QuarantineRunner claims each finding's actions
+   * once). Part of the finding's write: {@link progress} stays before its
+   * record until the hook is done, so a crash mid-way examines the record
+   * again at the next start. Must not throw; it runs off every request's path.
+   */
+  readonly afterStore?: (finding: Finding) => Promise<void>;
 }
 
 /** Per-rule counts, for `custos alerts rules`, health and the log. */
@@ -99,6 +108,7 @@ export class AnomalyEngine {
   readonly #onDropping: (dropped: number) => void;
   #dropping = false;
   readonly #retryMs: readonly number[];
+  readonly #afterStore: ((finding: Finding) => Promise<void>) | undefined;
   readonly #listeners = new Set<FindingListener>();
   readonly #perMinute: number;
   /** Per rule: a token bucket over event time (so replayed history is budgeted as it happened). */
@@ -145,6 +155,7 @@ export class AnomalyEngine {
     this.#onStoreError = options.onStoreError ?? (() => undefined);
     this.#onDropping = options.onDropping ?? (() => undefined);
     this.#retryMs = options.storeRetryMs ?? [100, 400, 1_600];
+    this.#afterStore = options.afterStore;
   }
 
   /** The audit log's observer: queues an acknowledged batch and returns at once. */
@@ -315,9 +326,10 @@ export class AnomalyEngine {
 
   #raise(finding: Finding, seq: number): void {
     const write = this.#storeWithRetry(finding).then(
-      (stored) => {
+      async (stored) => {
         // Stored before: already published when it was raised the first time.
         if (stored) this.#publish(finding);
+        await this.#afterStore?.(finding).catch(() => undefined);
       },
       (error: unknown) => {
         this.#lost++;

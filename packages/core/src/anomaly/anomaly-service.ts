@@ -2,16 +2,20 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { EgressPolicy } from '../egress/egress-policy.js';
 import type { AuditStore } from '../ports/storage.js';
 import type { EventBus } from '../rotation/event-bus.js';
+import type { RoleService } from '../tasks/role-service.js';
+import type { TaskService } from '../tasks/task-service.js';
 import type { AnomalyConfig } from './anomaly-config.js';
 import { createAnomalyRules } from './anomaly-config.js';
 import { AnomalyEngine } from './anomaly-engine.js';
 import { resumeAnomalyEngine } from './anomaly-warm.js';
+import { DeclaredHours } from './declared-hours.js';
 import type { Finding } from './finding.js';
 import type { FindingStore } from './finding-store.js';
+import { QuarantineRunner, type QuarantineRunnerDeps } from './quarantine-runner.js';
 import { type AlertWebhookOptions, AlertWebhookSink } from './webhook-alert-sink.js';
 
 export interface AnomalyServiceDeps {
-  readonly audit: Pick<AuditLog, 'observe'>;
+  readonly audit: Pick<AuditLog, 'observe' | 'record'>;
   readonly auditStore: AuditStore;
   readonly alerts: FindingStore;
   readonly events: Pick<EventBus, 'publish'>;
@@ -22,6 +26,15 @@ export interface AnomalyServiceDeps {
   /** The log alert sink. */
   readonly onFinding?: (finding: Finding) => void;
   readonly webhook?: AlertWebhookOptions;
+  /**
+   * What quarantine actions act through (TaskService's revocation, RoleService's
+   * suspension) and what `off-hours` reads (roles' declared active hours).
+   * Without it, no action runs and no declaration is read.
+   */
+  readonly roles?: Pick<RoleService, 'suspend' | 'list' | 'find' | 'onChange'>;
+  readonly tasks?: Pick<TaskService, 'record' | 'revoke'>;
+  /** Tests: waits between attempts of an action. */
+  readonly actionRetryMs?: QuarantineRunnerDeps['retryMs'];
 }
 
 /** A running engine and how to stop it. */
@@ -47,9 +60,33 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
   const config = deps.config ?? {};
   if (config.enabled === false) return undefined;
   const report = deps.report ?? (() => undefined);
+  const declared = deps.roles ? new DeclaredHours(deps.roles) : undefined;
+  let unfollow: (() => void) | undefined;
+  if (declared && deps.roles) {
+    try {
+      unfollow = await declared.start(deps.roles);
+    } catch (error) {
+      // Unreadable roles leave declarations to be read as roles are seen (DeclaredHours.lookup).
+      report('roles', error);
+    }
+  }
+  const runner =
+    deps.roles && deps.tasks
+      ? new QuarantineRunner({
+          tasks: deps.tasks,
+          roles: deps.roles,
+          store: deps.alerts,
+          audit: deps.audit,
+          events: deps.events,
+          ...(config.actions ? { config: config.actions } : {}),
+          ...(deps.actionRetryMs ? { retryMs: deps.actionRetryMs } : {}),
+          report,
+        })
+      : undefined;
   const engine = new AnomalyEngine({
-    rules: createAnomalyRules(config),
+    rules: createAnomalyRules(config, declared ? { declaredHours: declared.lookup } : {}),
     store: deps.alerts,
+    ...(runner ? { afterStore: runner.run } : {}),
     ...(config.maxQueue ? { maxQueue: config.maxQueue } : {}),
     ...(config.maxFindingsPerMinute ? { maxFindingsPerMinute: config.maxFindingsPerMinute } : {}),
     onSuppressing: (rule, suppressed) =>
@@ -111,6 +148,7 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
     engine,
     stop: async (sealed) => {
       unobserve();
+      unfollow?.();
       await engine.close();
       if (!sealed) await save();
       // Deliveries still queued are not sent: the findings are stored, and listed by `custos alerts list`.

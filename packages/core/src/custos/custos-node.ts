@@ -6,6 +6,7 @@ import {
   type AnomalyService,
   type Finding,
   FindingStore,
+  type QuarantineConfig,
   startAnomalyService,
 } from '../anomaly/index.js';
 import {
@@ -87,6 +88,8 @@ export interface CustosNodeOptions {
   egress?: EgressPolicy;
   /** The anomaly engine over the audit stream (default: on, every rule with its defaults). */
   anomaly?: AnomalyConfig;
+  /** Tests: waits between attempts of a quarantine action (default 0.5 s, 2 s, 8 s). */
+  anomalyActionRetryMs?: readonly number[];
   /**
    * Told when an anomaly rule throws or goes over its budget of findings (`rule:<name>`), a finding cannot be
    * stored (`store`), history cannot be read at start (`warm`) or the rules
@@ -139,6 +142,8 @@ export interface CustosServices {
   alerts: FindingStore;
   /** The anomaly engine, when enabled: subscribe to findings, read its counts. */
   anomaly: AnomalyEngine | undefined;
+  /** The quarantine actions per rule and their severity floor (`custos alerts rules` shows them). */
+  anomalyActions: QuarantineConfig | undefined;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -355,6 +360,13 @@ export class CustosNode {
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
     const secrets = new SecretService({ storage, cipher });
+    // Wired before the anomaly engine starts: a quarantine action that
+    // revokes a tree (even one resumed at start) drops its leases like any revocation.
+    tasks.onTaskEnded(async ({ rootId, prefix }) => {
+      await leases.revokeForSubtree(prefix);
+      // Pins are owned by root tasks, so only the end of a root releases any.
+      await secrets.releasePins([rootId]);
+    });
     const events = new EventBus();
     const alerts = new FindingStore({ entries: storage.entries, cipher });
     this.#anomaly = await startAnomalyService({
@@ -363,6 +375,9 @@ export class CustosNode {
       alerts,
       events,
       egress,
+      roles,
+      tasks,
+      ...(this.#options.anomalyActionRetryMs ? { actionRetryMs: this.#options.anomalyActionRetryMs } : {}),
       ...(this.#options.anomaly ? { config: this.#options.anomaly } : {}),
       ...(this.#options.onAnomalyError ? { report: this.#options.onAnomalyError } : {}),
       ...(this.#options.onFinding ? { onFinding: this.#options.onFinding } : {}),
@@ -372,11 +387,6 @@ export class CustosNode {
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
     const resources = new ResourceService({ storage, cipher });
-    tasks.onTaskEnded(async ({ rootId, prefix }) => {
-      await leases.revokeForSubtree(prefix);
-      // Pins are owned by root tasks, so only the end of a root releases any.
-      await secrets.releasePins([rootId]);
-    });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {
       let parsed = scopes.get(scope);
@@ -409,6 +419,7 @@ export class CustosNode {
       resources,
       alerts,
       anomaly,
+      anomalyActions: this.#options.anomaly?.actions,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),

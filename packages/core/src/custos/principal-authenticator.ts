@@ -7,6 +7,7 @@ import {
   verifyTaskToken,
 } from '../task-tokens/index.js';
 import {
+  assertRoleAdmits,
   currentTaskLabels,
   isTaskOfRole,
   type RoleService,
@@ -93,6 +94,8 @@ export class PrincipalAuthenticator {
     // …and a role deleted and created again is not the role the task was
     // started for: its tasks stay dead (the incarnation is in the record).
     if (!isTaskOfRole(record, role)) throw new UnauthenticatedError();
+    // A suspended role or identity: its live tasks are refused too (see assertRoleAdmits).
+    assertRoleAdmits(role, record.sub);
     // Labels its agent chose under an earlier build are not shown to policies as if an operator had set them.
     const recorded = trustedLabels(record);
     if (!recorded) throw new UnauthenticatedError();

@@ -73,6 +73,16 @@ export const ERROR_CATALOGUE = {
     message:
       'This label cannot be set here: agents add only agent.* labels, others only the keys the role lets be granted, and inherited or role labels never change.',
   },
+  CUSTOS_ERR_SUSPENDED: {
+    status: 403,
+    message:
+      'The role or identity is suspended (by an operator or an anomaly rule): no login, start, delegation or task request is accepted until an operator resumes it.',
+  },
+  CUSTOS_ERR_ACTIVE_HOURS_INVALID: {
+    status: 400,
+    message:
+      "An active-hours window is 'DAYS HH:MM-HH:MM ZONE': days Mon..Sun or a range (Mon-Fri), times 00:00 to 24:00 (an end before the start runs past midnight), an IANA time zone (Europe/Berlin, UTC); windows are comma-separated, at most 16.",
+  },
   CUSTOS_ERR_DPOP_REQUIRED: { status: 401, message: 'A DPoP proof is required or not valid.' },
   CUSTOS_ERR_ENGINE_UNAVAILABLE: { status: 503, message: 'The database engine is unreachable or refused custos.' },
   CUSTOS_ERR_ENGINE_NOT_FOUND: { status: 404, message: 'No such database engine.' },

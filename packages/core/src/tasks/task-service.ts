@@ -9,7 +9,7 @@ import type { RoleService } from './role-service.js';
 import type { Role } from './role-types.js';
 import { TaskAccessors } from './task-accessor.js';
 import { agentLabels, assertGrantable, childTaskLabels, rootTaskLabels, validateLabels } from './task-labels.js';
-import { currentTaskLabels, isTaskOfRole, trustedLabels } from './task-standing.js';
+import { assertRoleAdmits, currentTaskLabels, isTaskOfRole, trustedLabels } from './task-standing.js';
 import {
   type ActorClaim,
   type IssuedTask,
@@ -178,6 +178,10 @@ export class TaskService {
   /** Starts a root task for a role (after a login or by an operator). */
   async start(request: StartTaskRequest): Promise<IssuedTask> {
     const { role } = request;
+    // Every way into a role ends here (bootstrap, JWT and certificate
+    // logins, operator starts): after the credential was verified, so only
+    // its holder learns of the suspension.
+    assertRoleAdmits(role, request.sub);
     const ttlMs = request.ttlMs ?? role.default_ttl_ms;
     if (!Number.isInteger(ttlMs) || ttlMs <= 0 || ttlMs > role.max_ttl_ms) {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'The TTL exceeds the role’s max_ttl.');
@@ -223,6 +227,8 @@ export class TaskService {
     // chose under an earlier build, has nothing it may hand down.
     const parentLabels = trustedLabels(parentRecord);
     if (!isTaskOfRole(parentRecord, role) || !parentLabels) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+    // The child would carry the parent's identity: a suspended one hands nothing down.
+    assertRoleAdmits(role, parentRecord.sub);
     if (parentRecord.depth + 1 > role.max_depth) throw new CustosError('CUSTOS_ERR_DELEGATION_DEPTH');
     const state = await this.isActive(parentRecord.chain);
     if (!state.active) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');

@@ -136,6 +136,7 @@ function event(
       phase,
       ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}),
       ...(request.auditAudience ? { audience: request.auditAudience } : {}),
+      ...(request.auditIdentity ? { identity: request.auditIdentity } : {}),
       ...(request.auditRefusedTask ? { refused_task: { ...request.auditRefusedTask } } : {}),
     },
   };

@@ -26,6 +26,7 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
   app.decorateRequest('auditReason', null);
   app.decorateRequest('auditIssuedTask', null);
   app.decorateRequest('auditAudience', null);
+  app.decorateRequest('auditIdentity', null);
   app.decorateRequest('auditRefusedTask', null);
   app.decorateRequest('auditedRequest', false);
 

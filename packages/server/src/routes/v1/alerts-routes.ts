@@ -4,6 +4,7 @@ import {
   FINDING_SEVERITIES,
   type FindingSeverity,
   type FindingState,
+  ruleActions,
 } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
@@ -63,12 +64,20 @@ export async function alertRoutes(app: FastifyInstance, { node }: { node: Custos
     config: { access: { kind: 'policy', action: 'read', resource: () => 'sys/alerts/rules', operatorOnly: true } },
     schema: {
       tags: ['alerts'],
-      summary: "Each rule, its configuration and this node's counts since unseal (events, findings, errors)",
+      summary:
+        "Each rule, its configuration, its quarantine actions and this node's counts since unseal (events, findings, errors)",
     },
     handler: async () => {
-      const engine = node.services().anomaly;
+      const { anomaly: engine, anomalyActions } = node.services();
       if (!engine) return { enabled: false, rules: [] };
-      return { enabled: true, ...engine.stats() };
+      const stats = engine.stats();
+      return {
+        enabled: true,
+        ...stats,
+        // What each rule does on its own when it fires (none, or its quarantine actions), and from which severity.
+        rules: stats.rules.map((r) => ({ ...r, actions: ruleActions(anomalyActions, r.rule) })),
+        action_min_severity: anomalyActions?.minSeverity ?? 'low',
+      };
     },
   });
 
