@@ -9,6 +9,7 @@ export * from './rate-window.js';
 export * from './rules/bootstrap-reuse-rule.js';
 export * from './rules/credential-rate-rule.js';
 export * from './rules/dead-task-token-rule.js';
+export * from './rules/delegation-shape-rule.js';
 export * from './rules/denied-spike-rule.js';
 export * from './rules/first-access-rule.js';
 export * from './rules/new-source-address-rule.js';
