@@ -1,5 +1,6 @@
 export * from './anomaly-config.js';
 export * from './anomaly-engine.js';
+export * from './anomaly-replay.js';
 export * from './anomaly-rule.js';
 export * from './anomaly-service.js';
 export * from './anomaly-warm.js';

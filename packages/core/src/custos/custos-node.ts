@@ -3,6 +3,7 @@ import {
   type AlertWebhookOptions,
   type AnomalyConfig,
   type AnomalyEngine,
+  AnomalyReplayer,
   type AnomalyService,
   type Finding,
   FindingStore,
@@ -136,6 +137,8 @@ export interface CustosServices {
   alerts: FindingStore;
   /** The anomaly engine, when enabled: subscribe to findings, read its counts. */
   anomaly: AnomalyEngine | undefined;
+  /** Runs the node's rules over stored history without acting (`custos alerts replay`). */
+  alertReplay: AnomalyReplayer;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -366,6 +369,10 @@ export class CustosNode {
       ...(this.#options.alertWebhook ? { webhook: this.#options.alertWebhook } : {}),
     });
     const anomaly = this.#anomaly?.engine;
+    const alertReplay = new AnomalyReplayer({
+      store: storage.audit,
+      ...(this.#options.anomaly ? { config: this.#options.anomaly } : {}),
+    });
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
@@ -404,6 +411,7 @@ export class CustosNode {
       upstreams,
       alerts,
       anomaly,
+      alertReplay,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
