@@ -74,14 +74,33 @@ describe('delegation-shape', () => {
     for (let c = 0; c < 20; c++) await rig.record(delegation('young', ['tsk_y', 'tsk_y1', 'tsk_y2'], `tsk_y_${c}`));
     // Refused delegations issue nothing.
     for (let c = 0; c < 20; c++) await rig.record(delegation('coord', ['tsk_r', 'tsk_r1', 'tsk_r2'], 'x', 403));
-    // A login names an issued task but has no parent task.
+    // A login's outcome names the issued task, with the new task itself as the caller: not a delegation.
+    // (Counted as one, a day of logins would be a history of depth 1 and this role's first tree would fire.)
+    for (let i = 0; i < 60; i++) {
+      await rig.record(
+        {
+          type: 'request',
+          request_id: `req-login-${i}`,
+          auth: { task_id: `tsk_l${i}`, identity: 'bootstrap:bac_x', role: 'solo', task_chain: [`tsk_l${i}`] },
+          request: { method: 'POST', route: '/v1/auth/bootstrap/login', source_ip: '10.0.0.5' },
+          decision: 'allow',
+          status: 200,
+          details: { phase: 'response', issued_task: `tsk_l${i}` },
+        },
+        HOUR / 2,
+      );
+    }
+    await rig.record(delegation('solo', ['tsk_l59'], 'tsk_l59_a'));
+    await rig.record(delegation('solo', ['tsk_l59', 'tsk_l59_a'], 'tsk_l59_b'));
+    // Nor is an operator's start.
     await rig.record({
       type: 'request',
-      auth: {},
-      request: { method: 'POST', route: '/v1/auth/bootstrap/login', source_ip: '10.0.0.5' },
+      request_id: 'req-start',
+      auth: { token_accessor: 'acc_op', root: true },
+      request: { method: 'POST', route: '/v1/roles/:name/tasks', source_ip: '10.0.0.5' },
       decision: 'allow',
       status: 200,
-      details: { phase: 'response', issued_task: 'tsk_login' },
+      details: { phase: 'response', issued_task: 'tsk_started' },
     });
     // A role whose trees have no fixed shape, turned off.
     for (let i = 0; i < 30; i++) await usualTree(rig, 'swarm', i);

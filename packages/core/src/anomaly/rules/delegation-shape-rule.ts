@@ -81,7 +81,8 @@ interface ParentCount {
  * `task_chain` (root to parent, from the verified token's `act` chain, not
  * from anything the caller wrote) gives the child's depth, its `task_id`
  * the parent whose children are counted. Logins and operator starts also
- * name an issued task but carry no parent task and are not delegations.
+ * name an issued task, but an operator start has no task caller and a
+ * login's record names the new task as its own caller: not delegations.
  *
  * Per role the deepest child and the widest fan-out are learned; once the
  * role has `minDelegations` over `minHistoryMs`, a child deeper than the
@@ -115,8 +116,10 @@ export class DelegationShapeRule implements AnomalyRule {
     const parent = auth.task_id;
     const role = auth.role;
     const chain = auth.task_chain;
-    // A delegation is a task issuing a task; a login or an operator start has no parent task.
+    // A delegation is a task issuing another task. An operator start has no task caller; a login's outcome
+    // record carries the new task itself as its caller (issued_task is auth.task_id): neither is a delegation.
     if (parent === undefined || role === undefined || chain === undefined || chain.length === 0) return undefined;
+    if (event.details.issued_task === parent) return undefined;
     const tuning = Object.hasOwn(this.config.roles, role) ? this.config.roles[role] : undefined;
     if (tuning?.disabled) return undefined;
 
