@@ -20,8 +20,8 @@ const ALL_ALERTS =
  */
 function gatedReplays() {
   let open: Promise<void> = Promise.resolve();
-  let release = () => undefined as void;
-  let entered = () => undefined as void;
+  let release: () => void = () => undefined;
+  let entered: () => void = () => undefined;
   const state = {
     /** Closes the gate; resolves once a replay is waiting at it. */
     hold(): Promise<void> {
