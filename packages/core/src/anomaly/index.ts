@@ -20,6 +20,7 @@ export * from './simulation/audit-history-generator.js';
 export { HistoryContext, type HistoryWorld } from './simulation/history-context.js';
 export * from './simulation/history-events.js';
 export * from './simulation/history-incidents.js';
+export * from './simulation/history-logins.js';
 export * from './simulation/history-workloads.js';
 export * from './simulation/seeded-random.js';
 export * from './webhook-alert-sink.js';

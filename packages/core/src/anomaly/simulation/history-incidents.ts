@@ -1,5 +1,6 @@
 import { type HistoryContext, HOUR, MINUTE } from './history-context.js';
 import { historyEvents } from './history-events.js';
+import { ciLogin, coordLogin, etlLogin, gatewayLogin, gpuLogin } from './history-logins.js';
 import { COORD_PATHS, GPU_PATHS } from './history-workloads.js';
 
 /**
@@ -41,13 +42,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: last(6),
     inject(ctx, dayStart) {
       const node = ctx.world.gpuNodes[0]!;
-      let { task, at } = ctx.login(
-        dayStart + 3 * HOUR + ctx.rng.int(0, 20) * MINUTE,
-        'gpu-infer',
-        node.identity,
-        node.ip,
-        '/v1/auth/cert/login',
-      );
+      let { task, at } = gpuLogin(ctx, dayStart + 3 * HOUR + ctx.rng.int(0, 20) * MINUTE, node, node.ip);
       for (let i = 0; i < 3; i++) at = ctx.read(at + MINUTE, task, GPU_PATHS[0]);
       ctx.end(at + MINUTE, task);
     },
@@ -59,13 +54,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: last(2),
     inject(ctx, dayStart) {
       const gw = ctx.world.gateways[1 % ctx.world.gateways.length]!;
-      const { task, at } = ctx.login(
-        dayStart + 14 * HOUR + 7 * MINUTE,
-        'api-gateway',
-        gw.identity,
-        gw.ips[0]!,
-        '/v1/auth/cert/login',
-      );
+      const { task, at } = gatewayLogin(ctx, dayStart + 14 * HOUR + 7 * MINUTE, gw, gw.ips[0]!);
       ctx.end(ctx.read(at + 2_000, task, 'kv/finance/ledger-admin') + 30_000, task);
     },
   },
@@ -76,14 +65,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: last(1),
     inject(ctx, dayStart) {
       const repo = ctx.world.ciRepos[0]!;
-      const identity = `jwt:https://token.actions.githubusercontent.com#repo:${repo}:ref:refs/heads/main`;
-      let { task, at } = ctx.login(
-        dayStart + 10 * HOUR + 30 * MINUTE,
-        'ci',
-        identity,
-        ctx.world.ciIps[0]!,
-        '/v1/auth/jwt/login',
-      );
+      let { task, at } = ciLogin(ctx, dayStart + 10 * HOUR + 30 * MINUTE, repo, ctx.world.ciIps[0]!);
       for (let i = 0; i < 2; i++) at = ctx.proxy(at + 5_000, task, 'payments', '/v1/charges');
       ctx.end(at + MINUTE, task);
     },
@@ -95,13 +77,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: last(3),
     inject(ctx, dayStart) {
       const gw = ctx.world.gateways[2 % ctx.world.gateways.length]!;
-      let { task, at } = ctx.login(
-        dayStart + 15 * HOUR + 2 * MINUTE,
-        'api-gateway',
-        gw.identity,
-        gw.ips[0]!,
-        '/v1/auth/cert/login',
-      );
+      let { task, at } = gatewayLogin(ctx, dayStart + 15 * HOUR + 2 * MINUTE, gw, gw.ips[0]!);
       for (let i = 0; i < 900; i++) at = ctx.proxy(at + 100, task, 'openai');
       ctx.end(at + 1_000, task);
     },
@@ -113,8 +89,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: last(1),
     inject(ctx, dayStart) {
       const repo = ctx.world.ciRepos[1 % ctx.world.ciRepos.length]!;
-      const identity = `jwt:https://token.actions.githubusercontent.com#repo:${repo}:ref:refs/heads/main`;
-      let { task, at } = ctx.login(dayStart + 11 * HOUR, 'ci', identity, ctx.world.ciIps[1]!, '/v1/auth/jwt/login');
+      let { task, at } = ciLogin(ctx, dayStart + 11 * HOUR, repo, ctx.world.ciIps[1]!);
       for (let i = 0; i < 60; i++) at = ctx.read(at + 800, task, `kv/prod/service-${i}`, true);
       ctx.end(at + 1_000, task);
     },
@@ -126,7 +101,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: prev(1),
     inject(ctx, dayStart) {
       const ip = ctx.world.coordIps[0]!;
-      let { task: root, at } = ctx.login(dayStart + 16 * HOUR, 'coord', `bootstrap:bac_${ctx.rng.base64url(16)}`, ip);
+      let { task: root, at } = coordLogin(ctx, dayStart + 16 * HOUR, ip);
       const child = ctx.delegate(at + 1_000, root, 'json');
       at = ctx.read(child.at + 500, child.task, COORD_PATHS[0]);
       at = ctx.end(at + 10_000, child.task);
@@ -141,7 +116,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: prev(2),
     inject(ctx, dayStart) {
       const accessor = `bac_${ctx.rng.base64url(16)}`;
-      const { task, at } = ctx.login(dayStart + 9 * HOUR, 'coord', `bootstrap:${accessor}`, ctx.world.coordIps[1]!);
+      const { task, at } = coordLogin(ctx, dayStart + 9 * HOUR, ctx.world.coordIps[1]!, accessor);
       ctx.end(at + 2 * MINUTE, task);
       ctx.emit(
         at + 10 * MINUTE,
@@ -156,13 +131,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: last(2),
     inject(ctx, dayStart) {
       const node = ctx.world.gpuNodes[2 % ctx.world.gpuNodes.length]!;
-      let { task, at } = ctx.login(
-        dayStart + 10 * HOUR,
-        'gpu-infer',
-        node.identity,
-        '198.51.100.23',
-        '/v1/auth/cert/login',
-      );
+      let { task, at } = gpuLogin(ctx, dayStart + 10 * HOUR, node, '198.51.100.23');
       for (const path of GPU_PATHS) at = ctx.read(at + 1_000, task, path);
       ctx.end(at + MINUTE, task);
     },
@@ -173,12 +142,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     description: 'A coordinator delegates in a chain four levels deep (its trees go two)',
     day: prev(4),
     inject(ctx, dayStart) {
-      let { task, at } = ctx.login(
-        dayStart + 13 * HOUR,
-        'coord',
-        `bootstrap:bac_${ctx.rng.base64url(16)}`,
-        ctx.world.coordIps[2]!,
-      );
+      let { task, at } = coordLogin(ctx, dayStart + 13 * HOUR, ctx.world.coordIps[2]!);
       const chain = [task];
       for (let depth = 1; depth <= 4; depth++) {
         const d = ctx.delegate(at + 2_000, chain[chain.length - 1]!);
@@ -194,12 +158,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     description: 'A coordinator task mints 30 children in three minutes (its trees have at most 5)',
     day: last(4),
     inject(ctx, dayStart) {
-      let { task, at } = ctx.login(
-        dayStart + 12 * HOUR,
-        'coord',
-        `bootstrap:bac_${ctx.rng.base64url(16)}`,
-        ctx.world.coordIps[3]!,
-      );
+      let { task, at } = coordLogin(ctx, dayStart + 12 * HOUR, ctx.world.coordIps[3]!);
       const children = [];
       for (let c = 0; c < 30; c++) {
         const d = ctx.delegate(at + 6_000, task, 'json');
@@ -217,7 +176,7 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
     day: last(5),
     inject(ctx, dayStart) {
       const identity = ctx.world.etlIdentities[0]!;
-      let { task, at } = ctx.login(dayStart + HOUR + 40 * MINUTE, 'etl', identity, ctx.world.etlIps[0]!);
+      let { task, at } = etlLogin(ctx, dayStart + HOUR + 40 * MINUTE, identity, ctx.world.etlIps[0]!);
       for (let i = 0; i < 150; i++) at = ctx.creds(at + 12_000, task, 'pg-main/etl-writer');
       ctx.end(at + 1_000, task);
     },

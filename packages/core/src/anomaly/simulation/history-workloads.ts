@@ -1,5 +1,6 @@
 import { DAY, type HistoryContext, HOUR, MINUTE } from './history-context.js';
 import { historyEvents } from './history-events.js';
+import { ciLogin, coordLogin, etlLogin, gatewayLogin, gpuLogin } from './history-logins.js';
 
 /**
  * The normal life of a deployment, one workload (an agent type, a role) per
@@ -33,7 +34,7 @@ const gpuInference: HistoryWorkload = {
     if (weekday >= 5) return;
     for (const node of ctx.world.gpuNodes) {
       for (let t = dayStart + 7 * HOUR + ctx.rng.int(0, 20) * MINUTE; t < dayStart + 18 * HOUR + 30 * MINUTE; ) {
-        let { task, at } = ctx.login(t, 'gpu-infer', node.identity, node.ip, '/v1/auth/cert/login');
+        let { task, at } = gpuLogin(ctx, t, node, node.ip);
         for (const path of GPU_PATHS) at = ctx.read(at + ctx.rng.int(50, 900), task, path);
         // The model server re-reads its key as its cache expires.
         const refreshes = ctx.rng.int(2, 6);
@@ -52,7 +53,7 @@ const apiGateway: HistoryWorkload = {
   day(ctx, dayStart) {
     for (const gw of ctx.world.gateways) {
       for (let t = dayStart + ctx.rng.int(0, 60) * 1_000; t < dayStart + DAY; t += 15 * MINUTE) {
-        let { task, at } = ctx.login(t, 'api-gateway', gw.identity, ctx.rng.pick(gw.ips), '/v1/auth/cert/login');
+        let { task, at } = gatewayLogin(ctx, t, gw, ctx.rng.pick(gw.ips));
         for (const path of GATEWAY_PATHS) at = ctx.read(at + ctx.rng.int(20, 200), task, path);
         // A denied read now and then: an admin override the gateway may not read (a normal, low rate).
         if (ctx.rng.chance(0.02)) at = ctx.read(at + 1_000, task, 'kv/gateway/admin-override', true);
@@ -73,9 +74,8 @@ const ciRunner: HistoryWorkload = {
   description: 'CI jobs, Mon–Fri 08:00–20:00 UTC and a nightly build at 02:00',
   day(ctx, dayStart, weekday) {
     for (const repo of ctx.world.ciRepos) {
-      const identity = `jwt:https://token.actions.githubusercontent.com#repo:${repo}:ref:refs/heads/main`;
       const job = (t: number) => {
-        let { task, at } = ctx.login(t, 'ci', identity, ctx.rng.pick(ctx.world.ciIps), '/v1/auth/jwt/login');
+        let { task, at } = ciLogin(ctx, t, repo, ctx.rng.pick(ctx.world.ciIps));
         for (const path of CI_PATHS) at = ctx.read(at + ctx.rng.int(200, 3_000), task, path);
         // Integration tests take a database login of their own.
         if (ctx.rng.chance(0.3)) at = ctx.creds(at + ctx.rng.int(1, 20) * 1_000, task, 'pg-ci/migrator');
@@ -103,7 +103,7 @@ const nightlyEtl: HistoryWorkload = {
   day(ctx, dayStart) {
     for (const identity of ctx.world.etlIdentities) {
       const ip = () => ctx.rng.pick(ctx.world.etlIps);
-      let { task: root, at } = ctx.login(dayStart + HOUR + ctx.rng.int(0, 5) * MINUTE, 'etl', identity, ip());
+      let { task: root, at } = etlLogin(ctx, dayStart + HOUR + ctx.rng.int(0, 5) * MINUTE, identity, ip());
       at = ctx.read(at + 500, root, ETL_PATHS[0]);
       const workers = ctx.rng.int(12, 20);
       let last = at;
@@ -136,7 +136,7 @@ const coordinator: HistoryWorkload = {
       t += ctx.rng.exp((30 * MINUTE) / diurnal(t))
     ) {
       const ip = ctx.rng.pick(ctx.world.coordIps);
-      let { task: root, at } = ctx.login(t, 'coord', `bootstrap:bac_${ctx.rng.base64url(16)}`, ip);
+      let { task: root, at } = coordLogin(ctx, t, ip);
       at = ctx.read(at + 200, root, COORD_PATHS[0]);
       const children = ctx.rng.int(2, 5);
       let done = at;
