@@ -51,6 +51,19 @@ describe('AnomalyReplayer', () => {
     const { rig, incidentsFrom } = await history();
     const replayer = new AnomalyReplayer({ store: rig.storage.audit, now: () => rig.clock.ms });
     const since = new Date(incidentsFrom - HOUR).toISOString();
+    // The engine off (`anomaly.enabled: false`) does not stop a replay: that is how rules are tried before they act.
+    const off = new AnomalyReplayer({ store: rig.storage.audit, config: { enabled: false }, now: () => rig.clock.ms });
+    expect((await off.replay({ since })).findings_total).toBe(2);
+    // A rule turned off in the configuration is not replayed, and asking for it is refused.
+    const without = new AnomalyReplayer({
+      store: rig.storage.audit,
+      config: { rules: { 'first-access': false } },
+      now: () => rig.clock.ms,
+    });
+    expect((await without.replay({ since })).rules.map((r) => r.rule)).not.toContain('first-access');
+    await expect(without.replay({ since, rules: ['first-access'] })).rejects.toMatchObject({
+      code: 'CUSTOS_ERR_VALIDATION',
+    });
     const one = await replayer.replay({ since, rules: ['dead-task-token'], limit: 0 });
     expect(one.rules.map((r) => r.rule)).toEqual(['dead-task-token']);
     expect(one.findings).toEqual([]);
