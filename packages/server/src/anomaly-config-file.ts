@@ -21,7 +21,8 @@ type Kind =
   | 'actions'
   | 'prefixes'
   | 'roles'
-  | 'prefixLength';
+  | 'prefixLength'
+  | 'level';
 
 /** Each rule's settings in the config file (snake_case, durations as `15m`) and the engine's name for them. */
 const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
@@ -84,6 +85,15 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     per_identity: ['perIdentity', 'bool'],
     roles: ['roles', 'roles'],
   },
+  'delegation-shape': {
+    severity: ['severity', 'severity'],
+    min_delegations: ['minDelegations', 'count'],
+    min_history: ['minHistoryMs', 'duration'],
+    depth_margin: ['depthMargin', 'level'],
+    width_factor: ['widthFactor', 'factor'],
+    min_width: ['minWidth', 'count'],
+    roles: ['roles', 'roles'],
+  },
   'new-source-address': {
     severity: ['severity', 'severity'],
     ipv4_prefix: ['ipv4Prefix', 'prefixLength'],
@@ -117,6 +127,13 @@ const ROLE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     disabled: ['disabled', 'bool'],
     min_history: ['minHistoryMs', 'duration'],
     min_events: ['minEvents', 'count'],
+  },
+  'delegation-shape': {
+    disabled: ['disabled', 'bool'],
+    min_delegations: ['minDelegations', 'count'],
+    depth_margin: ['depthMargin', 'level'],
+    width_factor: ['widthFactor', 'factor'],
+    min_width: ['minWidth', 'count'],
   },
   'credential-rate': {
     disabled: ['disabled', 'bool'],
@@ -287,6 +304,12 @@ function setting(where: string, value: unknown, kind: Kind): unknown {
       // The range per address family is the rule's to check (8..32, 16..128), with the other settings.
       if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > 128) {
         throw new ValidationError(`${where} is a prefix length (24 for IPv4, 64 for IPv6).`);
+      }
+      return value;
+    case 'level':
+      // Delegation levels: a role's max_depth is small, so a margin beyond 100 is a typo.
+      if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > 100) {
+        throw new ValidationError(`${where} is a whole number from 0 to 100.`);
       }
       return value;
     case 'roles':

@@ -33,6 +33,12 @@ describe('the anomaly section of the server configuration file', () => {
             'off-hours': { min_history: '7d', rare_share: 0.01, roles: { ops: { disabled: true } } },
             'credential-rate': { min_issued: 5, window: '2h', roles: { fanout: { disabled: true } } },
             'request-burst': { min_requests: 100, peak: '2d', roles: { batch: { factor: 50, peak_factor: 5 } } },
+            'delegation-shape': {
+              min_delegations: 20,
+              depth_margin: 1,
+              width_factor: 3,
+              roles: { swarm: { disabled: true }, etl: { min_width: 40 } },
+            },
           },
         },
       }),
@@ -51,7 +57,16 @@ describe('the anomaly section of the server configuration file', () => {
         'request-burst',
         'credential-rate',
         'off-hours',
+        'delegation-shape',
       ]);
+      expect(rules[7]!.config).toMatchObject({
+        minDelegations: 20,
+        minHistoryMs: 86_400_000,
+        depthMargin: 1,
+        widthFactor: 3,
+        minWidth: 8,
+        roles: { swarm: { disabled: true }, etl: { minWidth: 40 } },
+      });
       expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
       expect(rules[2]!.config).toMatchObject({
         warmupMs: 48 * 3_600_000,
@@ -99,6 +114,9 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { 'request-burst': { roles: { batch: { constructor: 1 } } } } }, /batch\.constructor is not a setting/],
       [{ rules: { 'credential-rate': { roles: { x: { min_requests: 3 } } } } }, /x\.min_requests is not a setting/],
       [{ rules: { 'off-hours': { rare_share: 2 } } }, /rare_share is a share/],
+      [{ rules: { 'delegation-shape': { depth_margin: -1 } } }, /depth_margin is a whole number from 0 to 100/],
+      [{ rules: { 'delegation-shape': { width_factor: 0.5 } } }, /width_factor is a number from 1/],
+      [{ rules: { 'delegation-shape': { roles: { x: { min_issued: 3 } } } } }, /x\.min_issued is not a setting/],
       [{ rules: { constructor: {} } }, /anomaly\.rules\.constructor is not a rule/],
       [{ rules: { 'request-burst': { window: '1h', peak: '10m' } } }, /need windowMs ≤ peakMs/],
       [{ rules: { 'new-source-address': { ipv4_prefix: 64 } } }, /anomaly\.rules: ipv4Prefix must be 8\.\.32/],

@@ -3,6 +3,7 @@ import type { QuarantineConfig } from './quarantine-config.js';
 import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
 import { type CredentialRateConfig, CredentialRateRule } from './rules/credential-rate-rule.js';
 import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
+import { type DelegationShapeConfig, DelegationShapeRule } from './rules/delegation-shape-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
 import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
@@ -34,6 +35,7 @@ export interface AnomalyConfig {
     readonly 'request-burst'?: Partial<RequestBurstConfig> | false;
     readonly 'credential-rate'?: Partial<CredentialRateConfig> | false;
     readonly 'off-hours'?: Partial<OffHoursConfig> | false;
+    readonly 'delegation-shape'?: Partial<DelegationShapeConfig> | false;
   };
 }
 
@@ -55,5 +57,6 @@ export function createAnomalyRules(config: AnomalyConfig = {}, context: AnomalyR
   if (c['request-burst'] !== false) rules.push(new RequestBurstRule(c['request-burst'] ?? {}));
   if (c['credential-rate'] !== false) rules.push(new CredentialRateRule(c['credential-rate'] ?? {}));
   if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}, context.declaredHours));
+  if (c['delegation-shape'] !== false) rules.push(new DelegationShapeRule(c['delegation-shape'] ?? {}));
   return rules;
 }

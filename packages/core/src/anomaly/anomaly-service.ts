@@ -5,7 +5,7 @@ import type { EventBus } from '../rotation/event-bus.js';
 import type { RoleService } from '../tasks/role-service.js';
 import type { TaskService } from '../tasks/task-service.js';
 import type { AnomalyConfig } from './anomaly-config.js';
-import { createAnomalyRules } from './anomaly-config.js';
+import { type AnomalyRuleContext, createAnomalyRules } from './anomaly-config.js';
 import { AnomalyEngine } from './anomaly-engine.js';
 import { resumeAnomalyEngine } from './anomaly-warm.js';
 import { DeclaredHours } from './declared-hours.js';
@@ -40,6 +40,8 @@ export interface AnomalyServiceDeps {
 /** A running engine and how to stop it. */
 export interface AnomalyService {
   readonly engine: AnomalyEngine;
+  /** What the rules read besides events (roles' declared hours): replays judge history with the same. */
+  readonly ruleContext: AnomalyRuleContext;
   /**
    * Stops after the audit log has closed: the last records go through the
    * rules, their findings are stored, and the progress is saved unless
@@ -61,6 +63,7 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
   if (config.enabled === false) return undefined;
   const report = deps.report ?? (() => undefined);
   const declared = deps.roles ? new DeclaredHours(deps.roles) : undefined;
+  const ruleContext: AnomalyRuleContext = declared ? { declaredHours: declared.lookup } : {};
   let unfollow: (() => void) | undefined;
   if (declared && deps.roles) {
     try {
@@ -84,7 +87,7 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
         })
       : undefined;
   const engine = new AnomalyEngine({
-    rules: createAnomalyRules(config, declared ? { declaredHours: declared.lookup } : {}),
+    rules: createAnomalyRules(config, ruleContext),
     store: deps.alerts,
     ...(runner ? { afterStore: runner.run } : {}),
     ...(config.maxQueue ? { maxQueue: config.maxQueue } : {}),
@@ -146,6 +149,7 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
   const unobserve = deps.audit.observe(engine.offer);
   return {
     engine,
+    ruleContext,
     stop: async (sealed) => {
       unobserve();
       unfollow?.();

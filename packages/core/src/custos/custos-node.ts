@@ -3,6 +3,7 @@ import {
   type AlertWebhookOptions,
   type AnomalyConfig,
   type AnomalyEngine,
+  AnomalyReplayer,
   type AnomalyService,
   type Finding,
   FindingStore,
@@ -144,6 +145,8 @@ export interface CustosServices {
   anomaly: AnomalyEngine | undefined;
   /** The quarantine actions per rule and their severity floor (`custos alerts rules` shows them). */
   anomalyActions: QuarantineConfig | undefined;
+  /** Runs the node's rules over stored history without acting (`custos alerts replay`). */
+  alertReplay: AnomalyReplayer;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -384,6 +387,12 @@ export class CustosNode {
       ...(this.#options.alertWebhook ? { webhook: this.#options.alertWebhook } : {}),
     });
     const anomaly = this.#anomaly?.engine;
+    const alertReplay = new AnomalyReplayer({
+      store: storage.audit,
+      ...(this.#options.anomaly ? { config: this.#options.anomaly } : {}),
+      // Declared hours as the live rules see them (none when the engine is off).
+      ...(this.#anomaly ? { context: this.#anomaly.ruleContext } : {}),
+    });
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
     const resources = new ResourceService({ storage, cipher });
@@ -420,6 +429,7 @@ export class CustosNode {
       alerts,
       anomaly,
       anomalyActions: this.#options.anomaly?.actions,
+      alertReplay,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),

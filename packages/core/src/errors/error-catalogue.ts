@@ -97,6 +97,10 @@ export const ERROR_CATALOGUE = {
     message: 'The rotation failed to apply or test the new version; the current version is unchanged.',
   },
   CUSTOS_ERR_ROTATION_IN_PROGRESS: { status: 409, message: 'A rotation of this secret is already running.' },
+  CUSTOS_ERR_REPLAY_BUSY: {
+    status: 409,
+    message: 'An alert replay is already running on this node; try again when it has finished.',
+  },
   CUSTOS_ERR_USER_NOT_ROTATABLE: {
     status: 403,
     message:
