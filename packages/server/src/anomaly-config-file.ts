@@ -21,12 +21,18 @@ type Kind =
   | 'actions'
   | 'prefixes'
   | 'roles'
+  | 'identities'
   | 'prefixLength'
   | 'level';
 
 /** Each rule's settings in the config file (snake_case, durations as `15m`) and the engine's name for them. */
 const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
-  'dead-task-token': { severity: ['severity', 'severity'], cooldown: ['cooldownMs', 'duration'] },
+  'dead-task-token': {
+    severity: ['severity', 'severity'],
+    cooldown: ['cooldownMs', 'duration'],
+    roles: ['roles', 'roles'],
+    identities: ['identities', 'identities'],
+  },
   'bootstrap-token-reuse': { severity: ['severity', 'severity'] },
   'denied-spike': {
     severity: ['severity', 'severity'],
@@ -36,6 +42,8 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     factor: ['factor', 'factor'],
     baseline: ['baselineMs', 'duration'],
     min_history: ['minHistoryMs', 'duration'],
+    roles: ['roles', 'roles'],
+    identities: ['identities', 'identities'],
   },
   'first-access': {
     severity: ['severity', 'severity'],
@@ -48,6 +56,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     per_identity: ['perIdentity', 'bool'],
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
+    identities: ['identities', 'identities'],
   },
   'request-burst': {
     severity: ['severity', 'severity'],
@@ -61,6 +70,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     min_history: ['minHistoryMs', 'duration'],
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
+    identities: ['identities', 'identities'],
   },
   'credential-rate': {
     severity: ['severity', 'severity'],
@@ -74,6 +84,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     min_history: ['minHistoryMs', 'duration'],
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
+    identities: ['identities', 'identities'],
   },
   'off-hours': {
     severity: ['severity', 'severity'],
@@ -84,6 +95,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     per_role: ['perRole', 'bool'],
     per_identity: ['perIdentity', 'bool'],
     roles: ['roles', 'roles'],
+    identities: ['identities', 'identities'],
   },
   'delegation-shape': {
     severity: ['severity', 'severity'],
@@ -93,6 +105,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     width_factor: ['widthFactor', 'factor'],
     min_width: ['minWidth', 'count'],
     roles: ['roles', 'roles'],
+    identities: ['identities', 'identities'],
   },
   'new-source-address': {
     severity: ['severity', 'severity'],
@@ -104,6 +117,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     per_identity: ['perIdentity', 'bool'],
     operators: ['operators', 'bool'],
     roles: ['roles', 'roles'],
+    identities: ['identities', 'identities'],
   },
 };
 
@@ -113,8 +127,14 @@ const WARMUP_ROLE_SETTINGS: Readonly<Record<string, readonly [string, Kind]>> = 
   warmup_events: ['warmupEvents', 'count'],
 };
 
-/** The settings each rule takes per role (`roles: { NAME: { … } }`). */
+/** The settings each rule takes per role (`roles: { NAME: { … } }`) and per identity (`identities: { ID: { … } }`). */
 const ROLE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
+  'dead-task-token': { disabled: ['disabled', 'bool'], severity: ['severity', 'severity'] },
+  'denied-spike': {
+    disabled: ['disabled', 'bool'],
+    min_denied: ['minDenied', 'count'],
+    factor: ['factor', 'factor'],
+  },
   'first-access': WARMUP_ROLE_SETTINGS,
   'new-source-address': WARMUP_ROLE_SETTINGS,
   'request-burst': {
@@ -243,7 +263,9 @@ function rules(value: unknown, actions: Record<string, readonly QuarantineAction
       }
       const where = `anomaly.rules.${rule}.${name}`;
       parsed[entry[0]] =
-        entry[1] === 'roles' ? roleOverrides(where, raw, ROLE_SETTINGS[rule] ?? {}) : setting(where, raw, entry[1]);
+        entry[1] === 'roles' || entry[1] === 'identities'
+          ? subjectOverrides(where, raw, ROLE_SETTINGS[rule] ?? {}, entry[1])
+          : setting(where, raw, entry[1]);
     }
     out[rule] = parsed;
   }
@@ -313,32 +335,43 @@ function setting(where: string, value: unknown, kind: Kind): unknown {
       }
       return value;
     case 'roles':
-      throw new Error('unreachable: role overrides are parsed per rule');
+    case 'identities':
+      throw new Error('unreachable: role and identity overrides are parsed per rule');
   }
 }
 
-function roleOverrides(
+/**
+ * Identities as custos writes them in `sub` (`bootstrap:bac_…`, `jwt:…`,
+ * `spiffe://…`): printable, no spaces, bounded — a typo'd or pasted value
+ * with a control character is refused, not silently never matched.
+ */
+const IDENTITY = /^[\x21-\x7e]{1,256}$/;
+
+/** `roles: { NAME: { … } }` or `identities: { ID: { … } }`: the same settings, keyed by role name or identity. */
+function subjectOverrides(
   where: string,
   value: unknown,
   known: Readonly<Record<string, readonly [string, Kind]>>,
+  kind: 'roles' | 'identities',
 ): Record<string, Record<string, unknown>> {
-  if (!isObject(value)) throw new ValidationError(`${where} is an object of role names.`);
+  const [noun, valid] = kind === 'roles' ? (['a role name', ROLE_NAME] as const) : (['an identity', IDENTITY] as const);
+  if (!isObject(value)) throw new ValidationError(`${where} is an object keyed by ${noun.replace(/^an? /, '')}.`);
   const out: Record<string, Record<string, unknown>> = {};
-  for (const [role, settings] of Object.entries(value)) {
-    if (!ROLE_NAME.test(role)) throw new ValidationError(`${where}: "${role.slice(0, 64)}" is not a role name.`);
-    if (!isObject(settings)) throw new ValidationError(`${where}.${role} is an object.`);
+  for (const [key, settings] of Object.entries(value)) {
+    if (!valid.test(key)) throw new ValidationError(`${where}: "${key.slice(0, 64)}" is not ${noun}.`);
+    if (!isObject(settings)) throw new ValidationError(`${where}.${key} is an object.`);
     const parsed: Record<string, unknown> = {};
     for (const [name, raw] of Object.entries(settings)) {
       // Own properties only: a setting named `constructor` must not find Object's.
       const entry = Object.hasOwn(known, name) ? known[name] : undefined;
       if (!entry) {
         throw new ValidationError(
-          `${where}.${role}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
+          `${where}.${key.slice(0, 64)}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
         );
       }
-      parsed[entry[0]] = setting(`${where}.${role}.${name}`, raw, entry[1]);
+      parsed[entry[0]] = setting(`${where}.${key}.${name}`, raw, entry[1]);
     }
-    out[role] = parsed;
+    out[key] = parsed;
   }
   return out;
 }

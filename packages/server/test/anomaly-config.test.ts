@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createAnomalyRules } from '@custos/core';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveAnomalyConfig } from '../src/anomaly-config-file.js';
@@ -127,11 +128,38 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { 'request-burst': { action: ['none', 'suspend-role'] } } }, /action is none, or one or a list/],
       [{ rules: { 'request-burst': { action: [] } } }, /action is none, or one or a list/],
       [{ action_min_severity: 'urgent' }, /action_min_severity is one of low, medium, high, critical/],
+      [{ rules: { 'first-access': { identities: { 'has space': {} } } } }, /"has space" is not an identity/],
+      [{ rules: { 'first-access': { identities: { ['x'.repeat(257)]: {} } } } }, /is not an identity/],
+      [{ rules: { 'denied-spike': { identities: { 'jwt:a#b': { warmup: '1h' } } } } }, /jwt:a#b\.warmup is not a setting/],
+      [{ rules: { 'dead-task-token': { roles: { ci: { severity: 'urgent' } } } } }, /ci\.severity is one of low/],
     ];
     for (const [section, message] of cases) {
       expect(() => resolveAnomalyConfig(section), JSON.stringify(section)).toThrow(message);
     }
     expect(resolveAnomalyConfig({ enabled: false })).toEqual({ enabled: false });
+  });
+
+  it('takes per-identity settings beside per-role ones, for every rule with per-role settings', () => {
+    const identity = 'jwt:https://ci.example#repo:nightly';
+    const config = resolveAnomalyConfig({
+      rules: {
+        'dead-task-token': { roles: { ci: { severity: 'critical' } }, identities: { [identity]: { disabled: true } } },
+        'denied-spike': { roles: { ci: { min_denied: 5 } }, identities: { [identity]: { factor: 20 } } },
+        'first-access': { identities: { [identity]: { warmup: '2h' } } },
+        'off-hours': { identities: { [identity]: { disabled: true } } },
+      },
+    });
+    const rules = new Map(createAnomalyRules(config).map((r) => [r.name, r.config]));
+    expect(rules.get('dead-task-token')).toMatchObject({
+      roles: { ci: { severity: 'critical' } },
+      identities: { [identity]: { disabled: true } },
+    });
+    expect(rules.get('denied-spike')).toMatchObject({
+      roles: { ci: { minDenied: 5 } },
+      identities: { [identity]: { factor: 20 } },
+    });
+    expect(rules.get('first-access')).toMatchObject({ identities: { [identity]: { warmupMs: 7_200_000 } } });
+    expect(rules.get('off-hours')).toMatchObject({ identities: { [identity]: { disabled: true } } });
   });
 
   it("takes each rule's quarantine action (none, one, or a list) and the severity floor", () => {

@@ -56,3 +56,26 @@ export function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number):
   map.set(key, value);
   return evicted;
 }
+
+/** A rule's per-role and per-identity settings (`roles`, `identities` in its configuration). */
+export interface SubjectOverrides<T> {
+  readonly roles: { readonly [role: string]: T };
+  readonly identities: { readonly [identity: string]: T };
+}
+
+/**
+ * The settings that apply to a request by `identity` in `role`: the
+ * identity's own entry when it has one — the narrower choice wins whole,
+ * so an operator reads one entry to know what applies — else its role's.
+ * Own properties only: a role or identity named `constructor` must not find
+ * Object's. Two map lookups, no allocation: this runs for every event.
+ */
+export function overridesFor<T>(
+  config: SubjectOverrides<T>,
+  role: string | undefined,
+  identity: string | undefined,
+): T | undefined {
+  if (identity !== undefined && Object.hasOwn(config.identities, identity)) return config.identities[identity];
+  if (role !== undefined && Object.hasOwn(config.roles, role)) return config.roles[role];
+  return undefined;
+}

@@ -2,7 +2,7 @@ import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
 import { RateTracker } from '../rate-window.js';
-import { subjectOf } from '../rule-support.js';
+import { overridesFor, subjectOf } from '../rule-support.js';
 
 /** What may be tuned per role (`roles` in {@link CredentialRateConfig}). */
 export interface CredentialRateRoleConfig {
@@ -37,6 +37,8 @@ export interface CredentialRateConfig {
   readonly maxTracked: number;
   /** Per-role overrides by role name. */
   readonly roles: { readonly [role: string]: CredentialRateRoleConfig };
+  /** Per identity (a task's `sub`): its own entry wins over its role's. */
+  readonly identities: { readonly [identity: string]: CredentialRateRoleConfig };
 }
 
 export const CREDENTIAL_RATE_DEFAULTS: CredentialRateConfig = {
@@ -52,6 +54,7 @@ export const CREDENTIAL_RATE_DEFAULTS: CredentialRateConfig = {
   operators: false,
   maxTracked: 10_000,
   roles: {},
+  identities: {},
 };
 
 /**
@@ -95,8 +98,7 @@ export class CredentialRateRule implements AnomalyRule {
     let key = auth.role;
     let { minIssued, factor, peakFactor } = this.config;
     if (auth.task_id !== undefined && key !== undefined) {
-      // Own properties only: a role named `constructor` must not find Object's.
-      const tuning = Object.hasOwn(this.config.roles, key) ? this.config.roles[key] : undefined;
+      const tuning = overridesFor(this.config, key, auth.identity);
       if (tuning?.disabled) return undefined;
       minIssued = tuning?.minIssued ?? minIssued;
       factor = tuning?.factor ?? factor;

@@ -1,7 +1,13 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
-import { evidenceOf, refusedTaskOf, setBounded } from '../rule-support.js';
+import { evidenceOf, overridesFor, refusedTaskOf, setBounded } from '../rule-support.js';
+
+/** What may be set per role or identity of the dead task (`roles`, `identities` in {@link DeadTaskTokenConfig}). */
+export interface DeadTaskTokenRoleConfig {
+  readonly disabled?: boolean;
+  readonly severity?: FindingSeverity;
+}
 
 export interface DeadTaskTokenConfig {
   /** Default `high`: a live credential of a finished task is in someone's hands. */
@@ -10,12 +16,18 @@ export interface DeadTaskTokenConfig {
   readonly cooldownMs: number;
   /** Tasks remembered for the cooldown at most (default 10,000). */
   readonly maxTracked: number;
+  /** Per role of the dead task. */
+  readonly roles: { readonly [role: string]: DeadTaskTokenRoleConfig };
+  /** Per identity of the dead task: its own entry wins over its role's. */
+  readonly identities: { readonly [identity: string]: DeadTaskTokenRoleConfig };
 }
 
 export const DEAD_TASK_TOKEN_DEFAULTS: DeadTaskTokenConfig = {
   severity: 'high',
   cooldownMs: 3_600_000,
   maxTracked: 10_000,
+  roles: {},
+  identities: {},
 };
 
 /**
@@ -62,12 +74,14 @@ export class DeadTaskTokenRule implements AnomalyRule {
     const task = refusedTaskOf(event);
     // Without a verified task (a forged or garbled token) there is nobody to name: other rules count those.
     if (!task) return undefined;
+    const tuning = overridesFor(this.config, task.role, task.identity);
+    if (tuning?.disabled) return undefined;
     const last = this.#lastRaised.get(task.task_id);
     if (last !== undefined && epochMs - last < this.config.cooldownMs) return undefined;
     setBounded(this.#lastRaised, task.task_id, epochMs, this.config.maxTracked);
     const source = event.request?.source_ip ? ` from ${event.request.source_ip}` : '';
     return {
-      severity: this.config.severity,
+      severity: tuning?.severity ?? this.config.severity,
       subject: task,
       evidence: [evidenceOf(observation)],
       explanation:

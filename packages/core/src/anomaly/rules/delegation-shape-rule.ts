@@ -1,7 +1,7 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
-import { evidenceOf, setBounded, subjectOf } from '../rule-support.js';
+import { evidenceOf, overridesFor, setBounded, subjectOf } from '../rule-support.js';
 
 /** What may be tuned per role (`roles` in {@link DelegationShapeConfig}). */
 export interface DelegationShapeRoleConfig {
@@ -31,6 +31,8 @@ export interface DelegationShapeConfig {
   readonly maxParents: number;
   /** Per-role overrides by role name. */
   readonly roles: { readonly [role: string]: DelegationShapeRoleConfig };
+  /** Per identity (a task's `sub`): its own entry wins over its role's. */
+  readonly identities: { readonly [identity: string]: DelegationShapeRoleConfig };
 }
 
 export const DELEGATION_SHAPE_DEFAULTS: DelegationShapeConfig = {
@@ -43,6 +45,7 @@ export const DELEGATION_SHAPE_DEFAULTS: DelegationShapeConfig = {
   maxRoles: 10_000,
   maxParents: 100_000,
   roles: {},
+  identities: {},
 };
 
 interface RoleShape {
@@ -120,7 +123,7 @@ export class DelegationShapeRule implements AnomalyRule {
     // record carries the new task itself as its caller (issued_task is auth.task_id): neither is a delegation.
     if (parent === undefined || role === undefined || chain === undefined || chain.length === 0) return undefined;
     if (event.details.issued_task === parent) return undefined;
-    const tuning = Object.hasOwn(this.config.roles, role) ? this.config.roles[role] : undefined;
+    const tuning = overridesFor(this.config, role, auth.identity);
     if (tuning?.disabled) return undefined;
 
     const depth = chain.length;

@@ -1,7 +1,14 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingEvidence, FindingSeverity } from '../finding.js';
-import { evidenceOf, refusedTaskOf, setBounded, subjectOf } from '../rule-support.js';
+import { evidenceOf, overridesFor, refusedTaskOf, setBounded, subjectOf } from '../rule-support.js';
+
+/** What may be tuned per role or identity (`roles`, `identities` in {@link DeniedSpikeConfig}). */
+export interface DeniedSpikeRoleConfig {
+  readonly disabled?: boolean;
+  readonly minDenied?: number;
+  readonly factor?: number;
+}
 
 export interface DeniedSpikeConfig {
   readonly severity: FindingSeverity;
@@ -19,6 +26,10 @@ export interface DeniedSpikeConfig {
   readonly minHistoryMs: number;
   /** Identities (or source addresses) tracked at most (default 10,000; the oldest goes first). */
   readonly maxTracked: number;
+  /** Per role, for the tasks of that role (and the dead tokens they leave). */
+  readonly roles: { readonly [role: string]: DeniedSpikeRoleConfig };
+  /** Per identity (a task's `sub`): its own entry wins over its role's. */
+  readonly identities: { readonly [identity: string]: DeniedSpikeRoleConfig };
 }
 
 export const DENIED_SPIKE_DEFAULTS: DeniedSpikeConfig = {
@@ -30,6 +41,8 @@ export const DENIED_SPIKE_DEFAULTS: DeniedSpikeConfig = {
   baselineMs: 6 * 3_600_000,
   minHistoryMs: 15 * 60_000,
   maxTracked: 10_000,
+  roles: {},
+  identities: {},
 };
 
 interface Track {
@@ -103,7 +116,10 @@ export class DeniedSpikeRule implements AnomalyRule {
     // token named, else (no verified identity at all) the source address.
     const auth = event.auth;
     let tracks = this.#byIdentity;
-    let key = auth.identity ?? refusedTaskOf(event)?.identity;
+    const refused = auth.identity === undefined ? refusedTaskOf(event) : undefined;
+    let key = auth.identity ?? refused?.identity;
+    const tuning = key === undefined ? undefined : overridesFor(this.config, auth.role ?? refused?.role, key);
+    if (tuning?.disabled) return undefined;
     if (key === undefined && auth.token_accessor !== undefined) {
       tracks = this.#byToken;
       key = auth.token_accessor;
@@ -135,7 +151,9 @@ export class DeniedSpikeRule implements AnomalyRule {
     track.sum++;
     track.recent.push({ at: epochMs, evidence: evidenceOf(observation) });
     if (track.recent.length > EVIDENCE_MAX) track.recent.shift();
-    const { minDenied, factor, minHistoryMs, windowMs, buckets } = this.config;
+    const { minHistoryMs, windowMs, buckets } = this.config;
+    const minDenied = tuning?.minDenied ?? this.config.minDenied;
+    const factor = tuning?.factor ?? this.config.factor;
     const usual = track.weight > 0 ? (track.mean / track.weight) * buckets : 0;
     if (track.sum < minDenied || track.sum <= factor * usual) return undefined;
     if (epochMs - track.first < minHistoryMs || epochMs < track.quietUntil) return undefined;

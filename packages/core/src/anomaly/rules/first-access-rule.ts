@@ -1,7 +1,7 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
-import { evidenceOf, setBounded, subjectOf } from '../rule-support.js';
+import { evidenceOf, overridesFor, setBounded, subjectOf } from '../rule-support.js';
 
 /** What may be tuned per role (`roles` in {@link FirstAccessConfig}). */
 export interface FirstAccessRoleConfig {
@@ -48,6 +48,8 @@ export interface FirstAccessConfig {
   readonly maxPathsTotal: number;
   /** Per-role overrides by role name. */
   readonly roles: { readonly [role: string]: FirstAccessRoleConfig };
+  /** Per identity (a task's `sub`): its own entry wins over its role's. */
+  readonly identities: { readonly [identity: string]: FirstAccessRoleConfig };
 }
 
 export const FIRST_ACCESS_DEFAULTS: FirstAccessConfig = {
@@ -64,6 +66,7 @@ export const FIRST_ACCESS_DEFAULTS: FirstAccessConfig = {
   maxPathsPerSubject: 5_000,
   maxPathsTotal: 1_000_000,
   roles: {},
+  identities: {},
 };
 
 interface Baseline {
@@ -123,8 +126,7 @@ export class FirstAccessRule implements AnomalyRule {
     const newFor: string[] = [];
     if (auth.task_id !== undefined) {
       const role = auth.role;
-      // Own properties only: a role named `constructor` must not find Object's.
-      const tuning = role !== undefined && Object.hasOwn(this.config.roles, role) ? this.config.roles[role] : undefined;
+      const tuning = overridesFor(this.config, role, auth.identity);
       if (tuning?.disabled) return undefined;
       if (this.config.perRole && role !== undefined && this.#isNew(this.#roles, role, path, epochMs, tuning)) {
         newFor.push(`role ${role}`);

@@ -2,7 +2,7 @@ import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
 import { formatNetwork, networkOf } from '../network-prefix.js';
-import { evidenceOf, setBounded, subjectOf } from '../rule-support.js';
+import { evidenceOf, overridesFor, setBounded, subjectOf } from '../rule-support.js';
 
 /** What may be tuned per role (`roles` in {@link NewSourceAddressConfig}). */
 export interface NewSourceAddressRoleConfig {
@@ -36,6 +36,8 @@ export interface NewSourceAddressConfig {
   readonly maxNetworksTotal: number;
   /** Per-role overrides by role name. */
   readonly roles: { readonly [role: string]: NewSourceAddressRoleConfig };
+  /** Per identity (a task's `sub`): its own entry wins over its role's. */
+  readonly identities: { readonly [identity: string]: NewSourceAddressRoleConfig };
 }
 
 export const NEW_SOURCE_ADDRESS_DEFAULTS: NewSourceAddressConfig = {
@@ -51,6 +53,7 @@ export const NEW_SOURCE_ADDRESS_DEFAULTS: NewSourceAddressConfig = {
   maxNetworksPerSubject: 256,
   maxNetworksTotal: 1_000_000,
   roles: {},
+  identities: {},
 };
 
 interface Baseline {
@@ -114,8 +117,7 @@ export class NewSourceAddressRule implements AnomalyRule {
     this.#network = undefined;
     if (auth.task_id !== undefined) {
       const role = auth.role;
-      // Own properties only: a role named `constructor` must not find Object's.
-      const tuning = role !== undefined && Object.hasOwn(this.config.roles, role) ? this.config.roles[role] : undefined;
+      const tuning = overridesFor(this.config, role, auth.identity);
       if (tuning?.disabled) return undefined;
       if (this.config.perRole && role !== undefined && this.#isNew(this.#roles, role, address, epochMs, tuning)) {
         newFor.push(`role ${role}`);

@@ -2,7 +2,7 @@ import type { AuditObservation } from '../../audit/audit-log.js';
 import { type ActiveWindow, formatActiveHours, withinActiveHours } from '../../tasks/active-hours.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
-import { evidenceOf, setBounded, subjectOf } from '../rule-support.js';
+import { evidenceOf, overridesFor, setBounded, subjectOf } from '../rule-support.js';
 
 /** What may be tuned per role (`roles` in {@link OffHoursConfig}). */
 export interface OffHoursRoleConfig {
@@ -34,6 +34,8 @@ export interface OffHoursConfig {
   readonly maxSubjects: number;
   /** Per-role overrides by role name. */
   readonly roles: { readonly [role: string]: OffHoursRoleConfig };
+  /** Per identity (a task's `sub`): its own entry wins over its role's. */
+  readonly identities: { readonly [identity: string]: OffHoursRoleConfig };
 }
 
 export const OFF_HOURS_DEFAULTS: OffHoursConfig = {
@@ -46,6 +48,7 @@ export const OFF_HOURS_DEFAULTS: OffHoursConfig = {
   perIdentity: true,
   maxSubjects: 10_000,
   roles: {},
+  identities: {},
 };
 
 /**
@@ -114,8 +117,7 @@ export class OffHoursRule implements AnomalyRule {
     const auth = event.auth;
     if (auth.task_id === undefined) return undefined;
     const role = auth.role;
-    // Own properties only: a role named `constructor` must not find Object's.
-    const tuning = role !== undefined && Object.hasOwn(this.config.roles, role) ? this.config.roles[role] : undefined;
+    const tuning = overridesFor(this.config, role, auth.identity);
     if (tuning?.disabled) return undefined;
     // Hours since the epoch; 1970-01-01 was a Thursday, so Monday 00:00 UTC is 72 hours on.
     const hour = (Math.floor(epochMs / 3_600_000) + 72) % HOURS_PER_WEEK;

@@ -2,7 +2,7 @@ import type { AuditObservation } from '../../audit/audit-log.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
 import { RateTracker } from '../rate-window.js';
-import { subjectOf } from '../rule-support.js';
+import { overridesFor, subjectOf } from '../rule-support.js';
 
 /** What may be tuned per role (`roles` in {@link RequestBurstConfig}). */
 export interface RequestBurstRoleConfig {
@@ -37,6 +37,8 @@ export interface RequestBurstConfig {
   readonly maxTracked: number;
   /** Per-role overrides by role name. */
   readonly roles: { readonly [role: string]: RequestBurstRoleConfig };
+  /** Per identity (a task's `sub`): its own entry wins over its role's. */
+  readonly identities: { readonly [identity: string]: RequestBurstRoleConfig };
 }
 
 export const REQUEST_BURST_DEFAULTS: RequestBurstConfig = {
@@ -52,6 +54,7 @@ export const REQUEST_BURST_DEFAULTS: RequestBurstConfig = {
   operators: false,
   maxTracked: 10_000,
   roles: {},
+  identities: {},
 };
 
 /**
@@ -96,8 +99,7 @@ export class RequestBurstRule implements AnomalyRule {
     let peakFactor = this.config.peakFactor;
     if (auth.task_id !== undefined && key !== undefined) {
       const role = auth.role;
-      // Own properties only: a role named `constructor` must not find Object's.
-      const tuning = role !== undefined && Object.hasOwn(this.config.roles, role) ? this.config.roles[role] : undefined;
+      const tuning = overridesFor(this.config, role, key);
       if (tuning?.disabled) return undefined;
       minRequests = tuning?.minRequests ?? minRequests;
       factor = tuning?.factor ?? factor;
