@@ -14,6 +14,7 @@ import { registerLoginCommand } from './commands/login-command.js';
 import { registerMcpCommand } from './commands/mcp-command.js';
 import { registerOperatorCommand } from './commands/operator-command.js';
 import { registerPolicyCommand } from './commands/policy-command.js';
+import { registerHoneytokenCommand } from './commands/honeytoken-command.js';
 import { registerRedactCommand } from './commands/redact-command.js';
 import { registerRoleCommand } from './commands/role-command.js';
 import { registerRunCommand } from './commands/run-command.js';
@@ -65,13 +66,14 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerCaCommand(program, io);
   registerAuditCommand(program, io);
   registerAlertsCommand(program, io);
+  registerHoneytokenCommand(program, io);
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);
   registerUpstreamCommand(program, io);
   registerLeaseCommand(program, io);
   registerRunCommand(program, io);
   registerMcpCommand(program, io);
-  registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
+  registerRedactCommand(program, io);
   registerScanCommand(program, io);
   return program;
 }

@@ -1,9 +1,11 @@
+import type { HoneytokenWatch } from '../honeytokens/honeytoken-types.js';
 import type { AnomalyRule } from './anomaly-rule.js';
 import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
 import { type CredentialRateConfig, CredentialRateRule } from './rules/credential-rate-rule.js';
 import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
+import { type HoneytokenRuleConfig, HoneytokenRule } from './rules/honeytoken-rule.js';
 import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
 import { type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
 import { type RequestBurstConfig, RequestBurstRule } from './rules/request-burst-rule.js';
@@ -31,11 +33,18 @@ export interface AnomalyConfig {
     readonly 'request-burst'?: Partial<RequestBurstConfig> | false;
     readonly 'credential-rate'?: Partial<CredentialRateConfig> | false;
     readonly 'off-hours'?: Partial<OffHoursConfig> | false;
+    readonly honeytoken?: Partial<HoneytokenRuleConfig> | false;
   };
 }
 
+/** What some rules watch besides the audit stream: kept-current, in-memory views (no storage reads). */
+export interface AnomalyRuleContext {
+  /** The honeytoken registry (the `honeytoken` rule never fires without it). */
+  readonly honeytokens?: HoneytokenWatch;
+}
+
 /** The rules a configuration turns on, each with its defaults under the configured values. */
-export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
+export function createAnomalyRules(config: AnomalyConfig = {}, context: AnomalyRuleContext = {}): AnomalyRule[] {
   const rules: AnomalyRule[] = [];
   const c = config.rules ?? {};
   if (c['dead-task-token'] !== false) rules.push(new DeadTaskTokenRule(c['dead-task-token'] ?? {}));
@@ -46,5 +55,6 @@ export function createAnomalyRules(config: AnomalyConfig = {}): AnomalyRule[] {
   if (c['request-burst'] !== false) rules.push(new RequestBurstRule(c['request-burst'] ?? {}));
   if (c['credential-rate'] !== false) rules.push(new CredentialRateRule(c['credential-rate'] ?? {}));
   if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}));
+  if (c.honeytoken !== false) rules.push(new HoneytokenRule(c.honeytoken ?? {}, context.honeytokens));
   return rules;
 }

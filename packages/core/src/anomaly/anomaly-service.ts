@@ -2,6 +2,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { EgressPolicy } from '../egress/egress-policy.js';
 import type { AuditStore } from '../ports/storage.js';
 import type { EventBus } from '../rotation/event-bus.js';
+import type { HoneytokenWatch } from '../honeytokens/honeytoken-types.js';
 import type { AnomalyConfig } from './anomaly-config.js';
 import { createAnomalyRules } from './anomaly-config.js';
 import { AnomalyEngine } from './anomaly-engine.js';
@@ -22,6 +23,8 @@ export interface AnomalyServiceDeps {
   /** The log alert sink. */
   readonly onFinding?: (finding: Finding) => void;
   readonly webhook?: AlertWebhookOptions;
+  /** The honeytoken registry's in-memory view, for the `honeytoken` rule. */
+  readonly honeytokens?: HoneytokenWatch;
 }
 
 /** A running engine and how to stop it. */
@@ -48,7 +51,7 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
   if (config.enabled === false) return undefined;
   const report = deps.report ?? (() => undefined);
   const engine = new AnomalyEngine({
-    rules: createAnomalyRules(config),
+    rules: createAnomalyRules(config, deps.honeytokens ? { honeytokens: deps.honeytokens } : {}),
     store: deps.alerts,
     ...(config.maxQueue ? { maxQueue: config.maxQueue } : {}),
     ...(config.maxFindingsPerMinute ? { maxFindingsPerMinute: config.maxFindingsPerMinute } : {}),

@@ -11,6 +11,7 @@ export * from './rules/credential-rate-rule.js';
 export * from './rules/dead-task-token-rule.js';
 export * from './rules/denied-spike-rule.js';
 export * from './rules/first-access-rule.js';
+export * from './rules/honeytoken-rule.js';
 export * from './rules/new-source-address-rule.js';
 export * from './rules/off-hours-rule.js';
 export * from './rules/request-burst-rule.js';

@@ -21,6 +21,7 @@ import {
 import { CertService, JwtMethodService } from '../auth-methods/index.js';
 import { EgressPolicy } from '../egress/index.js';
 import { AuditIntegrityError, CustosError, SealedError } from '../errors/index.js';
+import { HoneytokenService } from '../honeytokens/index.js';
 import { StorageDpopReplayCache, verifyDpopProof } from '../identity/index.js';
 import { EngineService, LeaseService } from '../leases/index.js';
 import {
@@ -136,6 +137,8 @@ export interface CustosServices {
   alerts: FindingStore;
   /** The anomaly engine, when enabled: subscribe to findings, read its counts. */
   anomaly: AnomalyEngine | undefined;
+  /** Decoy secrets and their sealed registry (`/v1/honeytokens`, `admin` on `sys/honeytokens`). */
+  honeytokens: HoneytokenService;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -352,6 +355,17 @@ export class CustosNode {
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
     const secrets = new SecretService({ storage, cipher });
+    const auditHmac = createAuditHmac(keys.hmacKey);
+    // Loaded before the anomaly engine resumes, so touches of a honeytoken
+    // recorded while the node was down are judged against the registry.
+    const honeytokens = new HoneytokenService({
+      storage,
+      cipher,
+      secrets,
+      hmac: auditHmac,
+      engineEndpoint: (name) => engines.endpoint(name),
+    });
+    await honeytokens.load();
     const events = new EventBus();
     const alerts = new FindingStore({ entries: storage.entries, cipher });
     this.#anomaly = await startAnomalyService({
@@ -364,6 +378,7 @@ export class CustosNode {
       ...(this.#options.onAnomalyError ? { report: this.#options.onAnomalyError } : {}),
       ...(this.#options.onFinding ? { onFinding: this.#options.onFinding } : {}),
       ...(this.#options.alertWebhook ? { webhook: this.#options.alertWebhook } : {}),
+      honeytokens: honeytokens.watch,
     });
     const anomaly = this.#anomaly?.engine;
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
@@ -388,7 +403,7 @@ export class CustosNode {
       tokens,
       policies,
       audit,
-      auditHmac: createAuditHmac(keys.hmacKey),
+      auditHmac,
       auditPublicKeys: keys.publicKeys,
       storage,
       roles,
@@ -404,6 +419,7 @@ export class CustosNode {
       upstreams,
       alerts,
       anomaly,
+      honeytokens,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
@@ -485,6 +501,8 @@ export class CustosNode {
     this.#policyRefresh = setInterval(() => {
       // Another node's policy change takes effect here within a second.
       policies.refresh().catch(() => undefined);
+      // So is a honeytoken created or deleted there (one scan of a small namespace).
+      honeytokens.load().catch(() => undefined);
     }, POLICY_REFRESH_MS);
     this.#policyRefresh.unref();
   }

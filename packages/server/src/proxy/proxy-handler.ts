@@ -3,6 +3,7 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import {
   CustosError,
   type CustosNode,
+  type HoneytokenWatch,
   isCustosError,
   methodAllowed,
   openEgressRequest,
@@ -96,10 +97,14 @@ export async function handleProxyRequest(
     if (ctx.node.sealed) throw new SealedError();
     const services = ctx.node.services();
     const route = routeOf(req, call, ctx);
-    const principal = await services.authenticate(route.token(), {
-      method: call.method,
-      url: `${services.issuer}/proxy`,
-    });
+    const token = route.token();
+    const principal = await services
+      .authenticate(token, { method: call.method, url: `${services.issuer}/proxy` })
+      .catch((error: unknown) => {
+        // By HMAC only, as the auth plugin records refusals (a presented honeytoken is recognised by it).
+        call.credential = services.auditHmac(token);
+        throw error;
+      });
     call.principal = principal;
     if (principal.kind !== 'task') {
       call.reason = 'proxy_requires_task_token';
@@ -108,6 +113,7 @@ export async function handleProxyRequest(
     const target = await route.target(principal);
     call.upstream = target.upstream;
     call.path = target.path;
+    call.presentedValue = presentedHoneytoken(services.honeytokens.watch, req, target);
     const resource = upstreamUseResource(target.upstream);
     if (!services.authorize(principal, 'use', resource, { sourceIp: call.sourceIp, now: new Date() }).allowed) {
       throw new PermissionDeniedError();
@@ -117,6 +123,7 @@ export async function handleProxyRequest(
     if (!pathAllowed(upstream.allow_paths, target.path)) throw new ProxyPathNotAllowedError();
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > ctx.options.bodyLimit) throw tooLarge(ctx);
+    call.secretPath = upstream.secret_path;
     const value = await services.upstreams.credential(upstream, principal.task.chain[0] ?? principal.task.task_id);
     const redactor = ctx.redactors.for(upstream.name, value);
     const headers = upstreamRequestHeaders(req, upstream.inject, value);
@@ -166,6 +173,28 @@ export async function handleProxyRequest(
       });
     }
   }
+}
+
+/**
+ * The audit-key HMAC of a honeytoken's value carried in the request — in a
+ * header (other than the caller's own credential headers, which are
+ * authenticated and stripped), the path or a query parameter — or
+ * undefined. Set lookups and at most a few HMACs (only candidates of a
+ * honeytoken value's length are hashed). The call goes on as any other:
+ * refusing it would tell the caller the value is special; the decoy fails
+ * upstream as a bad key would. Bodies are not examined (see docs/anomaly.md).
+ */
+export function presentedHoneytoken(watch: HoneytokenWatch, req: IncomingMessage, target: ProxyTarget): string | undefined {
+  const texts: string[] = [target.path];
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name === 'authorization' || name === 'proxy-authorization' || value === undefined) continue;
+    if (typeof value === 'string') texts.push(value);
+    else texts.push(...value);
+  }
+  if (target.query !== '') {
+    for (const [key, value] of new URLSearchParams(target.query)) texts.push(key, value);
+  }
+  return watch.findValue(texts);
 }
 
 /** How a request names its upstream and carries its task token. */
