@@ -23,6 +23,7 @@ type Kind =
 const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
   'dead-task-token': { severity: ['severity', 'severity'], cooldown: ['cooldownMs', 'duration'] },
   'bootstrap-token-reuse': { severity: ['severity', 'severity'] },
+  honeytoken: { severity: ['severity', 'severity'], cooldown: ['cooldownMs', 'duration'] },
   'denied-spike': {
     severity: ['severity', 'severity'],
     window: ['windowMs', 'duration'],

@@ -16,8 +16,9 @@ const KINDS = ['aws', 'openai', 'db-url', 'generic'];
 /**
  * `custos honeytoken create|list|delete`: decoy secrets whose every touch
  * is a critical finding (docs/anomaly.md#honeytokens). Needs `admin` on
- * `sys/honeytokens`; the value is never printed (read it with `custos
- * secret get` to plant it somewhere, as an admin who may read the path).
+ * `sys/honeytokens`. The decoy value comes back once, at creation
+ * (`--show-value`, `--json`), to be planted: every later read of it, an
+ * admin's too, is a touch.
  */
 export function registerHoneytokenCommand(program: Command, io: CliIo): void {
   const honeytoken = program
@@ -30,19 +31,34 @@ export function registerHoneytokenCommand(program: Command, io: CliIo): void {
     .requiredOption('--kind <kind>', 'aws, openai, db-url or generic (shaped as a custos token)')
     .option('--host <host[:port]>', 'db-url: the database host the decoy URL names (default port 5432)')
     .option('--engine <name>', 'db-url: take scheme, host and port from this registered engine')
-    .option('--json', 'JSON output')
-    .action(async (path: string, opts: { kind: string; host?: string; engine?: string; json?: boolean }) => {
-      if (!KINDS.includes(opts.kind)) {
-        throw new CliError('CUSTOS_ERR_USAGE', `--kind is one of ${KINDS.join(', ')}`, EXIT.usage);
-      }
-      const created = await new CustosClient(io).request<HoneytokenView>('POST', '/v1/honeytokens', {
-        path,
-        kind: opts.kind,
-        ...(opts.host !== undefined ? { host: opts.host } : {}),
-        ...(opts.engine !== undefined ? { engine: opts.engine } : {}),
-      });
-      emit(io, opts.json, created, () => `Created honeytoken ${created.path} (${created.kind})`);
-    });
+    .option('--show-value', 'print the decoy fields, to plant them (shown once: a later read trips the alarm)')
+    .option('--json', 'JSON output (with the decoy fields)')
+    .action(
+      async (
+        path: string,
+        opts: { kind: string; host?: string; engine?: string; showValue?: boolean; json?: boolean },
+      ) => {
+        if (!KINDS.includes(opts.kind)) {
+          throw new CliError('CUSTOS_ERR_USAGE', `--kind is one of ${KINDS.join(', ')}`, EXIT.usage);
+        }
+        const created = await new CustosClient(io).request<HoneytokenView & { data: Record<string, string> }>(
+          'POST',
+          '/v1/honeytokens',
+          {
+            path,
+            kind: opts.kind,
+            ...(opts.host !== undefined ? { host: opts.host } : {}),
+            ...(opts.engine !== undefined ? { engine: opts.engine } : {}),
+          },
+        );
+        emit(io, opts.json, created, () =>
+          [
+            `Created honeytoken ${created.path} (${created.kind})`,
+            ...(opts.showValue ? [table(Object.entries(created.data))] : []),
+          ].join('\n'),
+        );
+      },
+    );
 
   honeytoken
     .command('list')

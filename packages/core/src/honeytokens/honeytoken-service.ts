@@ -2,7 +2,7 @@ import type { AuditHmac } from '../audit/audit-hmac.js';
 import type { Cipher } from '../common/cipher.js';
 import { CustosError, isCustosError, NotFoundError, ValidationError } from '../errors/index.js';
 import type { Storage } from '../ports/storage.js';
-import { type SecretService, validateSecretPath } from '../secrets/index.js';
+import { type SecretData, type SecretService, validateSecretPath } from '../secrets/index.js';
 import { HoneytokenRegistry, MAX_HONEYTOKENS } from './honeytoken-registry.js';
 import {
   HONEYTOKEN_KINDS,
@@ -68,9 +68,15 @@ export class HoneytokenService {
    * Creates a honeytoken at `path`: a fresh random decoy of `kind`, written
    * as version 1 of a new secret by `actor` (as `custos secret put` would
    * write it), and its marker. The path must not hold a secret yet: turning
-   * a real secret into a decoy would trip on its legitimate readers.
+   * a real secret into a decoy would trip on its legitimate readers. Returns
+   * the decoy's fields once, for the admin to plant.
    */
-  async create(path: string, kind: HoneytokenKind, target: HoneytokenTarget, actor: string): Promise<HoneytokenView> {
+  async create(
+    path: string,
+    kind: HoneytokenKind,
+    target: HoneytokenTarget,
+    actor: string,
+  ): Promise<HoneytokenView & { data: SecretData }> {
     validateSecretPath(path);
     if (!HONEYTOKEN_KINDS.includes(kind)) throw new ValidationError(`kind is one of ${HONEYTOKEN_KINDS.join(', ')}.`);
     if (kind !== 'db-url' && (target.host !== undefined || target.engine !== undefined)) {
@@ -105,7 +111,9 @@ export class HoneytokenService {
       }
       throw error;
     }
-    return view(record);
+    // The value goes back to the creating admin once, to be planted: read
+    // later, even by an admin, it trips like any other read.
+    return { ...view(record), data };
   }
 
   /** Every honeytoken (path, kind, creation): never a value or a fingerprint. */

@@ -68,7 +68,7 @@ export async function honeytokenRoutes(app: FastifyInstance, { node }: { node: C
     config: { access },
     schema: {
       tags: ['honeytokens'],
-      summary: 'Create a honeytoken: a random decoy of the kind, written as a new secret at path',
+      summary: 'Create a honeytoken: a random decoy of the kind, written as a new secret at path (its value returned once)',
       body: {
         type: 'object',
         properties: {
@@ -80,7 +80,15 @@ export async function honeytokenRoutes(app: FastifyInstance, { node }: { node: C
         required: ['path', 'kind'],
         additionalProperties: false,
       },
-      response: { 200: honeytokenView },
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            ...honeytokenView.properties,
+            data: { type: 'object', additionalProperties: { type: 'string' } },
+          },
+        },
+      },
     },
     handler: async (request) => {
       const { path, kind, host, engine } = request.body;
