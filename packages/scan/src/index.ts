@@ -15,6 +15,12 @@ export type { ScanOptions, ScanProgress } from './scanner.js';
 export { scanPaths } from './scanner.js';
 export { type FindAllSource, SecretMatcher } from './secret-matcher.js';
 export type { VaultClientOptions } from './vault/vault-client.js';
-export { fetchVaultFingerprints, reportVaultMatches, VaultFetchError, type VaultMatch, vaultMatchOf } from './vault/vault-client.js';
+export {
+  fetchVaultFingerprints,
+  reportVaultMatches,
+  VaultFetchError,
+  type VaultMatch,
+  vaultMatchOf,
+} from './vault/vault-client.js';
 export type { VaultFingerprint, VaultFingerprints } from './vault/vault-fingerprints.js';
 export { matchVault } from './vault/vault-fingerprints.js';

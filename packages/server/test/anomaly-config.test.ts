@@ -33,6 +33,7 @@ describe('the anomaly section of the server configuration file', () => {
             'off-hours': { min_history: '7d', rare_share: 0.01, roles: { ops: { disabled: true } } },
             'credential-rate': { min_issued: 5, window: '2h', roles: { fanout: { disabled: true } } },
             'request-burst': { min_requests: 100, peak: '2d', roles: { batch: { factor: 50, peak_factor: 5 } } },
+            honeytoken: { cooldown: '5m' },
           },
         },
       }),
@@ -51,7 +52,9 @@ describe('the anomaly section of the server configuration file', () => {
         'request-burst',
         'credential-rate',
         'off-hours',
+        'honeytoken',
       ]);
+      expect(rules[7]!.config).toEqual({ severity: 'critical', cooldownMs: 300_000, maxTracked: 10_000 });
       expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
       expect(rules[2]!.config).toMatchObject({
         warmupMs: 48 * 3_600_000,

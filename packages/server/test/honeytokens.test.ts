@@ -10,6 +10,14 @@ import { auditEvents, fakeSecret, startTestServer, type TestServer } from './tes
 
 type Call = Awaited<ReturnType<TestServer['call']>>;
 
+/** An audit event as stored, for assertions on the fields a touch leaves. */
+type RecordedEvent = {
+  request_id?: string;
+  decision?: string;
+  request: Record<string, string | undefined>;
+  data: Record<string, string>;
+  details: Record<string, unknown>;
+};
 describe('honeytokens', () => {
   let s: TestServer;
   const ok = async (r: Call) => {
@@ -30,7 +38,7 @@ describe('honeytokens', () => {
     const [evidence] = finding.evidence;
     const [record] = await s.storage.audit.range(evidence!.seq, evidence!.seq);
     expect(record!.hash).toBe(evidence!.hash);
-    return JSON.parse(record!.event) as Record<string, any>;
+    return JSON.parse(record!.event) as RecordedEvent;
   };
   /** Creates a honeytoken as root (an admin); its decoy fields come back once, in the answer. */
   const create = async (path: string, kind: string, extra: Record<string, string> = {}) =>
@@ -63,10 +71,18 @@ describe('honeytokens', () => {
         },
       }),
     );
-    await ok(await s.call({ method: 'PUT', url: '/v1/roles/clerk', payload: { policies: ['finance-read'], max_ttl: '15m' } }));
-    reader = ((await ok(
-      await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: ['finance-read'], ttl: '1h' } }),
-    )) as { token: string }).token;
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/roles/clerk', payload: { policies: ['finance-read'], max_ttl: '15m' } }),
+    );
+    reader = (
+      (await ok(
+        await s.call({
+          method: 'POST',
+          url: '/v1/auth/token/create',
+          payload: { policies: ['finance-read'], ttl: '1h' },
+        }),
+      )) as { token: string }
+    ).token;
   });
   afterAll(async () => {
     await s?.close();
@@ -82,7 +98,9 @@ describe('honeytokens', () => {
       expect(ids(`aws_secret_access_key = ${aws.secret_access_key}`)).toContain('aws-secret-access-key');
       expect(await value('kv/gen/aws-2', 'aws')).not.toEqual(aws);
       // What the creating admin got back is what is stored (an admin's read, which trips like any other).
-      expect(((await s.call({ method: 'GET', url: '/v1/secrets/data/kv/gen/aws-1' })).json() as { data: unknown }).data).toEqual(aws);
+      expect(
+        ((await s.call({ method: 'GET', url: '/v1/secrets/data/kv/gen/aws-1' })).json() as { data: unknown }).data,
+      ).toEqual(aws);
 
       const openai = await value('kv/gen/openai-1', 'openai');
       expect(ids(openai.api_key!)).toEqual(['openai-key']);
@@ -110,7 +128,11 @@ describe('honeytokens', () => {
       });
       expect(missing.statusCode).toBe(404);
       // Without host or engine: a validation error, nothing written.
-      const bare = await s.call({ method: 'POST', url: '/v1/honeytokens', payload: { path: 'kv/gen/bare', kind: 'db-url' } });
+      const bare = await s.call({
+        method: 'POST',
+        url: '/v1/honeytokens',
+        payload: { path: 'kv/gen/bare', kind: 'db-url' },
+      });
       expect(bare.json().error.code).toBe('CUSTOS_ERR_VALIDATION');
       expect((await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/gen/bare' })).statusCode).toBe(404);
     });
@@ -119,29 +141,55 @@ describe('honeytokens', () => {
   describe('admin routes', () => {
     it('create, list and delete; never a value in the list', async () => {
       const { data, ...created } = await create('kv/admin/decoy', 'openai');
-      expect(created).toMatchObject({ path: 'kv/admin/decoy', kind: 'openai', });
+      expect(created).toMatchObject({ path: 'kv/admin/decoy', kind: 'openai' });
       expect(created.created_by).toMatch(/^token:acc_/);
       const listed = (await ok(await s.call({ method: 'GET', url: '/v1/honeytokens' }))) as { honeytokens: unknown[] };
       expect(listed.honeytokens).toContainEqual(created);
       expect(JSON.stringify(listed)).not.toContain(data.api_key);
       // A second honeytoken, or one over an existing secret, at the same path is refused.
-      expect((await s.call({ method: 'POST', url: '/v1/honeytokens', payload: { path: 'kv/admin/decoy', kind: 'aws' } })).statusCode).toBe(409);
-      await ok(await s.call({ method: 'PUT', url: '/v1/secrets/data/kv/admin/real', payload: { data: { v: fakeSecret() } } }));
-      expect((await s.call({ method: 'POST', url: '/v1/honeytokens', payload: { path: 'kv/admin/real', kind: 'aws' } })).statusCode).toBe(409);
-      expect(((await ok(await s.call({ method: 'GET', url: '/v1/honeytokens' }))) as { honeytokens: { path: string }[] }).honeytokens.map((h) => h.path)).not.toContain('kv/admin/real');
+      expect(
+        (await s.call({ method: 'POST', url: '/v1/honeytokens', payload: { path: 'kv/admin/decoy', kind: 'aws' } }))
+          .statusCode,
+      ).toBe(409);
+      await ok(
+        await s.call({ method: 'PUT', url: '/v1/secrets/data/kv/admin/real', payload: { data: { v: fakeSecret() } } }),
+      );
+      expect(
+        (await s.call({ method: 'POST', url: '/v1/honeytokens', payload: { path: 'kv/admin/real', kind: 'aws' } }))
+          .statusCode,
+      ).toBe(409);
+      expect(
+        (
+          (await ok(await s.call({ method: 'GET', url: '/v1/honeytokens' }))) as { honeytokens: { path: string }[] }
+        ).honeytokens.map((h) => h.path),
+      ).not.toContain('kv/admin/real');
 
       await ok(await s.call({ method: 'POST', url: '/v1/honeytokens/delete', payload: { path: 'kv/admin/decoy' } }));
       expect((await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/admin/decoy' })).statusCode).toBe(404);
-      expect((await s.call({ method: 'POST', url: '/v1/honeytokens/delete', payload: { path: 'kv/admin/decoy' } })).statusCode).toBe(404);
+      expect(
+        (await s.call({ method: 'POST', url: '/v1/honeytokens/delete', payload: { path: 'kv/admin/decoy' } }))
+          .statusCode,
+      ).toBe(404);
       // The path of an ordinary secret is not a honeytoken to delete: the secret stays.
-      expect((await s.call({ method: 'POST', url: '/v1/honeytokens/delete', payload: { path: 'kv/admin/real' } })).statusCode).toBe(404);
+      expect(
+        (await s.call({ method: 'POST', url: '/v1/honeytokens/delete', payload: { path: 'kv/admin/real' } }))
+          .statusCode,
+      ).toBe(404);
       expect((await s.call({ method: 'GET', url: '/v1/secrets/data/kv/admin/real' })).statusCode).toBe(200);
     });
 
     it('a deleted honeytoken no longer trips', async () => {
       await create('kv/finance/retired', 'generic');
-      await ok(await s.call({ method: 'POST', url: '/v1/honeytokens/delete', payload: { path: 'kv/finance/retired' } }));
-      await ok(await s.call({ method: 'PUT', url: '/v1/secrets/data/kv/finance/retired', payload: { data: { v: fakeSecret() } } }));
+      await ok(
+        await s.call({ method: 'POST', url: '/v1/honeytokens/delete', payload: { path: 'kv/finance/retired' } }),
+      );
+      await ok(
+        await s.call({
+          method: 'PUT',
+          url: '/v1/secrets/data/kv/finance/retired',
+          payload: { data: { v: fakeSecret() } },
+        }),
+      );
       const before = await findings();
       await ok(await s.call({ method: 'GET', url: '/v1/secrets/data/kv/finance/retired', token: reader }));
       expect(await newFindings(before)).toEqual([]);
@@ -195,8 +243,13 @@ describe('honeytokens', () => {
       await create('kv/hr/payroll-admin', 'aws');
       const task = await startTask();
       const before = await findings();
-      expect((await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/finance/meta-decoy', token: task.token })).statusCode).toBe(200);
-      expect((await s.call({ method: 'GET', url: '/v1/secrets/data/kv/hr/payroll-admin', token: task.token })).statusCode).toBe(403);
+      expect(
+        (await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/finance/meta-decoy', token: task.token }))
+          .statusCode,
+      ).toBe(200);
+      expect(
+        (await s.call({ method: 'GET', url: '/v1/secrets/data/kv/hr/payroll-admin', token: task.token })).statusCode,
+      ).toBe(403);
       const raised = await newFindings(before);
       expect(raised.map((f) => [f.subject.task_id, f.severity])).toEqual([
         [task.task_id, 'critical'],
@@ -221,7 +274,13 @@ describe('honeytokens', () => {
 
     it('a reported match (custos scan / redact): recorded per path, the honeytoken one raises', async () => {
       await create('kv/finance/reported', 'aws');
-      await ok(await s.call({ method: 'PUT', url: '/v1/secrets/data/kv/finance/ordinary', payload: { data: { v: fakeSecret() } } }));
+      await ok(
+        await s.call({
+          method: 'PUT',
+          url: '/v1/secrets/data/kv/finance/ordinary',
+          payload: { data: { v: fakeSecret() } },
+        }),
+      );
       const task = await startTask();
       const before = await findings();
       const r = await s.call({
@@ -273,7 +332,10 @@ describe('honeytokens', () => {
         remoteAddress: '198.51.100.9',
       });
       // Refused exactly as a random token of the same shape is.
-      const random = `cus_${'A'.repeat(21)}${fakeSecret().replace(/[^A-Za-z0-9]/g, '').slice(0, 22).padEnd(22, 'b')}`;
+      const random = `cus_${'A'.repeat(21)}${fakeSecret()
+        .replace(/[^A-Za-z0-9]/g, '')
+        .slice(0, 22)
+        .padEnd(22, 'b')}`;
       const control = await s.call({ method: 'GET', url: '/v1/auth/token/self', token: random });
       for (const r of [bearer, header, bootstrap]) {
         expect(r.statusCode).toBe(401);
@@ -293,7 +355,9 @@ describe('honeytokens', () => {
       expect(routes.sort()).toEqual(['/v1/auth/bootstrap/login', '/v1/auth/token/self', '/v1/secrets/list/*']);
       // The random token's refusal carries its HMAC too (every refusal does) and raises nothing.
       const all = await auditEvents(s.storage);
-      expect(all.filter((e) => (e.data as { credential?: string } | undefined)?.credential).length).toBeGreaterThanOrEqual(4);
+      expect(
+        all.filter((e) => (e.data as { credential?: string } | undefined)?.credential).length,
+      ).toBeGreaterThanOrEqual(4);
       expect(JSON.stringify(all)).not.toContain(token);
     });
   });
@@ -302,7 +366,9 @@ describe('honeytokens', () => {
     it('holds a honeytoken the caller may read like any secret, and handing it out is not a touch', async () => {
       await create('kv/finance/fp-decoy', 'openai');
       const before = await findings();
-      const answer = (await ok(await s.call({ method: 'POST', url: '/v1/scan/fingerprints', token: reader, payload: {} }))) as {
+      const answer = (await ok(
+        await s.call({ method: 'POST', url: '/v1/scan/fingerprints', token: reader, payload: {} }),
+      )) as {
         fingerprints: { path: string; field: string; version: number; hmac: string }[];
       };
       const entry = answer.fingerprints.find((f) => f.path === 'kv/finance/fp-decoy');

@@ -63,7 +63,10 @@ export function registerRedactCommand(
           e instanceof RedactCommandError
             ? e
             : e instanceof CliError
-              ? new RedactCommandError(e.code === 'CUSTOS_ERR_USAGE' ? 'CUSTOS_ERR_USAGE' : 'CUSTOS_ERR_LOCAL', e.message)
+              ? new RedactCommandError(
+                  e.code === 'CUSTOS_ERR_USAGE' ? 'CUSTOS_ERR_USAGE' : 'CUSTOS_ERR_LOCAL',
+                  e.message,
+                )
               : new RedactCommandError('CUSTOS_ERR_LOCAL', `redaction failed: ${(e as Error)?.message ?? String(e)}`);
         io.stderr.write(`custos: ${err.code} ${err.message}\n`);
         process.exitCode = 2;

@@ -1,6 +1,6 @@
+import type { Redactor } from '@custos/redact';
 import type { VaultFingerprints, VaultMatch } from '@custos/scan';
 import { SecretMatcher, vaultMatchOf } from '@custos/scan';
-import type { Redactor } from '@custos/redact';
 
 /** Longest text held while waiting for whitespace: a token longer than this may be missed at a chunk edge. */
 const MAX_CARRY = 64 * 1024;

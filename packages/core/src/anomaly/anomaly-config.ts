@@ -5,7 +5,7 @@ import { type CredentialRateConfig, CredentialRateRule } from './rules/credentia
 import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
-import { type HoneytokenRuleConfig, HoneytokenRule } from './rules/honeytoken-rule.js';
+import { HoneytokenRule, type HoneytokenRuleConfig } from './rules/honeytoken-rule.js';
 import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
 import { type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
 import { type RequestBurstConfig, RequestBurstRule } from './rules/request-burst-rule.js';

@@ -1,8 +1,8 @@
 import type { AuditLog } from '../audit/audit-log.js';
 import type { EgressPolicy } from '../egress/egress-policy.js';
+import type { HoneytokenWatch } from '../honeytokens/honeytoken-types.js';
 import type { AuditStore } from '../ports/storage.js';
 import type { EventBus } from '../rotation/event-bus.js';
-import type { HoneytokenWatch } from '../honeytokens/honeytoken-types.js';
 import type { AnomalyConfig } from './anomaly-config.js';
 import { createAnomalyRules } from './anomaly-config.js';
 import { AnomalyEngine } from './anomaly-engine.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import type { AuditHmac } from '../audit/audit-hmac.js';
 import { type Cipher, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
-import type { AuditHmac } from '../audit/audit-hmac.js';
 import type { EntryStore } from '../ports/storage.js';
 import type { HoneytokenRecord, HoneytokenWatch } from './honeytoken-types.js';
 

@@ -149,6 +149,11 @@ export class HoneytokenService {
   }
 }
 
-function view(record: { path: string; kind: HoneytokenKind; created_time: string; created_by: string }): HoneytokenView {
+function view(record: {
+  path: string;
+  kind: HoneytokenKind;
+  created_time: string;
+  created_by: string;
+}): HoneytokenView {
   return { path: record.path, kind: record.kind, created_time: record.created_time, created_by: record.created_by };
 }

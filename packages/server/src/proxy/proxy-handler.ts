@@ -184,7 +184,11 @@ export async function handleProxyRequest(
  * refusing it would tell the caller the value is special; the decoy fails
  * upstream as a bad key would. Bodies are not examined (see docs/anomaly.md).
  */
-export function presentedHoneytoken(watch: HoneytokenWatch, req: IncomingMessage, target: ProxyTarget): string | undefined {
+export function presentedHoneytoken(
+  watch: HoneytokenWatch,
+  req: IncomingMessage,
+  target: ProxyTarget,
+): string | undefined {
   const texts: string[] = [target.path];
   for (const [name, value] of Object.entries(req.headers)) {
     if (name === 'authorization' || name === 'proxy-authorization' || value === undefined) continue;

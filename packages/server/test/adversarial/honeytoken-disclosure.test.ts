@@ -42,9 +42,11 @@ describe('a honeytoken cannot be told from a real secret by a non-admin', () => 
   };
   const operator = async (name: string, policy: string) => {
     await ok(await s.call({ method: 'PUT', url: `/v1/policies/${name}`, payload: { policy } }));
-    return ((await ok(
-      await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: [name], ttl: '1h' } }),
-    )) as { token: string }).token;
+    return (
+      (await ok(
+        await s.call({ method: 'POST', url: '/v1/auth/token/create', payload: { policies: [name], ttl: '1h' } }),
+      )) as { token: string }
+    ).token;
   };
 
   beforeAll(async () => {
@@ -67,12 +69,22 @@ describe('a honeytoken cannot be told from a real secret by a non-admin', () => 
         payload: { policy: `${finance}\npermit(principal, action == Custos::Action::"admin", resource);` },
       }),
     );
-    await ok(await s.call({ method: 'PUT', url: '/v1/roles/clerk', payload: { policies: ['finance-admin'], max_ttl: '15m' } }));
-    task = ((await ok(await s.call({ method: 'POST', url: '/v1/roles/clerk/tasks', payload: { ttl: '10m' } }))) as {
-      token: string;
-    }).token;
+    await ok(
+      await s.call({ method: 'PUT', url: '/v1/roles/clerk', payload: { policies: ['finance-admin'], max_ttl: '15m' } }),
+    );
+    task = (
+      (await ok(await s.call({ method: 'POST', url: '/v1/roles/clerk/tasks', payload: { ttl: '10m' } }))) as {
+        token: string;
+      }
+    ).token;
     // The decoy, and a real secret of the same kind with the same fields, written by the same operator (root).
-    await ok(await s.call({ method: 'POST', url: '/v1/honeytokens', payload: { path: 'kv/finance/legacy-admin', kind: 'aws' } }));
+    await ok(
+      await s.call({
+        method: 'POST',
+        url: '/v1/honeytokens',
+        payload: { path: 'kv/finance/legacy-admin', kind: 'aws' },
+      }),
+    );
     await ok(
       await s.call({
         method: 'PUT',
@@ -95,10 +107,21 @@ describe('a honeytoken cannot be told from a real secret by a non-admin', () => 
         expect(shape(decoy.json())).toEqual(shape(real.json()));
         expect(headers(decoy)).toEqual(headers(real));
       }
-      const decoyMeta = (await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/finance/legacy-admin', token })).json();
-      const realMeta = (await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/finance/billing-admin', token })).json();
+      const decoyMeta = (
+        await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/finance/legacy-admin', token })
+      ).json();
+      const realMeta = (
+        await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/finance/billing-admin', token })
+      ).json();
       // The same writer, version numbers, settings — only the path and times differ.
-      for (const key of ['created_by', 'updated_by', 'current_version', 'oldest_version', 'max_versions', 'cas_required']) {
+      for (const key of [
+        'created_by',
+        'updated_by',
+        'current_version',
+        'oldest_version',
+        'max_versions',
+        'cas_required',
+      ]) {
         expect(decoyMeta[key], key).toEqual(realMeta[key]);
       }
       const list = (await s.call({ method: 'GET', url: '/v1/secrets/list/kv/finance/', token })).json();
@@ -115,10 +138,19 @@ describe('a honeytoken cannot be told from a real secret by a non-admin', () => 
       expect(headers(decoy)).toEqual(headers(real));
       return decoy.statusCode;
     };
-    expect(await pair((p) => s.call({ method: 'GET', url: `/v1/secrets/data/${p}?version=7`, token: reader }))).toBe(404);
+    expect(await pair((p) => s.call({ method: 'GET', url: `/v1/secrets/data/${p}?version=7`, token: reader }))).toBe(
+      404,
+    );
     expect(await pair((p) => s.call({ method: 'DELETE', url: `/v1/secrets/metadata/${p}`, token: reader }))).toBe(403);
     expect(
-      await pair((p) => s.call({ method: 'PUT', url: `/v1/secrets/data/${p}`, token: reader, payload: { data: { x: 'y' }, options: { cas: 0 } } })),
+      await pair((p) =>
+        s.call({
+          method: 'PUT',
+          url: `/v1/secrets/data/${p}`,
+          token: reader,
+          payload: { data: { x: 'y' }, options: { cas: 0 } },
+        }),
+      ),
     ).toBe(409);
   });
 
@@ -141,7 +173,9 @@ describe('a honeytoken cannot be told from a real secret by a non-admin', () => 
     }
     expect(new Set(refusals).size).toBe(1);
     // Nothing was created or removed by any of them.
-    const listed = (await ok(await s.call({ method: 'GET', url: '/v1/honeytokens' }))) as { honeytokens: { path: string }[] };
+    const listed = (await ok(await s.call({ method: 'GET', url: '/v1/honeytokens' }))) as {
+      honeytokens: { path: string }[];
+    };
     expect(listed.honeytokens.map((h) => h.path)).toEqual(['kv/finance/legacy-admin']);
     expect((await s.call({ method: 'GET', url: '/v1/secrets/metadata/kv/finance/nothing-here' })).statusCode).toBe(404);
   });
@@ -168,9 +202,20 @@ describe('a honeytoken cannot be told from a real secret by a non-admin', () => 
 
   it('the report route answers alike for a decoy, a real secret, a missing and an unreadable path', async () => {
     const answers: Call[] = [];
-    for (const path of ['kv/finance/legacy-admin', 'kv/finance/billing-admin', 'kv/finance/missing', 'kv/other/x', 'not a path']) {
+    for (const path of [
+      'kv/finance/legacy-admin',
+      'kv/finance/billing-admin',
+      'kv/finance/missing',
+      'kv/other/x',
+      'not a path',
+    ]) {
       answers.push(
-        await s.call({ method: 'POST', url: '/v1/scan/matches', token: reader, payload: { source: 'redact', matches: [{ path }] } }),
+        await s.call({
+          method: 'POST',
+          url: '/v1/scan/matches',
+          token: reader,
+          payload: { source: 'redact', matches: [{ path }] },
+        }),
       );
     }
     for (const a of answers) {
@@ -187,11 +232,16 @@ describe('a honeytoken cannot be told from a real secret by a non-admin', () => 
     });
     expect(flood.statusCode).toBe(400);
     // Without a token: refused like every authenticated route.
-    expect((await s.call({ method: 'POST', url: '/v1/scan/matches', token: null, payload: { source: 'scan', matches: [] } })).statusCode).toBe(401);
+    expect(
+      (await s.call({ method: 'POST', url: '/v1/scan/matches', token: null, payload: { source: 'scan', matches: [] } }))
+        .statusCode,
+    ).toBe(401);
   });
 
   it('the scanner fingerprint list shows the decoy as any secret the caller may read', async () => {
-    const answer = (await ok(await s.call({ method: 'POST', url: '/v1/scan/fingerprints', token: reader, payload: {} }))) as {
+    const answer = (await ok(
+      await s.call({ method: 'POST', url: '/v1/scan/fingerprints', token: reader, payload: {} }),
+    )) as {
       fingerprints: { path: string; field: string; version: number; hmac: string }[];
     };
     const decoy = answer.fingerprints.filter((f) => f.path === 'kv/finance/legacy-admin');

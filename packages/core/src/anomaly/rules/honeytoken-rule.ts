@@ -122,7 +122,8 @@ function subjectKey(subject: FindingSubject): string {
 }
 
 function who(subject: FindingSubject, event: AuditEvent): string {
-  if (subject.task_id) return `Task ${subject.task_id} (identity ${subject.identity ?? '?'}, role ${subject.role ?? '?'})`;
+  if (subject.task_id)
+    return `Task ${subject.task_id} (identity ${subject.identity ?? '?'}, role ${subject.role ?? '?'})`;
   if (subject.token_accessor) return `The operator token with accessor ${subject.token_accessor}`;
   const ip = event.request?.source_ip;
   return ip ? `A caller at ${ip} with no valid credential` : 'A caller with no valid credential';

@@ -36,7 +36,10 @@ const honeytokenView = {
  */
 function authorizeOnPath(request: FastifyRequest, node: CustosNode, action: 'write' | 'delete', path: string): void {
   const principal = request.auth;
-  if (!principal || !node.services().authorize(principal, action, path, { sourceIp: request.ip, now: new Date() }).allowed) {
+  if (
+    !principal ||
+    !node.services().authorize(principal, action, path, { sourceIp: request.ip, now: new Date() }).allowed
+  ) {
     request.decision = 'deny';
     request.auditReason = `honeytoken_requires_secret_${action}`;
     throw new PermissionDeniedError();
@@ -68,7 +71,8 @@ export async function honeytokenRoutes(app: FastifyInstance, { node }: { node: C
     config: { access },
     schema: {
       tags: ['honeytokens'],
-      summary: 'Create a honeytoken: a random decoy of the kind, written as a new secret at path (its value returned once)',
+      summary:
+        'Create a honeytoken: a random decoy of the kind, written as a new secret at path (its value returned once)',
       body: {
         type: 'object',
         properties: {
