@@ -331,6 +331,18 @@ describe('honeytokens', () => {
         payload: { token },
         remoteAddress: '198.51.100.9',
       });
+      const exchange = await s.call({
+        method: 'POST',
+        url: '/v1/oauth/token',
+        token: null,
+        payload: {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: token,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        },
+        remoteAddress: '198.51.100.10',
+      });
+      expect(exchange.statusCode).toBeGreaterThanOrEqual(400);
       // Refused exactly as a random token of the same shape is.
       const random = `cus_${'A'.repeat(21)}${fakeSecret()
         .replace(/[^A-Za-z0-9]/g, '')
@@ -342,7 +354,12 @@ describe('honeytokens', () => {
         expect(r.json()).toEqual(control.json());
       }
       const raised = await newFindings(before);
-      expect(raised.map((f) => f.subject.source_ip).sort()).toEqual(['198.51.100.7', '198.51.100.8', '198.51.100.9']);
+      expect(raised.map((f) => f.subject.source_ip).sort()).toEqual([
+        '198.51.100.10',
+        '198.51.100.7',
+        '198.51.100.8',
+        '198.51.100.9',
+      ]);
       for (const f of raised) {
         expect(f.severity).toBe('critical');
         expect(f.explanation).toContain('as a credential');
@@ -352,7 +369,12 @@ describe('honeytokens', () => {
         expect(JSON.stringify(event)).not.toContain(token);
       }
       const routes = await Promise.all(raised.map(async (f) => (await evidenceEvent(f)).request.route));
-      expect(routes.sort()).toEqual(['/v1/auth/bootstrap/login', '/v1/auth/token/self', '/v1/secrets/list/*']);
+      expect(routes.sort()).toEqual([
+        '/v1/auth/bootstrap/login',
+        '/v1/auth/token/self',
+        '/v1/oauth/token',
+        '/v1/secrets/list/*',
+      ]);
       // The random token's refusal carries its HMAC too (every refusal does) and raises nothing.
       const all = await auditEvents(s.storage);
       expect(
