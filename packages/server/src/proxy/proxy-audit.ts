@@ -72,6 +72,9 @@ export class ProxyAudit {
   async record(call: ProxyCall, phase: 'request' | 'response' | 'refusal' | 'tunnel'): Promise<void> {
     try {
       await this.#node.services().audit.record(event(call, phase));
+      // A value presented in the request is one touch: on the first record
+      // of the call only, not again on its outcome.
+      call.presentedValue = undefined;
     } catch (error) {
       this.#health?.auditFailed();
       throw error instanceof AuditUnavailableError ? error : new AuditUnavailableError({ cause: error });

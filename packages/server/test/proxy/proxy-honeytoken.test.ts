@@ -123,6 +123,11 @@ describe('honeytokens through the credential proxy', () => {
     expect(inQuery.status).toBe(200);
     const raised = await raisedSince(before);
     expect(raised.map((f) => f.subject.task_id).sort()).toEqual([task_id, otherId].sort());
+    // One record per call carries it (the call going out), not its outcome too.
+    const carrying = (await h.proxyEvents()).filter(
+      (e) => (e.data as { presented_value?: string } | undefined)?.presented_value,
+    );
+    expect(carrying.map((e) => (e.details as { phase: string }).phase)).toEqual(['request', 'request']);
     for (const f of raised) {
       expect(f.severity).toBe('critical');
       expect(f.explanation).toContain('sent a honeytoken');

@@ -8,6 +8,12 @@ const MIN_LENGTH = 8;
 const MAX_SECRETS = 10_000;
 /** Matches one report may carry: a scan that finds more reports them in several requests. */
 const MAX_REPORTED = 100;
+/**
+ * Reports per source address and minute. Generous — `custos redact` reports
+ * each stored secret as it sees it, a large scan in batches of 100 — but a
+ * bound on how many audit events one caller can make custos write.
+ */
+const REPORT_LIMIT = { max: 600, timeWindow: '1 minute' };
 
 /**
  * `POST /v1/scan/fingerprints`: for `custos scan --against-vault`, the keyed
@@ -63,7 +69,7 @@ export async function scanRoutes(app: FastifyInstance, { node }: { node: CustosN
     '/scan/matches',
     {
       // Per-path authorisation below: only paths the caller may `read` are recorded.
-      config: { access: { kind: 'self' } },
+      config: { access: { kind: 'self' }, rateLimit: REPORT_LIMIT },
       schema: {
         tags: ['secrets'],
         summary: 'Report stored secrets found (by fingerprint) in scanned files or redacted output',
@@ -101,9 +107,9 @@ export async function scanRoutes(app: FastifyInstance, { node }: { node: CustosN
        * it would be an oracle for "is this a decoy". A path the caller may
        * not read cannot have come from its fingerprint list and is dropped
        * unrecorded (the request itself is audited, like every request).
-       * Floods cost one audit event per path (at most 100 a request, under
-       * the same rate limits as every route); findings are bounded by the
-       * rule's cooldown and the engine's budget.
+       * Floods cost one audit event per path: at most 100 a request and
+       * REPORT_LIMIT requests a minute per source address; findings are
+       * bounded by the rule's cooldown and the engine's budget.
        */
       handler: async (request, reply) => {
         const services = node.services();
