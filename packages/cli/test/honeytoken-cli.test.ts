@@ -2,20 +2,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Finding } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evidenceEvent as evidenceOf, raisedSince } from '../../../test-support/finding-evidence.js';
 import { startCliServer } from './cli-harness.js';
 
 // `custos honeytoken` and the two CLI touches — a honeytoken's value found by `custos scan --against-vault` in a
 // file, or seen by `custos redact --against-vault` in a stream — against a real server (dev seal, SQLite): each
 // raises a critical `honeytoken` finding whose evidence is the server's record of the report.
 
-/** An audit event as stored, for assertions on the fields a touch leaves. */
-type RecordedEvent = {
-  request_id?: string;
-  decision?: string;
-  request: Record<string, string | undefined>;
-  data: Record<string, string>;
-  details: Record<string, unknown>;
-};
 describe('custos honeytoken, and honeytokens found by scan and redact', () => {
   let h: Awaited<ReturnType<typeof startCliServer>>;
   const alerts = async () => {
@@ -24,16 +17,8 @@ describe('custos honeytoken, and honeytokens found by scan and redact', () => {
     expect(r.code, r.stderr).toBe(0);
     return (JSON.parse(r.stdout) as { alerts: Finding[] }).alerts;
   };
-  const evidenceEvent = async (finding: Finding) => {
-    const seq = finding.evidence[0]!.seq;
-    const [record] = await h.server.node.services().storage.audit.range(seq, seq);
-    expect(record!.hash).toBe(finding.evidence[0]!.hash);
-    return JSON.parse(record!.event) as RecordedEvent;
-  };
-  const since = async (before: readonly Finding[]) => {
-    const seen = new Set(before.map((f) => f.id));
-    return (await alerts()).filter((f) => !seen.has(f.id));
-  };
+  const evidenceEvent = (finding: Finding) => evidenceOf(h.server.node.services().storage.audit, finding);
+  const since = async (before: readonly Finding[]) => raisedSince(before, await alerts());
 
   beforeAll(async () => {
     h = await startCliServer();

@@ -1,6 +1,7 @@
 import type { Finding } from '@custos/core';
 import { createRedactor } from '@custos/redact';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evidenceEvent as evidenceOf, raisedSince } from '../../../test-support/finding-evidence.js';
 import { auditEvents, fakeSecret, startTestServer, type TestServer } from './test-server.js';
 
 // Honeytokens end to end on a real server and SQLite: every kind of touch that reaches the server — a read, a
@@ -10,14 +11,6 @@ import { auditEvents, fakeSecret, startTestServer, type TestServer } from './tes
 
 type Call = Awaited<ReturnType<TestServer['call']>>;
 
-/** An audit event as stored, for assertions on the fields a touch leaves. */
-type RecordedEvent = {
-  request_id?: string;
-  decision?: string;
-  request: Record<string, string | undefined>;
-  data: Record<string, string>;
-  details: Record<string, unknown>;
-};
 describe('honeytokens', () => {
   let s: TestServer;
   const ok = async (r: Call) => {
@@ -27,19 +20,12 @@ describe('honeytokens', () => {
   const idle = () => s.node.services().anomaly!.idle();
   const findings = async () =>
     ((await ok(await s.call({ method: 'GET', url: '/v1/alerts?rule=honeytoken' }))) as { alerts: Finding[] }).alerts;
-  /** The findings raised since `before` (a list of ids). */
+  /** The findings raised since `before`, once the engine has seen every record. */
   const newFindings = async (before: readonly Finding[]) => {
     await idle();
-    const seen = new Set(before.map((f) => f.id));
-    return (await findings()).filter((f) => !seen.has(f.id));
+    return raisedSince(before, await findings());
   };
-  /** The audit event a finding's evidence names, checked against the chain position. */
-  const evidenceEvent = async (finding: Finding) => {
-    const [evidence] = finding.evidence;
-    const [record] = await s.storage.audit.range(evidence!.seq, evidence!.seq);
-    expect(record!.hash).toBe(evidence!.hash);
-    return JSON.parse(record!.event) as RecordedEvent;
-  };
+  const evidenceEvent = (finding: Finding) => evidenceOf(s.storage.audit, finding);
   /** Creates a honeytoken as root (an admin); its decoy fields come back once, in the answer. */
   const create = async (path: string, kind: string, extra: Record<string, string> = {}) =>
     (await ok(await s.call({ method: 'POST', url: '/v1/honeytokens', payload: { path, kind, ...extra } }))) as {

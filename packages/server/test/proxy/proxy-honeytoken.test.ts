@@ -1,5 +1,6 @@
 import type { Finding } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evidenceEvent as evidenceOf, raisedSince } from '../../../../test-support/finding-evidence.js';
 import {
   addUpstream,
   echo,
@@ -12,14 +13,6 @@ import {
 // Honeytokens touched through the credential proxy, end to end: real calls through the proxy listener to a real
 // loopback upstream; the proxy's own audit records are the evidence of a critical `honeytoken` finding.
 
-/** An audit event as stored, for assertions on the fields a touch leaves. */
-type RecordedEvent = {
-  request_id?: string;
-  decision?: string;
-  request: Record<string, string | undefined>;
-  data: Record<string, string>;
-  details: Record<string, unknown>;
-};
 describe('honeytokens through the credential proxy', () => {
   let h: ProxyHarness;
   let api: FakeUpstream;
@@ -27,17 +20,11 @@ describe('honeytokens through the credential proxy', () => {
   const idle = () => h.s.node.services().anomaly!.idle();
   const findings = async () =>
     (await h.s.call({ method: 'GET', url: '/v1/alerts?rule=honeytoken' })).json().alerts as Finding[];
-  const raisedSince = async (before: readonly Finding[]) => {
+  const newFindings = async (before: readonly Finding[]) => {
     await idle();
-    const seen = new Set(before.map((f) => f.id));
-    return (await findings()).filter((f) => !seen.has(f.id));
+    return raisedSince(before, await findings());
   };
-  const evidenceEvent = async (finding: Finding) => {
-    const seq = finding.evidence[0]!.seq;
-    const [record] = await h.s.storage.audit.range(seq, seq);
-    expect(record!.hash).toBe(finding.evidence[0]!.hash);
-    return JSON.parse(record!.event) as RecordedEvent;
-  };
+  const evidenceEvent = (finding: Finding) => evidenceOf(h.s.storage.audit, finding);
 
   beforeAll(async () => {
     h = await startProxyHarness();
@@ -79,7 +66,7 @@ describe('honeytokens through the credential proxy', () => {
     const before = await findings();
     const r = await h.call('/u/llm/chat', { method: 'POST', token, body: '{}' });
     expect(r.status).toBe(200);
-    expect(await raisedSince(before)).toEqual([]);
+    expect(await newFindings(before)).toEqual([]);
     const going = (await h.proxyEvents()).filter(
       (e) => (e.details as { phase: string; upstream?: string }).phase === 'request',
     );
@@ -94,7 +81,7 @@ describe('honeytokens through the credential proxy', () => {
     // What the caller sees is the upstream's own refusal of a bad key, passed through.
     expect(r.status).toBe(401);
     expect(await r.text()).toBe('{"error":"invalid api key"}');
-    const raised = await raisedSince(before);
+    const raised = await newFindings(before);
     expect(raised).toHaveLength(1);
     expect(raised[0]).toMatchObject({ rule: 'honeytoken', severity: 'critical', subject: { task_id, role: 'agent' } });
     expect(raised[0]!.explanation).toContain('called the upstream legacy-llm through the credential proxy');
@@ -121,7 +108,7 @@ describe('honeytokens through the credential proxy', () => {
     // Both went out and were answered as any call is: nothing tells the caller the value is special.
     expect(inHeader.status).toBe(200);
     expect(inQuery.status).toBe(200);
-    const raised = await raisedSince(before);
+    const raised = await newFindings(before);
     expect(raised.map((f) => f.subject.task_id).sort()).toEqual([task_id, otherId].sort());
     // One record per call carries it (the call going out), not its outcome too.
     const carrying = (await h.proxyEvents()).filter(
@@ -141,7 +128,7 @@ describe('honeytokens through the credential proxy', () => {
     const before = await findings();
     const r = await h.call('/u/llm/chat', { method: 'POST', token: decoy.api_key!, body: '{}' });
     expect(r.status).toBe(401);
-    const raised = await raisedSince(before);
+    const raised = await newFindings(before);
     expect(raised).toHaveLength(1);
     expect(raised[0]!.subject.source_ip).toBeDefined();
     const event = await evidenceEvent(raised[0]!);
