@@ -15,7 +15,7 @@ import { type DecoyDatabase, generateDecoy } from './honeytoken-values.js';
 export interface HoneytokenServiceDeps {
   storage: Pick<Storage, 'entries'>;
   cipher: Cipher;
-  secrets: Pick<SecretService, 'put' | 'deleteAll'>;
+  secrets: Pick<SecretService, 'put' | 'deleteAll' | 'readMetadata'>;
   /** The deployment's audit HMAC: fingerprints compare with what audit events carry (`data`). */
   hmac: AuditHmac;
   /** Scheme, host and port of a registered database engine (never its credential), for `db-url` decoys. */
@@ -86,6 +86,9 @@ export class HoneytokenService {
     if (this.#registry.size >= MAX_HONEYTOKENS) {
       throw new ValidationError(`A deployment holds at most ${MAX_HONEYTOKENS} honeytokens.`);
     }
+    // Checked before the marker goes in: a real secret's readers must never
+    // trip, not even in the moment a refused creation takes to undo itself.
+    if (await this.#exists(path)) throw new CustosError('CUSTOS_ERR_ALREADY_EXISTS');
     const database = kind === 'db-url' ? await this.#database(target) : undefined;
     const { data, secretFields } = generateDecoy(kind, path, database);
     const values = secretFields.map((field) => data[field] as string);
@@ -130,6 +133,16 @@ export class HoneytokenService {
     } catch (error) {
       // Already gone (deleted as a secret): the marker was all that was left.
       if (!(isCustosError(error) && error.code === 'CUSTOS_ERR_NOT_FOUND')) throw error;
+    }
+  }
+
+  async #exists(path: string): Promise<boolean> {
+    try {
+      await this.#secrets.readMetadata(path);
+      return true;
+    } catch (error) {
+      if (isCustosError(error) && error.code === 'CUSTOS_ERR_NOT_FOUND') return false;
+      throw error;
     }
   }
 

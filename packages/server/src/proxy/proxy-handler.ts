@@ -113,7 +113,7 @@ export async function handleProxyRequest(
     const target = await route.target(principal);
     call.upstream = target.upstream;
     call.path = target.path;
-    call.presentedValue = presentedHoneytoken(services.honeytokens.watch, req, target);
+    call.presentedValue = presentedHoneytoken(services.honeytokens.watch, req, target, call.mode);
     const resource = upstreamUseResource(target.upstream);
     if (!services.authorize(principal, 'use', resource, { sourceIp: call.sourceIp, now: new Date() }).allowed) {
       throw new PermissionDeniedError();
@@ -177,9 +177,11 @@ export async function handleProxyRequest(
 
 /**
  * The audit-key HMAC of a honeytoken's value carried in the request — in a
- * header (other than the caller's own credential headers, which are
- * authenticated and stripped), the path or a query parameter — or
- * undefined. Set lookups and at most a few HMACs (only candidates of a
+ * header (other than the caller's own credential: `Proxy-Authorization`,
+ * and in base-URL mode `Authorization`, which were authenticated — a decoy
+ * there was refused and recorded as a login attempt; in forward mode
+ * `Authorization` is the API's own header, an SDK's key, and is looked at),
+ * the path or a query parameter — or undefined. Set lookups and at most a few HMACs (only candidates of a
  * honeytoken value's length are hashed). The call goes on as any other:
  * refusing it would tell the caller the value is special; the decoy fails
  * upstream as a bad key would. Bodies are not examined (see docs/anomaly.md).
@@ -188,10 +190,12 @@ export function presentedHoneytoken(
   watch: HoneytokenWatch,
   req: IncomingMessage,
   target: ProxyTarget,
+  mode: ProxyCall['mode'],
 ): string | undefined {
   const texts: string[] = [target.path];
   for (const [name, value] of Object.entries(req.headers)) {
-    if (name === 'authorization' || name === 'proxy-authorization' || value === undefined) continue;
+    if (name === 'proxy-authorization' || (name === 'authorization' && mode === 'base-url')) continue;
+    if (value === undefined) continue;
     if (typeof value === 'string') texts.push(value);
     else texts.push(...value);
   }

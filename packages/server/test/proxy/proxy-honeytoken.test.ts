@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import type { Finding } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evidenceEvent as evidenceOf, raisedSince } from '../../../../test-support/finding-evidence.js';
@@ -121,6 +122,45 @@ describe('honeytokens through the credential proxy', () => {
       const event = await evidenceEvent(f);
       expect(event.data.presented_value).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
       expect(JSON.stringify(event)).not.toContain(decoy.api_key);
+    }
+  });
+
+  it('forward mode: a decoy as the SDK key in the API request Authorization header', async () => {
+    const plain = await fakeUpstream((req, res, body) => echo(req, res, body));
+    try {
+      await addUpstream(h, 'fwd', {
+        base_url: `http://127.0.0.1:${plain.port}/api`,
+        inject: ['header:X-Api-Key={{value}}'],
+        allow_hosts: [`127.0.0.1:${plain.port}`],
+      });
+      const { token, task_id } = await h.task();
+      const before = await findings();
+      // HTTP_PROXY style: the absolute URL on the request line, the task token in Proxy-Authorization.
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port: h.proxyPort(),
+            path: `http://127.0.0.1:${plain.port}/api/items`,
+            headers: { 'proxy-authorization': `Bearer ${token}`, authorization: `Bearer ${decoy.api_key}` },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(200);
+      const raised = await newFindings(before);
+      expect(raised).toHaveLength(1);
+      expect(raised[0]).toMatchObject({ severity: 'critical', subject: { task_id } });
+      const event = await evidenceEvent(raised[0]!);
+      expect(event.details).toMatchObject({ proxy: 'forward', upstream: 'fwd', phase: 'request' });
+      expect(event.data.presented_value).toMatch(/^hmac-sha256:/);
+    } finally {
+      await plain.close();
     }
   });
 
