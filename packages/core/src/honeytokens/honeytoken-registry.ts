@@ -84,6 +84,10 @@ export class HoneytokenRegistry implements HoneytokenWatch {
     return true;
   }
 
+  get watching(): boolean {
+    return this.#fingerprints.size > 0;
+  }
+
   hasPath(path: string): boolean {
     return this.#records.has(path);
   }

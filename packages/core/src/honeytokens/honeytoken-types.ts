@@ -34,6 +34,8 @@ export interface HoneytokenView {
  * lookups only, never storage.
  */
 export interface HoneytokenWatch {
+  /** True when any honeytoken's value is watched: what costs per byte (a body scan) is skipped otherwise. */
+  readonly watching: boolean;
   /** True when `path` is a honeytoken's secret path. */
   hasPath(path: string): boolean;
   /** True when `hmac` (an audit-key HMAC) is the fingerprint of a honeytoken's value. */

@@ -23,6 +23,7 @@ import { createRedactNodeStream, type Redactor } from '@custos/redact';
 import type { Logger } from 'pino';
 import type { ProxyAgents } from './proxy-agents.js';
 import type { ProxyAudit, ProxyCall } from './proxy-audit.js';
+import { ProxyBodyWatch } from './proxy-body-watch.js';
 import type { ProxyCerts } from './proxy-certs.js';
 import { credentialToken } from './proxy-credential.js';
 import { callerResponseHeaders, redactableResponse, upstreamQuery, upstreamRequestHeaders } from './proxy-headers.js';
@@ -184,7 +185,7 @@ export async function handleProxyRequest(
  * the path or a query parameter — or undefined. Set lookups and at most a few HMACs (only candidates of a
  * honeytoken value's length are hashed). The call goes on as any other:
  * refusing it would tell the caller the value is special; the decoy fails
- * upstream as a bad key would. Bodies are not examined (see docs/anomaly.md).
+ * upstream as a bad key would. The body is watched as it streams out (ProxyBodyWatch).
  */
 export function presentedHoneytoken(
   watch: HoneytokenWatch,
@@ -327,11 +328,25 @@ function exchange(
     });
 
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    // A decoy's value in the body (only while honeytokens exist): seen as the
+    // body streams out, recorded with the call's outcome (data.presented_value).
+    const honeytokens = ctx.node.services().honeytokens.watch;
+    const bodyWatch = hasBody && honeytokens.watching ? new ProxyBodyWatch(honeytokens) : undefined;
+    if (bodyWatch) {
+      req.on('end', () => {
+        bodyWatch.end();
+        call.presentedValue ??= bodyWatch.found;
+      });
+    }
     if (hasBody) {
       // Counted before the pipe sees each chunk (this listener is added first):
       // the chunk that crosses the limit is never forwarded.
       req.on('data', (chunk: Buffer) => {
         call.bytesIn += chunk.byteLength;
+        if (bodyWatch) {
+          bodyWatch.write(chunk);
+          call.presentedValue ??= bodyWatch.found;
+        }
         if (call.bytesIn > ctx.options.bodyLimit && !done) {
           req.unpipe(outgoing);
           end(tooLarge(ctx));

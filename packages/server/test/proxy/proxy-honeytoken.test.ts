@@ -125,6 +125,34 @@ describe('honeytokens through the credential proxy', () => {
     }
   });
 
+  it('a honeytoken value in the body of a proxied call: seen as it streams, on the outcome record', async () => {
+    const { token, task_id } = await h.task();
+    const before = await findings();
+    const body = JSON.stringify({ messages: [{ role: 'user', content: `my key is ${decoy.api_key} ok` }] });
+    const r = await h.call('/u/llm/chat', { method: 'POST', token, body });
+    expect(r.status).toBe(200);
+    // Forwarded as any call is (the echo of it comes back through the redactor, which knows the key's shape).
+    expect(((await r.json()) as { body: string }).body).toContain('"content":"my key is [REDACTED:');
+    // The outcome is recorded once the exchange has ended, which may be just after the caller has its answer.
+    const requestId = r.headers.get('x-custos-request-id');
+    while (
+      !(await h.proxyEvents()).some(
+        (e) => e.request_id === requestId && (e.details as { phase: string }).phase === 'response',
+      )
+    ) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // …and the rules see a record just after it is durable: wait until they have seen it.
+    const head = (await h.s.storage.audit.head())!.seq;
+    while (h.s.node.services().anomaly!.progress() < head) await new Promise((resolve) => setImmediate(resolve));
+    const raised = await newFindings(before);
+    expect(raised).toHaveLength(1);
+    expect(raised[0]).toMatchObject({ severity: 'critical', subject: { task_id } });
+    const event = await evidenceEvent(raised[0]!);
+    expect(event.details).toMatchObject({ proxy: 'base-url', phase: 'response', upstream: 'llm' });
+    expect(event.data.presented_value).toMatch(/^hmac-sha256:/);
+  });
+
   it('forward mode: a decoy as the SDK key in the API request Authorization header', async () => {
     const plain = await fakeUpstream((req, res, body) => echo(req, res, body));
     try {

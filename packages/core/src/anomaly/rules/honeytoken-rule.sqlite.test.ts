@@ -17,6 +17,9 @@ async function rigWithRegistry(config = {}) {
   let registry: HoneytokenRegistry | undefined;
   // The rule is built before the rig's storage exists; it reads the registry made right after.
   const watch: HoneytokenWatch = {
+    get watching() {
+      return registry!.watching;
+    },
     hasPath: (path) => registry!.hasPath(path),
     hasFingerprint: (value) => registry!.hasFingerprint(value),
     findValue: (texts) => registry!.findValue(texts),
