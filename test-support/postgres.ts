@@ -84,3 +84,15 @@ export async function createTestSchema(): Promise<TestDatabase> {
       withAdmin((c) => c.query(`DROP SCHEMA IF EXISTS ${c.escapeIdentifier(name)} CASCADE`)).then(() => undefined),
   };
 }
+
+/** Whether a PostgreSQL role (login) exists: roles are cluster-wide, so a dropped dynamic user is gone for good. */
+export async function postgresRoleExists(name: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: postgresUrl() });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
+    return (rowCount ?? 0) > 0;
+  } finally {
+    await client.end();
+  }
+}

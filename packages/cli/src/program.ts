@@ -16,6 +16,7 @@ import { registerMcpCommand } from './commands/mcp-command.js';
 import { registerOperatorCommand } from './commands/operator-command.js';
 import { registerPolicyCommand } from './commands/policy-command.js';
 import { registerRedactCommand } from './commands/redact-command.js';
+import { registerResourceCommand } from './commands/resource-command.js';
 import { registerRoleCommand } from './commands/role-command.js';
 import { registerRunCommand } from './commands/run-command.js';
 import { registerScanCommand } from './commands/scan-command.js';
@@ -70,6 +71,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);
   registerUpstreamCommand(program, io);
+  registerResourceCommand(program, io);
   registerLeaseCommand(program, io);
   registerRunCommand(program, io);
   registerMcpCommand(program, io);

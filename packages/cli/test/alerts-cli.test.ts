@@ -64,6 +64,31 @@ describe('custos alerts', () => {
     expect(json.rules.find((r: { rule: string }) => r.rule === 'denied-spike').config).toMatchObject({ minDenied: 20 });
   });
 
+  it('replays the rules over stored history and reports what they would have raised, storing nothing', async () => {
+    const listed = await ok(['alerts', 'list', '--json']);
+    const text = await ok(['alerts', 'replay', '--since', '1h']);
+    expect(text).toMatch(
+      /^Replayed \d+ audit records \(seq \d+–\d+\) from .* after learning from \d+ earlier records$/m,
+    );
+    expect(text).toMatch(/^dead-task-token\s+would raise 1\s+suppressed 0\s+errors 0$/m);
+    expect(text).toMatch(/ high {6}dead-task-token {2}task_id=/);
+    expect(text).toContain('Nothing was stored or acted on.');
+    const json = JSON.parse(await ok(['alerts', 'replay', '--since', '1h', '--rule', 'dead-task-token', '--json']));
+    expect(json).toMatchObject({
+      complete: true,
+      findings_total: 1,
+      rules: [{ rule: 'dead-task-token', findings: 1 }],
+    });
+    expect(await ok(['alerts', 'list', '--json'])).toBe(listed);
+    const bad = await h.cli(['alerts', 'replay', '--since', 'yesterday']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('CUSTOS_ERR_VALIDATION');
+    expect(bad.stderr).toContain('since is a duration back from now');
+    const usage = await h.cli(['alerts', 'replay', '--since', '1h', '--limit', 'lots']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('--limit is a whole number');
+  });
+
   it('refuses a malformed id as a usage error, before any request', async () => {
     const run = await h.cli(['alerts', 'show', '../../sys/seal']);
     expect(run.code).not.toBe(0);

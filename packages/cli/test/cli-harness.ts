@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -48,7 +48,11 @@ export async function runCliCaptured(
  * commands against it. `flags` adds server flags, e.g. `{ tlsListen: '127.0.0.1:0' }`
  * for the mTLS listener (then `server.tlsAddress`, CA in `<dir>/ca.pem`).
  */
-export async function startCliServer(flags: Pick<ServerFlags, 'tlsListen' | 'proxyListen'> = {}): Promise<{
+export async function startCliServer(
+  flags: Pick<ServerFlags, 'tlsListen' | 'proxyListen'> = {},
+  /** A server configuration file to start with (written to `<dir>/custos.json`). */
+  configFile?: Record<string, unknown>,
+): Promise<{
   server: RunningServer;
   dir: string;
   rootToken: () => string;
@@ -57,8 +61,17 @@ export async function startCliServer(flags: Pick<ServerFlags, 'tlsListen' | 'pro
 }> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-cli-test-'));
   // The suites' databases listen on loopback: allowed explicitly, as an operator would.
+  const file = join(dir, 'custos.json');
+  if (configFile) writeFileSync(file, JSON.stringify(configFile));
   const config = resolveServerConfig(
-    { dev: true, data: dir, listen: '127.0.0.1:0', egressAllow: ['127.0.0.1'], ...flags },
+    {
+      dev: true,
+      data: dir,
+      listen: '127.0.0.1:0',
+      egressAllow: ['127.0.0.1'],
+      ...flags,
+      ...(configFile ? { config: file } : {}),
+    },
     dir,
   );
   const server = await startServer(config, pino({ level: 'silent' }));

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -6,22 +5,12 @@ import { join } from 'node:path';
 import { CertificateAuthority } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCliServer } from './cli-harness.js';
+import { pythonWithRequests } from './python-agent.js';
 
 // `custos run --proxy`: an unmodified Python agent (requests) calls an https
 // upstream through the credential proxy's forward mode, never holding its
 // key; the upstream sees the key, the agent's output shows it redacted.
 
-/** A Python with `requests`, as an agent's would be (absolute: the CLI's child gets a minimal environment). */
-function pythonWithRequests(): string | undefined {
-  try {
-    return execFileSync('python3', ['-c', 'import requests, sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
-  } catch {
-    // CI must run every integration test: .ci/run installs python3-requests.
-    if (process.env.CI === 'true') throw new Error('python3 with requests is required in CI (.ci/run installs it)');
-    console.warn('[custos test] SKIPPING the Python agent test: no python3 with requests');
-    return undefined;
-  }
-}
 const python = pythonWithRequests();
 
 describe('custos run --proxy', () => {

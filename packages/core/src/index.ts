@@ -11,6 +11,7 @@ export * from './identity/index.js';
 export * from './leases/index.js';
 export * from './policy/index.js';
 export * from './ports/index.js';
+export * from './resources/index.js';
 export * from './rotation/index.js';
 export * from './seal/index.js';
 export * from './secrets/index.js';

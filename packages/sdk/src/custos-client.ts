@@ -6,6 +6,22 @@ import { DpopKey } from './dpop-key.js';
 import { HttpTransport, type TransportOptions } from './http-transport.js';
 import { pick, routePath } from './sdk-routes.js';
 
+/** The `task_id` claim of a task token, unverified (custos verifies it when the token is used). */
+function taskIdClaim(token: string): string {
+  const payload = token.split('.')[1];
+  let claims: unknown;
+  try {
+    claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8'));
+  } catch {
+    claims = undefined;
+  }
+  const id = (claims as { task_id?: unknown } | undefined)?.task_id;
+  if (typeof id !== 'string' || !/^tsk_[A-Za-z0-9_-]{22}$/.test(id)) {
+    throw new CustosUsageError('not a custos task token');
+  }
+  return id;
+}
+
 /** Options of {@link Custos}. */
 export interface CustosOptions extends TransportOptions {
   /** An operator token, for {@link Custos.startTask} and {@link Custos.revokeTask}. Logins need none. */
@@ -21,7 +37,9 @@ export type TaskSource =
   /** A client certificate from custos's CA, over the mTLS listener. */
   | { readonly cert: CertLoginCredentials }
   /** An operator starts a root task of `role` with the client's token. */
-  | { readonly role: string };
+  | { readonly role: string }
+  /** A task token this process was handed (its parent's delegation, `custos run`'s `CUSTOS_TOKEN`): see {@link Custos.adoptTask}. */
+  | { readonly token: string };
 
 export type WithTaskOptions = TaskSource & TaskStartOptions;
 
@@ -118,6 +136,38 @@ export class Custos {
     );
   }
 
+  /**
+   * The task whose token this process was handed — by the agent that
+   * delegated it, or by `custos run` (`CUSTOS_TOKEN`) — as a {@link Task}.
+   * The task is looked up with that token, so a token that is not live
+   * (revoked, ended, expired, forged) fails here, not at first use. The id
+   * is read from the token's claims only to name the lookup; custos checks
+   * the signature. Bearer tokens only: a DPoP-bound token is worthless
+   * without the key that stayed with whoever bound it.
+   */
+  async adoptTask(token: string): Promise<Task> {
+    const taskId = taskIdClaim(token);
+    const body = pick(
+      'showTask',
+      await this.#transport.call({
+        method: 'GET',
+        path: routePath('showTask', { id: taskId }),
+        token,
+        idempotent: true,
+      }),
+    );
+    return new Task(
+      {
+        token,
+        taskId,
+        accessor: String(body.accessor),
+        scope: String(body.scope),
+        expireTime: new Date(String(body.expire_time)),
+      },
+      this.#transport,
+    );
+  }
+
   /** Revokes a task and its subtree by id, with the client's operator token. */
   async revokeTask(taskId: string): Promise<void> {
     await this.#transport.call({
@@ -164,6 +214,15 @@ export class Custos {
     }
     if ('cert' in options) return this.loginWithCertificate(options.cert, start);
     if ('role' in options) return this.startTask(options.role, start);
+    if ('token' in options) {
+      // Its lifetime, scope and binding were fixed when it was minted.
+      if (Object.keys(start).length > 0) {
+        return Promise.reject(
+          new CustosUsageError('withTask: a handed-down token takes no ttl, scope, labels or dpop'),
+        );
+      }
+      return this.adoptTask(options.token);
+    }
     return Promise.reject(new CustosUsageError('withTask: give bootstrap, jwt and role, cert, or role'));
   }
 

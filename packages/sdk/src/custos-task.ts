@@ -5,6 +5,7 @@ import { type CredsOptions, DynamicCredentials } from './dynamic-credentials.js'
 import type { HttpTransport, TaskAuth } from './http-transport.js';
 import { type RotationEvent, RotationSubscription, type RotationSubscriptionOptions } from './rotation-events.js';
 import { pick, routePath } from './sdk-routes.js';
+import { Upstream } from './upstream-client.js';
 
 /** What a new task may ask for: all optional, all within what its role or parent allows. */
 export interface TaskStartOptions {
@@ -182,6 +183,62 @@ export class Task {
     );
   }
 
+  /**
+   * An upstream, called through custos's credential proxy with this task's
+   * token (`fetch(path, init)`, or `baseUrl` for an SDK that takes one). The
+   * proxy is `proxyAddress` of the client, else `CUSTOS_PROXY_ADDR`. The
+   * proxy takes unbound task tokens only: a DPoP-bound task is refused here,
+   * before its token could be sent as a bearer token.
+   */
+  upstream(name: string): Upstream {
+    this.#assertLive();
+    if (this.#dpop) throw new CustosUsageError('upstream: the credential proxy takes unbound task tokens only');
+    const proxy = this.#transport.proxyAddress;
+    if (!proxy) throw new CustosUsageError('proxyAddress: set it on the client, or CUSTOS_PROXY_ADDR');
+    return new Upstream(name, proxy, this.#token, this.#transport.timeoutMs);
+  }
+
+  /**
+   * A token for a registered resource (RFC 8707): a child task whose token's
+   * `aud` is `resource` alone, for an MCP server or API that verifies it
+   * with `verifyTaskToken(token, { issuer, audience: resource })`. custos
+   * itself refuses that token (a resource server cannot replay it here), so
+   * it is handed over, not wrapped in a {@link Task}: this task ends it,
+   * with its subtree. Needs `use` on `resource/NAME`; its scope is the
+   * resource's registered scopes unless `scope` names fewer. Not retried.
+   */
+  async resourceToken(resource: string, options: { scope?: string; ttl?: string } = {}): Promise<ResourceToken> {
+    this.#assertLive();
+    if (typeof resource !== 'string' || resource.length === 0) throw new CustosUsageError('resource: a URL');
+    const body = pick(
+      'tokenExchange',
+      await this.#transport.call({
+        method: 'POST',
+        path: routePath('tokenExchange'),
+        form: {
+          grant_type: TOKEN_EXCHANGE,
+          subject_token: this.#token,
+          subject_token_type: JWT_TOKEN_TYPE,
+          requested_token_type: JWT_TOKEN_TYPE,
+          resource,
+          ...(options.scope !== undefined ? { scope: options.scope } : {}),
+          ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
+        },
+        idempotent: false,
+        secrets: [this.#token],
+        dpop: this.#auth().dpop,
+      }),
+    );
+    return new ResourceToken({
+      token: String(body.access_token),
+      taskId: String(body.task_id),
+      accessor: String(body.accessor),
+      scope: String(body.scope),
+      audience: typeof body.aud === 'string' ? body.aud : resource,
+      expireTime: new Date(Date.now() + Number(body.expires_in) * 1000),
+    });
+  }
+
   /** Delegates a child, runs `work` with it, and always ends it (revokes it if `work` throws). */
   async withChild<T>(options: TaskStartOptions, work: (child: Task) => Promise<T>): Promise<T> {
     return runTask(await this.delegate(options), work);
@@ -306,6 +363,54 @@ export class Task {
 
   #assertLive(): void {
     if (this.#over) throw new CustosUsageError('this task is over');
+  }
+}
+
+/** A token for a registered resource ({@link Task.resourceToken}); its task ends with its parent's. */
+export class ResourceToken {
+  readonly taskId: string;
+  readonly accessor: string;
+  readonly scope: string;
+  /** The token's `aud`: the resource's URL as custos registered it. */
+  readonly audience: string;
+  readonly expireTime: Date;
+  readonly #token: string;
+
+  /** @internal */
+  constructor(issued: {
+    token: string;
+    taskId: string;
+    accessor: string;
+    scope: string;
+    audience: string;
+    expireTime: Date;
+  }) {
+    this.#token = issued.token;
+    this.taskId = issued.taskId;
+    this.accessor = issued.accessor;
+    this.scope = issued.scope;
+    this.audience = issued.audience;
+    this.expireTime = issued.expireTime;
+  }
+
+  /** The token, to send to the resource (`Authorization: Bearer`). Never logged by the SDK. */
+  get token(): string {
+    return this.#token;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      taskId: this.taskId,
+      accessor: this.accessor,
+      scope: this.scope,
+      audience: this.audience,
+      expireTime: this.expireTime,
+      token: '[redacted]',
+    };
+  }
+
+  [inspect.custom](): string {
+    return `ResourceToken ${JSON.stringify(this.toJSON())}`;
   }
 }
 

@@ -17,6 +17,11 @@ export interface TransportOptions {
   readonly retries?: number;
   /** The first backoff delay; it doubles each retry (with jitter), capped at 2 s. Default 200 ms. */
   readonly retryBaseDelayMs?: number;
+  /**
+   * custos's credential proxy, for `task.upstream(NAME)`: e.g.
+   * `http://127.0.0.1:8421`. Default `CUSTOS_PROXY_ADDR` (set by `custos run --proxy`).
+   */
+  readonly proxyAddress?: string;
 }
 
 /** One request. */
@@ -85,6 +90,8 @@ const MAX_BACKOFF_MS = 2_000;
 export class HttpTransport {
   readonly address: string;
   readonly timeoutMs: number;
+  /** The credential proxy's address, when configured. */
+  readonly proxyAddress: string | undefined;
   readonly #retries: number;
   readonly #baseDelayMs: number;
 
@@ -95,6 +102,7 @@ export class HttpTransport {
     }
     this.address = options.address.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.proxyAddress = options.proxyAddress ?? process.env.CUSTOS_PROXY_ADDR;
     this.#retries = Math.max(0, Math.floor(options.retries ?? 2));
     this.#baseDelayMs = options.retryBaseDelayMs ?? 200;
   }

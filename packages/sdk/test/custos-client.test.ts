@@ -45,6 +45,37 @@ describe('the SDK client against a real server', () => {
     await s?.close();
   });
 
+  it('a sub-agent adopts the token it was handed: the same task, live-checked, ended by withTask({ token })', async () => {
+    await custos.withTask({ bootstrap: await bootstrapToken(s), ttl: '10m' }, async (parent) => {
+      const handed = (await parent.delegate({ scope: 'read:kv/team/db', ttl: '2m' })).token;
+      // What a sub-agent process does with CUSTOS_TOKEN: a fresh client, the token alone.
+      const subAgent = new Custos({ address: s.address, timeoutMs: 10_000 });
+      const adopted = await subAgent.adoptTask(handed);
+      expect(adopted.scope).toBe('read:kv/team/db');
+      expect(adopted.accessor).toMatch(/^tac_/);
+      expect((await adopted.readSecret('kv/team/db')).data.password).toBe(values.v2);
+      const done = await subAgent.withTask({ token: handed }, async (task) => {
+        expect(task.id).toBe(adopted.id);
+        return task.id;
+      });
+      expect(await taskState(done)).toBe('ended');
+      // Ended: the token is refused when adopted again, with the server's code and nothing of the token.
+      const dead = await subAgent.adoptTask(handed).catch((e: unknown) => e);
+      expect(dead).toMatchObject({ code: 'CUSTOS_ERR_UNAUTHENTICATED', status: 401 });
+      expect(String((dead as Error).message)).not.toContain(handed);
+      // Not a task token at all, or start options that a minted token cannot take: refused before anything is sent.
+      await expect(subAgent.adoptTask('not-a-token')).rejects.toBeInstanceOf(CustosUsageError);
+      await expect(subAgent.withTask({ token: handed, ttl: '1h' }, async () => 1)).rejects.toBeInstanceOf(
+        CustosUsageError,
+      );
+      // A forged token naming a real task: the server checks the signature.
+      const [h, , sig] = parent.token.split('.');
+      const claims = JSON.parse(Buffer.from(parent.token.split('.')[1]!, 'base64url').toString());
+      const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, scope: '*' })).toString('base64url')}.${sig}`;
+      await expect(subAgent.adoptTask(forged)).rejects.toMatchObject({ code: 'CUSTOS_ERR_UNAUTHENTICATED' });
+    });
+  });
+
   it('withTask logs in with a bootstrap token, reads secrets and versions, delegates, and ends the task tree', async () => {
     let parentId = '';
     let childId = '';

@@ -2,8 +2,12 @@ import {
   type AnomalyConfig,
   createAnomalyRules,
   FINDING_SEVERITIES,
+  type FindingSeverity,
   isPolicyAction,
+  isQuarantineAction,
   parseDuration,
+  QUARANTINE_ACTIONS,
+  type QuarantineAction,
   ValidationError,
 } from '@custos/core';
 
@@ -17,7 +21,8 @@ type Kind =
   | 'actions'
   | 'prefixes'
   | 'roles'
-  | 'prefixLength';
+  | 'prefixLength'
+  | 'level';
 
 /** Each rule's settings in the config file (snake_case, durations as `15m`) and the engine's name for them. */
 const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [string, Kind]>>>> = {
@@ -81,6 +86,15 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     per_identity: ['perIdentity', 'bool'],
     roles: ['roles', 'roles'],
   },
+  'delegation-shape': {
+    severity: ['severity', 'severity'],
+    min_delegations: ['minDelegations', 'count'],
+    min_history: ['minHistoryMs', 'duration'],
+    depth_margin: ['depthMargin', 'level'],
+    width_factor: ['widthFactor', 'factor'],
+    min_width: ['minWidth', 'count'],
+    roles: ['roles', 'roles'],
+  },
   'new-source-address': {
     severity: ['severity', 'severity'],
     ipv4_prefix: ['ipv4Prefix', 'prefixLength'],
@@ -115,6 +129,13 @@ const ROLE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     min_history: ['minHistoryMs', 'duration'],
     min_events: ['minEvents', 'count'],
   },
+  'delegation-shape': {
+    disabled: ['disabled', 'bool'],
+    min_delegations: ['minDelegations', 'count'],
+    depth_margin: ['depthMargin', 'level'],
+    width_factor: ['widthFactor', 'factor'],
+    min_width: ['minWidth', 'count'],
+  },
   'credential-rate': {
     disabled: ['disabled', 'bool'],
     min_issued: ['minIssued', 'count'],
@@ -144,8 +165,10 @@ export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefine
     enabled?: boolean;
     warmEvents?: number;
     maxFindingsPerMinute?: number;
+    actions?: { rules?: Record<string, readonly QuarantineAction[]>; minSeverity?: FindingSeverity };
     rules?: Record<string, unknown>;
   } = {};
+  const actions: Record<string, readonly QuarantineAction[]> = {};
   for (const [key, value] of Object.entries(section)) {
     if (key === 'enabled') config.enabled = setting('anomaly.enabled', value, 'bool') as boolean;
     else if (key === 'warm_events') {
@@ -155,13 +178,19 @@ export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefine
       config.warmEvents = value as number;
     } else if (key === 'max_findings_per_minute') {
       config.maxFindingsPerMinute = setting('anomaly.max_findings_per_minute', value, 'count') as number;
-    } else if (key === 'rules') config.rules = rules(value);
+    } else if (key === 'action_min_severity') {
+      config.actions = {
+        ...config.actions,
+        minSeverity: setting('anomaly.action_min_severity', value, 'severity') as FindingSeverity,
+      };
+    } else if (key === 'rules') config.rules = rules(value, actions);
     else {
       throw new ValidationError(
-        `anomaly.${key.slice(0, 64)} is not a setting (enabled, warm_events, max_findings_per_minute, rules).`,
+        `anomaly.${key.slice(0, 64)} is not a setting (enabled, warm_events, max_findings_per_minute, action_min_severity, rules).`,
       );
     }
   }
+  if (Object.keys(actions).length > 0) config.actions = { ...config.actions, rules: actions };
   // The rules check what only makes sense together (a window no longer than the baseline, …): at start, not at unseal.
   try {
     createAnomalyRules(config as AnomalyConfig);
@@ -171,7 +200,21 @@ export function resolveAnomalyConfig(section: unknown): AnomalyConfig | undefine
   return config as AnomalyConfig;
 }
 
-function rules(value: unknown): Record<string, unknown> {
+/**
+ * `anomaly.rules.<rule>.action`: `none`, one action, or a list of them. Not
+ * a setting of the rule itself (any rule may act), so it is taken out here
+ * into the engine's action table.
+ */
+function ruleActions(where: string, value: unknown): readonly QuarantineAction[] {
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 1 && list[0] === 'none') return [];
+  if (list.length === 0 || list.length > QUARANTINE_ACTIONS.length || !list.every(isQuarantineAction)) {
+    throw new ValidationError(`${where} is none, or one or a list of ${QUARANTINE_ACTIONS.join(', ')}.`);
+  }
+  return [...new Set(list)];
+}
+
+function rules(value: unknown, actions: Record<string, readonly QuarantineAction[]>): Record<string, unknown> {
   if (!isObject(value)) throw new ValidationError('anomaly.rules is an object of rule names.');
   const out: Record<string, unknown> = {};
   for (const [rule, settings] of Object.entries(value)) {
@@ -189,10 +232,14 @@ function rules(value: unknown): Record<string, unknown> {
     if (!isObject(settings)) throw new ValidationError(`anomaly.rules.${rule} is false or an object of settings.`);
     const parsed: Record<string, unknown> = {};
     for (const [name, raw] of Object.entries(settings)) {
+      if (name === 'action') {
+        actions[rule] = ruleActions(`anomaly.rules.${rule}.action`, raw);
+        continue;
+      }
       const entry = Object.hasOwn(known, name) ? known[name] : undefined;
       if (!entry) {
         throw new ValidationError(
-          `anomaly.rules.${rule}.${name.slice(0, 64)} is not a setting (${Object.keys(known).join(', ')}).`,
+          `anomaly.rules.${rule}.${name.slice(0, 64)} is not a setting (action, ${Object.keys(known).join(', ')}).`,
         );
       }
       const where = `anomaly.rules.${rule}.${name}`;
@@ -258,6 +305,12 @@ function setting(where: string, value: unknown, kind: Kind): unknown {
       // The range per address family is the rule's to check (8..32, 16..128), with the other settings.
       if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > 128) {
         throw new ValidationError(`${where} is a prefix length (24 for IPv4, 64 for IPv6).`);
+      }
+      return value;
+    case 'level':
+      // Delegation levels: a role's max_depth is small, so a margin beyond 100 is a typo.
+      if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > 100) {
+        throw new ValidationError(`${where} is a whole number from 0 to 100.`);
       }
       return value;
     case 'roles':

@@ -65,6 +65,10 @@ declare module 'fastify' {
     auditCredential: string | null;
     /** The task a token was issued for (login, start, delegation, reissue): for the audit event. */
     auditIssuedTask: string | null;
+    /** The registered resource URL an exchange minted a token for (the child's `aud`), for the audit event. */
+    auditAudience: string | null;
+    /** The identity a suspension or resume names (`POST /v1/roles/:name/suspend|resume`): for the audit event. */
+    auditIdentity: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

@@ -33,6 +33,12 @@ describe('the anomaly section of the server configuration file', () => {
             'off-hours': { min_history: '7d', rare_share: 0.01, roles: { ops: { disabled: true } } },
             'credential-rate': { min_issued: 5, window: '2h', roles: { fanout: { disabled: true } } },
             'request-burst': { min_requests: 100, peak: '2d', roles: { batch: { factor: 50, peak_factor: 5 } } },
+            'delegation-shape': {
+              min_delegations: 20,
+              depth_margin: 1,
+              width_factor: 3,
+              roles: { swarm: { disabled: true }, etl: { min_width: 40 } },
+            },
             honeytoken: { cooldown: '5m' },
           },
         },
@@ -52,9 +58,18 @@ describe('the anomaly section of the server configuration file', () => {
         'request-burst',
         'credential-rate',
         'off-hours',
+        'delegation-shape',
         'honeytoken',
       ]);
-      expect(rules[7]!.config).toEqual({ severity: 'critical', cooldownMs: 300_000, maxTracked: 10_000 });
+      expect(rules[8]!.config).toEqual({ severity: 'critical', cooldownMs: 300_000, maxTracked: 10_000 });
+      expect(rules[7]!.config).toMatchObject({
+        minDelegations: 20,
+        minHistoryMs: 86_400_000,
+        depthMargin: 1,
+        widthFactor: 3,
+        minWidth: 8,
+        roles: { swarm: { disabled: true }, etl: { minWidth: 40 } },
+      });
       expect(rules[1]!.config).toMatchObject({ minDenied: 50, windowMs: 120_000, minHistoryMs: 3_600_000, factor: 10 });
       expect(rules[2]!.config).toMatchObject({
         warmupMs: 48 * 3_600_000,
@@ -102,13 +117,46 @@ describe('the anomaly section of the server configuration file', () => {
       [{ rules: { 'request-burst': { roles: { batch: { constructor: 1 } } } } }, /batch\.constructor is not a setting/],
       [{ rules: { 'credential-rate': { roles: { x: { min_requests: 3 } } } } }, /x\.min_requests is not a setting/],
       [{ rules: { 'off-hours': { rare_share: 2 } } }, /rare_share is a share/],
+      [{ rules: { 'delegation-shape': { depth_margin: -1 } } }, /depth_margin is a whole number from 0 to 100/],
+      [{ rules: { 'delegation-shape': { width_factor: 0.5 } } }, /width_factor is a number from 1/],
+      [{ rules: { 'delegation-shape': { roles: { x: { min_issued: 3 } } } } }, /x\.min_issued is not a setting/],
       [{ rules: { constructor: {} } }, /anomaly\.rules\.constructor is not a rule/],
       [{ rules: { 'request-burst': { window: '1h', peak: '10m' } } }, /need windowMs ≤ peakMs/],
       [{ rules: { 'new-source-address': { ipv4_prefix: 64 } } }, /anomaly\.rules: ipv4Prefix must be 8\.\.32/],
+      [
+        { rules: { 'request-burst': { action: 'delete-everything' } } },
+        /request-burst\.action is none, or one or a list/,
+      ],
+      [{ rules: { 'request-burst': { action: ['none', 'suspend-role'] } } }, /action is none, or one or a list/],
+      [{ rules: { 'request-burst': { action: [] } } }, /action is none, or one or a list/],
+      [{ action_min_severity: 'urgent' }, /action_min_severity is one of low, medium, high, critical/],
     ];
     for (const [section, message] of cases) {
       expect(() => resolveAnomalyConfig(section), JSON.stringify(section)).toThrow(message);
     }
     expect(resolveAnomalyConfig({ enabled: false })).toEqual({ enabled: false });
+  });
+
+  it("takes each rule's quarantine action (none, one, or a list) and the severity floor", () => {
+    expect(
+      resolveAnomalyConfig({
+        action_min_severity: 'high',
+        rules: {
+          'dead-task-token': { action: 'revoke-task-tree', cooldown: '2h' },
+          'request-burst': { action: ['suspend-role', 'revoke-task-tree', 'suspend-role'] },
+          'off-hours': { action: 'none' },
+        },
+      }),
+    ).toEqual({
+      actions: {
+        minSeverity: 'high',
+        rules: {
+          'dead-task-token': ['revoke-task-tree'],
+          'request-burst': ['suspend-role', 'revoke-task-tree'],
+          'off-hours': [],
+        },
+      },
+      rules: { 'dead-task-token': { cooldownMs: 7_200_000 }, 'request-burst': {}, 'off-hours': {} },
+    });
   });
 });

@@ -1,20 +1,14 @@
 import { createEngine } from '@custos/engines';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, hasPostgres, postgresUrl, type TestDatabase } from '../../../test-support/postgres.js';
+import {
+  createTestDatabase,
+  hasPostgres,
+  postgresUrl,
+  postgresRoleExists as roleExists,
+  type TestDatabase,
+} from '../../../test-support/postgres.js';
 import { auditEvents, startTestServer, type TestServer } from './test-server.js';
-
-/** Whether a PostgreSQL role exists (roles are cluster-wide). */
-async function roleExists(name: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: postgresUrl() });
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
-    return (rowCount ?? 0) > 0;
-  } finally {
-    await client.end();
-  }
-}
 
 async function dropRole(name: string): Promise<void> {
   const client = new pg.Client({ connectionString: postgresUrl() });

@@ -62,6 +62,31 @@ describe.skipIf(!hasPostgres())('two nodes on one PostgreSQL database', () => {
     });
   });
 
+  it('a role suspended on one node is refused on the other at once, and a rewrite racing it does not undo it', async () => {
+    const A = a.services();
+    const B = b.services();
+    const role = await A.roles.write('ha-quarantine', { policies: [], max_ttl_ms: 600_000 });
+    const task = await A.tasks.start({ role, sub: 'test', via: 'operator', ttlMs: 60_000 });
+    await expect(B.authenticate(task.token, { method: 'GET', url: 'test' })).resolves.toMatchObject({ kind: 'task' });
+    // The suspension on B and a rewrite of the role on A, at the same time: the rewrite keeps it, whichever lands first.
+    await Promise.all([
+      B.roles.suspend('ha-quarantine', {}, { by: 'test', at: new Date().toISOString() }),
+      A.roles.write('ha-quarantine', { policies: [], max_ttl_ms: 900_000 }),
+    ]);
+    for (const node of [A, B]) {
+      await expect(node.authenticate(task.token, { method: 'GET', url: 'test' })).rejects.toMatchObject({
+        code: 'CUSTOS_ERR_SUSPENDED',
+      });
+      const current = await node.roles.read('ha-quarantine');
+      await expect(node.tasks.start({ role: current, sub: 'test', via: 'operator' })).rejects.toMatchObject({
+        code: 'CUSTOS_ERR_SUSPENDED',
+      });
+    }
+    expect((await B.roles.read('ha-quarantine')).max_ttl_ms).toBe(900_000);
+    await A.roles.resume('ha-quarantine', {});
+    await expect(B.authenticate(task.token, { method: 'GET', url: 'test' })).resolves.toMatchObject({ kind: 'task' });
+  });
+
   it('a DPoP proof accepted by one node is refused by the other: proofs are single-use across nodes', async () => {
     const A = a.services();
     const B = b.services();

@@ -80,6 +80,7 @@ describe('docs/task-tokens.md matches the server', () => {
       payload: {
         policy:
           'permit(principal, action == Custos::Action::"read", resource in Custos::Path::"kv/team/");\n' +
+          'permit(principal, action == Custos::Action::"use", resource == Custos::Path::"resource/docs-mcp");\n' +
           'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
       },
     });
@@ -226,11 +227,44 @@ describe('docs/task-tokens.md matches the server', () => {
     expect((child as { expires_in: number }).expires_in).toBeLessThanOrEqual(300);
   });
 
+  it('runnable: resource-exchange — a token for a registered resource carries its URL as aud', async () => {
+    await s.call({
+      method: 'PUT',
+      url: '/v1/resources/docs-mcp',
+      payload: { url: 'https://mcp.example.com/mcp', scopes: ['read:kv/team/*'] },
+    });
+    const { forMcp } = await run(runnable('resource-exchange', {}), base, { parentToken: root.token }, ['forMcp']);
+    const issued = forMcp as { access_token: string; scope: string; aud: string };
+    expect(issued).toMatchObject({ scope: 'read:kv/team/*', aud: 'https://mcp.example.com/mcp' });
+    expect(claimsOf(issued.access_token).aud).toBe('https://mcp.example.com/mcp');
+    const metadata = await s.call({
+      method: 'GET',
+      url: '/.well-known/oauth-protected-resource/docs-mcp',
+      token: null,
+    });
+    expect(Object.keys(metadata.json()).sort()).toEqual(
+      ['resource', 'authorization_servers', 'scopes_supported', 'bearer_methods_supported'].sort(),
+    );
+  });
+
   it('runnable: introspect — a Bearer caller gets the documented answer, active or not', async () => {
     const code = runnable('introspect', {});
     const { introspection } = await run(code, base, { callerToken: s.rootToken, token: root.token }, ['introspection']);
     expect(Object.keys(introspection as object).sort()).toEqual(
-      ['active', 'token_type', 'sub', 'scope', 'exp', 'iss', 'task_id', 'parent_task_id', 'role', 'depth', 'task_chain']
+      [
+        'active',
+        'token_type',
+        'sub',
+        'scope',
+        'exp',
+        'iss',
+        'aud',
+        'task_id',
+        'parent_task_id',
+        'role',
+        'depth',
+        'task_chain',
+      ]
         .slice()
         .sort(),
     );

@@ -136,6 +136,48 @@ export async function putDatabaseRotation(
   });
 }
 
+/**
+ * An RFC 8693 token exchange as a conforming client sends it: form-encoded,
+ * no Authorization (the subject token is the credential), a repeated
+ * parameter written as an array.
+ */
+export function tokenExchange(
+  s: TestServer,
+  params: Record<string, string | string[]>,
+): ReturnType<TestServer['call']> {
+  const form = new URLSearchParams();
+  const all = {
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    ...params,
+  };
+  for (const [name, value] of Object.entries(all)) {
+    for (const v of Array.isArray(value) ? value : [value]) form.append(name, v);
+  }
+  return s.call({
+    method: 'POST',
+    url: '/v1/oauth/token',
+    token: null,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: form.toString(),
+  });
+}
+
+/** A root task of `role` started by the root operator, with an optional narrower scope. */
+export async function startRoleTask(
+  s: TestServer,
+  role: string,
+  scope?: string,
+): Promise<{ token: string; task_id: string }> {
+  const r = await s.call({
+    method: 'POST',
+    url: `/v1/roles/${role}/tasks`,
+    payload: { ttl: '5m', ...(scope ? { scope } : {}) },
+  });
+  if (r.statusCode !== 200) throw new Error(`task start for ${role} failed: ${r.body}`);
+  return r.json() as { token: string; task_id: string };
+}
+
 /** An obviously fake secret value, different every run. */
 export const fakeSecret = (label = 'value') =>
   `fake-${label}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;

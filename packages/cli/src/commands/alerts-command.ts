@@ -1,6 +1,8 @@
+import { parseDuration } from '@custos/core';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
+import { collectList } from '../option-parsers.js';
 import { emit, table } from '../output.js';
 
 /** What the server answers for a finding (`GET /v1/alerts/:id`). */
@@ -15,6 +17,15 @@ interface AlertView {
   explanation: string;
   acked_by?: string;
   acked_at?: string;
+  /** The quarantine actions taken on it. */
+  actions?: {
+    action: string;
+    outcome: string;
+    at: string;
+    attempts: number;
+    target?: Record<string, string>;
+    detail?: string;
+  }[];
 }
 
 const usage = (message: string) => new CliError('CUSTOS_ERR_USAGE', message, EXIT.usage);
@@ -30,11 +41,34 @@ interface RulesView {
     findings: number;
     errors: number;
     suppressed: number;
+    actions?: string[];
   }[];
+  action_min_severity?: string;
   queued?: number;
   dropped?: number;
   lost?: number;
+  /** Milliseconds the rules have held the node's event loop since unseal. */
+  busy_ms?: number;
 }
+
+/** `POST /v1/alerts/replay`. */
+interface ReplayView {
+  since: string;
+  until: string;
+  from_seq: number;
+  to_seq: number;
+  warmed: number;
+  events: number;
+  complete: boolean;
+  stopped?: string;
+  rules: { rule: string; findings: number; suppressed: number; errors: number }[];
+  findings: Omit<AlertView, 'state'>[];
+  findings_total: number;
+}
+
+/** How long the CLI waits for a replay unless told (--timeout, CUSTOS_TIMEOUT): the server's budget and a margin. */
+const REPLAY_WAIT_MARGIN_MS = 30_000;
+const REPLAY_DEFAULT_BUDGET_MS = 5 * 60_000;
 
 /** The server's largest page. */
 const PAGE = 100;
@@ -53,7 +87,7 @@ function alertId(id: string): string {
   return id;
 }
 
-/** `custos alerts list|show|ack|rules`: the anomaly engine's findings and rules. */
+/** `custos alerts list|show|ack|rules|replay`: the anomaly engine's findings and rules. */
 export function registerAlertsCommand(program: Command, io: CliIo): void {
   const alerts = program.command('alerts').description('findings of the anomaly engine over the audit trail');
 
@@ -111,13 +145,65 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
           ? [
               ...result.rules.map(
                 (r) =>
-                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  ${r.description}`,
+                  `${r.rule.padEnd(22)}  findings ${r.findings}  errors ${r.errors}  events ${r.events}  suppressed ${r.suppressed}  action ${r.actions?.join(',') || 'none'}  ${r.description}`,
               ),
-              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}`,
+              `queued ${result.queued}  dropped ${result.dropped}  lost ${result.lost}  busy ${result.busy_ms} ms  actions from severity ${result.action_min_severity ?? 'low'}`,
             ].join('\n')
           : 'The anomaly engine is off (anomaly.enabled: false)',
       );
     });
+
+  alerts
+    .command('replay')
+    .description('run the rules over stored audit history and report what they would have raised, without acting')
+    .requiredOption('--since <when>', 'start: a duration back from now (7d, 12h) or an ISO-8601 time')
+    .option('--until <when>', 'end (exclusive), the same forms; default now')
+    .option('--rule <rule...>', 'only these rules (repeat or comma-separate)', collectList)
+    .option('--limit <n>', 'findings listed at most (default 100, at most 1000); all are counted')
+    .option('--warm-events <n>', "records before --since the rules learn from first (default the node's warm_events)")
+    .option('--budget <duration>', 'wall-clock time the replay may take on the server (default and most: 5m)')
+    .option('--json', 'JSON output: { rules, findings, findings_total, complete, … }')
+    .action(
+      async (opts: {
+        since: string;
+        until?: string;
+        rule?: string[];
+        limit?: string;
+        warmEvents?: string;
+        budget?: string;
+        json?: boolean;
+      }) => {
+        const whole = (flag: string, value: string | undefined) => {
+          if (value === undefined) return undefined;
+          if (!/^\d{1,7}$/.test(value)) throw usage(`${flag} is a whole number`);
+          return Number(value);
+        };
+        const limit = whole('--limit', opts.limit);
+        const warm = whole('--warm-events', opts.warmEvents);
+        let budgetMs = REPLAY_DEFAULT_BUDGET_MS;
+        if (opts.budget !== undefined) {
+          try {
+            budgetMs = parseDuration(opts.budget, 24 * 3_600_000);
+          } catch {
+            throw usage('--budget is a duration such as 2m');
+          }
+        }
+        // A replay may take minutes: wait for the server's budget unless the user set a timeout.
+        const waitIo =
+          io.requestTimeout === undefined && !io.env.CUSTOS_TIMEOUT
+            ? { ...io, requestTimeout: `${Math.ceil((budgetMs + REPLAY_WAIT_MARGIN_MS) / 1_000)}s` }
+            : io;
+        const result = await new CustosClient(waitIo).request<ReplayView>('POST', '/v1/alerts/replay', {
+          since: opts.since,
+          ...(opts.until ? { until: opts.until } : {}),
+          ...(opts.rule?.length ? { rules: opts.rule } : {}),
+          ...(limit !== undefined ? { limit } : {}),
+          ...(warm !== undefined ? { warm_events: warm } : {}),
+          ...(opts.budget !== undefined ? { time_budget: opts.budget } : {}),
+        });
+        emit(io, opts.json, result, () => replayText(result));
+      },
+    );
 
   alerts
     .command('show <id>')
@@ -135,6 +221,13 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
             ['state', a.acked_by ? `acked by ${a.acked_by} at ${a.acked_at}` : a.state],
             ['subject', subjectText(a.subject)],
             ['evidence', a.evidence.map((e) => `seq ${e.seq}`).join(', ')],
+            ...(a.actions ?? []).map(
+              (x) =>
+                [
+                  'action',
+                  `${x.action} ${x.outcome}${x.target ? ` ${subjectText(x.target)}` : ''}${x.detail ? ` (${x.detail})` : ''} at ${x.at}`,
+                ] as [string, string],
+            ),
           ]),
           '',
           a.explanation,
@@ -150,4 +243,32 @@ export function registerAlertsCommand(program: Command, io: CliIo): void {
       const a = await new CustosClient(io).request<AlertView>('POST', `/v1/alerts/${alertId(id)}/ack`);
       emit(io, opts.json, a, () => `Acknowledged ${a.id} (by ${a.acked_by})`);
     });
+}
+
+/** The replay report for a terminal: what was read, the counts per rule, then the findings. */
+function replayText(r: ReplayView): string {
+  const range =
+    r.events === 0
+      ? `No audit records from ${r.since} to ${r.until}`
+      : `Replayed ${r.events} audit records (seq ${r.from_seq}–${r.to_seq}) from ${r.since} to ${r.until}, ` +
+        `after learning from ${r.warmed} earlier records`;
+  const lines = [range];
+  if (!r.complete) lines.push(`Stopped early (${r.stopped}): later records were not examined`);
+  lines.push(
+    '',
+    ...r.rules.map(
+      (x) => `${x.rule.padEnd(22)}  would raise ${x.findings}  suppressed ${x.suppressed}  errors ${x.errors}`,
+    ),
+  );
+  if (r.findings.length > 0) {
+    lines.push(
+      '',
+      ...r.findings.map((f) => `${f.time}  ${f.severity.padEnd(8)}  ${f.rule}  ${subjectText(f.subject)}`),
+    );
+  }
+  if (r.findings_total > r.findings.length) {
+    lines.push(`… and ${r.findings_total - r.findings.length} more (--limit, or --json for all fields)`);
+  }
+  lines.push('', 'Nothing was stored or acted on.');
+  return lines.join('\n');
 }

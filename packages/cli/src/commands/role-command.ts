@@ -17,8 +17,21 @@ interface RoleView {
   jwt_methods: string[];
   labels?: Record<string, string>;
   grantable_labels?: string[];
+  active_hours?: string;
+  suspended?: Suspension;
+  suspended_identities?: Record<string, Suspension>;
   updated_time: string;
 }
+
+/** Who suspended, when, and on which finding (an anomaly action). */
+interface Suspension {
+  by: string;
+  at: string;
+  finding_id?: string;
+  rule?: string;
+}
+
+const suspensionText = (s: Suspension) => `by ${s.by} at ${s.at}${s.rule ? ` (rule ${s.rule})` : ''}`;
 
 interface WriteOptions {
   policy: string[];
@@ -32,6 +45,7 @@ interface WriteOptions {
   jwtMethod?: string[];
   label?: string[];
   grantableLabels?: string[];
+  activeHours?: string;
   json?: boolean;
 }
 
@@ -75,6 +89,11 @@ export const roleTable = (role: RoleView) =>
         .join(' ') || '-',
     ],
     ['grantable_labels', role.grantable_labels?.join(', ') || '-'],
+    ['active_hours', role.active_hours ?? '-'],
+    ['suspended', role.suspended ? suspensionText(role.suspended) : 'no'],
+    ...Object.entries(role.suspended_identities ?? {}).map(
+      ([identity, s]) => ['suspended identity', `${identity} ${suspensionText(s)}`] as [string, string],
+    ),
   ]);
 
 /** `custos role write|read|list|delete`: agent types. */
@@ -108,6 +127,10 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
       'label keys a bootstrap token, an operator start or a JWT claim mapping may set on its tasks (default: none)',
       collectList,
     )
+    .option(
+      '--active-hours <windows>',
+      "declared working hours, e.g. 'Mon-Fri 07:00-19:00 Europe/Berlin' (comma-separate several; none clears): the off-hours rule judges against them",
+    )
     .option('--json', 'JSON output')
     .action(async (name: string, opts: WriteOptions) => {
       const unknown = opts.auth?.filter((m) => !AUTH_METHODS.includes(m)) ?? [];
@@ -130,6 +153,7 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
         ...(opts.jwtMethod?.length ? { jwt_methods: opts.jwtMethod } : {}),
         ...(opts.label?.length ? { labels: parseLabels(opts.label) } : {}),
         ...(opts.grantableLabels ? { grantable_labels: opts.grantableLabels } : {}),
+        ...(opts.activeHours !== undefined ? { active_hours: opts.activeHours } : {}),
       };
       const result = await new CustosClient(io).request<RoleView>('PUT', `/v1/roles/${encodeURIComponent(name)}`, body);
       emit(io, opts.json, result, () => `Wrote role ${name}`);
@@ -137,6 +161,8 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
 
   role
     .command('read <name>')
+    .alias('show')
+    .description('a role: its policies, logins, active hours and suspension')
     .option('--json', 'JSON output')
     .action(async (name: string, opts: { json?: boolean }) => {
       const result = await new CustosClient(io).request<RoleView>('GET', `/v1/roles/${encodeURIComponent(name)}`);
@@ -150,6 +176,29 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
       const result = await new CustosClient(io).request<{ roles: string[] }>('GET', '/v1/roles');
       emit(io, opts.json, result, () => result.roles.join('\n'));
     });
+
+  for (const verb of ['suspend', 'resume'] as const) {
+    role
+      .command(`${verb} <name>`)
+      .description(
+        verb === 'suspend'
+          ? 'suspend a role (or --identity under it): logins, starts, delegations and its live tasks are refused'
+          : 'lift the suspension of a role (or of --identity under it); needs admin on sys/roles/<name>',
+      )
+      .option('--identity <id>', 'one identity under the role (e.g. spiffe://…, jwt:…, bootstrap:…)')
+      .option('--json', 'JSON output')
+      .action(async (name: string, opts: { identity?: string; json?: boolean }) => {
+        const result = await new CustosClient(io).request<{ changed: boolean; role: RoleView }>(
+          'POST',
+          `/v1/roles/${encodeURIComponent(name)}/${verb}`,
+          opts.identity !== undefined ? { identity: opts.identity } : {},
+        );
+        const what = opts.identity !== undefined ? `identity ${opts.identity} of role ${name}` : `role ${name}`;
+        const done = verb === 'suspend' ? 'Suspended' : 'Resumed';
+        const already = verb === 'suspend' ? 'was already suspended' : 'was not suspended';
+        emit(io, opts.json, result, () => (result.changed ? `${done} ${what}` : `The ${what} ${already}`));
+      });
+  }
 
   role
     .command('delete <name>')

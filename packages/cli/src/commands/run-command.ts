@@ -5,12 +5,15 @@ import { join } from 'node:path';
 import { createRedactNodeStream, createRedactor, type KnownSecret } from '@custos/redact';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
-import { CustosClient } from '../http-client.js';
+import { CustosClient, resolveToken } from '../http-client.js';
 import { collectRepeat, collectScope, parsePairs } from '../option-parsers.js';
+import { delegateTask } from '../task-exchange.js';
 import { DEFAULT_PROXY_ADDR, proxyEnvironment } from './run-proxy-env.js';
 
 interface RunOptions {
-  role: string;
+  role?: string;
+  /** `--delegate`: CMD runs as a child of the caller's own task (CUSTOS_TOKEN), not as a new task of a role. */
+  delegate?: boolean;
   ttl?: string;
   scope?: string[];
   secret?: string[];
@@ -29,11 +32,59 @@ function parseSecretMappings(pairs: readonly string[]): Array<{ env: string; pat
   });
 }
 
+/** The task CMD runs as, and how to end it when CMD is done. */
+interface RunTask {
+  token: string;
+  task_id: string;
+  end(): Promise<unknown>;
+}
+
 /**
- * `custos run --role R [--ttl 10m] [--scope …] [--secret ENV=kv/path#field…] -- CMD…`
+ * `--role R`: a fresh task of role R, started (and ended) with the caller's
+ * operator token. `--delegate`: a child of the caller's own task, minted by
+ * token exchange and ended with its own token — so an agent holding only a
+ * task token can run a sub-agent as a narrower slice of itself, in its tree
+ * (audited with the chain, cut off when any ancestor is revoked).
+ */
+async function startRunTask(io: CliIo, opts: RunOptions): Promise<RunTask> {
+  if (Boolean(opts.role) === Boolean(opts.delegate)) {
+    throw new CliError('CUSTOS_ERR_USAGE', 'give exactly one of --role ROLE and --delegate', EXIT.usage);
+  }
+  if (opts.role) {
+    const operator = new CustosClient(io);
+    const started = await operator.request<{ token: string; task_id: string }>(
+      'POST',
+      `/v1/roles/${encodeURIComponent(opts.role)}/tasks`,
+      { ...(opts.ttl ? { ttl: opts.ttl } : {}), ...(opts.scope?.length ? { scope: opts.scope.join(' ') } : {}) },
+    );
+    return { ...started, end: () => operator.request('POST', `/v1/tasks/${started.task_id}/end`) };
+  }
+  const parent = resolveToken(io);
+  if (!parent)
+    throw new CliError('CUSTOS_ERR_USAGE', '--delegate needs the current task token in CUSTOS_TOKEN', EXIT.usage);
+  const child = await delegateTask(io, parent, {
+    ...(opts.scope ? { scope: opts.scope } : {}),
+    ...(opts.ttl ? { ttl: opts.ttl } : {}),
+  });
+  const self = new CustosClient({ ...io, env: { ...io.env, CUSTOS_TOKEN: child.access_token } });
+  return {
+    token: child.access_token,
+    task_id: child.task_id,
+    // A 401 means the child's own token is refused: an ancestor revoked the
+    // tree (or it expired). The task is over, which is what ending it asks.
+    end: () =>
+      self.request('POST', `/v1/tasks/${child.task_id}/end`).catch((error: unknown) => {
+        if (!(error instanceof CliError && error.code === 'CUSTOS_ERR_UNAUTHENTICATED')) throw error;
+      }),
+  };
+}
+
+/**
+ * `custos run (--role R | --delegate) [--ttl 10m] [--scope …] [--secret ENV=kv/path#field…] -- CMD…`
  *
  * Runs CMD as a task: a fresh task of role R (started with your operator
- * token) whose token is in CMD's `CUSTOS_TOKEN`; the named secret fields are
+ * token), or with `--delegate` a child of your own task, whose token is in
+ * CMD's `CUSTOS_TOKEN`; the named secret fields are
  * read *with the task's token* (so the task's scope and policies apply) and
  * put in CMD's environment; CMD's stdout and stderr are redacted of those
  * values, the task token and every credential pattern; when CMD exits the
@@ -46,7 +97,8 @@ export function registerRunCommand(program: Command, io: CliIo): void {
   program
     .command('run')
     .description('run a command as a task: injected token and secrets, redacted output, task ended on exit')
-    .requiredOption('--role <role>', 'role of the task')
+    .option('--role <role>', 'role of the task (started with your operator token)')
+    .option('--delegate', 'run CMD as a narrower child of your own task (CUSTOS_TOKEN) instead of a task of a role')
     .option('--ttl <duration>', 'task lifetime (default: the role’s default TTL)')
     .option('--scope <entries>', 'narrow the task: ACTION:PATTERN entries (repeatable)', collectScope)
     .option('--secret <env=path#field>', 'put a secret field into an environment variable (repeatable)', collectRepeat)
@@ -57,11 +109,7 @@ export function registerRunCommand(program: Command, io: CliIo): void {
     .argument('<command...>', 'the command and its arguments (after --)')
     .action(async (command: string[], opts: RunOptions) => {
       const operator = new CustosClient(io);
-      const started = await operator.request<{ token: string; task_id: string }>(
-        'POST',
-        `/v1/roles/${encodeURIComponent(opts.role)}/tasks`,
-        { ...(opts.ttl ? { ttl: opts.ttl } : {}), ...(opts.scope?.length ? { scope: opts.scope.join(' ') } : {}) },
-      );
+      const started = await startRunTask(io, opts);
       const asTask = new CustosClient({ ...io, env: { ...io.env, CUSTOS_TOKEN: started.token } });
       const env: NodeJS.ProcessEnv = { ...io.env, CUSTOS_TOKEN: started.token, CUSTOS_TASK_ID: started.task_id };
       const known: KnownSecret[] = [{ name: 'custos-task-token', value: started.token }];
@@ -99,7 +147,7 @@ export function registerRunCommand(program: Command, io: CliIo): void {
         exitCode = await runRedacted(command, env, redactor, io);
       } finally {
         if (scratch) rmSync(scratch, { recursive: true, force: true });
-        await operator.request('POST', `/v1/tasks/${started.task_id}/end`).catch((error: unknown) => {
+        await started.end().catch((error: unknown) => {
           io.stderr.write(`custos: could not end task ${started.task_id}: ${(error as Error).message}\n`);
         });
       }
@@ -107,6 +155,19 @@ export function registerRunCommand(program: Command, io: CliIo): void {
     });
 }
 
+/** How long what CMD left behind gets to exit after SIGTERM before SIGKILL. */
+const GROUP_GRACE_MS = 2_000;
+
+/**
+ * Runs CMD in a process group of its own (`detached`: setsid), its output
+ * through the redactor. When CMD exits, whatever it started and left
+ * running — a background job, a daemonised helper — is ended with the
+ * group (SIGTERM, then SIGKILL after a grace): it holds the task's token in
+ * its environment, and the task ends right after, so nothing of CMD may
+ * outlive it. (A process that left the group on purpose, by setsid of its
+ * own, escapes this; its token still dies with the task.) Signals sent to
+ * `custos run` are passed to the whole group, as a terminal would.
+ */
 function runRedacted(
   command: string[],
   env: NodeJS.ProcessEnv,
@@ -115,8 +176,15 @@ function runRedacted(
 ): Promise<number> {
   return new Promise((resolve, reject) => {
     const [file, ...args] = command as [string, ...string[]];
-    const child = spawn(file, args, { env, stdio: ['inherit', 'pipe', 'pipe'] });
-    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    const child = spawn(file, args, { env, stdio: ['inherit', 'pipe', 'pipe'], detached: true });
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // The group is gone already.
+      }
+    };
+    const forward = (signal: NodeJS.Signals) => signalGroup(signal);
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
     const out = child.stdout.setEncoding('utf8').pipe(createRedactNodeStream(redactor));
@@ -124,15 +192,33 @@ function runRedacted(
     out.on('data', (chunk: string) => io.stdout.write(chunk));
     err.on('data', (chunk: string) => io.stderr.write(chunk));
     const drained = Promise.all([new Promise((r) => out.on('end', r)), new Promise((r) => err.on('end', r))]);
-    child.on('error', (error) => {
+    const stopForwarding = () => {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
+    };
+    child.on('error', (error) => {
+      stopForwarding();
       reject(new CliError('CUSTOS_ERR_LOCAL', `cannot run ${file}: ${error.message}`, EXIT.usage));
     });
-    child.on('close', (code, signal) => {
-      process.off('SIGINT', forward);
-      process.off('SIGTERM', forward);
-      void drained.then(() => resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : EXIT.failed)));
+    // 'exit', not 'close': a leftover that holds CMD's stdout open would keep 'close' from ever coming.
+    child.on('exit', (code, signal) => {
+      stopForwarding();
+      signalGroup('SIGTERM');
+      const kill = setTimeout(() => signalGroup('SIGKILL'), GROUP_GRACE_MS);
+      // A process that escaped the group may hold the pipes open for ever: stop waiting for it.
+      let giveUp: NodeJS.Timeout | undefined;
+      const abandoned = new Promise<void>((r) => {
+        giveUp = setTimeout(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+          r();
+        }, 2 * GROUP_GRACE_MS);
+      });
+      void Promise.race([drained, abandoned]).then(() => {
+        clearTimeout(kill);
+        clearTimeout(giveUp);
+        resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : EXIT.failed));
+      });
     });
   });
 }

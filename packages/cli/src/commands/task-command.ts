@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient, resolveToken } from '../http-client.js';
-import { postOAuth } from '../oauth-request.js';
 import { collectRepeat, collectScope, type StartOptions, startBody } from '../option-parsers.js';
 import { emit, table } from '../output.js';
+import { delegateTask } from '../task-exchange.js';
 import type { IssuedTaskView } from './login-command.js';
 
 /** A task as the API shows it. */
@@ -23,17 +23,6 @@ export interface TaskView {
   ended_by?: string;
 }
 
-interface ExchangeResult {
-  access_token: string;
-  token_type: string;
-  expires_in: number;
-  scope: string;
-  task_id: string;
-  accessor: string;
-}
-
-const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 /** The most tasks the server returns per listing request. */
 const LIST_PAGE = 500;
 const TASK_ID = /^tsk_[A-Za-z0-9_-]{22}$/;
@@ -137,23 +126,15 @@ export function registerTaskCommand(program: Command, io: CliIo): void {
     .description('mint a narrower child task of the current one (RFC 8693 token exchange); prints its token alone')
     .option('--scope <entries...>', 'the child’s slice: ACTION:PATTERN entries within the parent’s', collectScope)
     .option('--ttl <duration>', 'the child’s lifetime (never past the parent’s)')
+    .option(
+      '--resource <url>',
+      'a registered resource (RFC 8707): the child token is for it alone (aud), refused by custos itself',
+    )
     .option('--json', 'JSON output (access_token, task_id, accessor, scope, expires_in)')
-    .action(async (opts: { scope?: string[]; ttl?: string; json?: boolean }) => {
+    .action(async (opts: { scope?: string[]; ttl?: string; resource?: string; json?: boolean }) => {
       const subject = resolveToken(io);
       if (!subject) throw usage('no current task token: set CUSTOS_TOKEN or log in with --save');
-      const result = await postOAuth<ExchangeResult>(
-        io,
-        '/v1/oauth/token',
-        {
-          grant_type: TOKEN_EXCHANGE,
-          subject_token: subject,
-          // RFC 8693 §2.1: required. A task token is a JWT.
-          subject_token_type: JWT_TOKEN_TYPE,
-          ...(opts.scope?.length ? { scope: opts.scope.join(' ') } : {}),
-          ...(opts.ttl ? { ttl: opts.ttl } : {}),
-        },
-        { form: true },
-      );
+      const result = await delegateTask(io, subject, { ...opts });
       emit(io, opts.json, result, () => result.access_token);
     });
 

@@ -95,7 +95,7 @@ export function callThroughProxy(
         },
         ...(timeoutMs > 0 ? { timeout: timeoutMs } : {}),
       },
-      (res) => collect(res).then(resolve, reject),
+      (res) => (res.headers[PROXY_ERROR_HEADER] !== undefined ? proxyRefusal(res) : collect(res)).then(resolve, reject),
     );
     req.on('timeout', () => req.destroy(new McpToolError('CUSTOS_ERR_TIMEOUT', 'the proxy did not answer in time')));
     req.on('error', (error) =>
@@ -107,6 +107,31 @@ export function callThroughProxy(
     );
     req.end(body);
   });
+}
+
+/**
+ * Set by the proxy on its own refusals only, never passed on from an
+ * upstream: what custos refused (no token, no `use`, a path or method not
+ * allowed, a dead task) is a tool error with its code, which the model can
+ * act on; what an upstream answered, any status, is a result.
+ */
+const PROXY_ERROR_HEADER = 'x-custos-proxy-error';
+
+/** The proxy's refusal as a tool error: its code, and the message from its JSON body (small; read up to 8 KiB). */
+async function proxyRefusal(res: IncomingMessage): Promise<never> {
+  const code = String(res.headers[PROXY_ERROR_HEADER]);
+  let text = '';
+  for await (const chunk of res) {
+    text += chunk;
+    if (text.length > 8192) break;
+  }
+  let message = `refused (${res.statusCode})`;
+  try {
+    message = String((JSON.parse(text) as { error?: { message?: unknown } }).error?.message ?? message);
+  } catch {
+    // The code is the header's; the message stays generic.
+  }
+  throw new McpToolError(/^CUSTOS_ERR_[A-Z_]{1,64}$/.test(code) ? code : 'CUSTOS_ERR_UPSTREAM_FAILED', message);
 }
 
 /** Reads at most MAX_RESULT_BYTES of the (already redacted) answer, then stops reading. */

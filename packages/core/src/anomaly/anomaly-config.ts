@@ -1,13 +1,15 @@
 import type { HoneytokenWatch } from '../honeytokens/honeytoken-types.js';
 import type { AnomalyRule } from './anomaly-rule.js';
+import type { QuarantineConfig } from './quarantine-config.js';
 import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
 import { type CredentialRateConfig, CredentialRateRule } from './rules/credential-rate-rule.js';
 import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-token-rule.js';
+import { type DelegationShapeConfig, DelegationShapeRule } from './rules/delegation-shape-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
 import { HoneytokenRule, type HoneytokenRuleConfig } from './rules/honeytoken-rule.js';
 import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
-import { type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
+import { type DeclaredHoursLookup, type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
 import { type RequestBurstConfig, RequestBurstRule } from './rules/request-burst-rule.js';
 
 /**
@@ -24,6 +26,8 @@ export interface AnomalyConfig {
   readonly maxQueue?: number;
   /** Findings each rule may raise per minute (default 60); beyond, they are counted as suppressed. */
   readonly maxFindingsPerMinute?: number;
+  /** Automatic quarantine: actions per rule (`anomaly.rules.<rule>.action`) and `action_min_severity`. */
+  readonly actions?: QuarantineConfig;
   readonly rules?: {
     readonly 'dead-task-token'?: Partial<DeadTaskTokenConfig> | false;
     readonly 'bootstrap-token-reuse'?: Partial<BootstrapReuseConfig> | false;
@@ -33,12 +37,15 @@ export interface AnomalyConfig {
     readonly 'request-burst'?: Partial<RequestBurstConfig> | false;
     readonly 'credential-rate'?: Partial<CredentialRateConfig> | false;
     readonly 'off-hours'?: Partial<OffHoursConfig> | false;
+    readonly 'delegation-shape'?: Partial<DelegationShapeConfig> | false;
     readonly honeytoken?: Partial<HoneytokenRuleConfig> | false;
   };
 }
 
-/** What some rules watch besides the audit stream: kept-current, in-memory views (no storage reads). */
+/** What some rules read besides their configuration, kept current by the node (never storage per event). */
 export interface AnomalyRuleContext {
+  /** Roles' declared active hours, for `off-hours`. */
+  readonly declaredHours?: DeclaredHoursLookup;
   /** The honeytoken registry (the `honeytoken` rule never fires without it). */
   readonly honeytokens?: HoneytokenWatch;
 }
@@ -54,7 +61,8 @@ export function createAnomalyRules(config: AnomalyConfig = {}, context: AnomalyR
   if (c['new-source-address'] !== false) rules.push(new NewSourceAddressRule(c['new-source-address'] ?? {}));
   if (c['request-burst'] !== false) rules.push(new RequestBurstRule(c['request-burst'] ?? {}));
   if (c['credential-rate'] !== false) rules.push(new CredentialRateRule(c['credential-rate'] ?? {}));
-  if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}));
+  if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}, context.declaredHours));
+  if (c['delegation-shape'] !== false) rules.push(new DelegationShapeRule(c['delegation-shape'] ?? {}));
   if (c.honeytoken !== false) rules.push(new HoneytokenRule(c.honeytoken ?? {}, context.honeytokens));
   return rules;
 }

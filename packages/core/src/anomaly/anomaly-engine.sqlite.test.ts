@@ -83,8 +83,11 @@ describe('AnomalyEngine on a real audit log', () => {
     expect(record.seq).toBe(1);
     // Acknowledged, and the rules have not run yet: they run on a later turn.
     expect(rig.engine.stats().rules[0]!.events).toBe(0);
+    expect(rig.engine.stats().busy_ms).toBe(0);
     await rig.engine.idle();
     expect(rig.engine.stats().rules[0]!.events).toBe(1);
+    // The turn that ran the rule is counted as the engine's time on the event loop.
+    expect(rig.engine.stats().busy_ms).toBeGreaterThan(0);
     await rig.close();
   });
 

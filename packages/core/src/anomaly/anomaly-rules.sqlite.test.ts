@@ -53,6 +53,21 @@ describe('dead-task-token', () => {
     expect((await rig.store.list()).alerts).toEqual([]);
     await rig.close();
   });
+
+  it('ignores a dead task ending or revoking itself (its agent’s cleanup after a revoked tree), not its other calls', async () => {
+    const rig = await anomalyRig([new DeadTaskTokenRule()]);
+    const task = { id: 'tsk_cleanup00000000000000', identity: 'bootstrap:bac_x', role: 'coordinator' };
+    for (const route of ['/v1/tasks/:id/end', '/v1/tasks/:id/revoke']) {
+      const cleanup = deadTokenRequest(task, 'task_revoked');
+      await rig.record({ ...cleanup, request: { ...cleanup.request!, method: 'POST', route } });
+    }
+    await rig.engine.idle();
+    expect((await rig.store.list()).alerts).toEqual([]);
+    await rig.record(deadTokenRequest(task, 'task_revoked'));
+    await rig.engine.idle();
+    expect((await rig.store.list()).alerts.map((a) => a.rule)).toEqual(['dead-task-token']);
+    await rig.close();
+  });
 });
 
 describe('bootstrap-token-reuse', () => {

@@ -3,16 +3,20 @@ import type { EgressPolicy } from '../egress/egress-policy.js';
 import type { HoneytokenWatch } from '../honeytokens/honeytoken-types.js';
 import type { AuditStore } from '../ports/storage.js';
 import type { EventBus } from '../rotation/event-bus.js';
+import type { RoleService } from '../tasks/role-service.js';
+import type { TaskService } from '../tasks/task-service.js';
 import type { AnomalyConfig } from './anomaly-config.js';
-import { createAnomalyRules } from './anomaly-config.js';
+import { type AnomalyRuleContext, createAnomalyRules } from './anomaly-config.js';
 import { AnomalyEngine } from './anomaly-engine.js';
 import { resumeAnomalyEngine } from './anomaly-warm.js';
+import { DeclaredHours } from './declared-hours.js';
 import type { Finding } from './finding.js';
 import type { FindingStore } from './finding-store.js';
+import { QuarantineRunner, type QuarantineRunnerDeps } from './quarantine-runner.js';
 import { type AlertWebhookOptions, AlertWebhookSink } from './webhook-alert-sink.js';
 
 export interface AnomalyServiceDeps {
-  readonly audit: Pick<AuditLog, 'observe'>;
+  readonly audit: Pick<AuditLog, 'observe' | 'record'>;
   readonly auditStore: AuditStore;
   readonly alerts: FindingStore;
   readonly events: Pick<EventBus, 'publish'>;
@@ -23,13 +27,24 @@ export interface AnomalyServiceDeps {
   /** The log alert sink. */
   readonly onFinding?: (finding: Finding) => void;
   readonly webhook?: AlertWebhookOptions;
-  /** The honeytoken registry's in-memory view, for the `honeytoken` rule. */
+  /** The honeytoken registry's in-memory view, for the `honeytoken` rule (and replays of it). */
   readonly honeytokens?: HoneytokenWatch;
+  /**
+   * What quarantine actions act through (TaskService's revocation, RoleService's
+   * suspension) and what `off-hours` reads (roles' declared active hours).
+   * Without it, no action runs and no declaration is read.
+   */
+  readonly roles?: Pick<RoleService, 'suspend' | 'list' | 'find' | 'onChange'>;
+  readonly tasks?: Pick<TaskService, 'record' | 'revoke'>;
+  /** Tests: waits between attempts of an action. */
+  readonly actionRetryMs?: QuarantineRunnerDeps['retryMs'];
 }
 
 /** A running engine and how to stop it. */
 export interface AnomalyService {
   readonly engine: AnomalyEngine;
+  /** What the rules read besides events (roles' declared hours): replays judge history with the same. */
+  readonly ruleContext: AnomalyRuleContext;
   /**
    * Stops after the audit log has closed: the last records go through the
    * rules, their findings are stored, and the progress is saved unless
@@ -50,9 +65,37 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
   const config = deps.config ?? {};
   if (config.enabled === false) return undefined;
   const report = deps.report ?? (() => undefined);
+  const declared = deps.roles ? new DeclaredHours(deps.roles) : undefined;
+  const ruleContext: AnomalyRuleContext = {
+    ...(declared ? { declaredHours: declared.lookup } : {}),
+    ...(deps.honeytokens ? { honeytokens: deps.honeytokens } : {}),
+  };
+  let unfollow: (() => void) | undefined;
+  if (declared && deps.roles) {
+    try {
+      unfollow = await declared.start(deps.roles);
+    } catch (error) {
+      // Unreadable roles leave declarations to be read as roles are seen (DeclaredHours.lookup).
+      report('roles', error);
+    }
+  }
+  const runner =
+    deps.roles && deps.tasks
+      ? new QuarantineRunner({
+          tasks: deps.tasks,
+          roles: deps.roles,
+          store: deps.alerts,
+          audit: deps.audit,
+          events: deps.events,
+          ...(config.actions ? { config: config.actions } : {}),
+          ...(deps.actionRetryMs ? { retryMs: deps.actionRetryMs } : {}),
+          report,
+        })
+      : undefined;
   const engine = new AnomalyEngine({
-    rules: createAnomalyRules(config, deps.honeytokens ? { honeytokens: deps.honeytokens } : {}),
+    rules: createAnomalyRules(config, ruleContext),
     store: deps.alerts,
+    ...(runner ? { afterStore: runner.run } : {}),
     ...(config.maxQueue ? { maxQueue: config.maxQueue } : {}),
     ...(config.maxFindingsPerMinute ? { maxFindingsPerMinute: config.maxFindingsPerMinute } : {}),
     onSuppressing: (rule, suppressed) =>
@@ -112,8 +155,10 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
   const unobserve = deps.audit.observe(engine.offer);
   return {
     engine,
+    ruleContext,
     stop: async (sealed) => {
       unobserve();
+      unfollow?.();
       await engine.close();
       if (!sealed) await save();
       // Deliveries still queued are not sent: the findings are stored, and listed by `custos alerts list`.

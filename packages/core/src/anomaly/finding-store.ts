@@ -1,13 +1,30 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { NotFoundError, ValidationError } from '../errors/index.js';
 import type { EntryStore } from '../ports/storage.js';
-import type { Finding, FindingSeverity, FindingState } from './finding.js';
+import type { Finding, FindingActionResult, FindingSeverity, FindingState } from './finding.js';
 
 /** Entries namespace of findings: one sealed entry per finding, keyed by its id. */
 const ALERTS = 'alert';
 /** Where the engine's progress is kept (one sealed entry). */
 const CURSOR = 'alert.cursor';
 const CURSOR_KEY = 'engine';
+/**
+ * The quarantine actions of each finding, apart from the finding itself:
+ * acknowledging a finding (a rewrite of its entry) and recording what was
+ * done on it never overwrite each other.
+ */
+const ACTIONS = 'alert.action';
+
+/**
+ * Where a finding's actions stand: `running` since `at` (claimed by a
+ * runner; one that crashed leaves it for another to take over), or
+ * `finished` with each action's outcome.
+ */
+export interface FindingActionRecord {
+  readonly state: 'running' | 'finished';
+  readonly at: string;
+  readonly actions: readonly FindingActionResult[];
+}
 /** Ids: `al_` + inverted time and seq (24 hex) + `_` + rule: newest first in key order, one per (rule, record). */
 export const FINDING_ID_SHAPE = /^al_[0-9a-f]{24}_[a-z0-9-]{1,64}$/;
 /** Largest page a caller may ask for. */
@@ -68,11 +85,37 @@ export class FindingStore {
     return this.#entries.putIfAbsent(ALERTS, finding.id, sealJson(this.#cipher, ALERTS, finding.id, finding));
   }
 
+  /** A finding, with the actions taken on it (what `custos alerts show` says was done). */
   async get(id: string): Promise<Finding> {
+    const finding = await this.#open(id);
+    const actions = await this.readActions(id);
+    return actions && actions.actions.length > 0 ? { ...finding, actions: actions.actions } : finding;
+  }
+
+  /**
+   * Claims a finding's actions for one runner: true when no runner claimed
+   * them before. One insert decides, on every node: a finding raised twice
+   * (a restart, two nodes) acts once.
+   */
+  async #open(id: string): Promise<Finding> {
     if (!FINDING_ID_SHAPE.test(id)) throw new NotFoundError();
     const stored = await this.#entries.get(ALERTS, id);
     if (!stored) throw new NotFoundError();
     return openJson<Finding>(this.#cipher, ALERTS, id, stored.value);
+  }
+
+  claimActions(id: string, at: Date): Promise<boolean> {
+    const record: FindingActionRecord = { state: 'running', at: at.toISOString(), actions: [] };
+    return this.#entries.putIfAbsent(ACTIONS, id, sealJson(this.#cipher, ACTIONS, id, record));
+  }
+
+  async readActions(id: string): Promise<FindingActionRecord | undefined> {
+    const stored = await this.#entries.get(ACTIONS, id);
+    return stored ? openJson<FindingActionRecord>(this.#cipher, ACTIONS, id, stored.value) : undefined;
+  }
+
+  async writeActions(id: string, record: FindingActionRecord): Promise<void> {
+    await this.#entries.put(ACTIONS, id, sealJson(this.#cipher, ACTIONS, id, record));
   }
 
   /**
@@ -80,7 +123,7 @@ export class FindingStore {
    * acknowledged finding changes nothing: the first acknowledgement stands.
    */
   async ack(id: string, by: string, at: Date): Promise<Finding> {
-    const finding = await this.get(id);
+    const finding = await this.#open(id);
     if (finding.state === 'acked') return finding;
     const acked: Finding = { ...finding, state: 'acked', acked_by: by, acked_at: at.toISOString() };
     await this.#entries.put(ALERTS, id, sealJson(this.#cipher, ALERTS, id, acked));

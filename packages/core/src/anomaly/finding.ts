@@ -50,4 +50,19 @@ export interface Finding extends FindingDraft {
   readonly state: FindingState;
   readonly acked_by?: string;
   readonly acked_at?: string;
+  /** The quarantine actions taken on it (see quarantine-runner.ts); absent when its rule has none. */
+  readonly actions?: readonly FindingActionResult[];
+}
+
+/** What one quarantine action did for a finding. Names ids only, never a secret. */
+export interface FindingActionResult {
+  readonly action: string;
+  /** `skipped`: nothing to act on (no task in the subject, the task or role is gone, already suspended). */
+  readonly outcome: 'done' | 'skipped' | 'failed';
+  readonly at: string;
+  readonly attempts: number;
+  /** What was acted on. */
+  readonly target?: { readonly task_id?: string; readonly role?: string; readonly identity?: string };
+  /** A short reason for skipped or failed (an error code), never a stack or a value. */
+  readonly detail?: string;
 }

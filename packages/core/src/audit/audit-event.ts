@@ -6,8 +6,10 @@ import type { JsonValue } from './canonical-json.js';
  * - `security_alert`: something an operator must look at (e.g. a reused
  *   single-use bootstrap token), recorded even when no request is served.
  * - `system`: the server's own life (audit log opened, keyring rotated, …).
+ * - `quarantine`: an anomaly rule's automatic action on a finding (a task
+ *   tree revoked, a role or identity suspended), with its outcome.
  */
-export type AuditEventType = 'request' | 'security_alert' | 'system';
+export type AuditEventType = 'request' | 'security_alert' | 'system' | 'quarantine';
 
 /** The outcome of the request: served, refused by policy/authentication, or failed. */
 export type AuditDecision = 'allow' | 'deny' | 'error';
@@ -54,7 +56,7 @@ export interface AuditRequestInfo {
  * can be added without changing the hash construction, since the hash covers
  * whatever canonical JSON the event has.
  */
-export type AuditEvent = RequestAuditEvent | SecurityAlertAuditEvent | SystemAuditEvent;
+export type AuditEvent = RequestAuditEvent | SecurityAlertAuditEvent | SystemAuditEvent | QuarantineAuditEvent;
 
 interface AuditEventCommon {
   /** ISO-8601 UTC time the audit log recorded the event (stamped by the log). */
@@ -102,6 +104,17 @@ export interface SystemAuditEvent extends AuditEventCommon {
   readonly type: 'system';
   /** What happened, snake_case (`audit_opened`, `keyring_rotated`). */
   readonly kind: string;
+}
+
+/**
+ * An automatic quarantine action (see docs/anomaly.md): `kind` is the
+ * action (`revoke_task_tree`, `suspend_identity`, `suspend_role`);
+ * `details` name the finding id, the rule, the target (task ids, role,
+ * identity) and the outcome (`done`, `skipped`, `failed`) — never a secret.
+ */
+export interface QuarantineAuditEvent extends AuditEventCommon {
+  readonly type: 'quarantine';
+  readonly kind: 'revoke_task_tree' | 'suspend_identity' | 'suspend_role';
 }
 
 type WithoutTime<E> = E extends AuditEvent ? Omit<E, 'time'> : never;

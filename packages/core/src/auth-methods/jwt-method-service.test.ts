@@ -8,7 +8,11 @@ const ISSUER = 'https://oidc.jwt-method-service.example.test';
 
 async function setup() {
   const { store, barrier } = await taskKeysFixture();
-  const storage = { entries: store };
+  // Role writes are transactions (read and write together); this in-memory store has one writer.
+  const storage = {
+    entries: store,
+    transaction: <T>(fn: (tx: { entries: typeof store }) => Promise<T>) => fn({ entries: store }),
+  };
   const roles = new RoleService({ storage, cipher: barrier });
   const methods = new JwtMethodService({ storage, cipher: barrier });
   const { privateKey, publicKey } = await generateKeyPair('ES256');

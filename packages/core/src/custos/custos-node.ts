@@ -3,9 +3,11 @@ import {
   type AlertWebhookOptions,
   type AnomalyConfig,
   type AnomalyEngine,
+  AnomalyReplayer,
   type AnomalyService,
   type Finding,
   FindingStore,
+  type QuarantineConfig,
   startAnomalyService,
 } from '../anomaly/index.js';
 import {
@@ -34,6 +36,7 @@ import {
 } from '../policy/index.js';
 import type { DatabaseEngineFactory } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
+import { ResourceService } from '../resources/index.js';
 import { EventBus, RotationService } from '../rotation/index.js';
 import { SealManager, type SealStatus } from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
@@ -87,6 +90,8 @@ export interface CustosNodeOptions {
   egress?: EgressPolicy;
   /** The anomaly engine over the audit stream (default: on, every rule with its defaults). */
   anomaly?: AnomalyConfig;
+  /** Tests: waits between attempts of a quarantine action (default 0.5 s, 2 s, 8 s). */
+  anomalyActionRetryMs?: readonly number[];
   /**
    * Told when an anomaly rule throws or goes over its budget of findings (`rule:<name>`), a finding cannot be
    * stored (`store`), history cannot be read at start (`warm`) or the rules
@@ -133,10 +138,16 @@ export interface CustosServices {
   events: EventBus;
   /** APIs the credential proxy calls with a secret the caller never holds. */
   upstreams: UpstreamService;
+  /** Registered RFC 8707 resources: the audiences a token exchange may name. */
+  resources: ResourceService;
   /** Stored findings of the anomaly engine (`/v1/alerts`). */
   alerts: FindingStore;
   /** The anomaly engine, when enabled: subscribe to findings, read its counts. */
   anomaly: AnomalyEngine | undefined;
+  /** The quarantine actions per rule and their severity floor (`custos alerts rules` shows them). */
+  anomalyActions: QuarantineConfig | undefined;
+  /** Runs the node's rules over stored history without acting (`custos alerts replay`). */
+  alertReplay: AnomalyReplayer;
   /** Decoy secrets and their sealed registry (`/v1/honeytokens`, `admin` on `sys/honeytokens`). */
   honeytokens: HoneytokenService;
   issuer: string;
@@ -366,6 +377,13 @@ export class CustosNode {
       engineEndpoint: (name) => engines.endpoint(name),
     });
     await honeytokens.load();
+    // Wired before the anomaly engine starts: a quarantine action that
+    // revokes a tree (even one resumed at start) drops its leases like any revocation.
+    tasks.onTaskEnded(async ({ rootId, prefix }) => {
+      await leases.revokeForSubtree(prefix);
+      // Pins are owned by root tasks, so only the end of a root releases any.
+      await secrets.releasePins([rootId]);
+    });
     const events = new EventBus();
     const alerts = new FindingStore({ entries: storage.entries, cipher });
     this.#anomaly = await startAnomalyService({
@@ -374,6 +392,9 @@ export class CustosNode {
       alerts,
       events,
       egress,
+      roles,
+      tasks,
+      ...(this.#options.anomalyActionRetryMs ? { actionRetryMs: this.#options.anomalyActionRetryMs } : {}),
       ...(this.#options.anomaly ? { config: this.#options.anomaly } : {}),
       ...(this.#options.onAnomalyError ? { report: this.#options.onAnomalyError } : {}),
       ...(this.#options.onFinding ? { onFinding: this.#options.onFinding } : {}),
@@ -381,13 +402,15 @@ export class CustosNode {
       honeytokens: honeytokens.watch,
     });
     const anomaly = this.#anomaly?.engine;
+    const alertReplay = new AnomalyReplayer({
+      store: storage.audit,
+      ...(this.#options.anomaly ? { config: this.#options.anomaly } : {}),
+      // Declared hours as the live rules see them (none when the engine is off).
+      ...(this.#anomaly ? { context: this.#anomaly.ruleContext } : {}),
+    });
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
-    tasks.onTaskEnded(async ({ rootId, prefix }) => {
-      await leases.revokeForSubtree(prefix);
-      // Pins are owned by root tasks, so only the end of a root releases any.
-      await secrets.releasePins([rootId]);
-    });
+    const resources = new ResourceService({ storage, cipher });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {
       let parsed = scopes.get(scope);
@@ -417,8 +440,11 @@ export class CustosNode {
       rotation,
       events,
       upstreams,
+      resources,
       alerts,
       anomaly,
+      anomalyActions: this.#options.anomaly?.actions,
+      alertReplay,
       honeytokens,
       issuer,
       authenticator,

@@ -7,6 +7,7 @@ import {
   verifyTaskToken,
 } from '../task-tokens/index.js';
 import {
+  assertRoleAdmits,
   currentTaskLabels,
   isTaskOfRole,
   type RoleService,
@@ -27,6 +28,13 @@ export interface AuthenticateContext {
    * the resource server asking checks the proof itself against `cnf.jkt`.
    */
   allowUnproven?: boolean;
+  /**
+   * Introspection only: audiences accepted besides custos's own (the
+   * registered resources' URLs), so a resource server can ask about a token
+   * minted for it. Every other caller leaves it out: a token for a resource
+   * is never a credential at custos.
+   */
+  alsoAudiences?: readonly string[];
 }
 
 export type DpopVerifier = (
@@ -86,6 +94,8 @@ export class PrincipalAuthenticator {
     // …and a role deleted and created again is not the role the task was
     // started for: its tasks stay dead (the incarnation is in the record).
     if (!isTaskOfRole(record, role)) throw new UnauthenticatedError();
+    // A suspended role or identity: its live tasks are refused too (see assertRoleAdmits).
+    assertRoleAdmits(role, record.sub);
     // Labels its agent chose under an earlier build are not shown to policies as if an operator had set them.
     const recorded = trustedLabels(record);
     if (!recorded) throw new UnauthenticatedError();
@@ -97,7 +107,8 @@ export class PrincipalAuthenticator {
 
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */
   async verifyTaskToken(token: string, context: AuthenticateContext): Promise<TaskTokenSubject> {
-    const options = { keys: this.#keys, issuer: this.#issuer, audience: this.#audience, cache: this.#verified };
+    const audience = context.alsoAudiences?.length ? [this.#audience, ...context.alsoAudiences] : this.#audience;
+    const options = { keys: this.#keys, issuer: this.#issuer, audience, cache: this.#verified };
     // The token is verified before its DPoP proof: checking a proof records
     // its jti in storage (single use on every node), and a proof is made
     // with any key pair at all — so only a caller holding a valid task token
@@ -130,6 +141,7 @@ export class PrincipalAuthenticator {
       act: claims.act ? (claims.act as TaskTokenSubject['act']) : null,
       exp: claims.exp,
       jkt: claims.cnf?.jkt ?? null,
+      aud: claims.aud,
     };
   }
 }

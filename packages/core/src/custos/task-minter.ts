@@ -1,7 +1,7 @@
 import { issueTaskToken, type TaskSigningKeys } from '../task-tokens/index.js';
 import type { TaskRecord, TaskTokenMinter } from '../tasks/index.js';
 
-/** Mints task tokens for task records with this deployment's signing keys. */
+/** Mints task tokens for task records with this deployment's signing keys (`aud`: the task's resource, or `audience`). */
 export function createTaskMinter(
   keys: TaskSigningKeys,
   options: { issuer: string; audience: string },
@@ -20,7 +20,10 @@ export function createTaskMinter(
           ...(task.jkt ? { cnf: { jkt: task.jkt } } : {}),
           exp,
         },
-        { keys, issuer: options.issuer, audience: options.audience },
+        // A task delegated for a registered resource is for that resource
+        // alone (RFC 8707): not custos's audience as well, so its token is
+        // refused by custos's own API and proxy (see docs/task-tokens.md).
+        { keys, issuer: options.issuer, audience: task.audience ?? options.audience },
       );
       return token;
     },

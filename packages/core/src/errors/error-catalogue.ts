@@ -73,6 +73,16 @@ export const ERROR_CATALOGUE = {
     message:
       'This label cannot be set here: agents add only agent.* labels, others only the keys the role lets be granted, and inherited or role labels never change.',
   },
+  CUSTOS_ERR_SUSPENDED: {
+    status: 403,
+    message:
+      'The role or identity is suspended (by an operator or an anomaly rule): no login, start, delegation or task request is accepted until an operator resumes it.',
+  },
+  CUSTOS_ERR_ACTIVE_HOURS_INVALID: {
+    status: 400,
+    message:
+      "An active-hours window is 'DAYS HH:MM-HH:MM ZONE': days Mon..Sun or a range (Mon-Fri), times 00:00 to 24:00 (an end before the start runs past midnight), an IANA time zone (Europe/Berlin, UTC); windows are comma-separated, at most 16.",
+  },
   CUSTOS_ERR_DPOP_REQUIRED: { status: 401, message: 'A DPoP proof is required or not valid.' },
   CUSTOS_ERR_ENGINE_UNAVAILABLE: { status: 503, message: 'The database engine is unreachable or refused custos.' },
   CUSTOS_ERR_ENGINE_NOT_FOUND: { status: 404, message: 'No such database engine.' },
@@ -87,6 +97,10 @@ export const ERROR_CATALOGUE = {
     message: 'The rotation failed to apply or test the new version; the current version is unchanged.',
   },
   CUSTOS_ERR_ROTATION_IN_PROGRESS: { status: 409, message: 'A rotation of this secret is already running.' },
+  CUSTOS_ERR_REPLAY_BUSY: {
+    status: 409,
+    message: 'An alert replay is already running on this node; try again when it has finished.',
+  },
   CUSTOS_ERR_USER_NOT_ROTATABLE: {
     status: 403,
     message:
@@ -140,6 +154,20 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_UPSTREAM_RESPONSE_REFUSED: {
     status: 502,
     message: 'The upstream’s answer cannot be redacted (compressed or binary), so it is not passed on.',
+  },
+  CUSTOS_ERR_RESOURCE_NOT_FOUND: { status: 404, message: 'No such resource.' },
+  CUSTOS_ERR_RESOURCE_URL_INVALID: {
+    status: 400,
+    message:
+      'A resource URL is an absolute https URL (http only to a loopback host) without userinfo, query or fragment, and with a plain path.',
+  },
+  CUSTOS_ERR_SCOPE_EXCEEDS_RESOURCE: {
+    status: 403,
+    message: 'The requested scope is not within the scopes registered for the resource.',
+  },
+  CUSTOS_ERR_RESOURCE_SCOPE_INVALID: {
+    status: 400,
+    message: 'A resource scope is a list of single ACTION:PATTERN entries.',
   },
 } as const satisfies Record<string, { status: number; message: string }>;
 

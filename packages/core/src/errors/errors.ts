@@ -64,3 +64,18 @@ export class StorageError extends CustosError {
     super('CUSTOS_ERR_STORAGE', undefined, options);
   }
 }
+
+/**
+ * The role or identity is suspended (see RoleService.suspend). Said only to
+ * a caller whose credential was verified: an anonymous caller learns nothing
+ * about which roles are suspended.
+ */
+export class SuspendedError extends CustosError {
+  /** For the audit event only: `role_suspended` or `identity_suspended`. */
+  readonly auditReason: 'role_suspended' | 'identity_suspended';
+  constructor(what: 'role' | 'identity') {
+    super('CUSTOS_ERR_SUSPENDED');
+    this.name = 'SuspendedError';
+    this.auditReason = what === 'role' ? 'role_suspended' : 'identity_suspended';
+  }
+}

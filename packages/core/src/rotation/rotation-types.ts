@@ -42,7 +42,7 @@ export interface RotationResult {
 }
 
 /** An event subscribers receive (`GET /v1/events`). */
-export type CustosEvent = SecretRotatedEvent | AlertRaisedEvent;
+export type CustosEvent = SecretRotatedEvent | AlertRaisedEvent | AlertActionEvent;
 
 /** A secret was rotated: sent to subscribers who may `read` its path. */
 export interface SecretRotatedEvent {
@@ -64,5 +64,21 @@ export interface AlertRaisedEvent {
   id: string;
   rule: string;
   severity: string;
+  time: string;
+}
+
+/**
+ * An anomaly rule's quarantine action ran on a finding (revoked a task tree,
+ * suspended a role or an identity) or failed: to operator subscribers who
+ * may `read` `path` (`sys/alerts/<id>`), like `alert.raised`. Names no
+ * subject: `GET /v1/alerts/<id>` shows what was acted on.
+ */
+export interface AlertActionEvent {
+  type: 'alert.action';
+  path: string;
+  id: string;
+  rule: string;
+  action: string;
+  outcome: 'done' | 'skipped' | 'failed';
   time: string;
 }

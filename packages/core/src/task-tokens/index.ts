@@ -20,6 +20,7 @@ export {
 } from './task-token-claims.js';
 export {
   type RefusedTaskSubject,
+  refusedTaskSubject,
   TaskInactiveError,
   TaskTokenInvalidError,
   type TaskTokenRefusal,

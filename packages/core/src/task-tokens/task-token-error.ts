@@ -67,3 +67,12 @@ export class TaskInactiveError extends UnauthenticatedError {
     this.auditSubject = auditSubject;
   }
 }
+
+/**
+ * The task a refused token named, for the audit event — only from custos's
+ * own refusals, which name a task only after its signature was verified.
+ * Shared by the API's error handler and the credential proxy.
+ */
+export function refusedTaskSubject(error: unknown): RefusedTaskSubject | undefined {
+  return error instanceof TaskTokenInvalidError || error instanceof TaskInactiveError ? error.auditSubject : undefined;
+}

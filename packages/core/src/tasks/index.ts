@@ -1,3 +1,4 @@
+export * from './active-hours.js';
 export * from './bootstrap-service.js';
 export * from './role-service.js';
 export * from './role-types.js';

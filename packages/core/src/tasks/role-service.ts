@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { type Cipher, sealJson } from '../common/cipher.js';
+import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { NotFoundError, ValidationError } from '../errors/index.js';
 import { isPolicyName } from '../policy/index.js';
-import type { Storage } from '../ports/storage.js';
-import type { AuthMethodKind, Role, RoleInput } from './role-types.js';
+import type { EntryStore, Storage } from '../ports/storage.js';
+import { validateActiveWindows } from './active-hours.js';
+import type { AuthMethodKind, Role, RoleInput, RoleSuspension } from './role-types.js';
 import { grantableLabelKeys, operatorLabels } from './task-labels.js';
 
 const ROLES = 'role';
@@ -14,23 +15,76 @@ const AUTH_KINDS: readonly AuthMethodKind[] = ['bootstrap', 'jwt', 'cert'];
 /** No task lives longer than a day: tasks are minutes of work, not identities. */
 export const MAX_TASK_TTL_MS = 24 * 3_600_000;
 export const MAX_DELEGATION_DEPTH = 16;
+/**
+ * Identities suspended under one role at most: the list lives in the role
+ * record, read on every authentication. Beyond it, suspend the role.
+ */
+export const MAX_SUSPENDED_IDENTITIES = 1_000;
+
+/** Told of every role this node wrote, suspended, resumed or deleted (`undefined`: deleted). */
+export type RoleChangeListener = (name: string, role: Role | undefined) => void;
+
+/** What to suspend or resume: the role, or one identity under it. */
+export interface SuspensionTarget {
+  readonly identity?: string;
+}
 
 /** Roles (agent types), stored through the barrier so nobody can widen one in the database. */
 export class RoleService {
-  readonly #storage: Pick<Storage, 'entries'>;
+  readonly #storage: Pick<Storage, 'entries' | 'transaction'>;
   readonly #cipher: Cipher;
   /** A role is read on every task login and delegation: opened once per stored version, not decrypted every time. */
   readonly #opened = new OpenedEntryMemo();
+  readonly #listeners = new Set<RoleChangeListener>();
 
-  constructor(deps: { storage: Pick<Storage, 'entries'>; cipher: Cipher }) {
+  constructor(deps: { storage: Pick<Storage, 'entries' | 'transaction'>; cipher: Cipher }) {
     this.#storage = deps.storage;
     this.#cipher = deps.cipher;
   }
 
+  /**
+   * Subscribes to this node's role changes (the anomaly engine's view of
+   * declared active hours). Other nodes' changes are not announced here:
+   * what must hold on every node at once (suspension, policies, labels) is
+   * read from storage at each authentication instead.
+   */
+  onChange(listener: RoleChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(name: string, role: Role | undefined): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(name, role);
+      } catch {
+        // A listener's failure must not fail the write that already happened.
+      }
+    }
+  }
+
+  /**
+   * Creates or updates a role. In one transaction with the read of the
+   * current record, so a suspension landing meanwhile (an anomaly action on
+   * another node) is kept, never overwritten by a write that read the role
+   * before it.
+   */
   async write(name: string, input: RoleInput): Promise<Role> {
     if (!ROLE_NAME.test(name)) throw new ValidationError('Role names use a-z, 0-9, "_", "." and "-".');
-    const existing = await this.find(name);
+    const activeHours = input.active_hours === undefined ? undefined : validateActiveWindows(input.active_hours);
+    const role = await this.#storage.transaction(async ({ entries }) => {
+      const existing = await this.#read(entries, name);
+      const role = this.#compose(name, input, existing, activeHours);
+      await entries.put(ROLES, name, sealJson(this.#cipher, ROLES, name, role));
+      return role;
+    });
+    this.#changed(name, role);
+    return role;
+  }
+
+  #compose(name: string, input: RoleInput, existing: Role | undefined, activeHours: Role['active_hours']): Role {
     const now = new Date().toISOString();
+    const hours = activeHours ?? existing?.active_hours;
     const role: Role = {
       name,
       // A new role is a new incarnation; an update keeps the one it has (a
@@ -47,6 +101,12 @@ export class RoleService {
       jwt_methods: input.jwt_methods ?? existing?.jwt_methods ?? [],
       labels: operatorLabels(input.labels ?? existing?.labels ?? {}),
       grantable_labels: grantableLabelKeys(input.grantable_labels ?? existing?.grantable_labels ?? []),
+      // An empty list clears the declaration.
+      ...(hours && hours.length > 0 ? { active_hours: hours } : {}),
+      // A suspension is lifted only by resume: an operator rewriting the role
+      // (or a script re-applying its definition) must not undo a quarantine.
+      ...(existing?.suspended ? { suspended: existing.suspended } : {}),
+      ...(existing?.suspended_identities ? { suspended_identities: existing.suspended_identities } : {}),
       created_time: existing?.created_time ?? now,
       updated_time: now,
     };
@@ -55,19 +115,84 @@ export class RoleService {
       role.max_ttl_ms,
     );
     validateRole(role);
-    await this.#storage.entries.put(ROLES, name, sealJson(this.#cipher, ROLES, name, role));
     return role;
+  }
+
+  /**
+   * Suspends the role, or one identity under it. Idempotent: suspending what
+   * is suspended keeps the first suspension (who did it, on which finding)
+   * and returns `changed: false`. Stored in the sealed role record, so it
+   * holds on every node from its next authentication and survives restarts.
+   */
+  suspend(
+    name: string,
+    target: SuspensionTarget,
+    suspension: RoleSuspension,
+  ): Promise<{ role: Role; changed: boolean }> {
+    return this.#alter(name, (role) => {
+      if (target.identity === undefined) {
+        if (role.suspended) return false;
+        role.suspended = suspension;
+        return true;
+      }
+      const identities = role.suspended_identities ?? {};
+      if (Object.hasOwn(identities, target.identity)) return false;
+      if (Object.keys(identities).length >= MAX_SUSPENDED_IDENTITIES) {
+        throw new ValidationError(
+          `At most ${MAX_SUSPENDED_IDENTITIES} identities per role are suspended: suspend the role.`,
+        );
+      }
+      role.suspended_identities = { ...identities, [target.identity]: suspension };
+      return true;
+    });
+  }
+
+  /** Lifts a suspension of the role or of one identity under it; `changed: false` when there was none. */
+  resume(name: string, target: SuspensionTarget): Promise<{ role: Role; changed: boolean }> {
+    return this.#alter(name, (role) => {
+      if (target.identity === undefined) {
+        if (!role.suspended) return false;
+        delete role.suspended;
+        return true;
+      }
+      const identities = { ...(role.suspended_identities ?? {}) };
+      if (!Object.hasOwn(identities, target.identity)) return false;
+      delete identities[target.identity];
+      if (Object.keys(identities).length === 0) delete role.suspended_identities;
+      else role.suspended_identities = identities;
+      return true;
+    });
+  }
+
+  /** Read, change and write a role in one transaction; nothing is written when `change` says nothing changed. */
+  async #alter(name: string, change: (role: Role) => boolean): Promise<{ role: Role; changed: boolean }> {
+    if (!ROLE_NAME.test(name)) throw new NotFoundError();
+    const result = await this.#storage.transaction(async ({ entries }) => {
+      const role = await this.#read(entries, name);
+      if (!role) throw new NotFoundError();
+      const changed = change(role);
+      if (changed) {
+        role.updated_time = new Date().toISOString();
+        await entries.put(ROLES, name, sealJson(this.#cipher, ROLES, name, role));
+      }
+      return { role, changed };
+    });
+    if (result.changed) this.#changed(name, result.role);
+    return result;
+  }
+
+  /** The stored role inside a transaction (not through the memo: the caller changes it). */
+  async #read(entries: EntryStore, name: string): Promise<Role | undefined> {
+    const entry = await entries.get(ROLES, name);
+    if (!entry) return undefined;
+    return withDefaults(await openJson<Role>(this.#cipher, ROLES, name, entry.value));
   }
 
   async find(name: string): Promise<Role | undefined> {
     if (!ROLE_NAME.test(name)) return undefined;
     const entry = await this.#storage.entries.get(ROLES, name);
     if (!entry) return undefined;
-    const role = await this.#opened.openJson<Role>(this.#cipher, ROLES, name, entry.value);
-    // Roles stored by earlier builds have no labels, and let nothing be granted.
-    if (role.labels === undefined) role.labels = {};
-    if (role.grantable_labels === undefined) role.grantable_labels = [];
-    return role;
+    return withDefaults(await this.#opened.openJson<Role>(this.#cipher, ROLES, name, entry.value));
   }
 
   async read(name: string): Promise<Role> {
@@ -88,8 +213,16 @@ export class RoleService {
   async delete(name: string): Promise<Role> {
     const role = await this.find(name);
     if (!role || !(await this.#storage.entries.delete(ROLES, name))) throw new NotFoundError();
+    this.#changed(name, undefined);
     return role;
   }
+}
+
+/** Roles stored by earlier builds have no labels, and let nothing be granted. */
+function withDefaults(role: Role): Role {
+  if (role.labels === undefined) role.labels = {};
+  if (role.grantable_labels === undefined) role.grantable_labels = [];
+  return role;
 }
 
 const newRoleId = () => `rol_${randomBytes(16).toString('base64url')}`;

@@ -1,3 +1,5 @@
+import type { ActiveWindow } from './active-hours.js';
+
 /** How an agent of a role may prove who it is. */
 export type AuthMethodKind = 'bootstrap' | 'jwt' | 'cert';
 
@@ -47,8 +49,37 @@ export interface Role {
    * Empty: the role's own labels only.
    */
   grantable_labels: string[];
+  /**
+   * Declared working hours (`--active-hours 'Mon-Fri 07:00-19:00
+   * Europe/Berlin'`): the `off-hours` rule judges the role's requests
+   * against these instead of its learned baseline, from the first request.
+   * Absent: the learned baseline only.
+   */
+  active_hours?: ActiveWindow[];
+  /**
+   * Set while the role is suspended (an operator's `custos role suspend`, or
+   * an anomaly rule's `suspend-role` action): no login, start or delegation,
+   * and its live tasks are refused at authentication, until `custos role
+   * resume`. Kept by `role write`: rewriting a role does not lift it.
+   */
+  suspended?: RoleSuspension;
+  /** Identities suspended under this role (`suspend-identity`), by identity; kept by `role write` too. */
+  suspended_identities?: Record<string, RoleSuspension>;
   created_time: string;
   updated_time: string;
 }
 
-export type RoleInput = Partial<Omit<Role, 'name' | 'id' | 'created_time' | 'updated_time'>> & { policies: string[] };
+/** Who suspended a role or identity, when, and — for an automatic action — on which finding. */
+export interface RoleSuspension {
+  /** `token:<accessor>` for an operator, `alert:<finding id>` for an anomaly action. */
+  by: string;
+  at: string;
+  /** The finding that made an anomaly rule act, and the rule. */
+  finding_id?: string;
+  rule?: string;
+}
+
+/** What `role write` sets: suspension is not among it (see RoleService.suspend and resume). */
+export type RoleInput = Partial<
+  Omit<Role, 'name' | 'id' | 'created_time' | 'updated_time' | 'suspended' | 'suspended_identities'>
+> & { policies: string[] };

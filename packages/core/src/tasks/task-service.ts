@@ -9,7 +9,7 @@ import type { RoleService } from './role-service.js';
 import type { Role } from './role-types.js';
 import { TaskAccessors } from './task-accessor.js';
 import { agentLabels, assertGrantable, childTaskLabels, rootTaskLabels, validateLabels } from './task-labels.js';
-import { currentTaskLabels, isTaskOfRole, trustedLabels } from './task-standing.js';
+import { assertRoleAdmits, currentTaskLabels, isTaskOfRole, trustedLabels } from './task-standing.js';
 import {
   type ActorClaim,
   type IssuedTask,
@@ -56,6 +56,8 @@ export interface TaskTokenSubject {
   act: ActorClaim | null;
   exp: number;
   jkt: string | null;
+  /** The token's `aud` (set by the authenticator; introspection reports it). */
+  aud?: string | readonly string[];
 }
 
 /** Signs task tokens (EdDSA JWTs); implemented over the task signing keys. */
@@ -117,6 +119,11 @@ export interface DelegateRequest {
   /** Labels the parent adds for its child: new `agent.…` keys only (checked here). */
   labels?: Record<string, string>;
   jkt?: string | null;
+  /**
+   * A registered resource's canonical URL (the caller checked it is one):
+   * the child's tokens carry it as `aud` instead of custos's own audience.
+   */
+  audience?: string;
 }
 
 /**
@@ -171,6 +178,10 @@ export class TaskService {
   /** Starts a root task for a role (after a login or by an operator). */
   async start(request: StartTaskRequest): Promise<IssuedTask> {
     const { role } = request;
+    // Every way into a role ends here (bootstrap, JWT and certificate
+    // logins, operator starts): after the credential was verified, so only
+    // its holder learns of the suspension.
+    assertRoleAdmits(role, request.sub);
     const ttlMs = request.ttlMs ?? role.default_ttl_ms;
     if (!Number.isInteger(ttlMs) || ttlMs <= 0 || ttlMs > role.max_ttl_ms) {
       throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'The TTL exceeds the role’s max_ttl.');
@@ -216,6 +227,8 @@ export class TaskService {
     // chose under an earlier build, has nothing it may hand down.
     const parentLabels = trustedLabels(parentRecord);
     if (!isTaskOfRole(parentRecord, role) || !parentLabels) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+    // The child would carry the parent's identity: a suspended one hands nothing down.
+    assertRoleAdmits(role, parentRecord.sub);
     if (parentRecord.depth + 1 > role.max_depth) throw new CustosError('CUSTOS_ERR_DELEGATION_DEPTH');
     const state = await this.isActive(parentRecord.chain);
     if (!state.active) throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
@@ -245,6 +258,7 @@ export class TaskService {
       accessor: this.#accessors.of(id),
       act: { sub: parentRecord.sub, task_id: parentRecord.id, ...(parentRecord.act ? { act: parentRecord.act } : {}) },
       jkt: request.jkt !== undefined ? request.jkt : parentRecord.jkt,
+      ...(request.audience !== undefined ? { audience: request.audience } : {}),
       created_time: new Date(now).toISOString(),
       expires_at: now + ttlMs,
       via: 'delegation',
@@ -719,6 +733,7 @@ export class TaskService {
       state,
       expire_time: new Date(record.expires_at).toISOString(),
     };
+    if (record.audience !== undefined) view.audience = record.audience;
     if (!status.active) view.ended_by = status.by;
     return view;
   }

@@ -1,3 +1,4 @@
+import { SuspendedError } from '../errors/index.js';
 import type { Role } from './role-types.js';
 import { TASK_RECORD_VERSION, type TaskRecord } from './task-types.js';
 
@@ -53,4 +54,26 @@ export function currentTaskLabels(
   const current: Record<string, string> = { ...labels };
   for (const key of fromRole) delete current[key];
   return Object.assign(current, roleLabels);
+}
+
+/**
+ * Refuses (`CUSTOS_ERR_SUSPENDED`) a suspended role, or an identity
+ * suspended under it. Called wherever a role admits someone — every login
+ * and operator start (TaskService.start), every delegation, and every
+ * authentication of a live task — with the role just read from storage, so
+ * a suspension holds on every node from the next request, and delegating or
+ * logging in again with a fresh credential does not get around it. Live
+ * tasks are refused rather than revoked so that `custos role resume` gives
+ * them back: suspension is the reversible quarantine (revoking is the
+ * `revoke-task-tree` action). Costs no storage read: the caller has the role.
+ */
+export function assertRoleAdmits(
+  role: Pick<Role, 'suspended' | 'suspended_identities'>,
+  identity: string | undefined,
+): void {
+  if (role.suspended) throw new SuspendedError('role');
+  const identities = role.suspended_identities;
+  if (identities && identity !== undefined && Object.hasOwn(identities, identity)) {
+    throw new SuspendedError('identity');
+  }
 }

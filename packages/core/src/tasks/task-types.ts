@@ -28,6 +28,12 @@ export interface TaskRecord {
   act: ActorClaim | null;
   /** DPoP key thumbprint the task's tokens are bound to, if the role requires it. */
   jkt: string | null;
+  /**
+   * The registered resource URL its tokens are for (RFC 8707), when it was
+   * delegated with `resource`: its `aud` is that URL instead of `custos`,
+   * so custos itself refuses its tokens. Absent for every other task.
+   */
+  audience?: string;
   created_time: string;
   /** Epoch ms. */
   expires_at: number;

@@ -16,6 +16,12 @@ export interface CustosAuthOptions extends Omit<VerifyTaskTokenOptions, 'require
   readonly requiredScope?: string | ((request: AuthRequest) => string | undefined);
   /** The `realm` of the `WWW-Authenticate` challenge. Default `custos`. */
   readonly realm?: string;
+  /**
+   * The URL of this resource's RFC 9728 metadata (`protectedResourceMetadata(…).url`):
+   * every 401 challenge then carries `resource_metadata="…"` (RFC 9728
+   * §5.1), so a client learns where to get a token for this resource.
+   */
+  readonly resourceMetadata?: string;
 }
 
 /** Structural types of what the middleware touches in fastify: no dependency on it. */
@@ -86,11 +92,16 @@ interface Refusal {
  * ```
  */
 export function custosAuth(options: CustosAuthOptions): CustosAuthMiddleware {
-  const { requiredScope, realm = 'custos', ...verifyOptions } = options;
+  const { requiredScope, realm = 'custos', resourceMetadata, ...verifyOptions } = options;
   if (typeof verifyOptions.issuer !== 'string' || verifyOptions.issuer.length === 0) {
     throw new CustosUsageError('issuer: custos’s issuer URL is required');
   }
   if (/["\\\r\n]/.test(realm)) throw new CustosUsageError('realm: no quotes, backslashes or line breaks');
+  if (resourceMetadata !== undefined && !/^https?:\/\/[\x21\x23-\x5B\x5D-\x7E]+$/.test(resourceMetadata)) {
+    throw new CustosUsageError('resourceMetadata: an http(s) URL without quotes, backslashes or spaces');
+  }
+  // RFC 9728 §5.1: on every 401, so a client without a token learns where to get one.
+  const metadataParam = resourceMetadata === undefined ? '' : `, resource_metadata="${resourceMetadata}"`;
   // One key set for every request this middleware sees.
   const jwks =
     verifyOptions.jwks ??
@@ -99,14 +110,14 @@ export function custosAuth(options: CustosAuthOptions): CustosAuthMiddleware {
   const authenticate = async (request: AuthRequest): Promise<{ task: VerifiedTask } | { refusal: Refusal }> => {
     const credentials = bearerToken(request.headers.authorization);
     if (credentials.kind === 'none') {
-      return { refusal: refusal(401, 'CUSTOS_ERR_UNAUTHENTICATED', `Bearer realm="${realm}"`) };
+      return { refusal: refusal(401, 'CUSTOS_ERR_UNAUTHENTICATED', `Bearer realm="${realm}"${metadataParam}`) };
     }
     if (credentials.kind === 'unsupported') {
       return {
         refusal: refusal(
           401,
           'CUSTOS_ERR_UNAUTHENTICATED',
-          `Bearer realm="${realm}", error="invalid_token", error_description="only unbound task tokens, as Bearer"`,
+          `Bearer realm="${realm}", error="invalid_token", error_description="only unbound task tokens, as Bearer"${metadataParam}`,
         ),
       };
     }
@@ -120,7 +131,7 @@ export function custosAuth(options: CustosAuthOptions): CustosAuthMiddleware {
       return { task };
     } catch (error) {
       if (error instanceof TaskTokenInvalidError) {
-        return { refusal: refusal(401, error.code, `Bearer realm="${realm}", error="invalid_token"`) };
+        return { refusal: refusal(401, error.code, `Bearer realm="${realm}", error="invalid_token"${metadataParam}`) };
       }
       if (error instanceof InsufficientScopeError) {
         // The scope goes into the challenge only in RFC 6750's scope syntax:

@@ -1,5 +1,6 @@
 import { webcrypto } from 'node:crypto';
 import { CustosProtocolError, CustosTimeoutError, CustosUnreachableError } from '../custos-errors.js';
+import { readBounded } from './bounded-body.js';
 
 type VerifyKey = webcrypto.CryptoKey;
 
@@ -108,7 +109,7 @@ export class RemoteJwks {
     let text: string;
     try {
       response = await fetch(this.url, { headers: { accept: 'application/json' }, redirect: 'error', signal });
-      text = await readBounded(response);
+      text = await readBounded(response, MAX_JWKS_BYTES, 'JWKS');
     } catch (cause) {
       if (cause instanceof CustosProtocolError) throw cause;
       if (signal.aborted) throw new CustosTimeoutError(this.#timeoutMs);
@@ -162,19 +163,4 @@ function maxAge(cacheControl: string | null): number {
   const seconds = /(?:^|,)\s*max-age=(\d{1,7})\s*(?:,|$)/i.exec(cacheControl ?? '')?.[1];
   if (seconds === undefined) return DEFAULT_MAX_AGE_MS;
   return Math.min(MAX_MAX_AGE_MS, Math.max(MIN_MAX_AGE_MS, Number(seconds) * 1000));
-}
-
-/** The body as text, refusing more than {@link MAX_JWKS_BYTES} without reading it all into memory. */
-async function readBounded(response: Response): Promise<string> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > MAX_JWKS_BYTES) throw new CustosProtocolError('JWKS too large');
-  if (!response.body) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > MAX_JWKS_BYTES) throw new CustosProtocolError('JWKS too large');
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

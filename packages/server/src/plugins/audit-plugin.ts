@@ -161,6 +161,8 @@ function event(
     details: {
       phase,
       ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}),
+      ...(request.auditAudience ? { audience: request.auditAudience } : {}),
+      ...(request.auditIdentity ? { identity: request.auditIdentity } : {}),
       ...(request.auditRefusedTask ? { refused_task: { ...request.auditRefusedTask } } : {}),
     },
   };

@@ -25,6 +25,8 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
   app.decorateRequest('errorCode', null);
   app.decorateRequest('auditReason', null);
   app.decorateRequest('auditIssuedTask', null);
+  app.decorateRequest('auditAudience', null);
+  app.decorateRequest('auditIdentity', null);
   app.decorateRequest('auditRefusedTask', null);
   app.decorateRequest('auditCredential', null);
   app.decorateRequest('auditedRequest', false);

@@ -1,4 +1,4 @@
-import { CustosError, type ErrorCode, isCustosError, TaskInactiveError, TaskTokenInvalidError } from '@custos/core';
+import { CustosError, type ErrorCode, isCustosError, refusedTaskSubject } from '@custos/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /**
@@ -47,10 +47,7 @@ export function noteError(error: unknown, request: FastifyRequest): CustosError 
   request.errorCode = custos.code;
   const auditReason = (error as { auditReason?: unknown })?.auditReason;
   if (typeof auditReason === 'string') request.auditReason = auditReason.slice(0, 64);
-  if (error instanceof TaskTokenInvalidError || error instanceof TaskInactiveError) {
-    // Only custos's own errors name a task, and only after its signature was verified.
-    request.auditRefusedTask = error.auditSubject ?? null;
-  }
+  request.auditRefusedTask = refusedTaskSubject(error) ?? null;
   if (custos.code === 'CUSTOS_ERR_INTERNAL') {
     // An unexpected failure: log the original (message and stack) for
     // operators; the client sees only the code and a fixed message.

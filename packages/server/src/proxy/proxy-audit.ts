@@ -4,6 +4,7 @@ import {
   type CustosNode,
   type JsonValue,
   type Principal,
+  type RefusedTaskSubject,
   upstreamUseResource,
 } from '@custos/core';
 import type { NodeHealth } from '../node-health.js';
@@ -21,6 +22,12 @@ export interface ProxyCall {
   /** The path below the upstream, without the query (query values may be anything). */
   path?: string;
   principal: Principal | null;
+  /**
+   * The task a refused token named (its signature verified: a revoked,
+   * ended or expired task), as the API's refusals record it — for the
+   * anomaly rules that watch dead tokens being used.
+   */
+  refusedTask?: RefusedTaskSubject;
   decision: 'allow' | 'deny' | 'error' | null;
   status: number;
   errorCode?: string;
@@ -90,6 +97,7 @@ function event(call: ProxyCall, phase: 'request' | 'response' | 'refusal' | 'tun
     ...(call.upstream ? { upstream: call.upstream } : {}),
     ...(call.path ? { upstream_path: call.path } : {}),
     ...(call.secretPath ? { secret_path: call.secretPath } : {}),
+    ...(call.refusedTask ? { refused_task: { ...call.refusedTask } } : {}),
   };
   if (phase !== 'request') {
     details.bytes_in = call.bytesIn;

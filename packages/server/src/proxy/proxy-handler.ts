@@ -12,6 +12,7 @@ import {
   ProxyMethodRefusedError,
   ProxyPathNotAllowedError,
   pathAllowed,
+  refusedTaskSubject,
   SealedError,
   UnauthenticatedError,
   UpstreamFailedError,
@@ -26,7 +27,13 @@ import type { ProxyAudit, ProxyCall } from './proxy-audit.js';
 import { ProxyBodyWatch } from './proxy-body-watch.js';
 import type { ProxyCerts } from './proxy-certs.js';
 import { credentialToken } from './proxy-credential.js';
-import { callerResponseHeaders, redactableResponse, upstreamQuery, upstreamRequestHeaders } from './proxy-headers.js';
+import {
+  callerResponseHeaders,
+  PROXY_ERROR_HEADER,
+  redactableResponse,
+  upstreamQuery,
+  upstreamRequestHeaders,
+} from './proxy-headers.js';
 import type { ProxyOptions } from './proxy-options.js';
 import type { ProxyRedactors } from './proxy-redactor.js';
 import { type ProxyTarget, parseProxyTarget } from './proxy-target.js';
@@ -426,6 +433,11 @@ function noteRefusal(ctx: ProxyContext, call: ProxyCall, error: unknown): Custos
   if (!isCustosError(error)) ctx.logger.error({ err: error, request_id: call.requestId }, 'proxy: unexpected failure');
   call.errorCode = known.code;
   call.status = known.status;
+  // Why a token was refused, and whose it was: recorded, never answered.
+  const auditReason = (error as { auditReason?: unknown })?.auditReason;
+  if (call.reason === undefined && typeof auditReason === 'string') call.reason = auditReason.slice(0, 64);
+  const refusedTask = refusedTaskSubject(error);
+  if (refusedTask) call.refusedTask = refusedTask;
   if (call.decision === null) call.decision = known.status === 401 || known.status === 403 ? 'deny' : 'error';
   return known;
 }
@@ -446,6 +458,11 @@ function refuse(ctx: ProxyContext, call: ProxyCall, res: ServerResponse, error: 
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     'x-custos-request-id': call.requestId,
+    // Marks the answer as the proxy's own refusal, not the upstream's: a
+    // client (the SDK) throws it as a custos error with this code, and
+    // passes every upstream answer through. An upstream cannot forge it:
+    // callerResponseHeaders drops the header from upstream answers.
+    [PROXY_ERROR_HEADER]: known.code,
     ...(known.status === 401 ? { 'www-authenticate': 'Bearer realm="custos-proxy"' } : {}),
   });
   res.end(body);

@@ -110,10 +110,14 @@ export function upstreamQuery(query: string, rules: readonly InjectRule[], value
   return [kept, ...added].filter((p) => p !== '').join('&');
 }
 
+/** Set on the proxy's own refusals only (never passed from an upstream): the custos code. */
+export const PROXY_ERROR_HEADER = 'x-custos-proxy-error';
+
 /**
  * The upstream's response headers as the caller gets them: hop-by-hop ones
  * and `content-length` dropped (the redacted body may differ in length; it is
- * sent chunked), and every value redacted — an upstream that echoes the key
+ * sent chunked), the proxy's own refusal marker dropped (an upstream cannot
+ * pose as a custos refusal), and every value redacted — an upstream that echoes the key
  * in a header or in a redirect's `Location` (a query-injected key) must not
  * hand it to the caller that way either.
  */
@@ -123,7 +127,9 @@ export function callerResponseHeaders(res: IncomingMessage, redactor: Redactor):
   const raw = res.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
-    if (HOP_BY_HOP.has(name) || dropped.has(name) || name === 'content-length') continue;
+    if (HOP_BY_HOP.has(name) || dropped.has(name) || name === 'content-length' || name === PROXY_ERROR_HEADER) {
+      continue;
+    }
     const v = redactor.redact(raw[i + 1] as string);
     const previous = out[name];
     out[name] = previous === undefined ? v : Array.isArray(previous) ? [...previous, v] : [previous, v];

@@ -112,4 +112,30 @@ export const PUBLIC_ROUTES = [
   'POST /v1/auth/cert/login',
   'GET /.well-known/jwks.json',
   'GET /.well-known/oauth-authorization-server',
+  // RFC 9728 metadata of registered resources: public by nature; what it
+  // reveals is in docs/security-model.md (resource-audience.test.ts).
+  'GET /.well-known/oauth-protected-resource/:name',
 ].sort();
+
+/**
+ * A subscription to `GET /v1/events` on a listening server, read as text:
+ * `until(needle)` reads until the stream holds it, `stop()` hangs up.
+ */
+export async function openEventStream(base: string, token: string) {
+  const controller = new AbortController();
+  const response = await fetch(`${base}/v1/events`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: controller.signal,
+  });
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const state = { text: '' };
+  const until = async (needle: string) => {
+    while (!state.text.includes(needle)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      state.text += new TextDecoder().decode(value);
+    }
+  };
+  await until(': subscribed');
+  return { state, until, stop: () => controller.abort() };
+}

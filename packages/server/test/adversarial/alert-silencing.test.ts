@@ -3,6 +3,7 @@ import type { Finding } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPostgres } from '../../../../test-support/postgres.js';
 import { type Backend, startTestServer, type TestServer } from '../test-server.js';
+import { openEventStream } from './adversarial-support.js';
 
 // Attack class: reading, silencing or steering the detections.
 //
@@ -93,24 +94,7 @@ describe.each(backends)('alerts cannot be read, silenced or steered by the wrong
     await s.app.listen({ host: '127.0.0.1', port: 0 });
     const base = `http://127.0.0.1:${(s.app.server.address() as AddressInfo).port}`;
     const listener = await startTask();
-    const open = async (token: string) => {
-      const controller = new AbortController();
-      const response = await fetch(`${base}/v1/events`, {
-        headers: { authorization: `Bearer ${token}` },
-        signal: controller.signal,
-      });
-      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-      const state = { text: '' };
-      const until = async (needle: string) => {
-        while (!state.text.includes(needle)) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          state.text += new TextDecoder().decode(value);
-        }
-      };
-      await until(': subscribed');
-      return { state, until, stop: () => controller.abort() };
-    };
+    const open = (token: string) => openEventStream(base, token);
     const task = await open(listener.token);
     const operator = await open(s.rootToken);
     // The listening task's own sibling: started, revoked, its token used again.

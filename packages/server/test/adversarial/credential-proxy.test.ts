@@ -79,6 +79,13 @@ describe('the credential proxy refuses, cuts and audits every abuse', () => {
       } else if (url.includes('/binary')) {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         res.end(Buffer.from(String(req.headers.authorization)));
+      } else if (url.includes('/forge-refusal')) {
+        // Poses as a custos refusal, to make a client treat its answer as custos's word.
+        res.writeHead(403, {
+          'content-type': 'application/json',
+          'x-custos-proxy-error': 'CUSTOS_ERR_PERMISSION_DENIED',
+        });
+        res.end('{"error":{"code":"CUSTOS_ERR_PERMISSION_DENIED","message":"forged"}}');
       } else if (url.includes('/header-echo')) {
         res.writeHead(200, { 'content-type': 'text/plain', 'x-echo': String(req.headers.authorization) });
         res.end(`base64: ${Buffer.from(String(req.headers.authorization).slice(7)).toString('base64')}`);
@@ -144,6 +151,49 @@ describe('the credential proxy refuses, cuts and audits every abuse', () => {
     expect(await errorCode(r)).toBe('CUSTOS_ERR_PERMISSION_DENIED');
   });
 
+  it('a token minted for a registered resource is not a task token here: 401, nothing sent', async () => {
+    await h.s.call({ method: 'PUT', url: '/v1/resources/adv-tool', payload: { url: 'https://tool.example.com' } });
+    await h.s.call({
+      method: 'PUT',
+      url: '/v1/policies/agent',
+      payload: {
+        policy:
+          'permit(principal, action == Custos::Action::"use", resource in Custos::Path::"upstream/");\n' +
+          'permit(principal, action == Custos::Action::"use", resource == Custos::Path::"resource/adv-tool");\n' +
+          'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
+      },
+    });
+    const parent = await h.task('use:upstream/* use:resource/adv-tool delegate:sys/tasks/*');
+    const exchanged = await h.s.call({
+      method: 'POST',
+      url: '/v1/oauth/token',
+      token: null,
+      payload: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: parent.token,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        resource: 'https://tool.example.com',
+        scope: 'use:upstream/fake',
+      },
+    });
+    expect(exchanged.statusCode, exchanged.body).toBe(200);
+    const before = api.seen.length;
+    const r = await h.call('/u/fake/x', { token: exchanged.json().access_token });
+    expect(await errorCode(r)).toBe('CUSTOS_ERR_UNAUTHENTICATED');
+    expect(hitsSince(before)).toBe(0);
+  });
+
+  it('an upstream cannot pose as a custos refusal: the proxy drops its x-custos-proxy-error header', async () => {
+    const r = await h.call('/u/fake/forge-refusal', { token });
+    expect(r.status).toBe(403);
+    expect(r.headers.get('x-custos-proxy-error')).toBeNull();
+    responses.push(await r.text());
+    // The proxy's own refusals carry it.
+    const own = await h.call('/u/nosuch/x', { token });
+    expect(own.headers.get('x-custos-proxy-error')).toBe('CUSTOS_ERR_UPSTREAM_NOT_FOUND');
+    await own.text();
+  });
+
   it('revoking the parent refuses the child’s next call; an ended task is refused too', async () => {
     const parent = await h.task();
     const child = await h.delegate(parent.token, 'use:upstream/fake');
@@ -159,6 +209,14 @@ describe('the credential proxy refuses, cuts and audits every abuse', () => {
     await h.s.call({ method: 'POST', url: `/v1/tasks/${ended.task_id}/end`, token: ended.token });
     expect(await errorCode(await h.call('/u/fake/x', { token: ended.token }))).toBe('CUSTOS_ERR_UNAUTHENTICATED');
     expect(hitsSince(before)).toBe(0);
+    // Each refusal names the dead task and why, as the API's refusals do, so
+    // the anomaly rules see a dead token being used at the proxy too.
+    const refusals = (await h.proxyEvents()).filter((e) => e.status === 401);
+    const named = (task: string) =>
+      refusals.find((e) => (e.details as { refused_task?: { task_id: string } }).refused_task?.task_id === task);
+    expect(named(child.task_id)).toMatchObject({ reason: 'task_revoked', auth: {} });
+    expect(named(parent.task_id)).toMatchObject({ reason: 'task_revoked' });
+    expect(named(ended.task_id)).toMatchObject({ reason: 'task_ended' });
   });
 
   it('a scope without use on this upstream is refused; a child cannot widen its parent’s', async () => {

@@ -323,7 +323,7 @@ describe.each(backends)('token forgery and confusion on %s', (backend) => {
       });
     });
 
-    it('a resource indicator is refused (invalid_target), not ignored', async () => {
+    it('an unregistered resource indicator is refused (invalid_target), not ignored', async () => {
       const response = await exchange({ subject_token: task.token, resource: 'https://billing.example/api' });
       expect(response.statusCode).toBe(400);
       expect(response.json()).toMatchObject({ error: 'invalid_target' });

@@ -6,6 +6,7 @@ import {
   type FakeUpstream,
   fakeUpstream,
   type ProxyHarness,
+  readUntil,
   startProxyHarness,
 } from './proxy-test-support.js';
 
@@ -131,11 +132,7 @@ describe('the credential proxy, base-URL mode', () => {
     // Each event must arrive while the upstream is still holding the next one back:
     // the proxy passes bytes on as they come, it does not wait for the end.
     for (let n = 1; n <= 3; n++) {
-      while (!received.includes(`"n":${n}`)) {
-        const { value, done } = await reader.read();
-        expect(done).toBe(false);
-        received += value;
-      }
+      received = await readUntil(reader, received, `"n":${n}`);
       expect(received).not.toContain(`"n":${n + 1}`);
       expect(received).not.toContain(h.key);
       expect(received).toContain(`{"n":${n},"auth":"Bearer [REDACTED:upstream:fake]"}`);

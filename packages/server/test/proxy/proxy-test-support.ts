@@ -155,6 +155,25 @@ export async function addUpstream(h: ProxyHarness, name: string, body: Record<st
   expect(r.statusCode, r.body).toBe(200);
 }
 
+/**
+ * Reads a text stream until `received` (what was read before, passed back
+ * in) contains `marker`, failing if the stream ends first. For streaming
+ * tests that hold the next event back until the previous one arrived.
+ */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  received: string,
+  marker: string,
+): Promise<string> {
+  let text = received;
+  while (!text.includes(marker)) {
+    const { value, done } = await reader.read();
+    expect(done, `the stream ended before ${marker}`).toBe(false);
+    text += value;
+  }
+  return text;
+}
+
 /** An echoing handler: the request as the upstream saw it, JSON. */
 export function echo(req: IncomingMessage, res: ServerResponse, body: string): void {
   res.writeHead(200, { 'content-type': 'application/json' });

@@ -31,6 +31,9 @@ const DEAD_REASONS: ReadonlyMap<string, string> = new Map([
   ['expired', 'expired'],
 ]);
 
+/** Routes that only end a task: harmless, and expected from its own agent once the tree is revoked. */
+const CLEANUP_ROUTES: ReadonlySet<string> = new Set(['/v1/tasks/:id/end', '/v1/tasks/:id/revoke']);
+
 /**
  * `dead-task-token`: a genuine token of a task that is over was presented.
  * A finished task's agent has no reason to call again; a copy of its token
@@ -52,6 +55,10 @@ export class DeadTaskTokenRule implements AnomalyRule {
     if (event.type !== 'request' || event.decision !== 'deny' || event.reason === undefined) return undefined;
     const state = DEAD_REASONS.get(event.reason);
     if (state === undefined) return undefined;
+    // Ending or revoking a task that is already over is the cleanup its own
+    // agent does after an ancestor revoked the tree (`withTask`, `custos
+    // run`): it asks for nothing, and would make every revocation an alert.
+    if (CLEANUP_ROUTES.has(event.request?.route ?? '')) return undefined;
     const task = refusedTaskOf(event);
     // Without a verified task (a forged or garbled token) there is nobody to name: other rules count those.
     if (!task) return undefined;

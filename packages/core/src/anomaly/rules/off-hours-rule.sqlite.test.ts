@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { parseActiveHours } from '../../tasks/active-hours.js';
+import { RoleService } from '../../tasks/role-service.js';
 import { anomalyRig, taskRequest } from '../../test-support/anomaly-rig.js';
+import { DeclaredHours } from '../declared-hours.js';
 import { OffHoursRule } from './off-hours-rule.js';
 
 // off-hours against a real audit log on SQLite, fed events as the server records them.
@@ -65,6 +68,47 @@ describe('off-hours', () => {
     await rig.record(taskRequest(ops, { path: 'kv/ops/runbook' }));
     await rig.engine.idle();
     expect((await rig.store.list()).alerts).toEqual([]);
+    await rig.close();
+  });
+
+  it('judges a role with declared hours against them from its first request, over its learned baseline', async () => {
+    // The declaration is a role's, written through the real role service on the rig's database.
+    const rig = await anomalyRig([]);
+    const roles = new RoleService({ storage: rig.storage, cipher: rig.barrier });
+    await roles.write('gpu-infer', {
+      policies: [],
+      active_hours: parseActiveHours('Mon-Fri 07:00-19:00 Europe/Berlin'),
+    });
+    const declared = new DeclaredHours(roles);
+    const unfollow = await declared.start(roles);
+    const rule = new OffHoursRule({}, declared.lookup);
+    const checked = await anomalyRig([rule]);
+    // Monday 2026-03-02 06:30 UTC is 07:30 in Berlin: inside, no history needed to judge.
+    checked.clock.ms = MONDAY + 6 * HOUR + 30 * MIN;
+    await checked.record(taskRequest(node, { path: 'kv/models/store' }));
+    // Monday 05:30 UTC is 06:30 in Berlin: outside — the first request at that hour fires at once.
+    checked.clock.ms = MONDAY + 5 * HOUR + 30 * MIN + DAY;
+    await checked.record(taskRequest(node, { path: 'kv/models/store' }), 5 * MIN);
+    await checked.record(taskRequest(node, { path: 'kv/models/store' }), 5 * MIN);
+    // A role without a declaration keeps its learned baseline: no finding before its minimum history.
+    const other = { ...node, id: 'tsk_o2', role: 'batch' };
+    await checked.record(taskRequest(other, { path: 'kv/batch/x' }));
+    await checked.engine.idle();
+    let { alerts } = await checked.store.list();
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatchObject({ rule: 'off-hours', subject: { role: 'gpu-infer', task_id: node.id } });
+    expect(alerts[0]!.explanation).toContain('outside its declared active hours (Mon-Fri 07:00-19:00 Europe/Berlin)');
+    // A change made through the role service applies at once (no storage read by the rule): the declaration cleared,
+    // the role is back on its learned baseline, which has too little history to judge.
+    await roles.write('gpu-infer', { policies: [], active_hours: [] });
+    // Sunday 03:00 UTC: outside the old declaration, and past its cooldown.
+    checked.clock.ms = MONDAY + 6 * DAY + 3 * HOUR;
+    await checked.record(taskRequest(node, { path: 'kv/models/store' }));
+    await checked.engine.idle();
+    ({ alerts } = await checked.store.list());
+    expect(alerts).toHaveLength(1);
+    unfollow();
+    await checked.close();
     await rig.close();
   });
 });

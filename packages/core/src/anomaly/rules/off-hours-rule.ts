@@ -1,4 +1,5 @@
 import type { AuditObservation } from '../../audit/audit-log.js';
+import { type ActiveWindow, formatActiveHours, withinActiveHours } from '../../tasks/active-hours.js';
 import type { AnomalyRule } from '../anomaly-rule.js';
 import type { FindingDraft, FindingSeverity } from '../finding.js';
 import { evidenceOf, setBounded, subjectOf } from '../rule-support.js';
@@ -47,6 +48,13 @@ export const OFF_HOURS_DEFAULTS: OffHoursConfig = {
   roles: {},
 };
 
+/**
+ * A role's declared active hours, or undefined. Synchronous and in memory:
+ * the rule runs per event and must not read storage (see DeclaredHours,
+ * which keeps such a lookup current from the role service).
+ */
+export type DeclaredHoursLookup = (role: string) => readonly ActiveWindow[] | undefined;
+
 const HOURS_PER_WEEK = 168;
 /** Counts are halved when a subject's total reaches this: old habits fade, and no counter overflows. */
 const HALVE_AT = 1_000_000;
@@ -83,9 +91,17 @@ export class OffHoursRule implements AnomalyRule {
   readonly config: OffHoursConfig;
   readonly #roles = new Map<string, Baseline>();
   readonly #identities = new Map<string, Baseline>();
+  readonly #declared: DeclaredHoursLookup | undefined;
+  /** Per role with declared hours: no further finding before this time (the same cooldown). */
+  readonly #declaredQuiet = new Map<string, number>();
 
-  constructor(config: Partial<OffHoursConfig> = {}) {
+  /**
+   * @param declaredHours the roles' declared windows (`role write --active-hours`): a role that has
+   *   them is judged against them instead of its learned hours, from its first request on.
+   */
+  constructor(config: Partial<OffHoursConfig> = {}, declaredHours?: DeclaredHoursLookup) {
     this.config = { ...OFF_HOURS_DEFAULTS, ...config };
+    this.#declared = declaredHours;
     if (!(this.config.rareShare >= 0 && this.config.rareShare < 1)) throw new RangeError('rareShare must be 0..1');
   }
 
@@ -105,6 +121,17 @@ export class OffHoursRule implements AnomalyRule {
     // Hours since the epoch; 1970-01-01 was a Thursday, so Monday 00:00 UTC is 72 hours on.
     const hour = (Math.floor(epochMs / 3_600_000) + 72) % HOURS_PER_WEEK;
     const slot = hour < 0 ? hour + HOURS_PER_WEEK : hour;
+    // A declaration is the operator's word for when the role works: it
+    // replaces the learned hours (which go on learning, for the day it is
+    // removed) and needs no history, so it holds from the first request.
+    const declared = role !== undefined ? this.#declared?.(role) : undefined;
+    if (declared !== undefined && role !== undefined) {
+      if (this.config.perRole) this.#unusual(this.#roles, role, slot, epochMs, tuning, false);
+      if (this.config.perIdentity && auth.identity !== undefined) {
+        this.#unusual(this.#identities, auth.identity, slot, epochMs, tuning, false);
+      }
+      return this.#outsideDeclared(observation, role, declared, epochMs);
+    }
     let unusualFor: string | undefined;
     if (this.config.perRole && role !== undefined && this.#unusual(this.#roles, role, slot, epochMs, tuning)) {
       unusualFor = `Role ${role}`;
@@ -132,13 +159,37 @@ export class OffHoursRule implements AnomalyRule {
     };
   }
 
-  /** Judges the hour for the subject (true: unusual, and not in cooldown), then learns it. */
+  /** A finding when the request falls outside every declared window of its role (one per cooldown). */
+  #outsideDeclared(
+    observation: AuditObservation,
+    role: string,
+    declared: readonly ActiveWindow[],
+    epochMs: number,
+  ): FindingDraft | undefined {
+    if (withinActiveHours(declared, epochMs)) return undefined;
+    if (epochMs < (this.#declaredQuiet.get(role) ?? 0)) return undefined;
+    setBounded(this.#declaredQuiet, role, epochMs + this.config.cooldownMs, this.config.maxSubjects);
+    return {
+      severity: this.config.severity,
+      subject: subjectOf(observation.event),
+      evidence: [evidenceOf(observation)],
+      explanation:
+        `Role ${role} made a request at ${observation.event.time} (UTC), outside its declared active hours ` +
+        `(${formatActiveHours(declared)}). An operator declared when this role works; a request outside it is a job ` +
+        "nobody planned, or the workload's credentials being used by someone else. If the schedule changed, " +
+        'update the declaration (custos role write … --active-hours). If not, look at what the task did and ' +
+        'where it came from. No further finding for this role for the next hour.',
+    };
+  }
+
+  /** Judges the hour for the subject (true: unusual, and not in cooldown) unless `judge` is false, then learns it. */
   #unusual(
     map: Map<string, Baseline>,
     key: string,
     slot: number,
     epochMs: number,
     tuning: OffHoursRoleConfig | undefined,
+    judge = true,
   ): boolean {
     let baseline = map.get(key);
     if (!baseline) {
@@ -148,6 +199,7 @@ export class OffHoursRule implements AnomalyRule {
     const hours = baseline.hours;
     let unusual = false;
     if (
+      judge &&
       baseline.total >= (tuning?.minEvents ?? this.config.minEvents) &&
       epochMs - baseline.first >= (tuning?.minHistoryMs ?? this.config.minHistoryMs)
     ) {

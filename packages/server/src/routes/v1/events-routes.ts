@@ -27,7 +27,8 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
     config: { access: { kind: 'self' } },
     schema: {
       tags: ['events'],
-      summary: 'Server-sent events: secret.rotated { path, version }, alert.raised { id, rule, severity } (operators)',
+      summary:
+        'Server-sent events: secret.rotated { path, version }, alert.raised { id, rule, severity }, alert.action { id, rule, action, outcome } (operators)',
     },
     handler: async (request, reply) => {
       const principal = request.auth;
@@ -35,7 +36,8 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
       const stream = new PassThrough();
       const send = async (event: CustosEvent) => {
         if (!principal) return;
-        if (event.type === 'alert.raised' && principal.kind !== 'operator') return;
+        // Findings and the actions taken on them (`alert.*`): never to a task, whatever its policies.
+        if (event.type.startsWith('alert.') && principal.kind !== 'operator') return;
         // A task ended or revoked, or an operator token revoked or expired,
         // after subscribing hears nothing more.
         const live =

@@ -1,4 +1,16 @@
-import { type CustosNode, isCustosError, parseDuration, TASK_TOKEN_AUDIENCE } from '@custos/core';
+import {
+  type CustosNode,
+  canonicalResourceUrl,
+  isCustosError,
+  isScopeSubset,
+  parseDuration,
+  parseScope,
+  type ResourceRecord,
+  ResourceUrlError,
+  resourceUseResource,
+  TASK_TOKEN_AUDIENCE,
+  TaskTokenInvalidError,
+} from '@custos/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestUrl } from '../../plugins/auth-plugin.js';
 import { noteError } from '../../plugins/error-handler.js';
@@ -104,9 +116,11 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
       summary: 'RFC 8693 token exchange: a task token for a narrower child task token',
       description:
         'The subject token is a live task token; the answer is a child task token whose scope and lifetime are ' +
-        'within the parent’s. `ttl` and `dpop_jkt` are custos extensions. `audience` may only name `custos`; ' +
-        '`resource`, `actor_token` and token types other than an access token in JWT form are refused ' +
-        '(`invalid_target`, `invalid_request`) rather than ignored.',
+        'within the parent’s. `ttl` and `dpop_jkt` are custos extensions. `resource` (RFC 8707, once) names a ' +
+        'registered resource the parent may `use`: the child’s `aud` is then that URL alone, and custos refuses ' +
+        'the child’s token itself. `audience` may only name `custos`, and not beside `resource`; `actor_token` and ' +
+        'token types other than an access token in JWT form are refused (`invalid_target`, `invalid_request`) ' +
+        'rather than ignored.',
       consumes: CONSUMES,
       body: {
         type: 'object',
@@ -133,7 +147,7 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
     },
     handler: async (request) => {
       const b = request.body;
-      const issuedType = checkExchangeRequest(b);
+      const { issuedType, resourceUrl } = checkExchangeRequest(b);
       const services = node.services();
       const principal = await services.authenticator
         .authenticateTask(b.subject_token, {
@@ -148,16 +162,20 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
         });
       request.auth = principal;
       authorizeDelegation(request, node, principal.task);
+      const target = resourceUrl === undefined ? undefined : await exchangeResource(request, node, resourceUrl);
+      const scope = target ? resourceScope(target, b.scope) : b.scope;
       const issued = await services.tasks.delegate(
         principal.task,
         {
-          ...(b.scope ? { scope: b.scope } : {}),
+          ...(scope ? { scope } : {}),
+          ...(target ? { audience: target.url } : {}),
           ...(b.ttl ? { ttlMs: parseDuration(b.ttl) } : {}),
           ...(b.dpop_jkt ? { jkt: b.dpop_jkt } : {}),
         },
         principal.role,
       );
       request.auditIssuedTask = issued.task.id;
+      if (target) request.auditAudience = target.url;
       return {
         access_token: issued.token,
         issued_token_type: issuedType,
@@ -166,6 +184,7 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
         scope: issued.task.scope,
         task_id: issued.task.id,
         accessor: issued.task.accessor,
+        ...(target ? { aud: target.url } : {}),
       };
     },
   });
@@ -177,9 +196,9 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
  * token for `billing-api`, or on behalf of an actor, and silently gets an
  * ordinary custos task token might hand it somewhere it should not go. Each
  * refusal names the parameter, never its value. Returns the token type to
- * report as issued.
+ * report as issued, and the canonical form of the `resource` asked for.
  */
-function checkExchangeRequest(b: ExchangeBody): string {
+function checkExchangeRequest(b: ExchangeBody): { issuedType: string; resourceUrl?: string } {
   const unsupported = (oauthError: string, detail: string) =>
     new OAuthRequestError(oauthError, 'CUSTOS_ERR_UNSUPPORTED_PARAMETER', detail);
   if (b.grant_type !== TOKEN_EXCHANGE) {
@@ -200,10 +219,76 @@ function checkExchangeRequest(b: ExchangeBody): string {
   if (audiences.some((a) => a !== TASK_TOKEN_AUDIENCE)) {
     throw unsupported('invalid_target', `audience: task tokens are issued for "${TASK_TOKEN_AUDIENCE}" only.`);
   }
-  if (b.resource !== undefined) {
-    throw unsupported('invalid_target', 'resource: resource indicators are not supported.');
+  const issuedType = b.requested_token_type ?? JWT_TYPE;
+  if (b.resource === undefined) return { issuedType };
+  // One resource per token. RFC 8707 lets a client name several, for a
+  // token whose `aud` lists them all — but every one of those servers could
+  // then replay the token at the others. One audience keeps a token for A
+  // useless at B; a client that needs both asks twice.
+  if (Array.isArray(b.resource) && b.resource.length > 1) {
+    throw unsupported('invalid_target', 'resource: one resource per exchange.');
   }
-  return b.requested_token_type ?? JWT_TYPE;
+  // A token for a resource is for it alone: `audience=custos` beside it would
+  // ask for a token custos accepts too, which is what a resource token must
+  // not be (custos would then honour a token the resource server received).
+  if (b.audience !== undefined) {
+    throw unsupported('invalid_target', 'audience: not with resource; a resource token is for the resource alone.');
+  }
+  const written = Array.isArray(b.resource) ? (b.resource[0] as string) : b.resource;
+  try {
+    return { issuedType, resourceUrl: canonicalResourceUrl(written) };
+  } catch (error) {
+    // The rule broken (fragment, userinfo, …), never the value.
+    throw unsupported('invalid_target', `resource: ${error instanceof ResourceUrlError ? error.rule : 'malformed.'}`);
+  }
+}
+
+/**
+ * The registered resource a live task asked a token for, if it may `use`
+ * it (its scope and its role's policies, on `resource/<name>`). Looked up
+ * only after the subject token was verified, so an anonymous caller learns
+ * nothing about what is registered; and an unknown resource and one the
+ * task may not use get the same answer, so a task learns no more either
+ * (the audit event tells them apart).
+ */
+async function exchangeResource(request: FastifyRequest, node: CustosNode, url: string): Promise<ResourceRecord> {
+  const services = node.services();
+  const refused = (reason: string) => {
+    request.auditReason = reason;
+    return new OAuthRequestError(
+      'invalid_target',
+      'CUSTOS_ERR_UNSUPPORTED_PARAMETER',
+      'resource: not a registered resource this task may use.',
+    );
+  };
+  const found = await services.resources.findByUrl(url);
+  if (!found) throw refused('resource_not_registered');
+  const principal = request.auth;
+  const allowed =
+    principal != null &&
+    services.authorize(principal, 'use', resourceUseResource(found.name), { sourceIp: request.ip, now: new Date() })
+      .allowed;
+  if (!allowed) {
+    request.decision = 'deny';
+    throw refused('resource_use_denied');
+  }
+  return found;
+}
+
+/**
+ * The child's scope for a resource: what the client asked, or by default
+ * the resource's registered scopes — and when the resource has scopes,
+ * within them (a token for the GitHub MCP server carries no `read:kv/…`
+ * entry it could be used for elsewhere). The parent's bound is checked
+ * after this, by the delegation itself.
+ */
+function resourceScope(target: ResourceRecord, asked: string | undefined): string | undefined {
+  if (target.scopes.length === 0) return asked;
+  const scope = asked ?? target.scopes.join(' ');
+  if (!isScopeSubset(parseScope(scope), parseScope(target.scopes.join(' ')))) {
+    throw new OAuthRequestError('invalid_scope', 'CUSTOS_ERR_SCOPE_EXCEEDS_RESOURCE');
+  }
+  return scope;
 }
 
 function introspectionRoute(app: FastifyInstance, node: CustosNode): void {
@@ -231,10 +316,17 @@ function introspectionRoute(app: FastifyInstance, node: CustosNode): void {
         const services = node.services();
         // Introspection answers for bearer use: a DPoP-bound token is reported
         // with its cnf, and the resource server checks the proof itself.
-        const task = await services.authenticator.verifyTaskToken(request.body.token, {
-          method: 'POST',
-          url: 'introspection',
-          allowUnproven: true,
+        // A token minted for a registered resource is introspected too: that
+        // resource's server is the one asking. `aud` is reported, and the
+        // resource server must check it is its own (RFC 7662 §4). A token
+        // for a resource since deleted is inactive. The registered URLs are
+        // read only for a token that is not custos's own (its signature
+        // check is cached, so the second verification costs little).
+        const context = { method: 'POST', url: 'introspection', allowUnproven: true };
+        const task = await services.authenticator.verifyTaskToken(request.body.token, context).catch(async (error) => {
+          if (!(error instanceof TaskTokenInvalidError && error.auditReason === 'wrong_audience')) throw error;
+          const alsoAudiences = await services.resources.urls();
+          return services.authenticator.verifyTaskToken(request.body.token, { ...context, alsoAudiences });
         });
         return {
           active: true,
@@ -243,6 +335,7 @@ function introspectionRoute(app: FastifyInstance, node: CustosNode): void {
           scope: task.scope,
           exp: task.exp,
           iss: services.issuer,
+          ...(task.aud !== undefined ? { aud: task.aud } : {}),
           task_id: task.task_id,
           parent_task_id: task.parent_task_id,
           role: task.role,

@@ -28,6 +28,10 @@ export const tokenExchangeResponseSchema = {
     scope: { type: 'string' },
     task_id: { type: 'string' },
     accessor: { type: 'string' },
+    aud: {
+      type: 'string',
+      description: 'custos extension, present when a `resource` was asked: the child token’s audience (that URL)',
+    },
   },
   required: ['access_token', 'issued_token_type', 'token_type', 'expires_in', 'scope', 'task_id', 'accessor'],
 } as const;
@@ -43,6 +47,10 @@ export const introspectionResponseSchema = {
     scope: { type: 'string' },
     exp: { type: 'integer' },
     iss: { type: 'string' },
+    aud: {
+      description: 'The token’s audience: `custos`, or the URL of the registered resource it was minted for',
+      anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+    },
     task_id: { type: 'string' },
     parent_task_id: { type: ['string', 'null'] },
     role: { type: 'string' },

@@ -1,6 +1,8 @@
 import {
   type CustosNode,
+  formatActiveHours,
   PermissionDeniedError,
+  parseActiveHours,
   parseDuration,
   principalName,
   type Role,
@@ -24,14 +26,31 @@ interface RoleBody {
   jwt_methods?: string[];
   labels?: Record<string, string>;
   grantable_labels?: string[];
+  /** `Mon-Fri 07:00-19:00 Europe/Berlin, …`, or `none` to clear. */
+  active_hours?: string;
 }
 
-/** The API view of a role: durations as milliseconds and as text. */
-export const roleView = (role: Role) => ({
-  ...role,
-  max_ttl: `${Math.round(role.max_ttl_ms / 1000)}s`,
-  default_ttl: `${Math.round(role.default_ttl_ms / 1000)}s`,
-});
+/** `{ identity }`: one identity under the role; none: the role itself. */
+interface SuspensionBody {
+  identity?: string;
+}
+
+const suspensionBody = {
+  type: 'object',
+  properties: { identity: { type: 'string', minLength: 1, maxLength: 512 } },
+  additionalProperties: false,
+} as const;
+
+/** The API view of a role: durations as milliseconds and as text, active hours as text. */
+export const roleView = (role: Role) => {
+  const { active_hours, ...rest } = role;
+  return {
+    ...rest,
+    max_ttl: `${Math.round(role.max_ttl_ms / 1000)}s`,
+    default_ttl: `${Math.round(role.default_ttl_ms / 1000)}s`,
+    ...(active_hours && active_hours.length > 0 ? { active_hours: formatActiveHours(active_hours) } : {}),
+  };
+};
 
 /** `/v1/roles/*`: agent types. */
 export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
@@ -61,6 +80,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
           jwt_methods: stringList,
           labels: labelsSchema,
           grantable_labels: { type: 'array', items: { type: 'string', maxLength: 63 }, maxItems: 32 },
+          active_hours: { type: 'string', maxLength: 2048 },
         },
         required: ['policies'],
         additionalProperties: false,
@@ -93,6 +113,10 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
         ...(b.jwt_methods ? { jwt_methods: b.jwt_methods } : {}),
         ...(b.labels ? { labels: b.labels } : {}),
         ...(b.grantable_labels ? { grantable_labels: b.grantable_labels } : {}),
+        // Parsed before anything is written: a bad window is refused whole (CUSTOS_ERR_ACTIVE_HOURS_INVALID).
+        ...(b.active_hours !== undefined
+          ? { active_hours: b.active_hours.trim() === 'none' ? [] : parseActiveHours(b.active_hours) }
+          : {}),
       };
       return roleView(await roles().write(request.params.name, input));
     },
@@ -108,6 +132,48 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
     config: { access: { kind: 'policy', action: 'list', resource: () => 'sys/roles/' } },
     schema: { tags: ['roles'], summary: 'List roles' },
     handler: async () => ({ roles: await roles().list() }),
+  });
+
+  // Suspension: the reversible quarantine (see assertRoleAdmits). Operator
+  // tokens only — a task can neither suspend nor resume, least of all its own
+  // role. Suspending needs `write` on the role (whoever may rewrite it may
+  // also stop it); resuming needs `admin`: lifting a quarantine custos or an
+  // operator imposed is worth more than editing the role, as acknowledging
+  // an alert is worth more than reading it.
+  app.post<{ Params: { name: string }; Body: SuspensionBody }>('/roles/:name/suspend', {
+    config: { access: { kind: 'policy', action: 'write', resource: roleResource, operatorOnly: true } },
+    schema: {
+      tags: ['roles'],
+      summary: 'Suspend a role (or one identity under it): logins, starts, delegations and its live tasks are refused',
+      params: nameParams,
+      body: suspensionBody,
+    },
+    handler: async (request) => {
+      const identity = request.body?.identity;
+      // The audit event names whom the suspension is for, not only the role.
+      request.auditIdentity = identity ?? null;
+      const { role, changed } = await roles().suspend(request.params.name, identity !== undefined ? { identity } : {}, {
+        by: principalName(request.auth!),
+        at: new Date().toISOString(),
+      });
+      return { changed, role: roleView(role) };
+    },
+  });
+
+  app.post<{ Params: { name: string }; Body: SuspensionBody }>('/roles/:name/resume', {
+    config: { access: { kind: 'policy', action: 'admin', resource: roleResource, operatorOnly: true } },
+    schema: {
+      tags: ['roles'],
+      summary: 'Lift the suspension of a role (or of one identity under it)',
+      params: nameParams,
+      body: suspensionBody,
+    },
+    handler: async (request) => {
+      const identity = request.body?.identity;
+      request.auditIdentity = identity ?? null;
+      const { role, changed } = await roles().resume(request.params.name, identity !== undefined ? { identity } : {});
+      return { changed, role: roleView(role) };
+    },
   });
 
   app.delete<{ Params: { name: string } }>('/roles/:name', {
