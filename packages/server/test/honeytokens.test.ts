@@ -219,9 +219,17 @@ describe('honeytokens', () => {
         decision: 'allow',
       });
       expect(finding.evidence[0]!.request_id).toBe(event.request_id);
-      // A second read within the cooldown is the same alert.
-      await s.call({ method: 'GET', url: '/v1/secrets/data/kv/finance/legacy-admin', token: task.token });
-      expect(await newFindings([...before, finding])).toEqual([]);
+      // Its quarantine action by default: the task's whole tree is revoked before its next request.
+      const shown = (await ok(await s.call({ method: 'GET', url: `/v1/alerts/${finding.id}` }))) as Finding;
+      expect(shown.actions).toEqual([
+        expect.objectContaining({
+          action: 'revoke-task-tree',
+          outcome: 'done',
+          target: expect.objectContaining({ task_id: task.task_id }),
+        }),
+      ]);
+      const after = await s.call({ method: 'GET', url: '/v1/secrets/data/kv/finance/ordinary-x', token: task.token });
+      expect(after.statusCode).toBe(401);
     });
 
     it('a metadata read and a refused read trip too', async () => {
