@@ -50,7 +50,9 @@ describe('a honeytoken cannot be told from a real secret by a non-admin', () => 
   };
 
   beforeAll(async () => {
-    s = await startTestServer('sqlite');
+    // Quarantine off: touching a decoy revokes the toucher's tree (that is the trap — tested in
+    // honeytokens.test.ts); here one task keeps asking, to compare every answer with a real secret's.
+    s = await startTestServer('sqlite', { anomaly: { actions: { rules: { honeytoken: [] } } } });
     const finance =
       'permit(principal, action in [Custos::Action::"read", Custos::Action::"list", Custos::Action::"write"], resource in Custos::Path::"kv/finance/");';
     reader = await operator('finance-rw', finance);
