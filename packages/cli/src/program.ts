@@ -9,6 +9,7 @@ import { registerCaCommand } from './commands/ca-command.js';
 import { registerCertCommand } from './commands/cert-command.js';
 import { registerCredsCommand } from './commands/creds-command.js';
 import { registerEngineCommand } from './commands/engine-command.js';
+import { registerHoneytokenCommand } from './commands/honeytoken-command.js';
 import { registerLeaseCommand } from './commands/lease-command.js';
 import { registerLoginCommand } from './commands/login-command.js';
 import { registerMcpCommand } from './commands/mcp-command.js';
@@ -66,6 +67,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerCaCommand(program, io);
   registerAuditCommand(program, io);
   registerAlertsCommand(program, io);
+  registerHoneytokenCommand(program, io);
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);
   registerUpstreamCommand(program, io);
@@ -73,7 +75,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerLeaseCommand(program, io);
   registerRunCommand(program, io);
   registerMcpCommand(program, io);
-  registerRedactCommand(program, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
+  registerRedactCommand(program, io);
   registerScanCommand(program, io);
   return program;
 }

@@ -6,6 +6,7 @@ export * from './common/index.js';
 export * from './custos/index.js';
 export * from './egress/index.js';
 export * from './errors/index.js';
+export * from './honeytokens/index.js';
 export * from './identity/index.js';
 export * from './leases/index.js';
 export * from './policy/index.js';

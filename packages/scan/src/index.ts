@@ -13,7 +13,14 @@ export type { ScanErrorCode, ScanErrorEntry, ScanFinding, ScanFindingKind, ScanR
 export { formatLocation } from './scan-types.js';
 export type { ScanOptions, ScanProgress } from './scanner.js';
 export { scanPaths } from './scanner.js';
-export type { FindAllSource } from './secret-matcher.js';
+export { type FindAllSource, SecretMatcher } from './secret-matcher.js';
 export type { VaultClientOptions } from './vault/vault-client.js';
-export { fetchVaultFingerprints, VaultFetchError } from './vault/vault-client.js';
+export {
+  fetchVaultFingerprints,
+  reportVaultMatches,
+  VaultFetchError,
+  type VaultMatch,
+  vaultMatchOf,
+} from './vault/vault-client.js';
 export type { VaultFingerprint, VaultFingerprints } from './vault/vault-fingerprints.js';
+export { matchVault } from './vault/vault-fingerprints.js';

@@ -43,7 +43,23 @@ export class SecretMatcher {
       const ruleId = f.kind === 'known' ? `known:${f.ruleId}` : f.ruleId;
       out.push({ kind: f.kind, ruleId, start: f.start, end: f.end, value: f.value });
     }
-    if (this.vault) out.push(...matchVault(this.vault, text, whole));
+    if (!this.vault) return out;
+    const vault = matchVault(this.vault, text, whole);
+    // A detector's finding is tried whole too: a value inside a larger token
+    // (the password of `postgres://user:PASSWORD@host/db`) is not a token of
+    // its own, but the detector has cut it out.
+    const seen = new Set(vault.map((m) => `${m.start}:${m.end}:${m.ruleId}`));
+    for (const f of out) {
+      if (f.kind !== 'detector') continue;
+      for (const m of matchVault(this.vault, f.value, true)) {
+        const at = { ...m, start: f.start + m.start, end: f.start + m.end };
+        const key = `${at.start}:${at.end}:${at.ruleId}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        vault.push(at);
+      }
+    }
+    out.push(...vault);
     return out;
   }
 }

@@ -34,6 +34,7 @@ const RULE_SETTINGS: Readonly<Record<string, Readonly<Record<string, readonly [s
     identities: ['identities', 'identities'],
   },
   'bootstrap-token-reuse': { severity: ['severity', 'severity'] },
+  honeytoken: { severity: ['severity', 'severity'], cooldown: ['cooldownMs', 'duration'] },
   'denied-spike': {
     severity: ['severity', 'severity'],
     window: ['windowMs', 'duration'],

@@ -15,6 +15,7 @@ import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
 import { credsRoutes } from './routes/v1/creds-routes.js';
 import { engineRoutes } from './routes/v1/engine-routes.js';
 import { eventsRoutes } from './routes/v1/events-routes.js';
+import { honeytokenRoutes } from './routes/v1/honeytoken-routes.js';
 import { identityRoutes } from './routes/v1/identity-routes.js';
 import { leaseRoutes } from './routes/v1/lease-routes.js';
 import { oauthRoutes } from './routes/v1/oauth-routes.js';
@@ -117,6 +118,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(oauthRoutes, { node });
       await v1.register(identityRoutes, { node });
       await v1.register(scanRoutes, { node });
+      await v1.register(honeytokenRoutes, { node });
       await v1.register(engineRoutes, { node });
       await v1.register(credsRoutes, { node });
       await v1.register(leaseRoutes, { node });

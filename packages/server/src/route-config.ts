@@ -55,6 +55,14 @@ declare module 'fastify' {
      * expired): for the audit event only, where the anomaly rules read it.
      */
     auditRefusedTask: RefusedTaskSubject | null;
+    /**
+     * The audit-key HMAC of a credential that was refused (an unknown, bad
+     * or dead token, an unknown bootstrap token): every refusal carries it,
+     * so a refused honeytoken value looks like any other refusal in the
+     * trail, and the `honeytoken` rule recognises it by fingerprint. Never
+     * the credential itself.
+     */
+    auditCredential: string | null;
     /** The task a token was issued for (login, start, delegation, reissue): for the audit event. */
     auditIssuedTask: string | null;
     /** The registered resource URL an exchange minted a token for (the child's `aud`), for the audit event. */

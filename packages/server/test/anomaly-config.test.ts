@@ -40,6 +40,7 @@ describe('the anomaly section of the server configuration file', () => {
               width_factor: 3,
               roles: { swarm: { disabled: true }, etl: { min_width: 40 } },
             },
+            honeytoken: { cooldown: '5m' },
           },
         },
       }),
@@ -59,7 +60,9 @@ describe('the anomaly section of the server configuration file', () => {
         'credential-rate',
         'off-hours',
         'delegation-shape',
+        'honeytoken',
       ]);
+      expect(rules[8]!.config).toEqual({ severity: 'critical', cooldownMs: 300_000, maxTracked: 10_000 });
       expect(rules[7]!.config).toMatchObject({
         minDelegations: 20,
         minHistoryMs: 86_400_000,

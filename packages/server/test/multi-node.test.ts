@@ -104,4 +104,22 @@ describe.skipIf(!hasPostgres())('two nodes on one PostgreSQL database', () => {
       kind: 'task',
     });
   });
+
+  it('a honeytoken created on one node is watched by the other after its refresh; so is its deletion', async () => {
+    const A = a.services();
+    const B = b.services();
+    const created = await A.honeytokens.create('kv/ha/decoy', 'generic', {}, 'test');
+    const fingerprint = A.auditHmac(created.data.token!);
+    expect(A.honeytokens.watch.hasPath('kv/ha/decoy')).toBe(true);
+    expect(B.honeytokens.watch.hasPath('kv/ha/decoy')).toBe(false);
+    await B.honeytokens.load();
+    expect(B.honeytokens.watch.hasPath('kv/ha/decoy')).toBe(true);
+    // Both nodes hash with the deployment's one audit key: a value presented on either is recognised.
+    expect(B.honeytokens.watch.hasFingerprint(fingerprint)).toBe(true);
+    expect(B.honeytokens.list()).toEqual(A.honeytokens.list());
+    await A.honeytokens.delete('kv/ha/decoy');
+    await B.honeytokens.load();
+    expect(B.honeytokens.watch.hasPath('kv/ha/decoy')).toBe(false);
+    expect(B.honeytokens.watch.hasFingerprint(fingerprint)).toBe(false);
+  });
 });

@@ -7,12 +7,15 @@ import {
   jsonReport,
   parseBaseline,
   parseKnownSecrets,
+  reportVaultMatches,
   type ScanLimits,
   type ScanProgress,
   sarifReport,
   scanPaths,
   textReport,
   type VaultFingerprints,
+  type VaultMatch,
+  vaultMatchOf,
 } from '@custos/scan';
 import type { Command } from 'commander';
 import { CliError } from '../cli-io.js';
@@ -90,6 +93,7 @@ async function runScan(paths: string[], flags: ScanFlags, io: ScanCommandIo): Pr
   let baseline: Baseline | undefined;
   let secrets: { name: string; value: string }[] | undefined;
   let vault: VaultFingerprints | undefined;
+  let server: { addr: string; token: string } | undefined;
   let limits: Partial<ScanLimits>;
   try {
     limits = limitFlags(flags);
@@ -99,6 +103,7 @@ async function runScan(paths: string[], flags: ScanFlags, io: ScanCommandIo): Pr
       const token = env.CUSTOS_TOKEN;
       if (!token) return fail('--against-vault needs CUSTOS_TOKEN');
       const addr = env.CUSTOS_ADDR ?? 'http://127.0.0.1:8420';
+      server = { addr, token };
       vault = await withRequestTimeout(addr, resolveRequestTimeout({ ...io, env }), (signal) =>
         fetchVaultFingerprints({ addr, token, fetch: (url, init) => fetch(url, { ...init, signal }) }),
       );
@@ -124,6 +129,26 @@ async function runScan(paths: string[], flags: ScanFlags, io: ScanCommandIo): Pr
     onProgress: bar?.update,
   });
   bar?.done();
+  if (vault && server) {
+    const matches = vaultMatches(result.findings, vault);
+    if (matches.length > 0) {
+      try {
+        const { addr, token } = server;
+        await withRequestTimeout(addr, resolveRequestTimeout({ ...io, env }), (signal) =>
+          reportVaultMatches({
+            addr,
+            token,
+            source: 'scan',
+            matches,
+            fetch: (url, init) => fetch(url, { ...init, signal }),
+          }),
+        );
+      } catch (err) {
+        // The scan's own result still stands; the server just was not told.
+        io.stderr.write(`custos: SCAN_REPORT could not report stored secrets found: ${(err as Error).message}\n`);
+      }
+    }
+  }
   if (flags.writeBaseline) {
     writeFileSync(flags.writeBaseline, `${JSON.stringify(createBaseline(result.findings), null, 2)}\n`);
   }
@@ -139,6 +164,22 @@ async function runScan(paths: string[], flags: ScanFlags, io: ScanCommandIo): Pr
   // Findings win over errors: an unreadable file must not hide a secret found elsewhere.
   if (flags.writeBaseline) return result.errors.length > 0 ? 2 : 0;
   return result.findings.length > 0 ? 1 : result.errors.length > 0 ? 2 : 0;
+}
+
+/**
+ * The stored secrets a scan found by fingerprint, once each, with the
+ * version the fingerprint list named. Every one is reported — the scanner
+ * cannot tell a honeytoken from any other stored secret, by design.
+ */
+function vaultMatches(findings: readonly { ruleId: string }[], vault: VaultFingerprints): VaultMatch[] {
+  const versions = new Map<string, number>();
+  for (const f of vault.byHmac.values()) versions.set(`vault:${f.path}#${f.field}`, f.version);
+  const out = new Map<string, VaultMatch>();
+  for (const f of findings) {
+    const match = vaultMatchOf(f.ruleId, versions.get(f.ruleId) ?? 0);
+    if (match) out.set(f.ruleId, match);
+  }
+  return [...out.values()];
 }
 
 function limitFlags(flags: ScanFlags): Partial<ScanLimits> {

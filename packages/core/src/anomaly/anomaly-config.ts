@@ -1,3 +1,4 @@
+import type { HoneytokenWatch } from '../honeytokens/honeytoken-types.js';
 import type { AnomalyRule } from './anomaly-rule.js';
 import type { QuarantineConfig } from './quarantine-config.js';
 import { type BootstrapReuseConfig, BootstrapReuseRule } from './rules/bootstrap-reuse-rule.js';
@@ -6,6 +7,7 @@ import { type DeadTaskTokenConfig, DeadTaskTokenRule } from './rules/dead-task-t
 import { type DelegationShapeConfig, DelegationShapeRule } from './rules/delegation-shape-rule.js';
 import { type DeniedSpikeConfig, DeniedSpikeRule } from './rules/denied-spike-rule.js';
 import { type FirstAccessConfig, FirstAccessRule } from './rules/first-access-rule.js';
+import { HoneytokenRule, type HoneytokenRuleConfig } from './rules/honeytoken-rule.js';
 import { type NewSourceAddressConfig, NewSourceAddressRule } from './rules/new-source-address-rule.js';
 import { type DeclaredHoursLookup, type OffHoursConfig, OffHoursRule } from './rules/off-hours-rule.js';
 import { type RequestBurstConfig, RequestBurstRule } from './rules/request-burst-rule.js';
@@ -36,6 +38,7 @@ export interface AnomalyConfig {
     readonly 'credential-rate'?: Partial<CredentialRateConfig> | false;
     readonly 'off-hours'?: Partial<OffHoursConfig> | false;
     readonly 'delegation-shape'?: Partial<DelegationShapeConfig> | false;
+    readonly honeytoken?: Partial<HoneytokenRuleConfig> | false;
   };
 }
 
@@ -43,6 +46,8 @@ export interface AnomalyConfig {
 export interface AnomalyRuleContext {
   /** Roles' declared active hours, for `off-hours`. */
   readonly declaredHours?: DeclaredHoursLookup;
+  /** The honeytoken registry (the `honeytoken` rule never fires without it). */
+  readonly honeytokens?: HoneytokenWatch;
 }
 
 /** The rules a configuration turns on, each with its defaults under the configured values. */
@@ -58,5 +63,6 @@ export function createAnomalyRules(config: AnomalyConfig = {}, context: AnomalyR
   if (c['credential-rate'] !== false) rules.push(new CredentialRateRule(c['credential-rate'] ?? {}));
   if (c['off-hours'] !== false) rules.push(new OffHoursRule(c['off-hours'] ?? {}, context.declaredHours));
   if (c['delegation-shape'] !== false) rules.push(new DelegationShapeRule(c['delegation-shape'] ?? {}));
+  if (c.honeytoken !== false) rules.push(new HoneytokenRule(c.honeytoken ?? {}, context.honeytokens));
   return rules;
 }

@@ -1,5 +1,6 @@
 import type { AuditLog } from '../audit/audit-log.js';
 import type { EgressPolicy } from '../egress/egress-policy.js';
+import type { HoneytokenWatch } from '../honeytokens/honeytoken-types.js';
 import type { AuditStore } from '../ports/storage.js';
 import type { EventBus } from '../rotation/event-bus.js';
 import type { RoleService } from '../tasks/role-service.js';
@@ -26,6 +27,8 @@ export interface AnomalyServiceDeps {
   /** The log alert sink. */
   readonly onFinding?: (finding: Finding) => void;
   readonly webhook?: AlertWebhookOptions;
+  /** The honeytoken registry's in-memory view, for the `honeytoken` rule (and replays of it). */
+  readonly honeytokens?: HoneytokenWatch;
   /**
    * What quarantine actions act through (TaskService's revocation, RoleService's
    * suspension) and what `off-hours` reads (roles' declared active hours).
@@ -63,7 +66,10 @@ export async function startAnomalyService(deps: AnomalyServiceDeps): Promise<Ano
   if (config.enabled === false) return undefined;
   const report = deps.report ?? (() => undefined);
   const declared = deps.roles ? new DeclaredHours(deps.roles) : undefined;
-  const ruleContext: AnomalyRuleContext = declared ? { declaredHours: declared.lookup } : {};
+  const ruleContext: AnomalyRuleContext = {
+    ...(declared ? { declaredHours: declared.lookup } : {}),
+    ...(deps.honeytokens ? { honeytokens: deps.honeytokens } : {}),
+  };
   let unfollow: (() => void) | undefined;
   if (declared && deps.roles) {
     try {

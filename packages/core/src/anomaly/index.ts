@@ -16,6 +16,7 @@ export * from './rules/dead-task-token-rule.js';
 export * from './rules/delegation-shape-rule.js';
 export * from './rules/denied-spike-rule.js';
 export * from './rules/first-access-rule.js';
+export * from './rules/honeytoken-rule.js';
 export * from './rules/new-source-address-rule.js';
 export * from './rules/off-hours-rule.js';
 export * from './rules/request-burst-rule.js';

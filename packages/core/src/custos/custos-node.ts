@@ -23,6 +23,7 @@ import {
 import { CertService, JwtMethodService } from '../auth-methods/index.js';
 import { EgressPolicy } from '../egress/index.js';
 import { AuditIntegrityError, CustosError, SealedError } from '../errors/index.js';
+import { HoneytokenService } from '../honeytokens/index.js';
 import { StorageDpopReplayCache, verifyDpopProof } from '../identity/index.js';
 import { EngineService, LeaseService } from '../leases/index.js';
 import {
@@ -147,6 +148,8 @@ export interface CustosServices {
   anomalyActions: QuarantineConfig | undefined;
   /** Runs the node's rules over stored history without acting (`custos alerts replay`). */
   alertReplay: AnomalyReplayer;
+  /** Decoy secrets and their sealed registry (`/v1/honeytokens`, `admin` on `sys/honeytokens`). */
+  honeytokens: HoneytokenService;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
@@ -363,6 +366,17 @@ export class CustosNode {
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
     const secrets = new SecretService({ storage, cipher });
+    const auditHmac = createAuditHmac(keys.hmacKey);
+    // Loaded before the anomaly engine resumes, so touches of a honeytoken
+    // recorded while the node was down are judged against the registry.
+    const honeytokens = new HoneytokenService({
+      storage,
+      cipher,
+      secrets,
+      hmac: auditHmac,
+      engineEndpoint: (name) => engines.endpoint(name),
+    });
+    await honeytokens.load();
     // Wired before the anomaly engine starts: a quarantine action that
     // revokes a tree (even one resumed at start) drops its leases like any revocation.
     tasks.onTaskEnded(async ({ rootId, prefix }) => {
@@ -385,6 +399,7 @@ export class CustosNode {
       ...(this.#options.onAnomalyError ? { report: this.#options.onAnomalyError } : {}),
       ...(this.#options.onFinding ? { onFinding: this.#options.onFinding } : {}),
       ...(this.#options.alertWebhook ? { webhook: this.#options.alertWebhook } : {}),
+      honeytokens: honeytokens.watch,
     });
     const anomaly = this.#anomaly?.engine;
     const alertReplay = new AnomalyReplayer({
@@ -411,7 +426,7 @@ export class CustosNode {
       tokens,
       policies,
       audit,
-      auditHmac: createAuditHmac(keys.hmacKey),
+      auditHmac,
       auditPublicKeys: keys.publicKeys,
       storage,
       roles,
@@ -430,6 +445,7 @@ export class CustosNode {
       anomaly,
       anomalyActions: this.#options.anomaly?.actions,
       alertReplay,
+      honeytokens,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
@@ -511,6 +527,8 @@ export class CustosNode {
     this.#policyRefresh = setInterval(() => {
       // Another node's policy change takes effect here within a second.
       policies.refresh().catch(() => undefined);
+      // So is a honeytoken created or deleted there (one scan of a small namespace).
+      honeytokens.load().catch(() => undefined);
     }, POLICY_REFRESH_MS);
     this.#policyRefresh.unref();
   }

@@ -181,6 +181,18 @@ export class EngineService {
     }
   }
 
+  /**
+   * Where an engine's database listens — scheme, host and port of its URL,
+   * never the credential in it — so a decoy (a `db-url` honeytoken) can
+   * point at a real database host.
+   */
+  async endpoint(name: string): Promise<{ scheme: 'postgres' | 'mysql'; host: string; port: number }> {
+    const record = await this.#get(name);
+    const url = new URL(record.url);
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    return { scheme: record.type, host, port: url.port ? Number(url.port) : record.type === 'mysql' ? 3306 : 5432 };
+  }
+
   async list(): Promise<string[]> {
     return this.#storage.entries.list(ENGINES, '');
   }

@@ -5,6 +5,7 @@ import { awsSecretAccessKey } from './aws-secret-access-key.js';
 import { azureClientSecret } from './azure-client-secret.js';
 import { azureStorageKey } from './azure-storage-key.js';
 import { bearerToken } from './bearer-token.js';
+import { custosToken } from './custos-token.js';
 import { databaseConnectionString } from './database-connection-string.js';
 import type { Detector } from './detector.js';
 import { githubFineGrainedToken } from './github-fine-grained-token.js';
@@ -36,6 +37,7 @@ export const builtinDetectors: readonly Detector[] = Object.freeze([
   awsSecretAccessKey,
   githubToken,
   githubFineGrainedToken,
+  custosToken,
   gitlabToken,
   slackToken,
   slackWebhook,

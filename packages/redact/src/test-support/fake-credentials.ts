@@ -90,6 +90,10 @@ export const fakeCredential: Record<string, (f: Fake) => [text: string, secret: 
     const t = `${f.pick(['sk', 'rk'])}_${f.pick(['live', 'test'])}_${f.chars(f.pick([24, 99]))}`;
     return [`stripe.api_key = '${t}'`, t];
   },
+  'custos-token': (f) => {
+    const t = `${f.int(2) === 0 ? 'cus' : 'cbt'}_${f.chars(43, `${ALNUM}_-`)}`;
+    return [`export CUSTOS_TOKEN=${t}`, t];
+  },
   'openai-key': (f) => {
     const t =
       f.int(2) === 0

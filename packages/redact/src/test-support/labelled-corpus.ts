@@ -45,6 +45,11 @@ export const hardNegatives: Record<string, (f: Fake) => string[]> = {
   'slack-token': () => ['xoxb-your-token-here', `xoxp-${'x'.repeat(40)}`],
   'slack-webhook': () => ['https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX'],
   'stripe-key': (f) => [`pk_live_${f.chars(24)} is publishable`, `sk_test_${'x'.repeat(24)}`, 'sk_live_...'],
+  'custos-token': (f) => [
+    `cus_${'x'.repeat(43)}`,
+    `cus_${f.chars(20)} is too short`,
+    'abacus_total and focus_group_results',
+  ],
   'openai-key': (f) => [
     'risk-proj-management and desk-proj-planning',
     `sk-proj-${'x'.repeat(40)}`,

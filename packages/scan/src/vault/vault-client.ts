@@ -52,3 +52,49 @@ export async function fetchVaultFingerprints(options: VaultClientOptions): Promi
   }
   return { key: Buffer.from(body.key, 'base64url'), minLength: Math.max(1, body.min_length), byHmac };
 }
+
+/** One stored secret found by fingerprint, as reported back: where it is stored, never its value. */
+export interface VaultMatch {
+  readonly path: string;
+  readonly field: string;
+  readonly version: number;
+}
+
+/**
+ * Tells the server which stored secrets were found (`POST
+ * /v1/scan/matches`): each is recorded in its audit trail, where the anomaly
+ * rules judge it — a stored secret turning up in files or output is worth an
+ * operator's look, and a honeytoken's is an alarm. Paths and field names
+ * only, never a value. Every match is reported: the client cannot tell a
+ * honeytoken from any other secret, and the server answers the same either
+ * way. Sent in batches of 100.
+ */
+export async function reportVaultMatches(
+  options: VaultClientOptions & { readonly source: 'scan' | 'redact'; readonly matches: readonly VaultMatch[] },
+): Promise<void> {
+  const doFetch = options.fetch ?? fetch;
+  const url = `${options.addr.replace(/\/+$/, '')}/v1/scan/matches`;
+  for (let i = 0; i < options.matches.length; i += 100) {
+    let res: Response;
+    try {
+      res = await doFetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ source: options.source, matches: options.matches.slice(i, i + 100) }),
+      });
+    } catch {
+      throw new VaultFetchError(`could not reach ${url}`);
+    }
+    await res.body?.cancel();
+    if (!res.ok) throw new VaultFetchError(`${url} answered HTTP ${res.status}`);
+  }
+}
+
+/** The stored secret a vault rule id (`vault:PATH#FIELD`) names; undefined for any other rule. */
+export function vaultMatchOf(ruleId: string, version = 0): VaultMatch | undefined {
+  if (!ruleId.startsWith('vault:')) return undefined;
+  const rest = ruleId.slice('vault:'.length);
+  const hash = rest.lastIndexOf('#');
+  if (hash <= 0) return undefined;
+  return { path: rest.slice(0, hash), field: rest.slice(hash + 1), version };
+}

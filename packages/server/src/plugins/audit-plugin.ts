@@ -85,15 +85,40 @@ export async function recordPathReads(
   request: FastifyRequest,
   paths: readonly string[],
 ): Promise<void> {
+  await recordPerPath(node, request, paths, 'read', { phase: 'path_read' });
+}
+
+/**
+ * Records, one event each, the secret paths a caller reported it found
+ * stored values of (`custos scan` / `custos redact` matching the vault's
+ * fingerprints): no action, since nothing was read — the trail says where a
+ * stored secret was seen outside custos. Fail-closed like the rest.
+ */
+export async function recordPathReports(
+  node: CustosNode,
+  request: FastifyRequest,
+  paths: readonly string[],
+  reportedBy: string,
+): Promise<void> {
+  await recordPerPath(node, request, paths, undefined, { phase: 'path_report', reported_by: reportedBy });
+}
+
+async function recordPerPath(
+  node: CustosNode,
+  request: FastifyRequest,
+  paths: readonly string[],
+  action: string | undefined,
+  details: { [name: string]: string },
+): Promise<void> {
   const base = event(request, undefined, 'request');
   await Promise.all(
     paths.map((path) =>
       record(node, {
         ...base,
-        request: { ...base.request!, path, action: 'read' },
+        request: { ...base.request!, path, ...(action ? { action } : {}) },
         decision: 'allow',
         status: 200,
-        details: { phase: 'path_read' },
+        details,
       }),
     ),
   );
@@ -132,6 +157,7 @@ function event(
     status,
     ...(request.errorCode ? { error_code: request.errorCode } : {}),
     ...(request.auditReason ? { reason: request.auditReason } : {}),
+    ...(request.auditCredential ? { data: { credential: request.auditCredential } } : {}),
     details: {
       phase,
       ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}),

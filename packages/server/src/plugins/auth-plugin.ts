@@ -28,6 +28,7 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
   app.decorateRequest('auditAudience', null);
   app.decorateRequest('auditIdentity', null);
   app.decorateRequest('auditRefusedTask', null);
+  app.decorateRequest('auditCredential', null);
   app.decorateRequest('auditedRequest', false);
 
   app.addHook('onRequest', async (request) => {
@@ -42,7 +43,16 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
     const credential = requestCredential(request);
     if (!credential) throw new UnauthenticatedError();
     const services = node.services();
-    const principal = await authenticate(services, credential, request);
+    let principal: Principal;
+    try {
+      principal = await authenticate(services, credential, request);
+    } catch (error) {
+      // Every refused credential is recorded by its HMAC (never in clear):
+      // a token presented that custos never issued — a planted honeytoken
+      // among them — is then recognisable in the trail by fingerprint alone.
+      request.auditCredential = services.auditHmac(credential.token);
+      throw error;
+    }
     request.auth = principal;
     if (access.kind === 'self' || access.kind === 'operator-self') {
       if (access.kind === 'operator-self' && principal.kind !== 'operator') {

@@ -34,6 +34,12 @@ export interface ProxyCall {
   reason?: string;
   bytesIn: number;
   bytesOut: number;
+  /** The secret the call injects (its path): read through the barrier for this call. */
+  secretPath?: string;
+  /** Audit-key HMAC of a refused proxy credential (never the token), as routes record it. */
+  credential?: string;
+  /** Audit-key HMAC of a honeytoken's value the caller put in the request (see presentedHoneytoken). */
+  presentedValue?: string;
 }
 
 /**
@@ -54,7 +60,11 @@ export interface ProxyCall {
  *
  * The event names the acting task, its whole chain and the upstream
  * (`upstream/NAME`, action `use`); the path below the upstream is recorded
- * without its query.
+ * without its query, and, once read, the path of the secret the call
+ * injects (`secret_path`: the same for every call of the upstream, so a
+ * honeytoken's path there is what the `honeytoken` rule recognises). A
+ * refused credential is recorded by its audit-key HMAC (`data.credential`),
+ * as routes record it.
  */
 export class ProxyAudit {
   readonly #node: CustosNode;
@@ -69,6 +79,9 @@ export class ProxyAudit {
   async record(call: ProxyCall, phase: 'request' | 'response' | 'refusal' | 'tunnel'): Promise<void> {
     try {
       await this.#node.services().audit.record(event(call, phase));
+      // A value presented in the request is one touch: on the first record
+      // of the call only, not again on its outcome.
+      call.presentedValue = undefined;
     } catch (error) {
       this.#health?.auditFailed();
       throw error instanceof AuditUnavailableError ? error : new AuditUnavailableError({ cause: error });
@@ -83,6 +96,7 @@ function event(call: ProxyCall, phase: 'request' | 'response' | 'refusal' | 'tun
     proxy: call.mode,
     ...(call.upstream ? { upstream: call.upstream } : {}),
     ...(call.path ? { upstream_path: call.path } : {}),
+    ...(call.secretPath ? { secret_path: call.secretPath } : {}),
     ...(call.refusedTask ? { refused_task: { ...call.refusedTask } } : {}),
   };
   if (phase !== 'request') {
@@ -105,6 +119,14 @@ function event(call: ProxyCall, phase: 'request' | 'response' | 'refusal' | 'tun
     status,
     ...(call.errorCode ? { error_code: call.errorCode } : {}),
     ...(call.reason ? { reason: call.reason } : {}),
+    ...(call.credential || call.presentedValue
+      ? {
+          data: {
+            ...(call.credential ? { credential: call.credential } : {}),
+            ...(call.presentedValue ? { presented_value: call.presentedValue } : {}),
+          },
+        }
+      : {}),
     details,
   };
 }

@@ -179,7 +179,13 @@ export async function handleConnect(
     const origin = new URL(`https://${m[1]}:${port}`).origin;
     call.path = origin;
     const token = forwardToken(req, call);
-    const principal = await services.authenticate(token, { method: 'CONNECT', url: `${services.issuer}/proxy` });
+    const principal = await services
+      .authenticate(token, { method: 'CONNECT', url: `${services.issuer}/proxy` })
+      .catch((error: unknown) => {
+        // By HMAC only, as every refused credential (see proxy-handler.ts).
+        call.credential = services.auditHmac(token);
+        throw error;
+      });
     call.principal = principal;
     if (principal.kind !== 'task') {
       call.reason = 'proxy_requires_task_token';

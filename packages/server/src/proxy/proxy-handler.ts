@@ -3,6 +3,7 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import {
   CustosError,
   type CustosNode,
+  type HoneytokenWatch,
   isCustosError,
   methodAllowed,
   openEgressRequest,
@@ -23,6 +24,7 @@ import { createRedactNodeStream, type Redactor } from '@custos/redact';
 import type { Logger } from 'pino';
 import type { ProxyAgents } from './proxy-agents.js';
 import type { ProxyAudit, ProxyCall } from './proxy-audit.js';
+import { ProxyBodyWatch } from './proxy-body-watch.js';
 import type { ProxyCerts } from './proxy-certs.js';
 import { credentialToken } from './proxy-credential.js';
 import {
@@ -103,10 +105,14 @@ export async function handleProxyRequest(
     if (ctx.node.sealed) throw new SealedError();
     const services = ctx.node.services();
     const route = routeOf(req, call, ctx);
-    const principal = await services.authenticate(route.token(), {
-      method: call.method,
-      url: `${services.issuer}/proxy`,
-    });
+    const token = route.token();
+    const principal = await services
+      .authenticate(token, { method: call.method, url: `${services.issuer}/proxy` })
+      .catch((error: unknown) => {
+        // By HMAC only, as the auth plugin records refusals (a presented honeytoken is recognised by it).
+        call.credential = services.auditHmac(token);
+        throw error;
+      });
     call.principal = principal;
     if (principal.kind !== 'task') {
       call.reason = 'proxy_requires_task_token';
@@ -115,6 +121,7 @@ export async function handleProxyRequest(
     const target = await route.target(principal);
     call.upstream = target.upstream;
     call.path = target.path;
+    call.presentedValue = presentedHoneytoken(services.honeytokens.watch, req, target, call.mode);
     const resource = upstreamUseResource(target.upstream);
     if (!services.authorize(principal, 'use', resource, { sourceIp: call.sourceIp, now: new Date() }).allowed) {
       throw new PermissionDeniedError();
@@ -124,6 +131,7 @@ export async function handleProxyRequest(
     if (!pathAllowed(upstream.allow_paths, target.path)) throw new ProxyPathNotAllowedError();
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > ctx.options.bodyLimit) throw tooLarge(ctx);
+    call.secretPath = upstream.secret_path;
     const value = await services.upstreams.credential(upstream, principal.task.chain[0] ?? principal.task.task_id);
     const redactor = ctx.redactors.for(upstream.name, value);
     const headers = upstreamRequestHeaders(req, upstream.inject, value);
@@ -173,6 +181,36 @@ export async function handleProxyRequest(
       });
     }
   }
+}
+
+/**
+ * The audit-key HMAC of a honeytoken's value carried in the request — in a
+ * header (other than the caller's own credential: `Proxy-Authorization`,
+ * and in base-URL mode `Authorization`, which were authenticated — a decoy
+ * there was refused and recorded as a login attempt; in forward mode
+ * `Authorization` is the API's own header, an SDK's key, and is looked at),
+ * the path or a query parameter — or undefined. Set lookups and at most a few HMACs (only candidates of a
+ * honeytoken value's length are hashed). The call goes on as any other:
+ * refusing it would tell the caller the value is special; the decoy fails
+ * upstream as a bad key would. The body is watched as it streams out (ProxyBodyWatch).
+ */
+export function presentedHoneytoken(
+  watch: HoneytokenWatch,
+  req: IncomingMessage,
+  target: ProxyTarget,
+  mode: ProxyCall['mode'],
+): string | undefined {
+  const texts: string[] = [target.path];
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name === 'proxy-authorization' || (name === 'authorization' && mode === 'base-url')) continue;
+    if (value === undefined) continue;
+    if (typeof value === 'string') texts.push(value);
+    else texts.push(...value);
+  }
+  if (target.query !== '') {
+    for (const [key, value] of new URLSearchParams(target.query)) texts.push(key, value);
+  }
+  return watch.findValue(texts);
 }
 
 /** How a request names its upstream and carries its task token. */
@@ -297,11 +335,25 @@ function exchange(
     });
 
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    // A decoy's value in the body (only while honeytokens exist): seen as the
+    // body streams out, recorded with the call's outcome (data.presented_value).
+    const honeytokens = ctx.node.services().honeytokens.watch;
+    const bodyWatch = hasBody && honeytokens.watching ? new ProxyBodyWatch(honeytokens) : undefined;
+    if (bodyWatch) {
+      req.on('end', () => {
+        bodyWatch.end();
+        call.presentedValue ??= bodyWatch.found;
+      });
+    }
     if (hasBody) {
       // Counted before the pipe sees each chunk (this listener is added first):
       // the chunk that crosses the limit is never forwarded.
       req.on('data', (chunk: Buffer) => {
         call.bytesIn += chunk.byteLength;
+        if (bodyWatch) {
+          bodyWatch.write(chunk);
+          call.presentedValue ??= bodyWatch.found;
+        }
         if (call.bytesIn > ctx.options.bodyLimit && !done) {
           req.unpipe(outgoing);
           end(tooLarge(ctx));

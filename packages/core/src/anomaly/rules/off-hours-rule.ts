@@ -111,9 +111,10 @@ export class OffHoursRule implements AnomalyRule {
   observe(observation: AuditObservation, epochMs: number): FindingDraft | undefined {
     const event = observation.event;
     if (event.type !== 'request') return undefined;
-    // One count per request: not the before-record of a write, not the per-path records of a multi-path read.
+    // One count per request: not the before-record of a write, not the per-path records of a multi-path
+    // read or of a scanner's report.
     const phase = event.details?.phase;
-    if (phase === 'request' || phase === 'path_read') return undefined;
+    if (phase === 'request' || phase === 'path_read' || phase === 'path_report') return undefined;
     const auth = event.auth;
     if (auth.task_id === undefined) return undefined;
     const role = auth.role;

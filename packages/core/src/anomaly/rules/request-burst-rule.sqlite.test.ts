@@ -55,7 +55,7 @@ describe('request-burst', () => {
     await rig.close();
   });
 
-  it('counts a write once (its outcome, not its before-record) and never judges root', async () => {
+  it('counts a write once (its outcome, not its before-record), a report once, and never judges root', async () => {
     const rig = await anomalyRig([rule()]);
     for (let m = 0; m < 60; m++) await rig.record(taskRequest(agent, { path: 'kv/a' }), MIN);
     // 20 writes in 10 s: 40 records, but 20 requests — under the floor of 30.
@@ -63,6 +63,11 @@ describe('request-burst', () => {
       const write = taskRequest(agent, { path: 'kv/a', action: 'write', method: 'PUT' });
       await rig.record({ ...write, details: { phase: 'request' } }, 0);
       await rig.record(write, 500);
+    }
+    // A scanner's report of 50 stored secrets found: one request, recorded once per path.
+    for (let i = 0; i < 50; i++) {
+      const report = taskRequest(agent, { path: `kv/found/${i}`, method: 'POST', route: '/v1/scan/matches' });
+      await rig.record({ ...report, details: { phase: 'path_report', reported_by: 'scan' } }, 0);
     }
     for (let i = 0; i < 100; i++) {
       await rig.record(

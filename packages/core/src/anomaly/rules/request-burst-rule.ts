@@ -87,9 +87,10 @@ export class RequestBurstRule implements AnomalyRule {
   observe(observation: AuditObservation, epochMs: number): FindingDraft | undefined {
     const event = observation.event;
     if (event.type !== 'request') return undefined;
-    // One count per request: not the before-record of a write, not the per-path records of a multi-path read.
+    // One count per request: not the before-record of a write, not the per-path records of a multi-path
+    // read or of a scanner's report.
     const phase = event.details?.phase;
-    if (phase === 'request' || phase === 'path_read') return undefined;
+    if (phase === 'request' || phase === 'path_read' || phase === 'path_report') return undefined;
     const auth = event.auth;
     if (auth.root) return undefined;
     let tracks = this.#byIdentity;

@@ -1,8 +1,10 @@
 import { createStorage } from '@custos/storage';
 import { describe, expect, it } from 'vitest';
+import type { HoneytokenWatch } from '../../honeytokens/honeytoken-types.js';
 import { createAnomalyRules } from '../anomaly-config.js';
 import { AnomalyReplayer } from '../anomaly-replay.js';
 import { auditHistoryBatches, generateAuditHistory } from './audit-history-generator.js';
+import { HISTORY_HONEYTOKEN_PATHS } from './history-incidents.js';
 
 // Measured quality (issue 13): every rule, with its defaults, over five weeks
 // of a generated realistic history with injected incidents, stored in a real
@@ -33,7 +35,15 @@ describe('detection quality over a generated history', () => {
       lastAt = Date.parse(batch.records[batch.records.length - 1]!.ts);
     }
     // The replay runs "now" just after the last record: every record is in range.
-    const replayer = new AnomalyReplayer({ store: storage.audit, now: () => lastAt + 1 });
+    // The deployment's honeytokens, as the node's registry would hold them (paths only: the history has no values).
+    const decoys = new Set(HISTORY_HONEYTOKEN_PATHS);
+    const honeytokens: HoneytokenWatch = {
+      watching: false,
+      hasPath: (path) => decoys.has(path),
+      hasFingerprint: () => false,
+      findValue: () => undefined,
+    };
+    const replayer = new AnomalyReplayer({ store: storage.audit, now: () => lastAt + 1, context: { honeytokens } });
     const report = await replayer.replay({
       since: new Date(history.start).toISOString(),
       limit: 1_000,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AuditAuth, AuditEventInput } from '../../audit/audit-event.js';
 
 /**
@@ -193,7 +194,13 @@ export const historyEvents = {
       action: 'use',
       ip: task.ip,
     });
-    const base = { proxy: 'base-url', upstream: call.upstream, upstream_path: call.path };
+    // Each upstream injects its own secret (`kv/upstreams/NAME` in the generated deployment).
+    const base = {
+      proxy: 'base-url',
+      upstream: call.upstream,
+      upstream_path: call.path,
+      secret_path: `kv/upstreams/${call.upstream}`,
+    };
     return [
       {
         type: 'request',
@@ -256,6 +263,8 @@ export const historyEvents = {
         status: 401,
         error_code: 'CUSTOS_ERR_UNAUTHENTICATED',
         reason,
+        // Every refused credential is recorded by its audit HMAC; here a stand-in derived from the task.
+        data: { credential: `hmac-sha256:${createHash('sha256').update(task.id).digest('hex')}` },
         details: { phase: 'response', refused_task: { identity: task.identity, role: task.role, task_id: task.id } },
       },
     ];

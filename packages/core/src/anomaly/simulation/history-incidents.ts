@@ -30,6 +30,13 @@ export interface HistoryIncidentKind {
   inject(ctx: HistoryContext, dayStart: number): void;
 }
 
+/**
+ * The decoy secrets of the generated deployment (honeytokens): no workload
+ * of the history reads them; the `honeytoken` incident does. A replay of the
+ * history watches them (detection-quality.sqlite.test.ts).
+ */
+export const HISTORY_HONEYTOKEN_PATHS: readonly string[] = ['kv/finance/legacy-admin'];
+
 /** Days of the last two weeks: `last(6)` is the last Sunday, `prev(1)` the Tuesday before last. */
 const last = (weekday: number) => (weeks: number) => (weeks - 1) * 7 + weekday;
 const prev = (weekday: number) => (weeks: number) => (weeks - 2) * 7 + weekday;
@@ -167,6 +174,17 @@ export const HISTORY_INCIDENTS: readonly HistoryIncidentKind[] = [
       }
       for (const child of children) at = ctx.end(at + 500, child);
       ctx.end(at + 1_000, task);
+    },
+  },
+  {
+    id: 'honeytoken-read',
+    rule: 'honeytoken',
+    description: 'An API gateway task reads a honeytoken (a decoy admin credential) once, in working hours',
+    day: prev(3),
+    inject(ctx, dayStart) {
+      const gw = ctx.world.gateways[0]!;
+      const { task, at } = gatewayLogin(ctx, dayStart + 11 * HOUR + 12 * MINUTE, gw, gw.ips[0]!);
+      ctx.end(ctx.read(at + 3_000, task, HISTORY_HONEYTOKEN_PATHS[0]!) + 20_000, task);
     },
   },
   {

@@ -118,7 +118,11 @@ export async function bootstrapRoutes(app: FastifyInstance, { node }: { node: Cu
         });
         throw new UnauthenticatedError();
       }
-      if (outcome.kind === 'invalid') throw new UnauthenticatedError();
+      if (outcome.kind === 'invalid') {
+        // Recorded by HMAC, as every refused credential is (see auth-plugin.ts).
+        request.auditCredential = services.auditHmac(token);
+        throw new UnauthenticatedError();
+      }
       // Made for a role since deleted (perhaps recreated): spent, and nothing more.
       const role = await loginRole(node, request, 'bootstrap', outcome.role, { roleId: outcome.roleId });
       // The token's labels were grantable when it was made; the role may

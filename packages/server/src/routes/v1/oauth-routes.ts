@@ -149,11 +149,17 @@ function tokenExchangeRoute(app: FastifyInstance, node: CustosNode): void {
       const b = request.body;
       const { issuedType, resourceUrl } = checkExchangeRequest(b);
       const services = node.services();
-      const principal = await services.authenticator.authenticateTask(b.subject_token, {
-        method: request.method,
-        url: requestUrl(request, services.issuer),
-        ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
-      });
+      const principal = await services.authenticator
+        .authenticateTask(b.subject_token, {
+          method: request.method,
+          url: requestUrl(request, services.issuer),
+          ...(typeof request.headers.dpop === 'string' ? { dpop: request.headers.dpop } : {}),
+        })
+        .catch((error: unknown) => {
+          // The subject token is this route's credential: a refused one is recorded by HMAC, as everywhere.
+          request.auditCredential = services.auditHmac(b.subject_token);
+          throw error;
+        });
       request.auth = principal;
       authorizeDelegation(request, node, principal.task);
       const target = resourceUrl === undefined ? undefined : await exchangeResource(request, node, resourceUrl);
