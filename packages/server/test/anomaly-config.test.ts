@@ -133,7 +133,10 @@ describe('the anomaly section of the server configuration file', () => {
       [{ action_min_severity: 'urgent' }, /action_min_severity is one of low, medium, high, critical/],
       [{ rules: { 'first-access': { identities: { 'has space': {} } } } }, /"has space" is not an identity/],
       [{ rules: { 'first-access': { identities: { ['x'.repeat(257)]: {} } } } }, /is not an identity/],
-      [{ rules: { 'denied-spike': { identities: { 'jwt:a#b': { warmup: '1h' } } } } }, /jwt:a#b\.warmup is not a setting/],
+      [
+        { rules: { 'denied-spike': { identities: { 'jwt:a#b': { warmup: '1h' } } } } },
+        /jwt:a#b\.warmup is not a setting/,
+      ],
       [{ rules: { 'dead-task-token': { roles: { ci: { severity: 'urgent' } } } } }, /ci\.severity is one of low/],
     ];
     for (const [section, message] of cases) {
