@@ -52,6 +52,11 @@ export interface ServerConfig {
    */
   proxy?: { host: string; port: number; bodyLimit: number; headersTimeoutMs: number; idleTimeoutMs: number };
   /**
+   * The decoy database endpoint that `db-url` honeytokens point at
+   * (`--decoy-db-listen`, `honeytokens.db_listen`): off unless set.
+   */
+  decoyDb?: { host: string; port: number };
+  /**
    * The webhook alert sink (`alerts.webhook` in the config file): findings
    * POSTed to `url`, signed with the key in `secretFile`, through the egress
    * policy. Configured by whoever writes the config file — an operator —
@@ -76,6 +81,8 @@ export interface ServerFlags {
   egressAllow?: string[];
   /** `--proxy-listen HOST:PORT`: the credential proxy listener. */
   proxyListen?: string;
+  /** `--decoy-db-listen HOST:PORT`: the decoy database endpoint of `db-url` honeytokens. */
+  decoyDbListen?: string;
 }
 
 interface ConfigFile {
@@ -94,6 +101,7 @@ interface ConfigFile {
   proxy?: { listen?: string; body_limit?: number; headers_timeout?: string; idle_timeout?: string };
   alerts?: { webhook?: { url?: string; secret_file?: string; include?: string } };
   anomaly?: unknown;
+  honeytokens?: { db_listen?: string };
 }
 
 export const DEFAULT_PROXY_LISTEN = '127.0.0.1:8421';
@@ -132,6 +140,7 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     durability,
     ...(file.tls ? { tls: { cert: resolve(cwd, file.tls.cert), key: resolve(cwd, file.tls.key) } } : {}),
     ...(tlsListen ? { tlsListen: { host: tlsListen[0], port: tlsListen[1] } } : {}),
+    ...resolveDecoyDb(flags.decoyDbListen ?? file.honeytokens?.db_listen),
     logLevel: process.env.CUSTOS_LOG_LEVEL ?? file.log_level ?? 'info',
     ...(logFormat ? { logFormat } : {}),
     issuer: (
@@ -142,6 +151,13 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     ...resolveAlertWebhook(file.alerts?.webhook, cwd),
     ...(file.anomaly !== undefined ? { anomaly: resolveAnomalyConfig(file.anomaly) } : {}),
   };
+}
+
+/** The decoy database endpoint's address, when one is asked for. */
+function resolveDecoyDb(text: string | undefined): Pick<ServerConfig, 'decoyDb'> {
+  if (text === undefined) return {};
+  const [host, port] = parseListen(text, '--decoy-db-listen');
+  return { decoyDb: { host, port } };
 }
 
 /** The proxy listener's settings (see {@link ServerConfig.proxy}); limits are checked now, not at first use. */

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logAlertSink } from './alerts/log-alert-sink.js';
 import { buildApp } from './app.js';
+import { type DecoyDatabaseListener, startDecoyDatabaseListener } from './decoy/decoy-database-listener.js';
 import { LogDestination } from './logging/log-destination.js';
 import { NodeHealth } from './node-health.js';
 import { type ProxyListener, startProxyListener } from './proxy/proxy-listener.js';
@@ -22,6 +23,8 @@ export interface RunningServer {
   tlsAddress?: string;
   /** The credential proxy listener, when configured (`--proxy-listen`, on by default in `--dev`). */
   proxy?: ProxyListener;
+  /** The decoy database endpoint of `db-url` honeytokens, when configured (`--decoy-db-listen`). */
+  decoyDb?: DecoyDatabaseListener;
   node: CustosNode;
   /** The address it listens on, e.g. `http://127.0.0.1:8420`. */
   address: string;
@@ -160,6 +163,9 @@ export async function startServer(
         },
       })
     : undefined;
+  const decoyDb = config.decoyDb
+    ? await startDecoyDatabaseListener({ node, host: config.decoyDb.host, port: config.decoyDb.port, logger })
+    : undefined;
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -167,13 +173,14 @@ export async function startServer(
     address: `${scheme}://${host}:${port}`,
     ...(tlsApp ? { tlsApp, tlsAddress } : {}),
     ...(proxy ? { proxy } : {}),
+    ...(decoyDb ? { decoyDb } : {}),
     close: () => {
       closing ??= (async () => {
         const apps = tlsApp ? [app, tlsApp] : [app];
         // The proxy closes with the API listeners: no new call starts on a
         // closing node, and calls streaming get the same grace as requests.
         const servers = [...apps.map((a) => a.server), ...(proxy ? [proxy.server] : [])];
-        const closed = Promise.all([...apps.map((a) => a.close()), proxy?.close()]);
+        const closed = Promise.all([...apps.map((a) => a.close()), proxy?.close(), decoyDb?.close()]);
         // In-flight requests finish; the keep-alive sockets they leave idle
         // are closed as soon as they are (fastify closes only those idle when
         // close begins, and would otherwise wait out the 72 s keep-alive).

@@ -26,6 +26,10 @@ export function registerServerCommand(program: Command, io: CliIo): void {
       '--proxy-listen <host:port>',
       'serve the credential proxy (/u/NAME/…) here; --dev: 127.0.0.1:8421 unless --listen is given',
     )
+    .option(
+      '--decoy-db-listen <host:port>',
+      'serve a decoy PostgreSQL endpoint for db-url honeytokens: every login attempt on it raises a critical alert',
+    )
     .option('--log-format <format>', 'json or pretty (default: pretty with a banner at a terminal, else json)')
     .option(
       '--egress-allow <entry>',

@@ -31,6 +31,7 @@ type Touch =
   | { kind: 'proxy'; path: string; upstream: string }
   | { kind: 'report'; path: string; source: string }
   | { kind: 'login'; fingerprint: string; route: string }
+  | { kind: 'database'; user: string }
   | { kind: 'presented'; fingerprint: string; upstream: string };
 
 /**
@@ -74,7 +75,7 @@ export class HoneytokenRule implements AnomalyRule {
     const touch = touchOf(event, this.#watch);
     if (!touch) return undefined;
     const subject = subjectOf(event);
-    const key = `${subjectKey(subject)}|${touch.kind}|${'path' in touch ? touch.path : touch.fingerprint}`;
+    const key = `${subjectKey(subject)}|${touch.kind}|${'path' in touch ? touch.path : 'user' in touch ? touch.user : touch.fingerprint}`;
     const last = this.#last.get(key);
     if (last !== undefined && epochMs - last < this.config.cooldownMs) return undefined;
     this.#last.delete(key);
@@ -89,6 +90,13 @@ export class HoneytokenRule implements AnomalyRule {
 }
 
 function touchOf(event: AuditEvent, watch: HoneytokenWatch): Touch | undefined {
+  // The decoy database endpoint (`--decoy-db-listen`): only `db-url` honeytokens name its address, so a
+  // login attempt there — a user and a password offered — is a touch whatever the credentials.
+  if (event.request?.route === 'decoy:postgres') {
+    if (event.details?.outcome !== 'password') return undefined;
+    const user = event.details.database_user;
+    return { kind: 'database', user: typeof user === 'string' ? user : '?' };
+  }
   if (event.data) {
     for (const [name, value] of Object.entries(event.data)) {
       if (!watch.hasFingerprint(value)) continue;
@@ -152,6 +160,11 @@ function explain(touch: Touch, subject: FindingSubject, event: AuditEvent): stri
       return (
         `${actor} presented a honeytoken's value to custos as a credential (${touch.route}); it was refused like ` +
         `any unknown token. Whoever presented it found the decoy where it was planted or read it.${after}`
+      );
+    case 'database':
+      return (
+        `${actor} tried to log in as "${touch.user}" to the decoy database endpoint that db-url honeytokens point ` +
+        `at; it was refused as a wrong password. Only a honeytoken's URL names that address.${after}`
       );
     case 'presented':
       return (
