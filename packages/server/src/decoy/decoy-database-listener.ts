@@ -52,7 +52,13 @@ export async function startDecoyDatabaseListener(options: {
   port: number;
   logger: Logger;
 }): Promise<DecoyDatabaseListener> {
-  const server = createServer({ pauseOnConnect: false }, (socket) => serve(options, socket));
+  // Held so that closing custos does not wait out a client's deadline.
+  const sockets = new Set<Socket>();
+  const server = createServer({ pauseOnConnect: false }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    serve(options, socket);
+  });
   server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -69,6 +75,7 @@ export async function startDecoyDatabaseListener(options: {
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
       }),
   };
 }

@@ -122,4 +122,21 @@ describe('the decoy database endpoint of db-url honeytokens', () => {
     // Still serving.
     expect((await api('GET', '/v1/sys/health')).status).toBe(200);
   });
+
+  it('a client that connects and stays silent does not hold up closing custos', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'custos-decoy-db-'));
+    const other = await startServer(
+      resolveServerConfig({ dev: true, data: d, listen: '127.0.0.1:0', decoyDbListen: '127.0.0.1:0' }, d),
+      createLogger('silent'),
+    );
+    const silent = connect(Number(other.decoyDb!.address.split(':').at(-1)), '127.0.0.1');
+    silent.on('error', () => undefined);
+    await new Promise((resolve) => silent.once('connect', resolve));
+    const started = Date.now();
+    await other.close();
+    // Well under the 10 s a client has to speak: the silent connection was cut, not waited for.
+    expect(Date.now() - started).toBeLessThan(8_000);
+    silent.destroy();
+    rmSync(d, { recursive: true, force: true });
+  });
 });
