@@ -385,6 +385,18 @@ export class CustosNode {
       await secrets.releasePins([rootId]);
     });
     const events = new EventBus();
+    // Task lifecycle on the event stream (operators only, see events-routes.ts).
+    tasks.onTaskChange(({ change, task }) =>
+      events.publish({
+        type: `task.${change}`,
+        path: `sys/tasks/${task.id}`,
+        task_id: task.id,
+        parent_id: task.parent_id,
+        chain: [...task.chain],
+        role: task.role,
+        time: new Date().toISOString(),
+      }),
+    );
     const alerts = new FindingStore({ entries: storage.entries, cipher });
     this.#anomaly = await startAnomalyService({
       audit,
