@@ -39,6 +39,12 @@ declare module 'fastify' {
      * (see plugins/response-headers-plugin.ts).
      */
     publicCache?: { maxAgeSec: number };
+    /**
+     * A page or asset of the console (`/ui`): answered with the console's
+     * Content-Security-Policy instead of the API's (see
+     * plugins/response-headers-plugin.ts).
+     */
+    console?: boolean;
   }
   interface FastifyRequest {
     auth: AuthContext | null;
