@@ -12,7 +12,7 @@ interface AuditEvent {
   status?: number;
   error_code?: string;
   reason?: string;
-  details?: Record<string, unknown>;
+  details?: { refused_task?: { task_id?: string; identity?: string }; [name: string]: unknown };
 }
 interface AuditRecord {
   seq: number;
@@ -41,7 +41,9 @@ export function matches(record: AuditRecord, q: Query): boolean {
   const e = record.event;
   const has = (value: string | undefined, wanted: string) =>
     !wanted || (value ?? '').toLowerCase().includes(wanted.toLowerCase());
-  const identity = [e.auth?.identity, e.auth?.display_name, e.auth?.token_accessor].filter(Boolean).join(' ');
+  const identity = [e.auth?.identity, e.auth?.display_name, e.auth?.token_accessor, e.details?.refused_task?.identity]
+    .filter(Boolean)
+    .join(' ');
   const task = [e.auth?.task_id, ...(e.auth?.task_chain ?? []), JSON.stringify(e.details ?? {})].join(' ');
   const at = Date.parse(record.ts);
   return (
@@ -65,6 +67,8 @@ export function AuditPage({ token }: PageProps) {
   const [query, setQuery] = useState<Query>(EMPTY);
   const [records, setRecords] = useState<AuditRecord[] | null>(null);
   const [scanned, setScanned] = useState(0);
+  /** Counts finished searches (`data-searches`), so a reader can tell fresh results from the previous ones. */
+  const [searches, setSearches] = useState(0);
   const [error, setError] = useState('');
 
   const search = async (event?: Event) => {
@@ -74,6 +78,7 @@ export function AuditPage({ token }: PageProps) {
       const tail = await api<{ records: AuditRecord[] }>(token, 'GET', `audit/tail?n=${query.scan}`);
       setScanned(tail.records.length);
       setRecords(tail.records.filter((r) => matches(r, query)).reverse());
+      setSearches((n) => n + 1);
     } catch (e) {
       setError(describeError(e));
     }
@@ -144,7 +149,7 @@ export function AuditPage({ token }: PageProps) {
       </form>
       {error && <p class="error">{error}</p>}
       {records && (
-        <p class="muted" data-testid="audit-count">
+        <p class="muted" data-testid="audit-count" data-searches={searches}>
           {records.length} matching of the newest {scanned} records
         </p>
       )}
@@ -166,9 +171,17 @@ export function AuditPage({ token }: PageProps) {
             <tr key={r.seq} class={`decision-${r.event.decision ?? 'none'}`} data-seq={r.seq}>
               <td>{r.seq}</td>
               <td>{r.ts}</td>
-              <td class="v">{r.event.auth?.identity ?? r.event.auth?.display_name ?? ''}</td>
+              <td class="v">
+                {r.event.auth?.identity ?? r.event.auth?.display_name ?? r.event.details?.refused_task?.identity ?? ''}
+              </td>
               <td>
                 <code>{r.event.auth?.task_id ?? ''}</code>
+                {r.event.details?.refused_task?.task_id && (
+                  <span class="muted">
+                    {' '}
+                    refused: <code>{r.event.details.refused_task.task_id}</code>
+                  </span>
+                )}
               </td>
               <td>{r.event.request ? `${r.event.request.action ?? ''} ${r.event.request.method}` : r.event.kind}</td>
               <td class="v">{r.event.request?.path ?? r.event.request?.route ?? ''}</td>

@@ -33,7 +33,7 @@ interface Rotation {
  * if the operator's policy lets it `read` the path, and audited like any read.
  */
 export function SecretsPage({ token }: PageProps) {
-  const [prefix, setPrefix] = useState('');
+  const [prefix, setPrefix] = useState('kv/');
   const [keys, setKeys] = useState<string[] | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [error, setError] = useState('');
@@ -50,7 +50,7 @@ export function SecretsPage({ token }: PageProps) {
       <div class="browser">
         <div class="crumbs">
           <code>/{prefix}</code>{' '}
-          {prefix && (
+          {prefix !== 'kv/' && (
             <button type="button" class="small" onClick={() => setPrefix(up)}>
               up
             </button>
