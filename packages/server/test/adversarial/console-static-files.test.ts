@@ -103,7 +103,9 @@ describe('the console routes serve only the built console, under a strict policy
     await s.call({
       method: 'PUT',
       url: '/v1/policies/console-adv',
-      payload: { policy: 'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");' },
+      payload: {
+        policy: 'permit(principal, action == Custos::Action::"delegate", resource in Custos::Path::"sys/tasks/");',
+      },
     });
     await s.call({
       method: 'PUT',
