@@ -1,5 +1,5 @@
-export * from './anomaly/index.js';
 export * from './access-requests/index.js';
+export * from './anomaly/index.js';
 export * from './audit/index.js';
 export * from './auth-methods/index.js';
 export * from './barrier/index.js';

@@ -184,7 +184,8 @@ export const ERROR_CATALOGUE = {
   },
   CUSTOS_ERR_REQUEST_WIDENING: {
     status: 400,
-    message: 'An approval may narrow a request (scope, TTL, children), never widen it beyond what was asked or already approved.',
+    message:
+      'An approval may narrow a request (scope, TTL, children), never widen it beyond what was asked or already approved.',
   },
   CUSTOS_ERR_REQUEST_ALREADY_DECIDED: {
     status: 409,

@@ -226,7 +226,7 @@ export async function requestRoutes(app: FastifyInstance, { node }: { node: Cust
   });
 
   const narrowBody = {
-    type: 'object',
+    type: ['object', 'null'],
     properties: {
       ttl: ttlProperty,
       scope: { type: 'string', minLength: 1, maxLength: 4096 },
@@ -268,7 +268,7 @@ export async function requestRoutes(app: FastifyInstance, { node }: { node: Cust
       summary: 'Deny a pending request (final)',
       params: idParams,
       body: {
-        type: 'object',
+        type: ['object', 'null'],
         properties: { reason: { type: 'string', maxLength: 1000 } },
         additionalProperties: false,
       },
