@@ -21,6 +21,7 @@ import { identityRoutes } from './routes/v1/identity-routes.js';
 import { leaseRoutes } from './routes/v1/lease-routes.js';
 import { oauthRoutes } from './routes/v1/oauth-routes.js';
 import { policyRoutes } from './routes/v1/policy-routes.js';
+import { requestRoutes } from './routes/v1/request-routes.js';
 import { resourceRoutes } from './routes/v1/resource-routes.js';
 import { roleRoutes } from './routes/v1/role-routes.js';
 import { rotationRoutes } from './routes/v1/rotation-routes.js';
@@ -130,6 +131,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(upstreamRoutes, { node });
       await v1.register(resourceRoutes, { node });
       await v1.register(alertRoutes, { node });
+      await v1.register(requestRoutes, { node });
     },
     { prefix: '/v1' },
   );

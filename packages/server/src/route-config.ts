@@ -75,6 +75,8 @@ declare module 'fastify' {
     auditAudience: string | null;
     /** The identity a suspension or resume names (`POST /v1/roles/:name/suspend|resume`): for the audit event. */
     auditIdentity: string | null;
+    /** The access request whose just-in-time elevation allowed the request (docs/jit.md): for the audit event. */
+    auditElevation: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

@@ -42,7 +42,27 @@ export interface RotationResult {
 }
 
 /** An event subscribers receive (`GET /v1/events`). */
-export type CustosEvent = SecretRotatedEvent | AlertRaisedEvent | AlertActionEvent | TaskChangedEvent;
+export type CustosEvent =
+  | SecretRotatedEvent
+  | AlertRaisedEvent
+  | AlertActionEvent
+  | TaskChangedEvent
+  | AccessRequestEvent;
+
+/**
+ * A just-in-time access request was created or changed state (docs/jit.md):
+ * sent to operator subscribers who may `read` `path` (`sys/requests/<id>`),
+ * never to a task. No reason (the agent's text): fetch the request for it.
+ */
+export interface AccessRequestEvent {
+  type: 'request.created' | 'request.approved' | 'request.denied' | 'request.revoked' | 'request.expired';
+  path: string;
+  id: string;
+  task_id: string;
+  scope: string;
+  status: string;
+  time: string;
+}
 
 /** A secret was rotated: sent to subscribers who may `read` its path. */
 export interface SecretRotatedEvent {

@@ -45,6 +45,8 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
         // lifecycle (`task.*`): never to a task, whatever its policies.
         if ((event.type.startsWith('alert.') || event.type.startsWith('task.')) && principal.kind !== 'operator')
           return;
+        // Access requests (`request.*`): operators only too — an agent must not watch others' asks or their fate.
+        if (event.type.startsWith('request.') && principal.kind !== 'operator') return;
         // A task ended or revoked, or an operator token revoked or expired,
         // after subscribing hears nothing more.
         const live =
