@@ -93,6 +93,7 @@ function RequestCard(props: {
   const { request } = props;
   const [scope, setScope] = useState(request.scope);
   const [ttl, setTtl] = useState('');
+  const [children, setChildren] = useState(false);
   const [denyReason, setDenyReason] = useState('');
   const act = async (verb: 'approve' | 'deny' | 'revoke', body: unknown) => {
     try {
@@ -106,6 +107,8 @@ function RequestCard(props: {
     act('approve', {
       ...(scope.trim() && scope.trim() !== request.scope ? { scope: scope.trim() } : {}),
       ...(ttl.trim() ? { ttl: ttl.trim() } : {}),
+      // Future children get the elevation only when the approver says so here (and the request asked for it).
+      ...(children ? { children: true } : {}),
     });
   return (
     <div class={`card request status-${request.status}`} data-request-id={request.id} data-status={request.status}>
@@ -176,6 +179,12 @@ function RequestCard(props: {
               maxLength={32}
             />
           </label>
+          {request.children && (
+            <label class="inline">
+              <input type="checkbox" checked={children} onChange={() => setChildren(!children)} /> also its future
+              children
+            </label>
+          )}
           <button type="button" class="primary" data-testid="approve" onClick={approve}>
             Approve
           </button>
