@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureConsoleBuilt } from '../console/console-build.js';
+import { ensureConsoleBuilt } from '../../../../test-support/console-build.js';
 import { startTestServer, type TestServer } from '../test-server.js';
 import { openEventStream, type WriteLog, watchWrites } from './adversarial-support.js';
 

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureConsoleBuilt } from '../../../../test-support/console-build.js';
 import { fakeSecret, startTestServer, type TestServer } from '../test-server.js';
 import {
   launchChromium,
@@ -11,7 +12,6 @@ import {
   startPrefixProxy,
   type WatchedPage,
 } from './browser-support.js';
-import { ensureConsoleBuilt } from './console-build.js';
 
 // The console in a real Chromium against a real custos node: sign in, watch
 // a task tree grow live as tasks delegate, revoke it and watch it go grey,

@@ -2,10 +2,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureConsoleBuilt } from '../../../../test-support/console-build.js';
 import { type JitFixture, jitFixture } from '../access-request-support.js';
 import { startTestServer, type TestServer } from '../test-server.js';
 import { launchChromium, openPage, SCREENSHOT_DIR, signIn, type WatchedPage } from './browser-support.js';
-import { ensureConsoleBuilt } from './console-build.js';
 
 // issue 14's "done when", in a real Chromium: an agent asks for a scope, a
 // human approves it in the browser, the agent's read (with the token it

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureConsoleBuilt } from '../../../../test-support/console-build.js';
 import { type JitFixture, jitFixture } from '../access-request-support.js';
 import { startTestServer, type TestServer } from '../test-server.js';
 import { launchChromium, openPage, SCREENSHOT_DIR, signIn, type WatchedPage } from './browser-support.js';
-import { ensureConsoleBuilt } from './console-build.js';
 
 // Attack class: stored XSS against the operator's browser.
 //
