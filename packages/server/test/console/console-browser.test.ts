@@ -182,7 +182,7 @@ describe('the console in Chromium', () => {
     await shot('alerts');
     await w.page.click('[data-page="leases"]');
     await w.page.waitForSelector('main section');
-    await shot('leases');
+    await shot('leases-empty');
     await w.page.click('[data-page="requests"]');
     await w.page.waitForSelector('main section, main p');
     await shot('requests');
