@@ -13,13 +13,27 @@ export interface Task {
   via: string;
 }
 
+/** An approved access request in force on a task (docs/jit.md): the scope it adds, until when. */
+export interface Elevation {
+  id: string;
+  scope: string;
+  expires_at?: string;
+  children?: boolean;
+}
+
 /**
  * Draws a task tree as nested boxes joined by lines (CSS only). Every string
  * — role, identity, scope, labels — came from an operator or an agent and is
  * rendered as text. A task that is no longer active is drawn grey.
  */
-export function TaskTree(props: { task: Task; children: ReadonlyMap<string, Task[]>; onRevoke: (task: Task) => void }) {
+export function TaskTree(props: {
+  task: Task;
+  children: ReadonlyMap<string, Task[]>;
+  elevations: ReadonlyMap<string, Elevation[]>;
+  onRevoke: (task: Task) => void;
+}) {
   const { task } = props;
+  const elevated = task.state === 'active' ? (props.elevations.get(task.id) ?? []) : [];
   const kids = props.children.get(task.id) ?? [];
   return (
     <li>
@@ -43,6 +57,13 @@ export function TaskTree(props: { task: Task; children: ReadonlyMap<string, Task
             ))}
           </div>
         )}
+        {elevated.map((e) => (
+          <div class="task-line elevation" key={e.id} data-elevation={e.id}>
+            <span class="k">elevated</span> <span class="v">{e.scope}</span>
+            {e.expires_at ? ` until ${e.expires_at}` : ''}
+            {e.children ? ' (and its children)' : ''}
+          </div>
+        ))}
         <div class="task-line small">
           via {task.via} · expires {task.expire_time}
         </div>
@@ -55,7 +76,13 @@ export function TaskTree(props: { task: Task; children: ReadonlyMap<string, Task
       {kids.length > 0 && (
         <ul>
           {kids.map((kid) => (
-            <TaskTree key={kid.id} task={kid} children={props.children} onRevoke={props.onRevoke} />
+            <TaskTree
+              key={kid.id}
+              task={kid}
+              children={props.children}
+              elevations={props.elevations}
+              onRevoke={props.onRevoke}
+            />
           ))}
         </ul>
       )}

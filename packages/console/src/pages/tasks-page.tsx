@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, describeError } from '../api.js';
 import { Confirm } from '../confirm.js';
 import type { PageProps } from '../page-props.js';
-import { type Task, TaskTree } from '../task-tree.js';
+import { type Elevation, type Task, TaskTree } from '../task-tree.js';
 
 const PAGE = 500;
 
@@ -16,6 +16,19 @@ export function TasksPage({ token, subscribe }: PageProps) {
   const [error, setError] = useState('');
   const [showEnded, setShowEnded] = useState(true);
   const [revoking, setRevoking] = useState<Task | null>(null);
+  const [elevations, setElevations] = useState<ReadonlyMap<string, Elevation[]>>(new Map());
+
+  // Elevations in force (approved access requests), by task. A server
+  // without access requests, or a token that may not list them, shows none.
+  const loadElevations = () =>
+    api<{ requests: (Elevation & { task_id: string })[] }>(token, 'GET', 'requests?status=approved').then(
+      (r) => {
+        const next = new Map<string, Elevation[]>();
+        for (const e of r.requests) next.set(e.task_id, [...(next.get(e.task_id) ?? []), e]);
+        setElevations(next);
+      },
+      () => setElevations(new Map()),
+    );
 
   const merge = (list: Task[]) =>
     setTasks((current) => {
@@ -40,7 +53,12 @@ export function TasksPage({ token, subscribe }: PageProps) {
       }
     };
     load().catch((e) => setError(describeError(e)));
+    void loadElevations();
     return subscribe((event) => {
+      if (event.type.startsWith('request.')) {
+        void loadElevations();
+        return;
+      }
       const id = typeof event.data.task_id === 'string' ? event.data.task_id : undefined;
       if (!id || !/^tsk_[A-Za-z0-9_-]{22}$/.test(id)) return;
       if (event.type === 'task.created') {
@@ -92,7 +110,7 @@ export function TasksPage({ token, subscribe }: PageProps) {
       {roots.length === 0 && <p class="muted">No tasks yet. New ones appear here as they start.</p>}
       <ul class="tree" data-testid="task-trees">
         {roots.map((root) => (
-          <TaskTree key={root.id} task={root} children={children} onRevoke={setRevoking} />
+          <TaskTree key={root.id} task={root} children={children} elevations={elevations} onRevoke={setRevoking} />
         ))}
       </ul>
       {revoking && (

@@ -72,9 +72,21 @@ describe('approving an access request in the console', () => {
     expect(read.json().data.value).toBe(f.ledger);
     expect(await f.read(task.token, 'kv/finance/payroll')).toBe(403);
 
-    // The task ends: the elevation is gone at once.
+    // An operator watching the task trees sees the elevation on the task…
+    const ops = await openPage(browser);
+    await signIn(ops.page, `${base}/ui/#tasks`, s.rootToken);
+    const node = ops.page.locator(`[data-task-id="${task.id}"]`);
+    await node.locator(`[data-elevation="${id}"]`).waitFor();
+    expect(await node.locator(`[data-elevation="${id}"]`).innerText()).toContain('read:kv/finance/ledger');
+    await ops.page.screenshot({ path: join(SCREENSHOT_DIR, 'tasks-elevated.png'), fullPage: true });
+
+    // …the task ends: the elevation is gone at once, and the tree shows it ended.
     await f.ok(await f.call('POST', `/v1/tasks/${task.id}/end`, undefined));
     expect(await f.read(task.token, 'kv/finance/ledger')).toBe(401);
+    await ops.page.locator(`[data-task-id="${task.id}"][data-state="ended"]`).waitFor();
+    expect(await node.locator('[data-elevation]').count()).toBe(0);
+    expect(ops.dialogs).toEqual([]);
+    await ops.page.context().close();
     expect(w.dialogs).toEqual([]);
   });
 
