@@ -215,8 +215,8 @@ export class AccessRequestService {
   async approve(id: string, decider: Decider, input: ApprovalInput = {}): Promise<AccessRequest> {
     const record = await this.#record(id);
     this.#assertMayDecide(record, decider);
-    const current = await this.show(id);
-    if (current.status !== 'pending') throw new CustosError('CUSTOS_ERR_REQUEST_ALREADY_DECIDED');
+    if (await this.#storage.entries.get(DECISIONS, id)) throw new CustosError('CUSTOS_ERR_REQUEST_ALREADY_DECIDED');
+    // An undecided request of a task that is over shows as expired; approving it is refused by that name.
     await this.#assertTaskLive(record);
     const scope = input.scope !== undefined ? normaliseRequestScope(input.scope) : record.scope;
     if (!scopeWithin(scope, record.scope)) throw new CustosError('CUSTOS_ERR_REQUEST_WIDENING');
