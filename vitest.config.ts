@@ -17,7 +17,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 180_000,
     pool: 'forks',
-    // Finds or starts one PostgreSQL for the whole run (test-support/postgres.ts).
-    globalSetup: ['./test-support/global-setup.ts'],
+    // Finds or starts one PostgreSQL for the whole run (test-support/postgres.ts);
+    // builds the console if its dist/ is missing (test-support/console-build.ts).
+    globalSetup: ['./test-support/global-setup.ts', './test-support/console-build.ts'],
   },
 });

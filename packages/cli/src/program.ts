@@ -16,6 +16,7 @@ import { registerMcpCommand } from './commands/mcp-command.js';
 import { registerOperatorCommand } from './commands/operator-command.js';
 import { registerPolicyCommand } from './commands/policy-command.js';
 import { registerRedactCommand } from './commands/redact-command.js';
+import { registerRequestCommand } from './commands/request-command.js';
 import { registerResourceCommand } from './commands/resource-command.js';
 import { registerRoleCommand } from './commands/role-command.js';
 import { registerRunCommand } from './commands/run-command.js';
@@ -67,6 +68,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerCaCommand(program, io);
   registerAuditCommand(program, io);
   registerAlertsCommand(program, io);
+  registerRequestCommand(program, io);
   registerHoneytokenCommand(program, io);
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);

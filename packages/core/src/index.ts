@@ -1,3 +1,4 @@
+export * from './access-requests/index.js';
 export * from './anomaly/index.js';
 export * from './audit/index.js';
 export * from './auth-methods/index.js';

@@ -58,6 +58,39 @@ const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
  * it out, so logging a Task does not leak it. {@link token} hands it over on
  * purpose (to a sub-process, or to a tool that verifies it).
  */
+/** What {@link Task.requestAccess} asks for. */
+export interface RequestAccessOptions {
+  /** `ACTION:PATTERN` entries, e.g. `read:kv/finance/ledger`. */
+  readonly scope: string;
+  /** Why: shown to the approvers. */
+  readonly reason: string;
+  /** `10m`, or seconds; default 10 minutes, never beyond the task. */
+  readonly ttl?: string | number;
+  /** Ask that the task's delegated children get it too. */
+  readonly children?: boolean;
+  /** Wait for the decision: milliseconds, or `true` for 15 minutes. */
+  readonly wait?: number | boolean;
+}
+
+/** An access request as custos shows it (docs/jit.md). */
+export interface AccessRequest {
+  readonly id: string;
+  readonly status: 'pending' | 'approved' | 'denied' | 'revoked' | 'expired';
+  readonly task_id: string;
+  readonly scope: string;
+  readonly reason: string;
+  readonly ttl_seconds: number;
+  readonly children: boolean;
+  readonly approvals_required: number;
+  readonly approvals: readonly { by: string; at: string }[];
+  readonly created_at: string;
+  readonly decided_at?: string;
+  readonly decided_by?: string;
+  /** Once approved: when the elevation ends. */
+  readonly expires_at?: string;
+  readonly deny_reason?: string;
+}
+
 export class Task {
   readonly id: string;
   readonly accessor: string;
@@ -281,6 +314,56 @@ export class Task {
     this.#subscriptions.add(subscription);
     void subscription.done.then(() => this.#subscriptions.delete(subscription));
     return subscription;
+  }
+
+  /**
+   * Asks a human for a scope beyond this task's own (just-in-time
+   * elevation, docs/jit.md): `scope` within the role's request ceiling,
+   * `reason` for the approvers, `ttl` (default 10m, never beyond the task),
+   * `children` to ask that delegated children get it too. With `wait`
+   * (milliseconds, or `true` for 15 minutes), resolves once a human decided
+   * or the wait ran out (`status: 'pending'`). Once approved, *this* task's
+   * token carries the elevation: nothing to re-issue.
+   *
+   * @example
+   * const request = await task.requestAccess({ scope: 'read:kv/finance/ledger', reason: 'reconcile Q3', wait: 120_000 });
+   * if (request.status === 'approved') await task.readSecret('kv/finance/ledger');
+   */
+  async requestAccess(options: RequestAccessOptions): Promise<AccessRequest> {
+    this.#assertLive();
+    const filed = pick(
+      'requestAccess',
+      await this.#transport.call({
+        method: 'POST',
+        path: routePath('requestAccess'),
+        ...this.#auth(),
+        json: {
+          scope: options.scope,
+          reason: options.reason,
+          ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
+          ...(options.children ? { children: true } : {}),
+        },
+        // A duplicate is merged by custos, so sending it twice files one request.
+        idempotent: true,
+      }),
+    );
+    let request = filed.request as AccessRequest;
+    const waitMs = options.wait === true ? 15 * 60_000 : options.wait || 0;
+    const deadline = Date.now() + waitMs;
+    // The server holds each poll; each hold stays well inside this client's request timeout.
+    const holdMax = Math.max(1, Math.min(30, Math.floor(this.#transport.timeoutMs / 1000) - 5));
+    while (request.status === 'pending' && Date.now() < deadline) {
+      const hold = Math.max(1, Math.min(holdMax, Math.ceil((deadline - Date.now()) / 1000)));
+      request = (await this.accessRequest(request.id, { waitSeconds: hold })) as AccessRequest;
+    }
+    return request;
+  }
+
+  /** One of this task's access requests, as custos shows it now (or after holding up to `waitSeconds` for a decision). */
+  async accessRequest(id: string, options: { waitSeconds?: number } = {}): Promise<AccessRequest> {
+    const query = options.waitSeconds ? `?wait=${Math.floor(options.waitSeconds)}s` : '';
+    const body = pick('showRequest', await this.#get(`${routePath('showRequest', { id })}${query}`));
+    return body.request as AccessRequest;
   }
 
   /** The task as custos sees it now (`state`: active, ended, revoked, expired). */

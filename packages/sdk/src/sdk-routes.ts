@@ -68,6 +68,13 @@ export const SDK_ROUTES = {
     reads: ['id', 'expire_time', 'state'],
   },
   revokeLease: { method: 'POST', path: '/v1/leases/{id}/revoke', sends: [], reads: [] },
+  requestAccess: {
+    method: 'POST',
+    path: '/v1/requests',
+    sends: ['scope', 'reason', 'ttl', 'children'],
+    reads: ['request'],
+  },
+  showRequest: { method: 'GET', path: '/v1/requests/{id}', sends: ['wait'], reads: ['request'] },
   jwks: { method: 'GET', path: '/.well-known/jwks.json', sends: [], reads: ['keys'] },
   events: { method: 'GET', path: '/v1/events', sends: [], reads: [] },
   metadata: { method: 'GET', path: '/.well-known/oauth-authorization-server', sends: [], reads: ['issuer'] },

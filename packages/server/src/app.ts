@@ -9,6 +9,7 @@ import { registerJsonBodyParser } from './plugins/json-body-parser.js';
 import { registerOpenApi } from './plugins/openapi-plugin.js';
 import { registerResponseHeaders } from './plugins/response-headers-plugin.js';
 import { registerRouteTable } from './plugins/route-table.js';
+import { consoleRoutes } from './routes/console-routes.js';
 import { alertRoutes } from './routes/v1/alerts-routes.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
@@ -20,6 +21,7 @@ import { identityRoutes } from './routes/v1/identity-routes.js';
 import { leaseRoutes } from './routes/v1/lease-routes.js';
 import { oauthRoutes } from './routes/v1/oauth-routes.js';
 import { policyRoutes } from './routes/v1/policy-routes.js';
+import { requestRoutes } from './routes/v1/request-routes.js';
 import { resourceRoutes } from './routes/v1/resource-routes.js';
 import { roleRoutes } from './routes/v1/role-routes.js';
 import { rotationRoutes } from './routes/v1/rotation-routes.js';
@@ -47,6 +49,8 @@ export interface AppOptions {
   https?: { key: string | Buffer; cert: string | Buffer };
   /** Trust X-Forwarded-For from a proxy in front (off by default: the source IP feeds policy). */
   trustProxy?: boolean;
+  /** Where the built console is (default: the `@custos/console` package's `dist/`). */
+  consoleDir?: string;
   /** The node's health beyond seal state, shared by every listener of one node (default: one of its own). */
   health?: NodeHealth;
 }
@@ -127,9 +131,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(upstreamRoutes, { node });
       await v1.register(resourceRoutes, { node });
       await v1.register(alertRoutes, { node });
+      await v1.register(requestRoutes, { node });
     },
     { prefix: '/v1' },
   );
   await app.register(wellKnownRoutes, { node });
+  await app.register(consoleRoutes, options.consoleDir ? { dir: options.consoleDir } : {});
   return app;
 }

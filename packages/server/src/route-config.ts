@@ -39,6 +39,12 @@ declare module 'fastify' {
      * (see plugins/response-headers-plugin.ts).
      */
     publicCache?: { maxAgeSec: number };
+    /**
+     * A page or asset of the console (`/ui`): answered with the console's
+     * Content-Security-Policy instead of the API's (see
+     * plugins/response-headers-plugin.ts).
+     */
+    console?: boolean;
   }
   interface FastifyRequest {
     auth: AuthContext | null;
@@ -69,6 +75,8 @@ declare module 'fastify' {
     auditAudience: string | null;
     /** The identity a suspension or resume names (`POST /v1/roles/:name/suspend|resume`): for the audit event. */
     auditIdentity: string | null;
+    /** The access request whose just-in-time elevation allowed the request (docs/jit.md): for the audit event. */
+    auditElevation: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type AnomalyConfig, parseDuration, parseEgressRule, ValidationError } from '@custos/core';
 import { resolveAnomalyConfig } from './anomaly-config-file.js';
+import { type RequestWebhookConfig, type RequestWebhookFile, resolveRequestWebhook } from './request-webhook-config.js';
 
 /** Everything `custos server` needs; built from flags and an optional JSON config file. */
 export interface ServerConfig {
@@ -63,6 +64,8 @@ export interface ServerConfig {
    * never through the API.
    */
   alertWebhook?: { url: string; secretFile: string; include: 'summary' | 'full' };
+  /** The access-request webhook (`requests.webhook`, docs/jit.md): each new request POSTed, signed, with its console link. */
+  requestWebhook?: RequestWebhookConfig;
   /** The anomaly engine's tuning (`anomaly` in the config file; see docs/anomaly.md). Default: every rule with its defaults. */
   anomaly?: AnomalyConfig;
 }
@@ -100,6 +103,7 @@ interface ConfigFile {
   egress?: { allow?: string[]; allow_public?: boolean; timeout?: string };
   proxy?: { listen?: string; body_limit?: number; headers_timeout?: string; idle_timeout?: string };
   alerts?: { webhook?: { url?: string; secret_file?: string; include?: string } };
+  requests?: { webhook?: RequestWebhookFile };
   anomaly?: unknown;
   honeytokens?: { db_listen?: string };
 }
@@ -149,6 +153,9 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     egress: resolveEgress(file.egress, flags.egressAllow),
     ...resolveProxy(flags, file, flags.listen ?? file.listen),
     ...resolveAlertWebhook(file.alerts?.webhook, cwd),
+    ...(file.requests?.webhook !== undefined
+      ? { requestWebhook: resolveRequestWebhook(file.requests.webhook, cwd) as RequestWebhookConfig }
+      : {}),
     ...(file.anomaly !== undefined ? { anomaly: resolveAnomalyConfig(file.anomaly) } : {}),
   };
 }

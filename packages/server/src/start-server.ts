@@ -11,6 +11,7 @@ import { type DecoyDatabaseListener, startDecoyDatabaseListener } from './decoy/
 import { LogDestination } from './logging/log-destination.js';
 import { NodeHealth } from './node-health.js';
 import { type ProxyListener, startProxyListener } from './proxy/proxy-listener.js';
+import { requestWebhookOptions } from './request-webhook-config.js';
 import type { ServerConfig } from './server-config.js';
 
 /** How long in-flight requests may take to finish on shutdown before their connections are cut. */
@@ -100,6 +101,7 @@ export async function startServer(
     onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
     onFinding: logAlertSink(logger),
     ...(config.alertWebhook ? { alertWebhook: alertWebhookOptions(config.alertWebhook, logger) } : {}),
+    ...(config.requestWebhook ? { requestWebhook: requestWebhookOptions(config.requestWebhook, logger) } : {}),
     ...(config.anomaly ? { anomaly: config.anomaly } : {}),
     // Names the rule (or `store`, `warm`) only, never event or finding contents.
     onAnomalyError: (what, error) => logger.error({ anomaly: what, err: error }, 'anomaly engine failure'),

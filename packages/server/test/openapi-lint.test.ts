@@ -49,8 +49,8 @@ const EXPLAINED_WARNINGS = [
   `operation-4xx-response ${pointer('/.well-known/oauth-authorization-server', 'get')}`,
 ].sort();
 
-/** The operations callable without a token: the public routes but the hidden `/openapi.json`. */
-const PUBLIC_OPERATIONS = PUBLIC_ROUTES.filter((route) => route !== 'GET /openapi.json')
+/** The operations callable without a token: the public routes but the hidden `/openapi.json` and console (`/ui`). */
+const PUBLIC_OPERATIONS = PUBLIC_ROUTES.filter((route) => route !== 'GET /openapi.json' && !route.startsWith('GET /ui'))
   // fastify's `:name` is OpenAPI's `{name}`.
   .map((route) => route.replace(/:([A-Za-z0-9_]+)/g, '{$1}'))
   .sort();

@@ -39,6 +39,8 @@ export async function startTestServer(
     wrapStorage?: (storage: Storage) => Storage;
     /** The anomaly engine's configuration (default: every rule with its defaults). */
     anomaly?: CustosNodeOptions['anomaly'];
+    /** The access-request webhook (docs/jit.md). */
+    requestWebhook?: CustosNodeOptions['requestWebhook'];
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
@@ -62,6 +64,7 @@ export async function startTestServer(
     egress: new EgressPolicy(options.egress ?? { allow: ['127.0.0.1'] }),
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.anomaly ? { anomaly: options.anomaly } : {}),
+    ...(options.requestWebhook ? { requestWebhook: options.requestWebhook } : {}),
     onRootToken: (token) => {
       rootToken = token;
     },

@@ -18,6 +18,9 @@ interface RoleView {
   labels?: Record<string, string>;
   grantable_labels?: string[];
   active_hours?: string;
+  request_scope?: string;
+  approvers?: string[];
+  approvals?: number;
   suspended?: Suspension;
   suspended_identities?: Record<string, Suspension>;
   updated_time: string;
@@ -34,6 +37,9 @@ interface Suspension {
 const suspensionText = (s: Suspension) => `by ${s.by} at ${s.at}${s.rule ? ` (rule ${s.rule})` : ''}`;
 
 interface WriteOptions {
+  requestScope?: string;
+  approvers?: string[];
+  approvals?: string;
   policy: string[];
   maxTtl: string;
   defaultTtl?: string;
@@ -90,6 +96,9 @@ export const roleTable = (role: RoleView) =>
     ],
     ['grantable_labels', role.grantable_labels?.join(', ') || '-'],
     ['active_hours', role.active_hours ?? '-'],
+    ['request_scope', role.request_scope ?? '-'],
+    ['approvers', role.approvers?.join(', ') || '-'],
+    ['approvals', role.approvals ?? 1],
     ['suspended', role.suspended ? suspensionText(role.suspended) : 'no'],
     ...Object.entries(role.suspended_identities ?? {}).map(
       ([identity, s]) => ['suspended identity', `${identity} ${suspensionText(s)}`] as [string, string],
@@ -131,8 +140,21 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
       '--active-hours <windows>',
       "declared working hours, e.g. 'Mon-Fri 07:00-19:00 Europe/Berlin' (comma-separate several; none clears): the off-hours rule judges against them",
     )
+    .option(
+      '--request-scope <scope>',
+      "just-in-time: what its tasks may ask for beyond their scope, e.g. 'read:kv/finance/*' ('' clears; docs/jit.md)",
+    )
+    .option(
+      '--approvers <policy...>',
+      'policies an approver’s token must hold one of (repeat or comma-separate)',
+      collectList,
+    )
+    .option('--approvals <n>', 'distinct approvals a request needs (default 1, at most 10)')
     .option('--json', 'JSON output')
     .action(async (name: string, opts: WriteOptions) => {
+      if (opts.approvals !== undefined && !/^(10|[1-9])$/.test(opts.approvals)) {
+        throw new CliError('CUSTOS_ERR_USAGE', '--approvals is a whole number from 1 to 10', EXIT.usage);
+      }
       const unknown = opts.auth?.filter((m) => !AUTH_METHODS.includes(m)) ?? [];
       if (unknown.length > 0) {
         throw new CliError(
@@ -154,6 +176,9 @@ export function registerRoleCommand(program: Command, io: CliIo): void {
         ...(opts.label?.length ? { labels: parseLabels(opts.label) } : {}),
         ...(opts.grantableLabels ? { grantable_labels: opts.grantableLabels } : {}),
         ...(opts.activeHours !== undefined ? { active_hours: opts.activeHours } : {}),
+        ...(opts.requestScope !== undefined ? { request_scope: opts.requestScope } : {}),
+        ...(opts.approvers?.length ? { approvers: opts.approvers } : {}),
+        ...(opts.approvals !== undefined ? { approvals: Number(opts.approvals) } : {}),
       };
       const result = await new CustosClient(io).request<RoleView>('PUT', `/v1/roles/${encodeURIComponent(name)}`, body);
       emit(io, opts.json, result, () => `Wrote role ${name}`);

@@ -73,6 +73,21 @@ export class CustosCalls {
     return this.#call('GET', `/v1/upstreams/${encodeURIComponent(name)}`, token);
   }
 
+  /** Files a just-in-time access request for the task itself (docs/jit.md). */
+  async requestAccess(
+    token: string,
+    request: { scope: string; reason: string; ttl?: string; children?: boolean },
+  ): Promise<Record<string, unknown>> {
+    const body = await this.#call('POST', '/v1/requests', token, undefined, request);
+    return body.request as Record<string, unknown>;
+  }
+
+  /** The request, held by the server until it is decided or `waitSeconds` passed. */
+  async awaitRequest(token: string, id: string, waitSeconds: number): Promise<Record<string, unknown>> {
+    const body = await this.#call('GET', `/v1/requests/${encodeURIComponent(id)}?wait=${waitSeconds}s`, token);
+    return body.request as Record<string, unknown>;
+  }
+
   /** Ends a child task (best effort, at shutdown). */
   async end(token: string, taskId: string): Promise<void> {
     await this.#call('POST', `/v1/tasks/${encodeURIComponent(taskId)}/end`, token);
@@ -83,8 +98,12 @@ export class CustosCalls {
     path: string,
     token: string | undefined,
     form?: Record<string, string>,
+    json?: unknown,
   ): Promise<Record<string, unknown>> {
     let response: Response;
+    // A long poll (`?wait=`) is held by the server: the timeout covers its hold too.
+    const held = /[?&]wait=(\d+)s/.exec(path);
+    const timeoutMs = this.timeoutMs > 0 && held ? this.timeoutMs + Number(held[1]) * 1000 : this.timeoutMs;
     try {
       response = await fetch(`${this.address}${path}`, {
         method,
@@ -92,9 +111,11 @@ export class CustosCalls {
         headers: {
           ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
           ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+          ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(form ? { body: new URLSearchParams(form).toString() } : {}),
-        ...(this.timeoutMs > 0 ? { signal: AbortSignal.timeout(this.timeoutMs) } : {}),
+        ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+        ...(timeoutMs > 0 ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
       });
     } catch (error) {
       if ((error as Error)?.name === 'TimeoutError') {

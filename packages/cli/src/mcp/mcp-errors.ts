@@ -17,6 +17,4 @@ export class McpToolError extends Error {
 export const MCP_CODES = {
   /** `handle` names no child this MCP server process delegated. */
   unknownHandle: 'CUSTOS_ERR_UNKNOWN_HANDLE',
-  /** A tool whose feature custos has not built yet (request_access: issue 14). */
-  notAvailable: 'CUSTOS_ERR_NOT_AVAILABLE',
 } as const;

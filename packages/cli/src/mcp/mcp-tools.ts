@@ -1,4 +1,4 @@
-import { MCP_CODES, McpToolError } from './mcp-errors.js';
+import { McpToolError } from './mcp-errors.js';
 import type { McpSession } from './mcp-session.js';
 import { callThroughProxy, checkCall } from './proxy-call.js';
 
@@ -55,10 +55,25 @@ export const TOOLS = [
   },
   {
     name: 'request_access',
-    description: 'Asks for access beyond this task’s scope (just-in-time elevation). Not available yet.',
+    description:
+      'Asks a human for access beyond this task’s scope (just-in-time elevation): the scope, why, for how long. Approved, the task’s own token gains it until the TTL or the task’s end. With wait, holds until decided (at most 5m). Never a token in the answer.',
     inputSchema: {
       type: 'object',
-      properties: { scope: { type: 'string' }, reason: { type: 'string' } },
+      properties: {
+        scope: {
+          type: 'string',
+          description: 'ACTION:PATH entries within the role’s request ceiling, e.g. read:kv/finance/ledger',
+        },
+        reason: { type: 'string', description: 'why the task needs it (shown to the approvers)' },
+        ttl: { type: 'string', description: 'how long once approved (10m default), never beyond the task' },
+        children: { type: 'boolean', description: 'also for the children this task delegates, if the approver agrees' },
+        wait: {
+          type: 'string',
+          description: 'wait this long for the decision (e.g. 2m, at most 5m); omit to return at once',
+        },
+        handle: handleProperty,
+      },
+      required: ['scope', 'reason'],
       additionalProperties: false,
     },
   },
@@ -68,10 +83,6 @@ type Args = Record<string, unknown>;
 
 /** Runs tool `name`; throws McpToolError for every refusal. */
 export async function runTool(session: McpSession, name: string, args: Args): Promise<unknown> {
-  if (name === 'request_access') {
-    // Issue 14 builds just-in-time elevation; until then the model is told plainly, not left to guess.
-    throw new McpToolError(MCP_CODES.notAvailable, 'not available: just-in-time elevation is not built yet');
-  }
   const tool = TOOLS.find((t) => t.name === name);
   if (!tool) throw new McpToolError('CUSTOS_ERR_VALIDATION', `no tool ${String(name).slice(0, 64)}`);
   checkArgs(tool.inputSchema, args);
@@ -95,6 +106,8 @@ export async function runTool(session: McpSession, name: string, args: Args): Pr
       checkCall(call);
       return callThroughProxy(session.proxyAddress, token, call, session.calls.timeoutMs);
     }
+    case 'request_access':
+      return requestAccess(session, token, args);
     default: {
       const child = await session.calls.delegate(token, String(args.scope), optionalString(args, 'ttl'));
       return {
@@ -106,6 +119,36 @@ export async function runTool(session: McpSession, name: string, args: Args): Pr
       };
     }
   }
+}
+
+/** Longest a request_access call holds for a decision: a model's tool call should not hang longer. */
+const MAX_WAIT_SECONDS = 300;
+
+/**
+ * Files the request for the acting task and, with `wait`, holds until a
+ * human decided (the server's long poll, asked again every 30 s). The answer
+ * is the request as custos shows it: status, scope, expiry — never a token;
+ * an approval needs no new token, the task's own now carries the elevation.
+ */
+async function requestAccess(session: McpSession, token: string, args: Args) {
+  let waitSeconds = 0;
+  if (args.wait !== undefined) {
+    const match = /^(\d{1,4})(s|m)?$/.exec(String(args.wait));
+    if (!match) throw new McpToolError('CUSTOS_ERR_VALIDATION', 'wait: a duration such as 90s or 2m');
+    waitSeconds = Math.min(Number(match[1]) * (match[2] === 'm' ? 60 : 1), MAX_WAIT_SECONDS);
+  }
+  let request = await session.calls.requestAccess(token, {
+    scope: String(args.scope),
+    reason: String(args.reason),
+    ...(args.ttl !== undefined ? { ttl: String(args.ttl) } : {}),
+    ...(args.children !== undefined ? { children: args.children === true } : {}),
+  });
+  const deadline = Date.now() + waitSeconds * 1000;
+  while (request.status === 'pending' && Date.now() < deadline) {
+    const hold = Math.max(1, Math.min(30, Math.ceil((deadline - Date.now()) / 1000)));
+    request = await session.calls.awaitRequest(token, String(request.id), hold);
+  }
+  return request;
 }
 
 /** Upstreams named by the scope; a wildcard (`use:upstream/*`) cannot be listed from the scope alone. */
@@ -159,6 +202,9 @@ function checkArgs(schema: { properties: Record<string, { type: string }>; requi
     if (!property) throw new McpToolError('CUSTOS_ERR_VALIDATION', `${key.slice(0, 64)}: not an argument of this tool`);
     if (property.type === 'string' && typeof value !== 'string') {
       throw new McpToolError('CUSTOS_ERR_VALIDATION', `${key}: a string`);
+    }
+    if (property.type === 'boolean' && typeof value !== 'boolean') {
+      throw new McpToolError('CUSTOS_ERR_VALIDATION', `${key}: true or false`);
     }
     if (property.type === 'object' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
       throw new McpToolError('CUSTOS_ERR_VALIDATION', `${key}: an object`);

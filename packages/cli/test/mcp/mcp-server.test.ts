@@ -146,11 +146,53 @@ describe('custos mcp', () => {
     expect(await state(taskId)).toBe('active');
   });
 
-  it('request_access is a clear tool error until just-in-time elevation exists', async () => {
-    const { token } = await f.task();
+  it('request_access files a request for the task; with wait it returns the human’s decision, never a token', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const approverPolicy = join(f.h.dir, 'approver.cedar');
+    writeFileSync(
+      approverPolicy,
+      'permit(principal, action in [Custos::Action::"approve", Custos::Action::"list", Custos::Action::"read"], resource in Custos::Path::"sys/requests/");\n',
+    );
+    await f.ok(['policy', 'write', 'mcp-approver', approverPolicy]);
+    await f.ok([
+      'role',
+      'write',
+      'mcp-agent',
+      '--policy',
+      'use-upstreams',
+      '--max-ttl',
+      '10m',
+      '--request-scope',
+      'read:kv/llm/*',
+    ]);
+    const approver = (
+      JSON.parse(await f.ok(['token', 'create', '--policy', 'mcp-approver', '--ttl', '10m', '--json'])) as {
+        token: string;
+      }
+    ).token;
+    const { token, taskId } = await f.task();
     const { call } = await f.connect(token);
-    const r = await call('request_access', { scope: 'read:kv/prod/*', reason: 'need it' });
-    expect(r.isError).toBe(true);
-    expect(r.text).toBe('CUSTOS_ERR_NOT_AVAILABLE: not available: just-in-time elevation is not built yet');
+
+    const filed = await call('request_access', { scope: 'read:kv/llm/fake', reason: 'need the model key', ttl: '2m' });
+    expect(filed.isError, filed.text).toBe(false);
+    const pending = JSON.parse(filed.text) as { id: string; status: string; task_id: string };
+    expect(pending).toMatchObject({ status: 'pending', task_id: taskId });
+
+    // A second call waits; an approver decides meanwhile.
+    const waiting = call('request_access', { scope: 'read:kv/llm/fake', reason: 'need the model key', wait: '30s' });
+    await new Promise((r) => setTimeout(r, 300));
+    const approved = await f.h.cli(['request', 'approve', pending.id], { token: approver });
+    expect(approved.code, approved.stderr).toBe(0);
+    const decided = await waiting;
+    expect(decided.isError, decided.text).toBe(false);
+    expect(JSON.parse(decided.text)).toMatchObject({ id: pending.id, status: 'approved' });
+
+    const bad = await call('request_access', { scope: 'read:kv/other/x', reason: 'r' });
+    expect(bad.isError).toBe(true);
+    expect(bad.text).toMatch(/^CUSTOS_ERR_REQUEST_NOT_REQUESTABLE: /);
+    const noReason = await call('request_access', { scope: 'read:kv/llm/fake' });
+    expect(noReason.text).toMatch(/^CUSTOS_ERR_VALIDATION: reason: required/);
+    neverLeaks([filed, decided, bad, noReason], [token, approver]);
   });
 });

@@ -6,7 +6,7 @@ import type { Finding } from './finding.js';
 /** The header carrying the signature: `sha256=<hex HMAC-SHA256(secret, raw body)>`. */
 export const ALERT_WEBHOOK_SIGNATURE_HEADER = 'x-custos-signature';
 
-export interface AlertWebhookOptions {
+export interface AlertWebhookOptions<T = Finding> {
   /** Where findings are POSTed. An operator's setting; the egress policy decides whether it may be reached. */
   readonly url: string;
   /** The HMAC key (at least 32 bytes) the receiver verifies the signature with. */
@@ -23,6 +23,14 @@ export interface AlertWebhookOptions {
   readonly retryMs?: readonly number[];
   /** Told when delivery starts dropping findings, and when one is given up; counts only, no finding contents. */
   readonly onReport?: (report: AlertWebhookReport) => void;
+  /**
+   * What is sent for an item other than a finding (the access-request
+   * notifications reuse this sink, its signing and its delivery): the body's
+   * fields besides `delivery` and `sent_at`. Default: the finding format.
+   */
+  readonly format?: (item: T) => Record<string, unknown>;
+  /** The `user-agent` header (default `custos-alerts`). */
+  readonly userAgent?: string;
 }
 
 export interface AlertWebhookStats {
@@ -60,13 +68,15 @@ interface Delivery {
  * not change). Findings are stored before they reach any sink: a finding
  * the webhook loses is still in `custos alerts list`.
  */
-export class AlertWebhookSink {
+export class AlertWebhookSink<T = Finding> {
   readonly #url: string;
   readonly #secret: Uint8Array;
   readonly #full: boolean;
   readonly #maxQueue: number;
   readonly #retryMs: readonly number[];
   readonly #onReport: (report: AlertWebhookReport) => void;
+  readonly #format: ((item: T) => Record<string, unknown>) | undefined;
+  readonly #userAgent: string;
   readonly #egress: EgressPolicy;
   readonly #queue: Delivery[] = [];
   readonly #stats: AlertWebhookStats = { queued: 0, delivered: 0, failed: 0, dropped: 0 };
@@ -76,7 +86,7 @@ export class AlertWebhookSink {
   #wait: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
   readonly #abort = new AbortController();
 
-  constructor(egress: EgressPolicy, options: AlertWebhookOptions) {
+  constructor(egress: EgressPolicy, options: AlertWebhookOptions<T>) {
     const url = new URL(options.url);
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new RangeError('the alert webhook URL is http(s)');
     // Credentials in the URL would travel to wherever it points, and into logs of the URL.
@@ -89,10 +99,12 @@ export class AlertWebhookSink {
     this.#maxQueue = options.maxQueue ?? 1_000;
     this.#retryMs = options.retryMs ?? [1_000, 5_000, 30_000, 120_000, 300_000];
     this.#onReport = options.onReport ?? (() => undefined);
+    this.#format = options.format;
+    this.#userAgent = options.userAgent ?? 'custos-alerts';
   }
 
   /** Queues a finding for delivery and returns at once (an engine listener). */
-  readonly offer = (finding: Finding): void => {
+  readonly offer = (finding: T): void => {
     if (this.#closed) return;
     if (this.#queue.length >= this.#maxQueue) {
       this.#stats.dropped++;
@@ -132,8 +144,11 @@ export class AlertWebhookSink {
     await this.#running;
   }
 
-  #body(finding: Finding): string {
-    const { explanation, ...summary } = finding;
+  #body(item: T): string {
+    if (this.#format) {
+      return JSON.stringify({ ...this.#format(item), delivery: randomUUID(), sent_at: new Date().toISOString() });
+    }
+    const { explanation, ...summary } = item as Finding;
     return JSON.stringify({
       type: 'alert.raised',
       delivery: randomUUID(),
@@ -180,7 +195,7 @@ export class AlertWebhookSink {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
-          'user-agent': 'custos-alerts',
+          'user-agent': this.#userAgent,
           [ALERT_WEBHOOK_SIGNATURE_HEADER]: `sha256=${signature}`,
         },
         body,

@@ -1,6 +1,14 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
 import {
+  type AccessRequestNotice,
+  AccessRequestService,
+  type ActiveElevation,
+  ElevationIndex,
+  requestConsoleLink,
+} from '../access-requests/index.js';
+import {
   type AlertWebhookOptions,
+  AlertWebhookSink,
   type AnomalyConfig,
   type AnomalyEngine,
   AnomalyReplayer,
@@ -102,6 +110,11 @@ export interface CustosNodeOptions {
   onFinding?: (finding: Finding) => void;
   /** The webhook alert sink: findings POSTed, signed, through the egress policy (an operator's setting). */
   alertWebhook?: AlertWebhookOptions;
+  /**
+   * The access-request webhook (`requests.webhook`): each new request
+   * POSTed, signed like the alert webhook, with a link to the console.
+   */
+  requestWebhook?: Omit<AlertWebhookOptions<AccessRequestNotice>, 'format' | 'userAgent'>;
 }
 
 export interface AuthorizeContext {
@@ -150,12 +163,46 @@ export interface CustosServices {
   alertReplay: AnomalyReplayer;
   /** Decoy secrets and their sealed registry (`/v1/honeytokens`, `admin` on `sys/honeytokens`). */
   honeytokens: HoneytokenService;
+  /** Just-in-time access requests and the elevations they grant (`/v1/requests`, docs/jit.md). */
+  requests: AccessRequestService;
   issuer: string;
   authenticator: PrincipalAuthenticator;
   /** Operator token or task token → principal; UnauthenticatedError otherwise. */
   authenticate(credential: string, context: AuthenticateContext): Promise<Principal>;
   authorize(principal: Principal, action: PolicyAction, path: string, context: AuthorizeContext): AuthzDecision;
   verifyAudit(): Promise<AuditVerifyReport>;
+}
+
+/** What the task's own scope refused: a default deny (no statement decided it). */
+const NO_DECISION: AuthzDecision = Object.freeze({ allowed: false, reasons: Object.freeze([]) });
+
+/**
+ * The decision under a just-in-time elevation (docs/jit.md), or undefined
+ * when none applies. An elevation applies when its approved scope covers
+ * the request AND the role's *current* request ceiling still does (an
+ * operator narrowing the ceiling takes back what lies outside it at once).
+ * Cedar then decides with `context.elevation.active == true`: a permit
+ * allows, a forbid refuses, and a default deny is lifted — the human
+ * approval is the permit the role's policies did not have.
+ */
+function authorizeElevated(
+  elevations: readonly ActiveElevation[],
+  role: { request_scope?: string },
+  action: PolicyAction,
+  path: string,
+  parsedScope: (scope: string) => ScopeEntry[],
+  cedar: (elevation: ActiveElevation) => AuthzDecision,
+): AuthzDecision | undefined {
+  if (!role.request_scope || !scopeAllows(parsedScope(role.request_scope), action, path)) return undefined;
+  const now = Date.now();
+  for (const elevation of elevations) {
+    if (elevation.expires_at <= now || !scopeAllows(parsedScope(elevation.scope), action, path)) continue;
+    const decision = cedar(elevation);
+    if (decision.allowed) return decision;
+    if (decision.reasons.length > 0 || (decision.errors?.length ?? 0) > 0) return decision;
+    return Object.freeze({ allowed: true, reasons: Object.freeze([`elevation:${elevation.request_id}`]) });
+  }
+  return undefined;
 }
 
 /** Audience of task tokens: custos itself; downstream services may accept it too. */
@@ -180,6 +227,7 @@ export class CustosNode {
   #reaper: NodeJS.Timeout | undefined;
   #policyRefresh: NodeJS.Timeout | undefined;
   #anomaly: AnomalyService | undefined;
+  #requestWebhook: AlertWebhookSink<AccessRequestNotice> | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -349,7 +397,10 @@ export class CustosNode {
     // A DPoP proof is single-use across every node on this database and
     // across restarts: its jti is recorded in storage, where one insert decides.
     const dpopReplay = new StorageDpopReplayCache(storage.entries);
+    const elevations = new ElevationIndex({ entries: storage.entries, cipher });
+    await elevations.load();
     const authenticator = new PrincipalAuthenticator({
+      elevations,
       tokens,
       tasks,
       roles,
@@ -385,6 +436,41 @@ export class CustosNode {
       await secrets.releasePins([rootId]);
     });
     const events = new EventBus();
+    // Task lifecycle on the event stream (operators only, see events-routes.ts).
+    tasks.onTaskChange(({ change, task }) =>
+      events.publish({
+        type: `task.${change}`,
+        path: `sys/tasks/${task.id}`,
+        task_id: task.id,
+        parent_id: task.parent_id,
+        chain: [...task.chain],
+        role: task.role,
+        time: new Date().toISOString(),
+      }),
+    );
+    const requestWebhookOptions = this.#options.requestWebhook;
+    this.#requestWebhook = requestWebhookOptions
+      ? new AlertWebhookSink<AccessRequestNotice>(egress, {
+          ...requestWebhookOptions,
+          userAgent: 'custos-requests',
+          // The reason (the agent's own text) stays out: the approver reads it in the console, behind sign-in.
+          format: (notice) => ({
+            type: notice.type,
+            request: notice,
+            console_url: requestConsoleLink(issuer, notice.id),
+          }),
+        })
+      : undefined;
+    const requestWebhook = this.#requestWebhook;
+    const requests = new AccessRequestService({
+      storage,
+      cipher,
+      tasks,
+      roles,
+      elevations,
+      events,
+      ...(requestWebhook ? { notify: requestWebhook.offer } : {}),
+    });
     const alerts = new FindingStore({ entries: storage.entries, cipher });
     this.#anomaly = await startAnomalyService({
       audit,
@@ -446,6 +532,7 @@ export class CustosNode {
       anomalyActions: this.#options.anomaly?.actions,
       alertReplay,
       honeytokens,
+      requests,
       issuer,
       authenticator,
       authenticate: (credential, context) => authenticator.authenticate(credential, context),
@@ -472,26 +559,41 @@ export class CustosNode {
         // child (whose scope is a subset of its parent's) can never do what
         // its parent could not.
         const { task, role, labels } = principal;
-        if (!scopeAllows(parsedScope(task.scope), action, path)) return { allowed: false, reasons: [] };
-        return engine.authorize({
-          principal: {
-            type: 'Task',
-            id: task.task_id,
-            // Labels as "k=v" strings: `principal.labels.contains("team=search")`.
-            attrs: { role: role.name, depth: task.depth, labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
-            // `principal in Custos::Identity::"<sub>"` and `principal in
-            // Custos::Task::"<ancestor>"` both hold for a task, so rules on
-            // an identity or a subtree apply to every delegated child.
-            parents: [
-              { type: 'Identity' as const, id: task.sub },
-              ...task.chain.slice(0, -1).map((id) => ({ type: 'Task' as const, id })),
-            ],
-          },
-          policies: role.policies,
-          action,
-          path,
-          context: { ...ctx, depth: task.depth, taskChain: task.chain },
-        });
+        const cedar = (elevation?: ActiveElevation) =>
+          engine.authorize({
+            principal: {
+              type: 'Task',
+              id: task.task_id,
+              // Labels as "k=v" strings: `principal.labels.contains("team=search")`.
+              attrs: {
+                role: role.name,
+                depth: task.depth,
+                labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`),
+              },
+              // `principal in Custos::Identity::"<sub>"` and `principal in
+              // Custos::Task::"<ancestor>"` both hold for a task, so rules on
+              // an identity or a subtree apply to every delegated child.
+              parents: [
+                { type: 'Identity' as const, id: task.sub },
+                ...task.chain.slice(0, -1).map((id) => ({ type: 'Task' as const, id })),
+              ],
+            },
+            policies: role.policies,
+            action,
+            path,
+            context: {
+              ...ctx,
+              depth: task.depth,
+              taskChain: task.chain,
+              ...(elevation ? { elevation: { requestId: elevation.request_id, scope: elevation.scope } } : {}),
+            },
+          });
+        const base = scopeAllows(parsedScope(task.scope), action, path) ? cedar() : NO_DECISION;
+        if (base.allowed || !principal.elevations) return base;
+        // A forbid (or a failed one) that refused the task as it is refuses
+        // it elevated too: an approval lifts the default deny, never a forbid.
+        if (base.reasons.length > 0 || (base.errors?.length ?? 0) > 0) return base;
+        return authorizeElevated(principal.elevations, role, action, path, parsedScope, cedar) ?? base;
       },
       verifyAudit: () =>
         verifyAudit(storage.audit, {
@@ -519,6 +621,7 @@ export class CustosNode {
         dpopReplay.reapExpired(),
         leases.reapExpired(),
         rotation.rotateDue(),
+        requests.sweep(),
       ]).then(() => {
         reaping = false;
       });
@@ -529,6 +632,8 @@ export class CustosNode {
       policies.refresh().catch(() => undefined);
       // So is a honeytoken created or deleted there (one scan of a small namespace).
       honeytokens.load().catch(() => undefined);
+      // And an elevation approved there (revocations there hold at once: see ElevationIndex).
+      elevations.refresh().catch(() => undefined);
     }, POLICY_REFRESH_MS);
     this.#policyRefresh.unref();
   }
@@ -545,5 +650,7 @@ export class CustosNode {
     // After the audit log: its last batches go through the rules and their findings are stored.
     await this.#anomaly?.stop(this.#seals.barrier.sealed);
     this.#anomaly = undefined;
+    await this.#requestWebhook?.close();
+    this.#requestWebhook = undefined;
   }
 }

@@ -1,3 +1,4 @@
+import type { ElevationIndex } from '../access-requests/elevation-index.js';
 import { UnauthenticatedError } from '../errors/index.js';
 import {
   actChain,
@@ -56,6 +57,7 @@ export class PrincipalAuthenticator {
   readonly #issuer: string;
   readonly #audience: string;
   readonly #dpop: DpopVerifier | undefined;
+  readonly #elevations: Pick<ElevationIndex, 'forChain'> | undefined;
   /** Signature checks of tokens seen before are skipped (Ed25519 verify is the dominant cost); revocation is still checked every time. */
   readonly #verified = new VerifiedTaskTokenCache();
 
@@ -67,6 +69,8 @@ export class PrincipalAuthenticator {
     issuer: string;
     audience: string;
     dpop?: DpopVerifier;
+    /** Just-in-time elevations (docs/jit.md): looked up for every task, like its end markers. */
+    elevations?: Pick<ElevationIndex, 'forChain'>;
   }) {
     this.#tokens = deps.tokens;
     this.#tasks = deps.tasks;
@@ -75,6 +79,7 @@ export class PrincipalAuthenticator {
     this.#issuer = deps.issuer;
     this.#audience = deps.audience;
     this.#dpop = deps.dpop;
+    this.#elevations = deps.elevations;
   }
 
   async authenticate(credential: string, context: AuthenticateContext): Promise<Principal> {
@@ -102,7 +107,13 @@ export class PrincipalAuthenticator {
     // The role's current labels, over what the task recorded: an operator's
     // change to them (a `quarantine=true` a forbid relies on) holds from the
     // task's next request, not from its next start.
-    return { kind: 'task', task, role, labels: currentTaskLabels(recorded, record, role) };
+    const labels = currentTaskLabels(recorded, record, role);
+    // Elevations are found here, server-side at every use — as the end
+    // markers are — so a token minted before an approval carries it, and one
+    // minted before a revocation loses it, without being re-issued. A map
+    // lookup per chain level; storage is read only for a task that holds one.
+    const elevations = this.#elevations ? await this.#elevations.forChain(task.chain) : [];
+    return { kind: 'task', task, role, labels, ...(elevations.length > 0 ? { elevations } : {}) };
   }
 
   /** Verifies a task token (signature, claims, DPoP binding) and that its whole chain is live. */

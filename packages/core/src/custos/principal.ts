@@ -1,3 +1,4 @@
+import type { ActiveElevation } from '../access-requests/access-request-types.js';
 import type { Role } from '../tasks/role-types.js';
 import type { TaskTokenSubject } from '../tasks/task-service.js';
 import type { TokenEntry } from '../tokens/token-types.js';
@@ -15,6 +16,12 @@ export type Principal =
       readonly role: Role;
       /** The task's labels (`--label k=v`), from its record: Cedar sees them as `principal.labels` ("k=v" strings). */
       readonly labels: Readonly<Record<string, string>>;
+      /**
+       * Approved just-in-time elevations in force for this task (its own,
+       * and its ancestors' approved for children), checked against storage
+       * at authentication (docs/jit.md). Absent or empty: none.
+       */
+      readonly elevations?: readonly ActiveElevation[];
     };
 
 /**

@@ -169,6 +169,36 @@ export const ERROR_CATALOGUE = {
     status: 400,
     message: 'A resource scope is a list of single ACTION:PATTERN entries.',
   },
+  CUSTOS_ERR_REQUEST_NOT_REQUESTABLE: {
+    status: 403,
+    message:
+      'The scope is outside what the task’s role lets its tasks request (its request ceiling); the request was refused, not queued.',
+  },
+  CUSTOS_ERR_REQUEST_TTL_EXCEEDS_TASK: {
+    status: 400,
+    message: 'The requested elevation would outlive the requesting task.',
+  },
+  CUSTOS_ERR_REQUEST_SELF_APPROVAL: {
+    status: 403,
+    message: 'A request cannot be decided by its requester, by any task, or by the identity its task tree acts for.',
+  },
+  CUSTOS_ERR_REQUEST_WIDENING: {
+    status: 400,
+    message:
+      'An approval may narrow a request (scope, TTL, children), never widen it beyond what was asked or already approved.',
+  },
+  CUSTOS_ERR_REQUEST_ALREADY_DECIDED: {
+    status: 409,
+    message: 'The request was already decided (approved, denied, revoked or expired); the first decision stands.',
+  },
+  CUSTOS_ERR_REQUEST_TASK_ENDED: {
+    status: 409,
+    message: 'The requesting task has ended, expired or been revoked: its request can no longer be approved.',
+  },
+  CUSTOS_ERR_REQUEST_LIMIT: {
+    status: 429,
+    message: 'The task has too many pending access requests.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code, `CUSTOS_ERR_…`. */

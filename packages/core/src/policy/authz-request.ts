@@ -34,6 +34,13 @@ export interface AuthzContext {
   depth?: number;
   /** Task ids from the root task down to the requesting one. */
   taskChain?: readonly string[];
+  /**
+   * Set when the request is decided under a just-in-time elevation (the
+   * task's scope did not cover it; an approved request's does): Cedar sees
+   * `context.elevation.active == true`, so a `forbid` can refuse elevated
+   * access to some paths outright. Absent: `active` is false.
+   */
+  elevation?: { readonly requestId: string; readonly scope: string };
 }
 
 /** One authorisation question: may `principal`, holding `policies`, do `action` on `path`? */

@@ -87,6 +87,11 @@ function buildContext(req: AuthzRequest, fields: Set<string> | 'all'): Record<st
   if (want('source_ip')) out.source_ip = { __extn: { fn: 'ip', arg: normaliseIp(c.sourceIp) } };
   if (want('depth')) out.depth = c.depth ?? (req.principal.type === 'Task' ? req.principal.attrs.depth : 0);
   if (want('task_chain')) out.task_chain = [...(c.taskChain ?? [])];
+  if (want('elevation')) {
+    out.elevation = c.elevation
+      ? { active: true, request_id: c.elevation.requestId, scope: c.elevation.scope }
+      : { active: false, request_id: '', scope: '' };
+  }
   return out;
 }
 

@@ -17,7 +17,10 @@ import { POLICY_ACTIONS } from './policy-action.js';
  *   ancestor tasks, so `principal in Custos::Identity::"gpu-node-7"` covers the
  *   tasks that identity started.
  * - Context: the request time (UTC), the source address (`ipaddr`, so
- *   `isInRange` works), the delegation depth and the task chain.
+ *   `isInRange` works), the delegation depth, the task chain, and the
+ *   just-in-time elevation the request is decided under (`elevation.active`
+ *   is false unless the task's own scope did not cover it and an approved
+ *   request's did — see docs/jit.md).
  */
 export const CUSTOS_CEDAR_SCHEMA = `namespace Custos {
   type Now = {
@@ -32,6 +35,12 @@ export const CUSTOS_CEDAR_SCHEMA = `namespace Custos {
     source_ip: ipaddr,
     depth: Long,
     task_chain: Set<String>,
+    elevation: Elevation,
+  };
+  type Elevation = {
+    active: Bool,
+    request_id: String,
+    scope: String,
   };
 
   entity Path in [Path] = { path: String };

@@ -15,6 +15,9 @@ export const POLICY_ACTIONS = [
   // Sending a request through an upstream (`use` on `upstream/<name>`): the
   // proxy attaches the upstream's credential, which the caller never holds.
   'use',
+  // Deciding a task's access request (`approve` on `sys/requests/<action>/<path>`,
+  // see docs/jit.md): a human's act, never implied by `admin` on anything else.
+  'approve',
 ] as const;
 
 /** An action a principal may be allowed to perform on a path. */

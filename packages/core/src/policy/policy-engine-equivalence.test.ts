@@ -32,7 +32,7 @@ const POOL = [
   `permit(principal, action, resource) when { if context.depth > 0 then resource.path like "kv/a/*" else false };`,
   `forbid(principal is Custos::Task, action, resource in ${P('kv/a/b/')}) unless { principal.labels.contains("x") };`,
   `permit(principal, action in [${A('write')}, ${A('delete')}], resource == ${P('kv/b/')});`,
-  `forbid(principal, action, resource) when { context == { now: context.now, source_ip: ip("10.0.0.1"), depth: 1, task_chain: context.task_chain } };`,
+  `forbid(principal, action, resource) when { context == { now: context.now, source_ip: ip("10.0.0.1"), depth: 1, task_chain: context.task_chain, elevation: context.elevation } };`,
 ];
 
 const pathArb = fc
@@ -98,6 +98,7 @@ function reference(docs: string[][], req: AuthzRequest) {
       },
       source_ip: { __extn: { fn: 'ip', arg: (c.sourceIp as string).replace('::ffff:', '') } },
       depth: c.depth ?? 0,
+      elevation: { active: false, request_id: '', scope: '' },
       task_chain: [...(c.taskChain ?? [])],
     },
     schema: CUSTOS_CEDAR_SCHEMA,

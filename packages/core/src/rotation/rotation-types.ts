@@ -42,7 +42,27 @@ export interface RotationResult {
 }
 
 /** An event subscribers receive (`GET /v1/events`). */
-export type CustosEvent = SecretRotatedEvent | AlertRaisedEvent | AlertActionEvent;
+export type CustosEvent =
+  | SecretRotatedEvent
+  | AlertRaisedEvent
+  | AlertActionEvent
+  | TaskChangedEvent
+  | AccessRequestEvent;
+
+/**
+ * A just-in-time access request was created or changed state (docs/jit.md):
+ * sent to operator subscribers who may `read` `path` (`sys/requests/<id>`),
+ * never to a task. No reason (the agent's text): fetch the request for it.
+ */
+export interface AccessRequestEvent {
+  type: 'request.created' | 'request.approved' | 'request.denied' | 'request.revoked' | 'request.expired';
+  path: string;
+  id: string;
+  task_id: string;
+  scope: string;
+  status: string;
+  time: string;
+}
 
 /** A secret was rotated: sent to subscribers who may `read` its path. */
 export interface SecretRotatedEvent {
@@ -80,5 +100,23 @@ export interface AlertActionEvent {
   rule: string;
   action: string;
   outcome: 'done' | 'skipped' | 'failed';
+  time: string;
+}
+
+/**
+ * A task was created (started or delegated), ended or revoked: to operator
+ * subscribers who may `read` `path` (`sys/tasks/<id>`), the rule of
+ * `GET /v1/tasks/<id>` — never to a task, which would learn of tasks outside
+ * its subtree. Names ids and the role only (no labels, scope or identity:
+ * the subscriber reads the task under the same check). For an end or a
+ * revocation, the task's whole subtree ended with it.
+ */
+export interface TaskChangedEvent {
+  type: 'task.created' | 'task.ended' | 'task.revoked';
+  path: string;
+  task_id: string;
+  parent_id: string | null;
+  chain: string[];
+  role: string;
   time: string;
 }

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { OpenedEntryMemo } from '../common/opened-entry-memo.js';
 import { NotFoundError, ValidationError } from '../errors/index.js';
-import { isPolicyName } from '../policy/index.js';
+import { formatScope, isPolicyName, parseScope } from '../policy/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import { validateActiveWindows } from './active-hours.js';
 import type { AuthMethodKind, Role, RoleInput, RoleSuspension } from './role-types.js';
@@ -103,6 +103,7 @@ export class RoleService {
       grantable_labels: grantableLabelKeys(input.grantable_labels ?? existing?.grantable_labels ?? []),
       // An empty list clears the declaration.
       ...(hours && hours.length > 0 ? { active_hours: hours } : {}),
+      ...requestSettings(input, existing),
       // A suspension is lifted only by resume: an operator rewriting the role
       // (or a script re-applying its definition) must not undo a quarantine.
       ...(existing?.suspended ? { suspended: existing.suspended } : {}),
@@ -270,4 +271,29 @@ export function parseCidr(cidr: string): { address: string; prefix: number; fami
     throw new ValidationError(`Not a CIDR: ${cidr.slice(0, 64)}`);
   }
   return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/**
+ * The role's just-in-time request settings: kept from the existing role
+ * unless given; `request_scope: ''` clears the ceiling (its tasks may then
+ * request nothing). The ceiling is parsed here so a bad one is refused
+ * before anything is written.
+ */
+function requestSettings(
+  input: RoleInput,
+  existing: Role | undefined,
+): Pick<Role, 'request_scope' | 'approvers' | 'approvals'> {
+  const scope = input.request_scope ?? existing?.request_scope;
+  const approvers = [...new Set(input.approvers ?? existing?.approvers ?? [])].sort();
+  const approvals = input.approvals ?? existing?.approvals ?? 1;
+  if (!Number.isInteger(approvals) || approvals < 1 || approvals > 10) {
+    throw new ValidationError('approvals is an integer from 1 to 10.');
+  }
+  if (approvers.length > 32) throw new ValidationError('At most 32 approver policies.');
+  if (!approvers.every(isPolicyName)) throw new ValidationError('approvers are policy names.');
+  return {
+    ...(scope ? { request_scope: formatScope(parseScope(scope)) } : {}),
+    ...(approvers.length > 0 ? { approvers } : {}),
+    ...(approvals !== 1 ? { approvals } : {}),
+  };
 }

@@ -65,6 +65,21 @@ export interface Role {
   suspended?: RoleSuspension;
   /** Identities suspended under this role (`suspend-identity`), by identity; kept by `role write` too. */
   suspended_identities?: Record<string, RoleSuspension>;
+  /**
+   * Just-in-time access (docs/jit.md): the scope its tasks may *ask* for
+   * beyond what they hold (`ACTION:PATTERN …`, the request ceiling). A
+   * request outside it is refused outright, never queued; absent: its
+   * tasks may request nothing.
+   */
+  request_scope?: string;
+  /**
+   * Policies an approver's token must hold one of (besides a permit of
+   * `approve` on the request's resource); empty: any operator the policies
+   * allow to approve.
+   */
+  approvers?: string[];
+  /** Distinct approvals a request needs (default 1). */
+  approvals?: number;
   created_time: string;
   updated_time: string;
 }

@@ -73,6 +73,15 @@ export interface TaskTokenMinter {
  */
 export type TaskEndedHook = (subtree: { rootId: string; prefix: string }) => Promise<void>;
 
+/** A task created, ended or revoked (by a call on this node), for the event stream. */
+export interface TaskChange {
+  change: 'created' | 'ended' | 'revoked';
+  task: Pick<TaskRecord, 'id' | 'parent_id' | 'chain' | 'role'>;
+}
+
+/** Told of each {@link TaskChange} after it is durable; must not throw (errors are dropped). */
+export type TaskChangeListener = (change: TaskChange) => void;
+
 /** The tree prefix of a task: its chain of ids joined by `/`, with a trailing `/`. */
 export const taskTreePrefix = (chain: readonly string[]) => `${chain.join('/')}/`;
 
@@ -149,6 +158,7 @@ export class TaskService {
   readonly #minter: TaskTokenMinter;
   readonly #now: () => number;
   readonly #onEnded: TaskEndedHook[] = [];
+  readonly #onChange: TaskChangeListener[] = [];
   /** Task creation is insert-only, so concurrent mints share one commit. */
   readonly #creates: TransactionBatcher;
 
@@ -173,6 +183,26 @@ export class TaskService {
   /** Registers a hook run (at least once) for every task that ends, is revoked or expires. */
   onTaskEnded(hook: TaskEndedHook): void {
     this.#onEnded.push(hook);
+  }
+
+  /**
+   * Registers a listener told of every task this node creates, ends or
+   * revokes, once the change is committed (the console's live tree). Not
+   * told of expiries, nor of changes made through another node.
+   */
+  onTaskChange(listener: TaskChangeListener): void {
+    this.#onChange.push(listener);
+  }
+
+  #changed(change: TaskChange['change'], record: TaskRecord): void {
+    const task = { id: record.id, parent_id: record.parent_id, chain: record.chain, role: record.role };
+    for (const listener of this.#onChange) {
+      try {
+        listener({ change, task });
+      } catch {
+        // A listener's fault must not fail the task operation that already committed.
+      }
+    }
   }
 
   /** Starts a root task for a role (after a login or by an operator). */
@@ -610,6 +640,7 @@ export class TaskService {
       // task. The accessor needs no row at all (see TaskAccessors).
       await entries.put(TREE, treeKey(record.chain), encoder.encode(record.id));
     });
+    this.#changed('created', record);
     // A task just created is live: its chain was checked (delegate) or is
     // itself alone (start), so its view needs no storage reads.
     return {
@@ -628,6 +659,7 @@ export class TaskService {
       await this.#mark(entries, id, state, by);
       await this.#recordCascade(entries, record);
     });
+    this.#changed(state, record);
     await this.#cascade(id);
     return this.#view(record);
   }

@@ -163,6 +163,7 @@ function event(
       ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}),
       ...(request.auditAudience ? { audience: request.auditAudience } : {}),
       ...(request.auditIdentity ? { identity: request.auditIdentity } : {}),
+      ...(request.auditElevation ? { elevation: request.auditElevation } : {}),
       ...(request.auditRefusedTask ? { refused_task: { ...request.auditRefusedTask } } : {}),
     },
   };

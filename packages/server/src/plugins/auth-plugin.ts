@@ -27,6 +27,7 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
   app.decorateRequest('auditIssuedTask', null);
   app.decorateRequest('auditAudience', null);
   app.decorateRequest('auditIdentity', null);
+  app.decorateRequest('auditElevation', null);
   app.decorateRequest('auditRefusedTask', null);
   app.decorateRequest('auditCredential', null);
   app.decorateRequest('auditedRequest', false);
@@ -71,6 +72,9 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
     const decision = services.authorize(principal, access.action, path, { sourceIp: request.ip, now: new Date() });
     request.decision = decision.allowed ? 'allow' : 'deny';
     if (!decision.allowed) throw new PermissionDeniedError();
+    // Allowed only by an approved elevation: the trail names the request, so the use is tied to its approval.
+    const elevation = decision.reasons.find((r) => r.startsWith('elevation:'));
+    if (elevation) request.auditElevation = elevation.slice('elevation:'.length);
   });
 }
 

@@ -2,6 +2,24 @@ import { DEFAULT_DPOP_ALGORITHMS } from '@custos/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type CredentialScheme, requestCredential } from './request-credentials.js';
 
+/**
+ * The console's policy: its own script, style and API only, nothing inline
+ * (so an injected `<script>` or `style=` cannot run even if escaping ever
+ * failed), images from itself or `data:`, never framed (clickjacking an
+ * approve button), no `<base>` rewriting relative URLs, no form posting
+ * anywhere.
+ */
+export const CONSOLE_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/**
+ * Every other response is JSON, text or an event stream, never a document
+ * to render: if a browser is ever made to render one, nothing in it may load
+ * or run, and it may not be framed.
+ */
+export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 /** The DPoP proof algorithms custos verifies, as a 401 challenge names them (RFC 9449 §7.1). */
 export const DPOP_CHALLENGE_ALGS = DEFAULT_DPOP_ALGORITHMS.join(' ');
 
@@ -32,6 +50,12 @@ export const DPOP_CHALLENGE_ALGS = DEFAULT_DPOP_ALGORITHMS.join(' ');
  * presented a token to a route that needs one, the challenge of the scheme it
  * used carries `error="invalid_token"`; without any credential there is no
  * error code, as RFC 6750 §3.1 asks. Nothing more (which check failed) is said.
+ *
+ * **Content.** Every response says `X-Content-Type-Options: nosniff` (a JSON
+ * body naming attacker-chosen paths is never sniffed into HTML or script),
+ * `Referrer-Policy: no-referrer`, and a Content-Security-Policy: the
+ * console's for its pages and assets (`config.console`, see
+ * {@link CONSOLE_CSP}), the API's — nothing may load or run — for the rest.
  */
 export function registerResponseHeaders(app: FastifyInstance): void {
   app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
@@ -44,6 +68,9 @@ export function registerResponseHeaders(app: FastifyInstance): void {
       reply.header('pragma', 'no-cache');
     }
     if (reply.statusCode === 401) reply.header('www-authenticate', challenges(request));
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('content-security-policy', request.routeOptions.config?.console ? CONSOLE_CSP : API_CSP);
     return payload;
   });
 }

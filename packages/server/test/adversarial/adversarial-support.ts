@@ -115,6 +115,11 @@ export const PUBLIC_ROUTES = [
   // RFC 9728 metadata of registered resources: public by nature; what it
   // reveals is in docs/security-model.md (resource-audience.test.ts).
   'GET /.well-known/oauth-protected-resource/:name',
+  // The console's static files: no data, no token, nothing written
+  // (console-static-files.test.ts).
+  'GET /ui',
+  'GET /ui/',
+  'GET /ui/assets/:name',
 ].sort();
 
 /**

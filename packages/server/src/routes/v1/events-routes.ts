@@ -14,6 +14,11 @@ const KEEPALIVE_MS = 15_000;
  * only, and only with `read` on `sys/alerts/<id>` — the same rule as
  * `GET /v1/alerts/<id>`. A task never hears of them, whatever its policies
  * say: an agent must not learn which of its moves were noticed.
+ *
+ * Task lifecycle events (`task.created`, `task.ended`, `task.revoked`, the
+ * console's live tree) go to operator tokens only too, with `read` on
+ * `sys/tasks/<id>` — the rule of `GET /v1/tasks/<id>`. A task would learn of
+ * tasks outside its own subtree (its siblings, its parent's other children).
  */
 export async function eventsRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   // Event streams never finish on their own: end them when the server
@@ -28,7 +33,7 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
     schema: {
       tags: ['events'],
       summary:
-        'Server-sent events: secret.rotated { path, version }, alert.raised { id, rule, severity }, alert.action { id, rule, action, outcome } (operators)',
+        'Server-sent events: secret.rotated { path, version }, alert.raised { id, rule, severity }, alert.action { id, rule, action, outcome }, task.created|ended|revoked { task_id, parent_id, chain, role } (operators)',
     },
     handler: async (request, reply) => {
       const principal = request.auth;
@@ -36,8 +41,12 @@ export async function eventsRoutes(app: FastifyInstance, { node }: { node: Custo
       const stream = new PassThrough();
       const send = async (event: CustosEvent) => {
         if (!principal) return;
-        // Findings and the actions taken on them (`alert.*`): never to a task, whatever its policies.
-        if (event.type.startsWith('alert.') && principal.kind !== 'operator') return;
+        // Findings and the actions taken on them (`alert.*`), and task
+        // lifecycle (`task.*`): never to a task, whatever its policies.
+        if ((event.type.startsWith('alert.') || event.type.startsWith('task.')) && principal.kind !== 'operator')
+          return;
+        // Access requests (`request.*`): operators only too — an agent must not watch others' asks or their fate.
+        if (event.type.startsWith('request.') && principal.kind !== 'operator') return;
         // A task ended or revoked, or an operator token revoked or expired,
         // after subscribing hears nothing more.
         const live =

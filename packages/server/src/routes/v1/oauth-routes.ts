@@ -328,6 +328,8 @@ function introspectionRoute(app: FastifyInstance, node: CustosNode): void {
           const alsoAudiences = await services.resources.urls();
           return services.authenticator.verifyTaskToken(request.body.token, { ...context, alsoAudiences });
         });
+        // Just-in-time elevations in force for the task (docs/jit.md), read as authorization reads them.
+        const elevations = await services.requests.elevations.forChain(task.chain);
         return {
           active: true,
           token_type: task.jkt ? 'DPoP' : 'Bearer',
@@ -343,6 +345,16 @@ function introspectionRoute(app: FastifyInstance, node: CustosNode): void {
           task_chain: task.chain,
           ...(task.act ? { act: task.act } : {}),
           ...(task.jkt ? { cnf: { jkt: task.jkt } } : {}),
+          ...(elevations.length > 0
+            ? {
+                elevations: elevations.map((e) => ({
+                  scope: e.scope,
+                  expires_at: Math.floor(e.expires_at / 1000),
+                  request_id: e.request_id,
+                  ...(e.task_id !== task.task_id ? { from_task: e.task_id } : {}),
+                })),
+              }
+            : {}),
         };
       } catch (error) {
         if (isCustosError(error) && error.code === 'CUSTOS_ERR_UNAUTHENTICATED') return { active: false };

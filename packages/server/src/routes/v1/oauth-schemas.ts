@@ -62,6 +62,20 @@ export const introspectionResponseSchema = {
       additionalProperties: true,
     },
     cnf: { type: 'object', properties: { jkt: { type: 'string' } } },
+    elevations: {
+      type: 'array',
+      description:
+        'Just-in-time elevations in force (docs/jit.md): the approved scope, its end (epoch seconds), the request, and the ancestor it was approved for (when inherited)',
+      items: {
+        type: 'object',
+        properties: {
+          scope: { type: 'string' },
+          expires_at: { type: 'integer' },
+          request_id: { type: 'string' },
+          from_task: { type: 'string' },
+        },
+      },
+    },
   },
   required: ['active'],
 } as const;

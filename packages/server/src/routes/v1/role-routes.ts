@@ -28,6 +28,10 @@ interface RoleBody {
   grantable_labels?: string[];
   /** `Mon-Fri 07:00-19:00 Europe/Berlin, …`, or `none` to clear. */
   active_hours?: string;
+  /** Just-in-time: the scope its tasks may request (`''` clears), the approver policies, the approvals needed. */
+  request_scope?: string;
+  approvers?: string[];
+  approvals?: number;
 }
 
 /** `{ identity }`: one identity under the role; none: the role itself. */
@@ -81,6 +85,9 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
           labels: labelsSchema,
           grantable_labels: { type: 'array', items: { type: 'string', maxLength: 63 }, maxItems: 32 },
           active_hours: { type: 'string', maxLength: 2048 },
+          request_scope: { type: 'string', maxLength: 4096 },
+          approvers: stringList,
+          approvals: { type: 'integer', minimum: 1, maximum: 10 },
         },
         required: ['policies'],
         additionalProperties: false,
@@ -113,6 +120,9 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
         ...(b.jwt_methods ? { jwt_methods: b.jwt_methods } : {}),
         ...(b.labels ? { labels: b.labels } : {}),
         ...(b.grantable_labels ? { grantable_labels: b.grantable_labels } : {}),
+        ...(b.request_scope !== undefined ? { request_scope: b.request_scope } : {}),
+        ...(b.approvers ? { approvers: b.approvers } : {}),
+        ...(b.approvals !== undefined ? { approvals: b.approvals } : {}),
         // Parsed before anything is written: a bad window is refused whole (CUSTOS_ERR_ACTIVE_HOURS_INVALID).
         ...(b.active_hours !== undefined
           ? { active_hours: b.active_hours.trim() === 'none' ? [] : parseActiveHours(b.active_hours) }

@@ -1,0 +1,4 @@
+export * from './access-request-scope.js';
+export * from './access-request-service.js';
+export * from './access-request-types.js';
+export * from './elevation-index.js';

@@ -1,0 +1,229 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasPostgres } from '../../../../test-support/postgres.js';
+import { type JitFixture, jitFixture } from '../access-request-support.js';
+import { type Backend, startTestServer, type TestServer } from '../test-server.js';
+import { watchWrites } from './adversarial-support.js';
+
+// Attack class: getting more than a human approved out of a just-in-time
+// access request (docs/jit.md) — approving oneself, widening on approval,
+// keeping an elevation past its task, borrowing a parent's, guessing ids,
+// reading others' requests, or calling any of it without a token.
+
+const backends: Backend[] = ['sqlite', ...(hasPostgres() ? (['postgres'] as const) : [])];
+
+const NEW_ROUTES: Array<[string, string]> = [
+  ['POST', '/v1/requests'],
+  ['GET', '/v1/requests'],
+  ['GET', '/v1/requests/req_00000000000000000000000000000000'],
+  ['POST', '/v1/requests/req_00000000000000000000000000000000/approve'],
+  ['POST', '/v1/requests/req_00000000000000000000000000000000/deny'],
+  ['POST', '/v1/requests/req_00000000000000000000000000000000/revoke'],
+];
+
+describe.each(backends)('access requests cannot be turned into unapproved access (%s)', (backend) => {
+  let s: TestServer;
+  let f: JitFixture;
+  const watch = watchWrites();
+  const code = (r: { json(): any }) => r.json().error?.code as string | undefined;
+
+  beforeAll(async () => {
+    s = await startTestServer(backend, { wrapStorage: watch.wrap });
+    f = await jitFixture(s);
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const ask = async (token: string, body: Record<string, unknown> = {}) =>
+    (await f.ok(await f.request(token, { scope: 'read:kv/finance/ledger', reason: 'adversarial', ...body }), 201))
+      .request as { id: string };
+
+  it('every new route refuses a caller without a token, and writes nothing', async () => {
+    const task = await f.startTask();
+    const real = await ask(task.token);
+    for (const [method, url] of NEW_ROUTES) {
+      for (const target of [url, url.replace('req_00000000000000000000000000000000', real.id)]) {
+        let response: Awaited<ReturnType<JitFixture['call']>> | undefined;
+        const writes = await watch.log.during(async () => {
+          response = await f.call(
+            method,
+            target,
+            null,
+            method === 'POST' ? { scope: 'read:kv/finance/ledger', reason: 'x' } : undefined,
+          );
+        });
+        expect(response?.statusCode, `${method} ${target}`).toBe(401);
+        expect(writes.filter((w) => / jit\./.test(w))).toEqual([]);
+      }
+    }
+    const shown = await f.ok(await f.call('GET', `/v1/requests/${real.id}`, f.approver));
+    expect(shown.request).toMatchObject({ status: 'pending', approvals: [] });
+  });
+
+  it('a requester cannot approve its own request, nor can its tree (child, parent) or its identity', async () => {
+    const parent = await f.startTask();
+    const requester = await f.delegate(parent.token);
+    const grandchild = await f.delegate(requester.token);
+    const sibling = await f.delegate(parent.token);
+    const req = await ask(requester.token);
+    for (const token of [requester.token, parent.token, grandchild.token, sibling.token, f.starter]) {
+      for (const verb of ['approve', 'deny']) {
+        const response = await f.call('POST', `/v1/requests/${req.id}/${verb}`, token, {});
+        expect(response.statusCode).toBe(403);
+        expect(code(response)).toBe('CUSTOS_ERR_REQUEST_SELF_APPROVAL');
+      }
+    }
+    // A task of another tree is no approver either.
+    const outsider = await f.startTask();
+    const refused = await f.call('POST', `/v1/requests/${req.id}/approve`, outsider.token, {});
+    expect(code(refused)).toBe('CUSTOS_ERR_PERMISSION_DENIED');
+    expect(await f.read(requester.token, 'kv/finance/ledger')).toBe(403);
+  });
+
+  it('an operator without the role’s approver policy, or without approve on the path, cannot approve', async () => {
+    const task = await f.startTask();
+    const req = await ask(task.token);
+    const stranger = await f.call('POST', `/v1/requests/${req.id}/approve`, f.stranger, {});
+    expect(code(stranger)).toBe('CUSTOS_ERR_PERMISSION_DENIED');
+    // A role whose ceiling reaches kv/hr/: the finance approver holds the
+    // role's approver policy but no `approve` on sys/requests/read/kv/hr/.
+    await f.ok(
+      await f.call('PUT', '/v1/roles/hr-agent', undefined, {
+        policies: ['agent-public'],
+        max_ttl: '1h',
+        request_scope: 'read:kv/hr/*',
+        approvers: ['finance-approver'],
+      }),
+    );
+    const hr = await f.ok(await f.call('POST', '/v1/roles/hr-agent/tasks', f.starter, { ttl: '10m' }));
+    const hrReq = await ask(hr.token, { scope: 'read:kv/hr/salaries' });
+    const refused = await f.call('POST', `/v1/requests/${hrReq.id}/approve`, f.approver, {});
+    expect(code(refused)).toBe('CUSTOS_ERR_PERMISSION_DENIED');
+    expect((await f.ok(await f.call('GET', `/v1/requests/${hrReq.id}`, f.approver))).request.approvals).toEqual([]);
+  });
+
+  it('an approval cannot widen: scope, TTL or children beyond the request are refused and nothing is recorded', async () => {
+    const task = await f.startTask();
+    const req = await ask(task.token, { ttl: '5m' });
+    for (const body of [
+      { scope: 'read:kv/finance/*' },
+      { scope: 'read:kv/finance/payroll' },
+      { ttl: '10m' },
+      { children: true },
+    ]) {
+      const response = await f.call('POST', `/v1/requests/${req.id}/approve`, f.approver, body);
+      expect(response.statusCode, JSON.stringify(body)).toBe(400);
+      expect(code(response)).toBe('CUSTOS_ERR_REQUEST_WIDENING');
+    }
+    const shown = (await f.ok(await f.call('GET', `/v1/requests/${req.id}`, f.approver))).request;
+    expect(shown).toMatchObject({ status: 'pending', approvals: [] });
+    expect(await f.read(task.token, 'kv/finance/ledger')).toBe(403);
+  });
+
+  it('a later approver cannot widen what an earlier approver narrowed', async () => {
+    await f.ok(
+      await f.call('PUT', '/v1/roles/analyst-two', undefined, {
+        policies: ['agent-public'],
+        max_ttl: '1h',
+        request_scope: 'read:kv/finance/*',
+        approvals: 2,
+      }),
+    );
+    const issued = await f.ok(await f.call('POST', '/v1/roles/analyst-two/tasks', f.starter, { ttl: '10m' }));
+    const req = await ask(issued.token, { scope: 'read:kv/finance/*' });
+    await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, f.approver, { scope: 'read:kv/finance/ledger' }));
+    const second = await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, f.approver2, {}));
+    expect(second.request).toMatchObject({ status: 'approved', scope: 'read:kv/finance/ledger' });
+    expect(await f.read(issued.token, 'kv/finance/ledger')).toBe(200);
+    expect(await f.read(issued.token, 'kv/finance/payroll')).toBe(403);
+  });
+
+  it('an elevation does not survive its task: revoked or ended, the token is dead and a new task gets nothing', async () => {
+    for (const verb of ['revoke', 'end']) {
+      const task = await f.startTask();
+      const req = await ask(task.token, { children: true });
+      await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, f.approver, {}));
+      const child = await f.delegate(task.token);
+      expect(await f.read(child.token, 'kv/finance/ledger')).toBe(200);
+      await f.ok(await f.call('POST', `/v1/tasks/${task.id}/${verb}`, undefined));
+      expect(await f.read(task.token, 'kv/finance/ledger')).toBe(401);
+      expect(await f.read(child.token, 'kv/finance/ledger')).toBe(401);
+      const introspected = await f.ok(await f.call('POST', '/v1/oauth/introspect', f.approver, { token: task.token }));
+      expect(introspected).toEqual({ active: false });
+      const shown = (await f.ok(await f.call('GET', `/v1/requests/${req.id}`, f.approver))).request;
+      expect(shown.status).toBe(verb === 'revoke' ? 'revoked' : 'expired');
+      const fresh = await f.startTask();
+      expect(await f.read(fresh.token, 'kv/finance/ledger')).toBe(403);
+    }
+  });
+
+  it('a child cannot use its parent’s elevation unless the approval said children', async () => {
+    const parent = await f.startTask();
+    const child = await f.delegate(parent.token);
+    const req = await ask(parent.token);
+    await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, f.approver, {}));
+    expect(await f.read(parent.token, 'kv/finance/ledger')).toBe(200);
+    expect(await f.read(child.token, 'kv/finance/ledger')).toBe(403);
+    const late = await f.delegate(parent.token);
+    expect(await f.read(late.token, 'kv/finance/ledger')).toBe(403);
+    // Nor can the child's own (narrower) delegation ask its way into more than the ceiling.
+    const refused = await f.request(child.token, { scope: 'write:kv/finance/ledger', reason: 'x' });
+    expect(code(refused)).toBe('CUSTOS_ERR_REQUEST_NOT_REQUESTABLE');
+  });
+
+  it('forged, malformed and foreign request ids answer not found, to tasks and operators alike', async () => {
+    const owner = await f.startTask();
+    const other = await f.startTask();
+    const req = await ask(owner.token);
+    const forged = ['req_ffffffffffffffffffffffffffffffff', 'req_../../x', 'tsk_AAAAAAAAAAAAAAAAAAAAAA', `${req.id}x`];
+    for (const id of forged) {
+      for (const [method, suffix] of [
+        ['GET', ''],
+        ['POST', '/approve'],
+        ['POST', '/deny'],
+        ['POST', '/revoke'],
+      ] as const) {
+        const response = await f.call(
+          method,
+          `/v1/requests/${encodeURIComponent(id)}${suffix}`,
+          f.approver,
+          method === 'POST' ? {} : undefined,
+        );
+        expect(response.statusCode, `${method} ${id}${suffix}`).toBe(404);
+      }
+    }
+    // Another task's request: not found for a task (no oracle), whatever it tries.
+    for (const [method, suffix] of [
+      ['GET', ''],
+      ['POST', '/revoke'],
+    ] as const) {
+      const response = await f.call(
+        method,
+        `/v1/requests/${req.id}${suffix}`,
+        other.token,
+        method === 'POST' ? {} : undefined,
+      );
+      if (suffix === '') expect(response.statusCode).toBe(404);
+      else expect([403, 404]).toContain(response.statusCode);
+    }
+    expect((await f.ok(await f.call('GET', `/v1/requests/${req.id}`, f.approver))).request.status).toBe('pending');
+  });
+
+  it('a task lists only its own requests, and an operator without list permission lists none', async () => {
+    const a = await f.startTask();
+    const b = await f.startTask();
+    const mine = await ask(a.token);
+    await ask(b.token);
+    const listed = await f.ok(await f.call('GET', '/v1/requests?status=all', a.token));
+    expect(listed.requests.map((r: { id: string }) => r.id)).toEqual([mine.id]);
+    const noList = await f.call('GET', '/v1/requests', f.starter);
+    expect(noList.statusCode).toBe(403);
+    const all = await f.ok(await f.call('GET', '/v1/requests?status=all', f.approver));
+    expect(all.requests.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('an operator cannot file a request (it holds no task to elevate)', async () => {
+    const response = await f.request(f.approver, { scope: 'read:kv/finance/ledger', reason: 'x' });
+    expect(response.statusCode).toBe(403);
+  });
+});
