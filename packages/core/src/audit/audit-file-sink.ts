@@ -100,6 +100,7 @@ export class AuditFileSink implements AuditSink {
   /** The last checkpoint in this file (or its anchor's). */
   #lastCheckpoint: AuditCheckpoint | undefined;
   #request: RotationRequest | undefined;
+  #bytesWritten = 0;
   /** Serialises writes with rotations asked for from outside the writer (SIGHUP, the disk guard). */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -179,6 +180,11 @@ export class AuditFileSink implements AuditSink {
   /** Bytes in the current file. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Bytes appended since opened, across rotations (the disk guard's growth rate). */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
   }
 
   write(records: readonly AuditRecord[]): Promise<void> {
@@ -410,6 +416,7 @@ export class AuditFileSink implements AuditSink {
       }
       if (this.#sync) await this.#handle.datasync();
       this.#size += buffer.length;
+      this.#bytesWritten += buffer.length;
     } catch (error) {
       // Cut back to the last complete batch so a later batch does not follow a torn line.
       await this.#handle.truncate(this.#size).catch(() => undefined);
