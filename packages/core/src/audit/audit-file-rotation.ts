@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 
 /** When the file sink starts a new file (see {@link AuditFileSink}). */
@@ -24,6 +24,18 @@ export function rotatedAuditFileName(path: string, at: Date, file: number): stri
     .replace(/\.\d{3}Z$/, 'Z')
     .replace(/[-:]/g, '');
   return join(dirname(path), `${base}-${stamp}-${String(file).padStart(6, '0')}${ext}`);
+}
+
+const ROTATED = /-\d{8}T\d{6}Z-\d{6}\.[^.]+$/;
+
+/**
+ * The audit files in a directory in their sequence order: the rotated ones
+ * (`<base>-<time>-<number>.<ext>`) by name, which is by number, then the
+ * current ones. Only `.jsonl` files; anything else there is ignored.
+ */
+export async function auditFilesInDirectory(dir: string): Promise<string[]> {
+  const names = (await readdir(dir)).filter((n) => n.endsWith('.jsonl')).sort();
+  return [...names.filter((n) => ROTATED.test(n)), ...names.filter((n) => !ROTATED.test(n))].map((n) => join(dir, n));
 }
 
 /** The side file a new file's anchor is prepared in before it replaces the current file. */
