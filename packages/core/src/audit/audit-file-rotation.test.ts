@@ -176,6 +176,20 @@ describe('audit file rotation', () => {
     });
   });
 
+  it('reopen never replaces a non-empty file someone else put at the path; writing goes on to the open file', async () => {
+    const r = rig();
+    const { log, sink } = await openLog(r);
+    await recordMany(log, 1, 10);
+    await rename(r.path, `${r.path}.1`);
+    await writeFile(r.path, 'not ours\n');
+    await expect(sink.reopen()).rejects.toThrow(/non-empty file is in the audit file's place/);
+    await recordMany(log, 11, 5);
+    await log.close();
+    expect(await readFile(r.path, 'utf8')).toBe('not ours\n');
+    expect(await readdir(dir)).not.toContain('audit.jsonl.next');
+    expect(await seqsIn([`${r.path}.1`])).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+  });
+
   it('rotateSoon (the disk guard) rotates at the next checkpoint whatever the limits', async () => {
     const r = rig();
     const { log, sink } = await openLog(r);

@@ -152,7 +152,9 @@ export class AuditFileSink implements AuditSink {
         : Number.NaN;
     if (anchor) this.#file = anchor.file;
     if (Number.isFinite(began)) this.#startedAt = began;
-    const tail = await this.tail(Number.POSITIVE_INFINITY);
+    // Bounded like the open check's scan: an honest file has a checkpoint near its end, and
+    // one found later (the next checkpoint written) serves rotation just as well.
+    const tail = await this.tail(100_000);
     this.#lastSeq = tail.record?.seq ?? anchor?.checkpoint.seq;
     this.#lastCheckpoint = tail.checkpoint;
   }
