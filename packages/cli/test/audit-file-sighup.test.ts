@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSy
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAuditFileAnchorLine } from '@custos/core';
+import { parseAuditFileAnchorLine, parseAuditLine } from '@custos/core';
 import { afterAll, describe, expect, it } from 'vitest';
 
 // The real `custos server` process (built by `tsc -b`), its audit file
@@ -92,8 +92,8 @@ describe('custos server reopens its audit file on SIGHUP (logrotate)', () => {
       const seqs = [`${path}.1`, path].flatMap((f) =>
         readFileSync(f, 'utf8')
           .split('\n')
-          .filter((l) => l.includes('"kind":"record"'))
-          .map((l) => (JSON.parse(l) as { seq: number }).seq),
+          .map((l) => parseAuditLine(l))
+          .flatMap((l) => (l?.kind === 'record' ? [l.record.seq] : [])),
       );
       expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
       expect(readdirSync(join(dir, 'data')).filter((n) => n.startsWith('audit'))).toEqual([

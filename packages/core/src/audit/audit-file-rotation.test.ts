@@ -10,7 +10,7 @@ import { type AuditFileRotation, rotatedAuditFileName } from './audit-file-rotat
 import { AuditFileSink, type AuditFileSinkOptions } from './audit-file-sink.js';
 import { verifyAuditFile } from './audit-file-verify.js';
 import { verifyAuditFiles } from './audit-files-verify.js';
-import { parseAuditLine } from './audit-line.js';
+import { formatAuditRecordLine, parseAuditLine } from './audit-line.js';
 import { AuditLog } from './audit-log.js';
 import { verifyAudit } from './audit-verify.js';
 
@@ -69,6 +69,19 @@ async function recordMany(log: AuditLog, from: number, count: number) {
 async function filesInOrder(r: Rig): Promise<string[]> {
   const names = (await readdir(dir)).filter((n) => /^audit-\d{8}T\d{6}Z-\d{6}\.jsonl$/.test(n)).sort();
   return [...names.map((n) => join(dir, n)), r.path];
+}
+
+/**
+ * A record line with one digit of its event changed: the same
+ * length, through the line codec, so it does not depend on the stored form.
+ */
+function editRecordLine(line: string): string {
+  const parsed = parseAuditLine(line);
+  if (parsed?.kind !== 'record') throw new Error('not a record line');
+  const { event } = parsed.record;
+  const at = event.search(/[0-9]/);
+  const flipped = `${event.slice(0, at)}${event[at] === '7' ? '8' : '7'}${event.slice(at + 1)}`;
+  return formatAuditRecordLine({ ...parsed.record, event: flipped });
 }
 
 async function seqsIn(paths: readonly string[]): Promise<number[]> {
@@ -292,7 +305,9 @@ describe('verifying rotated files: what an attacker with file access does shows,
   it('a rotated file edited (same length) → file-altered, naming it via its successor; alone it fails at the line', async () => {
     const { r, files } = await rotatedFiles();
     const text = await readFile(files[1]!, 'utf8');
-    const edited = text.replace('\\"decision\\":\\"allow\\"', '\\"decision\\":\\"deny!\\"');
+    const lines = text.split('\n');
+    lines[1] = editRecordLine(lines[1]!);
+    const edited = lines.join('\n');
     expect(edited.length).toBe(text.length);
     await writeFile(files[1]!, edited);
     expect(await verifyAuditFiles(files, { publicKeys: r.publicKeys })).toMatchObject({
@@ -327,7 +342,7 @@ describe('verifying rotated files: what an attacker with file access does shows,
     const last = withRecords.at(-1)!;
     const chosen = files.slice(0, files.indexOf(last) + 1);
     const lines = (await readFile(last, 'utf8')).split('\n');
-    lines[2] = lines[2]!.replace('\\"decision\\":\\"allow\\"', '\\"decision\\":\\"deny\\"');
+    lines[2] = editRecordLine(lines[2]!);
     await writeFile(last, lines.join('\n'));
     expect(await verifyAuditFiles(chosen, { publicKeys: r.publicKeys })).toMatchObject({
       ok: false,
