@@ -1,6 +1,7 @@
 import { CustosError, type CustosNode, onCedarRuntimeRebuild } from '@custos/core';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import type { DiskGuard } from './disk-guard.js';
 import { NodeHealth } from './node-health.js';
 import { registerAudit } from './plugins/audit-plugin.js';
 import { registerAuth } from './plugins/auth-plugin.js';
@@ -53,6 +54,8 @@ export interface AppOptions {
   consoleDir?: string;
   /** The node's health beyond seal state, shared by every listener of one node (default: one of its own). */
   health?: NodeHealth;
+  /** The disk guard, whose figures `GET /v1/sys/disk` shows operators (when configured). */
+  diskGuard?: DiskGuard;
 }
 
 /**
@@ -110,7 +113,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(
     async (v1) => {
-      await v1.register(sysRoutes, { node, health });
+      await v1.register(sysRoutes, { node, health, ...(options.diskGuard ? { diskGuard: options.diskGuard } : {}) });
       await v1.register(taskKeyRoutes, { node });
       await v1.register(secretRoutes, { node });
       await v1.register(policyRoutes, { node });

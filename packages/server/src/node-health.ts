@@ -13,10 +13,21 @@ export type HealthProblem =
    * (CUSTOS_ERR_AUDIT_INTEGRITY): unsealing again will not help; an operator
    * must look (the detail is in the server log, never here).
    */
-  | 'audit_integrity';
+  | 'audit_integrity'
+  /**
+   * Free space where the audit trail grows is below `audit.disk_guard`'s
+   * threshold: the node still serves, but will refuse requests once audit
+   * writes fail. The figures are operator-only (`GET /v1/sys/disk`).
+   */
+  | 'disk_low';
 
 /** Every problem word health may answer, in its fixed order (the response schema's enum). */
-export const HEALTH_PROBLEMS: readonly HealthProblem[] = ['audit_unavailable', 'log_unwritable', 'audit_integrity'];
+export const HEALTH_PROBLEMS: readonly HealthProblem[] = [
+  'audit_unavailable',
+  'log_unwritable',
+  'audit_integrity',
+  'disk_low',
+];
 
 /**
  * The problems of a node that stays sealed for a reason of its own — not
@@ -29,6 +40,8 @@ export function sealedProblems(status: { readonly sealed: boolean; readonly reas
 export interface NodeHealthOptions {
   /** The log writer's state (see LogDestination). */
   readonly log?: { readonly failing: boolean };
+  /** The disk guard's state (see DiskGuard), when configured. */
+  readonly disk?: { readonly low: boolean };
   /**
    * How long one audit failure keeps the node reported as failing when no
    * request has tried since (default 15 s). See {@link NodeHealth}.
@@ -54,12 +67,14 @@ const DEFAULT_AUDIT_HOLD_MS = 15_000;
  */
 export class NodeHealth {
   readonly #log: { readonly failing: boolean } | undefined;
+  readonly #disk: { readonly low: boolean } | undefined;
   readonly #holdMs: number;
   readonly #now: () => number;
   #auditFailedAt: number | undefined;
 
   constructor(options: NodeHealthOptions = {}) {
     this.#log = options.log;
+    this.#disk = options.disk;
     this.#holdMs = options.auditHoldMs ?? DEFAULT_AUDIT_HOLD_MS;
     this.#now = options.now ?? Date.now;
   }
@@ -81,6 +96,7 @@ export class NodeHealth {
       problems.push('audit_unavailable');
     }
     if (this.#log?.failing) problems.push('log_unwritable');
+    if (this.#disk?.low) problems.push('disk_low');
     return problems;
   }
 }

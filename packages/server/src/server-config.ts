@@ -13,7 +13,21 @@ export interface ServerConfig {
   /** `sqlite:<file>` (default, under dataDir) or `postgres://…`. */
   storage: string;
   seal: 'dev' | 'shamir';
-  audit: { file?: string; stdout: boolean; fsync: 'always' | 'never' };
+  audit: {
+    file?: string;
+    stdout: boolean;
+    fsync: 'always' | 'never';
+    /** `audit.file.max_bytes` / `audit.file.rotate_every`: rotation of the file (see docs/audit.md). */
+    rotation?: { maxBytes?: number; everyMs?: number };
+    /** `audit.disk_guard`: free-space watch where the audit trail grows. */
+    diskGuard?: {
+      warnFreeBytes?: number;
+      warnFreePercent?: number;
+      checkEveryMs: number;
+      windowMs: number;
+      action: 'warn' | 'rotate-and-warn';
+    };
+  };
   /**
    * Durability of acknowledged writes. `process` (default): every
    * acknowledged write and audit event survives a crash or SIGKILL of custos
@@ -96,7 +110,19 @@ interface ConfigFile {
   data_dir?: string;
   storage?: string;
   seal?: 'dev' | 'shamir';
-  audit?: { file?: string | null; stdout?: boolean; fsync?: 'always' | 'never' };
+  audit?: {
+    /** The file's path, or `{ path, max_bytes, rotate_every }`; `null`: no file. */
+    file?: string | null | { path?: string; max_bytes?: number; rotate_every?: string };
+    stdout?: boolean;
+    fsync?: 'always' | 'never';
+    disk_guard?: {
+      warn_free_bytes?: number;
+      warn_free_percent?: number;
+      check_every?: string;
+      window?: string;
+      action?: string;
+    };
+  };
   tls?: { cert: string; key: string };
   log_level?: string;
   log_format?: string;
@@ -129,7 +155,11 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
   if (logFormat !== undefined && logFormat !== 'json' && logFormat !== 'pretty') {
     throw new ValidationError('--log-format is json or pretty.');
   }
-  const auditFile = file.audit?.file === null ? undefined : resolve(dataDir, file.audit?.file ?? 'audit.jsonl');
+  const auditFileSetting = file.audit?.file;
+  const auditFilePath = typeof auditFileSetting === 'object' ? auditFileSetting?.path : auditFileSetting;
+  const auditFile = auditFileSetting === null ? undefined : resolve(dataDir, auditFilePath ?? 'audit.jsonl');
+  const rotation = resolveAuditRotation(auditFileSetting);
+  const diskGuard = resolveDiskGuard(file.audit?.disk_guard, auditFile !== undefined);
   return {
     host,
     port,
@@ -140,6 +170,8 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       ...(auditFile ? { file: auditFile } : {}),
       stdout: file.audit?.stdout ?? false,
       fsync: file.audit?.fsync ?? (durability === 'power' ? 'always' : 'never'),
+      ...(rotation ? { rotation } : {}),
+      ...(diskGuard ? { diskGuard } : {}),
     },
     durability,
     ...(file.tls ? { tls: { cert: resolve(cwd, file.tls.cert), key: resolve(cwd, file.tls.key) } } : {}),
@@ -157,6 +189,64 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       ? { requestWebhook: resolveRequestWebhook(file.requests.webhook, cwd) as RequestWebhookConfig }
       : {}),
     ...(file.anomaly !== undefined ? { anomaly: resolveAnomalyConfig(file.anomaly) } : {}),
+  };
+}
+
+/** `audit.file.max_bytes` and `audit.file.rotate_every`, checked now so a typo stops the server at start. */
+function resolveAuditRotation(setting: NonNullable<ConfigFile['audit']>['file']): ServerConfig['audit']['rotation'] {
+  if (typeof setting !== 'object' || setting === null) return undefined;
+  const known = new Set(['path', 'max_bytes', 'rotate_every']);
+  for (const key of Object.keys(setting)) {
+    if (!known.has(key))
+      throw new ValidationError(`audit.file.${key} is not a setting (path, max_bytes, rotate_every).`);
+  }
+  if (setting.path !== undefined && typeof setting.path !== 'string')
+    throw new ValidationError('audit.file.path is a path.');
+  const { max_bytes: maxBytes, rotate_every: every } = setting;
+  if (maxBytes !== undefined && (!Number.isSafeInteger(maxBytes) || maxBytes < 64 * 1024)) {
+    throw new ValidationError('audit.file.max_bytes is a number of bytes, at least 65536.');
+  }
+  const everyMs = every === undefined ? undefined : parseDuration(every);
+  if (everyMs !== undefined && everyMs < 60_000) throw new ValidationError('audit.file.rotate_every is at least 1m.');
+  if (maxBytes === undefined && everyMs === undefined) return undefined;
+  return { ...(maxBytes !== undefined ? { maxBytes } : {}), ...(everyMs !== undefined ? { everyMs } : {}) };
+}
+
+/** `audit.disk_guard`: a threshold is required; the action defaults to rotating early when there is a file. */
+function resolveDiskGuard(
+  guard: NonNullable<ConfigFile['audit']>['disk_guard'],
+  hasFile: boolean,
+): ServerConfig['audit']['diskGuard'] {
+  if (guard === undefined) return undefined;
+  const { warn_free_bytes: bytes, warn_free_percent: percent, check_every: every, window, action } = guard;
+  if (bytes === undefined && percent === undefined) {
+    throw new ValidationError('audit.disk_guard needs warn_free_bytes or warn_free_percent.');
+  }
+  if (bytes !== undefined && (!Number.isSafeInteger(bytes) || bytes < 1)) {
+    throw new ValidationError('audit.disk_guard.warn_free_bytes is a positive number of bytes.');
+  }
+  if (percent !== undefined && (typeof percent !== 'number' || !(percent > 0 && percent < 100))) {
+    throw new ValidationError('audit.disk_guard.warn_free_percent is between 0 and 100.');
+  }
+  const checkEveryMs = every === undefined ? 30_000 : parseDuration(every);
+  if (checkEveryMs < 1_000 || checkEveryMs > 3_600_000) {
+    throw new ValidationError('audit.disk_guard.check_every is between 1s and 1h.');
+  }
+  const windowMs = window === undefined ? 300_000 : parseDuration(window);
+  if (windowMs < checkEveryMs) throw new ValidationError('audit.disk_guard.window is at least check_every.');
+  const chosen = action ?? (hasFile ? 'rotate-and-warn' : 'warn');
+  if (chosen !== 'warn' && chosen !== 'rotate-and-warn') {
+    throw new ValidationError('audit.disk_guard.action is warn or rotate-and-warn.');
+  }
+  if (chosen === 'rotate-and-warn' && !hasFile) {
+    throw new ValidationError('audit.disk_guard.action rotate-and-warn needs the audit file.');
+  }
+  return {
+    ...(bytes !== undefined ? { warnFreeBytes: bytes } : {}),
+    ...(percent !== undefined ? { warnFreePercent: percent } : {}),
+    checkEveryMs,
+    windowMs,
+    action: chosen,
   };
 }
 

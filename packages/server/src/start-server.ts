@@ -1,5 +1,5 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { type AlertWebhookOptions, CustosNode, EgressPolicy, ValidationError } from '@custos/core';
 import { createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
@@ -8,6 +8,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import { logAlertSink } from './alerts/log-alert-sink.js';
 import { buildApp } from './app.js';
 import { type DecoyDatabaseListener, startDecoyDatabaseListener } from './decoy/decoy-database-listener.js';
+import { DiskGuard } from './disk-guard.js';
 import { LogDestination } from './logging/log-destination.js';
 import { NodeHealth } from './node-health.js';
 import { type ProxyListener, startProxyListener } from './proxy/proxy-listener.js';
@@ -66,11 +67,25 @@ export async function startServer(
   logger: Logger = createLogger(config.logLevel),
   options: StartServerOptions = {},
 ): Promise<RunningServer> {
-  // One health for every listener: they serve the same node.
-  const health = new NodeHealth(options.log ? { log: options.log } : {});
   // The data directory holds the dev seal key and the root token: owner only.
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
+  // The audit file sink of the unsealed node (reopened on SIGHUP, rotated early by the disk guard).
+  const auditFile = () => (node.sealed ? undefined : node.services().auditFile);
+  const diskGuard = config.audit.diskGuard
+    ? new DiskGuard({
+        ...config.audit.diskGuard,
+        dir: config.audit.file ? dirname(config.audit.file) : config.dataDir,
+        auditBytes: () => auditFile()?.bytesWritten,
+        rotateAudit: () => auditFile()?.rotateSoon(),
+        log: logger,
+      })
+    : undefined;
+  // One health for every listener: they serve the same node.
+  const health = new NodeHealth({
+    ...(options.log ? { log: options.log } : {}),
+    ...(diskGuard ? { disk: diskGuard } : {}),
+  });
   const storage = createStorage(config.storage, {
     // The server is the file's only user: the exclusive lock keeps a second
     // server off it (two would fork the audit chain) and lets it cache reads.
@@ -89,6 +104,13 @@ export async function startServer(
       ...(config.audit.file ? { file: config.audit.file } : {}),
       stdout: config.audit.stdout,
       fsync: config.audit.fsync,
+      ...(config.audit.rotation ? { rotation: config.audit.rotation } : {}),
+      // Counts and names custos chose only; a logrotate rename is not custos's to name.
+      onFileRotate: (event) =>
+        logger.info(
+          { file: event.file, ...(event.rotatedTo ? { rotated_to: basename(event.rotatedTo) } : {}) },
+          'audit file rotated',
+        ),
     },
     onRootToken: (token) => {
       if (config.seal !== 'dev') return; // shamir: returned to the operator by `operator init`, nowhere else
@@ -120,10 +142,24 @@ export async function startServer(
     }),
   });
   await node.start();
+  await diskGuard?.start();
+  // logrotate renames the audit file, then sends SIGHUP: open a new one at the
+  // configured path, anchored to the renamed one (see docs/audit.md).
+  const onHangup = () => {
+    const sink = auditFile();
+    if (!sink) return;
+    (async () => {
+      await sink.reopen();
+      // If the renamed file ends in records not yet sealed, seal them now so the reopen happens at once.
+      await node.services().audit.checkpoint();
+    })().catch((error: unknown) => logger.error({ err: error }, 'audit file reopen failed'));
+  };
+  if (config.audit.file) process.on('SIGHUP', onHangup);
   const app = await buildApp({
     node,
     logger,
     health,
+    ...(diskGuard ? { diskGuard } : {}),
     ...(config.tls ? { https: { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } } : {}),
   });
   await app.listen({ host: config.host, port: config.port });
@@ -199,6 +235,8 @@ export async function startServer(
           clearInterval(sweep);
           clearTimeout(force);
         }
+        process.off('SIGHUP', onHangup);
+        diskGuard?.stop();
         await node.close();
       })();
       return closing;

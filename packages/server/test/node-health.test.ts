@@ -29,6 +29,14 @@ describe('NodeHealth', () => {
     expect(health.problems()).toEqual([]);
   });
 
+  it('reports low disk space from the disk guard', () => {
+    const disk = { low: true };
+    const health = new NodeHealth({ disk });
+    expect(health.problems()).toEqual(['disk_low']);
+    disk.low = false;
+    expect(health.problems()).toEqual([]);
+  });
+
   it('names a node that stays sealed because its audit chain failed its check, and no other sealed node', () => {
     expect(sealedProblems({ sealed: true, reason: 'CUSTOS_ERR_AUDIT_INTEGRITY' })).toEqual(['audit_integrity']);
     // Waiting for unseal keys is a state, not a problem; an unknown reason gives no word either.

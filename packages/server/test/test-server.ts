@@ -6,6 +6,8 @@ import { createStorage } from '@custos/storage';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../../../test-support/postgres.js';
 import { buildApp } from '../src/app.js';
+import type { DiskGuard } from '../src/disk-guard.js';
+import { NodeHealth } from '../src/node-health.js';
 
 export type Backend = 'sqlite' | 'postgres';
 
@@ -41,6 +43,8 @@ export async function startTestServer(
     anomaly?: CustosNodeOptions['anomaly'];
     /** The access-request webhook (docs/jit.md). */
     requestWebhook?: CustosNodeOptions['requestWebhook'];
+    /** A disk guard for `GET /v1/sys/disk` and health's `disk_low` (made with the node's directory). */
+    diskGuard?: (dir: string, node: CustosNode) => DiskGuard;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'custos-server-test-'));
@@ -70,7 +74,12 @@ export async function startTestServer(
     },
   });
   await node.start();
-  const app = await buildApp({ node, logger: false });
+  const diskGuard = options.diskGuard?.(dir, node);
+  const app = await buildApp({
+    node,
+    logger: false,
+    ...(diskGuard ? { diskGuard, health: new NodeHealth({ disk: diskGuard }) } : {}),
+  });
   await app.ready();
   return {
     app,

@@ -1,8 +1,8 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { auditKeyId, verifyAuditFile } from '@custos/core';
+import { auditFilesInDirectory, auditKeyId, verifyAuditFiles } from '@custos/core';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
@@ -17,14 +17,18 @@ type Report =
       lastSeq: number;
       lastCheckpointSeq: number;
       interval?: { every: number; intervalMs: number };
+      files?: number;
+      unlinkedFiles?: number;
     }
-  | { ok: false; seq: number; problem: string; detail: string; events: number };
+  | { ok: false; seq: number; problem: string; detail: string; events: number; file?: string; line?: number };
 
 /** How the checkpoints were chained, for the OK line: the interval they were signed with, and legacy ones. */
 const chaining = (r: Extract<Report, { ok: true }>) =>
   [
     r.interval ? `chained, at most ${r.interval.every} records apart` : undefined,
     r.legacyCheckpoints ? `${r.legacyCheckpoints} legacy (v1, not chained)` : undefined,
+    r.files && r.files > 1 ? `${r.files} files in sequence` : undefined,
+    r.unlinkedFiles ? `${r.unlinkedFiles} linked by the chain only (see docs/audit.md)` : undefined,
   ]
     .filter(Boolean)
     .map((s) => `; ${s}`)
@@ -33,7 +37,7 @@ const chaining = (r: Extract<Report, { ok: true }>) =>
 const describe = (r: Report) =>
   r.ok
     ? `OK: ${r.events} events, ${r.checkpoints} signed checkpoints${chaining(r)} (last at seq ${r.lastCheckpointSeq} of ${r.lastSeq})`
-    : `FAILED at seq ${r.seq}: ${r.problem} — ${r.detail} (${r.events} events verified before it)`;
+    : `FAILED at seq ${r.seq}${r.file ? ` in ${r.file}${r.line ? ` line ${r.line}` : ''}` : ''}: ${r.problem} — ${r.detail} (${r.events} events verified before it)`;
 
 /** `custos audit verify|tail|export|hash`. */
 export function registerAuditCommand(program: Command, io: CliIo): void {
@@ -42,11 +46,14 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
   audit
     .command('verify')
     .description('verify the chain and signed checkpoints (on the server, or an export file offline)')
-    .option('--file <export.jsonl>', 'verify an export or the audit file offline')
+    .option(
+      '--file <path...>',
+      'verify offline: an export, the audit file, or rotated audit files in order (files, or a directory of them)',
+    )
     .option('--public-key <pem...>', 'with --file: trusted checkpoint public key(s) (PEM files)')
     .option('--partial', 'with --file: the export starts after seq 1 (export --since)')
     .option('--json', 'JSON output')
-    .action(async (opts: { file?: string; publicKey?: string[]; partial?: boolean; json?: boolean }) => {
+    .action(async (opts: { file?: string[]; publicKey?: string[]; partial?: boolean; json?: boolean }) => {
       let report: Report;
       if (opts.file) {
         const publicKeys = new Map<string, KeyObject>();
@@ -55,7 +62,13 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
           publicKeys.set(auditKeyId(key), key);
         }
         if (publicKeys.size === 0) throw new CliError('CUSTOS_ERR_USAGE', '--file needs --public-key', EXIT.usage);
-        report = await verifyAuditFile(opts.file, { publicKeys, ...(opts.partial ? { partial: true } : {}) });
+        // A directory stands for its audit files in sequence order (rotated ones, then the current one).
+        const files: string[] = [];
+        for (const path of opts.file) {
+          files.push(...(statSync(path).isDirectory() ? await auditFilesInDirectory(path) : [path]));
+        }
+        if (files.length === 0) throw new CliError('CUSTOS_ERR_USAGE', 'no audit file found', EXIT.usage);
+        report = await verifyAuditFiles(files, { publicKeys, ...(opts.partial ? { partial: true } : {}) });
       } else {
         report = await new CustosClient(io).request<Report>('GET', '/v1/audit/verify');
       }

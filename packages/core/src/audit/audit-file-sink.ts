@@ -1,6 +1,23 @@
 import { writeSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { AuditCheckpoint, AuditRecord } from '../ports/storage.js';
+import type { AuditSigner } from './audit-checkpoint.js';
+import {
+  AUDIT_ANCHOR_UNLINKED,
+  type AuditFileAnchor,
+  formatAuditFileAnchorLine,
+  parseAuditFileAnchorLine,
+  signAuditFileAnchor,
+} from './audit-file-anchor.js';
+import {
+  type AuditFileRotation,
+  digestAuditFile,
+  nextAuditFilePath,
+  recoverAuditFileRotation,
+  rotatedAuditFileName,
+  syncDirectory,
+} from './audit-file-rotation.js';
 import { type AuditLine, formatAuditCheckpointLine, formatAuditRecordLine, parseAuditLine } from './audit-line.js';
 import type { AuditSink, AuditSinkTail } from './audit-sink.js';
 
@@ -18,7 +35,27 @@ export interface AuditFileSinkOptions {
   readonly fsync?: 'always' | 'never';
   /** File mode when created (default 0o600: audit metadata is sensitive even without secrets). */
   readonly mode?: number;
+  /**
+   * The checkpoint key, which signs each new file's anchor. Without it the
+   * sink never starts a new file itself ({@link rotation} and
+   * {@link AuditFileSink.reopen} need it).
+   */
+  readonly signer?: AuditSigner;
+  /** Rotate by size and/or age (needs {@link signer}). */
+  readonly rotation?: AuditFileRotation;
+  /** Told the name a file was rotated to (`undefined` when it was renamed by someone else, e.g. logrotate). */
+  readonly onRotate?: (event: { readonly rotatedTo?: string; readonly file: number }) => void;
+  /** Clock (tests). */
+  readonly now?: () => Date;
+  /**
+   * Test seam for crash tests: awaited at each step of a rotation, so a test
+   * child can SIGKILL itself exactly there. Never set in production.
+   */
+  readonly rotationStep?: (step: 'anchor-written' | 'renamed') => void | Promise<void>;
 }
+
+/** Why the file is to be replaced at the next checkpoint that seals it. */
+type RotationRequest = 'rotate' | 'reopen';
 
 const NEWLINE = 0x0a;
 const TAIL_CHUNK = 1 << 20;
@@ -30,43 +67,261 @@ const TAIL_CHUNK = 1 << 20;
  * A line cut short by a crash was never acknowledged (the sync had not
  * returned), so opening the file cuts it off; a write that fails half-way
  * is likewise cut back, so a half line never sits in the middle of the file.
+ *
+ * **Rotation.** With a signer, the sink starts a new file when the current one
+ * passes `rotation.maxBytes` or `rotation.everyMs`, when {@link rotateSoon}
+ * asks (the disk guard), or, after someone else renamed the file away
+ * (logrotate), when {@link reopen} is called (SIGHUP). It does so only right
+ * after writing a checkpoint that seals the file's last record: the new file
+ * begins with an anchor (see `audit-file-anchor.ts`) holding that checkpoint
+ * and the digest of the file it follows, so each file verifies on its own
+ * from its anchor and the files verify as one sequence. Limits are therefore
+ * soft: a file ends at most one checkpoint interval past them. A rotation is
+ * crash-safe (see `recoverAuditFileRotation`), and it holds up the writer for
+ * one read of the closed file (its digest) and a few syncs, no more.
  */
 export class AuditFileSink implements AuditSink {
   readonly name = 'file';
   readonly durable: boolean;
   readonly path: string;
-  readonly #handle: FileHandle;
+  /** With a signer, a new file starts at the last checkpoint, as its anchor. */
+  readonly startsAtCheckpoint: boolean;
+  readonly #options: AuditFileSinkOptions;
   readonly #sync: boolean;
+  readonly #now: () => Date;
+  #handle: FileHandle;
   #size: number;
+  /** This file's number in the sequence (its anchor's `file`; 0 for a file without one). */
+  #file: number;
+  /** When this file began (its anchor's time, else its creation or opening), for `rotation.everyMs`. */
+  #startedAt: number;
+  /** The last record in this file (or, in a file with none yet, its anchor's seq). */
+  #lastSeq: number | undefined;
+  /** The last checkpoint in this file (or its anchor's). */
+  #lastCheckpoint: AuditCheckpoint | undefined;
+  #request: RotationRequest | undefined;
+  #bytesWritten = 0;
+  /** Serialises writes with rotations asked for from outside the writer (SIGHUP, the disk guard). */
+  #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, handle: FileHandle, size: number, sync: boolean) {
-    this.path = path;
+  private constructor(options: AuditFileSinkOptions, handle: FileHandle, size: number, sync: boolean) {
+    this.path = options.path;
+    this.#options = options;
     this.#handle = handle;
     this.#size = size;
     this.#sync = sync;
     this.durable = sync;
+    this.startsAtCheckpoint = options.signer !== undefined;
+    this.#now = options.now ?? (() => new Date());
+    this.#file = 0;
+    this.#startedAt = this.#now().getTime();
   }
 
-  /** Opens (creating if needed) the file and cuts off a torn last line. */
+  /**
+   * Opens (creating if needed) the file and cuts off a torn last line, after
+   * finishing or undoing a rotation a crash interrupted.
+   */
   static async open(options: AuditFileSinkOptions): Promise<AuditFileSink> {
+    if (options.rotation && !options.signer) throw new TypeError('audit file rotation needs the checkpoint signer');
+    await recoverAuditFileRotation(options.path);
     const handle = await open(options.path, 'a+', options.mode ?? 0o600);
+    let sink: AuditFileSink;
     try {
       const size = await completeLinesSize(handle);
       const { size: actual } = await handle.stat();
       if (size !== actual) await handle.truncate(size);
-      return new AuditFileSink(options.path, handle, size, (options.fsync ?? 'always') === 'always');
+      sink = new AuditFileSink(options, handle, size, (options.fsync ?? 'always') === 'always');
+      await sink.#learnFile();
     } catch (error) {
       await handle.close();
       throw error;
     }
+    return sink;
+  }
+
+  /** Reads what rotation needs to know of the opened file: its anchor, last record and last checkpoint. */
+  async #learnFile(): Promise<void> {
+    const first = await this.#firstLine();
+    const anchor = first === undefined ? undefined : parseAuditFileAnchorLine(first);
+    // The file's age counts from its anchor, or its first record: a restart does not reset it.
+    const record = first === undefined || anchor ? undefined : parseAuditLine(first);
+    const began = anchor
+      ? Date.parse(anchor.ts)
+      : record?.kind === 'record'
+        ? Date.parse(record.record.ts)
+        : Number.NaN;
+    if (anchor) this.#file = anchor.file;
+    if (Number.isFinite(began)) this.#startedAt = began;
+    // Bounded like the open check's scan: an honest file has a checkpoint near its end, and
+    // one found later (the next checkpoint written) serves rotation just as well.
+    const tail = await this.tail(100_000);
+    this.#lastSeq = tail.record?.seq ?? anchor?.checkpoint.seq;
+    this.#lastCheckpoint = tail.checkpoint;
+  }
+
+  /** The anchor on the file's first line, if it has one. */
+  async #readAnchor(): Promise<AuditFileAnchor | undefined> {
+    const first = await this.#firstLine();
+    return first === undefined ? undefined : parseAuditFileAnchorLine(first);
+  }
+
+  /** The file's first line (anchors and records are far below 64 KiB). */
+  async #firstLine(): Promise<string | undefined> {
+    if (this.#size === 0) return undefined;
+    const head = Buffer.alloc(Math.min(this.#size, 64 * 1024));
+    await this.#handle.read(head, 0, head.length, 0);
+    const newline = head.indexOf(NEWLINE);
+    return newline === -1 ? undefined : head.subarray(0, newline).toString('utf8');
+  }
+
+  /** This file's number in the rotation sequence (0 until the first rotation). */
+  get fileNumber(): number {
+    return this.#file;
+  }
+
+  /** Bytes in the current file. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Bytes appended since opened, across rotations (the disk guard's growth rate). */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
   }
 
   write(records: readonly AuditRecord[]): Promise<void> {
-    return this.#append(records.map((r) => `${formatAuditRecordLine(r)}\n`).join(''));
+    if (records.length === 0) return Promise.resolve();
+    return this.#serial(async () => {
+      await this.#append(records.map((r) => `${formatAuditRecordLine(r)}\n`).join(''));
+      this.#lastSeq = records[records.length - 1]!.seq;
+    });
   }
 
   writeCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
-    return this.#append(`${formatAuditCheckpointLine(checkpoint)}\n`);
+    return this.#serial(async () => {
+      const signer = this.#options.signer;
+      if (this.#size === 0 && signer) {
+        // A file that starts in the middle of the chain (new, emptied, or
+        // renamed away by logrotate while the process was down) begins at
+        // this checkpoint, as an anchor: it then verifies on its own. Its
+        // predecessor is unknown here, so the anchor says so.
+        const anchor = signAuditFileAnchor(signer, {
+          file: this.#file,
+          checkpoint,
+          prevFileDigest: AUDIT_ANCHOR_UNLINKED,
+          prevFileBytes: 0,
+          ts: this.#now().toISOString(),
+        });
+        await this.#append(`${formatAuditFileAnchorLine(anchor)}\n`);
+        this.#lastSeq = checkpoint.seq;
+      } else await this.#append(`${formatAuditCheckpointLine(checkpoint)}\n`);
+      this.#lastCheckpoint = checkpoint;
+      if (this.#rotationDue()) await this.#rotateIfSealed();
+    });
+  }
+
+  /**
+   * For logrotate: the file at {@link path} was renamed away; start a new
+   * one there, anchored to the renamed one (which this sink still holds
+   * open). Done at once when the renamed file ends with a checkpoint,
+   * otherwise right after the next one; until then records go on into the
+   * renamed file, so nothing is lost. Nothing happens when the file was not
+   * renamed.
+   */
+  reopen(): Promise<void> {
+    return this.#serial(async () => {
+      const current = await stat(this.path).catch(() => undefined);
+      const open = await this.#handle.stat();
+      if (current && current.size > 0 && current.ino === open.ino && current.dev === open.dev) return;
+      this.#request = 'reopen';
+      await this.#rotateIfSealed();
+    });
+  }
+
+  /** Starts a new file (rotated to the usual name) after the next checkpoint, whatever the limits say. */
+  rotateSoon(): void {
+    this.#request ??= 'rotate';
+  }
+
+  #rotationDue(): boolean {
+    if (!this.#options.signer) return false;
+    if (this.#request) return true;
+    const rotation = this.#options.rotation;
+    if (!rotation) return false;
+    if (rotation.maxBytes !== undefined && this.#size >= rotation.maxBytes) return true;
+    return rotation.everyMs !== undefined && this.#now().getTime() - this.#startedAt >= rotation.everyMs;
+  }
+
+  /** Rotates when the file's last record is sealed by its last checkpoint (else waits for the next one). */
+  async #rotateIfSealed(): Promise<void> {
+    const checkpoint = this.#lastCheckpoint;
+    if (!checkpoint || checkpoint.seq !== this.#lastSeq || !this.#options.signer) return;
+    // Renamed away already (logrotate), whatever was asked: the file at `path` is not this one.
+    const there = await stat(this.path).catch(() => undefined);
+    const open = await this.#handle.stat();
+    const renamed = !there || there.ino !== open.ino || there.dev !== open.dev;
+    await this.#rotate(checkpoint, this.#options.signer, renamed ? 'renamed' : 'rename');
+  }
+
+  /**
+   * Replaces the current file with a new one that begins with an anchor to it.
+   * Steps (each durable before the next; see `recoverAuditFileRotation` for
+   * a crash between them): the anchor is written to `<path>.next` and
+   * synced; the current file is renamed to its rotated name (unless
+   * logrotate did that already); `<path>.next` is renamed to `<path>`.
+   */
+  async #rotate(checkpoint: AuditCheckpoint, signer: AuditSigner, mode: 'rename' | 'renamed'): Promise<void> {
+    const now = this.#now();
+    const anchor = signAuditFileAnchor(signer, {
+      file: this.#file + 1,
+      checkpoint,
+      prevFileDigest: await digestAuditFile(this.#handle, this.#size),
+      prevFileBytes: this.#size,
+      ts: now.toISOString(),
+    });
+    const next = nextAuditFilePath(this.path);
+    const fileMode = this.#options.mode ?? 0o600;
+    const staged = await open(next, 'w', fileMode);
+    try {
+      await staged.writeFile(`${formatAuditFileAnchorLine(anchor)}\n`);
+      await staged.sync();
+    } finally {
+      await staged.close();
+    }
+    await this.#options.rotationStep?.('anchor-written');
+    let rotatedTo: string | undefined;
+    if (mode === 'rename') {
+      rotatedTo = rotatedAuditFileName(this.path, now, this.#file);
+      await rename(this.path, rotatedTo);
+    } else {
+      // logrotate may have left a new empty file (its `create`); anything else there is not ours to replace.
+      const there = await stat(this.path).catch(() => undefined);
+      if (there && there.size > 0) {
+        await unlink(next);
+        this.#request = undefined;
+        throw new Error("a non-empty file is in the audit file's place; not reopening");
+      }
+    }
+    await this.#options.rotationStep?.('renamed');
+    await rename(next, this.path);
+    await syncDirectory(dirname(this.path));
+    const handle = await open(this.path, 'a+', fileMode);
+    const { size } = await handle.stat();
+    const old = this.#handle;
+    this.#handle = handle;
+    this.#size = size;
+    this.#file = anchor.file;
+    this.#startedAt = now.getTime();
+    this.#lastSeq = checkpoint.seq;
+    this.#request = undefined;
+    await old.close().catch(() => undefined);
+    this.#options.onRotate?.({ file: anchor.file, ...(rotatedTo ? { rotatedTo } : {}) });
+  }
+
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => undefined);
+    return run;
   }
 
   async recordsAfter(seq: number): Promise<AuditRecord[]> {
@@ -87,7 +342,8 @@ export class AuditFileSink implements AuditSink {
       last = line.record.seq;
       return true;
     });
-    return last;
+    // A file with only its anchor continues the chain from the anchor's checkpoint.
+    return last ?? (await this.#readAnchor())?.checkpoint.seq;
   }
 
   async tail(maxRecords: number): Promise<AuditSinkTail> {
@@ -104,6 +360,8 @@ export class AuditFileSink implements AuditSink {
       }
       return record !== undefined && checkpoint !== undefined;
     });
+    // The anchor's checkpoint is this file's first: the last one when no other follows it.
+    if (!checkpoint && records <= maxRecords) checkpoint = (await this.#readAnchor())?.checkpoint;
     return { ...(record ? { record } : {}), ...(checkpoint ? { checkpoint } : {}) };
   }
 
@@ -141,8 +399,8 @@ export class AuditFileSink implements AuditSink {
     }
   }
 
-  async close(): Promise<void> {
-    await this.#handle.close();
+  close(): Promise<void> {
+    return this.#serial(() => this.#handle.close());
   }
 
   async #append(text: string): Promise<void> {
@@ -160,6 +418,7 @@ export class AuditFileSink implements AuditSink {
       }
       if (this.#sync) await this.#handle.datasync();
       this.#size += buffer.length;
+      this.#bytesWritten += buffer.length;
     } catch (error) {
       // Cut back to the last complete batch so a later batch does not follow a torn line.
       await this.#handle.truncate(this.#size).catch(() => undefined);

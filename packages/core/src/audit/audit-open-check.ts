@@ -178,8 +178,9 @@ export async function checkAuditAtOpen(options: AuditOpenCheckOptions): Promise<
  * Gives a sink what it missed while the process was down: checkpoint lines
  * lost to a crash between the database write and the sink write, then the
  * records (with their checkpoints) the database committed after the sink's
- * last one. A sink with no record yet is new: it starts at the head instead
- * of copying the whole history.
+ * last one. A sink with no record yet is new: it starts at the last
+ * checkpoint (when it can: {@link AuditSink.startsAtCheckpoint}) or at the
+ * head instead of copying the whole history.
  */
 export async function catchUpAuditSink(
   store: AuditStore,
@@ -188,8 +189,15 @@ export async function catchUpAuditSink(
   every: number,
 ): Promise<void> {
   if (!sink.lastRecordSeq) return;
-  const last = await sink.lastRecordSeq();
-  if (last === undefined) return;
+  let last = await sink.lastRecordSeq();
+  if (last === undefined) {
+    // A new sink starts at the last checkpoint (the file sink makes it the
+    // anchor its copy verifies from), followed by the records after it.
+    const cp = await store.lastCheckpoint();
+    if (!cp || !sink.writeCheckpoint || !sink.startsAtCheckpoint) return;
+    await sink.writeCheckpoint(cp);
+    last = cp.seq;
+  }
   const writeCheckpoints = async (after: number, upTo: number) => {
     if (!sink.writeCheckpoint || upTo <= after) return;
     for (const cp of await store.checkpointsFrom(after + 1, 10_000)) {

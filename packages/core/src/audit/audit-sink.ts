@@ -17,6 +17,11 @@ export interface AuditSink {
   readonly durable: boolean;
   /** Write the batch; reject if it was not (wholly) written. */
   write(records: readonly AuditRecord[]): Promise<void>;
+  /**
+   * True when a new (empty) copy should begin with the last checkpoint and
+   * the records after it, so it verifies on its own from that checkpoint.
+   */
+  readonly startsAtCheckpoint?: boolean;
   /** Write a checkpoint, so the sink's copy can be verified on its own. */
   writeCheckpoint?(checkpoint: AuditCheckpoint): Promise<void>;
   /**

@@ -19,6 +19,7 @@ import {
   startAnomalyService,
 } from '../anomaly/index.js';
 import {
+  type AuditFileRotation,
   AuditFileSink,
   type AuditHmac,
   AuditLog,
@@ -71,6 +72,10 @@ export interface CustosNodeOptions {
     stdout?: boolean;
     checkpointEvery?: number;
     checkpointIntervalMs?: number;
+    /** Rotate the file by size and/or age (each new file anchored to the one before). */
+    rotation?: AuditFileRotation;
+    /** Told when the file was rotated or reopened (its new number; the name it was rotated to, when custos named it). */
+    onFileRotate?: (event: { readonly rotatedTo?: string; readonly file: number }) => void;
   };
   /** This deployment's token issuer (`iss`), normally its external URL; DPoP proofs name URLs below it. */
   issuer?: string;
@@ -131,6 +136,8 @@ export interface CustosServices {
   tokens: TokenService;
   policies: PolicyService;
   audit: AuditLog;
+  /** The audit file sink, when configured (reopened on SIGHUP, rotated early by the disk guard). */
+  auditFile?: AuditFileSink;
   /** HMAC of a value with the audit key (`POST /v1/audit/hash`). */
   auditHmac: AuditHmac;
   auditPublicKeys: ReadonlyMap<string, KeyObject>;
@@ -360,8 +367,17 @@ export class CustosNode {
     const keys = await loadAuditKeys(storage.entries, cipher, { chainStarted });
     const sinks: AuditSink[] = [];
     const auditOptions = this.#options.audit ?? {};
+    let auditFile: AuditFileSink | undefined;
     if (auditOptions.file) {
-      sinks.push(await AuditFileSink.open({ path: auditOptions.file, fsync: auditOptions.fsync ?? 'always' }));
+      auditFile = await AuditFileSink.open({
+        path: auditOptions.file,
+        fsync: auditOptions.fsync ?? 'always',
+        // The checkpoint key signs each new file's anchor.
+        signer: keys.signer,
+        ...(auditOptions.rotation ? { rotation: auditOptions.rotation } : {}),
+        ...(auditOptions.onFileRotate ? { onRotate: auditOptions.onFileRotate } : {}),
+      });
+      sinks.push(auditFile);
     }
     if (auditOptions.stdout) sinks.push(new AuditStdoutSink());
     const audit = await AuditLog.open({
@@ -512,6 +528,7 @@ export class CustosNode {
       tokens,
       policies,
       audit,
+      ...(auditFile ? { auditFile } : {}),
       auditHmac,
       auditPublicKeys: keys.publicKeys,
       storage,

@@ -1,5 +1,12 @@
-import { type CustosNode, DEFAULT_KEY_REFRESH_INTERVAL_MS, MAX_TASK_TTL_MS, ValidationError } from '@custos/core';
+import {
+  type CustosNode,
+  DEFAULT_KEY_REFRESH_INTERVAL_MS,
+  MAX_TASK_TTL_MS,
+  NotFoundError,
+  ValidationError,
+} from '@custos/core';
 import type { FastifyInstance } from 'fastify';
+import type { DiskGuard } from '../../disk-guard.js';
 import { HEALTH_PROBLEMS, type NodeHealth, sealedProblems } from '../../node-health.js';
 
 // Unseal and init accept secret material from anonymous callers, so they are
@@ -15,6 +22,20 @@ const healthSchema = {
     degraded: { type: 'boolean' },
     problems: { type: 'array', items: { type: 'string', enum: HEALTH_PROBLEMS } },
     version: { type: 'string' },
+  },
+} as const;
+
+const diskSchema = {
+  type: 'object',
+  properties: {
+    checked_at: { type: 'string' },
+    free_bytes: { type: 'integer' },
+    total_bytes: { type: 'integer' },
+    free_percent: { type: 'number' },
+    audit_growth_bytes_per_min: { type: 'integer' },
+    minutes_to_full: { type: 'integer' },
+    low: { type: 'boolean' },
+    action: { type: 'string', enum: ['warn', 'rotate-and-warn'] },
   },
 } as const;
 
@@ -37,7 +58,7 @@ const sealStatusSchema = {
 /** `/v1/sys/*`: health, seal lifecycle, keyring rotation. */
 export async function sysRoutes(
   app: FastifyInstance,
-  { node, health }: { node: CustosNode; health: NodeHealth },
+  { node, health, diskGuard }: { node: CustosNode; health: NodeHealth; diskGuard?: DiskGuard },
 ): Promise<void> {
   app.get('/sys/health', {
     // Probed every few seconds by load balancers; it reveals seal state and
@@ -68,6 +89,34 @@ export async function sysRoutes(
         problems,
         version: node.version,
       });
+    },
+  });
+
+  app.get('/sys/disk', {
+    // The disk guard's figures. Not on the public health route: free space,
+    // size and growth rate tell an outsider how busy the node is and when it
+    // will start refusing requests, so they are for operators (`read` on
+    // `sys/disk`); health says only `disk_low`. Counts only, never a path.
+    config: { access: { kind: 'policy', action: 'read', resource: () => 'sys/disk', operatorOnly: true } },
+    schema: {
+      tags: ['sys'],
+      summary:
+        'Free space where the audit trail grows and its growth rate (audit.disk_guard); 404 CUSTOS_ERR_NOT_FOUND when the guard is not configured',
+      response: { 200: diskSchema },
+    },
+    handler: async () => {
+      if (!diskGuard) throw new NotFoundError('The disk guard is not configured (audit.disk_guard).');
+      const r = diskGuard.reading ?? (await diskGuard.check());
+      return {
+        checked_at: r.checkedAt,
+        free_bytes: r.freeBytes,
+        total_bytes: r.totalBytes,
+        free_percent: r.freePercent,
+        low: r.low,
+        action: diskGuard.action,
+        ...(r.auditGrowthBytesPerMin !== undefined ? { audit_growth_bytes_per_min: r.auditGrowthBytesPerMin } : {}),
+        ...(r.minutesToFull !== undefined ? { minutes_to_full: r.minutesToFull } : {}),
+      };
     },
   });
 
