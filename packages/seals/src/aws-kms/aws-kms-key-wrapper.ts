@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import { DecryptCommand, EncryptCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
+import type { RootKeyWrapper } from '@custos/core';
+import { CustosError } from '@custos/core';
+import { awsKmsError } from './aws-kms-errors.js';
+import type { AwsKmsSealConfig } from './aws-kms-seal-config.js';
+
+/** Bounds of one wrap or unwrap, retries included. */
+export interface KmsCallLimits {
+  /** Attempts of one call, the first included (SDK standard retry: exponential backoff with jitter). Default 4. */
+  readonly maxAttempts?: number;
+  /** Deadline of one HTTP attempt, connection included. Default 5 s. */
+  readonly attemptTimeoutMs?: number;
+  /** Deadline of the whole call, every retry and backoff included. Default 20 s. */
+  readonly totalTimeoutMs?: number;
+}
+
+/**
+ * The `awskms` seal: the root key is encrypted by an AWS KMS symmetric key
+ * (Encrypt/Decrypt, `SYMMETRIC_DEFAULT`, AES-256-GCM inside KMS's HSMs),
+ * which never leaves KMS.
+ *
+ * - Encryption context: `{ custos_cluster, purpose: 'custos-root-key',
+ *   custos_aad }`. KMS binds the context as the ciphertext's AAD and
+ *   writes it into CloudTrail, so every Decrypt of a root key shows which
+ *   cluster asked; IAM and key policies can require it
+ *   (`kms:EncryptionContext:custos_cluster`). The `aad` custos passes (the
+ *   seal configuration and key identity) is bound as its SHA-256 rather than
+ *   in clear: the binding is as strong, and CloudTrail gets a digest instead
+ *   of custos's internal layout.
+ * - Decrypt pins `KeyId` to the configured key: a stored blob that names
+ *   another key (written by someone with storage access, to make custos
+ *   decrypt with a key they control the policy of) is refused by KMS with
+ *   IncorrectKeyException instead of being decrypted.
+ * - Credentials: only the SDK's default provider chain. The wrapper never
+ *   sees them and never passes them anywhere.
+ * - Bounds: standard retry mode (throttling and 5xx retried with
+ *   exponential backoff and jitter), at most `maxAttempts`, each attempt and
+ *   the whole call under a deadline, so an unseal at start cannot hang.
+ */
+export class AwsKmsKeyWrapper implements RootKeyWrapper {
+  readonly type = 'awskms';
+  readonly #config: AwsKmsSealConfig;
+  readonly #client: KMSClient;
+  readonly #totalTimeoutMs: number;
+
+  constructor(config: AwsKmsSealConfig, limits: KmsCallLimits = {}) {
+    this.#config = config;
+    this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
+    const attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
+    const clientConfig: KMSClientConfig = {
+      region: config.region,
+      maxAttempts: limits.maxAttempts ?? 4,
+      retryMode: 'standard',
+      // throwOnRequestTimeout: an attempt past its deadline fails (and is retried)
+      // instead of only being warned about while it goes on waiting.
+      requestHandler: {
+        connectionTimeout: attemptTimeoutMs,
+        requestTimeout: attemptTimeoutMs,
+        throwOnRequestTimeout: true,
+      },
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    };
+    this.#client = new KMSClient(clientConfig);
+  }
+
+  describe(): Readonly<Record<string, string>> {
+    // Only what is configured, so the description (bound into the stored
+    // root key's AAD) is the same on every start; the endpoint is left out
+    // so moving to a VPC endpoint does not orphan the wrapped key.
+    return { type: this.type, key_id: this.#config.keyId, region: this.#config.region };
+  }
+
+  async wrap(rootKey: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
+    const out = await this.#send('Encrypt', (abortSignal) =>
+      this.#client.send(
+        new EncryptCommand({
+          KeyId: this.#config.keyId,
+          Plaintext: rootKey,
+          EncryptionContext: this.#context(aad),
+          EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+        }),
+        { abortSignal },
+      ),
+    );
+    if (!out.CiphertextBlob || out.CiphertextBlob.length === 0) {
+      throw new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', 'AWS KMS Encrypt: the answer had no ciphertext.');
+    }
+    return out.CiphertextBlob;
+  }
+
+  async unwrap(wrapped: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
+    const out = await this.#send('Decrypt', (abortSignal) =>
+      this.#client.send(
+        new DecryptCommand({
+          CiphertextBlob: wrapped,
+          KeyId: this.#config.keyId,
+          EncryptionContext: this.#context(aad),
+          EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+        }),
+        { abortSignal },
+      ),
+    );
+    if (!out.Plaintext || out.Plaintext.length === 0) {
+      throw new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', 'AWS KMS Decrypt: the answer had no plaintext.');
+    }
+    return out.Plaintext;
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+
+  #context(aad: Uint8Array): Record<string, string> {
+    return {
+      custos_cluster: this.#config.cluster ?? 'custos',
+      purpose: 'custos-root-key',
+      custos_aad: createHash('sha256').update(aad).digest('hex'),
+    };
+  }
+
+  async #send<T>(operation: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    try {
+      return await call(AbortSignal.timeout(this.#totalTimeoutMs));
+    } catch (error) {
+      throw awsKmsError(error, operation);
+    }
+  }
+}
