@@ -1,1 +1,2 @@
 export * from './aws-kms/index.js';
+export * from './azure-key-vault/index.js';
