@@ -1,0 +1,1 @@
+export type { RootKeyWrapper } from '@custos/core';
