@@ -79,11 +79,11 @@ export const ERROR_CATALOGUE = {
     status: 503,
     message: 'The root of trust does not support the configured wrapping mechanism for this key.',
   },
-  CUSTOS_ERR_PKCS11_LIBRARY: {
+  CUSTOS_ERR_HSM_LIBRARY: {
     status: 503,
     message: 'The PKCS#11 library could not be loaded or initialised.',
   },
-  CUSTOS_ERR_PKCS11_TOKEN_NOT_FOUND: {
+  CUSTOS_ERR_HSM_TOKEN_NOT_FOUND: {
     status: 503,
     message: 'No PKCS#11 token matches the configured slot or token label.',
   },
