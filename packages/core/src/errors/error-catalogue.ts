@@ -209,25 +209,10 @@ export const ERROR_CATALOGUE = {
     status: 400,
     message: 'A resource scope is a list of single ACTION:PATTERN entries.',
   },
-  CUSTOS_ERR_SEAL_KMS_CONFIG_INVALID: {
-    status: 400,
-    message:
-      'The cloud KMS seal configuration is not valid: awskms needs key_id (a key id, ARN or alias) and region, with an optional https endpoint; azurekeyvault needs an https vault_url and key_name, with an optional key_version.',
-  },
   CUSTOS_ERR_SEAL_KMS_NO_CREDENTIALS: {
     status: 503,
     message:
       'The cloud KMS seal found no credentials in its SDK’s default provider chain (environment, shared config, instance role or managed identity); custos stays sealed.',
-  },
-  CUSTOS_ERR_SEAL_KMS_DENIED: {
-    status: 503,
-    message:
-      'The cloud KMS refused the seal’s request: access denied, credentials not accepted, or the key disabled, missing or not usable for wrapping; custos stays sealed. The key service’s own audit (CloudTrail, Key Vault logs) says why.',
-  },
-  CUSTOS_ERR_SEAL_KMS_UNAVAILABLE: {
-    status: 503,
-    message:
-      'The cloud KMS did not answer in time, kept throttling past the retries, or could not be reached; custos stays sealed and the unseal can be retried.',
   },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -10,7 +10,6 @@ const DENIED = new Set([
   'ExpiredTokenException',
   'InvalidClientTokenId',
   'DisabledException',
-  'NotFoundException',
   'KMSInvalidStateException',
   'InvalidKeyUsageException',
 ]);
@@ -46,12 +45,15 @@ export function awsKmsError(error: unknown, operation: string): CustosError {
     );
   }
   if (INTEGRITY.has(name)) return new IntegrityError();
+  if (name === 'NotFoundException') {
+    return new CustosError('CUSTOS_ERR_SEAL_KEY_NOT_FOUND', `AWS KMS ${operation}: ${name}${requestId}.`);
+  }
   if (DENIED.has(name))
-    return new CustosError('CUSTOS_ERR_SEAL_KMS_DENIED', `AWS KMS ${operation}: ${name}${requestId}.`);
+    return new CustosError('CUSTOS_ERR_SEAL_ACCESS_DENIED', `AWS KMS ${operation}: ${name}${requestId}.`);
   if (name === 'AbortError' || name === 'TimeoutError') {
-    return new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', `AWS KMS ${operation}: no answer in time.`);
+    return new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', `AWS KMS ${operation}: no answer in time.`);
   }
   // Throttling after the SDK's retries, KMS internal errors, key store
   // unavailable, refused connections: transient, worth another unseal later.
-  return new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', `AWS KMS ${operation}: ${name}${requestId}.`);
+  return new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', `AWS KMS ${operation}: ${name}${requestId}.`);
 }

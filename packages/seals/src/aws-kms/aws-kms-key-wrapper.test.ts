@@ -14,7 +14,15 @@ let restoreEnv: () => void;
 const wrappers: AwsKmsKeyWrapper[] = [];
 const aad = Buffer.from('{"keyringId":"0123456789abcdef0123456789abcdef","type":"awskms"}');
 
-function wrapper(options: { keyId?: string; cluster?: string; maxAttempts?: number; totalTimeoutMs?: number } = {}) {
+function wrapper(
+  options: {
+    keyId?: string;
+    cluster?: string;
+    maxAttempts?: number;
+    totalTimeoutMs?: number;
+    healthCacheMs?: number;
+  } = {},
+) {
   const w = new AwsKmsKeyWrapper(
     {
       keyId: options.keyId ?? key.arn,
@@ -22,7 +30,12 @@ function wrapper(options: { keyId?: string; cluster?: string; maxAttempts?: numb
       endpoint: kms.endpoint,
       ...(options.cluster ? { cluster: options.cluster } : {}),
     },
-    { maxAttempts: options.maxAttempts ?? 3, attemptTimeoutMs: 500, totalTimeoutMs: options.totalTimeoutMs ?? 8_000 },
+    {
+      maxAttempts: options.maxAttempts ?? 3,
+      attemptTimeoutMs: 500,
+      totalTimeoutMs: options.totalTimeoutMs ?? 8_000,
+      healthCacheMs: options.healthCacheMs ?? 0,
+    },
   );
   wrappers.push(w);
   return w;
@@ -104,46 +117,46 @@ describe('AwsKmsKeyWrapper against the wire-compatible KMS server', () => {
     expect(kms.requests).toEqual(['TrentService.Decrypt', 'TrentService.Decrypt', 'TrentService.Decrypt']);
   });
 
-  it('gives up on endless throttling after the bounded attempts: CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', async () => {
+  it('gives up on endless throttling after the bounded attempts: CUSTOS_ERR_SEAL_UNAVAILABLE', async () => {
     const rootKey = randomBytes(32);
     const w = wrapper({ maxAttempts: 3 });
     const wrapped = await w.wrap(rootKey, aad);
     kms.requests.length = 0;
     kms.faults.throttle = Number.POSITIVE_INFINITY;
     const e = await failure(w.unwrap(wrapped, aad));
-    expect(e.code).toBe('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE');
+    expect(e.code).toBe('CUSTOS_ERR_SEAL_UNAVAILABLE');
     expect(e.message).toContain('ThrottlingException');
     expect(kms.requests).toHaveLength(3);
     expectNoSecrets(e, rootKey);
   });
 
-  it('bounds a KMS that does not answer: CUSTOS_ERR_SEAL_KMS_UNAVAILABLE, not a hang', async () => {
+  it('bounds a KMS that does not answer: CUSTOS_ERR_SEAL_UNAVAILABLE, not a hang', async () => {
     const rootKey = randomBytes(32);
     const w = wrapper({ maxAttempts: 2, totalTimeoutMs: 1_500 });
     const wrapped = await w.wrap(rootKey, aad);
     kms.faults.delayMs = 10_000;
     const started = Date.now();
     const e = await failure(w.unwrap(wrapped, aad));
-    expect(e.code).toBe('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE');
+    expect(e.code).toBe('CUSTOS_ERR_SEAL_UNAVAILABLE');
     expect(Date.now() - started).toBeLessThan(5_000);
     expectNoSecrets(e, rootKey);
   });
 
-  it('says access denied and disabled keys with CUSTOS_ERR_SEAL_KMS_DENIED, without retrying', async () => {
+  it('says access denied and disabled keys with CUSTOS_ERR_SEAL_ACCESS_DENIED, without retrying', async () => {
     const rootKey = randomBytes(32);
     const w = wrapper();
     const wrapped = await w.wrap(rootKey, aad);
     kms.requests.length = 0;
     kms.faults.deny = true;
     const denied = await failure(w.unwrap(wrapped, aad));
-    expect(denied.code).toBe('CUSTOS_ERR_SEAL_KMS_DENIED');
+    expect(denied.code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
     expect(denied.message).toContain('AccessDeniedException');
     expect(denied.message).not.toContain('arn:aws:iam');
     expect(kms.requests).toHaveLength(1);
     expectNoSecrets(denied, rootKey);
     kms.faults.deny = false;
     kms.faults.disabled.add(key.id);
-    expect((await failure(w.unwrap(wrapped, aad))).code).toBe('CUSTOS_ERR_SEAL_KMS_DENIED');
+    expect((await failure(w.unwrap(wrapped, aad))).code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
   });
 
   it('refuses a request signed with the wrong secret (the server verifies SigV4), naming no credential', async () => {
@@ -155,7 +168,7 @@ describe('AwsKmsKeyWrapper against the wire-compatible KMS server', () => {
     });
     try {
       const e = await failure(wrapper().unwrap(wrapped, aad));
-      expect(e.code).toBe('CUSTOS_ERR_SEAL_KMS_DENIED');
+      expect(e.code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
       expect(e.message).toContain('InvalidSignatureException');
       expectNoSecrets(e, rootKey);
       expect(e.message).not.toContain(process.env.AWS_SECRET_ACCESS_KEY);
@@ -165,7 +178,7 @@ describe('AwsKmsKeyWrapper against the wire-compatible KMS server', () => {
     const unknown = useAwsEnvironment({ accessKeyId: 'AKIAUNKNOWNTESTKEY00', secretAccessKey: 'test-unknown' });
     try {
       const e = await failure(wrapper().unwrap(wrapped, aad));
-      expect(e.code).toBe('CUSTOS_ERR_SEAL_KMS_DENIED');
+      expect(e.code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
       expect(e.message).toContain('UnrecognizedClientException');
       expect(e.message).not.toContain('AKIAUNKNOWNTESTKEY00');
     } finally {
@@ -193,7 +206,27 @@ describe('AwsKmsKeyWrapper against the wire-compatible KMS server', () => {
       { maxAttempts: 2, attemptTimeoutMs: 500, totalTimeoutMs: 3_000 },
     );
     wrappers.push(w);
-    expect((await failure(w.wrap(randomBytes(32), aad))).code).toBe('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE');
+    expect((await failure(w.wrap(randomBytes(32), aad))).code).toBe('CUSTOS_ERR_SEAL_UNAVAILABLE');
+  });
+
+  it('checks its health by decrypting a probe: passes while the key works, says why once it does not', async () => {
+    const w = wrapper();
+    await w.checkHealth();
+    await w.checkHealth();
+    expect(kms.requests).toEqual(['TrentService.Encrypt', 'TrentService.Decrypt', 'TrentService.Decrypt']);
+    kms.faults.disabled.add(key.id);
+    expect((await failure(w.checkHealth())).code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
+    kms.faults.disabled.clear();
+    kms.faults.deny = true;
+    expect((await failure(w.checkHealth())).code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
+    kms.faults.deny = false;
+    await w.checkHealth();
+    const cached = wrapper({ healthCacheMs: 60_000 });
+    await cached.checkHealth();
+    kms.requests.length = 0;
+    kms.faults.deny = true;
+    await cached.checkHealth();
+    expect(kms.requests).toHaveLength(0);
   });
 
   it('answers an unsigned request with the real error shape', async () => {
@@ -229,7 +262,7 @@ describe('parseAwsKmsSealConfig', () => {
       } catch (error) {
         e = error;
       }
-      expect((e as CustosError).code).toBe('CUSTOS_ERR_SEAL_KMS_CONFIG_INVALID');
+      expect((e as CustosError).code).toBe('CUSTOS_ERR_SEAL_CONFIG_INVALID');
       expect((e as CustosError).message).toContain('default provider chain');
       expect((e as CustosError).message).not.toContain(secret);
     }
@@ -243,7 +276,7 @@ describe('parseAwsKmsSealConfig', () => {
       { ...base, cluster: 'a b' },
     ]) {
       expect(() => parseAwsKmsSealConfig(bad)).toThrow(
-        expect.objectContaining({ code: 'CUSTOS_ERR_SEAL_KMS_CONFIG_INVALID' }),
+        expect.objectContaining({ code: 'CUSTOS_ERR_SEAL_CONFIG_INVALID' }),
       );
     }
   });

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DecryptCommand, EncryptCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
-import type { RootKeyWrapper } from '@custos/core';
-import { CustosError } from '@custos/core';
+import { CustosError, IntegrityError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
 import { awsKmsError } from './aws-kms-errors.js';
 import type { AwsKmsSealConfig } from './aws-kms-seal-config.js';
 
@@ -13,6 +12,8 @@ export interface KmsCallLimits {
   readonly attemptTimeoutMs?: number;
   /** Deadline of the whole call, every retry and backoff included. Default 20 s. */
   readonly totalTimeoutMs?: number;
+  /** A passed health check is trusted this long before KMS is asked again. Default 30 s. */
+  readonly healthCacheMs?: number;
 }
 
 /**
@@ -38,15 +39,19 @@ export interface KmsCallLimits {
  *   exponential backoff and jitter), at most `maxAttempts`, each attempt and
  *   the whole call under a deadline, so an unseal at start cannot hang.
  */
-export class AwsKmsKeyWrapper implements RootKeyWrapper {
+export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly type = 'awskms';
   readonly #config: AwsKmsSealConfig;
   readonly #client: KMSClient;
   readonly #totalTimeoutMs: number;
+  readonly #healthCacheMs: number;
+  #probe: { plain: Buffer; ciphertext: Uint8Array } | undefined;
+  #healthyAt = Number.NEGATIVE_INFINITY;
 
   constructor(config: AwsKmsSealConfig, limits: KmsCallLimits = {}) {
     this.#config = config;
     this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
+    this.#healthCacheMs = limits.healthCacheMs ?? 30_000;
     const attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
     const clientConfig: KMSClientConfig = {
       region: config.region,
@@ -84,7 +89,7 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper {
       ),
     );
     if (!out.CiphertextBlob || out.CiphertextBlob.length === 0) {
-      throw new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', 'AWS KMS Encrypt: the answer had no ciphertext.');
+      throw new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', 'AWS KMS Encrypt: the answer had no ciphertext.');
     }
     return out.CiphertextBlob;
   }
@@ -102,9 +107,49 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper {
       ),
     );
     if (!out.Plaintext || out.Plaintext.length === 0) {
-      throw new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', 'AWS KMS Decrypt: the answer had no plaintext.');
+      throw new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', 'AWS KMS Decrypt: the answer had no plaintext.');
     }
     return out.Plaintext;
+  }
+
+  /**
+   * Is the key still usable for what the next start needs — Decrypt? The
+   * check decrypts a probe: random bytes encrypted once under the key with
+   * `purpose: custos-seal-probe` (so a probe can never stand in for a root
+   * key, whose context says `custos-root-key`). Decrypt needs no permission
+   * beyond the seal's own (DescribeKey would need kms:DescribeKey, which a
+   * least-privilege key policy may not grant), and it fails exactly when an
+   * operator disables the key, schedules its deletion or revokes the grant.
+   * A pass is trusted for `healthCacheMs` so that the node's frequent checks
+   * do not become a steady stream of KMS calls.
+   */
+  async checkHealth(): Promise<void> {
+    if (Date.now() - this.#healthyAt < this.#healthCacheMs) return;
+    const context = { custos_cluster: this.#config.cluster ?? 'custos', purpose: 'custos-seal-probe' };
+    if (!this.#probe) {
+      const plain = randomBytes(32);
+      const out = await this.#send('Encrypt', (abortSignal) =>
+        this.#client.send(
+          new EncryptCommand({ KeyId: this.#config.keyId, Plaintext: plain, EncryptionContext: context }),
+          {
+            abortSignal,
+          },
+        ),
+      );
+      if (!out.CiphertextBlob)
+        throw new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', 'AWS KMS Encrypt: the answer had no ciphertext.');
+      this.#probe = { plain, ciphertext: out.CiphertextBlob };
+    }
+    const probe = this.#probe;
+    const out = await this.#send('Decrypt', (abortSignal) =>
+      this.#client.send(
+        new DecryptCommand({ CiphertextBlob: probe.ciphertext, KeyId: this.#config.keyId, EncryptionContext: context }),
+        { abortSignal },
+      ),
+    );
+    const plain = Buffer.from(out.Plaintext ?? []);
+    if (plain.length !== probe.plain.length || !timingSafeEqual(plain, probe.plain)) throw new IntegrityError();
+    this.#healthyAt = Date.now();
   }
 
   async close(): Promise<void> {

@@ -24,7 +24,7 @@ export const CLUSTER_NAME = /^[A-Za-z0-9._-]{1,64}$/;
  * custos config file next to the data it protects.
  */
 export function parseAwsKmsSealConfig(raw: Readonly<Record<string, unknown>>): AwsKmsSealConfig {
-  const invalid = (detail: string) => new CustosError('CUSTOS_ERR_SEAL_KMS_CONFIG_INVALID', detail);
+  const invalid = (detail: string) => new CustosError('CUSTOS_ERR_SEAL_CONFIG_INVALID', detail);
   const allowed = new Set(['type', 'key_id', 'region', 'endpoint', 'cluster']);
   for (const k of Object.keys(raw)) {
     if (!allowed.has(k)) {

@@ -30,20 +30,21 @@ export function azureKeyVaultError(error: unknown, operation: 'wrapKey' | 'unwra
   // Entra ID refused the credentials the chain found (wrong secret, disabled app).
   if (name === 'AuthenticationError') {
     return new CustosError(
-      'CUSTOS_ERR_SEAL_KMS_DENIED',
+      'CUSTOS_ERR_SEAL_ACCESS_DENIED',
       `Azure Key Vault ${operation}: the identity platform refused the credentials.`,
     );
   }
   if (name === 'AbortError') {
-    return new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', `Azure Key Vault ${operation}: no answer in time.`);
+    return new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', `Azure Key Vault ${operation}: no answer in time.`);
   }
   const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
   const code = typeof e.code === 'string' && SAFE.test(e.code) ? e.code : undefined;
   const what = `Azure Key Vault ${operation}: ${[status, code].filter((x) => x !== undefined).join(' ') || name || 'failed'}.`;
-  if (status === 401 || status === 403 || status === 404) return new CustosError('CUSTOS_ERR_SEAL_KMS_DENIED', what);
+  if (status === 401 || status === 403) return new CustosError('CUSTOS_ERR_SEAL_ACCESS_DENIED', what);
+  if (status === 404) return new CustosError('CUSTOS_ERR_SEAL_KEY_NOT_FOUND', what);
   // Key Vault answers 400 BadParameter when the wrapped data key does not
   // decrypt under this key: another key, or an edited blob.
   if (status === 400 && operation === 'unwrapKey') return new IntegrityError();
   // 429 after the retries, 5xx, refused or reset connections: transient.
-  return new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', what);
+  return new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', what);
 }

@@ -21,7 +21,13 @@ const wrappers: AzureKeyVaultKeyWrapper[] = [];
 const aad = Buffer.from('{"keyringId":"0123456789abcdef0123456789abcdef","type":"azurekeyvault"}');
 
 function wrapper(
-  options: { keyName?: string; keyVersion?: string; maxRetries?: number; totalTimeoutMs?: number } = {},
+  options: {
+    keyName?: string;
+    keyVersion?: string;
+    maxRetries?: number;
+    totalTimeoutMs?: number;
+    healthCacheMs?: number;
+  } = {},
 ) {
   const w = new AzureKeyVaultKeyWrapper(
     {
@@ -35,6 +41,7 @@ function wrapper(
         maxRetries: options.maxRetries ?? 2,
         attemptTimeoutMs: 1_000,
         totalTimeoutMs: options.totalTimeoutMs ?? 10_000,
+        healthCacheMs: options.healthCacheMs ?? 0,
       },
     },
   );
@@ -143,7 +150,7 @@ describe('AzureKeyVaultKeyWrapper against the wire-compatible Key Vault server',
     expect(vault.requests.filter((r) => r === 'POST unwrapkey')).toHaveLength(3);
   });
 
-  it('gives up on endless throttling after the bounded retries: CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', async () => {
+  it('gives up on endless throttling after the bounded retries: CUSTOS_ERR_SEAL_UNAVAILABLE', async () => {
     const rootKey = randomBytes(32);
     const w = wrapper({ maxRetries: 1 });
     const wrapped = await w.wrap(rootKey, aad);
@@ -151,48 +158,48 @@ describe('AzureKeyVaultKeyWrapper against the wire-compatible Key Vault server',
     vault.requests.length = 0;
     vault.faults.throttle = Number.POSITIVE_INFINITY;
     const e = await failure(w.unwrap(wrapped, aad));
-    expect(e.code).toBe('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE');
+    expect(e.code).toBe('CUSTOS_ERR_SEAL_UNAVAILABLE');
     expect(e.message).toContain('429');
     expect(vault.requests.filter((r) => r === 'POST unwrapkey')).toHaveLength(2);
     expectNoSecrets(e, rootKey);
   });
 
-  it('bounds a vault that does not answer: CUSTOS_ERR_SEAL_KMS_UNAVAILABLE, not a hang', async () => {
+  it('bounds a vault that does not answer: CUSTOS_ERR_SEAL_UNAVAILABLE, not a hang', async () => {
     const rootKey = randomBytes(32);
     const w = wrapper({ maxRetries: 1, totalTimeoutMs: 2_000 });
     const wrapped = await w.wrap(rootKey, aad);
     vault.faults.delayMs = 15_000;
     const started = Date.now();
     const e = await failure(w.unwrap(wrapped, aad));
-    expect(e.code).toBe('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE');
+    expect(e.code).toBe('CUSTOS_ERR_SEAL_UNAVAILABLE');
     expect(Date.now() - started).toBeLessThan(6_000);
     expectNoSecrets(e, rootKey);
   });
 
-  it('says 403 Forbidden and a disabled key with CUSTOS_ERR_SEAL_KMS_DENIED', async () => {
+  it('says 403 Forbidden and a disabled key with CUSTOS_ERR_SEAL_ACCESS_DENIED, a missing key with CUSTOS_ERR_SEAL_KEY_NOT_FOUND', async () => {
     const rootKey = randomBytes(32);
     const w = wrapper();
     const wrapped = await w.wrap(rootKey, aad);
     vault.faults.deny = true;
     const e = await failure(w.unwrap(wrapped, aad));
-    expect(e.code).toBe('CUSTOS_ERR_SEAL_KMS_DENIED');
+    expect(e.code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
     expect(e.message).toContain('403');
     expectNoSecrets(e, rootKey);
     vault.faults.deny = false;
     vault.faults.disabled.add('custos-root');
-    expect((await failure(wrapper().unwrap(wrapped, aad))).code).toBe('CUSTOS_ERR_SEAL_KMS_DENIED');
+    expect((await failure(wrapper().unwrap(wrapped, aad))).code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
     expect((await failure(wrapper({ keyName: 'no-such-key' }).wrap(rootKey, aad))).code).toBe(
-      'CUSTOS_ERR_SEAL_KMS_DENIED',
+      'CUSTOS_ERR_SEAL_KEY_NOT_FOUND',
     );
   });
 
-  it('says a refused client secret with CUSTOS_ERR_SEAL_KMS_DENIED, without the secret', async () => {
+  it('says a refused client secret with CUSTOS_ERR_SEAL_ACCESS_DENIED, without the secret', async () => {
     const rootKey = randomBytes(32);
     const wrongSecret = `wrong-${randomBytes(12).toString('hex')}`;
     const restore = useAzureEnvironment(tokens, { clientId: tokens.clientId, clientSecret: wrongSecret });
     try {
       const e = await failure(wrapper().wrap(rootKey, aad));
-      expect(e.code).toBe('CUSTOS_ERR_SEAL_KMS_DENIED');
+      expect(e.code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
       expect(e.message).not.toContain(wrongSecret);
       expectNoSecrets(e, rootKey);
     } finally {
@@ -208,6 +215,24 @@ describe('AzureKeyVaultKeyWrapper against the wire-compatible Key Vault server',
     } finally {
       restore();
     }
+  });
+
+  it('checks its health by unwrapping a probe: passes while the key works, says why once it does not', async () => {
+    const w = wrapper();
+    await w.checkHealth();
+    vault.requests.length = 0;
+    await w.checkHealth();
+    expect(vault.requests).toEqual(['POST unwrapkey']);
+    vault.faults.disabled.add('custos-root');
+    expect((await failure(w.checkHealth())).code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
+    vault.faults.disabled.clear();
+    await w.checkHealth();
+    const cached = wrapper({ healthCacheMs: 60_000 });
+    await cached.checkHealth();
+    vault.requests.length = 0;
+    vault.faults.deny = true;
+    await cached.checkHealth();
+    expect(vault.requests).toHaveLength(0);
   });
 
   it('challenges an unauthenticated request as Key Vault does', async () => {
@@ -246,7 +271,7 @@ describe('parseAzureKeyVaultSealConfig', () => {
     for (const k of ['client_secret', 'client_id', 'tenant_id']) {
       expect(() => parseAzureKeyVaultSealConfig({ ...base, [k]: secret })).toThrow(
         expect.objectContaining({
-          code: 'CUSTOS_ERR_SEAL_KMS_CONFIG_INVALID',
+          code: 'CUSTOS_ERR_SEAL_CONFIG_INVALID',
           message: expect.not.stringContaining(secret),
         }),
       );
@@ -260,7 +285,7 @@ describe('parseAzureKeyVaultSealConfig', () => {
       { ...base, key_version: 'latest' },
     ]) {
       expect(() => parseAzureKeyVaultSealConfig(bad)).toThrow(
-        expect.objectContaining({ code: 'CUSTOS_ERR_SEAL_KMS_CONFIG_INVALID' }),
+        expect.objectContaining({ code: 'CUSTOS_ERR_SEAL_CONFIG_INVALID' }),
       );
     }
   });

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { CryptographyClient, type CryptographyClientOptions } from '@azure/keyvault-keys';
-import { CustosError, IntegrityError, type RootKeyWrapper } from '@custos/core';
+import { CustosError, IntegrityError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
 import { azureKeyVaultError } from './azure-key-vault-errors.js';
 import type { AzureKeyVaultSealConfig } from './azure-key-vault-seal-config.js';
 import { decodeEnvelope, encodeEnvelope, openEnvelope, sealEnvelope } from './key-vault-envelope.js';
@@ -14,6 +14,8 @@ export interface KeyVaultCallLimits {
   readonly attemptTimeoutMs?: number;
   /** Deadline of the whole call. Default 20 s. */
   readonly totalTimeoutMs?: number;
+  /** A passed health check is trusted this long before Key Vault is asked again. Default 30 s. */
+  readonly healthCacheMs?: number;
 }
 
 /**
@@ -55,7 +57,7 @@ const DATA_KEY_BYTES = 32;
  * - Bounds: retries and each attempt under deadlines, the whole call under
  *   one abort signal, so an unseal at start cannot hang.
  */
-export class AzureKeyVaultKeyWrapper implements RootKeyWrapper {
+export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly type = 'azurekeyvault';
   readonly #config: AzureKeyVaultSealConfig;
   readonly #credential: TokenCredential;
@@ -63,6 +65,9 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper {
   readonly #attemptTimeoutMs: number;
   readonly #totalTimeoutMs: number;
   readonly #clients = new Map<string, CryptographyClient>();
+  readonly #healthCacheMs: number;
+  #probe: { plain: Buffer; kid: string; wrapped: Uint8Array } | undefined;
+  #healthyAt = Number.NEGATIVE_INFINITY;
 
   constructor(config: AzureKeyVaultSealConfig, deps: AzureKeyVaultWrapperDeps = {}) {
     this.#config = config;
@@ -70,6 +75,7 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper {
     const limits = deps.limits ?? {};
     this.#attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
     this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
+    this.#healthCacheMs = limits.healthCacheMs ?? 30_000;
     this.#clientOptions = {
       ...deps.clientOptions,
       retryOptions: { maxRetries: limits.maxRetries ?? 3, retryDelayInMs: 250, maxRetryDelayInMs: 4_000 },
@@ -85,6 +91,11 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper {
     };
   }
 
+  #keyId(): string {
+    const version = this.#config.keyVersion ? `/${this.#config.keyVersion}` : '';
+    return `${this.#config.vaultUrl}/keys/${this.#config.keyName}${version}`;
+  }
+
   async wrap(rootKey: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
     const dataKey = randomBytes(DATA_KEY_BYTES);
     try {
@@ -95,7 +106,7 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper {
       // The answer names the exact version that wrapped; it is checked like a stored one before use.
       const kid = this.#checkedKid(wrapped.keyID);
       if (!wrapped.result?.length)
-        throw new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', 'Azure Key Vault wrapKey: empty answer.');
+        throw new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', 'Azure Key Vault wrapKey: empty answer.');
       return encodeEnvelope({ ...sealEnvelope(rootKey, dataKey, aad, kid), wrappedDataKey: wrapped.result });
     } finally {
       dataKey.fill(0);
@@ -118,6 +129,33 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper {
     }
   }
 
+  /**
+   * Is the key still usable for what the next start needs — unwrapKey? A
+   * random probe is wrapped once and unwrapped on each check: that needs
+   * only the wrapKey/unwrapKey permissions the seal has anyway (a `get` of
+   * the key would need one more), and it fails exactly when the key is
+   * disabled or deleted or the identity loses its permission. A pass is
+   * trusted for `healthCacheMs`, so frequent checks do not become a steady
+   * stream of Key Vault calls (Key Vault throttles per vault).
+   */
+  async checkHealth(): Promise<void> {
+    if (Date.now() - this.#healthyAt < this.#healthCacheMs) return;
+    if (!this.#probe) {
+      const plain = randomBytes(DATA_KEY_BYTES);
+      const out = await this.#call('wrapKey', (options) =>
+        this.#client(this.#keyId()).wrapKey(ALGORITHM, plain, options),
+      );
+      this.#probe = { plain, kid: this.#checkedKid(out.keyID), wrapped: out.result };
+    }
+    const probe = this.#probe;
+    const out = await this.#call('unwrapKey', (options) =>
+      this.#client(probe.kid).unwrapKey(ALGORITHM, probe.wrapped, options),
+    );
+    if (out.result.length !== probe.plain.length || !timingSafeEqual(out.result, probe.plain))
+      throw new IntegrityError();
+    this.#healthyAt = Date.now();
+  }
+
   async close(): Promise<void> {
     this.#clients.clear();
   }
@@ -131,7 +169,7 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper {
     const fail = () =>
       stored
         ? new IntegrityError()
-        : new CustosError('CUSTOS_ERR_SEAL_KMS_UNAVAILABLE', 'Azure Key Vault wrapKey: the answer names another key.');
+        : new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', 'Azure Key Vault wrapKey: the answer names another key.');
     if (typeof kid !== 'string') throw fail();
     let url: URL;
     try {

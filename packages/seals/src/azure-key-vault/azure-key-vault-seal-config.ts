@@ -19,7 +19,7 @@ const KEY_VERSION = /^[0-9a-f]{32}$/;
  * identity), never from its own config file.
  */
 export function parseAzureKeyVaultSealConfig(raw: Readonly<Record<string, unknown>>): AzureKeyVaultSealConfig {
-  const invalid = (detail: string) => new CustosError('CUSTOS_ERR_SEAL_KMS_CONFIG_INVALID', detail);
+  const invalid = (detail: string) => new CustosError('CUSTOS_ERR_SEAL_CONFIG_INVALID', detail);
   const allowed = new Set(['type', 'vault_url', 'key_name', 'key_version']);
   for (const k of Object.keys(raw)) {
     if (!allowed.has(k)) {
