@@ -1,3 +1,5 @@
+export * from './aws-kms/index.js';
+export * from './azure-key-vault/index.js';
 export {
   type CreateRootKeyWrapperOptions,
   createRootKeyWrapper,
@@ -11,5 +13,3 @@ export {
   parsePkcs11SealConfig,
 } from './pkcs11/pkcs11-config.js';
 export { Pkcs11KeyWrapper, type Pkcs11OpenOptions } from './pkcs11/pkcs11-key-wrapper.js';
-export * from './aws-kms/index.js';
-export * from './azure-key-vault/index.js';
