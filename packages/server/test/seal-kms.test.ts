@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { CustosNode, EgressPolicy, type RootKeyWrapper } from '@custos/core';
-import { AwsKmsKeyWrapper, AzureKeyVaultKeyWrapper } from '@custos/seals';
+import { AwsKmsKeyWrapper, AzureKeyVaultKeyWrapper, createRootKeyWrapper } from '@custos/seals';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useAwsEnvironment } from '../../seals/src/test-support/aws-env.js';
 import { azureTestDeps, useAzureEnvironment } from '../../seals/src/test-support/azure-env.js';
@@ -16,6 +18,8 @@ import {
 import { type KmsWireServer, startKmsWireServer } from '../../seals/src/test-support/kms-wire-server.js';
 import { createTestTls, type TestTls } from '../../seals/src/test-support/test-tls.js';
 import { buildApp } from '../src/app.js';
+import { resolveServerConfig } from '../src/server-config.js';
+import { startServer } from '../src/start-server.js';
 import { auditEvents } from './test-server.js';
 
 // A custos node auto-unsealing from the cloud KMS seals — verified against
@@ -36,7 +40,7 @@ let tls: TestTls;
 let tokens: AzureTokenServer;
 let vault: KeyVaultWireServer;
 const restore: Array<() => void> = [];
-const limits = { attemptTimeoutMs: 1_000, totalTimeoutMs: 5_000, healthCacheMs: 0 };
+const limits = { attemptTimeoutMs: 1_000, totalTimeoutMs: 5_000 };
 
 const clouds: Cloud[] = [
   {
@@ -215,5 +219,109 @@ describe.each(clouds)('a custos node sealed by $name', (cloud) => {
       cloud.deny(false);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the awskms seal from the server config file, end to end', () => {
+  it('starts, initialises and auto-unseals through seal { type: awskms, … }; a throttled KMS at runtime seals with CUSTOS_ERR_SEAL_UNAVAILABLE; nothing secret is logged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'custos-seal-awskms-config-'));
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk, _enc, done) {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    );
+    const file = join(dir, 'config.json');
+    const seal = {
+      type: 'aws-kms',
+      key_id: kmsKey.arn,
+      region: kms.region,
+      endpoint: kms.endpoint,
+      cluster: 'prod-eu-1',
+      health_interval: '500ms',
+    };
+    writeFileSync(file, JSON.stringify({ data_dir: dir, listen: '127.0.0.1:0', seal }));
+    try {
+      const first = await startServer(resolveServerConfig({ config: file }, tmpdir()), logger);
+      const rootToken = readFileSync(join(dir, 'root-token'), 'utf8').trim();
+      const call = (server: typeof first, method: string, path: string, body?: unknown) =>
+        fetch(`${server.address}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${rootToken}`,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+      try {
+        expect(
+          (await call(first, 'PUT', '/v1/secrets/data/kv/app/db', { data: { password: 'fake-pw-1' } })).status,
+        ).toBe(200);
+        const status = await (await call(first, 'GET', '/v1/sys/seal-status')).json();
+        expect(status).toMatchObject({ initialized: true, sealed: false, type: 'wrapped', wrapper: 'awskms' });
+      } finally {
+        await first.close();
+      }
+      const second = await startServer(resolveServerConfig({ config: file }, tmpdir()), logger);
+      try {
+        const read = await (await call(second, 'GET', '/v1/secrets/data/kv/app/db')).json();
+        expect(read.data).toEqual({ password: 'fake-pw-1' });
+        kms.faults.throttle = Number.POSITIVE_INFINITY;
+        let sealed: { sealed?: boolean; reason?: string } = {};
+        for (let i = 0; i < 300 && sealed.sealed !== true; i++) {
+          sealed = await (await call(second, 'GET', '/v1/sys/seal-status')).json();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(sealed).toMatchObject({ sealed: true, reason: 'CUSTOS_ERR_SEAL_UNAVAILABLE' });
+        kms.faults.throttle = 0;
+        for (let i = 0; i < 300 && sealed.sealed !== false; i++) {
+          sealed = await (await call(second, 'GET', '/v1/sys/seal-status')).json();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(sealed.sealed).toBe(false);
+      } finally {
+        kms.faults.throttle = 0;
+        await second.close();
+      }
+      const log = lines.join('');
+      expect(log).not.toContain(kms.credentials.secretAccessKey);
+      expect(log).not.toContain(kms.credentials.accessKeyId);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('the azurekeyvault section reaches the factory as a Key Vault wrapper, credentials in it refused', async () => {
+    const config = resolveServerConfig(
+      {
+        config: (() => {
+          const dir = mkdtempSync(join(tmpdir(), 'custos-seal-akv-config-'));
+          const f = join(dir, 'config.json');
+          const section = { type: 'azurekeyvault', vault_url: 'https://custos-test.vault.azure.net', key_name: 'root' };
+          writeFileSync(f, JSON.stringify({ data_dir: dir, seal: section }));
+          return f;
+        })(),
+      },
+      tmpdir(),
+    );
+    expect(config.seal).toBe('wrapped');
+    const wrapper = await createRootKeyWrapper(config.sealSettings!);
+    expect(wrapper).toBeInstanceOf(AzureKeyVaultKeyWrapper);
+    expect(wrapper.describe()).toEqual({
+      type: 'azurekeyvault',
+      vault_url: 'https://custos-test.vault.azure.net',
+      key_name: 'root',
+    });
+    await wrapper.close();
+    await expect(
+      createRootKeyWrapper({ ...config.sealSettings!, client_secret: 'test-not-a-secret' }),
+    ).rejects.toMatchObject({ code: 'CUSTOS_ERR_SEAL_CONFIG_INVALID' });
+    await expect(createRootKeyWrapper(config.sealSettings!, { createKey: true })).rejects.toMatchObject({
+      code: 'CUSTOS_ERR_SEAL_UNSUPPORTED',
+    });
   });
 });

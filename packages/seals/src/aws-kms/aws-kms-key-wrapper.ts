@@ -12,8 +12,6 @@ export interface KmsCallLimits {
   readonly attemptTimeoutMs?: number;
   /** Deadline of the whole call, every retry and backoff included. Default 20 s. */
   readonly totalTimeoutMs?: number;
-  /** A passed health check is trusted this long before KMS is asked again. Default 30 s. */
-  readonly healthCacheMs?: number;
 }
 
 /**
@@ -44,14 +42,11 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly #config: AwsKmsSealConfig;
   readonly #client: KMSClient;
   readonly #totalTimeoutMs: number;
-  readonly #healthCacheMs: number;
   #probe: { plain: Buffer; ciphertext: Uint8Array } | undefined;
-  #healthyAt = Number.NEGATIVE_INFINITY;
 
   constructor(config: AwsKmsSealConfig, limits: KmsCallLimits = {}) {
     this.#config = config;
     this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
-    this.#healthCacheMs = limits.healthCacheMs ?? 30_000;
     const attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
     const clientConfig: KMSClientConfig = {
       region: config.region,
@@ -120,11 +115,10 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
    * beyond the seal's own (DescribeKey would need kms:DescribeKey, which a
    * least-privilege key policy may not grant), and it fails exactly when an
    * operator disables the key, schedules its deletion or revokes the grant.
-   * A pass is trusted for `healthCacheMs` so that the node's frequent checks
-   * do not become a steady stream of KMS calls.
+   * One Decrypt per check: the call rate is the server's
+   * `seal.health_interval` (default 5 s; a cloud seal can take 30 s).
    */
   async checkHealth(): Promise<void> {
-    if (Date.now() - this.#healthyAt < this.#healthCacheMs) return;
     const context = { custos_cluster: this.#config.cluster ?? 'custos', purpose: 'custos-seal-probe' };
     if (!this.#probe) {
       const plain = randomBytes(32);
@@ -149,7 +143,6 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     );
     const plain = Buffer.from(out.Plaintext ?? []);
     if (plain.length !== probe.plain.length || !timingSafeEqual(plain, probe.plain)) throw new IntegrityError();
-    this.#healthyAt = Date.now();
   }
 
   async close(): Promise<void> {

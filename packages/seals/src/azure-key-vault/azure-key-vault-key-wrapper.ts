@@ -14,8 +14,6 @@ export interface KeyVaultCallLimits {
   readonly attemptTimeoutMs?: number;
   /** Deadline of the whole call. Default 20 s. */
   readonly totalTimeoutMs?: number;
-  /** A passed health check is trusted this long before Key Vault is asked again. Default 30 s. */
-  readonly healthCacheMs?: number;
 }
 
 /**
@@ -65,9 +63,7 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
   readonly #attemptTimeoutMs: number;
   readonly #totalTimeoutMs: number;
   readonly #clients = new Map<string, CryptographyClient>();
-  readonly #healthCacheMs: number;
   #probe: { plain: Buffer; kid: string; wrapped: Uint8Array } | undefined;
-  #healthyAt = Number.NEGATIVE_INFINITY;
 
   constructor(config: AzureKeyVaultSealConfig, deps: AzureKeyVaultWrapperDeps = {}) {
     this.#config = config;
@@ -75,7 +71,6 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
     const limits = deps.limits ?? {};
     this.#attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
     this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
-    this.#healthCacheMs = limits.healthCacheMs ?? 30_000;
     this.#clientOptions = {
       ...deps.clientOptions,
       retryOptions: { maxRetries: limits.maxRetries ?? 3, retryDelayInMs: 250, maxRetryDelayInMs: 4_000 },
@@ -134,12 +129,11 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
    * random probe is wrapped once and unwrapped on each check: that needs
    * only the wrapKey/unwrapKey permissions the seal has anyway (a `get` of
    * the key would need one more), and it fails exactly when the key is
-   * disabled or deleted or the identity loses its permission. A pass is
-   * trusted for `healthCacheMs`, so frequent checks do not become a steady
-   * stream of Key Vault calls (Key Vault throttles per vault).
+   * disabled or deleted or the identity loses its permission. One unwrapKey
+   * per check: the call rate is the server's `seal.health_interval`
+   * (default 5 s; Key Vault throttles per vault, so 30 s suits a shared vault).
    */
   async checkHealth(): Promise<void> {
-    if (Date.now() - this.#healthyAt < this.#healthCacheMs) return;
     if (!this.#probe) {
       const plain = randomBytes(DATA_KEY_BYTES);
       const out = await this.#call('wrapKey', (options) =>
@@ -153,7 +147,6 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
     );
     if (out.result.length !== probe.plain.length || !timingSafeEqual(out.result, probe.plain))
       throw new IntegrityError();
-    this.#healthyAt = Date.now();
   }
 
   async close(): Promise<void> {
