@@ -295,6 +295,65 @@ describe('the awskms seal from the server config file, end to end', () => {
     }
   }, 90_000);
 
+  it('rotate-seal re-wraps the root key under another KMS key without downtime; the switched config unseals', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'custos-seal-awskms-rotate-'));
+    const next = kms.createKey();
+    const configFor = (keyId: string) => {
+      const file = join(dir, `config-${keyId.slice(-6)}.json`);
+      const seal = { type: 'awskms', key_id: keyId, region: kms.region, endpoint: kms.endpoint };
+      writeFileSync(file, JSON.stringify({ data_dir: dir, listen: '127.0.0.1:0', seal }));
+      return file;
+    };
+    const start = (file: string) =>
+      startServer(resolveServerConfig({ config: file }, tmpdir()), pino({ level: 'silent' }));
+    try {
+      const server = await start(configFor(kmsKey.arn));
+      const rootToken = readFileSync(join(dir, 'root-token'), 'utf8').trim();
+      const call = async (method: string, path: string, body?: unknown) => {
+        const r = await fetch(`${server.address}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${rootToken}`,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+        return { status: r.status, json: await r.json() };
+      };
+      try {
+        await call('PUT', '/v1/secrets/data/kv/app/r', { data: { v: 'fake-r' } });
+        const rotated = await call('POST', '/v1/sys/seal/rotate', { key: next.arn });
+        expect(rotated.status).toBe(200);
+        expect(rotated.json).toEqual({
+          generation: 2,
+          seal_key: { type: 'awskms', key_id: next.arn, region: kms.region },
+        });
+        expect((await call('GET', '/v1/secrets/data/kv/app/r')).json.data).toEqual({ v: 'fake-r' });
+        // custos does not create KMS keys; a key KMS does not know is refused, nothing written.
+        expect((await call('POST', '/v1/sys/seal/rotate', { key: next.arn, create_key: true })).json.error.code).toBe(
+          'CUSTOS_ERR_SEAL_UNSUPPORTED',
+        );
+        const unknown = `arn:aws:kms:${kms.region}:111122223333:key/00000000-0000-0000-0000-000000000000`;
+        expect((await call('POST', '/v1/sys/seal/rotate', { key: unknown })).json.error.code).toBe(
+          'CUSTOS_ERR_SEAL_KEY_NOT_FOUND',
+        );
+      } finally {
+        await server.close();
+      }
+      const switched = await start(configFor(next.arn));
+      try {
+        const r = await fetch(`${switched.address}/v1/secrets/data/kv/app/r`, {
+          headers: { authorization: `Bearer ${rootToken}` },
+        });
+        expect(((await r.json()) as { data: unknown }).data).toEqual({ v: 'fake-r' });
+      } finally {
+        await switched.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('the azurekeyvault section reaches the factory as a Key Vault wrapper, credentials in it refused', async () => {
     const config = resolveServerConfig(
       {
