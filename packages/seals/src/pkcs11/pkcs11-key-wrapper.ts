@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CustosError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
-import * as pkcs11js from 'pkcs11js';
+import type * as P from 'pkcs11js';
+import pkcs11js from 'pkcs11js';
 import { type Pkcs11SealConfig, readPin } from './pkcs11-config.js';
 import { pkcs11Failure } from './pkcs11-errors.js';
 import { acquirePkcs11Module, type Pkcs11Module } from './pkcs11-module.js';
@@ -268,8 +269,8 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 }
 
-function gcm(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
-  const parameter: pkcs11js.GcmParams = {
+function gcm(iv: Buffer, aad: Uint8Array): P.Mechanism {
+  const parameter: P.GcmParams = {
     type: pkcs11js.CK_PARAMS_GCM,
     iv,
     ivBits: IV_BYTES * 8,
@@ -284,7 +285,7 @@ function digest(aad: Uint8Array): Buffer {
 }
 
 /** A session-only, extractable generic secret: the carrier of the root key in and out of C_WrapKey/C_UnwrapKey. */
-function secretTemplate(value?: Buffer): pkcs11js.Template {
+function secretTemplate(value?: Buffer): P.Template {
   return [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
