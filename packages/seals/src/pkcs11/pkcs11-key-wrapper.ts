@@ -62,6 +62,13 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly #pin: string;
   #handles: Pkcs11Handles | undefined;
   readonly #tokenLabel: string;
+  /**
+   * Set once the token refused the PIN after start (it was changed, or the
+   * token locked it). No further login is attempted with it: a health check
+   * retrying every few seconds would otherwise run the token's lockout
+   * counter down. A restart with the right PIN is needed.
+   */
+  #pinRefused: CustosError | undefined;
 
   private constructor(module: Pkcs11Module, config: Pkcs11SealConfig, pin: string, handles: Pkcs11Handles) {
     this.#module = module;
@@ -243,6 +250,7 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 
   #reconnect(): void {
+    if (this.#pinRefused !== undefined) throw this.#pinRefused;
     const old = this.#handles;
     this.#handles = undefined;
     if (old !== undefined) {
@@ -258,9 +266,17 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
       // Some modules only see a token that came back after a fresh
       // C_Initialize. A wrong PIN is not retried (it would count twice
       // against the token's lockout).
-      if (e instanceof CustosError && e.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') throw e;
+      if (e instanceof CustosError && e.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') {
+        this.#pinRefused = e;
+        throw e;
+      }
       this.#module.reinitialize();
-      this.#handles = openPkcs11Session(this.#module, this.#config, this.#pin);
+      try {
+        this.#handles = openPkcs11Session(this.#module, this.#config, this.#pin);
+      } catch (again) {
+        if (again instanceof CustosError && again.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') this.#pinRefused = again;
+        throw again;
+      }
     }
     if (this.#handles.tokenLabel !== this.#tokenLabel) {
       // Another token answered to the same slot id: not the key we described.

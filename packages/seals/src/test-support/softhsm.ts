@@ -115,6 +115,29 @@ export class SoftHsm {
     }
   }
 
+  /** Changes the user PIN of `token` from `from` to `to` (as an HSM admin changing it under a running server). */
+  async setPin(token: SoftHsmToken, from: string, to: string): Promise<void> {
+    const module = acquirePkcs11Module(this.library);
+    const { pkcs11 } = module;
+    try {
+      const slot = pkcs11.C_GetSlotList(true).find((s) => pkcs11.C_GetTokenInfo(s).label.trim() === token.label);
+      if (slot === undefined) throw new Error(`no token ${token.label}`);
+      const session = pkcs11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      try {
+        try {
+          pkcs11.C_Login(session, pkcs11js.CKU_USER, from);
+        } catch (e) {
+          if (!(e instanceof pkcs11js.Pkcs11Error && e.code === pkcs11js.CKR_USER_ALREADY_LOGGED_IN)) throw e;
+        }
+        pkcs11.C_SetPIN(session, from, to);
+      } finally {
+        pkcs11.C_CloseSession(session);
+      }
+    } finally {
+      module.release();
+    }
+  }
+
   /** Simulates pulling the HSM: every token disappears (the token directory moves away). */
   async removeTokens(): Promise<void> {
     await rename(this.tokenDir, `${this.tokenDir}.removed`);
