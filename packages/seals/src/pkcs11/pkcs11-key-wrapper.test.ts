@@ -173,4 +173,29 @@ describe.runIf(run)('Pkcs11KeyWrapper against SoftHSM2', () => {
       await wrapper.close();
     }
   });
+
+  it('PIN changed in the HSM while running: the next login is refused once, and that PIN is never tried again', async () => {
+    const own = await hsm.initToken();
+    await hsm.createKey(own, 'pin-key');
+    const ownEnv = { TEST_HSM_PIN: own.pin };
+    const wrapper = await Pkcs11KeyWrapper.open(config({ token_label: own.label, key_label: 'pin-key' }), {
+      env: ownEnv,
+    });
+    const newPin = `pin-${randomBytes(6).toString('hex')}`;
+    try {
+      await hsm.setPin(own, own.pin, newPin);
+      // Force a new login: the token goes away and comes back.
+      await hsm.removeTokens();
+      await failure(wrapper.checkHealth());
+      await hsm.restoreTokens();
+      const refused = await failure(wrapper.checkHealth());
+      expect(refused.code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
+      expect(JSON.stringify({ m: refused.message, s: refused.stack })).not.toContain(own.pin);
+      // Even with the old PIN valid again, the wrapper does not log in again with it.
+      await hsm.setPin(own, newPin, own.pin);
+      expect((await failure(wrapper.checkHealth())).code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
+    } finally {
+      await wrapper.close();
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CustosError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
-import * as pkcs11js from 'pkcs11js';
+import type * as P from 'pkcs11js';
+import pkcs11js from 'pkcs11js';
 import { type Pkcs11SealConfig, readPin } from './pkcs11-config.js';
 import { pkcs11Failure } from './pkcs11-errors.js';
 import { acquirePkcs11Module, type Pkcs11Module } from './pkcs11-module.js';
@@ -61,6 +62,13 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly #pin: string;
   #handles: Pkcs11Handles | undefined;
   readonly #tokenLabel: string;
+  /**
+   * Set once the token refused the PIN after start (it was changed, or the
+   * token locked it). No further login is attempted with it: a health check
+   * retrying every few seconds would otherwise run the token's lockout
+   * counter down. A restart with the right PIN is needed.
+   */
+  #pinRefused: CustosError | undefined;
 
   private constructor(module: Pkcs11Module, config: Pkcs11SealConfig, pin: string, handles: Pkcs11Handles) {
     this.#module = module;
@@ -242,6 +250,7 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 
   #reconnect(): void {
+    if (this.#pinRefused !== undefined) throw this.#pinRefused;
     const old = this.#handles;
     this.#handles = undefined;
     if (old !== undefined) {
@@ -257,9 +266,17 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
       // Some modules only see a token that came back after a fresh
       // C_Initialize. A wrong PIN is not retried (it would count twice
       // against the token's lockout).
-      if (e instanceof CustosError && e.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') throw e;
+      if (e instanceof CustosError && e.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') {
+        this.#pinRefused = e;
+        throw e;
+      }
       this.#module.reinitialize();
-      this.#handles = openPkcs11Session(this.#module, this.#config, this.#pin);
+      try {
+        this.#handles = openPkcs11Session(this.#module, this.#config, this.#pin);
+      } catch (again) {
+        if (again instanceof CustosError && again.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') this.#pinRefused = again;
+        throw again;
+      }
     }
     if (this.#handles.tokenLabel !== this.#tokenLabel) {
       // Another token answered to the same slot id: not the key we described.
@@ -268,8 +285,8 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 }
 
-function gcm(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
-  const parameter: pkcs11js.GcmParams = {
+function gcm(iv: Buffer, aad: Uint8Array): P.Mechanism {
+  const parameter: P.GcmParams = {
     type: pkcs11js.CK_PARAMS_GCM,
     iv,
     ivBits: IV_BYTES * 8,
@@ -284,7 +301,7 @@ function digest(aad: Uint8Array): Buffer {
 }
 
 /** A session-only, extractable generic secret: the carrier of the root key in and out of C_WrapKey/C_UnwrapKey. */
-function secretTemplate(value?: Buffer): pkcs11js.Template {
+function secretTemplate(value?: Buffer): P.Template {
   return [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
