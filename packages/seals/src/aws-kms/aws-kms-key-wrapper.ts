@@ -1,5 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { DecryptCommand, EncryptCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
+// Types only: the SDK is loaded on first use (see #sdk), so a server with
+// another seal does not pay for loading it at every start.
+import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { CustosError, IntegrityError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
 import { awsKmsError } from './aws-kms-errors.js';
 import type { AwsKmsSealConfig } from './aws-kms-seal-config.js';
@@ -40,7 +42,8 @@ export interface KmsCallLimits {
 export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly type = 'awskms';
   readonly #config: AwsKmsSealConfig;
-  readonly #client: KMSClient;
+  readonly #clientConfig: KMSClientConfig;
+  #loaded: Promise<{ sdk: typeof import('@aws-sdk/client-kms'); client: KMSClient }> | undefined;
   readonly #totalTimeoutMs: number;
   #probe: { plain: Buffer; ciphertext: Uint8Array } | undefined;
 
@@ -48,7 +51,7 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     this.#config = config;
     this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
     const attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
-    const clientConfig: KMSClientConfig = {
+    this.#clientConfig = {
       region: config.region,
       maxAttempts: limits.maxAttempts ?? 4,
       retryMode: 'standard',
@@ -61,7 +64,6 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
       },
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
     };
-    this.#client = new KMSClient(clientConfig);
   }
 
   describe(): Readonly<Record<string, string>> {
@@ -72,9 +74,9 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 
   async wrap(rootKey: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
-    const out = await this.#send('Encrypt', (abortSignal) =>
-      this.#client.send(
-        new EncryptCommand({
+    const out = await this.#send('Encrypt', ({ sdk, client }, abortSignal) =>
+      client.send(
+        new sdk.EncryptCommand({
           KeyId: this.#config.keyId,
           Plaintext: rootKey,
           EncryptionContext: this.#context(aad),
@@ -90,9 +92,9 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 
   async unwrap(wrapped: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
-    const out = await this.#send('Decrypt', (abortSignal) =>
-      this.#client.send(
-        new DecryptCommand({
+    const out = await this.#send('Decrypt', ({ sdk, client }, abortSignal) =>
+      client.send(
+        new sdk.DecryptCommand({
           CiphertextBlob: wrapped,
           KeyId: this.#config.keyId,
           EncryptionContext: this.#context(aad),
@@ -122,9 +124,9 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     const context = { custos_cluster: this.#config.cluster ?? 'custos', purpose: 'custos-seal-probe' };
     if (!this.#probe) {
       const plain = randomBytes(32);
-      const out = await this.#send('Encrypt', (abortSignal) =>
-        this.#client.send(
-          new EncryptCommand({ KeyId: this.#config.keyId, Plaintext: plain, EncryptionContext: context }),
+      const out = await this.#send('Encrypt', ({ sdk, client }, abortSignal) =>
+        client.send(
+          new sdk.EncryptCommand({ KeyId: this.#config.keyId, Plaintext: plain, EncryptionContext: context }),
           {
             abortSignal,
           },
@@ -135,9 +137,13 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
       this.#probe = { plain, ciphertext: out.CiphertextBlob };
     }
     const probe = this.#probe;
-    const out = await this.#send('Decrypt', (abortSignal) =>
-      this.#client.send(
-        new DecryptCommand({ CiphertextBlob: probe.ciphertext, KeyId: this.#config.keyId, EncryptionContext: context }),
+    const out = await this.#send('Decrypt', ({ sdk, client }, abortSignal) =>
+      client.send(
+        new sdk.DecryptCommand({
+          CiphertextBlob: probe.ciphertext,
+          KeyId: this.#config.keyId,
+          EncryptionContext: context,
+        }),
         { abortSignal },
       ),
     );
@@ -146,7 +152,8 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 
   async close(): Promise<void> {
-    this.#client.destroy();
+    const loaded = await this.#loaded?.catch(() => undefined);
+    loaded?.client.destroy();
   }
 
   #context(aad: Uint8Array): Record<string, string> {
@@ -157,9 +164,16 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     };
   }
 
-  async #send<T>(operation: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async #send<T>(
+    operation: string,
+    call: (kms: { sdk: typeof import('@aws-sdk/client-kms'); client: KMSClient }, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     try {
-      return await call(AbortSignal.timeout(this.#totalTimeoutMs));
+      this.#loaded ??= import('@aws-sdk/client-kms').then((sdk) => ({
+        sdk,
+        client: new sdk.KMSClient(this.#clientConfig),
+      }));
+      return await call(await this.#loaded, AbortSignal.timeout(this.#totalTimeoutMs));
     } catch (error) {
       throw awsKmsError(error, operation);
     }

@@ -1,6 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { CryptographyClient, type CryptographyClientOptions } from '@azure/keyvault-keys';
+// Types only: the SDKs are loaded on first use (see #client), so a server
+// with another seal does not pay for loading them at every start.
+import type { TokenCredential } from '@azure/identity';
+import type { CryptographyClient, CryptographyClientOptions } from '@azure/keyvault-keys';
 import { CustosError, IntegrityError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
 import { azureKeyVaultError } from './azure-key-vault-errors.js';
 import type { AzureKeyVaultSealConfig } from './azure-key-vault-seal-config.js';
@@ -58,7 +60,8 @@ const DATA_KEY_BYTES = 32;
 export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly type = 'azurekeyvault';
   readonly #config: AzureKeyVaultSealConfig;
-  readonly #credential: TokenCredential;
+  readonly #givenCredential: TokenCredential | undefined;
+  #credential: Promise<TokenCredential> | undefined;
   readonly #clientOptions: CryptographyClientOptions;
   readonly #attemptTimeoutMs: number;
   readonly #totalTimeoutMs: number;
@@ -67,7 +70,7 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
 
   constructor(config: AzureKeyVaultSealConfig, deps: AzureKeyVaultWrapperDeps = {}) {
     this.#config = config;
-    this.#credential = deps.credential ?? new DefaultAzureCredential();
+    this.#givenCredential = deps.credential;
     const limits = deps.limits ?? {};
     this.#attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
     this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
@@ -94,9 +97,8 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
   async wrap(rootKey: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
     const dataKey = randomBytes(DATA_KEY_BYTES);
     try {
-      const keyId = `${this.#config.vaultUrl}/keys/${this.#config.keyName}${this.#config.keyVersion ? `/${this.#config.keyVersion}` : ''}`;
-      const wrapped = await this.#call('wrapKey', (options) =>
-        this.#client(keyId).wrapKey(ALGORITHM, dataKey, options),
+      const wrapped = await this.#call('wrapKey', async (options) =>
+        (await this.#client(this.#keyId())).wrapKey(ALGORITHM, dataKey, options),
       );
       // The answer names the exact version that wrapped; it is checked like a stored one before use.
       const kid = this.#checkedKid(wrapped.keyID);
@@ -111,8 +113,8 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
   async unwrap(wrapped: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
     const envelope = decodeEnvelope(wrapped);
     const kid = this.#checkedKid(envelope.kid, true);
-    const out = await this.#call('unwrapKey', (options) =>
-      this.#client(kid).unwrapKey(ALGORITHM, envelope.wrappedDataKey, options),
+    const out = await this.#call('unwrapKey', async (options) =>
+      (await this.#client(kid)).unwrapKey(ALGORITHM, envelope.wrappedDataKey, options),
     );
     const dataKey = Buffer.from(out.result);
     try {
@@ -136,14 +138,14 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
   async checkHealth(): Promise<void> {
     if (!this.#probe) {
       const plain = randomBytes(DATA_KEY_BYTES);
-      const out = await this.#call('wrapKey', (options) =>
-        this.#client(this.#keyId()).wrapKey(ALGORITHM, plain, options),
+      const out = await this.#call('wrapKey', async (options) =>
+        (await this.#client(this.#keyId())).wrapKey(ALGORITHM, plain, options),
       );
       this.#probe = { plain, kid: this.#checkedKid(out.keyID), wrapped: out.result };
     }
     const probe = this.#probe;
-    const out = await this.#call('unwrapKey', (options) =>
-      this.#client(probe.kid).unwrapKey(ALGORITHM, probe.wrapped, options),
+    const out = await this.#call('unwrapKey', async (options) =>
+      (await this.#client(probe.kid)).unwrapKey(ALGORITHM, probe.wrapped, options),
     );
     if (out.result.length !== probe.plain.length || !timingSafeEqual(out.result, probe.plain))
       throw new IntegrityError();
@@ -177,10 +179,15 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
     return `${url.origin}${url.pathname}`;
   }
 
-  #client(keyId: string): CryptographyClient {
+  async #client(keyId: string): Promise<CryptographyClient> {
     let client = this.#clients.get(keyId);
     if (!client) {
-      client = new CryptographyClient(keyId, this.#credential, this.#clientOptions);
+      this.#credential ??= this.#givenCredential
+        ? Promise.resolve(this.#givenCredential)
+        : import('@azure/identity').then(({ DefaultAzureCredential }) => new DefaultAzureCredential());
+      const credential = await this.#credential;
+      const { CryptographyClient } = await import('@azure/keyvault-keys');
+      client = this.#clients.get(keyId) ?? new CryptographyClient(keyId, credential, this.#clientOptions);
       this.#clients.set(keyId, client);
     }
     return client;
