@@ -30,6 +30,10 @@ interface Cloud {
   readonly name: string;
   wrapper(): RootKeyWrapper;
   deny(on: boolean): void;
+  /** Throttle every request (on) or none. */
+  throttle(on: boolean): void;
+  /** Answer after this long (0: at once). */
+  delay(ms: number): void;
   /** What must never appear in a response, a log or an audit event. */
   secrets(): string[];
 }
@@ -53,6 +57,12 @@ const clouds: Cloud[] = [
     deny: (on) => {
       kms.faults.deny = on;
     },
+    throttle: (on) => {
+      kms.faults.throttle = on ? Number.POSITIVE_INFINITY : 0;
+    },
+    delay: (ms) => {
+      kms.faults.delayMs = ms;
+    },
     secrets: () => [kms.credentials.secretAccessKey, kms.credentials.accessKeyId],
   },
   {
@@ -64,6 +74,12 @@ const clouds: Cloud[] = [
       ),
     deny: (on) => {
       vault.faults.deny = on;
+    },
+    throttle: (on) => {
+      vault.faults.throttle = on ? Number.POSITIVE_INFINITY : 0;
+    },
+    delay: (ms) => {
+      vault.faults.delayMs = ms;
     },
     secrets: () => [tokens.clientSecret, tokens.clientId],
   },
@@ -183,6 +199,35 @@ describe.each(clouds)('a custos node sealed by $name', (cloud) => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('throttled or silent at start: the start fails with CUSTOS_ERR_SEAL_UNAVAILABLE within its bound, sealed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `custos-seal-${cloud.name}-`));
+    try {
+      const first = await startNode(dir, cloud.wrapper());
+      await first.start();
+      await first.node.close();
+      for (const fault of [() => cloud.throttle(true), () => cloud.delay(20_000)]) {
+        fault();
+        const n = await startNode(dir, cloud.wrapper());
+        const started = Date.now();
+        const error = await n.start().then(
+          () => undefined,
+          (e: unknown) => e as { code?: string },
+        );
+        expect(error?.code).toBe('CUSTOS_ERR_SEAL_UNAVAILABLE');
+        // The wrappers here are built with a 5 s deadline per call.
+        expect(Date.now() - started).toBeLessThan(12_000);
+        expect(n.node.sealed).toBe(true);
+        await n.node.close();
+        cloud.throttle(false);
+        cloud.delay(0);
+      }
+    } finally {
+      cloud.throttle(false);
+      cloud.delay(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('seals itself when the key is refused at runtime, says why, and unseals when access is back', async () => {
     const dir = mkdtempSync(join(tmpdir(), `custos-seal-${cloud.name}-`));
