@@ -313,18 +313,18 @@ describe('the awskms seal from the server config file, end to end', () => {
       }
       const second = await startServer(resolveServerConfig({ config: file }, tmpdir()), logger);
       try {
-        const read = await (await call(second, 'GET', '/v1/secrets/data/kv/app/db')).json();
+        const read = (await (await call(second, 'GET', '/v1/secrets/data/kv/app/db')).json()) as { data: unknown };
         expect(read.data).toEqual({ password: 'fake-pw-1' });
         kms.faults.throttle = Number.POSITIVE_INFINITY;
         let sealed: { sealed?: boolean; reason?: string } = {};
         for (let i = 0; i < 300 && sealed.sealed !== true; i++) {
-          sealed = await (await call(second, 'GET', '/v1/sys/seal-status')).json();
+          sealed = (await (await call(second, 'GET', '/v1/sys/seal-status')).json()) as typeof sealed;
           await new Promise((r) => setTimeout(r, 100));
         }
         expect(sealed).toMatchObject({ sealed: true, reason: 'CUSTOS_ERR_SEAL_UNAVAILABLE' });
         kms.faults.throttle = 0;
         for (let i = 0; i < 300 && sealed.sealed !== false; i++) {
-          sealed = await (await call(second, 'GET', '/v1/sys/seal-status')).json();
+          sealed = (await (await call(second, 'GET', '/v1/sys/seal-status')).json()) as typeof sealed;
           await new Promise((r) => setTimeout(r, 100));
         }
         expect(sealed.sealed).toBe(false);
@@ -363,7 +363,8 @@ describe('the awskms seal from the server config file, end to end', () => {
           },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
-        return { status: r.status, json: await r.json() };
+        // biome-ignore lint/suspicious/noExplicitAny: a test reads whatever JSON the server answered
+        return { status: r.status, json: (await r.json()) as any };
       };
       try {
         await call('PUT', '/v1/secrets/data/kv/app/r', { data: { v: 'fake-r' } });
