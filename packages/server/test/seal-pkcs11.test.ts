@@ -183,6 +183,23 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
     expect(audit).not.toContain(token.pin);
   }, 60_000);
 
+  it('a node an operator sealed stays sealed: the health check never unseals it', async () => {
+    const dir = dataDir();
+    const server = await start(pkcs11Config(dir, 'root-manual'), { createSealKey: true });
+    const rootToken = readFileSync(join(dir, 'root-token'), 'utf8').trim();
+    try {
+      const call = client(server, rootToken);
+      expect((await call('POST', '/v1/sys/seal')).status).toBe(204);
+      // Several health intervals (500ms) pass with the HSM healthy.
+      await new Promise((r) => setTimeout(r, 1_600));
+      expect(server.node.sealed).toBe(true);
+      const refused = await call('GET', '/v1/secrets/data/kv/app/x');
+      expect(refused.json.error.code).toBe('CUSTOS_ERR_SEALED');
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+
   it('rotate-seal: re-wraps under a new key with no downtime; the old wrapping is retired once the config switched', async () => {
     const dir = dataDir();
     const oldConfig = pkcs11Config(dir, 'rot-old');
