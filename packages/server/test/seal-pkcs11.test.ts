@@ -25,6 +25,17 @@ function capturingLogger() {
   return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
+/** The `system` audit events in a data directory's audit file. */
+function systemEvents(dir: string): { kind: string; details?: Record<string, unknown> }[] {
+  return readFileSync(join(dir, 'audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line))
+    .filter((line) => line.kind === 'record')
+    .map((line) => (typeof line.event === 'string' ? JSON.parse(line.event) : line.event))
+    .filter((event) => event.type === 'system');
+}
+
 async function until(what: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -223,6 +234,10 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
     } finally {
       await server.close();
     }
+    expect(systemEvents(dir).find((e) => e.kind === 'seal_rotated')?.details).toEqual({
+      generation: 2,
+      seal_key: { token_label: token.label, key_label: 'rot-new', mechanism: 'aes-gcm' },
+    });
     // Crash-safe: the old config still unseals (the operator has not switched yet)…
     const stillOld = await start(oldConfig);
     await stillOld.close();
@@ -257,6 +272,10 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
     }
     const again = await start(config);
     await again.close();
+    expect(systemEvents(dir).find((e) => e.kind === 'seal_migrated')?.details).toMatchObject({
+      from: 'dev',
+      to: 'pkcs11',
+    });
   }, 60_000);
 
   it('migrates shamir → pkcs11: sealed until a threshold of the old shares is presented once', async () => {
@@ -286,6 +305,11 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
     } finally {
       await migrating.close();
     }
+    expect(systemEvents(dir).find((e) => e.kind === 'seal_migrated')?.details).toMatchObject({
+      from: 'shamir',
+      to: 'pkcs11',
+      seal_key: { key_label: 'mig-shamir' },
+    });
     // Auto-unseals from now on; the Shamir shares are no longer asked for.
     const after = await start(config);
     try {
