@@ -171,6 +171,9 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
         const status = (await call('GET', '/v1/sys/seal-status')).json;
         expect(status.sealed).toBe(true);
         expect(status.reason).toBe(refused.json.error.code);
+        const health = await fetch(`${server.address}/v1/sys/health`);
+        expect(health.status).toBe(503);
+        expect((await health.json()).problems).toEqual(['seal_unavailable']);
       } finally {
         await hsm.restoreTokens();
       }
