@@ -25,6 +25,17 @@ function capturingLogger() {
   return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
+/** The `system` audit events in a data directory's audit file. */
+function systemEvents(dir: string): { kind: string; details?: Record<string, unknown> }[] {
+  return readFileSync(join(dir, 'audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line))
+    .filter((line) => line.kind === 'record')
+    .map((line) => (typeof line.event === 'string' ? JSON.parse(line.event) : line.event))
+    .filter((event) => event.type === 'system');
+}
+
 async function until(what: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -160,6 +171,9 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
         const status = (await call('GET', '/v1/sys/seal-status')).json;
         expect(status.sealed).toBe(true);
         expect(status.reason).toBe(refused.json.error.code);
+        const health = await fetch(`${server.address}/v1/sys/health`);
+        expect(health.status).toBe(503);
+        expect((await health.json()).problems).toEqual(['seal_unavailable']);
       } finally {
         await hsm.restoreTokens();
       }
@@ -181,6 +195,23 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
     expect(kinds).toContain('seal_key_unavailable');
     expect(kinds).toContain('seal_key_restored');
     expect(audit).not.toContain(token.pin);
+  }, 60_000);
+
+  it('a node an operator sealed stays sealed: the health check never unseals it', async () => {
+    const dir = dataDir();
+    const server = await start(pkcs11Config(dir, 'root-manual'), { createSealKey: true });
+    const rootToken = readFileSync(join(dir, 'root-token'), 'utf8').trim();
+    try {
+      const call = client(server, rootToken);
+      expect((await call('POST', '/v1/sys/seal')).status).toBe(204);
+      // Several health intervals (500ms) pass with the HSM healthy.
+      await new Promise((r) => setTimeout(r, 1_600));
+      expect(server.node.sealed).toBe(true);
+      const refused = await call('GET', '/v1/secrets/data/kv/app/x');
+      expect(refused.json.error.code).toBe('CUSTOS_ERR_SEALED');
+    } finally {
+      await server.close();
+    }
   }, 60_000);
 
   it('rotate-seal: re-wraps under a new key with no downtime; the old wrapping is retired once the config switched', async () => {
@@ -206,6 +237,10 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
     } finally {
       await server.close();
     }
+    expect(systemEvents(dir).find((e) => e.kind === 'seal_rotated')?.details).toEqual({
+      generation: 2,
+      seal_key: { token_label: token.label, key_label: 'rot-new', mechanism: 'aes-gcm' },
+    });
     // Crash-safe: the old config still unseals (the operator has not switched yet)…
     const stillOld = await start(oldConfig);
     await stillOld.close();
@@ -240,6 +275,10 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
     }
     const again = await start(config);
     await again.close();
+    expect(systemEvents(dir).find((e) => e.kind === 'seal_migrated')?.details).toMatchObject({
+      from: 'dev',
+      to: 'pkcs11',
+    });
   }, 60_000);
 
   it('migrates shamir → pkcs11: sealed until a threshold of the old shares is presented once', async () => {
@@ -269,6 +308,11 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
     } finally {
       await migrating.close();
     }
+    expect(systemEvents(dir).find((e) => e.kind === 'seal_migrated')?.details).toMatchObject({
+      from: 'shamir',
+      to: 'pkcs11',
+      seal_key: { key_label: 'mig-shamir' },
+    });
     // Auto-unseals from now on; the Shamir shares are no longer asked for.
     const after = await start(config);
     try {

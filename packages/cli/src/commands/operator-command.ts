@@ -11,6 +11,8 @@ interface SealStatus {
   shares?: number;
   progress?: number;
   term?: number;
+  /** Wrapped seals: the wrapper type (pkcs11, …). */
+  wrapper?: string;
   /** Why the node stays sealed although its seal opened (e.g. CUSTOS_ERR_AUDIT_INTEGRITY). */
   reason?: string;
 }
@@ -19,7 +21,7 @@ const statusTable = (s: SealStatus) =>
   table([
     ['initialized', s.initialized],
     ['sealed', s.sealed],
-    ['seal type', s.type],
+    ['seal type', s.type === 'wrapped' && s.wrapper ? `${s.wrapper} (auto-unseal)` : s.type],
     ...(s.type === 'shamir'
       ? ([
           ['threshold', s.threshold],

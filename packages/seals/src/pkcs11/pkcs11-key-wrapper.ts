@@ -148,9 +148,14 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   #wrapGcm(h: Pkcs11Handles, rootKey: Uint8Array, aad: Uint8Array): Buffer {
     const { pkcs11 } = this.#module;
     const iv = randomBytes(IV_BYTES);
-    pkcs11.C_EncryptInit(h.session, gcm(iv, aad), h.key);
-    const body = pkcs11.C_Encrypt(h.session, Buffer.from(rootKey), Buffer.alloc(rootKey.length + TAG_BYTES + 16));
-    return Buffer.concat([Buffer.from([BLOB_VERSION, MECH_GCM]), iv, body]);
+    const input = Buffer.from(rootKey);
+    try {
+      pkcs11.C_EncryptInit(h.session, gcm(iv, aad), h.key);
+      const body = pkcs11.C_Encrypt(h.session, input, Buffer.alloc(rootKey.length + TAG_BYTES + 16));
+      return Buffer.concat([Buffer.from([BLOB_VERSION, MECH_GCM]), iv, body]);
+    } finally {
+      input.fill(0);
+    }
   }
 
   #unwrapGcm(h: Pkcs11Handles, blob: Buffer, aad: Uint8Array): Buffer {
@@ -158,8 +163,14 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     if (blob.length < 2 + IV_BYTES + TAG_BYTES) throw new CustosError('CUSTOS_ERR_INTEGRITY');
     const iv = blob.subarray(2, 2 + IV_BYTES);
     const body = blob.subarray(2 + IV_BYTES);
-    pkcs11.C_DecryptInit(h.session, gcm(iv, aad), h.key);
-    return Buffer.from(pkcs11.C_Decrypt(h.session, body, Buffer.alloc(body.length)));
+    // The root key lands in `out`: copied out once, then zeroed.
+    const out = Buffer.alloc(body.length);
+    try {
+      pkcs11.C_DecryptInit(h.session, gcm(iv, aad), h.key);
+      return Buffer.from(pkcs11.C_Decrypt(h.session, body, out));
+    } finally {
+      out.fill(0);
+    }
   }
 
   #wrapKwp(h: Pkcs11Handles, rootKey: Uint8Array, aad: Uint8Array): Buffer {
@@ -194,9 +205,9 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     );
     let plain: Buffer;
     try {
-      plain = Buffer.from(
-        pkcs11.C_GetAttributeValue(h.session, temp, [{ type: pkcs11js.CKA_VALUE }])[0]!.value as Buffer,
-      );
+      const value = pkcs11.C_GetAttributeValue(h.session, temp, [{ type: pkcs11js.CKA_VALUE }])[0]!.value as Buffer;
+      plain = Buffer.from(value);
+      value.fill(0);
     } finally {
       pkcs11.C_DestroyObject(h.session, temp);
     }
