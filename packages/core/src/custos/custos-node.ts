@@ -47,13 +47,7 @@ import type { DatabaseEngineFactory } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
 import { ResourceService } from '../resources/index.js';
 import { EventBus, RotationService } from '../rotation/index.js';
-import {
-  type RootKeyWrapper,
-  type RootKeyWrapperRekey,
-  type RootKeyWrapperTarget,
-  SealManager,
-  type SealStatus,
-} from '../seal/index.js';
+import { type RootKeyWrapperTarget, SealManager, type SealStatus } from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
 import { TaskSigningKeys } from '../task-tokens/index.js';
 import { BootstrapService, RoleService, TaskService } from '../tasks/index.js';
@@ -63,9 +57,9 @@ import { loadAuditKeys } from './audit-keys.js';
 import { PolicyService } from './policy-service.js';
 import type { Principal } from './principal.js';
 import { type AuthenticateContext, PrincipalAuthenticator } from './principal-authenticator.js';
-import { SealWatch } from './seal-watch.js';
 import { loadOrCreateSysKey } from './sys-keys.js';
 import { createTaskMinter } from './task-minter.js';
+import { type SealAuditDetails, WrappedSeal, type WrappedSealOptions } from './wrapped-seal.js';
 
 export interface CustosNodeOptions {
   storage: Storage;
@@ -131,23 +125,6 @@ export interface CustosNodeOptions {
    * POSTed, signed like the alert webhook, with a link to the console.
    */
   requestWebhook?: Omit<AlertWebhookOptions<AccessRequestNotice>, 'format' | 'userAgent'>;
-}
-
-/** The auto-unseal seal family: the root key wrapped by an HSM or KMS key. */
-export interface WrappedSealOptions {
-  readonly type: 'wrapped';
-  /** The configured wrapper; the node owns it from here and closes it. */
-  readonly wrapper: RootKeyWrapper;
-  /** Opens a wrapper for another key of the same root of trust (`rotate-seal`); without it rotation is unsupported. */
-  readonly rekey?: RootKeyWrapperRekey;
-  /**
-   * Migrate a store sealed by `dev` or `shamir` to this seal (`--migrate-seal`).
-   * `devKeyFile`: the old dev seal's key file, read once; for Shamir the node
-   * starts sealed and migrates once a threshold of shares is submitted.
-   */
-  readonly migrate?: { readonly devKeyFile?: string };
-  /** Between health checks of the root of trust (default 5 s). */
-  readonly healthIntervalMs?: number;
 }
 
 export interface AuthorizeContext {
@@ -247,7 +224,6 @@ const REAP_INTERVAL_MS = 5_000;
 /** The key task accessors are computed with (see TaskAccessors), in the `sys` namespace. */
 const TASK_ACCESSOR_KEY = 'task.accessor-key';
 const POLICY_REFRESH_MS = 1_000;
-const SEAL_HEALTH_INTERVAL_MS = 5_000;
 
 /**
  * One custos node: storage, the seal lifecycle and, while unsealed, the
@@ -264,12 +240,8 @@ export class CustosNode {
   #policyRefresh: NodeJS.Timeout | undefined;
   #anomaly: AnomalyService | undefined;
   #requestWebhook: AlertWebhookSink<AccessRequestNotice> | undefined;
-  /** Wrapped seals: the health check of the root of trust. */
-  readonly #sealWatch: SealWatch | undefined;
-  /** Wrapped seals: the wrapper in use (replaced by rotate-seal); the node closes it. */
-  #wrapper: RootKeyWrapper | undefined;
-  /** A migration to the wrapped seal waits for the old seal's shares. */
-  #migratingFrom: 'shamir' | undefined;
+  /** Wrapped seals: auto-unseal, rotate-seal and the health watch of the root of trust. */
+  readonly #wrapped: WrappedSeal | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -278,16 +250,11 @@ export class CustosNode {
     this.#seals.onUnseal(() => this.#load());
     this.#seals.onSeal(() => this.#unload());
     if (options.seal.type === 'wrapped') {
-      this.#wrapper = options.seal.wrapper;
-      this.#sealWatch = new SealWatch({
-        intervalMs: options.seal.healthIntervalMs ?? SEAL_HEALTH_INTERVAL_MS,
+      this.#wrapped = new WrappedSeal(options.seal, {
+        seals: this.#seals,
         isUnsealed: () => !this.sealed,
-        check: () => this.#seals.checkWrapperHealth(),
-        lost: (error) => this.#sealKeyLost(error),
-        recover: async () => {
-          await this.#seals.unsealWithWrapper();
-        },
-        restored: () => this.#auditSystem('seal_key_restored', {}),
+        audit: (kind, extra) => this.#auditSystem(kind, extra),
+        issueRootToken: () => this.#issueRootToken(),
       });
     }
   }
@@ -300,9 +267,8 @@ export class CustosNode {
   sealedError(): CustosError {
     // The code only: requests refused while sealed are answered before any
     // authentication, so the detail (a token label, a CKR name) stays out.
-    return this.#sealWatch?.fault !== undefined
-      ? new CustosError(sealUnavailable(this.#sealWatch.fault).code)
-      : new SealedError();
+    const fault = this.#wrapped?.faultCode();
+    return fault !== undefined ? new CustosError(fault) : new SealedError();
   }
 
   /** Sealed until every service has loaded: the HTTP layer serves nothing else before. */
@@ -324,17 +290,8 @@ export class CustosNode {
    */
   async start(): Promise<void> {
     await this.#options.storage.migrate();
-    const seal = this.#options.seal;
-    if (seal.type === 'wrapped') {
-      try {
-        const { initialized, migrated, awaitingShares } = await this.#seals.startWrapped(seal.wrapper, seal.migrate);
-        if (initialized) await this.#issueRootToken();
-        if (migrated) await this.#auditMigration('dev', await this.#seals.status());
-        if (awaitingShares) this.#migratingFrom = 'shamir';
-      } catch (error) {
-        if (!(error instanceof AuditIntegrityError)) throw error;
-      }
-      this.#sealWatch?.start();
+    if (this.#wrapped) {
+      await this.#wrapped.start();
       return;
     }
     if (this.#options.seal.type === 'dev') {
@@ -355,9 +312,8 @@ export class CustosNode {
 
   /** Every seal status this node answers carries the reason it stays sealed, if it has one. */
   #withReason(status: SealStatus): NodeStatus {
-    if (status.sealed && this.#sealWatch?.fault !== undefined) {
-      return { ...status, reason: sealUnavailable(this.#sealWatch.fault).code };
-    }
+    const fault = this.#wrapped?.faultCode();
+    if (status.sealed && fault !== undefined) return { ...status, reason: fault };
     return status.sealed && this.#refusal ? { ...status, reason: this.#refusal.code } : status;
   }
 
@@ -384,19 +340,8 @@ export class CustosNode {
 
   async submitUnsealShare(share: string): Promise<NodeStatus> {
     const status = await this.#seals.submitUnsealShare(share);
-    // The last share of a pending shamir → wrapped migration migrated the store.
-    if (status.type === 'wrapped' && this.#options.seal.type === 'wrapped' && this.#migratingFrom === 'shamir') {
-      this.#migratingFrom = undefined;
-      await this.#auditMigration('shamir', status);
-    }
+    await this.#wrapped?.afterShare(status);
     return this.#withReason(status);
-  }
-
-  /** A `seal_migrated` system event: from which seal to which wrapper and key (non-secret labels only). */
-  async #auditMigration(from: string, status: SealStatus): Promise<void> {
-    await this.#auditSystem('seal_migrated', {
-      details: { from, to: status.wrapper ?? 'wrapped', seal_key: { ...(status.sealKey ?? {}) } },
-    });
   }
 
   /**
@@ -410,7 +355,7 @@ export class CustosNode {
 
   seal(): Promise<void> {
     // An operator's seal holds: the health check must not unseal it again.
-    this.#sealWatch?.forget();
+    this.#wrapped?.operatorSealed();
     return this.#seals.seal();
   }
 
@@ -422,22 +367,8 @@ export class CustosNode {
    */
   async rotateSeal(target: RootKeyWrapperTarget): Promise<{ generation: number; sealKey: Record<string, string> }> {
     this.services();
-    const seal = this.#options.seal;
-    if (seal.type !== 'wrapped' || seal.rekey === undefined) throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
-    const next = await seal.rekey(target);
-    let previous: RootKeyWrapper | undefined;
-    let generation: number;
-    try {
-      ({ generation, previous } = await this.#seals.rotateWrapper(next));
-    } catch (error) {
-      await next.close().catch(() => {});
-      throw error;
-    }
-    this.#wrapper = next;
-    await previous?.close().catch(() => {});
-    const sealKey = { ...next.describe() };
-    await this.#auditSystem('seal_rotated', { details: { generation, seal_key: sealKey } });
-    return { generation, sealKey };
+    if (this.#wrapped === undefined) throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
+    return this.#wrapped.rotate(target);
   }
 
   rotateKeyring(): Promise<{ term: number }> {
@@ -447,29 +378,14 @@ export class CustosNode {
 
   /** Flushes audit (with a final checkpoint) and closes storage. */
   async close(): Promise<void> {
-    await this.#sealWatch?.stop();
+    await this.#wrapped?.stopWatch();
     await this.#unload();
-    await this.#wrapper?.close().catch(() => {});
-    this.#wrapper = undefined;
+    await this.#wrapped?.close();
     await this.#options.storage.close();
   }
 
-  /**
-   * The root of trust went away while unsealed: audit it while the audit log
-   * is still open (so the record is signed like any other), then seal —
-   * zeroing the root key and every data key.
-   */
-  async #sealKeyLost(error: unknown): Promise<void> {
-    const code = sealUnavailable(error).code;
-    await this.#auditSystem('seal_key_unavailable', { error_code: code }).catch(() => {});
-    await this.#seals.seal();
-  }
-
   /** A `system` audit event about the seal (nothing secret: kinds and error codes only). */
-  async #auditSystem(
-    kind: string,
-    extra: { error_code?: string; details?: { [name: string]: string | number | { [name: string]: string } } },
-  ): Promise<void> {
+  async #auditSystem(kind: string, extra: { error_code?: string; details?: SealAuditDetails }): Promise<void> {
     const services = this.#services;
     if (services === undefined) return;
     await services.audit.record({ type: 'system', kind, ...extra });
@@ -812,14 +728,4 @@ export class CustosNode {
     await this.#requestWebhook?.close();
     this.#requestWebhook = undefined;
   }
-}
-
-/**
- * The error the node reports for a lost root of trust. The wrapper's own
- * code is kept when it has one (wrong PIN, key gone); anything else is
- * `CUSTOS_ERR_SEAL_UNAVAILABLE`. Never the wrapper's raw message, which may
- * quote library output.
- */
-function sealUnavailable(error: unknown): CustosError {
-  return error instanceof CustosError ? error : new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE');
 }
