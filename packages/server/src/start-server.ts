@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AlertWebhookOptions, CustosNode, EgressPolicy, ValidationError } from '@custos/core';
-import { createEngine } from '@custos/engines';
+import { createAwsStsEngine, createEngine } from '@custos/engines';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
@@ -111,6 +111,7 @@ export async function startServer(
       ),
     // Database engines (dynamic credentials) are drivers core never imports: wired in here.
     engineFactory: createEngine,
+    awsStsEngineFactory: createAwsStsEngine,
     egress: new EgressPolicy({
       allow: config.egress.allow,
       allowPublic: config.egress.allowPublic,

@@ -34,6 +34,7 @@ import {
   type ScopeEntry,
   scopeAllows,
 } from '../policy/index.js';
+import type { AwsStsEngineFactory } from '../ports/aws-sts-engine-port.js';
 import type { DatabaseEngineFactory } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
 import { ResourceService } from '../resources/index.js';
@@ -93,6 +94,8 @@ export interface CustosNodeOptions {
   version?: string;
   /** Opens database engines (normally `createEngine` from `@custos/engines`); without it engines are unavailable. */
   engineFactory?: DatabaseEngineFactory;
+  /** Opens `aws-sts` engines (normally `createAwsStsEngine` from `@custos/engines`). */
+  awsStsEngineFactory?: AwsStsEngineFactory;
   /**
    * The one egress policy every outbound call obeys (engines, JWKS, webhook
    * rotators). Default: public destinations only — loopback, link-local and
@@ -478,7 +481,13 @@ export class CustosNode {
     const egress = this.#options.egress ?? new EgressPolicy();
     const jwtMethods = new JwtMethodService({ storage, cipher, egress });
     const certs = await CertService.load({ storage, cipher }, this.#options.trustDomain ?? 'custos.local');
-    const engines = new EngineService({ storage, cipher, factory: this.#options.engineFactory, egress });
+    const engines = new EngineService({
+      storage,
+      cipher,
+      factory: this.#options.engineFactory,
+      awsFactory: this.#options.awsStsEngineFactory,
+      egress,
+    });
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
     const secrets = new SecretService({ storage, cipher });
