@@ -20,7 +20,7 @@ import {
   createAuditHmac,
   verifyAudit,
 } from '../audit/index.js';
-import { CertService, JwtMethodService } from '../auth-methods/index.js';
+import { AwsIamMethodService, CertService, JwtMethodService } from '../auth-methods/index.js';
 import { EgressPolicy } from '../egress/index.js';
 import { AuditIntegrityError, CustosError, SealedError } from '../errors/index.js';
 import { HoneytokenService } from '../honeytokens/index.js';
@@ -158,6 +158,7 @@ export interface CustosServices {
   bootstrap: BootstrapService;
   taskKeys: TaskSigningKeys;
   jwtMethods: JwtMethodService;
+  awsMethods: AwsIamMethodService;
   certs: CertService;
   /** Configured database engines and their roles. */
   engines: EngineService;
@@ -480,6 +481,7 @@ export class CustosNode {
     });
     const egress = this.#options.egress ?? new EgressPolicy();
     const jwtMethods = new JwtMethodService({ storage, cipher, egress });
+    const awsMethods = new AwsIamMethodService({ storage, cipher, egress });
     const certs = await CertService.load({ storage, cipher }, this.#options.trustDomain ?? 'custos.local');
     const engines = new EngineService({
       storage,
@@ -559,6 +561,7 @@ export class CustosNode {
       bootstrap,
       taskKeys,
       jwtMethods,
+      awsMethods,
       certs,
       engines,
       leases,
