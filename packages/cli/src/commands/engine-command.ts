@@ -54,8 +54,11 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
   engine
     .command('add <name>')
     .description('add or replace an engine; its admin URL is stored behind the barrier and never shown again')
-    .requiredOption('--type <type>', 'postgres or mysql')
+    .requiredOption('--type <type>', 'postgres, mysql or aws-sts')
     .option('--url <url>', 'admin connection URL (- reads it from stdin, keeping it out of shell history)')
+    .option('--region <region>', 'aws-sts: the AWS region (custos’s AWS principal comes from the SDK default chain)')
+    .option('--endpoint <url>', 'aws-sts: the STS endpoint (default AWS’s regional one)')
+    .option('--iam-endpoint <url>', 'aws-sts: the IAM endpoint for the revocation deny (default AWS’s)')
     .option(
       '--rotatable-users <users>',
       'static users a database rotator may change (comma-separated; never the admin user; default: kept, or none)',
@@ -69,8 +72,33 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
     .action(
       async (
         name: string,
-        opts: { type: string; url?: string; rotatableUsers?: string[]; tlsCa?: string; json?: boolean },
+        opts: {
+          type: string;
+          url?: string;
+          rotatableUsers?: string[];
+          tlsCa?: string;
+          region?: string;
+          endpoint?: string;
+          iamEndpoint?: string;
+          json?: boolean;
+        },
       ) => {
+        if (opts.type === 'aws-sts') {
+          // No URL and no credential: the server's SDK default chain is its AWS principal.
+          if (!opts.region) throw new CliError('CUSTOS_ERR_USAGE', '--region is required for aws-sts', EXIT.usage);
+          const view = await new CustosClient(io).request<EngineView>(
+            'PUT',
+            `/v1/engines/${encodeURIComponent(name)}`,
+            {
+              type: 'aws-sts',
+              region: opts.region,
+              ...(opts.endpoint ? { sts_endpoint: opts.endpoint } : {}),
+              ...(opts.iamEndpoint ? { iam_endpoint: opts.iamEndpoint } : {}),
+            },
+          );
+          emit(io, opts.json, view, () => `Engine ${view.name} (aws-sts) verified with sts:GetCallerIdentity and stored`);
+          return;
+        }
         let url = opts.url;
         if (url === undefined || url === '-') url = (await readAll(io.stdin)).trim();
         if (!url) throw new CliError('CUSTOS_ERR_USAGE', '--url is required', EXIT.usage);
@@ -159,11 +187,15 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
     .option('--revocation-sql <sql>', 'revocation statement (repeatable; @file reads one)', collectRepeat)
     .option('--default-ttl <duration>', 'lease TTL when none is asked for (e.g. 5m)')
     .option('--max-ttl <duration>', 'longest lease, renewals included (e.g. 1h)')
+    .option('--role-arn <arn>', 'aws-sts: the IAM role each task’s session assumes')
+    .option('--session-policy <json|@file>', 'aws-sts: session policy (JSON, or @file), at most 2048 characters')
     .option('--json', 'JSON output')
     .action(
       async (
         spec: string,
         opts: {
+          roleArn?: string;
+          sessionPolicy?: string;
           creationSql?: string[];
           revocationSql?: string[];
           defaultTtl?: string;
@@ -177,6 +209,8 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
           ...(opts.revocationSql ? { revocation_statements: opts.revocationSql.map(statement) } : {}),
           ...(opts.defaultTtl ? { default_ttl: opts.defaultTtl } : {}),
           ...(opts.maxTtl ? { max_ttl: opts.maxTtl } : {}),
+          ...(opts.roleArn ? { role_arn: opts.roleArn } : {}),
+          ...(opts.sessionPolicy ? { session_policy: statement(opts.sessionPolicy) } : {}),
         };
         const view = await new CustosClient(io).request<EngineRoleView>(
           'PUT',
