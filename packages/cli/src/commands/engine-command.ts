@@ -96,7 +96,12 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
               ...(opts.iamEndpoint ? { iam_endpoint: opts.iamEndpoint } : {}),
             },
           );
-          emit(io, opts.json, view, () => `Engine ${view.name} (aws-sts) verified with sts:GetCallerIdentity and stored`);
+          emit(
+            io,
+            opts.json,
+            view,
+            () => `Engine ${view.name} (aws-sts) verified with sts:GetCallerIdentity and stored`,
+          );
           return;
         }
         let url = opts.url;
