@@ -1,3 +1,6 @@
+export * from './aws-sts/aws-call-error.js';
+export * from './aws-sts/aws-sts-engine.js';
+export * from './aws-sts/egress-http-handler.js';
 export * from './create-engine.js';
 export * from './credential-generator.js';
 export * from './database-engine.js';
@@ -7,6 +10,3 @@ export * from './engine-url.js';
 export * from './mysql/mysql-engine.js';
 export * from './postgres/postgres-engine.js';
 export * from './statement-template.js';
-export * from './aws-sts/aws-call-error.js';
-export * from './aws-sts/aws-sts-engine.js';
-export * from './aws-sts/egress-http-handler.js';
