@@ -37,7 +37,14 @@ const REFUSED = new Set([
  * are configuration, not secrets).
  */
 export function awsCallError(error: unknown, what: string): CustosError {
-  if (isCustosError(error)) return error;
+  // The egress policy's own verdicts: a refused destination stays a refusal
+  // (its message says which allow entry would help); a call that did not
+  // complete (timeout, unreachable, redirect) is AWS being unavailable.
+  if (isCustosError(error)) {
+    return error.code === 'CUSTOS_ERR_EGRESS_FAILED'
+      ? new CustosError('CUSTOS_ERR_AWS_UNAVAILABLE', `${what}: ${error.detail ?? 'no answer'}`)
+      : error;
+  }
   const name = error instanceof Error ? error.name : '';
   if (name === 'CredentialsProviderError') return new CustosError('CUSTOS_ERR_AWS_NO_CREDENTIALS', what);
   if (DENIED.has(name)) return new CustosError('CUSTOS_ERR_AWS_ACCESS_DENIED', `${what}: AWS answered ${name}.`);
