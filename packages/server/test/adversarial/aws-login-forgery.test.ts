@@ -108,3 +108,41 @@ describe('adversarial: AWS login forgery, replay and redirection', () => {
     expect(audit).not.toContain(f.appSession.sessionToken);
   });
 });
+
+describe('adversarial: binding a role in an AWS method without the role’s own grant', () => {
+  let f: Awaited<ReturnType<typeof startAwsLoginFixture>>;
+  beforeAll(async () => {
+    f = await startAwsLoginFixture();
+  });
+  afterAll(async () => {
+    await f?.close();
+  });
+
+  it('an operator who may write AWS methods but not the role cannot let AWS principals into it', async () => {
+    const policy = await f.s.call({
+      method: 'PUT',
+      url: '/v1/policies/aws-method-admin',
+      payload: {
+        policy: 'permit(principal, action == Custos::Action::"admin", resource in Custos::Path::"sys/auth/aws/");',
+      },
+    });
+    expect(policy.statusCode).toBe(200);
+    const token = (
+      await f.s.call({
+        method: 'POST',
+        url: '/v1/auth/token/create',
+        payload: { policies: ['aws-method-admin'], ttl: '10m' },
+      })
+    ).json().token as string;
+    expect(token).toBeTruthy();
+    const response = await f.s.call({
+      method: 'PUT',
+      url: '/v1/auth/aws/methods/sneaky',
+      token,
+      payload: { server_id: 'custos-test.example', bindings: [{ role: 'aws-app', accounts: ['999988887777'] }] },
+    });
+    expect(response.statusCode).toBe(403);
+    expect((await auditEvents(f.s.storage)).at(-1)).toMatchObject({ reason: 'aws_binding_requires_role_write' });
+    expect((await f.s.call({ method: 'GET', url: '/v1/auth/aws/methods/sneaky' })).statusCode).toBe(404);
+  });
+});

@@ -1,5 +1,6 @@
 import { type AwsAuthConfig, type CustosNode, NotFoundError, UnauthenticatedError } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
+import { authorizeAwsMethodBindings } from '../../aws-method-access.js';
 import { loginLimit, loginRole, taskSubject } from './bootstrap-routes.js';
 import { nameParams, resourceByName } from './route-params.js';
 import { issuedView, type StartBody, startBodySchema, startTask } from './task-routes.js';
@@ -44,7 +45,11 @@ export async function awsAuthRoutes(app: FastifyInstance, { node }: { node: Cust
         additionalProperties: false,
       },
     },
-    handler: async (request) => node.services().awsMethods.write({ name: request.params.name, ...request.body }),
+    handler: async (request) => {
+      // Binding a role lets AWS principals into it: the role's own write grant is needed too.
+      authorizeAwsMethodBindings(request, node, request.body.bindings);
+      return node.services().awsMethods.write({ name: request.params.name, ...request.body });
+    },
   });
 
   app.get('/auth/aws/methods', {
