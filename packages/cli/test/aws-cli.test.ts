@@ -70,6 +70,10 @@ describe('custos CLI: aws-sts engine and AWS logins', () => {
       '--max-ttl',
       '1h',
     ]);
+    expect(await ok(['engine', 'read', 'aws'])).toContain(sts.endpoint);
+    const roleShown = await ok(['engine', 'role', 'read', 'aws/reports']);
+    expect(roleShown).toContain(`arn:aws:iam::${sts.account}:role/reports-reader`);
+    expect(roleShown).toContain('s3:GetObject');
     const policyPath = join(h.dir, 'issue.cedar');
     writeFileSync(
       policyPath,

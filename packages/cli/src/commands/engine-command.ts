@@ -8,6 +8,7 @@ import { emit, table } from '../output.js';
 interface EngineView {
   name: string;
   type: string;
+  aws?: { region: string; sts_endpoint?: string; iam_endpoint?: string };
   created_time: string;
   updated_time: string;
   root_rotated_time: string | null;
@@ -22,6 +23,8 @@ interface EngineRoleView {
   revocation_statements: string[];
   default_ttl_ms: number;
   max_ttl_ms: number;
+  /** aws-sts roles. */
+  aws?: { role_arn: string; session_policy?: string };
   updated_time: string;
 }
 
@@ -43,8 +46,16 @@ const engineTable = (e: EngineView) =>
     ['type', e.type],
     ['updated', e.updated_time],
     ['root rotated', e.root_rotated_time],
-    ['rotatable users', e.rotatable_users.length ? e.rotatable_users.join(', ') : '(none)'],
-    ['tls ca', e.tls_ca ? '(set)' : '(system)'],
+    ...((e.aws
+      ? [
+          ['region', e.aws.region],
+          ['sts endpoint', e.aws.sts_endpoint ?? '(AWS regional)'],
+          ['iam endpoint', e.aws.iam_endpoint ?? '(AWS global)'],
+        ]
+      : [
+          ['rotatable users', e.rotatable_users.length ? e.rotatable_users.join(', ') : '(none)'],
+          ['tls ca', e.tls_ca ? '(set)' : '(system)'],
+        ]) as Array<[string, string | null]>),
   ]);
 
 /** `custos engine add|read|list|delete|rotate-root|role write|read|list|delete`. */
@@ -240,8 +251,18 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
           ['role', `${view.engine}/${view.name}`],
           ['default ttl', `${view.default_ttl_ms / 1000}s`],
           ['max ttl', `${view.max_ttl_ms / 1000}s`],
-          ['creation', view.creation_statements.length ? view.creation_statements.join('; ') : '(built-in)'],
-          ['revocation', view.revocation_statements.length ? view.revocation_statements.join('; ') : '(built-in)'],
+          ...((view.aws
+            ? [
+                ['iam role', view.aws.role_arn],
+                ['session policy', view.aws.session_policy ?? '(none: the IAM role’s own policies)'],
+              ]
+            : [
+                ['creation', view.creation_statements.length ? view.creation_statements.join('; ') : '(built-in)'],
+                [
+                  'revocation',
+                  view.revocation_statements.length ? view.revocation_statements.join('; ') : '(built-in)',
+                ],
+              ]) as Array<[string, string]>),
         ]),
       );
     });
