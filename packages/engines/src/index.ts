@@ -1,3 +1,6 @@
+export * from './aws-sts/aws-call-error.js';
+export * from './aws-sts/aws-sts-engine.js';
+export * from './aws-sts/egress-http-handler.js';
 export * from './create-engine.js';
 export * from './credential-generator.js';
 export * from './database-engine.js';

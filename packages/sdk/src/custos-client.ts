@@ -110,6 +110,33 @@ export class Custos {
     );
   }
 
+  /**
+   * Logs in with a signed `sts:GetCallerIdentity` request (see
+   * {@link signAwsLoginRequest}): the AWS credentials never leave the process.
+   */
+  async loginWithAws(
+    credentials: { role: string; request: { headers: Record<string, string>; body: string }; method?: string },
+    options: TaskStartOptions = {},
+  ): Promise<Task> {
+    const key = await dpopKey(options);
+    return this.#issued(
+      key,
+      'awsLogin',
+      await this.#transport.call({
+        method: 'POST',
+        path: routePath('awsLogin'),
+        json: {
+          role: credentials.role,
+          request: credentials.request,
+          ...(credentials.method !== undefined ? { method: credentials.method } : {}),
+          ...startBody(options, key),
+        },
+        idempotent: false,
+        secrets: [credentials.request.headers.authorization ?? ''],
+      }),
+    );
+  }
+
   /** Logs in with a client certificate over the mTLS listener: no bearer secret is sent. */
   async loginWithCertificate(credentials: CertLoginCredentials, options: TaskStartOptions = {}): Promise<Task> {
     const key = await dpopKey(options);
@@ -233,7 +260,7 @@ export class Custos {
 
   async #issued(
     key: DpopKey | undefined,
-    route: 'bootstrapLogin' | 'jwtLogin' | 'certLogin' | 'startTask',
+    route: 'bootstrapLogin' | 'jwtLogin' | 'awsLogin' | 'certLogin' | 'startTask',
     response: unknown,
   ): Promise<Task> {
     const body = pick(route, response);

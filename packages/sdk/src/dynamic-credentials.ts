@@ -42,6 +42,7 @@ export class DynamicCredentials {
   readonly #onRenewalError: ((error: CustosSdkError) => void) | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
+  readonly #sessionToken: string | undefined;
 
   /** @internal Built by {@link Task.creds}. */
   constructor(issued: Record<string, unknown>, transport: HttpTransport, auth: TaskAuth, options: CredsOptions) {
@@ -53,7 +54,18 @@ export class DynamicCredentials {
     this.#transport = transport;
     this.#auth = auth;
     this.#onRenewalError = options.onRenewalError;
-    if (options.renew !== false) this.#schedule(this.#untilRenewal());
+    this.#sessionToken = typeof issued.session_token === 'string' ? issued.session_token : undefined;
+    // An AWS role session (aws-sts engine) cannot be extended: never scheduled.
+    if (options.renew !== false && this.#sessionToken === undefined) this.#schedule(this.#untilRenewal());
+  }
+
+  /**
+   * The AWS session token, for an `aws-sts` engine's credentials (then
+   * `username` is the access key id and `password` the secret access key);
+   * undefined for a database user. Never logged by the SDK.
+   */
+  get sessionToken(): string | undefined {
+    return this.#sessionToken;
   }
 
   /** The database password. Shown once by custos, held only here; never logged by the SDK. */
@@ -107,7 +119,13 @@ export class DynamicCredentials {
 
   /** Without the password, for logs. */
   toJSON(): Record<string, unknown> {
-    return { leaseId: this.leaseId, username: this.username, password: '[redacted]', expireTime: this.#expireTime };
+    return {
+      leaseId: this.leaseId,
+      username: this.username,
+      password: '[redacted]',
+      ...(this.#sessionToken !== undefined ? { sessionToken: '[redacted]' } : {}),
+      expireTime: this.#expireTime,
+    };
   }
 
   [inspect.custom](): string {

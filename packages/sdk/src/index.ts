@@ -1,3 +1,4 @@
+export * from './aws-login-request.js';
 export * from './cert-login.js';
 export * from './custos-client.js';
 export * from './custos-errors.js';

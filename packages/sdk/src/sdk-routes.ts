@@ -23,6 +23,12 @@ export const SDK_ROUTES = {
     sends: ['role', 'jwt', 'method', ...startFields()],
     reads: issuedFields(),
   },
+  awsLogin: {
+    method: 'POST',
+    path: '/v1/auth/aws/login',
+    sends: ['role', 'method', 'request', ...startFields()],
+    reads: issuedFields(),
+  },
   certLogin: { method: 'POST', path: '/v1/auth/cert/login', sends: startFields(), reads: issuedFields() },
   startTask: { method: 'POST', path: '/v1/roles/{name}/tasks', sends: startFields(), reads: issuedFields() },
   tokenExchange: {

@@ -13,6 +13,7 @@ import { registerRouteTable } from './plugins/route-table.js';
 import { consoleRoutes } from './routes/console-routes.js';
 import { alertRoutes } from './routes/v1/alerts-routes.js';
 import { auditRoutes } from './routes/v1/audit-routes.js';
+import { awsAuthRoutes } from './routes/v1/aws-auth-routes.js';
 import { bootstrapRoutes } from './routes/v1/bootstrap-routes.js';
 import { credsRoutes } from './routes/v1/creds-routes.js';
 import { engineRoutes } from './routes/v1/engine-routes.js';
@@ -124,6 +125,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(bootstrapRoutes, { node });
       await v1.register(oauthRoutes, { node });
       await v1.register(identityRoutes, { node });
+      await v1.register(awsAuthRoutes, { node });
       await v1.register(scanRoutes, { node });
       await v1.register(honeytokenRoutes, { node });
       await v1.register(engineRoutes, { node });

@@ -31,9 +31,21 @@ export function authorizeEngineRoleWrite(
   request: FastifyRequest,
   node: CustosNode,
   engine: string,
-  body: { creation_statements?: readonly string[]; revocation_statements?: readonly string[] },
+  body: {
+    creation_statements?: readonly string[];
+    revocation_statements?: readonly string[];
+    role_arn?: string;
+    session_policy?: string;
+  },
 ): void {
-  const writesStatements = (body.creation_statements?.length ?? 0) > 0 || (body.revocation_statements?.length ?? 0) > 0;
+  // An aws-sts role's IAM role and session policy are its statements: they
+  // decide which of the AWS powers custos's own principal holds a task gets,
+  // so they need the engine's grant too, not only the role's.
+  const writesStatements =
+    (body.creation_statements?.length ?? 0) > 0 ||
+    (body.revocation_statements?.length ?? 0) > 0 ||
+    body.role_arn !== undefined ||
+    body.session_policy !== undefined;
   if (!writesStatements) return;
   const principal = request.auth;
   const allowed =

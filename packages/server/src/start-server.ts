@@ -7,7 +7,7 @@ import {
   EgressPolicy,
   ValidationError,
 } from '@custos/core';
-import { createEngine } from '@custos/engines';
+import { createAwsStsEngine, createEngine } from '@custos/engines';
 import { createRootKeyWrapper } from '@custos/seals';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
@@ -168,6 +168,7 @@ export async function startServer(
       ),
     // Database engines (dynamic credentials) are drivers core never imports: wired in here.
     engineFactory: createEngine,
+    awsStsEngineFactory: createAwsStsEngine,
     egress: new EgressPolicy({
       allow: config.egress.allow,
       allowPublic: config.egress.allowPublic,

@@ -29,6 +29,7 @@ export async function startTestServer(
     seal?: 'dev' | 'shamir';
     audit?: CustosNodeOptions['audit'];
     engineFactory?: CustosNodeOptions['engineFactory'];
+    awsStsEngineFactory?: CustosNodeOptions['awsStsEngineFactory'];
     /**
      * The egress policy. Default: loopback 127.0.0.1 allowed, because the
      * suites' databases, JWKS servers and webhook receivers listen there —
@@ -65,6 +66,7 @@ export async function startTestServer(
     seal: options.seal === 'shamir' ? { type: 'shamir' } : { type: 'dev', keyFile: join(dir, 'dev-seal.key') },
     audit: options.audit ?? { file: join(dir, 'audit.jsonl') },
     ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
+    ...(options.awsStsEngineFactory ? { awsStsEngineFactory: options.awsStsEngineFactory } : {}),
     egress: new EgressPolicy(options.egress ?? { allow: ['127.0.0.1'] }),
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.anomaly ? { anomaly: options.anomaly } : {}),

@@ -4,6 +4,7 @@ import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
 import { collectList, collectRepeat } from '../option-parsers.js';
 import { emit, table } from '../output.js';
+import { registerAuthAwsCommand } from './auth-aws-command.js';
 
 interface JwtMethodView {
   name: string;
@@ -59,6 +60,7 @@ function claimLabelMap(pairs: string[]): Record<string, string> {
 /** `custos auth jwt add|list|read|delete`: JWT federation methods (OIDC issuers and their keys). */
 export function registerAuthJwtCommand(program: Command, io: CliIo): void {
   const auth = program.command('auth').description('login methods for agents');
+  registerAuthAwsCommand(auth, io);
   const jwt = auth.command('jwt').description('JWT federation: workload identity tokens from an OIDC issuer');
 
   jwt

@@ -8,6 +8,7 @@ import { emit, table } from '../output.js';
 interface EngineView {
   name: string;
   type: string;
+  aws?: { region: string; sts_endpoint?: string; iam_endpoint?: string };
   created_time: string;
   updated_time: string;
   root_rotated_time: string | null;
@@ -22,6 +23,8 @@ interface EngineRoleView {
   revocation_statements: string[];
   default_ttl_ms: number;
   max_ttl_ms: number;
+  /** aws-sts roles. */
+  aws?: { role_arn: string; session_policy?: string };
   updated_time: string;
 }
 
@@ -43,8 +46,16 @@ const engineTable = (e: EngineView) =>
     ['type', e.type],
     ['updated', e.updated_time],
     ['root rotated', e.root_rotated_time],
-    ['rotatable users', e.rotatable_users.length ? e.rotatable_users.join(', ') : '(none)'],
-    ['tls ca', e.tls_ca ? '(set)' : '(system)'],
+    ...((e.aws
+      ? [
+          ['region', e.aws.region],
+          ['sts endpoint', e.aws.sts_endpoint ?? '(AWS regional)'],
+          ['iam endpoint', e.aws.iam_endpoint ?? '(AWS global)'],
+        ]
+      : [
+          ['rotatable users', e.rotatable_users.length ? e.rotatable_users.join(', ') : '(none)'],
+          ['tls ca', e.tls_ca ? '(set)' : '(system)'],
+        ]) as Array<[string, string | null]>),
   ]);
 
 /** `custos engine add|read|list|delete|rotate-root|role write|read|list|delete`. */
@@ -54,8 +65,11 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
   engine
     .command('add <name>')
     .description('add or replace an engine; its admin URL is stored behind the barrier and never shown again')
-    .requiredOption('--type <type>', 'postgres or mysql')
+    .requiredOption('--type <type>', 'postgres, mysql or aws-sts')
     .option('--url <url>', 'admin connection URL (- reads it from stdin, keeping it out of shell history)')
+    .option('--region <region>', 'aws-sts: the AWS region (custos’s AWS principal comes from the SDK default chain)')
+    .option('--endpoint <url>', 'aws-sts: the STS endpoint (default AWS’s regional one)')
+    .option('--iam-endpoint <url>', 'aws-sts: the IAM endpoint for the revocation deny (default AWS’s)')
     .option(
       '--rotatable-users <users>',
       'static users a database rotator may change (comma-separated; never the admin user; default: kept, or none)',
@@ -69,8 +83,38 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
     .action(
       async (
         name: string,
-        opts: { type: string; url?: string; rotatableUsers?: string[]; tlsCa?: string; json?: boolean },
+        opts: {
+          type: string;
+          url?: string;
+          rotatableUsers?: string[];
+          tlsCa?: string;
+          region?: string;
+          endpoint?: string;
+          iamEndpoint?: string;
+          json?: boolean;
+        },
       ) => {
+        if (opts.type === 'aws-sts') {
+          // No URL and no credential: the server's SDK default chain is its AWS principal.
+          if (!opts.region) throw new CliError('CUSTOS_ERR_USAGE', '--region is required for aws-sts', EXIT.usage);
+          const view = await new CustosClient(io).request<EngineView>(
+            'PUT',
+            `/v1/engines/${encodeURIComponent(name)}`,
+            {
+              type: 'aws-sts',
+              region: opts.region,
+              ...(opts.endpoint ? { sts_endpoint: opts.endpoint } : {}),
+              ...(opts.iamEndpoint ? { iam_endpoint: opts.iamEndpoint } : {}),
+            },
+          );
+          emit(
+            io,
+            opts.json,
+            view,
+            () => `Engine ${view.name} (aws-sts) verified with sts:GetCallerIdentity and stored`,
+          );
+          return;
+        }
         let url = opts.url;
         if (url === undefined || url === '-') url = (await readAll(io.stdin)).trim();
         if (!url) throw new CliError('CUSTOS_ERR_USAGE', '--url is required', EXIT.usage);
@@ -159,11 +203,15 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
     .option('--revocation-sql <sql>', 'revocation statement (repeatable; @file reads one)', collectRepeat)
     .option('--default-ttl <duration>', 'lease TTL when none is asked for (e.g. 5m)')
     .option('--max-ttl <duration>', 'longest lease, renewals included (e.g. 1h)')
+    .option('--role-arn <arn>', 'aws-sts: the IAM role each task’s session assumes')
+    .option('--session-policy <json|@file>', 'aws-sts: session policy (JSON, or @file), at most 2048 characters')
     .option('--json', 'JSON output')
     .action(
       async (
         spec: string,
         opts: {
+          roleArn?: string;
+          sessionPolicy?: string;
           creationSql?: string[];
           revocationSql?: string[];
           defaultTtl?: string;
@@ -177,6 +225,8 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
           ...(opts.revocationSql ? { revocation_statements: opts.revocationSql.map(statement) } : {}),
           ...(opts.defaultTtl ? { default_ttl: opts.defaultTtl } : {}),
           ...(opts.maxTtl ? { max_ttl: opts.maxTtl } : {}),
+          ...(opts.roleArn ? { role_arn: opts.roleArn } : {}),
+          ...(opts.sessionPolicy ? { session_policy: statement(opts.sessionPolicy) } : {}),
         };
         const view = await new CustosClient(io).request<EngineRoleView>(
           'PUT',
@@ -201,8 +251,18 @@ export function registerEngineCommand(program: Command, io: CliIo): void {
           ['role', `${view.engine}/${view.name}`],
           ['default ttl', `${view.default_ttl_ms / 1000}s`],
           ['max ttl', `${view.max_ttl_ms / 1000}s`],
-          ['creation', view.creation_statements.length ? view.creation_statements.join('; ') : '(built-in)'],
-          ['revocation', view.revocation_statements.length ? view.revocation_statements.join('; ') : '(built-in)'],
+          ...((view.aws
+            ? [
+                ['iam role', view.aws.role_arn],
+                ['session policy', view.aws.session_policy ?? '(none: the IAM role’s own policies)'],
+              ]
+            : [
+                ['creation', view.creation_statements.length ? view.creation_statements.join('; ') : '(built-in)'],
+                [
+                  'revocation',
+                  view.revocation_statements.length ? view.revocation_statements.join('; ') : '(built-in)',
+                ],
+              ]) as Array<[string, string]>),
         ]),
       );
     });

@@ -3,6 +3,8 @@ import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { signAwsLoginRequest } from '@custos/sdk';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
@@ -22,6 +24,10 @@ export interface IssuedTaskView {
 }
 
 interface LoginOptions extends StartOptions {
+  aws?: boolean;
+  serverId?: string;
+  stsEndpoint?: string;
+  awsRegion?: string;
   bootstrap?: string;
   jwt?: string;
   role?: string;
@@ -164,15 +170,54 @@ async function loginWithCert(io: CliIo, opts: LoginOptions, body: unknown): Prom
   return response.body as IssuedTaskView;
 }
 
-/** `custos login --bootstrap TOKEN | --jwt FILE --role R | --cert CERT --key KEY`. */
+/**
+ * `custos login --aws`: the workload's AWS credentials (SDK default chain:
+ * environment, shared config, web identity, container or instance role)
+ * sign an `sts:GetCallerIdentity` request here; only the signed headers and
+ * body go to custos, which forwards them to its configured STS endpoint.
+ */
+async function loginWithAws(io: CliIo, opts: LoginOptions, start: object): Promise<IssuedTaskView> {
+  if (!opts.role) throw usage('--aws needs --role');
+  if (!opts.serverId) throw usage('--aws needs --server-id (the server id of custos’s AWS method)');
+  let credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  try {
+    credentials = await defaultProvider()();
+  } catch {
+    throw new CliError('CUSTOS_ERR_AWS_NO_CREDENTIALS', 'the AWS SDK default chain found no credentials');
+  }
+  const request = signAwsLoginRequest({
+    credentials,
+    serverId: opts.serverId,
+    ...(opts.stsEndpoint ? { stsEndpoint: opts.stsEndpoint } : {}),
+    ...(opts.awsRegion ? { region: opts.awsRegion } : {}),
+  });
+  return new CustosClient(io).request<IssuedTaskView>('POST', '/v1/auth/aws/login', {
+    role: opts.role,
+    request,
+    ...(opts.method ? { method: opts.method } : {}),
+    ...start,
+  });
+}
+
+/** `custos login --bootstrap TOKEN | --jwt FILE --role R | --aws --role R --server-id ID | --cert CERT --key KEY`. */
 export function registerLoginCommand(program: Command, io: CliIo): void {
   program
     .command('login')
     .description('log an agent in and start its task; prints the task token alone')
     .option('--bootstrap <token>', 'a single-use bootstrap token (- reads it from stdin)')
+    .option(
+      '--aws',
+      'sign sts:GetCallerIdentity with the AWS SDK default chain’s credentials; needs --role and --server-id',
+    )
+    .option('--server-id <id>', 'with --aws: the server id of custos’s AWS method (signed into the request)')
+    .option(
+      '--sts-endpoint <url>',
+      'with --aws: the STS endpoint custos forwards to (default https://sts.amazonaws.com)',
+    )
+    .option('--aws-region <region>', 'with --aws: the signing region (default us-east-1)')
     .option('--jwt <file>', 'a workload identity JWT in a file (- reads stdin); needs --role')
     .option('--role <role>', 'with --jwt: the role to log in as; with --cert: check the certificate is for it')
-    .option('--method <name>', 'with --jwt: the configured JWT method to use')
+    .option('--method <name>', 'with --jwt or --aws: the configured method to use')
     .option('--cert <file>', 'a client certificate from custos’s CA (PEM); needs --key; uses CUSTOS_TLS_ADDR')
     .option('--key <file>', 'with --cert: its private key (PEM)')
     .option('--ca <file>', 'with --cert: the CA that signed the server’s certificate (default CUSTOS_CACERT)')
@@ -186,9 +231,9 @@ export function registerLoginCommand(program: Command, io: CliIo): void {
     .option('--save', 'also write the token to ~/.custos-token (mode 0600), where custos finds it')
     .option('--json', 'JSON output (token, task_id, accessor, expire_time, scope)')
     .action(async (opts: LoginOptions) => {
-      const modes = [opts.bootstrap, opts.jwt, opts.cert].filter((m) => m !== undefined).length;
-      if (modes !== 1) throw usage('give exactly one of --bootstrap, --jwt or --cert');
-      if (opts.method && !opts.jwt) throw usage('--method goes with --jwt');
+      const modes = [opts.bootstrap, opts.jwt, opts.cert, opts.aws].filter((m) => m !== undefined).length;
+      if (modes !== 1) throw usage('give exactly one of --bootstrap, --jwt, --aws or --cert');
+      if (opts.method && !opts.jwt && !opts.aws) throw usage('--method goes with --jwt or --aws');
       if ((opts.key || opts.ca) && !opts.cert) throw usage('--key and --ca go with --cert');
       const start = startBody(opts);
       let issued: IssuedTaskView;
@@ -199,6 +244,8 @@ export function registerLoginCommand(program: Command, io: CliIo): void {
           token,
           ...start,
         });
+      } else if (opts.aws) {
+        issued = await loginWithAws(io, opts, start);
       } else if (opts.jwt !== undefined) {
         if (!opts.role) throw usage('--jwt needs --role');
         const jwt = opts.jwt === '-' ? await readStdin(io) : readFileSync(opts.jwt, 'utf8').trim();

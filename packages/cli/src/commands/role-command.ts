@@ -55,7 +55,7 @@ interface WriteOptions {
   json?: boolean;
 }
 
-const AUTH_METHODS = ['bootstrap', 'jwt', 'cert'];
+const AUTH_METHODS = ['bootstrap', 'jwt', 'cert', 'aws'];
 
 /** `--bound-claims repo=acme/* --bound-claims repo=acme2/*` → `{ repo: ['acme/*', 'acme2/*'] }`. */
 function boundClaims(pairs: string[]): Record<string, string[]> {

@@ -29,7 +29,7 @@ import {
   createAuditHmac,
   verifyAudit,
 } from '../audit/index.js';
-import { CertService, JwtMethodService } from '../auth-methods/index.js';
+import { AwsIamMethodService, CertService, JwtMethodService } from '../auth-methods/index.js';
 import { EgressPolicy } from '../egress/index.js';
 import { AuditIntegrityError, CustosError, SealedError } from '../errors/index.js';
 import { HoneytokenService } from '../honeytokens/index.js';
@@ -43,6 +43,7 @@ import {
   type ScopeEntry,
   scopeAllows,
 } from '../policy/index.js';
+import type { AwsStsEngineFactory } from '../ports/aws-sts-engine-port.js';
 import type { DatabaseEngineFactory } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
 import { ResourceService } from '../resources/index.js';
@@ -100,6 +101,8 @@ export interface CustosNodeOptions {
   version?: string;
   /** Opens database engines (normally `createEngine` from `@custos/engines`); without it engines are unavailable. */
   engineFactory?: DatabaseEngineFactory;
+  /** Opens `aws-sts` engines (normally `createAwsStsEngine` from `@custos/engines`). */
+  awsStsEngineFactory?: AwsStsEngineFactory;
   /**
    * The one egress policy every outbound call obeys (engines, JWKS, webhook
    * rotators). Default: public destinations only — loopback, link-local and
@@ -152,6 +155,7 @@ export interface CustosServices {
   bootstrap: BootstrapService;
   taskKeys: TaskSigningKeys;
   jwtMethods: JwtMethodService;
+  awsMethods: AwsIamMethodService;
   certs: CertService;
   /** Configured database engines and their roles. */
   engines: EngineService;
@@ -486,8 +490,15 @@ export class CustosNode {
     });
     const egress = this.#options.egress ?? new EgressPolicy();
     const jwtMethods = new JwtMethodService({ storage, cipher, egress });
+    const awsMethods = new AwsIamMethodService({ storage, cipher, egress });
     const certs = await CertService.load({ storage, cipher }, this.#options.trustDomain ?? 'custos.local');
-    const engines = new EngineService({ storage, cipher, factory: this.#options.engineFactory, egress });
+    const engines = new EngineService({
+      storage,
+      cipher,
+      factory: this.#options.engineFactory,
+      awsFactory: this.#options.awsStsEngineFactory,
+      egress,
+    });
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
     const secrets = new SecretService({ storage, cipher });
@@ -595,6 +606,7 @@ export class CustosNode {
       bootstrap,
       taskKeys,
       jwtMethods,
+      awsMethods,
       certs,
       engines,
       leases,

@@ -131,6 +131,34 @@ export const ERROR_CATALOGUE = {
     message:
       'The engine URL carries a query parameter, scheme or part custos does not pass to the driver (only sslmode, connect_timeout and, for PostgreSQL, application_name).',
   },
+  CUSTOS_ERR_AWS_NO_CREDENTIALS: {
+    status: 503,
+    message:
+      'The AWS SDK default provider chain found no credentials for custos (environment, shared config, web identity, container or instance role); custos never takes AWS credentials from its own configuration.',
+  },
+  CUSTOS_ERR_AWS_ACCESS_DENIED: {
+    status: 403,
+    message:
+      'AWS refused the call custos made with its own IAM principal (AccessDenied); the engine and the IAM role are named in the detail, never a credential.',
+  },
+  CUSTOS_ERR_AWS_UNAVAILABLE: {
+    status: 503,
+    message: 'AWS STS or IAM did not answer in time, or kept throttling after custos retried with backoff.',
+  },
+  CUSTOS_ERR_AWS_REQUEST_REFUSED: {
+    status: 422,
+    message:
+      'AWS refused the request as invalid (for example a session policy too large, a duration above the IAM role’s MaxSessionDuration, a trust policy that does not allow sts:TagSession or sts:SetSourceIdentity).',
+  },
+  CUSTOS_ERR_AWS_DURATION_TOO_SHORT: {
+    status: 409,
+    message:
+      'AWS issues role sessions for at least 900 seconds, and the task has less time left (or asked for less): custos refuses rather than hand out credentials that outlive the task.',
+  },
+  CUSTOS_ERR_AWS_LEASE_NOT_RENEWABLE: {
+    status: 409,
+    message: 'AWS role-session credentials cannot be extended; ask for new credentials instead.',
+  },
   CUSTOS_ERR_LEASE_NOT_FOUND: { status: 404, message: 'No such lease, or it has already ended.' },
   CUSTOS_ERR_ROTATION_FAILED: {
     status: 502,

@@ -1,7 +1,7 @@
 import { UnauthenticatedError } from '../errors/index.js';
 
 /** Which secure-introduction mechanism refused the caller. */
-export type IdentityMethod = 'jwt' | 'cert' | 'dpop';
+export type IdentityMethod = 'jwt' | 'cert' | 'dpop' | 'aws';
 
 /**
  * An identity proof (federated JWT, client certificate, DPoP proof) was refused.

@@ -1,23 +1,30 @@
 import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { EgressPolicy } from '../egress/egress-policy.js';
 import { CustosError, isCustosError, NotFoundError, ValidationError } from '../errors/index.js';
+import type { AwsStsEngineFactory, AwsStsEnginePort } from '../ports/aws-sts-engine-port.js';
 import type { DatabaseEngineFactory, DatabaseEnginePort, EngineRolePort } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
 import { AdminNotRotatableError } from './admin-not-rotatable-error.js';
+import { validateAwsEngineSettings, validateAwsRoleSettings } from './aws-sts-settings.js';
 import { validateTlsCa } from './engine-tls-ca.js';
-import type { EngineRecord, EngineRoleInput, EngineRoleRecord, EngineView } from './engine-types.js';
+import type { AwsEngineSettings, EngineRecord, EngineRoleInput, EngineRoleRecord, EngineView } from './engine-types.js';
 
 const ENGINES = 'engine';
 const ROLES = 'engine.role';
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const DEFAULT_TTL_MS = 3_600_000;
 const MAX_TTL_MS = 24 * 3_600_000;
+/** AWS's bounds for a role session (AssumeRole DurationSeconds 900..43200). */
+export const AWS_MIN_SESSION_MS = 900_000;
+const AWS_MAX_SESSION_MS = 43_200_000;
 
 export interface EngineServiceDeps {
   storage: Pick<Storage, 'entries' | 'transaction'>;
   cipher: Cipher;
   /** Opens engines; absent when the deployment has no engine support wired in. */
   factory: DatabaseEngineFactory | undefined;
+  /** Opens `aws-sts` engines; absent when the deployment has no AWS support wired in. */
+  awsFactory?: AwsStsEngineFactory | undefined;
   /** Every engine connection obeys it (default: the strict default policy). */
   egress?: EgressPolicy;
   now?: () => Date;
@@ -82,11 +89,14 @@ export class EngineService {
   readonly #egress: EgressPolicy;
   readonly #now: () => Date;
   readonly #open = new Map<string, { key: string; engine: DatabaseEnginePort }>();
+  readonly #awsFactory: AwsStsEngineFactory | undefined;
+  readonly #openAws = new Map<string, { key: string; engine: AwsStsEnginePort }>();
 
   constructor(deps: EngineServiceDeps) {
     this.#storage = deps.storage;
     this.#cipher = deps.cipher;
     this.#factory = deps.factory;
+    this.#awsFactory = deps.awsFactory;
     this.#egress = deps.egress ?? new EgressPolicy();
     this.#now = deps.now ?? (() => new Date());
   }
@@ -98,12 +108,20 @@ export class EngineService {
    */
   async write(
     name: string,
-    connection: { type: string; url: string; rotatable_users?: readonly string[]; tls_ca?: string },
+    connection: {
+      type: string;
+      url?: string;
+      rotatable_users?: readonly string[];
+      tls_ca?: string;
+      aws?: AwsEngineSettings;
+    },
   ): Promise<EngineView> {
     validateEngineName(name);
+    if (connection.type === 'aws-sts') return this.#writeAws(name, connection.aws);
     if (connection.type !== 'postgres' && connection.type !== 'mysql') {
-      throw new ValidationError('type is postgres or mysql.');
+      throw new ValidationError('type is postgres, mysql or aws-sts.');
     }
+    if (!connection.url) throw new ValidationError('A database engine needs its admin url.');
     const type = connection.type;
     const existing = await this.#find(name);
     const rotatable = validateRotatableUsers(
@@ -142,6 +160,73 @@ export class EngineService {
     return view(record);
   }
 
+  /**
+   * Adds or replaces an `aws-sts` engine. No credential is given or stored:
+   * the engine calls STS as whatever principal the SDK's default chain finds,
+   * and `sts:GetCallerIdentity` is called now so a missing or refused
+   * principal is an error at configuration time.
+   */
+  async #writeAws(name: string, settings: AwsEngineSettings | undefined): Promise<EngineView> {
+    const aws = validateAwsEngineSettings(settings);
+    // The endpoints obey the egress policy: checked now, and at every call.
+    for (const url of [aws.sts_endpoint, aws.iam_endpoint]) if (url) await this.#egress.checkUrl(url);
+    const probe = this.#awsFactoryOrThrow()(this.#awsConnection(aws));
+    try {
+      await probe.verifyConnection();
+    } finally {
+      await probe.close().catch(() => undefined);
+    }
+    const existing = await this.#find(name);
+    if (existing && existing.type !== 'aws-sts') {
+      throw new ValidationError('An engine keeps its type: delete it first to change it.');
+    }
+    const time = this.#now().toISOString();
+    const record: EngineRecord = {
+      name,
+      type: 'aws-sts',
+      url: '',
+      aws,
+      created_time: existing?.created_time ?? time,
+      updated_time: time,
+      root_rotated_time: null,
+    };
+    await this.#storage.entries.put(ENGINES, name, sealJson(this.#cipher, ENGINES, name, record));
+    await this.#drop(name);
+    return view(record);
+  }
+
+  /** The engine's type (`postgres`, `mysql`, `aws-sts`); CUSTOS_ERR_ENGINE_NOT_FOUND if none. */
+  async typeOf(name: string): Promise<EngineRecord['type']> {
+    return (await this.#get(name)).type;
+  }
+
+  /** The open client of an `aws-sts` engine (reopened when its stored settings changed). */
+  async openAws(name: string): Promise<AwsStsEnginePort> {
+    const record = await this.#get(name);
+    if (record.type !== 'aws-sts' || !record.aws) throw new ValidationError(`Engine ${name} is not an aws-sts engine.`);
+    const key = JSON.stringify(record.aws);
+    const cached = this.#openAws.get(name);
+    if (cached && cached.key === key) return cached.engine;
+    if (cached) await this.#drop(name);
+    const engine = this.#awsFactoryOrThrow()(this.#awsConnection(record.aws));
+    this.#openAws.set(name, { key, engine });
+    return engine;
+  }
+
+  #awsConnection(aws: AwsEngineSettings) {
+    return {
+      region: aws.region,
+      ...(aws.sts_endpoint ? { stsEndpoint: aws.sts_endpoint } : {}),
+      ...(aws.iam_endpoint ? { iamEndpoint: aws.iam_endpoint } : {}),
+      egress: this.#egress,
+    };
+  }
+
+  #awsFactoryOrThrow(): AwsStsEngineFactory {
+    if (!this.#awsFactory) throw new CustosError('CUSTOS_ERR_ENGINE_UNAVAILABLE', 'No aws-sts support in this server.');
+    return this.#awsFactory;
+  }
+
   async read(name: string): Promise<EngineView> {
     return view(await this.#get(name));
   }
@@ -152,7 +237,7 @@ export class EngineService {
    * refused: it changes only through {@link rotateRoot}.
    */
   async setRotatableUsers(name: string, users: readonly string[]): Promise<EngineView> {
-    const record = await this.#get(name);
+    const record = await this.#database(name);
     const next: EngineRecord = {
       ...record,
       rotatable_users: validateRotatableUsers(users, adminUser(record.url)),
@@ -169,7 +254,7 @@ export class EngineService {
    * again each time it runs, since the list can change in between.
    */
   async assertRotatable(engine: string, username: string): Promise<void> {
-    const record = await this.#get(engine);
+    const record = await this.#database(engine);
     if (username === adminUser(record.url)) {
       throw new AdminNotRotatableError();
     }
@@ -187,10 +272,11 @@ export class EngineService {
    * point at a real database host.
    */
   async endpoint(name: string): Promise<{ scheme: 'postgres' | 'mysql'; host: string; port: number }> {
-    const record = await this.#get(name);
+    const record = await this.#database(name);
+    const scheme = record.type === 'mysql' ? 'mysql' : 'postgres';
     const url = new URL(record.url);
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    return { scheme: record.type, host, port: url.port ? Number(url.port) : record.type === 'mysql' ? 3306 : 5432 };
+    return { scheme, host, port: url.port ? Number(url.port) : scheme === 'mysql' ? 3306 : 5432 };
   }
 
   async list(): Promise<string[]> {
@@ -214,8 +300,9 @@ export class EngineService {
    */
   async writeRole(engine: string, name: string, input: EngineRoleInput): Promise<EngineRoleRecord> {
     validateEngineName(name, 'role');
-    await this.#get(engine);
+    const engineRecord = await this.#get(engine);
     const existing = await this.findRole(engine, name);
+    if (engineRecord.type === 'aws-sts') return this.#writeAwsRole(engine, name, input, existing);
     const defaultTtl = input.default_ttl_ms ?? existing?.default_ttl_ms ?? DEFAULT_TTL_MS;
     const maxTtl = input.max_ttl_ms ?? existing?.max_ttl_ms ?? Math.max(defaultTtl, MAX_TTL_MS);
     for (const ttl of [defaultTtl, maxTtl]) {
@@ -236,6 +323,49 @@ export class EngineService {
       updated_time: time,
     };
     await (await this.open(engine)).validateRole(toEngineRole(role));
+    const key = `${engine}/${name}`;
+    await this.#storage.entries.put(ROLES, key, sealJson(this.#cipher, ROLES, key, role));
+    return role;
+  }
+
+  /**
+   * An `aws-sts` role: the IAM role to assume and the session policy. TTLs
+   * are bounded by what AWS issues: at least 900 s (AWS's minimum session)
+   * for the default, at most 43200 s (its maximum) for both.
+   */
+  async #writeAwsRole(
+    engine: string,
+    name: string,
+    input: EngineRoleInput,
+    existing: EngineRoleRecord | undefined,
+  ): Promise<EngineRoleRecord> {
+    if (input.creation_statements || input.revocation_statements) {
+      throw new ValidationError('An aws-sts role has no statements: give role_arn and session_policy.');
+    }
+    const aws = validateAwsRoleSettings(input.aws ?? existing?.aws);
+    const defaultTtl = input.default_ttl_ms ?? existing?.default_ttl_ms ?? DEFAULT_TTL_MS;
+    const maxTtl = input.max_ttl_ms ?? existing?.max_ttl_ms ?? DEFAULT_TTL_MS;
+    for (const ttl of [defaultTtl, maxTtl]) {
+      if (!Number.isInteger(ttl) || ttl < AWS_MIN_SESSION_MS || ttl > AWS_MAX_SESSION_MS) {
+        throw new CustosError(
+          'CUSTOS_ERR_INVALID_TTL',
+          'An aws-sts role’s TTLs are between 15m and 12h (AWS’s bounds).',
+        );
+      }
+    }
+    if (defaultTtl > maxTtl) throw new CustosError('CUSTOS_ERR_INVALID_TTL', 'default_ttl exceeds max_ttl.');
+    const time = this.#now().toISOString();
+    const role: EngineRoleRecord = {
+      engine,
+      name,
+      creation_statements: [],
+      revocation_statements: [],
+      default_ttl_ms: defaultTtl,
+      max_ttl_ms: maxTtl,
+      aws,
+      created_time: existing?.created_time ?? time,
+      updated_time: time,
+    };
     const key = `${engine}/${name}`;
     await this.#storage.entries.put(ROLES, key, sealJson(this.#cipher, ROLES, key, role));
     return role;
@@ -267,7 +397,7 @@ export class EngineService {
    * straight behind the barrier: no human ever sees it.
    */
   async rotateRoot(name: string): Promise<EngineView> {
-    const record = await this.#get(name);
+    const record = await this.#database(name);
     const engine = await this.open(name);
     const { url } = await engine.rotateRootPassword();
     const time = this.#now().toISOString();
@@ -279,7 +409,7 @@ export class EngineService {
 
   /** The open client of an engine (reopened when its stored connection changed). */
   async open(name: string): Promise<DatabaseEnginePort> {
-    const record = await this.#get(name);
+    const record = await this.#database(name);
     const key = `${record.url}\n${record.tls_ca ?? ''}`;
     const cached = this.#open.get(name);
     if (cached && cached.key === key) return cached.engine;
@@ -287,7 +417,7 @@ export class EngineService {
     let engine: DatabaseEnginePort;
     try {
       engine = this.#factoryOrThrow()({
-        type: record.type,
+        type: record.type === 'mysql' ? 'mysql' : 'postgres',
         url: record.url,
         egress: this.#egress,
         ...(record.tls_ca ? { tlsCa: record.tls_ca } : {}),
@@ -310,7 +440,7 @@ export class EngineService {
 
   /** Closes every open engine client (on seal and shutdown). */
   async close(): Promise<void> {
-    const names = [...this.#open.keys()];
+    const names = [...new Set([...this.#open.keys(), ...this.#openAws.keys()])];
     await Promise.all(names.map((n) => this.#drop(n)));
   }
 
@@ -318,6 +448,9 @@ export class EngineService {
     const cached = this.#open.get(name);
     this.#open.delete(name);
     await cached?.engine.close().catch(() => undefined);
+    const aws = this.#openAws.get(name);
+    this.#openAws.delete(name);
+    await aws?.engine.close().catch(() => undefined);
   }
 
   #factoryOrThrow(): DatabaseEngineFactory {
@@ -329,6 +462,17 @@ export class EngineService {
     if (!NAME.test(name)) return undefined;
     const entry = await this.#storage.entries.get(ENGINES, name);
     return entry ? openJson<EngineRecord>(this.#cipher, ENGINES, name, entry.value) : undefined;
+  }
+
+  /** A database engine's record; an `aws-sts` engine has no database, URL or users. */
+  async #database(name: string): Promise<EngineRecord> {
+    const record = await this.#get(name);
+    if (record.type === 'aws-sts') {
+      throw new ValidationError(
+        `Engine ${name} is an aws-sts engine: it has no database, admin URL or users (custos's AWS principal comes from the SDK default chain).`,
+      );
+    }
+    return record;
   }
 
   async #get(name: string): Promise<EngineRecord> {

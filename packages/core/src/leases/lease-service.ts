@@ -3,7 +3,9 @@ import { timeOrderedId } from '../common/random-pool.js';
 import { CustosError, isCustosError, PermissionDeniedError } from '../errors/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
 import { type TaskService, taskTreePrefix } from '../tasks/task-service.js';
-import { type EngineService, toEngineRole } from './engine-service.js';
+import { AWS_LEASE_TAG, AwsSessionRevocation } from './aws-session-revocation.js';
+import { AWS_MIN_SESSION_MS, type EngineService, toEngineRole } from './engine-service.js';
+import type { EngineRoleRecord } from './engine-types.js';
 import type { IssuedLease, LeaseOwner, LeaseRecord, LeaseView } from './lease-types.js';
 
 const LEASES = 'lease';
@@ -55,6 +57,7 @@ export class LeaseService {
   readonly #engines: EngineService;
   readonly #tasks: LeaseServiceDeps['tasks'];
   readonly #now: () => number;
+  readonly #awsRevocation: AwsSessionRevocation;
 
   constructor(deps: LeaseServiceDeps) {
     this.#storage = deps.storage;
@@ -62,6 +65,7 @@ export class LeaseService {
     this.#engines = deps.engines;
     this.#tasks = deps.tasks;
     this.#now = deps.now ?? Date.now;
+    this.#awsRevocation = new AwsSessionRevocation({ storage: deps.storage, cipher: deps.cipher, now: this.#now });
   }
 
   /** Creates a database user for `owner` under an engine role and records its lease. */
@@ -76,6 +80,7 @@ export class LeaseService {
     const cap = Math.min(now + role.max_ttl_ms, owner.task?.expiresAtMs ?? Number.POSITIVE_INFINITY);
     const expiresAt = Math.min(now + (ttlMs ?? role.default_ttl_ms), cap);
     if (expiresAt <= now) throw new CustosError('CUSTOS_ERR_TTL_EXCEEDS_PARENT');
+    if (role.aws) return this.#issueAws(engineName, role, owner, now, expiresAt, cap);
     const engine = await this.#engines.open(engineName);
     const engineRole = toEngineRole(role);
     const credential = await engine.createCredential(engineRole, {
@@ -133,10 +138,105 @@ export class LeaseService {
     };
   }
 
+  /**
+   * Per-task AWS credentials: one `sts:AssumeRole` session of the role's IAM
+   * role, narrowed by its session policy, tagged with the task and the
+   * lease, the task id as SourceIdentity (it stays on the session through
+   * role chaining and in CloudTrail), for no longer than the task has left.
+   *
+   * AWS issues no session shorter than 900 s. When the task (or the TTL asked
+   * for) leaves less, custos refuses (CUSTOS_ERR_AWS_DURATION_TOO_SHORT)
+   * instead of issuing 900 s: a credential that outlives its task would break
+   * the one promise custos makes about task credentials, and the deny written
+   * at task end depends on IAM being reachable and propagating — AWS's own
+   * expiry does not. A task that needs AWS credentials starts with at least
+   * 15 minutes.
+   */
+  async #issueAws(
+    engineName: string,
+    role: EngineRoleRecord,
+    owner: LeaseOwner,
+    now: number,
+    expiresAt: number,
+    cap: number,
+  ): Promise<IssuedLease> {
+    const aws = role.aws!;
+    if (expiresAt - now < AWS_MIN_SESSION_MS) throw new CustosError('CUSTOS_ERR_AWS_DURATION_TOO_SHORT');
+    const durationSeconds = Math.floor((expiresAt - now) / 1_000);
+    const id = `lea_${timeOrderedId()}`;
+    const taskId = owner.task?.id ?? null;
+    // SourceIdentity and session names: [\w+=,.@-]; task and lease ids fit.
+    const sourceIdentity = taskId ?? `custos-${owner.name.replace(/[^\w+=,.@-]/g, '-')}`.slice(0, 64);
+    const sessionName = `custos-${taskId ?? id}`.slice(0, 64);
+    const engine = await this.#engines.openAws(engineName);
+    const credentials = await engine.assumeRole({
+      roleArn: aws.role_arn,
+      ...(aws.session_policy ? { sessionPolicy: aws.session_policy } : {}),
+      sessionName,
+      sourceIdentity,
+      tags: { custos_task: taskId ?? 'none', [AWS_LEASE_TAG]: id, custos_role: role.name },
+      durationSeconds,
+    });
+    // AWS's expiration is the truth (never later than asked).
+    const expires = Math.min(credentials.expiration.getTime(), now + durationSeconds * 1_000);
+    const record: LeaseRecord = {
+      id,
+      engine: engineName,
+      role: role.name,
+      username: credentials.accessKeyId,
+      task_id: taskId,
+      task_chain: owner.task ? [...owner.task.chain] : [],
+      owner: owner.name,
+      issued_time: new Date(now).toISOString(),
+      expires_at: expires,
+      max_expires_at: Math.min(cap, expires),
+      state: 'active',
+      attempts: 0,
+      last_error: null,
+      revoked_time: null,
+      aws: { role_arn: aws.role_arn, session_name: sessionName, source_identity: sourceIdentity },
+    };
+    try {
+      await this.#storage.transaction(async ({ entries }) => {
+        await this.#write(entries, record);
+        if (record.task_id) {
+          await entries.put(BY_TASK, taskKey(record.task_id, record.id), new Uint8Array(0));
+          await entries.put(BY_TREE, treeKey(record.task_chain, record.id), new Uint8Array(0));
+        }
+      });
+    } catch (error) {
+      // A session nobody recorded would never be denied: deny it now.
+      await this.#awsRevocation
+        .revoke(engineName, engine, { id, roleArn: aws.role_arn, expiresAt: expires })
+        .catch(() => undefined);
+      throw error;
+    }
+    if (owner.task) {
+      const status = await this.#tasks.isActive(owner.task.chain);
+      if (!status.active) {
+        await this.revoke(record.id);
+        throw new CustosError('CUSTOS_ERR_UNAUTHENTICATED');
+      }
+    }
+    return {
+      lease_id: id,
+      engine: engineName,
+      role: role.name,
+      username: credentials.accessKeyId,
+      password: credentials.secretAccessKey,
+      session_token: credentials.sessionToken,
+      assumed_role_arn: credentials.assumedRoleArn,
+      expire_time: new Date(expires).toISOString(),
+      ttl_seconds: Math.floor((expires - now) / 1_000),
+      task_id: taskId,
+    };
+  }
+
   /** Extends an active lease, up to its role's max TTL from issue and never past its task. */
   async renew(id: string, incrementMs: number): Promise<LeaseView> {
     const record = await this.#get(id);
     if (record.state !== 'active') throw new CustosError('CUSTOS_ERR_LEASE_NOT_FOUND');
+    if (record.aws) throw new CustosError('CUSTOS_ERR_AWS_LEASE_NOT_RENEWABLE');
     if (!Number.isInteger(incrementMs) || incrementMs <= 0) throw new CustosError('CUSTOS_ERR_INVALID_TTL');
     const expiresAt = Math.min(this.#now() + incrementMs, record.max_expires_at);
     if (expiresAt > record.expires_at) {
@@ -156,21 +256,8 @@ export class LeaseService {
     const record = await this.#get(id);
     if (record.state === 'revoked') return leaseView(record);
     try {
-      const engine = await this.#engines.open(record.engine);
-      const role = await this.#engines.findRole(record.engine, record.role);
-      // A deleted role still has a user to drop: the engine's built-in revocation does it.
-      await engine.revokeCredential(
-        role
-          ? toEngineRole(role)
-          : {
-              name: record.role,
-              creationStatements: [],
-              revocationStatements: [],
-              defaultTtlMs: 1,
-              maxTtlMs: 1,
-            },
-        record.username,
-      );
+      if (record.aws) await this.#revokeAws(record);
+      else await this.#revokeDatabase(record);
     } catch (error) {
       await this.#recordFailure(id, isCustosError(error) ? error.code : 'CUSTOS_ERR_ENGINE_UNAVAILABLE');
       throw error;
@@ -187,6 +274,39 @@ export class LeaseService {
       }
       return leaseView(current);
     });
+  }
+
+  /**
+   * An AWS session cannot be revoked, only denied (see AwsSessionRevocation):
+   * one that has already expired needs nothing, so the reaper's expiry pass
+   * makes no IAM call.
+   */
+  async #revokeAws(record: LeaseRecord): Promise<void> {
+    if (record.expires_at <= this.#now()) return;
+    const engine = await this.#engines.openAws(record.engine);
+    await this.#awsRevocation.revoke(record.engine, engine, {
+      id: record.id,
+      roleArn: record.aws!.role_arn,
+      expiresAt: record.expires_at,
+    });
+  }
+
+  async #revokeDatabase(record: LeaseRecord): Promise<void> {
+    const engine = await this.#engines.open(record.engine);
+    const role = await this.#engines.findRole(record.engine, record.role);
+    // A deleted role still has a user to drop: the engine's built-in revocation does it.
+    await engine.revokeCredential(
+      role
+        ? toEngineRole(role)
+        : {
+            name: record.role,
+            creationStatements: [],
+            revocationStatements: [],
+            defaultTtlMs: 1,
+            maxTtlMs: 1,
+          },
+      record.username,
+    );
   }
 
   /**

@@ -28,6 +28,11 @@ export interface LeaseRecord {
   /** The error code of the last failed attempt (never a message: it could echo SQL or a name). */
   last_error: string | null;
   revoked_time: string | null;
+  /**
+   * `aws-sts` leases: the role session. `username` holds its access key id
+   * (an identifier, in CloudTrail; the secret key and token are never stored).
+   */
+  aws?: { role_arn: string; session_name: string; source_identity: string };
 }
 
 /** A lease as shown to callers. */
@@ -42,6 +47,10 @@ export interface IssuedLease {
   role: string;
   username: string;
   password: string;
+  /** `aws-sts` leases: the session token (with `username` = access key id, `password` = secret access key). */
+  session_token?: string;
+  /** `aws-sts` leases: the assumed-role ARN the session acts as. */
+  assumed_role_arn?: string;
   expire_time: string;
   ttl_seconds: number;
   task_id: string | null;

@@ -11,7 +11,7 @@ import { grantableLabelKeys, operatorLabels } from './task-labels.js';
 
 const ROLES = 'role';
 const ROLE_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
-const AUTH_KINDS: readonly AuthMethodKind[] = ['bootstrap', 'jwt', 'cert'];
+const AUTH_KINDS: readonly AuthMethodKind[] = ['bootstrap', 'jwt', 'cert', 'aws'];
 /** No task lives longer than a day: tasks are minutes of work, not identities. */
 export const MAX_TASK_TTL_MS = 24 * 3_600_000;
 export const MAX_DELEGATION_DEPTH = 16;
@@ -234,7 +234,7 @@ function validateRole(role: Role): void {
     throw new ValidationError('max_ttl is between 1s and 24h.');
   }
   if (role.auth.length === 0 || role.auth.some((a) => !AUTH_KINDS.includes(a))) {
-    throw new ValidationError('auth is a list of bootstrap, jwt, cert.');
+    throw new ValidationError('auth is a list of bootstrap, jwt, cert, aws.');
   }
   if (!Number.isInteger(role.max_depth) || role.max_depth < 0 || role.max_depth > MAX_DELEGATION_DEPTH) {
     throw new ValidationError(`max_depth is 0 to ${MAX_DELEGATION_DEPTH}.`);

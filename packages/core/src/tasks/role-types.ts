@@ -1,7 +1,7 @@
 import type { ActiveWindow } from './active-hours.js';
 
 /** How an agent of a role may prove who it is. */
-export type AuthMethodKind = 'bootstrap' | 'jwt' | 'cert';
+export type AuthMethodKind = 'bootstrap' | 'jwt' | 'cert' | 'aws';
 
 /** An agent type (`enricher`, `risk-model`): what it may hold and how it may get in. */
 export interface Role {

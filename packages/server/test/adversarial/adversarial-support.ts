@@ -108,6 +108,7 @@ export const PUBLIC_ROUTES = [
   'POST /v1/auth/bootstrap/login',
   'POST /v1/oauth/token',
   'POST /v1/auth/jwt/login',
+  'POST /v1/auth/aws/login',
   'GET /v1/auth/cert/ca',
   'POST /v1/auth/cert/login',
   'GET /.well-known/jwks.json',

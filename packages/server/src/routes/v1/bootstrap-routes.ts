@@ -28,7 +28,7 @@ export const loginLimit = { max: 60, timeWindow: '1 minute' };
 export async function loginRole(
   node: CustosNode,
   request: FastifyRequest,
-  method: 'bootstrap' | 'jwt' | 'cert',
+  method: 'bootstrap' | 'jwt' | 'cert' | 'aws',
   name: string,
   madeFor?: { roleId: string | undefined },
 ): Promise<Role> {

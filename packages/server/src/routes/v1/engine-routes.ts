@@ -1,4 +1,4 @@
-import { type CustosNode, type EngineRoleInput, parseDuration } from '@custos/core';
+import { CustosError, type CustosNode, type EngineRoleInput, parseDuration } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorizeEngineRoleWrite } from '../../engine-role-access.js';
 
@@ -32,6 +32,9 @@ interface RoleBody {
   revocation_statements?: string[];
   default_ttl?: string;
   max_ttl?: string;
+  /** aws-sts roles. */
+  role_arn?: string;
+  session_policy?: string;
 }
 
 /**
@@ -49,7 +52,15 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
 
   app.put<{
     Params: { name: string };
-    Body: { type: string; url: string; rotatable_users?: string[]; tls_ca?: string };
+    Body: {
+      type: string;
+      url?: string;
+      rotatable_users?: string[];
+      tls_ca?: string;
+      region?: string;
+      sts_endpoint?: string;
+      iam_endpoint?: string;
+    };
   }>('/engines/:name', {
     config: { access: { kind: 'policy', action: 'write', resource: engineResource, operatorOnly: true } },
     schema: {
@@ -59,18 +70,39 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
       body: {
         type: 'object',
         properties: {
-          type: { type: 'string', enum: ['postgres', 'mysql'] },
+          type: { type: 'string', enum: ['postgres', 'mysql', 'aws-sts'] },
           // Query parameters: sslmode, connect_timeout, application_name only (engine-url.ts).
           url: { type: 'string', minLength: 1, maxLength: 2048 },
           rotatable_users: rotatableUsers,
           // CA certificates (PEM) for TLS to the database: inline, never a path.
           tls_ca: { type: 'string', minLength: 1, maxLength: 65_536 },
+          // aws-sts: no URL and no credential (the SDK default chain is custos's AWS principal).
+          region: { type: 'string', minLength: 1, maxLength: 32 },
+          sts_endpoint: { type: 'string', minLength: 1, maxLength: 2048 },
+          iam_endpoint: { type: 'string', minLength: 1, maxLength: 2048 },
         },
-        required: ['type', 'url'],
+        required: ['type'],
         additionalProperties: false,
       },
     },
-    handler: async (request) => engines().write(request.params.name, request.body),
+    handler: async (request) => {
+      const { region, sts_endpoint, iam_endpoint, ...rest } = request.body;
+      if (rest.type !== 'aws-sts') return engines().write(request.params.name, rest);
+      if (rest.url || rest.tls_ca || rest.rotatable_users) {
+        throw new CustosError(
+          'CUSTOS_ERR_VALIDATION',
+          'An aws-sts engine takes region, sts_endpoint and iam_endpoint.',
+        );
+      }
+      return engines().write(request.params.name, {
+        type: 'aws-sts',
+        aws: {
+          region: region ?? '',
+          ...(sts_endpoint ? { sts_endpoint } : {}),
+          ...(iam_endpoint ? { iam_endpoint } : {}),
+        },
+      });
+    },
   });
 
   app.put<{ Params: { name: string }; Body: { users: string[] } }>('/engines/:name/rotatable-users', {
@@ -130,6 +162,9 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
           revocation_statements: statements,
           default_ttl: { type: 'string', maxLength: 32 },
           max_ttl: { type: 'string', maxLength: 32 },
+          role_arn: { type: 'string', minLength: 1, maxLength: 2048 },
+          // An IAM policy document (JSON text); AWS limits session policies to 2048 characters.
+          session_policy: { type: 'string', minLength: 1, maxLength: 16_384 },
         },
         additionalProperties: false,
       },
@@ -143,6 +178,14 @@ export async function engineRoutes(app: FastifyInstance, { node }: { node: Custo
         ...(body.revocation_statements ? { revocation_statements: body.revocation_statements } : {}),
         ...(body.default_ttl ? { default_ttl_ms: parseDuration(body.default_ttl) } : {}),
         ...(body.max_ttl ? { max_ttl_ms: parseDuration(body.max_ttl) } : {}),
+        ...(body.role_arn
+          ? {
+              aws: {
+                role_arn: body.role_arn,
+                ...(body.session_policy ? { session_policy: body.session_policy } : {}),
+              },
+            }
+          : {}),
       };
       return engines().writeRole(request.params.name, request.params.role, input);
     },

@@ -72,7 +72,7 @@ export async function roleRoutes(app: FastifyInstance, { node }: { node: CustosN
           policies: stringList,
           max_ttl: { type: 'string', maxLength: 32 },
           default_ttl: { type: 'string', maxLength: 32 },
-          auth: { type: 'array', items: { enum: ['bootstrap', 'jwt', 'cert'] }, minItems: 1, maxItems: 3 },
+          auth: { type: 'array', items: { enum: ['bootstrap', 'jwt', 'cert', 'aws'] }, minItems: 1, maxItems: 4 },
           bound_claims: {
             type: 'object',
             additionalProperties: { anyOf: [{ type: 'string', maxLength: 256 }, stringList] },
