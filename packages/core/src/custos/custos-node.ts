@@ -397,7 +397,10 @@ export class CustosNode {
     // A DPoP proof is single-use across every node on this database and
     // across restarts: its jti is recorded in storage, where one insert decides.
     const dpopReplay = new StorageDpopReplayCache(storage.entries);
-    const elevations = new ElevationIndex({ entries: storage.entries, cipher });
+    // On PostgreSQL other nodes revoke too: an elevation is confirmed in
+    // storage before each use. The embedded SQLite file has one writer, this
+    // node, whose index every revocation updates at once (see ElevationIndex).
+    const elevations = new ElevationIndex({ entries: storage.entries, cipher, confirm: storage.dialect !== 'sqlite' });
     await elevations.load();
     const authenticator = new PrincipalAuthenticator({
       elevations,
