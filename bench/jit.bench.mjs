@@ -201,8 +201,8 @@ ${rounds
   )
   .join('\n')}
 
-**An active elevation on the tree costs ${fmt(elevatedExtra, 1)} % more server CPU per audited read** (median round;
-goal ≤ 5 %); a read allowed *by* the elevation costs ${fmt(viaExtra, 1)} % more than a plain one. On this shared
+**An active elevation on the tree changes server CPU per audited read by ${fmt(elevatedExtra, 1)} %** (median round;
+goal ≤ 5 %); a read allowed *by* the elevation: ${fmt(viaExtra, 1)} % against a plain one. On this shared
 machine a round's figure moves by tens of percent, so the check is also timed alone:
 
 In-process, same trees on a node of their own (SQLite with the server's entry cache), authentication +
@@ -215,7 +215,7 @@ each, rotating; the process's own CPU time (user + system), median µs per check
 | elevated tree, path in its own scope | ${fmt(usElevated, 2)} |
 | elevated tree, path allowed by the elevation | ${fmt(usVia, 2)} |
 
-**The check adds ${fmt(usElevated - usPlain, 2)} µs per request of a task in an elevated tree: ${fmt(((usElevated - usPlain) / plainReadUs) * 100, 2)} %
+**The check changes the CPU of a request of a task in an elevated tree by ${fmt(usElevated - usPlain, 2)} µs: ${fmt(((usElevated - usPlain) / plainReadUs) * 100, 2)} %
 of the ${fmt(plainReadUs, 1)} µs of CPU an audited read costs here** (median plain round above; goal ≤ 5 %); a read
-allowed by the elevation adds ${fmt(usVia - usPlain, 2)} µs (${fmt(((usVia - usPlain) / plainReadUs) * 100, 2)} %). A task in a tree without an
+allowed by the elevation: ${fmt(usVia - usPlain, 2)} µs (${fmt(((usVia - usPlain) / plainReadUs) * 100, 2)} %). A task in a tree without an
 elevation pays one map lookup per chain level.`);
