@@ -67,7 +67,7 @@ describe.each(backends)('access requests and elevation (%s)', (backend) => {
         e.decision === 'allow' &&
         (e.details as { phase?: string }).phase === 'response',
     );
-    expect((use?.details as { elevation?: string }).elevation).toBe(req.id);
+    expect((use?.details as { elevation?: string } | undefined)?.elevation).toBe(req.id);
 
     const revoked = await f.ok(await f.call('POST', `/v1/requests/${req.id}/revoke`, f.approver));
     expect(revoked.request.status).toBe('revoked');

@@ -24,7 +24,7 @@ describe.each(backends)('access requests cannot be turned into unapproved access
   let s: TestServer;
   let f: JitFixture;
   const watch = watchWrites();
-  const code = (r: { json(): any }) => r.json().error?.code as string | undefined;
+  const code = (r: Awaited<ReturnType<JitFixture['call']>>) => r.json().error?.code as string | undefined;
 
   beforeAll(async () => {
     s = await startTestServer(backend, { wrapStorage: watch.wrap });
