@@ -229,6 +229,9 @@ describe.each(backends)('access requests and elevation (%s)', (backend) => {
   });
 
   it('an elevation whose TTL ran out is refused at once; the sweep frees it and announces request.expired', async () => {
+    // Subscribed first: the node's own reaper may sweep before this test does.
+    const seen: Array<{ type: string; id?: string }> = [];
+    const stop = s.node.services().events.subscribe((e) => seen.push(e as { type: string; id?: string }));
     const task = await f.startTask();
     const { request } = await f.ok(
       await f.request(task.token, { scope: 'read:kv/finance/ledger', reason: 'short' }),
