@@ -7,6 +7,10 @@ permit(principal, action == Custos::Action::"approve", resource in Custos::Path:
 permit(principal, action in [Custos::Action::"list", Custos::Action::"read"], resource in Custos::Path::"sys/requests/");
 `;
 
+/** An injected response, and what its `json()` gives (fastify's own typing). */
+type Reply = Awaited<ReturnType<TestServer['call']>>;
+type Body = ReturnType<Reply['json']>;
+
 /**
  * A deployment with one agent role (`analyst`: reads kv/public/ by policy,
  * may *request* reads under kv/finance/), an operator who starts its tasks
@@ -18,22 +22,13 @@ export interface JitFixture {
   approver2: string;
   stranger: string;
   ledger: string;
-  call(
-    method: string,
-    url: string,
-    token: string | null | undefined,
-    payload?: unknown,
-  ): Promise<{
-    statusCode: number;
-    body: string;
-    json(): any;
-  }>;
-  ok(response: { statusCode: number; body: string; json(): any }, status?: number): Promise<any>;
+  call(method: string, url: string, token: string | null | undefined, payload?: unknown): Promise<Reply>;
+  ok(response: Reply, status?: number): Promise<Body>;
   /** Starts an analyst task (by `starter`) and returns its token and id. */
   startTask(ttl?: string): Promise<{ token: string; id: string }>;
   delegate(parent: string, body?: Record<string, unknown>): Promise<{ token: string; id: string }>;
   read(token: string, path: string): Promise<number>;
-  request(token: string, body: Record<string, unknown>): Promise<{ statusCode: number; body: string; json(): any }>;
+  request(token: string, body: Record<string, unknown>): Promise<Reply>;
 }
 
 export async function jitFixture(s: TestServer, roleExtra: Record<string, unknown> = {}): Promise<JitFixture> {

@@ -67,7 +67,7 @@ describe.each(backends)('access requests and elevation (%s)', (backend) => {
         e.decision === 'allow' &&
         (e.details as { phase?: string }).phase === 'response',
     );
-    expect((use?.details as { elevation?: string }).elevation).toBe(req.id);
+    expect((use?.details as { elevation?: string } | undefined)?.elevation).toBe(req.id);
 
     const revoked = await f.ok(await f.call('POST', `/v1/requests/${req.id}/revoke`, f.approver));
     expect(revoked.request.status).toBe('revoked');
@@ -226,5 +226,29 @@ describe.each(backends)('access requests and elevation (%s)', (backend) => {
       stop();
     }
     expect(seen).toEqual(['request.created', 'request.approved', 'request.revoked']);
+  });
+
+  it('an elevation whose TTL ran out is refused at once; the sweep frees it and announces request.expired', async () => {
+    // Subscribed first: the node's own reaper may sweep before this test does.
+    const seen: Array<{ type: string; id?: string }> = [];
+    const stop = s.node.services().events.subscribe((e) => seen.push(e as { type: string; id?: string }));
+    const task = await f.startTask();
+    const { request } = await f.ok(
+      await f.request(task.token, { scope: 'read:kv/finance/ledger', reason: 'short' }),
+      201,
+    );
+    await f.ok(await f.call('POST', `/v1/requests/${request.id}/approve`, f.approver, { ttl: 1 }));
+    expect(await f.read(task.token, 'kv/finance/ledger')).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await f.read(task.token, 'kv/finance/ledger')).toBe(403);
+    expect((await f.ok(await f.call('GET', `/v1/requests/${request.id}`, f.approver))).request.status).toBe('expired');
+    try {
+      await s.node.services().requests.sweep();
+    } finally {
+      stop();
+    }
+    expect(seen).toContainEqual(expect.objectContaining({ type: 'request.expired', id: request.id }));
+    const introspected = await f.ok(await f.call('POST', '/v1/oauth/introspect', f.approver, { token: task.token }));
+    expect(introspected.elevations).toBeUndefined();
   });
 });

@@ -75,7 +75,9 @@ describe.each(backends)('access request faults (%s)', (backend) => {
     expect(response.statusCode).toBe(401);
     expect(response.json().error.code).toBe('CUSTOS_ERR_UNAUTHENTICATED');
     const refusal = await lastRefusal('/v1/requests');
-    expect((refusal?.details as { refused_task?: { task_id?: string } }).refused_task?.task_id).toBe(task.id);
+    expect((refusal?.details as { refused_task?: { task_id?: string } } | undefined)?.refused_task?.task_id).toBe(
+      task.id,
+    );
   });
 
   it('approval by the requester’s identity or any task of its tree is refused (CUSTOS_ERR_REQUEST_SELF_APPROVAL)', async () => {

@@ -32,15 +32,29 @@ export class ElevationIndex {
   readonly #entries: EntryStore;
   readonly #cipher: Cipher;
   readonly #now: () => number;
+  readonly #confirm: boolean;
   #byTask = new Map<string, ActiveElevation[]>();
   #revision: string | undefined;
   /** Bumped by every local change: a load begun before one does not overwrite it with older storage. */
   #generation = 0;
 
-  constructor(deps: { entries: EntryStore; cipher: Cipher; now?: () => number }) {
+  constructor(deps: {
+    entries: EntryStore;
+    cipher: Cipher;
+    now?: () => number;
+    /**
+     * Whether an elevation found in memory is confirmed in storage before
+     * use (default true). Only a storage no other node writes may skip it —
+     * the embedded SQLite file, which the server opens exclusively: every
+     * revocation is then made by this node, which updates the index in the
+     * same step, so memory is the truth and the read would only cost time.
+     */
+    confirm?: boolean;
+  }) {
     this.#entries = deps.entries;
     this.#cipher = deps.cipher;
     this.#now = deps.now ?? Date.now;
+    this.#confirm = deps.confirm ?? true;
   }
 
   /** Rebuilds the index from storage at once (a reader never sees half an index). */
@@ -145,7 +159,7 @@ export class ElevationIndex {
   /** The elevations in force for a chain: {@link candidates}, then {@link confirm} when there are any. */
   async forChain(chain: readonly string[]): Promise<ActiveElevation[]> {
     const candidates = this.candidates(chain);
-    return candidates.length === 0 ? candidates : this.confirm(candidates);
+    return candidates.length === 0 || !this.#confirm ? candidates : this.confirm(candidates);
   }
 
   /** Deletes entries of elevations that ran out (the reaper's round); expired ones are never used anyway. */

@@ -3,8 +3,10 @@ import {
   type AccessRequestNotice,
   AccessRequestService,
   type ActiveElevation,
+  authorizeElevated,
   ElevationIndex,
   requestConsoleLink,
+  SCOPE_DEFAULT_DENY,
 } from '../access-requests/index.js';
 import {
   type AlertWebhookOptions,
@@ -187,38 +189,6 @@ export interface CustosServices {
   authenticate(credential: string, context: AuthenticateContext): Promise<Principal>;
   authorize(principal: Principal, action: PolicyAction, path: string, context: AuthorizeContext): AuthzDecision;
   verifyAudit(): Promise<AuditVerifyReport>;
-}
-
-/** What the task's own scope refused: a default deny (no statement decided it). */
-const NO_DECISION: AuthzDecision = Object.freeze({ allowed: false, reasons: Object.freeze([]) });
-
-/**
- * The decision under a just-in-time elevation (docs/jit.md), or undefined
- * when none applies. An elevation applies when its approved scope covers
- * the request AND the role's *current* request ceiling still does (an
- * operator narrowing the ceiling takes back what lies outside it at once).
- * Cedar then decides with `context.elevation.active == true`: a permit
- * allows, a forbid refuses, and a default deny is lifted — the human
- * approval is the permit the role's policies did not have.
- */
-function authorizeElevated(
-  elevations: readonly ActiveElevation[],
-  role: { request_scope?: string },
-  action: PolicyAction,
-  path: string,
-  parsedScope: (scope: string) => ScopeEntry[],
-  cedar: (elevation: ActiveElevation) => AuthzDecision,
-): AuthzDecision | undefined {
-  if (!role.request_scope || !scopeAllows(parsedScope(role.request_scope), action, path)) return undefined;
-  const now = Date.now();
-  for (const elevation of elevations) {
-    if (elevation.expires_at <= now || !scopeAllows(parsedScope(elevation.scope), action, path)) continue;
-    const decision = cedar(elevation);
-    if (decision.allowed) return decision;
-    if (decision.reasons.length > 0 || (decision.errors?.length ?? 0) > 0) return decision;
-    return Object.freeze({ allowed: true, reasons: Object.freeze([`elevation:${elevation.request_id}`]) });
-  }
-  return undefined;
 }
 
 /** Audience of task tokens: custos itself; downstream services may accept it too. */
@@ -475,7 +445,10 @@ export class CustosNode {
     // A DPoP proof is single-use across every node on this database and
     // across restarts: its jti is recorded in storage, where one insert decides.
     const dpopReplay = new StorageDpopReplayCache(storage.entries);
-    const elevations = new ElevationIndex({ entries: storage.entries, cipher });
+    // On PostgreSQL other nodes revoke too: an elevation is confirmed in
+    // storage before each use. The embedded SQLite file has one writer, this
+    // node, whose index every revocation updates at once (see ElevationIndex).
+    const elevations = new ElevationIndex({ entries: storage.entries, cipher, confirm: storage.dialect !== 'sqlite' });
     await elevations.load();
     const authenticator = new PrincipalAuthenticator({
       elevations,
@@ -675,7 +648,7 @@ export class CustosNode {
               ...(elevation ? { elevation: { requestId: elevation.request_id, scope: elevation.scope } } : {}),
             },
           });
-        const base = scopeAllows(parsedScope(task.scope), action, path) ? cedar() : NO_DECISION;
+        const base = scopeAllows(parsedScope(task.scope), action, path) ? cedar() : SCOPE_DEFAULT_DENY;
         if (base.allowed || !principal.elevations) return base;
         // A forbid (or a failed one) that refused the task as it is refuses
         // it elevated too: an approval lifts the default deny, never a forbid.

@@ -18,6 +18,7 @@ const ACTIONS: ReadonlySet<string> = new Set([
   'revoke',
   'admin',
   'use',
+  'approve',
 ]);
 
 /** One `ACTION:PATTERN` entry: `prefix` for a pattern ending in `*`, which matches every path starting with `path`. */

@@ -1,8 +1,9 @@
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPostgres } from '../../../../test-support/postgres.js';
 import { type JitFixture, jitFixture } from '../access-request-support.js';
 import { type Backend, startTestServer, type TestServer } from '../test-server.js';
-import { watchWrites } from './adversarial-support.js';
+import { openEventStream, watchWrites } from './adversarial-support.js';
 
 // Attack class: getting more than a human approved out of a just-in-time
 // access request (docs/jit.md) — approving oneself, widening on approval,
@@ -24,7 +25,7 @@ describe.each(backends)('access requests cannot be turned into unapproved access
   let s: TestServer;
   let f: JitFixture;
   const watch = watchWrites();
-  const code = (r: { json(): any }) => r.json().error?.code as string | undefined;
+  const code = (r: Awaited<ReturnType<JitFixture['call']>>) => r.json().error?.code as string | undefined;
 
   beforeAll(async () => {
     s = await startTestServer(backend, { wrapStorage: watch.wrap });
@@ -225,5 +226,24 @@ describe.each(backends)('access requests cannot be turned into unapproved access
   it('an operator cannot file a request (it holds no task to elevate)', async () => {
     const response = await f.request(f.approver, { scope: 'read:kv/finance/ledger', reason: 'x' });
     expect(response.statusCode).toBe(403);
+  });
+
+  it('request events reach operators who may read them, never a task (not even the requester)', async () => {
+    await s.app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(s.app.server.address() as AddressInfo).port}`;
+    const requester = await f.startTask();
+    const bystander = await f.startTask();
+    const asTask = await openEventStream(base, requester.token);
+    const asOther = await openEventStream(base, bystander.token);
+    const asApprover = await openEventStream(base, f.approver);
+    const asStarter = await openEventStream(base, f.starter); // no read on sys/requests/
+    const req = await ask(requester.token, { reason: 'fake-reason-not-for-streams' });
+    await asApprover.until('request.created');
+    await f.ok(await f.call('POST', `/v1/requests/${req.id}/deny`, f.approver, {}));
+    await asApprover.until('request.denied');
+    for (const stream of [asTask, asOther, asApprover, asStarter]) stream.stop();
+    expect(asApprover.state.text).toContain(req.id);
+    expect(asApprover.state.text).not.toContain('fake-reason-not-for-streams');
+    for (const stream of [asTask, asOther, asStarter]) expect(stream.state.text).not.toContain('request.');
   });
 });

@@ -76,6 +76,11 @@ function ttlSeconds(ttl: string | number | undefined): number | undefined {
 export async function requestRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   const services = () => node.services();
   const self = { access: { kind: 'self' } } as const;
+  // Long polls end when the server closes, so a graceful shutdown does not wait out their hold.
+  const waiting = new Set<AbortController>();
+  app.addHook('preClose', async () => {
+    for (const abort of waiting) abort.abort();
+  });
 
   const allowed = (request: FastifyRequest, action: 'list' | 'read' | 'approve', path: string): boolean =>
     request.auth !== null &&
@@ -217,9 +222,11 @@ export async function requestRoutes(app: FastifyInstance, { node }: { node: Cust
       const abort = new AbortController();
       const onClose = () => abort.abort();
       request.raw.once('close', onClose);
+      waiting.add(abort);
       try {
         return { request: await services().requests.wait(found.id, waitMs, abort.signal) };
       } finally {
+        waiting.delete(abort);
         request.raw.off('close', onClose);
       }
     },
