@@ -189,6 +189,22 @@ export class Barrier implements Cipher {
     }
   }
 
+  /**
+   * Lends a copy of the root key to `use` and zeroes the copy afterwards.
+   * Only the seal manager calls this, to re-wrap the root key under a new
+   * seal key (rotate-seal) or to re-encrypt the keyring for a seal migration;
+   * domain services never see the root key.
+   */
+  async withRootKey<T>(use: (rootKey: Uint8Array, binding: KeyringBinding) => Promise<T>): Promise<T> {
+    const state = this.#unsealed();
+    const copy = Buffer.from(state.rootKey);
+    try {
+      return await use(copy, state.binding);
+    } finally {
+      copy.fill(0);
+    }
+  }
+
   /** Zeroes the root key and every data key, and returns to sealed. Idempotent. */
   seal(): void {
     const state = this.#state;

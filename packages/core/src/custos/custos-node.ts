@@ -38,7 +38,13 @@ import type { DatabaseEngineFactory } from '../ports/database-engine-port.js';
 import type { Storage } from '../ports/storage.js';
 import { ResourceService } from '../resources/index.js';
 import { EventBus, RotationService } from '../rotation/index.js';
-import { SealManager, type SealStatus } from '../seal/index.js';
+import {
+  type RootKeyWrapper,
+  type RootKeyWrapperRekey,
+  type RootKeyWrapperTarget,
+  SealManager,
+  type SealStatus,
+} from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
 import { TaskSigningKeys } from '../task-tokens/index.js';
 import { BootstrapService, RoleService, TaskService } from '../tasks/index.js';
@@ -48,13 +54,18 @@ import { loadAuditKeys } from './audit-keys.js';
 import { PolicyService } from './policy-service.js';
 import type { Principal } from './principal.js';
 import { type AuthenticateContext, PrincipalAuthenticator } from './principal-authenticator.js';
+import { SealWatch } from './seal-watch.js';
 import { loadOrCreateSysKey } from './sys-keys.js';
 import { createTaskMinter } from './task-minter.js';
 
 export interface CustosNodeOptions {
   storage: Storage;
-  /** `dev`: auto-initialise and auto-unseal with a key file. `shamir`: wait for `operator init` / `unseal`. */
-  seal: { type: 'dev'; keyFile: string } | { type: 'shamir' };
+  /**
+   * `dev`: auto-initialise and auto-unseal with a key file. `shamir`: wait
+   * for `operator init` / `unseal`. `wrapped`: auto-initialise and
+   * auto-unseal with a root of trust (see {@link WrappedSealOptions}).
+   */
+  seal: { type: 'dev'; keyFile: string } | { type: 'shamir' } | WrappedSealOptions;
   audit?: {
     /** A JSON-lines file sink, besides the database. */
     file?: string;
@@ -102,6 +113,23 @@ export interface CustosNodeOptions {
   onFinding?: (finding: Finding) => void;
   /** The webhook alert sink: findings POSTed, signed, through the egress policy (an operator's setting). */
   alertWebhook?: AlertWebhookOptions;
+}
+
+/** The auto-unseal seal family: the root key wrapped by an HSM or KMS key. */
+export interface WrappedSealOptions {
+  readonly type: 'wrapped';
+  /** The configured wrapper; the node owns it from here and closes it. */
+  readonly wrapper: RootKeyWrapper;
+  /** Opens a wrapper for another key of the same root of trust (`rotate-seal`); without it rotation is unsupported. */
+  readonly rekey?: RootKeyWrapperRekey;
+  /**
+   * Migrate a store sealed by `dev` or `shamir` to this seal (`--migrate-seal`).
+   * `devKeyFile`: the old dev seal's key file, read once; for Shamir the node
+   * starts sealed and migrates once a threshold of shares is submitted.
+   */
+  readonly migrate?: { readonly devKeyFile?: string };
+  /** Between health checks of the root of trust (default 5 s). */
+  readonly healthIntervalMs?: number;
 }
 
 export interface AuthorizeContext {
@@ -165,6 +193,7 @@ const REAP_INTERVAL_MS = 5_000;
 /** The key task accessors are computed with (see TaskAccessors), in the `sys` namespace. */
 const TASK_ACCESSOR_KEY = 'task.accessor-key';
 const POLICY_REFRESH_MS = 1_000;
+const SEAL_HEALTH_INTERVAL_MS = 5_000;
 
 /**
  * One custos node: storage, the seal lifecycle and, while unsealed, the
@@ -180,6 +209,10 @@ export class CustosNode {
   #reaper: NodeJS.Timeout | undefined;
   #policyRefresh: NodeJS.Timeout | undefined;
   #anomaly: AnomalyService | undefined;
+  /** Wrapped seals: the health check of the root of trust. */
+  readonly #sealWatch: SealWatch | undefined;
+  /** Wrapped seals: the wrapper in use (replaced by rotate-seal); the node closes it. */
+  #wrapper: RootKeyWrapper | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -187,6 +220,28 @@ export class CustosNode {
     this.#seals = new SealManager(options.storage.entries);
     this.#seals.onUnseal(() => this.#load());
     this.#seals.onSeal(() => this.#unload());
+    if (options.seal.type === 'wrapped') {
+      this.#wrapper = options.seal.wrapper;
+      this.#sealWatch = new SealWatch({
+        intervalMs: options.seal.healthIntervalMs ?? SEAL_HEALTH_INTERVAL_MS,
+        isUnsealed: () => !this.sealed,
+        check: () => this.#seals.checkWrapperHealth(),
+        lost: (error) => this.#sealKeyLost(error),
+        recover: async () => {
+          await this.#seals.unsealWithWrapper();
+        },
+        restored: () => this.#auditSystem('seal_key_restored', {}),
+      });
+    }
+  }
+
+  /**
+   * The error a refused request gets while sealed: `CUSTOS_ERR_SEAL_UNAVAILABLE`
+   * when the node sealed itself because its root of trust went away (so a
+   * client sees why), else `CUSTOS_ERR_SEALED`.
+   */
+  sealedError(): CustosError {
+    return this.#sealWatch?.fault !== undefined ? sealUnavailable(this.#sealWatch.fault) : new SealedError();
   }
 
   /** Sealed until every service has loaded: the HTTP layer serves nothing else before. */
@@ -208,6 +263,17 @@ export class CustosNode {
    */
   async start(): Promise<void> {
     await this.#options.storage.migrate();
+    const seal = this.#options.seal;
+    if (seal.type === 'wrapped') {
+      try {
+        const { initialized } = await this.#seals.startWrapped(seal.wrapper, seal.migrate);
+        if (initialized) await this.#issueRootToken();
+      } catch (error) {
+        if (!(error instanceof AuditIntegrityError)) throw error;
+      }
+      this.#sealWatch?.start();
+      return;
+    }
     if (this.#options.seal.type === 'dev') {
       try {
         const { initialized } = await this.#seals.startDev(this.#options.seal.keyFile);
@@ -226,6 +292,9 @@ export class CustosNode {
 
   /** Every seal status this node answers carries the reason it stays sealed, if it has one. */
   #withReason(status: SealStatus): NodeStatus {
+    if (status.sealed && this.#sealWatch?.fault !== undefined) {
+      return { ...status, reason: sealUnavailable(this.#sealWatch.fault).code };
+    }
     return status.sealed && this.#refusal ? { ...status, reason: this.#refusal.code } : status;
   }
 
@@ -264,7 +333,33 @@ export class CustosNode {
   }
 
   seal(): Promise<void> {
+    // An operator's seal holds: the health check must not unseal it again.
+    this.#sealWatch?.forget();
     return this.#seals.seal();
+  }
+
+  /**
+   * `rotate-seal`: re-wraps the root key under another key of the same root
+   * of trust, with no downtime (see SealManager.rotateWrapper for the
+   * crash-safe ordering). The operator then switches the server config to
+   * the new key; the next start retires the old wrapping.
+   */
+  async rotateSeal(target: RootKeyWrapperTarget): Promise<{ generation: number; sealKey: Record<string, string> }> {
+    this.services();
+    const seal = this.#options.seal;
+    if (seal.type !== 'wrapped' || seal.rekey === undefined) throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
+    const next = await seal.rekey(target);
+    let previous: RootKeyWrapper | undefined;
+    let generation: number;
+    try {
+      ({ generation, previous } = await this.#seals.rotateWrapper(next));
+    } catch (error) {
+      await next.close().catch(() => {});
+      throw error;
+    }
+    this.#wrapper = next;
+    await previous?.close().catch(() => {});
+    return { generation, sealKey: { ...next.describe() } };
   }
 
   rotateKeyring(): Promise<{ term: number }> {
@@ -274,8 +369,29 @@ export class CustosNode {
 
   /** Flushes audit (with a final checkpoint) and closes storage. */
   async close(): Promise<void> {
+    await this.#sealWatch?.stop();
     await this.#unload();
+    await this.#wrapper?.close().catch(() => {});
+    this.#wrapper = undefined;
     await this.#options.storage.close();
+  }
+
+  /**
+   * The root of trust went away while unsealed: audit it while the audit log
+   * is still open (so the record is signed like any other), then seal —
+   * zeroing the root key and every data key.
+   */
+  async #sealKeyLost(error: unknown): Promise<void> {
+    const code = sealUnavailable(error).code;
+    await this.#auditSystem('seal_key_unavailable', { error_code: code }).catch(() => {});
+    await this.#seals.seal();
+  }
+
+  /** A `system` audit event about the seal (nothing secret: kinds and error codes only). */
+  async #auditSystem(kind: string, extra: { error_code?: string }): Promise<void> {
+    const services = this.#services;
+    if (services === undefined) return;
+    await services.audit.record({ type: 'system', kind, ...extra });
   }
 
   async #issueRootToken(): Promise<string> {
@@ -546,4 +662,14 @@ export class CustosNode {
     await this.#anomaly?.stop(this.#seals.barrier.sealed);
     this.#anomaly = undefined;
   }
+}
+
+/**
+ * The error the node reports for a lost root of trust. The wrapper's own
+ * code is kept when it has one (wrong PIN, key gone); anything else is
+ * `CUSTOS_ERR_SEAL_UNAVAILABLE`. Never the wrapper's raw message, which may
+ * quote library output.
+ */
+function sealUnavailable(error: unknown): CustosError {
+  return error instanceof CustosError ? error : new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE');
 }

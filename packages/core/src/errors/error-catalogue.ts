@@ -47,6 +47,46 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_UNSEAL_FAILED: { status: 400, message: 'The unseal key shares do not reconstruct the root key.' },
   CUSTOS_ERR_INVALID_SHARE: { status: 400, message: 'The unseal key share is malformed.' },
   CUSTOS_ERR_SEAL_UNSUPPORTED: { status: 400, message: 'The seal does not support this operation.' },
+  CUSTOS_ERR_SEAL_KEY_MISMATCH: {
+    status: 503,
+    message:
+      'The configured seal key never wrapped this root key: the server config names another key than the ones storage holds.',
+  },
+  CUSTOS_ERR_SEAL_MIGRATION_REQUIRED: {
+    status: 503,
+    message:
+      'The stored seal differs from the configured one; start the server with --migrate-seal and present the old seal once.',
+  },
+  CUSTOS_ERR_SEAL_UNAVAILABLE: {
+    status: 503,
+    message:
+      "The seal's root of trust (HSM or KMS) cannot be reached or refused the operation; custos stays sealed and retries.",
+  },
+  CUSTOS_ERR_SEAL_CONFIG_INVALID: {
+    status: 500,
+    message: 'The seal configuration is invalid (missing field, unknown mechanism, PIN environment variable unset).',
+  },
+  CUSTOS_ERR_SEAL_ACCESS_DENIED: {
+    status: 503,
+    message: 'The root of trust refused the credentials (wrong PIN, locked token, access denied).',
+  },
+  CUSTOS_ERR_SEAL_KEY_NOT_FOUND: { status: 503, message: 'The seal key does not exist in the root of trust.' },
+  CUSTOS_ERR_SEAL_KEY_INSECURE: {
+    status: 503,
+    message: 'The seal key is refused: it is extractable or not sensitive, so it could leave the root of trust.',
+  },
+  CUSTOS_ERR_SEAL_MECHANISM_UNSUPPORTED: {
+    status: 503,
+    message: 'The root of trust does not support the configured wrapping mechanism for this key.',
+  },
+  CUSTOS_ERR_HSM_LIBRARY: {
+    status: 503,
+    message: 'The PKCS#11 library could not be loaded or initialised.',
+  },
+  CUSTOS_ERR_HSM_TOKEN_NOT_FOUND: {
+    status: 503,
+    message: 'No PKCS#11 token matches the configured slot or token label.',
+  },
   CUSTOS_ERR_INSECURE_KEY_FILE: {
     status: 500,
     message: 'The seal key file is accessible to group or others; restrict it to its owner (chmod 600).',
@@ -168,6 +208,11 @@ export const ERROR_CATALOGUE = {
   CUSTOS_ERR_RESOURCE_SCOPE_INVALID: {
     status: 400,
     message: 'A resource scope is a list of single ACTION:PATTERN entries.',
+  },
+  CUSTOS_ERR_SEAL_KMS_NO_CREDENTIALS: {
+    status: 503,
+    message:
+      'The cloud KMS seal found no credentials in its SDK’s default provider chain (environment, shared config, instance role or managed identity); custos stays sealed.',
   },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -25,3 +25,36 @@ export interface RootKeyWrapper {
   /** Releases sessions and connections (HSM session, HTTP agents). */
   close(): Promise<void>;
 }
+
+/**
+ * Optional capability: a cheap check that the root of trust is still there
+ * (HSM session alive and the key present; KMS key enabled). A running server
+ * calls it periodically; when it throws, custos seals itself (keys zeroed,
+ * requests refused with `CUSTOS_ERR_SEAL_UNAVAILABLE`) and unseals again,
+ * without a restart, once the wrapper unwraps the stored root key again.
+ *
+ * Implementations should try to recover (reopen a session, log in again)
+ * before throwing, and throw a `CustosError` with a stable code.
+ */
+export interface RootKeyWrapperHealth {
+  checkHealth(): Promise<void>;
+}
+
+/** True when `wrapper` implements {@link RootKeyWrapperHealth}. */
+export function hasHealthCheck(wrapper: RootKeyWrapper): wrapper is RootKeyWrapper & RootKeyWrapperHealth {
+  return typeof (wrapper as Partial<RootKeyWrapperHealth>).checkHealth === 'function';
+}
+
+/**
+ * What `rotate-seal` asks for: the root key re-wrapped under another key of
+ * the same root of trust. `key` is the new key's name in the wrapper's terms
+ * (a PKCS#11 key label, a KMS key id or ARN); `createKey` asks the wrapper
+ * to create it (non-extractable) first, where the root of trust allows it.
+ */
+export interface RootKeyWrapperTarget {
+  readonly key: string;
+  readonly createKey: boolean;
+}
+
+/** Opens a wrapper of the configured type for another key (see {@link RootKeyWrapperTarget}). */
+export type RootKeyWrapperRekey = (target: RootKeyWrapperTarget) => Promise<RootKeyWrapper>;

@@ -6,8 +6,15 @@ import { IntegrityError } from '../errors/index.js';
 export const SEAL_CONFIG_NAMESPACE = 'sys';
 export const SEAL_CONFIG_KEY = 'seal-config';
 
-/** The kinds of seal custos has. */
-export type SealType = 'dev' | 'shamir';
+/**
+ * The kinds of seal custos has. `wrapped` is the auto-unseal family: the root
+ * key is stored encrypted by a key that never leaves a root of trust (an HSM
+ * over PKCS#11, a cloud KMS); `wrapper` names which one.
+ */
+export type SealType = 'dev' | 'shamir' | 'wrapped';
+
+/** A wrapper type as written in the server config (`pkcs11`, `awskms`, `azurekeyvault`). */
+const WRAPPER_TYPE = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
 /**
  * The stored seal configuration. It is not secret and is stored in plain
@@ -32,6 +39,12 @@ export interface SealConfig {
   readonly shares?: number;
   /** Shamir only: shares needed to unseal. */
   readonly threshold?: number;
+  /**
+   * Wrapped only: the wrapper type (`pkcs11`, `awskms`, …). Bound into the
+   * keyring's AAD with the rest, so storage cannot be edited into claiming
+   * another root of trust.
+   */
+  readonly wrapper?: string;
 }
 
 /** Bounds of the Shamir library (GF(256): at most 255 shares, at least 2). */
@@ -46,8 +59,22 @@ export function newSealConfig(type: SealType, shamir?: { shares: number; thresho
     : { version: 1, type, keyringId };
 }
 
+/** A fresh `wrapped` configuration for the wrapper type `wrapper`, with a new random keyring id. */
+export function newWrappedSealConfig(wrapper: string): SealConfig {
+  if (!WRAPPER_TYPE.test(wrapper)) throw new RangeError('invalid wrapper type');
+  return { version: 1, type: 'wrapped', keyringId: randomBytes(16).toString('hex'), wrapper };
+}
+
 /** Canonical bytes: fixed field order, so the same configuration always serialises the same. */
 export function serializeSealConfig(config: SealConfig): string {
+  if (config.type === 'wrapped') {
+    return JSON.stringify({
+      version: config.version,
+      type: config.type,
+      keyringId: config.keyringId,
+      wrapper: config.wrapper,
+    });
+  }
   return config.type === 'shamir'
     ? JSON.stringify({
         version: config.version,
@@ -82,6 +109,8 @@ export function parseSealConfig(bytes: Uint8Array): SealConfig {
   } else if (o.type === 'shamir' && validShamir(o.shares, o.threshold)) {
     const shamir = { shares: o.shares as number, threshold: o.threshold as number };
     config = { version: 1, type: 'shamir', keyringId: o.keyringId, ...shamir };
+  } else if (o.type === 'wrapped' && typeof o.wrapper === 'string' && WRAPPER_TYPE.test(o.wrapper)) {
+    config = { version: 1, type: 'wrapped', keyringId: o.keyringId, wrapper: o.wrapper };
   } else {
     throw new IntegrityError();
   }

@@ -1,13 +1,15 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Barrier } from '../barrier/barrier.js';
 import { KEY_BYTES } from '../barrier/barrier-blob.js';
-import { deleteStaleKeyrings } from '../barrier/keyring-store.js';
-import { CustosError, IntegrityError, ValidationError } from '../errors/index.js';
+import { claimTerm, deleteStaleKeyrings, readTerms } from '../barrier/keyring-store.js';
+import { CustosError, IntegrityError, SealedError, ValidationError } from '../errors/index.js';
 import type { EntryStore } from '../ports/index.js';
 import { createOrReadDevKeyFile, readDevKeyFile } from './dev-key-file.js';
+import { hasHealthCheck, type RootKeyWrapper } from './root-key-wrapper.js';
 import {
   keyringBinding,
   newSealConfig,
+  newWrappedSealConfig,
   parseSealConfig,
   SEAL_CONFIG_KEY,
   SEAL_CONFIG_NAMESPACE,
@@ -18,6 +20,14 @@ import {
 } from './seal-config.js';
 import { combineShares, decodeShare, splitRootKey } from './shamir-shares.js';
 import { UnsealProgress } from './unseal-progress.js';
+import {
+  deleteOlderWrappings,
+  deleteStaleWrappings,
+  findWrappingFor,
+  readWrappedRootKeys,
+  storeWrappedRootKey,
+  unwrapRootKey,
+} from './wrapped-root-key.js';
 
 /** What `custos operator status` shows. Never contains key material. */
 export interface SealStatus {
@@ -33,12 +43,19 @@ export interface SealStatus {
   readonly progress?: number;
   /** While unsealed: the key term new writes use. */
   readonly term?: number;
+  /** Wrapped seals: the wrapper type (`pkcs11`, `awskms`, …). */
+  readonly wrapper?: string;
+  /** Wrapped seals: the non-secret description of the seal key in use (key label, key id). */
+  readonly sealKey?: Readonly<Record<string, string>>;
+  /** Shamir or dev, while a migration to a wrapped seal waits for the old seal. */
+  readonly migrationTo?: string;
 }
 
 /** How to initialise: the dev seal's key file, or a Shamir split of the root key. */
 export type InitConfig =
   | { readonly type: 'dev'; readonly keyFile: string }
-  | { readonly type: 'shamir'; readonly shares: number; readonly threshold: number };
+  | { readonly type: 'shamir'; readonly shares: number; readonly threshold: number }
+  | { readonly type: 'wrapped'; readonly wrapper: RootKeyWrapper };
 
 /** The result of {@link SealManager.initialize}: Shamir shares, returned once and never stored. */
 export interface InitResult {
@@ -69,8 +86,12 @@ export class SealManager {
   readonly #progress = new UnsealProgress();
   readonly #onUnseal = new Set<SealHook>();
   readonly #onSeal = new Set<SealHook>();
-  /** Once seen, the configuration never changes: initialisation is one-way. */
+  /** Once seen, the configuration changes only by a seal migration, made here under the lifecycle lock. */
   #config: SealConfig | undefined;
+  /** Wrapped seals: the wrapper that unseals (replaced by rotate-seal). Owned by the caller. */
+  #wrapper: RootKeyWrapper | undefined;
+  /** A migration to this wrapper runs on the next unseal with the old seal (Shamir shares). */
+  #migrationTarget: RootKeyWrapper | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(store: EntryStore, barrier: Barrier = new Barrier(store)) {
@@ -90,6 +111,9 @@ export class SealManager {
       ...(config.type === 'shamir' ? { threshold: config.threshold, shares: config.shares } : {}),
       ...(config.type === 'shamir' && sealed ? { progress: this.#progress.count } : {}),
       ...(sealed ? {} : { term: this.barrier.term }),
+      ...(config.type === 'wrapped' ? { wrapper: config.wrapper } : {}),
+      ...(config.type === 'wrapped' && this.#wrapper ? { sealKey: this.#wrapper.describe() } : {}),
+      ...(config.type !== 'wrapped' && this.#migrationTarget ? { migrationTo: this.#migrationTarget.type } : {}),
     };
   }
 
@@ -119,7 +143,9 @@ export class SealManager {
       const config =
         init.type === 'shamir'
           ? newSealConfig('shamir', { shares: init.shares, threshold: init.threshold })
-          : newSealConfig('dev');
+          : init.type === 'wrapped'
+            ? newWrappedSealConfig(init.wrapper.type)
+            : newSealConfig('dev');
       const binding = keyringBinding(config);
       // The dev seal's key comes from its file (created now, or left by a
       // crashed earlier attempt, which is fine: nothing references it yet).
@@ -129,6 +155,12 @@ export class SealManager {
         // Split before writing anything, so a failure here leaves no trace.
         if (init.type === 'shamir') shares = await splitRootKey(rootKey, init.shares, init.threshold);
         await this.barrier.createKeyring(rootKey, binding);
+        // Wrapped: the wrapped root key is stored before the marker, so a
+        // configuration that names this keyring always has a way to open it.
+        if (init.type === 'wrapped') {
+          if (!(await storeWrappedRootKey(this.#store, init.wrapper, config, rootKey, 1))) throw new IntegrityError();
+          this.#wrapper = init.wrapper;
+        }
         const bytes = Buffer.from(serializeSealConfig(config), 'utf8');
         if (!(await this.#store.putIfAbsent(SEAL_CONFIG_NAMESPACE, SEAL_CONFIG_KEY, bytes))) {
           // Another node initialised first. Our keyring row is unreferenced
@@ -139,6 +171,7 @@ export class SealManager {
         this.#config = config;
         try {
           await deleteStaleKeyrings(this.#store, binding);
+          await deleteStaleWrappings(this.#store, config);
         } catch {
           // Only tidiness: stale rows are unreadable without their lost root keys.
         }
@@ -171,6 +204,130 @@ export class SealManager {
       await this.unsealWithDevKey(keyFile);
       return { initialized: false };
     });
+  }
+
+  /**
+   * The auto-unseal start of a `wrapped` seal: initialises on first start
+   * (root key wrapped by `wrapper`), else unwraps the stored root key and
+   * unseals. `wrapper` stays the caller's (it closes it).
+   *
+   * A store sealed by `dev` or `shamir` is migrated only when `migrate` is
+   * given, and only with the old seal presented once: the dev key file
+   * (`migrate.devKeyFile`), or — for Shamir — a threshold of shares
+   * submitted afterwards through {@link submitUnsealShare}, which then
+   * migrates. Without `migrate`: `CUSTOS_ERR_SEAL_MIGRATION_REQUIRED`.
+   */
+  startWrapped(
+    wrapper: RootKeyWrapper,
+    migrate?: { readonly devKeyFile?: string },
+  ): Promise<{ initialized: boolean; migrated: boolean; awaitingShares: boolean }> {
+    return this.#loadConfig().then(async (config) => {
+      if (config === undefined) {
+        try {
+          await this.initialize({ type: 'wrapped', wrapper });
+          return { initialized: true, migrated: false, awaitingShares: false };
+        } catch (e) {
+          if (!(e instanceof CustosError && e.code === 'CUSTOS_ERR_ALREADY_INITIALIZED')) throw e;
+        }
+        config = await this.#loadConfig();
+      }
+      if (config!.type === 'wrapped') {
+        // Another wrapper type than the stored one is a migration between
+        // roots of trust, which needs the old one: not supported here.
+        if (config!.wrapper !== wrapper.type) throw new CustosError('CUSTOS_ERR_SEAL_MIGRATION_REQUIRED');
+        this.#wrapper = wrapper;
+        await this.unsealWithWrapper();
+        return { initialized: false, migrated: false, awaitingShares: false };
+      }
+      if (migrate === undefined) throw new CustosError('CUSTOS_ERR_SEAL_MIGRATION_REQUIRED');
+      if (config!.type === 'dev') {
+        if (migrate.devKeyFile === undefined) throw new CustosError('CUSTOS_ERR_SEAL_MIGRATION_REQUIRED');
+        await this.unsealWithDevKey(migrate.devKeyFile);
+        await this.#exclusive(() => this.#migrateTo(wrapper));
+        return { initialized: false, migrated: true, awaitingShares: false };
+      }
+      this.#migrationTarget = wrapper;
+      return { initialized: false, migrated: false, awaitingShares: true };
+    });
+  }
+
+  /**
+   * Unseals a `wrapped` store with its wrapper: finds the stored wrapping
+   * made with the configured seal key, unwraps it (the root of trust checks
+   * the AAD binding the keyring id, seal configuration and key description)
+   * and opens the keyring. Used at start and to unseal again after the root
+   * of trust came back. Then retires wrappings older than the one used: the
+   * configuration has switched to a newer seal key (see {@link rotateWrapper}).
+   */
+  unsealWithWrapper(): Promise<SealStatus> {
+    return this.#exclusive(async () => {
+      const config = await this.#requireConfig('wrapped');
+      const wrapper = this.#wrapper;
+      if (wrapper === undefined) throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
+      if (!this.barrier.sealed) return this.status();
+      const rows = await readWrappedRootKeys(this.#store, config);
+      const row = findWrappingFor(rows, wrapper);
+      await this.#unsealWith(await unwrapRootKey(wrapper, config, row), config);
+      try {
+        await deleteOlderWrappings(this.#store, rows, row.generation);
+        await deleteStaleKeyrings(this.#store, keyringBinding(config));
+        await deleteStaleWrappings(this.#store, config);
+      } catch {
+        // Only tidiness: a leftover wrapping still needs its (retired) seal key.
+      }
+      return this.status();
+    });
+  }
+
+  /**
+   * `rotate-seal`: re-wraps the root key under `next` (another key of the
+   * same root of trust) with no downtime: the node stays unsealed and the
+   * root key and keyring are unchanged.
+   *
+   * Crash-safe ordering: (1) the new wrapping is stored as a new generation
+   * and verified by unwrapping it; (2) the operator switches the server
+   * config to the new key; (3) the next start under the new key deletes the
+   * older generations. Until (3), both keys open the root key, so a crash or
+   * a restart under either configuration still unseals.
+   *
+   * From now on this node checks `next` (health) and unseals with it after a
+   * fault; `next` becomes this manager's, the previous wrapper is returned for
+   * the caller to close.
+   */
+  rotateWrapper(next: RootKeyWrapper): Promise<{ generation: number; previous: RootKeyWrapper | undefined }> {
+    return this.#exclusive(async () => {
+      const config = await this.#requireConfig('wrapped');
+      if (next.type !== config.wrapper) throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
+      if (this.barrier.sealed) throw new SealedError();
+      const rows = await readWrappedRootKeys(this.#store, config);
+      const generation = (rows.at(-1)?.generation ?? 0) + 1;
+      await this.barrier.withRootKey(async (rootKey) => {
+        if (!(await storeWrappedRootKey(this.#store, next, config, rootKey, generation))) {
+          // Another node rotated at the same moment: refuse rather than guess.
+          throw new CustosError(
+            'CUSTOS_ERR_ALREADY_EXISTS',
+            'Another rotate-seal wrote this generation first; try again.',
+          );
+        }
+        // Verify before anyone relies on it: the new key must give back this root key.
+        const stored = findWrappingFor(await readWrappedRootKeys(this.#store, config), next);
+        const back = await unwrapRootKey(next, config, stored);
+        try {
+          if (!timingSafeEqual(back, rootKey)) throw new IntegrityError();
+        } finally {
+          back.fill(0);
+        }
+      });
+      const previous = this.#wrapper;
+      this.#wrapper = next;
+      return { generation, previous };
+    });
+  }
+
+  /** Wrapped seals: the current wrapper's health check (nothing when it has none). */
+  async checkWrapperHealth(): Promise<void> {
+    const wrapper = this.#wrapper;
+    if (wrapper !== undefined && hasHealthCheck(wrapper)) await wrapper.checkHealth();
   }
 
   /**
@@ -219,6 +376,8 @@ export class SealManager {
         this.#progress.reset();
       }
       await this.#unsealWith(rootKey, config);
+      // The old seal has been presented: a pending migration runs now.
+      if (this.#migrationTarget !== undefined) await this.#migrateTo(this.#migrationTarget);
       return this.status();
     });
   }
@@ -271,6 +430,57 @@ export class SealManager {
   onSeal(hook: SealHook): () => void {
     this.#onSeal.add(hook);
     return () => this.#onSeal.delete(hook);
+  }
+
+  /**
+   * Migrates an unsealed dev or Shamir store to the `wrapped` seal `wrapper`.
+   * A NEW root key is made, so the old seal material (dev key file, Shamir
+   * shares) opens nothing afterwards; the data keys are kept, so no stored
+   * data is re-encrypted.
+   *
+   * Crash-safe by ordering, like initialisation: (1) every keyring term
+   * re-encrypted under the new root key and a new keyring id bound to the
+   * new configuration; (2) the new root key wrapped and stored; (3) the seal
+   * configuration replaced — the one commit point; (4) the barrier switched
+   * atomically to the new key; (5) the old keyring rows deleted. A crash
+   * before (3) leaves the old seal in force and unreferenced rows that the
+   * next initialisation or unseal deletes; after (3) the new seal is in force.
+   * Single-node: a keyring rotation on another node during (1) is not seen.
+   */
+  async #migrateTo(wrapper: RootKeyWrapper): Promise<void> {
+    const old = await this.#loadConfig();
+    if (old === undefined || old.type === 'wrapped' || this.barrier.sealed)
+      throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
+    const next = newWrappedSealConfig(wrapper.type);
+    const nextBinding = keyringBinding(next);
+    const rootKey = randomBytes(KEY_BYTES);
+    try {
+      await this.barrier.withRootKey(async (oldRoot, oldBinding) => {
+        const terms = await readTerms(this.#store, oldRoot, oldBinding);
+        try {
+          for (const [term, key] of terms) {
+            if (!(await claimTerm(this.#store, rootKey, nextBinding, term, key))) throw new IntegrityError();
+          }
+        } finally {
+          for (const key of terms.values()) key.fill(0);
+        }
+      });
+      if (!(await storeWrappedRootKey(this.#store, wrapper, next, rootKey, 1))) throw new IntegrityError();
+      await this.#store.put(SEAL_CONFIG_NAMESPACE, SEAL_CONFIG_KEY, Buffer.from(serializeSealConfig(next), 'utf8'));
+      this.#config = next;
+      this.#wrapper = wrapper;
+      this.#migrationTarget = undefined;
+      // The barrier swaps keys atomically (no sealed gap for requests).
+      await this.barrier.unseal(Buffer.from(rootKey), nextBinding);
+    } finally {
+      rootKey.fill(0);
+    }
+    try {
+      await deleteStaleKeyrings(this.#store, nextBinding);
+      await deleteStaleWrappings(this.#store, next);
+    } catch {
+      // Only tidiness: the old rows open only with the old seal, now retired.
+    }
   }
 
   async #unsealWith(rootKey: Buffer, config: SealConfig): Promise<void> {

@@ -4,7 +4,6 @@ import {
   AuditUnavailableError,
   type CustosNode,
   type Principal,
-  SealedError,
 } from '@custos/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NodeHealth } from '../node-health.js';
@@ -55,7 +54,7 @@ export function registerAudit(app: FastifyInstance, node: CustosNode, health?: N
       if (request.routeOptions.config.whileSealed || reply.statusCode === 204 || request.is404) return payload;
       // Sealed while this request was in flight (a concurrent seal): its
       // response can no longer be audited, so it is not sent.
-      const sealed = new SealedError();
+      const sealed = node.sealedError();
       reply.code(sealed.status);
       reply.header('content-type', 'application/json; charset=utf-8');
       return JSON.stringify({ error: sealed.toJSON() });

@@ -4,7 +4,6 @@ import {
   type CustosServices,
   PermissionDeniedError,
   type Principal,
-  SealedError,
   UnauthenticatedError,
 } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -35,7 +34,7 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
     if (request.is404) return;
     const config = request.routeOptions.config;
     // A sealed server answers only what is needed to unseal it.
-    if (node.sealed && !config.whileSealed) throw new SealedError();
+    if (node.sealed && !config.whileSealed) throw node.sealedError();
     const access = config.access;
     if (!access) throw new CustosError('CUSTOS_ERR_INTERNAL');
     if (access.kind === 'public') return;

@@ -1,0 +1,174 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { DecryptCommand, EncryptCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
+import { CustosError, IntegrityError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
+import { awsKmsError } from './aws-kms-errors.js';
+import type { AwsKmsSealConfig } from './aws-kms-seal-config.js';
+
+/** Bounds of one wrap or unwrap, retries included. */
+export interface KmsCallLimits {
+  /** Attempts of one call, the first included (SDK standard retry: exponential backoff with jitter). Default 4. */
+  readonly maxAttempts?: number;
+  /** Deadline of one HTTP attempt, connection included. Default 5 s. */
+  readonly attemptTimeoutMs?: number;
+  /** Deadline of the whole call, every retry and backoff included. Default 20 s. */
+  readonly totalTimeoutMs?: number;
+  /** A passed health check is trusted this long before KMS is asked again. Default 30 s. */
+  readonly healthCacheMs?: number;
+}
+
+/**
+ * The `awskms` seal: the root key is encrypted by an AWS KMS symmetric key
+ * (Encrypt/Decrypt, `SYMMETRIC_DEFAULT`, AES-256-GCM inside KMS's HSMs),
+ * which never leaves KMS.
+ *
+ * - Encryption context: `{ custos_cluster, purpose: 'custos-root-key',
+ *   custos_aad }`. KMS binds the context as the ciphertext's AAD and
+ *   writes it into CloudTrail, so every Decrypt of a root key shows which
+ *   cluster asked; IAM and key policies can require it
+ *   (`kms:EncryptionContext:custos_cluster`). The `aad` custos passes (the
+ *   seal configuration and key identity) is bound as its SHA-256 rather than
+ *   in clear: the binding is as strong, and CloudTrail gets a digest instead
+ *   of custos's internal layout.
+ * - Decrypt pins `KeyId` to the configured key: a stored blob that names
+ *   another key (written by someone with storage access, to make custos
+ *   decrypt with a key they control the policy of) is refused by KMS with
+ *   IncorrectKeyException instead of being decrypted.
+ * - Credentials: only the SDK's default provider chain. The wrapper never
+ *   sees them and never passes them anywhere.
+ * - Bounds: standard retry mode (throttling and 5xx retried with
+ *   exponential backoff and jitter), at most `maxAttempts`, each attempt and
+ *   the whole call under a deadline, so an unseal at start cannot hang.
+ */
+export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
+  readonly type = 'awskms';
+  readonly #config: AwsKmsSealConfig;
+  readonly #client: KMSClient;
+  readonly #totalTimeoutMs: number;
+  readonly #healthCacheMs: number;
+  #probe: { plain: Buffer; ciphertext: Uint8Array } | undefined;
+  #healthyAt = Number.NEGATIVE_INFINITY;
+
+  constructor(config: AwsKmsSealConfig, limits: KmsCallLimits = {}) {
+    this.#config = config;
+    this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
+    this.#healthCacheMs = limits.healthCacheMs ?? 30_000;
+    const attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
+    const clientConfig: KMSClientConfig = {
+      region: config.region,
+      maxAttempts: limits.maxAttempts ?? 4,
+      retryMode: 'standard',
+      // throwOnRequestTimeout: an attempt past its deadline fails (and is retried)
+      // instead of only being warned about while it goes on waiting.
+      requestHandler: {
+        connectionTimeout: attemptTimeoutMs,
+        requestTimeout: attemptTimeoutMs,
+        throwOnRequestTimeout: true,
+      },
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    };
+    this.#client = new KMSClient(clientConfig);
+  }
+
+  describe(): Readonly<Record<string, string>> {
+    // Only what is configured, so the description (bound into the stored
+    // root key's AAD) is the same on every start; the endpoint is left out
+    // so moving to a VPC endpoint does not orphan the wrapped key.
+    return { type: this.type, key_id: this.#config.keyId, region: this.#config.region };
+  }
+
+  async wrap(rootKey: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
+    const out = await this.#send('Encrypt', (abortSignal) =>
+      this.#client.send(
+        new EncryptCommand({
+          KeyId: this.#config.keyId,
+          Plaintext: rootKey,
+          EncryptionContext: this.#context(aad),
+          EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+        }),
+        { abortSignal },
+      ),
+    );
+    if (!out.CiphertextBlob || out.CiphertextBlob.length === 0) {
+      throw new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', 'AWS KMS Encrypt: the answer had no ciphertext.');
+    }
+    return out.CiphertextBlob;
+  }
+
+  async unwrap(wrapped: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
+    const out = await this.#send('Decrypt', (abortSignal) =>
+      this.#client.send(
+        new DecryptCommand({
+          CiphertextBlob: wrapped,
+          KeyId: this.#config.keyId,
+          EncryptionContext: this.#context(aad),
+          EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+        }),
+        { abortSignal },
+      ),
+    );
+    if (!out.Plaintext || out.Plaintext.length === 0) {
+      throw new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', 'AWS KMS Decrypt: the answer had no plaintext.');
+    }
+    return out.Plaintext;
+  }
+
+  /**
+   * Is the key still usable for what the next start needs — Decrypt? The
+   * check decrypts a probe: random bytes encrypted once under the key with
+   * `purpose: custos-seal-probe` (so a probe can never stand in for a root
+   * key, whose context says `custos-root-key`). Decrypt needs no permission
+   * beyond the seal's own (DescribeKey would need kms:DescribeKey, which a
+   * least-privilege key policy may not grant), and it fails exactly when an
+   * operator disables the key, schedules its deletion or revokes the grant.
+   * A pass is trusted for `healthCacheMs` so that the node's frequent checks
+   * do not become a steady stream of KMS calls.
+   */
+  async checkHealth(): Promise<void> {
+    if (Date.now() - this.#healthyAt < this.#healthCacheMs) return;
+    const context = { custos_cluster: this.#config.cluster ?? 'custos', purpose: 'custos-seal-probe' };
+    if (!this.#probe) {
+      const plain = randomBytes(32);
+      const out = await this.#send('Encrypt', (abortSignal) =>
+        this.#client.send(
+          new EncryptCommand({ KeyId: this.#config.keyId, Plaintext: plain, EncryptionContext: context }),
+          {
+            abortSignal,
+          },
+        ),
+      );
+      if (!out.CiphertextBlob)
+        throw new CustosError('CUSTOS_ERR_SEAL_UNAVAILABLE', 'AWS KMS Encrypt: the answer had no ciphertext.');
+      this.#probe = { plain, ciphertext: out.CiphertextBlob };
+    }
+    const probe = this.#probe;
+    const out = await this.#send('Decrypt', (abortSignal) =>
+      this.#client.send(
+        new DecryptCommand({ CiphertextBlob: probe.ciphertext, KeyId: this.#config.keyId, EncryptionContext: context }),
+        { abortSignal },
+      ),
+    );
+    const plain = Buffer.from(out.Plaintext ?? []);
+    if (plain.length !== probe.plain.length || !timingSafeEqual(plain, probe.plain)) throw new IntegrityError();
+    this.#healthyAt = Date.now();
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+
+  #context(aad: Uint8Array): Record<string, string> {
+    return {
+      custos_cluster: this.#config.cluster ?? 'custos',
+      purpose: 'custos-root-key',
+      custos_aad: createHash('sha256').update(aad).digest('hex'),
+    };
+  }
+
+  async #send<T>(operation: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    try {
+      return await call(AbortSignal.timeout(this.#totalTimeoutMs));
+    } catch (error) {
+      throw awsKmsError(error, operation);
+    }
+  }
+}
