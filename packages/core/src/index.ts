@@ -19,3 +19,4 @@ export * from './task-tokens/index.js';
 export * from './tasks/index.js';
 export * from './tokens/index.js';
 export * from './upstreams/index.js';
+export * from './sources/index.js';

@@ -46,6 +46,7 @@ import {
   type SealStatus,
 } from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
+import { type SourceClientFactory, SourceService } from '../sources/index.js';
 import { TaskSigningKeys } from '../task-tokens/index.js';
 import { BootstrapService, RoleService, TaskService } from '../tasks/index.js';
 import { TokenService } from '../tokens/index.js';
@@ -93,6 +94,8 @@ export interface CustosNodeOptions {
   version?: string;
   /** Opens database engines (normally `createEngine` from `@custos/engines`); without it engines are unavailable. */
   engineFactory?: DatabaseEngineFactory;
+  /** Opens secret-source clients (normally `createSourceClient` from `@custos/sources`); without it sources are unavailable. */
+  sourceFactory?: SourceClientFactory;
   /**
    * The one egress policy every outbound call obeys (engines, JWKS, webhook
    * rotators). Default: public destinations only — loopback, link-local and
@@ -166,6 +169,8 @@ export interface CustosServices {
   events: EventBus;
   /** APIs the credential proxy calls with a secret the caller never holds. */
   upstreams: UpstreamService;
+  /** AWS Secrets Manager and Azure Key Vault mounted read-through at `kv/<source>/…`. */
+  sources: SourceService;
   /** Registered RFC 8707 resources: the audiences a token exchange may name. */
   resources: ResourceService;
   /** Stored findings of the anomaly engine (`/v1/alerts`). */
@@ -526,6 +531,7 @@ export class CustosNode {
     });
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
+    const sources = new SourceService({ storage, cipher, secrets, egress, factory: this.#options.sourceFactory });
     const resources = new ResourceService({ storage, cipher });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {
@@ -556,6 +562,7 @@ export class CustosNode {
       rotation,
       events,
       upstreams,
+      sources,
       resources,
       alerts,
       anomaly,

@@ -151,7 +151,7 @@ export class SecretService {
     const meta = await this.#readMeta(this.#storage.entries, path);
     if (!meta || meta.current_version === 0) throw new NotFoundError();
     const current = meta.stages?.current ?? meta.current_version;
-    const wanted = version ?? (context.pin ? await this.#pinned(meta, context.pin, current) : current);
+    const wanted = version ?? (context.pin ? await this.pinnedVersion(meta, context.pin) : current);
     const versionMeta = meta.versions[wanted];
     if (!versionMeta) throw new CustosError('CUSTOS_ERR_VERSION_NOT_FOUND');
     if (versionMeta.destroyed) throw new CustosError('CUSTOS_ERR_VERSION_DESTROYED');
@@ -331,7 +331,16 @@ export class SecretService {
     });
   }
 
-  /** The version a pinned read gets; pins the current one on first read (first reader wins across nodes). */
+  /**
+   * The version a pinned read of `meta` gets; pins the current one on first
+   * read (first reader wins across nodes). Public so that a read-through
+   * source (kv/<source>/…), whose stages come from the cloud, pins task trees
+   * with the same rule and in the same store as local secrets.
+   */
+  async pinnedVersion(meta: SecretMetadata, pin: ReadPin): Promise<number> {
+    return this.#pinned(meta, pin, meta.stages?.current ?? meta.current_version);
+  }
+
   async #pinned(meta: SecretMetadata, pin: ReadPin, current: number): Promise<number> {
     const key = `${pin.owner}#${meta.path}`;
     const entries = this.#storage.entries;
