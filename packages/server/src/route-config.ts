@@ -69,6 +69,8 @@ declare module 'fastify' {
     auditAudience: string | null;
     /** The identity a suspension or resume names (`POST /v1/roles/:name/suspend|resume`): for the audit event. */
     auditIdentity: string | null;
+    /** The secret source a kv read went through (`kv/<source>/…`): for the audit event. */
+    auditSource: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AlertWebhookOptions, CustosNode, EgressPolicy, ValidationError } from '@custos/core';
 import { createEngine } from '@custos/engines';
+import { createSourceClientFactory } from '@custos/sources';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
@@ -111,6 +112,8 @@ export async function startServer(
       ),
     // Database engines (dynamic credentials) are drivers core never imports: wired in here.
     engineFactory: createEngine,
+    // Secret sources (cloud SDKs) likewise; their credentials come from the SDKs' default chains only.
+    sourceFactory: createSourceClientFactory(),
     egress: new EgressPolicy({
       allow: config.egress.allow,
       allowPublic: config.egress.allowPublic,

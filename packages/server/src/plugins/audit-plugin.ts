@@ -162,6 +162,7 @@ function event(
       ...(request.auditIssuedTask ? { issued_task: request.auditIssuedTask } : {}),
       ...(request.auditAudience ? { audience: request.auditAudience } : {}),
       ...(request.auditIdentity ? { identity: request.auditIdentity } : {}),
+      ...(request.auditSource ? { source: request.auditSource } : {}),
       ...(request.auditRefusedTask ? { refused_task: { ...request.auditRefusedTask } } : {}),
     },
   };
