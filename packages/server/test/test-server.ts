@@ -27,6 +27,8 @@ export async function startTestServer(
     seal?: 'dev' | 'shamir';
     audit?: CustosNodeOptions['audit'];
     engineFactory?: CustosNodeOptions['engineFactory'];
+    /** Opens secret-source clients (`createSourceClientFactory` from `@custos/sources`). */
+    sourceFactory?: CustosNodeOptions['sourceFactory'];
     /**
      * The egress policy. Default: loopback 127.0.0.1 allowed, because the
      * suites' databases, JWKS servers and webhook receivers listen there —
@@ -59,6 +61,7 @@ export async function startTestServer(
     seal: options.seal === 'shamir' ? { type: 'shamir' } : { type: 'dev', keyFile: join(dir, 'dev-seal.key') },
     audit: options.audit ?? { file: join(dir, 'audit.jsonl') },
     ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
+    ...(options.sourceFactory ? { sourceFactory: options.sourceFactory } : {}),
     egress: new EgressPolicy(options.egress ?? { allow: ['127.0.0.1'] }),
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.anomaly ? { anomaly: options.anomaly } : {}),
