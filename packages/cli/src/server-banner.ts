@@ -4,7 +4,7 @@ export interface ServerBannerInput {
   /** Where it listens, e.g. `http://127.0.0.1:8420`. */
   address: string;
   version: string;
-  seal: 'dev' | 'shamir';
+  seal: 'dev' | 'shamir' | 'wrapped';
   initialized: boolean;
   sealed: boolean;
   dataDir: string;
@@ -29,11 +29,11 @@ export function formatServerBanner(input: ServerBannerInput): string {
   }
   const tokenFile = join(input.dataDir, 'root-token');
   const found = input.dataDir === join(input.cwd, '.custos');
-  if (input.seal === 'dev') {
+  if (input.seal !== 'shamir') {
     lines.push(`  Root token:  ${displayPath(tokenFile, input.cwd)}  (mode 0600; never printed or logged)`);
   }
   lines.push('', '  In another terminal:', `    export CUSTOS_ADDR=${addr}`);
-  if (input.seal === 'dev') {
+  if (input.seal !== 'shamir') {
     lines.push(
       found
         ? `    # in this directory the CLI reads the token itself; elsewhere:`

@@ -13,18 +13,41 @@ export type HealthProblem =
    * (CUSTOS_ERR_AUDIT_INTEGRITY): unsealing again will not help; an operator
    * must look (the detail is in the server log, never here).
    */
-  | 'audit_integrity';
+  | 'audit_integrity'
+  /**
+   * A wrapped seal's root of trust (HSM, KMS) went away while running: the
+   * node sealed itself and unseals again by itself once it answers.
+   */
+  | 'seal_unavailable';
 
 /** Every problem word health may answer, in its fixed order (the response schema's enum). */
-export const HEALTH_PROBLEMS: readonly HealthProblem[] = ['audit_unavailable', 'log_unwritable', 'audit_integrity'];
+export const HEALTH_PROBLEMS: readonly HealthProblem[] = [
+  'audit_unavailable',
+  'log_unwritable',
+  'audit_integrity',
+  'seal_unavailable',
+];
 
 /**
  * The problems of a node that stays sealed for a reason of its own — not
  * one waiting for its unseal keys, which is a state, not a problem.
  */
 export function sealedProblems(status: { readonly sealed: boolean; readonly reason?: string }): HealthProblem[] {
-  return status.sealed && status.reason === 'CUSTOS_ERR_AUDIT_INTEGRITY' ? ['audit_integrity'] : [];
+  if (!status.sealed || status.reason === undefined) return [];
+  if (status.reason === 'CUSTOS_ERR_AUDIT_INTEGRITY') return ['audit_integrity'];
+  return SEAL_FAULTS.has(status.reason) ? ['seal_unavailable'] : [];
 }
+
+/** The codes a wrapped seal's health check seals a node with (see CustosNode.sealedError). */
+const SEAL_FAULTS = new Set([
+  'CUSTOS_ERR_SEAL_UNAVAILABLE',
+  'CUSTOS_ERR_SEAL_ACCESS_DENIED',
+  'CUSTOS_ERR_SEAL_KEY_NOT_FOUND',
+  'CUSTOS_ERR_SEAL_KEY_INSECURE',
+  'CUSTOS_ERR_SEAL_MECHANISM_UNSUPPORTED',
+  'CUSTOS_ERR_HSM_LIBRARY',
+  'CUSTOS_ERR_HSM_TOKEN_NOT_FOUND',
+]);
 
 export interface NodeHealthOptions {
   /** The log writer's state (see LogDestination). */

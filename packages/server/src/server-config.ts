@@ -11,7 +11,24 @@ export interface ServerConfig {
   dataDir: string;
   /** `sqlite:<file>` (default, under dataDir) or `postgres://…`. */
   storage: string;
-  seal: 'dev' | 'shamir';
+  /**
+   * `dev` (key file), `shamir` (operators unseal with shares) or `wrapped`:
+   * auto-unseal through a root of trust, configured by {@link sealSettings}.
+   */
+  seal: 'dev' | 'shamir' | 'wrapped';
+  /**
+   * Wrapped seals: the config file's `seal` section as written (`{ type:
+   * pkcs11, library, token_label, pin_env, key_label, mechanism }`), handed
+   * to `createRootKeyWrapper` of `@custos/seals`, which validates it. Never
+   * holds a credential: those are named (`pin_env`), not written here.
+   */
+  sealSettings?: Readonly<Record<string, unknown>>;
+  /** `--migrate-seal`: migrate a dev or Shamir store to the configured wrapped seal (see docs/seals.md). */
+  migrateSeal?: boolean;
+  /** `--create-seal-key`: create the configured seal key (non-extractable) when the root of trust has none. */
+  createSealKey?: boolean;
+  /** Wrapped seals: between health checks of the root of trust (`seal.health_interval`, default 5s). */
+  sealHealthIntervalMs?: number;
   audit: { file?: string; stdout: boolean; fsync: 'always' | 'never' };
   /**
    * Durability of acknowledged writes. `process` (default): every
@@ -83,6 +100,10 @@ export interface ServerFlags {
   proxyListen?: string;
   /** `--decoy-db-listen HOST:PORT`: the decoy database endpoint of `db-url` honeytokens. */
   decoyDbListen?: string;
+  /** `--migrate-seal`: migrate the stored dev or Shamir seal to the configured wrapped seal. */
+  migrateSeal?: boolean;
+  /** `--create-seal-key`: first start of a wrapped seal — create the configured key (non-extractable) when absent. */
+  createSealKey?: boolean;
 }
 
 interface ConfigFile {
@@ -92,7 +113,8 @@ interface ConfigFile {
   listen?: string;
   data_dir?: string;
   storage?: string;
-  seal?: 'dev' | 'shamir';
+  /** `dev`, `shamir`, or an object: `{ type: dev | shamir }` or a wrapped seal's section (`{ type: pkcs11, … }`). */
+  seal?: string | Record<string, unknown>;
   audit?: { file?: string | null; stdout?: boolean; fsync?: 'always' | 'never' };
   tls?: { cert: string; key: string };
   log_level?: string;
@@ -116,7 +138,12 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
   const file: ConfigFile = flags.config ? parseConfigFile(resolve(cwd, flags.config)) : {};
   const dataDir = resolve(cwd, flags.data ?? file.data_dir ?? '.custos');
   const [host, port] = parseListen(flags.listen ?? file.listen ?? DEFAULT_LISTEN);
-  const seal = flags.dev ? 'dev' : (file.seal ?? (flags.config ? 'shamir' : 'dev'));
+  const { seal, ...sealRest } = resolveSeal(flags.dev ? 'dev' : (file.seal ?? (flags.config ? 'shamir' : 'dev')));
+  if ((flags.migrateSeal || flags.createSealKey) && seal !== 'wrapped') {
+    throw new ValidationError(
+      '--migrate-seal and --create-seal-key need a wrapped seal (e.g. seal.type pkcs11) in the config file.',
+    );
+  }
   const durability = file.durability ?? (process.env.CUSTOS_DURABILITY === 'power' ? 'power' : 'process');
   if (durability !== 'process' && durability !== 'power') throw new ValidationError('durability is process or power.');
   const tlsListenText = flags.tlsListen ?? file.tls_listen;
@@ -132,6 +159,9 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     dataDir,
     storage: file.storage ?? `sqlite:${resolve(dataDir, 'custos.db')}`,
     seal,
+    ...sealRest,
+    ...(flags.migrateSeal ? { migrateSeal: true } : {}),
+    ...(flags.createSealKey ? { createSealKey: true } : {}),
     audit: {
       ...(auditFile ? { file: auditFile } : {}),
       stdout: file.audit?.stdout ?? false,
@@ -150,6 +180,42 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
     ...resolveProxy(flags, file, flags.listen ?? file.listen),
     ...resolveAlertWebhook(file.alerts?.webhook, cwd),
     ...(file.anomaly !== undefined ? { anomaly: resolveAnomalyConfig(file.anomaly) } : {}),
+  };
+}
+
+/**
+ * The `seal` setting: the historical strings `dev` and `shamir` (existing
+ * config files keep working), the same as `{ type: … }`, or a wrapped seal's
+ * section, which is kept as written for `@custos/seals` to validate (so a new
+ * wrapped type needs no change here). `health_interval` is the only key this
+ * layer reads from it.
+ */
+function resolveSeal(value: unknown): Pick<ServerConfig, 'seal' | 'sealSettings' | 'sealHealthIntervalMs'> {
+  if (value === 'dev' || value === 'shamir') return { seal: value };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ValidationError('seal is dev, shamir, or an object { type: … } (see docs/seals.md).');
+  }
+  const { type, health_interval: healthInterval, ...settings } = value as Record<string, unknown>;
+  if (type === 'dev' || type === 'shamir') {
+    if (Object.keys(settings).length > 0 || healthInterval !== undefined) {
+      throw new ValidationError(`seal.type ${type} takes no other settings.`);
+    }
+    return { seal: type };
+  }
+  if (typeof type !== 'string' || !/^[a-z0-9][a-z0-9-]{0,31}$/.test(type)) {
+    throw new ValidationError('seal.type is dev, shamir, pkcs11, awskms or azurekeyvault.');
+  }
+  let sealHealthIntervalMs: number | undefined;
+  if (healthInterval !== undefined) {
+    sealHealthIntervalMs = typeof healthInterval === 'string' ? parseDuration(healthInterval) : Number.NaN;
+    if (!(sealHealthIntervalMs >= 500 && sealHealthIntervalMs <= 3_600_000)) {
+      throw new ValidationError('seal.health_interval is between 500ms and 1h.');
+    }
+  }
+  return {
+    seal: 'wrapped',
+    sealSettings: { type, ...settings },
+    ...(sealHealthIntervalMs !== undefined ? { sealHealthIntervalMs } : {}),
   };
 }
 

@@ -1,7 +1,14 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AlertWebhookOptions, CustosNode, EgressPolicy, ValidationError } from '@custos/core';
+import {
+  type AlertWebhookOptions,
+  CustosNode,
+  type CustosNodeOptions,
+  EgressPolicy,
+  ValidationError,
+} from '@custos/core';
 import { createEngine } from '@custos/engines';
+import { createRootKeyWrapper } from '@custos/seals';
 import { createSourceClientFactory } from '@custos/sources';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
@@ -13,6 +20,26 @@ import { LogDestination } from './logging/log-destination.js';
 import { NodeHealth } from './node-health.js';
 import { type ProxyListener, startProxyListener } from './proxy/proxy-listener.js';
 import type { ServerConfig } from './server-config.js';
+
+/**
+ * The node's seal from the server config. A wrapped seal's wrapper is
+ * opened here (library loaded, logged in, key checked), so a missing HSM,
+ * a wrong PIN or a refused key stops the start with its error code.
+ */
+async function nodeSeal(config: ServerConfig): Promise<CustosNodeOptions['seal']> {
+  const devKeyFile = join(config.dataDir, 'dev-seal.key');
+  if (config.seal === 'dev') return { type: 'dev', keyFile: devKeyFile };
+  if (config.seal === 'shamir' || config.sealSettings === undefined) return { type: 'shamir' };
+  const settings = config.sealSettings;
+  return {
+    type: 'wrapped',
+    wrapper: await createRootKeyWrapper(settings, { createKey: config.createSealKey ?? false }),
+    rekey: (target) => createRootKeyWrapper(settings, { target }),
+    // dev → wrapped reads the old key file once; shamir → wrapped waits for shares.
+    ...(config.migrateSeal ? { migrate: { devKeyFile } } : {}),
+    ...(config.sealHealthIntervalMs !== undefined ? { healthIntervalMs: config.sealHealthIntervalMs } : {}),
+  };
+}
 
 /** How long in-flight requests may take to finish on shutdown before their connections are cut. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -71,6 +98,9 @@ export async function startServer(
   // The data directory holds the dev seal key and the root token: owner only.
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
+  // Before storage is opened: a seal that cannot open (HSM missing, wrong
+  // PIN, key refused) stops the start without leaving the database locked.
+  const seal = await nodeSeal(config);
   const storage = createStorage(config.storage, {
     // The server is the file's only user: the exclusive lock keeps a second
     // server off it (two would fork the audit chain) and lets it cache reads.
@@ -84,19 +114,22 @@ export async function startServer(
   const node = new CustosNode({
     storage,
     issuer: config.issuer,
-    seal: config.seal === 'dev' ? { type: 'dev', keyFile: join(config.dataDir, 'dev-seal.key') } : { type: 'shamir' },
+    seal,
     audit: {
       ...(config.audit.file ? { file: config.audit.file } : {}),
       stdout: config.audit.stdout,
       fsync: config.audit.fsync,
     },
     onRootToken: (token) => {
-      if (config.seal !== 'dev') return; // shamir: returned to the operator by `operator init`, nowhere else
+      // shamir: returned to the operator by `operator init`, nowhere else.
+      // dev and wrapped seals initialise themselves at first start, with
+      // nobody to hand the token to: it goes to a 0600 file in the data dir.
+      if (config.seal === 'shamir') return;
       const file = join(config.dataDir, 'root-token');
       writeFileSync(file, `${token}\n`, { mode: 0o600 });
       chmodSync(file, 0o600);
       // The token itself is never logged, only where to find it.
-      logger.info({ file }, 'initialised with the dev seal; root token written');
+      logger.info({ file }, `initialised with the ${config.seal} seal; root token written`);
     },
     onAuditSinkError: (sink, error) => logger.error({ sink, err: error }, 'audit sink failed'),
     onFinding: logAlertSink(logger),
@@ -120,7 +153,14 @@ export async function startServer(
       timeoutMs: config.egress.timeoutMs,
     }),
   });
-  await node.start();
+  try {
+    await node.start();
+  } catch (error) {
+    // Release the database lock and the HSM session: the caller may retry
+    // (e.g. with --migrate-seal) in the same process.
+    await node.close().catch(() => {});
+    throw error;
+  }
   const app = await buildApp({
     node,
     logger,

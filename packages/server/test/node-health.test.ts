@@ -36,4 +36,15 @@ describe('NodeHealth', () => {
     expect(sealedProblems({ sealed: true, reason: 'CUSTOS_ERR_SOMETHING_ELSE' })).toEqual([]);
     expect(sealedProblems({ sealed: false, reason: 'CUSTOS_ERR_AUDIT_INTEGRITY' })).toEqual([]);
   });
+
+  it('names a node that sealed itself because its HSM went away (a wrapped seal)', () => {
+    for (const reason of [
+      'CUSTOS_ERR_SEAL_UNAVAILABLE',
+      'CUSTOS_ERR_HSM_TOKEN_NOT_FOUND',
+      'CUSTOS_ERR_SEAL_ACCESS_DENIED',
+    ]) {
+      expect(sealedProblems({ sealed: true, reason })).toEqual(['seal_unavailable']);
+    }
+    expect(sealedProblems({ sealed: false, reason: 'CUSTOS_ERR_SEAL_UNAVAILABLE' })).toEqual([]);
+  });
 });

@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { CustosNode, EgressPolicy, type RootKeyWrapper } from '@custos/core';
-import { AwsKmsKeyWrapper, AzureKeyVaultKeyWrapper } from '@custos/seals';
+import { AwsKmsKeyWrapper, AzureKeyVaultKeyWrapper, createRootKeyWrapper } from '@custos/seals';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useAwsEnvironment } from '../../seals/src/test-support/aws-env.js';
 import { azureTestDeps, useAzureEnvironment } from '../../seals/src/test-support/azure-env.js';
@@ -16,6 +18,8 @@ import {
 import { type KmsWireServer, startKmsWireServer } from '../../seals/src/test-support/kms-wire-server.js';
 import { createTestTls, type TestTls } from '../../seals/src/test-support/test-tls.js';
 import { buildApp } from '../src/app.js';
+import { resolveServerConfig } from '../src/server-config.js';
+import { startServer } from '../src/start-server.js';
 import { auditEvents } from './test-server.js';
 
 // A custos node auto-unsealing from the cloud KMS seals — verified against
@@ -26,6 +30,10 @@ interface Cloud {
   readonly name: string;
   wrapper(): RootKeyWrapper;
   deny(on: boolean): void;
+  /** Throttle every request (on) or none. */
+  throttle(on: boolean): void;
+  /** Answer after this long (0: at once). */
+  delay(ms: number): void;
   /** What must never appear in a response, a log or an audit event. */
   secrets(): string[];
 }
@@ -36,7 +44,7 @@ let tls: TestTls;
 let tokens: AzureTokenServer;
 let vault: KeyVaultWireServer;
 const restore: Array<() => void> = [];
-const limits = { attemptTimeoutMs: 1_000, totalTimeoutMs: 5_000, healthCacheMs: 0 };
+const limits = { attemptTimeoutMs: 1_000, totalTimeoutMs: 5_000 };
 
 const clouds: Cloud[] = [
   {
@@ -49,6 +57,12 @@ const clouds: Cloud[] = [
     deny: (on) => {
       kms.faults.deny = on;
     },
+    throttle: (on) => {
+      kms.faults.throttle = on ? Number.POSITIVE_INFINITY : 0;
+    },
+    delay: (ms) => {
+      kms.faults.delayMs = ms;
+    },
     secrets: () => [kms.credentials.secretAccessKey, kms.credentials.accessKeyId],
   },
   {
@@ -60,6 +74,12 @@ const clouds: Cloud[] = [
       ),
     deny: (on) => {
       vault.faults.deny = on;
+    },
+    throttle: (on) => {
+      vault.faults.throttle = on ? Number.POSITIVE_INFINITY : 0;
+    },
+    delay: (ms) => {
+      vault.faults.delayMs = ms;
     },
     secrets: () => [tokens.clientSecret, tokens.clientId],
   },
@@ -180,6 +200,35 @@ describe.each(clouds)('a custos node sealed by $name', (cloud) => {
     }
   });
 
+  it('throttled or silent at start: the start fails with CUSTOS_ERR_SEAL_UNAVAILABLE within its bound, sealed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `custos-seal-${cloud.name}-`));
+    try {
+      const first = await startNode(dir, cloud.wrapper());
+      await first.start();
+      await first.node.close();
+      for (const fault of [() => cloud.throttle(true), () => cloud.delay(20_000)]) {
+        fault();
+        const n = await startNode(dir, cloud.wrapper());
+        const started = Date.now();
+        const error = await n.start().then(
+          () => undefined,
+          (e: unknown) => e as { code?: string },
+        );
+        expect(error?.code).toBe('CUSTOS_ERR_SEAL_UNAVAILABLE');
+        // The wrappers here are built with a 5 s deadline per call.
+        expect(Date.now() - started).toBeLessThan(12_000);
+        expect(n.node.sealed).toBe(true);
+        await n.node.close();
+        cloud.throttle(false);
+        cloud.delay(0);
+      }
+    } finally {
+      cloud.throttle(false);
+      cloud.delay(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('seals itself when the key is refused at runtime, says why, and unseals when access is back', async () => {
     const dir = mkdtempSync(join(tmpdir(), `custos-seal-${cloud.name}-`));
     try {
@@ -215,5 +264,169 @@ describe.each(clouds)('a custos node sealed by $name', (cloud) => {
       cloud.deny(false);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the awskms seal from the server config file, end to end', () => {
+  it('starts, initialises and auto-unseals through seal { type: awskms, … }; a throttled KMS at runtime seals with CUSTOS_ERR_SEAL_UNAVAILABLE; nothing secret is logged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'custos-seal-awskms-config-'));
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk, _enc, done) {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    );
+    const file = join(dir, 'config.json');
+    const seal = {
+      type: 'aws-kms',
+      key_id: kmsKey.arn,
+      region: kms.region,
+      endpoint: kms.endpoint,
+      cluster: 'prod-eu-1',
+      health_interval: '500ms',
+    };
+    writeFileSync(file, JSON.stringify({ data_dir: dir, listen: '127.0.0.1:0', seal }));
+    try {
+      const first = await startServer(resolveServerConfig({ config: file }, tmpdir()), logger);
+      const rootToken = readFileSync(join(dir, 'root-token'), 'utf8').trim();
+      const call = (server: typeof first, method: string, path: string, body?: unknown) =>
+        fetch(`${server.address}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${rootToken}`,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+      try {
+        expect(
+          (await call(first, 'PUT', '/v1/secrets/data/kv/app/db', { data: { password: 'fake-pw-1' } })).status,
+        ).toBe(200);
+        const status = await (await call(first, 'GET', '/v1/sys/seal-status')).json();
+        expect(status).toMatchObject({ initialized: true, sealed: false, type: 'wrapped', wrapper: 'awskms' });
+      } finally {
+        await first.close();
+      }
+      const second = await startServer(resolveServerConfig({ config: file }, tmpdir()), logger);
+      try {
+        const read = (await (await call(second, 'GET', '/v1/secrets/data/kv/app/db')).json()) as { data: unknown };
+        expect(read.data).toEqual({ password: 'fake-pw-1' });
+        kms.faults.throttle = Number.POSITIVE_INFINITY;
+        let sealed: { sealed?: boolean; reason?: string } = {};
+        for (let i = 0; i < 300 && sealed.sealed !== true; i++) {
+          sealed = (await (await call(second, 'GET', '/v1/sys/seal-status')).json()) as typeof sealed;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(sealed).toMatchObject({ sealed: true, reason: 'CUSTOS_ERR_SEAL_UNAVAILABLE' });
+        kms.faults.throttle = 0;
+        for (let i = 0; i < 300 && sealed.sealed !== false; i++) {
+          sealed = (await (await call(second, 'GET', '/v1/sys/seal-status')).json()) as typeof sealed;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(sealed.sealed).toBe(false);
+      } finally {
+        kms.faults.throttle = 0;
+        await second.close();
+      }
+      const log = lines.join('');
+      expect(log).not.toContain(kms.credentials.secretAccessKey);
+      expect(log).not.toContain(kms.credentials.accessKeyId);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('rotate-seal re-wraps the root key under another KMS key without downtime; the switched config unseals', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'custos-seal-awskms-rotate-'));
+    const next = kms.createKey();
+    const configFor = (keyId: string) => {
+      const file = join(dir, `config-${keyId.slice(-6)}.json`);
+      const seal = { type: 'awskms', key_id: keyId, region: kms.region, endpoint: kms.endpoint };
+      writeFileSync(file, JSON.stringify({ data_dir: dir, listen: '127.0.0.1:0', seal }));
+      return file;
+    };
+    const start = (file: string) =>
+      startServer(resolveServerConfig({ config: file }, tmpdir()), pino({ level: 'silent' }));
+    try {
+      const server = await start(configFor(kmsKey.arn));
+      const rootToken = readFileSync(join(dir, 'root-token'), 'utf8').trim();
+      const call = async (method: string, path: string, body?: unknown) => {
+        const r = await fetch(`${server.address}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${rootToken}`,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+        // biome-ignore lint/suspicious/noExplicitAny: a test reads whatever JSON the server answered
+        return { status: r.status, json: (await r.json()) as any };
+      };
+      try {
+        await call('PUT', '/v1/secrets/data/kv/app/r', { data: { v: 'fake-r' } });
+        const rotated = await call('POST', '/v1/sys/seal/rotate', { key: next.arn });
+        expect(rotated.status).toBe(200);
+        expect(rotated.json).toEqual({
+          generation: 2,
+          seal_key: { type: 'awskms', key_id: next.arn, region: kms.region },
+        });
+        expect((await call('GET', '/v1/secrets/data/kv/app/r')).json.data).toEqual({ v: 'fake-r' });
+        // custos does not create KMS keys; a key KMS does not know is refused, nothing written.
+        expect((await call('POST', '/v1/sys/seal/rotate', { key: next.arn, create_key: true })).json.error.code).toBe(
+          'CUSTOS_ERR_SEAL_UNSUPPORTED',
+        );
+        const unknown = `arn:aws:kms:${kms.region}:111122223333:key/00000000-0000-0000-0000-000000000000`;
+        expect((await call('POST', '/v1/sys/seal/rotate', { key: unknown })).json.error.code).toBe(
+          'CUSTOS_ERR_SEAL_KEY_NOT_FOUND',
+        );
+      } finally {
+        await server.close();
+      }
+      const switched = await start(configFor(next.arn));
+      try {
+        const r = await fetch(`${switched.address}/v1/secrets/data/kv/app/r`, {
+          headers: { authorization: `Bearer ${rootToken}` },
+        });
+        expect(((await r.json()) as { data: unknown }).data).toEqual({ v: 'fake-r' });
+      } finally {
+        await switched.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('the azurekeyvault section reaches the factory as a Key Vault wrapper, credentials in it refused', async () => {
+    const config = resolveServerConfig(
+      {
+        config: (() => {
+          const dir = mkdtempSync(join(tmpdir(), 'custos-seal-akv-config-'));
+          const f = join(dir, 'config.json');
+          const section = { type: 'azurekeyvault', vault_url: 'https://custos-test.vault.azure.net', key_name: 'root' };
+          writeFileSync(f, JSON.stringify({ data_dir: dir, seal: section }));
+          return f;
+        })(),
+      },
+      tmpdir(),
+    );
+    expect(config.seal).toBe('wrapped');
+    const wrapper = await createRootKeyWrapper(config.sealSettings!);
+    expect(wrapper).toBeInstanceOf(AzureKeyVaultKeyWrapper);
+    expect(wrapper.describe()).toEqual({
+      type: 'azurekeyvault',
+      vault_url: 'https://custos-test.vault.azure.net',
+      key_name: 'root',
+    });
+    await wrapper.close();
+    await expect(
+      createRootKeyWrapper({ ...config.sealSettings!, client_secret: 'test-not-a-secret' }),
+    ).rejects.toMatchObject({ code: 'CUSTOS_ERR_SEAL_CONFIG_INVALID' });
+    await expect(createRootKeyWrapper(config.sealSettings!, { createKey: true })).rejects.toMatchObject({
+      code: 'CUSTOS_ERR_SEAL_UNSUPPORTED',
+    });
   });
 });

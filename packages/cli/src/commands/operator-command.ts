@@ -11,6 +11,8 @@ interface SealStatus {
   shares?: number;
   progress?: number;
   term?: number;
+  /** Wrapped seals: the wrapper type (pkcs11, …). */
+  wrapper?: string;
   /** Why the node stays sealed although its seal opened (e.g. CUSTOS_ERR_AUDIT_INTEGRITY). */
   reason?: string;
 }
@@ -19,7 +21,7 @@ const statusTable = (s: SealStatus) =>
   table([
     ['initialized', s.initialized],
     ['sealed', s.sealed],
-    ['seal type', s.type],
+    ['seal type', s.type === 'wrapped' && s.wrapper ? `${s.wrapper} (auto-unseal)` : s.type],
     ...(s.type === 'shamir'
       ? ([
           ['threshold', s.threshold],
@@ -42,7 +44,7 @@ async function readLine(stream: NodeJS.ReadableStream): Promise<string> {
   return text.trim();
 }
 
-/** `custos operator init|unseal|seal|status|rotate-keyring`. */
+/** `custos operator init|unseal|seal|status|rotate-keyring|rotate-seal`. */
 export function registerOperatorCommand(program: Command, io: CliIo): void {
   const operator = program.command('operator').description('initialise, unseal, seal and rotate the keyring');
 
@@ -105,5 +107,26 @@ export function registerOperatorCommand(program: Command, io: CliIo): void {
     .action(async (opts: { json?: boolean }) => {
       const result = await new CustosClient(io).request<{ term: number }>('POST', '/v1/sys/rotate');
       emit(io, opts.json, result, () => `Keyring rotated: new writes use term ${result.term}`);
+    });
+
+  operator
+    .command('rotate-seal')
+    .description('re-wrap the root key under another key of the seal (HSM key label, KMS key); no downtime')
+    .requiredOption('--key <name>', 'the new key: a PKCS#11 key label (or a KMS key id)')
+    .option('--create-key', 'create the key first, non-extractable, where the seal allows it')
+    .option('--json', 'JSON output')
+    .action(async (opts: { key: string; createKey?: boolean; json?: boolean }) => {
+      const result = await new CustosClient(io).request<{ generation: number; seal_key: Record<string, string> }>(
+        'POST',
+        '/v1/sys/seal/rotate',
+        { key: opts.key, ...(opts.createKey ? { create_key: true } : {}) },
+      );
+      emit(io, opts.json, result, () =>
+        [
+          `Root key re-wrapped (generation ${result.generation}) under ${JSON.stringify(result.seal_key)}.`,
+          'Now switch the server config to the new key (e.g. seal.key_label); the next start under it',
+          'deletes the older wrapping. Until then both keys open the root key.',
+        ].join('\n'),
+      );
     });
 }

@@ -30,6 +30,14 @@ export function registerServerCommand(program: Command, io: CliIo): void {
       '--decoy-db-listen <host:port>',
       'serve a decoy PostgreSQL endpoint for db-url honeytokens: every login attempt on it raises a critical alert',
     )
+    .option(
+      '--migrate-seal',
+      'migrate a dev or Shamir store to the wrapped seal in --config (pkcs11, …): the dev key file is read once, or Shamir shares are asked for by operator unseal',
+    )
+    .option(
+      '--create-seal-key',
+      'first start of a wrapped seal: create the configured HSM key (non-extractable) if absent',
+    )
     .option('--log-format <format>', 'json or pretty (default: pretty with a banner at a terminal, else json)')
     .option(
       '--egress-allow <entry>',

@@ -218,6 +218,8 @@ export class CustosNode {
   readonly #sealWatch: SealWatch | undefined;
   /** Wrapped seals: the wrapper in use (replaced by rotate-seal); the node closes it. */
   #wrapper: RootKeyWrapper | undefined;
+  /** A migration to the wrapped seal waits for the old seal's shares. */
+  #migratingFrom: 'shamir' | undefined;
 
   constructor(options: CustosNodeOptions) {
     this.#options = options;
@@ -271,8 +273,10 @@ export class CustosNode {
     const seal = this.#options.seal;
     if (seal.type === 'wrapped') {
       try {
-        const { initialized } = await this.#seals.startWrapped(seal.wrapper, seal.migrate);
+        const { initialized, migrated, awaitingShares } = await this.#seals.startWrapped(seal.wrapper, seal.migrate);
         if (initialized) await this.#issueRootToken();
+        if (migrated) await this.#auditMigration('dev', await this.#seals.status());
+        if (awaitingShares) this.#migratingFrom = 'shamir';
       } catch (error) {
         if (!(error instanceof AuditIntegrityError)) throw error;
       }
@@ -325,7 +329,20 @@ export class CustosNode {
   }
 
   async submitUnsealShare(share: string): Promise<NodeStatus> {
-    return this.#withReason(await this.#seals.submitUnsealShare(share));
+    const status = await this.#seals.submitUnsealShare(share);
+    // The last share of a pending shamir → wrapped migration migrated the store.
+    if (status.type === 'wrapped' && this.#options.seal.type === 'wrapped' && this.#migratingFrom === 'shamir') {
+      this.#migratingFrom = undefined;
+      await this.#auditMigration('shamir', status);
+    }
+    return this.#withReason(status);
+  }
+
+  /** A `seal_migrated` system event: from which seal to which wrapper and key (non-secret labels only). */
+  async #auditMigration(from: string, status: SealStatus): Promise<void> {
+    await this.#auditSystem('seal_migrated', {
+      details: { from, to: status.wrapper ?? 'wrapped', seal_key: { ...(status.sealKey ?? {}) } },
+    });
   }
 
   /**
@@ -364,7 +381,9 @@ export class CustosNode {
     }
     this.#wrapper = next;
     await previous?.close().catch(() => {});
-    return { generation, sealKey: { ...next.describe() } };
+    const sealKey = { ...next.describe() };
+    await this.#auditSystem('seal_rotated', { details: { generation, seal_key: sealKey } });
+    return { generation, sealKey };
   }
 
   rotateKeyring(): Promise<{ term: number }> {
@@ -393,7 +412,10 @@ export class CustosNode {
   }
 
   /** A `system` audit event about the seal (nothing secret: kinds and error codes only). */
-  async #auditSystem(kind: string, extra: { error_code?: string }): Promise<void> {
+  async #auditSystem(
+    kind: string,
+    extra: { error_code?: string; details?: { [name: string]: string | number | { [name: string]: string } } },
+  ): Promise<void> {
     const services = this.#services;
     if (services === undefined) return;
     await services.audit.record({ type: 'system', kind, ...extra });

@@ -123,6 +123,20 @@ describe('SealManager — wrapped seal (auto-unseal)', () => {
     );
   });
 
+  it('unsealing again after a fault (not a start) retires nothing: the config may still name the old key', async () => {
+    const manager = new SealManager(store);
+    await manager.startWrapped(new SoftwareRootKeyWrapper('seal-a', kek));
+    const next = new SoftwareRootKeyWrapper('seal-b', randomBytes(32));
+    await manager.rotateWrapper(next);
+    // The HSM goes away and comes back: the node unseals again with the new key…
+    await manager.seal();
+    await manager.unsealWithWrapper();
+    expect(manager.barrier.sealed).toBe(false);
+    // …and a restart under the old config still works.
+    expect(await rows(store, 'seal-wrapped/')).toHaveLength(2);
+    await new SealManager(store).startWrapped(new SoftwareRootKeyWrapper('seal-a', kek));
+  });
+
   it('rotate-seal to a wrapper of another type is refused', async () => {
     const manager = new SealManager(store);
     await manager.startWrapped(new SoftwareRootKeyWrapper('seal-a', kek));

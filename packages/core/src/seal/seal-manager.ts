@@ -236,7 +236,7 @@ export class SealManager {
         // roots of trust, which needs the old one: not supported here.
         if (config!.wrapper !== wrapper.type) throw new CustosError('CUSTOS_ERR_SEAL_MIGRATION_REQUIRED');
         this.#wrapper = wrapper;
-        await this.unsealWithWrapper();
+        await this.#exclusive(() => this.#unsealWrapped(true));
         return { initialized: false, migrated: false, awaitingShares: false };
       }
       if (migrate === undefined) throw new CustosError('CUSTOS_ERR_SEAL_MIGRATION_REQUIRED');
@@ -252,22 +252,32 @@ export class SealManager {
   }
 
   /**
-   * Unseals a `wrapped` store with its wrapper: finds the stored wrapping
-   * made with the configured seal key, unwraps it (the root of trust checks
-   * the AAD binding the keyring id, seal configuration and key description)
-   * and opens the keyring. Used at start and to unseal again after the root
-   * of trust came back. Then retires wrappings older than the one used: the
-   * configuration has switched to a newer seal key (see {@link rotateWrapper}).
+   * Unseals a `wrapped` store with its wrapper again — after the root of
+   * trust came back (the health check's path). Unlike a start, it retires
+   * nothing: after a rotate-seal the running node uses the new key while the
+   * config file may still name the old one, and the old wrapping must stay
+   * until a start under the new key proves the switch.
    */
   unsealWithWrapper(): Promise<SealStatus> {
-    return this.#exclusive(async () => {
-      const config = await this.#requireConfig('wrapped');
-      const wrapper = this.#wrapper;
-      if (wrapper === undefined) throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
-      if (!this.barrier.sealed) return this.status();
-      const rows = await readWrappedRootKeys(this.#store, config);
-      const row = findWrappingFor(rows, wrapper);
-      await this.#unsealWith(await unwrapRootKey(wrapper, config, row), config);
+    return this.#exclusive(() => this.#unsealWrapped(false));
+  }
+
+  /**
+   * Finds the stored wrapping made with the configured seal key, unwraps it
+   * (the root of trust checks the AAD binding the keyring id, seal
+   * configuration and key description) and opens the keyring. At a start
+   * (`retire`), wrappings older than the one used are deleted: the
+   * configuration has switched to a newer seal key (see {@link rotateWrapper}).
+   */
+  async #unsealWrapped(retire: boolean): Promise<SealStatus> {
+    const config = await this.#requireConfig('wrapped');
+    const wrapper = this.#wrapper;
+    if (wrapper === undefined) throw new CustosError('CUSTOS_ERR_SEAL_UNSUPPORTED');
+    if (!this.barrier.sealed) return this.status();
+    const rows = await readWrappedRootKeys(this.#store, config);
+    const row = findWrappingFor(rows, wrapper);
+    await this.#unsealWith(await unwrapRootKey(wrapper, config, row), config);
+    if (retire) {
       try {
         await deleteOlderWrappings(this.#store, rows, row.generation);
         await deleteStaleKeyrings(this.#store, keyringBinding(config));
@@ -275,8 +285,8 @@ export class SealManager {
       } catch {
         // Only tidiness: a leftover wrapping still needs its (retired) seal key.
       }
-      return this.status();
-    });
+    }
+    return this.status();
   }
 
   /**

@@ -14,15 +14,7 @@ let restoreEnv: () => void;
 const wrappers: AwsKmsKeyWrapper[] = [];
 const aad = Buffer.from('{"keyringId":"0123456789abcdef0123456789abcdef","type":"awskms"}');
 
-function wrapper(
-  options: {
-    keyId?: string;
-    cluster?: string;
-    maxAttempts?: number;
-    totalTimeoutMs?: number;
-    healthCacheMs?: number;
-  } = {},
-) {
+function wrapper(options: { keyId?: string; cluster?: string; maxAttempts?: number; totalTimeoutMs?: number } = {}) {
   const w = new AwsKmsKeyWrapper(
     {
       keyId: options.keyId ?? key.arn,
@@ -34,7 +26,6 @@ function wrapper(
       maxAttempts: options.maxAttempts ?? 3,
       attemptTimeoutMs: 500,
       totalTimeoutMs: options.totalTimeoutMs ?? 8_000,
-      healthCacheMs: options.healthCacheMs ?? 0,
     },
   );
   wrappers.push(w);
@@ -221,12 +212,6 @@ describe('AwsKmsKeyWrapper against the wire-compatible KMS server', () => {
     expect((await failure(w.checkHealth())).code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
     kms.faults.deny = false;
     await w.checkHealth();
-    const cached = wrapper({ healthCacheMs: 60_000 });
-    await cached.checkHealth();
-    kms.requests.length = 0;
-    kms.faults.deny = true;
-    await cached.checkHealth();
-    expect(kms.requests).toHaveLength(0);
   });
 
   it('answers an unsigned request with the real error shape', async () => {

@@ -1,5 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { DecryptCommand, EncryptCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
+// Types only: the SDK is loaded on first use (see #sdk), so a server with
+// another seal does not pay for loading it at every start.
+import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { CustosError, IntegrityError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
 import { awsKmsError } from './aws-kms-errors.js';
 import type { AwsKmsSealConfig } from './aws-kms-seal-config.js';
@@ -12,8 +14,6 @@ export interface KmsCallLimits {
   readonly attemptTimeoutMs?: number;
   /** Deadline of the whole call, every retry and backoff included. Default 20 s. */
   readonly totalTimeoutMs?: number;
-  /** A passed health check is trusted this long before KMS is asked again. Default 30 s. */
-  readonly healthCacheMs?: number;
 }
 
 /**
@@ -42,18 +42,16 @@ export interface KmsCallLimits {
 export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly type = 'awskms';
   readonly #config: AwsKmsSealConfig;
-  readonly #client: KMSClient;
+  readonly #clientConfig: KMSClientConfig;
+  #loaded: Promise<{ sdk: typeof import('@aws-sdk/client-kms'); client: KMSClient }> | undefined;
   readonly #totalTimeoutMs: number;
-  readonly #healthCacheMs: number;
   #probe: { plain: Buffer; ciphertext: Uint8Array } | undefined;
-  #healthyAt = Number.NEGATIVE_INFINITY;
 
   constructor(config: AwsKmsSealConfig, limits: KmsCallLimits = {}) {
     this.#config = config;
     this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
-    this.#healthCacheMs = limits.healthCacheMs ?? 30_000;
     const attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
-    const clientConfig: KMSClientConfig = {
+    this.#clientConfig = {
       region: config.region,
       maxAttempts: limits.maxAttempts ?? 4,
       retryMode: 'standard',
@@ -66,7 +64,6 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
       },
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
     };
-    this.#client = new KMSClient(clientConfig);
   }
 
   describe(): Readonly<Record<string, string>> {
@@ -77,9 +74,9 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 
   async wrap(rootKey: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
-    const out = await this.#send('Encrypt', (abortSignal) =>
-      this.#client.send(
-        new EncryptCommand({
+    const out = await this.#send('Encrypt', ({ sdk, client }, abortSignal) =>
+      client.send(
+        new sdk.EncryptCommand({
           KeyId: this.#config.keyId,
           Plaintext: rootKey,
           EncryptionContext: this.#context(aad),
@@ -95,9 +92,9 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 
   async unwrap(wrapped: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
-    const out = await this.#send('Decrypt', (abortSignal) =>
-      this.#client.send(
-        new DecryptCommand({
+    const out = await this.#send('Decrypt', ({ sdk, client }, abortSignal) =>
+      client.send(
+        new sdk.DecryptCommand({
           CiphertextBlob: wrapped,
           KeyId: this.#config.keyId,
           EncryptionContext: this.#context(aad),
@@ -120,17 +117,16 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
    * beyond the seal's own (DescribeKey would need kms:DescribeKey, which a
    * least-privilege key policy may not grant), and it fails exactly when an
    * operator disables the key, schedules its deletion or revokes the grant.
-   * A pass is trusted for `healthCacheMs` so that the node's frequent checks
-   * do not become a steady stream of KMS calls.
+   * One Decrypt per check: the call rate is the server's
+   * `seal.health_interval` (default 5 s; a cloud seal can take 30 s).
    */
   async checkHealth(): Promise<void> {
-    if (Date.now() - this.#healthyAt < this.#healthCacheMs) return;
     const context = { custos_cluster: this.#config.cluster ?? 'custos', purpose: 'custos-seal-probe' };
     if (!this.#probe) {
       const plain = randomBytes(32);
-      const out = await this.#send('Encrypt', (abortSignal) =>
-        this.#client.send(
-          new EncryptCommand({ KeyId: this.#config.keyId, Plaintext: plain, EncryptionContext: context }),
+      const out = await this.#send('Encrypt', ({ sdk, client }, abortSignal) =>
+        client.send(
+          new sdk.EncryptCommand({ KeyId: this.#config.keyId, Plaintext: plain, EncryptionContext: context }),
           {
             abortSignal,
           },
@@ -141,19 +137,23 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
       this.#probe = { plain, ciphertext: out.CiphertextBlob };
     }
     const probe = this.#probe;
-    const out = await this.#send('Decrypt', (abortSignal) =>
-      this.#client.send(
-        new DecryptCommand({ CiphertextBlob: probe.ciphertext, KeyId: this.#config.keyId, EncryptionContext: context }),
+    const out = await this.#send('Decrypt', ({ sdk, client }, abortSignal) =>
+      client.send(
+        new sdk.DecryptCommand({
+          CiphertextBlob: probe.ciphertext,
+          KeyId: this.#config.keyId,
+          EncryptionContext: context,
+        }),
         { abortSignal },
       ),
     );
     const plain = Buffer.from(out.Plaintext ?? []);
     if (plain.length !== probe.plain.length || !timingSafeEqual(plain, probe.plain)) throw new IntegrityError();
-    this.#healthyAt = Date.now();
   }
 
   async close(): Promise<void> {
-    this.#client.destroy();
+    const loaded = await this.#loaded?.catch(() => undefined);
+    loaded?.client.destroy();
   }
 
   #context(aad: Uint8Array): Record<string, string> {
@@ -164,9 +164,16 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     };
   }
 
-  async #send<T>(operation: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async #send<T>(
+    operation: string,
+    call: (kms: { sdk: typeof import('@aws-sdk/client-kms'); client: KMSClient }, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     try {
-      return await call(AbortSignal.timeout(this.#totalTimeoutMs));
+      this.#loaded ??= import('@aws-sdk/client-kms').then((sdk) => ({
+        sdk,
+        client: new sdk.KMSClient(this.#clientConfig),
+      }));
+      return await call(await this.#loaded, AbortSignal.timeout(this.#totalTimeoutMs));
     } catch (error) {
       throw awsKmsError(error, operation);
     }

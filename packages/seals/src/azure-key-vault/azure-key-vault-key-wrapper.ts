@@ -1,6 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { CryptographyClient, type CryptographyClientOptions } from '@azure/keyvault-keys';
+// Types only: the SDKs are loaded on first use (see #client), so a server
+// with another seal does not pay for loading them at every start.
+import type { TokenCredential } from '@azure/identity';
+import type { CryptographyClient, CryptographyClientOptions } from '@azure/keyvault-keys';
 import { CustosError, IntegrityError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
 import { azureKeyVaultError } from './azure-key-vault-errors.js';
 import type { AzureKeyVaultSealConfig } from './azure-key-vault-seal-config.js';
@@ -14,8 +16,6 @@ export interface KeyVaultCallLimits {
   readonly attemptTimeoutMs?: number;
   /** Deadline of the whole call. Default 20 s. */
   readonly totalTimeoutMs?: number;
-  /** A passed health check is trusted this long before Key Vault is asked again. Default 30 s. */
-  readonly healthCacheMs?: number;
 }
 
 /**
@@ -60,22 +60,20 @@ const DATA_KEY_BYTES = 32;
 export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly type = 'azurekeyvault';
   readonly #config: AzureKeyVaultSealConfig;
-  readonly #credential: TokenCredential;
+  readonly #givenCredential: TokenCredential | undefined;
+  #credential: Promise<TokenCredential> | undefined;
   readonly #clientOptions: CryptographyClientOptions;
   readonly #attemptTimeoutMs: number;
   readonly #totalTimeoutMs: number;
   readonly #clients = new Map<string, CryptographyClient>();
-  readonly #healthCacheMs: number;
   #probe: { plain: Buffer; kid: string; wrapped: Uint8Array } | undefined;
-  #healthyAt = Number.NEGATIVE_INFINITY;
 
   constructor(config: AzureKeyVaultSealConfig, deps: AzureKeyVaultWrapperDeps = {}) {
     this.#config = config;
-    this.#credential = deps.credential ?? new DefaultAzureCredential();
+    this.#givenCredential = deps.credential;
     const limits = deps.limits ?? {};
     this.#attemptTimeoutMs = limits.attemptTimeoutMs ?? 5_000;
     this.#totalTimeoutMs = limits.totalTimeoutMs ?? 20_000;
-    this.#healthCacheMs = limits.healthCacheMs ?? 30_000;
     this.#clientOptions = {
       ...deps.clientOptions,
       retryOptions: { maxRetries: limits.maxRetries ?? 3, retryDelayInMs: 250, maxRetryDelayInMs: 4_000 },
@@ -99,9 +97,8 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
   async wrap(rootKey: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
     const dataKey = randomBytes(DATA_KEY_BYTES);
     try {
-      const keyId = `${this.#config.vaultUrl}/keys/${this.#config.keyName}${this.#config.keyVersion ? `/${this.#config.keyVersion}` : ''}`;
-      const wrapped = await this.#call('wrapKey', (options) =>
-        this.#client(keyId).wrapKey(ALGORITHM, dataKey, options),
+      const wrapped = await this.#call('wrapKey', async (options) =>
+        (await this.#client(this.#keyId())).wrapKey(ALGORITHM, dataKey, options),
       );
       // The answer names the exact version that wrapped; it is checked like a stored one before use.
       const kid = this.#checkedKid(wrapped.keyID);
@@ -116,8 +113,8 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
   async unwrap(wrapped: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
     const envelope = decodeEnvelope(wrapped);
     const kid = this.#checkedKid(envelope.kid, true);
-    const out = await this.#call('unwrapKey', (options) =>
-      this.#client(kid).unwrapKey(ALGORITHM, envelope.wrappedDataKey, options),
+    const out = await this.#call('unwrapKey', async (options) =>
+      (await this.#client(kid)).unwrapKey(ALGORITHM, envelope.wrappedDataKey, options),
     );
     const dataKey = Buffer.from(out.result);
     try {
@@ -134,26 +131,24 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
    * random probe is wrapped once and unwrapped on each check: that needs
    * only the wrapKey/unwrapKey permissions the seal has anyway (a `get` of
    * the key would need one more), and it fails exactly when the key is
-   * disabled or deleted or the identity loses its permission. A pass is
-   * trusted for `healthCacheMs`, so frequent checks do not become a steady
-   * stream of Key Vault calls (Key Vault throttles per vault).
+   * disabled or deleted or the identity loses its permission. One unwrapKey
+   * per check: the call rate is the server's `seal.health_interval`
+   * (default 5 s; Key Vault throttles per vault, so 30 s suits a shared vault).
    */
   async checkHealth(): Promise<void> {
-    if (Date.now() - this.#healthyAt < this.#healthCacheMs) return;
     if (!this.#probe) {
       const plain = randomBytes(DATA_KEY_BYTES);
-      const out = await this.#call('wrapKey', (options) =>
-        this.#client(this.#keyId()).wrapKey(ALGORITHM, plain, options),
+      const out = await this.#call('wrapKey', async (options) =>
+        (await this.#client(this.#keyId())).wrapKey(ALGORITHM, plain, options),
       );
       this.#probe = { plain, kid: this.#checkedKid(out.keyID), wrapped: out.result };
     }
     const probe = this.#probe;
-    const out = await this.#call('unwrapKey', (options) =>
-      this.#client(probe.kid).unwrapKey(ALGORITHM, probe.wrapped, options),
+    const out = await this.#call('unwrapKey', async (options) =>
+      (await this.#client(probe.kid)).unwrapKey(ALGORITHM, probe.wrapped, options),
     );
     if (out.result.length !== probe.plain.length || !timingSafeEqual(out.result, probe.plain))
       throw new IntegrityError();
-    this.#healthyAt = Date.now();
   }
 
   async close(): Promise<void> {
@@ -184,10 +179,15 @@ export class AzureKeyVaultKeyWrapper implements RootKeyWrapper, RootKeyWrapperHe
     return `${url.origin}${url.pathname}`;
   }
 
-  #client(keyId: string): CryptographyClient {
+  async #client(keyId: string): Promise<CryptographyClient> {
     let client = this.#clients.get(keyId);
     if (!client) {
-      client = new CryptographyClient(keyId, this.#credential, this.#clientOptions);
+      this.#credential ??= this.#givenCredential
+        ? Promise.resolve(this.#givenCredential)
+        : import('@azure/identity').then(({ DefaultAzureCredential }) => new DefaultAzureCredential());
+      const credential = await this.#credential;
+      const { CryptographyClient } = await import('@azure/keyvault-keys');
+      client = this.#clients.get(keyId) ?? new CryptographyClient(keyId, credential, this.#clientOptions);
       this.#clients.set(keyId, client);
     }
     return client;

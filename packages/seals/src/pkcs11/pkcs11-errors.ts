@@ -1,5 +1,5 @@
 import { CustosError } from '@custos/core';
-import * as pkcs11js from 'pkcs11js';
+import pkcs11js from 'pkcs11js';
 
 /** PIN and login failures: the credentials are wrong or locked, not the HSM. */
 const ACCESS_DENIED = new Set([

@@ -5,6 +5,7 @@ import { SoftHsm, type SoftHsmToken, softHsmAvailable } from '../test-support/so
 import type { Pkcs11SealConfig } from './pkcs11-config.js';
 import { parsePkcs11SealConfig } from './pkcs11-config.js';
 import { Pkcs11KeyWrapper } from './pkcs11-key-wrapper.js';
+import { acquirePkcs11Module } from './pkcs11-module.js';
 
 // With CI=true SoftHSM2 must be there (.ci/run installs it): no skipping.
 const run = softHsmAvailable() || process.env.CI === 'true';
@@ -81,6 +82,28 @@ describe.runIf(run)('Pkcs11KeyWrapper against SoftHSM2', () => {
       await gcm.close();
       await kwp.close();
     }
+  });
+
+  it('finds the token by slot id as well as by label; a slot without a token is CUSTOS_ERR_HSM_TOKEN_NOT_FOUND', async () => {
+    const module = acquirePkcs11Module(hsm.library);
+    let slotId: number;
+    try {
+      const slot = module.pkcs11
+        .C_GetSlotList(true)
+        .find((s) => module.pkcs11.C_GetTokenInfo(s).label.trim() === token.label)!;
+      slotId = slot.readUIntLE(0, 6);
+    } finally {
+      module.release();
+    }
+    const { token_label: _label, ...bySlot } = config();
+    const wrapper = await Pkcs11KeyWrapper.open({ ...bySlot, slot: slotId }, { env });
+    try {
+      expect(wrapper.describe().token_label).toBe(token.label);
+    } finally {
+      await wrapper.close();
+    }
+    const error = await failure(Pkcs11KeyWrapper.open({ ...bySlot, slot: slotId + 1 }, { env }));
+    expect(error.code).toBe('CUSTOS_ERR_HSM_TOKEN_NOT_FOUND');
   });
 
   it('HSM library missing: CUSTOS_ERR_HSM_LIBRARY', async () => {
@@ -169,6 +192,31 @@ describe.runIf(run)('Pkcs11KeyWrapper against SoftHSM2', () => {
       }
       await wrapper.checkHealth();
       expect(Buffer.from(await wrapper.unwrap(blob, aad))).toEqual(rootKey);
+    } finally {
+      await wrapper.close();
+    }
+  });
+
+  it('PIN changed in the HSM while running: the next login is refused once, and that PIN is never tried again', async () => {
+    const own = await hsm.initToken();
+    await hsm.createKey(own, 'pin-key');
+    const ownEnv = { TEST_HSM_PIN: own.pin };
+    const wrapper = await Pkcs11KeyWrapper.open(config({ token_label: own.label, key_label: 'pin-key' }), {
+      env: ownEnv,
+    });
+    const newPin = `pin-${randomBytes(6).toString('hex')}`;
+    try {
+      await hsm.setPin(own, own.pin, newPin);
+      // Force a new login: the token goes away and comes back.
+      await hsm.removeTokens();
+      await failure(wrapper.checkHealth());
+      await hsm.restoreTokens();
+      const refused = await failure(wrapper.checkHealth());
+      expect(refused.code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
+      expect(JSON.stringify({ m: refused.message, s: refused.stack })).not.toContain(own.pin);
+      // Even with the old PIN valid again, the wrapper does not log in again with it.
+      await hsm.setPin(own, newPin, own.pin);
+      expect((await failure(wrapper.checkHealth())).code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
     } finally {
       await wrapper.close();
     }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CustosError, type RootKeyWrapper, type RootKeyWrapperHealth } from '@custos/core';
-import * as pkcs11js from 'pkcs11js';
+import type * as P from 'pkcs11js';
+import pkcs11js from 'pkcs11js';
 import { type Pkcs11SealConfig, readPin } from './pkcs11-config.js';
 import { pkcs11Failure } from './pkcs11-errors.js';
 import { acquirePkcs11Module, type Pkcs11Module } from './pkcs11-module.js';
@@ -61,6 +62,13 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   readonly #pin: string;
   #handles: Pkcs11Handles | undefined;
   readonly #tokenLabel: string;
+  /**
+   * Set once the token refused the PIN after start (it was changed, or the
+   * token locked it). No further login is attempted with it: a health check
+   * retrying every few seconds would otherwise run the token's lockout
+   * counter down. A restart with the right PIN is needed.
+   */
+  #pinRefused: CustosError | undefined;
 
   private constructor(module: Pkcs11Module, config: Pkcs11SealConfig, pin: string, handles: Pkcs11Handles) {
     this.#module = module;
@@ -140,9 +148,14 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   #wrapGcm(h: Pkcs11Handles, rootKey: Uint8Array, aad: Uint8Array): Buffer {
     const { pkcs11 } = this.#module;
     const iv = randomBytes(IV_BYTES);
-    pkcs11.C_EncryptInit(h.session, gcm(iv, aad), h.key);
-    const body = pkcs11.C_Encrypt(h.session, Buffer.from(rootKey), Buffer.alloc(rootKey.length + TAG_BYTES + 16));
-    return Buffer.concat([Buffer.from([BLOB_VERSION, MECH_GCM]), iv, body]);
+    const input = Buffer.from(rootKey);
+    try {
+      pkcs11.C_EncryptInit(h.session, gcm(iv, aad), h.key);
+      const body = pkcs11.C_Encrypt(h.session, input, Buffer.alloc(rootKey.length + TAG_BYTES + 16));
+      return Buffer.concat([Buffer.from([BLOB_VERSION, MECH_GCM]), iv, body]);
+    } finally {
+      input.fill(0);
+    }
   }
 
   #unwrapGcm(h: Pkcs11Handles, blob: Buffer, aad: Uint8Array): Buffer {
@@ -150,8 +163,14 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     if (blob.length < 2 + IV_BYTES + TAG_BYTES) throw new CustosError('CUSTOS_ERR_INTEGRITY');
     const iv = blob.subarray(2, 2 + IV_BYTES);
     const body = blob.subarray(2 + IV_BYTES);
-    pkcs11.C_DecryptInit(h.session, gcm(iv, aad), h.key);
-    return Buffer.from(pkcs11.C_Decrypt(h.session, body, Buffer.alloc(body.length)));
+    // The root key lands in `out`: copied out once, then zeroed.
+    const out = Buffer.alloc(body.length);
+    try {
+      pkcs11.C_DecryptInit(h.session, gcm(iv, aad), h.key);
+      return Buffer.from(pkcs11.C_Decrypt(h.session, body, out));
+    } finally {
+      out.fill(0);
+    }
   }
 
   #wrapKwp(h: Pkcs11Handles, rootKey: Uint8Array, aad: Uint8Array): Buffer {
@@ -186,9 +205,9 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     );
     let plain: Buffer;
     try {
-      plain = Buffer.from(
-        pkcs11.C_GetAttributeValue(h.session, temp, [{ type: pkcs11js.CKA_VALUE }])[0]!.value as Buffer,
-      );
+      const value = pkcs11.C_GetAttributeValue(h.session, temp, [{ type: pkcs11js.CKA_VALUE }])[0]!.value as Buffer;
+      plain = Buffer.from(value);
+      value.fill(0);
     } finally {
       pkcs11.C_DestroyObject(h.session, temp);
     }
@@ -242,6 +261,7 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 
   #reconnect(): void {
+    if (this.#pinRefused !== undefined) throw this.#pinRefused;
     const old = this.#handles;
     this.#handles = undefined;
     if (old !== undefined) {
@@ -257,9 +277,17 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
       // Some modules only see a token that came back after a fresh
       // C_Initialize. A wrong PIN is not retried (it would count twice
       // against the token's lockout).
-      if (e instanceof CustosError && e.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') throw e;
+      if (e instanceof CustosError && e.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') {
+        this.#pinRefused = e;
+        throw e;
+      }
       this.#module.reinitialize();
-      this.#handles = openPkcs11Session(this.#module, this.#config, this.#pin);
+      try {
+        this.#handles = openPkcs11Session(this.#module, this.#config, this.#pin);
+      } catch (again) {
+        if (again instanceof CustosError && again.code === 'CUSTOS_ERR_SEAL_ACCESS_DENIED') this.#pinRefused = again;
+        throw again;
+      }
     }
     if (this.#handles.tokenLabel !== this.#tokenLabel) {
       // Another token answered to the same slot id: not the key we described.
@@ -268,8 +296,8 @@ export class Pkcs11KeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
   }
 }
 
-function gcm(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
-  const parameter: pkcs11js.GcmParams = {
+function gcm(iv: Buffer, aad: Uint8Array): P.Mechanism {
+  const parameter: P.GcmParams = {
     type: pkcs11js.CK_PARAMS_GCM,
     iv,
     ivBits: IV_BYTES * 8,
@@ -284,7 +312,7 @@ function digest(aad: Uint8Array): Buffer {
 }
 
 /** A session-only, extractable generic secret: the carrier of the root key in and out of C_WrapKey/C_UnwrapKey. */
-function secretTemplate(value?: Buffer): pkcs11js.Template {
+function secretTemplate(value?: Buffer): P.Template {
   return [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },

@@ -1,5 +1,6 @@
 import { CustosError } from '@custos/core';
-import * as pkcs11js from 'pkcs11js';
+import type * as P from 'pkcs11js';
+import pkcs11js from 'pkcs11js';
 
 /**
  * One loaded and initialised PKCS#11 module per library path, shared by
@@ -9,7 +10,7 @@ import * as pkcs11js from 'pkcs11js';
  * first is still in use, hence the reference count.
  */
 export interface Pkcs11Module {
-  readonly pkcs11: pkcs11js.PKCS11;
+  readonly pkcs11: P.PKCS11;
   /** Drops this reference; the last one finalises the module. */
   release(): void;
   /**
@@ -22,7 +23,7 @@ export interface Pkcs11Module {
 }
 
 interface Loaded {
-  readonly pkcs11: pkcs11js.PKCS11;
+  readonly pkcs11: P.PKCS11;
   refs: number;
 }
 
@@ -77,7 +78,7 @@ export function acquirePkcs11Module(library: string): Pkcs11Module {
   };
 }
 
-function initialize(pkcs11: pkcs11js.PKCS11, library: string): void {
+function initialize(pkcs11: P.PKCS11, library: string): void {
   try {
     pkcs11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
   } catch (e) {

@@ -1,5 +1,6 @@
 import { CustosError } from '@custos/core';
-import * as pkcs11js from 'pkcs11js';
+import type * as P from 'pkcs11js';
+import pkcs11js from 'pkcs11js';
 import type { Pkcs11Mechanism, Pkcs11SealConfig } from './pkcs11-config.js';
 import { pkcs11Failure } from './pkcs11-errors.js';
 import type { Pkcs11Module } from './pkcs11-module.js';
@@ -18,9 +19,9 @@ const KEY_USAGE: Record<Pkcs11Mechanism, readonly number[]> = {
 
 /** An open, logged-in session and the wrapping key found in it. */
 export interface Pkcs11Handles {
-  readonly slot: pkcs11js.Handle;
-  readonly session: pkcs11js.Handle;
-  readonly key: pkcs11js.Handle;
+  readonly slot: P.Handle;
+  readonly session: P.Handle;
+  readonly key: P.Handle;
   /** The token's label (trimmed): stable across slot renumbering, so it names the key in describe(). */
   readonly tokenLabel: string;
 }
@@ -74,7 +75,7 @@ export function openPkcs11Session(
   }
 }
 
-function findSlot(pkcs11: pkcs11js.PKCS11, config: Pkcs11SealConfig): pkcs11js.Handle {
+function findSlot(pkcs11: P.PKCS11, config: Pkcs11SealConfig): P.Handle {
   const slots = call(() => pkcs11.C_GetSlotList(true));
   for (const slot of slots) {
     if (config.slot !== undefined) {
@@ -95,9 +96,9 @@ function findSlot(pkcs11: pkcs11js.PKCS11, config: Pkcs11SealConfig): pkcs11js.H
   );
 }
 
-function checkMechanism(pkcs11: pkcs11js.PKCS11, slot: pkcs11js.Handle, mechanism: Pkcs11Mechanism): void {
+function checkMechanism(pkcs11: P.PKCS11, slot: P.Handle, mechanism: Pkcs11Mechanism): void {
   const { id, flags } = MECHANISMS[mechanism];
-  let info: pkcs11js.MechanismInfo;
+  let info: P.MechanismInfo;
   try {
     info = pkcs11.C_GetMechanismInfo(slot, id);
   } catch {
@@ -111,12 +112,12 @@ function checkMechanism(pkcs11: pkcs11js.PKCS11, slot: pkcs11js.Handle, mechanis
   }
 }
 
-function findKey(pkcs11: pkcs11js.PKCS11, session: pkcs11js.Handle, label: string): pkcs11js.Handle | undefined {
+function findKey(pkcs11: P.PKCS11, session: P.Handle, label: string): P.Handle | undefined {
   pkcs11.C_FindObjectsInit(session, [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_LABEL, value: label },
   ]);
-  let found: pkcs11js.Handle[];
+  let found: P.Handle[];
   try {
     found = pkcs11.C_FindObjects(session, 2);
   } finally {
@@ -134,12 +135,7 @@ function findKey(pkcs11: pkcs11js.PKCS11, session: pkcs11js.Handle, label: strin
  * file with extra steps — whoever could log in once could copy it and then
  * unwrap the root key from any backup forever. Refused, not warned about.
  */
-function checkKey(
-  pkcs11: pkcs11js.PKCS11,
-  session: pkcs11js.Handle,
-  key: pkcs11js.Handle,
-  mechanism: Pkcs11Mechanism,
-): void {
+function checkKey(pkcs11: P.PKCS11, session: P.Handle, key: P.Handle, mechanism: Pkcs11Mechanism): void {
   const usage = KEY_USAGE[mechanism];
   const attrs = pkcs11.C_GetAttributeValue(session, key, [
     { type: pkcs11js.CKA_KEY_TYPE },
@@ -167,12 +163,7 @@ function checkKey(
  * private, non-extractable and sensitive from birth (so CKA_NEVER_EXTRACTABLE
  * and CKA_ALWAYS_SENSITIVE hold), allowed only what the mechanism needs.
  */
-function generateKey(
-  pkcs11: pkcs11js.PKCS11,
-  session: pkcs11js.Handle,
-  label: string,
-  mechanism: Pkcs11Mechanism,
-): pkcs11js.Handle {
+function generateKey(pkcs11: P.PKCS11, session: P.Handle, label: string, mechanism: Pkcs11Mechanism): P.Handle {
   return pkcs11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN, parameter: undefined }, [
     { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import * as pkcs11js from 'pkcs11js';
+import pkcs11js from 'pkcs11js';
 import { acquirePkcs11Module } from '../pkcs11/pkcs11-module.js';
 
 const run = promisify(execFile);
@@ -107,6 +107,29 @@ export class SoftHsm {
           { type: pkcs11js.CKA_WRAP, value: usage !== 'gcm' },
           { type: pkcs11js.CKA_UNWRAP, value: usage !== 'gcm' },
         ]);
+      } finally {
+        pkcs11.C_CloseSession(session);
+      }
+    } finally {
+      module.release();
+    }
+  }
+
+  /** Changes the user PIN of `token` from `from` to `to` (as an HSM admin changing it under a running server). */
+  async setPin(token: SoftHsmToken, from: string, to: string): Promise<void> {
+    const module = acquirePkcs11Module(this.library);
+    const { pkcs11 } = module;
+    try {
+      const slot = pkcs11.C_GetSlotList(true).find((s) => pkcs11.C_GetTokenInfo(s).label.trim() === token.label);
+      if (slot === undefined) throw new Error(`no token ${token.label}`);
+      const session = pkcs11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      try {
+        try {
+          pkcs11.C_Login(session, pkcs11js.CKU_USER, from);
+        } catch (e) {
+          if (!(e instanceof pkcs11js.Pkcs11Error && e.code === pkcs11js.CKR_USER_ALREADY_LOGGED_IN)) throw e;
+        }
+        pkcs11.C_SetPIN(session, from, to);
       } finally {
         pkcs11.C_CloseSession(session);
       }

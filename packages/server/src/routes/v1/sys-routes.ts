@@ -28,6 +28,9 @@ const sealStatusSchema = {
     shares: { type: 'integer' },
     progress: { type: 'integer' },
     term: { type: 'integer' },
+    // Wrapped seals: the wrapper type (pkcs11, …). The seal key's labels are
+    // not in this public answer: they are shown to operators by rotate-seal.
+    wrapper: { type: 'string' },
     // Why a node stays sealed although its seal opened: a stable code
     // (CUSTOS_ERR_AUDIT_INTEGRITY), never the detail, since this is public.
     reason: { type: 'string' },
@@ -130,6 +133,45 @@ export async function sysRoutes(
       // sealed there is no audit key, so the response event cannot follow.
       await node.seal();
       return reply.code(204).send();
+    },
+  });
+
+  app.post<{ Body: { key: string; create_key?: boolean } }>('/sys/seal/rotate', {
+    // rotate-seal: an operator's action like sys/seal (root or an operator
+    // with admin on sys/seal). It can only ADD a wrapping of the root key
+    // under another key of the configured root of trust (same library, token
+    // and PIN, from the server config — never from the request); the
+    // request names a key label, nothing that could redirect the root key
+    // elsewhere. The new wrapping is verified before it is relied on.
+    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/seal', operatorOnly: true } },
+    schema: {
+      tags: ['sys'],
+      summary: 'Re-wrap the root key under another key of the seal (rotate-seal), without downtime',
+      body: {
+        type: 'object',
+        required: ['key'],
+        properties: {
+          key: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x20-\\x7e]+$' },
+          create_key: { type: 'boolean' },
+        },
+        additionalProperties: false,
+      },
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            generation: { type: 'integer' },
+            seal_key: { type: 'object', additionalProperties: { type: 'string' } },
+          },
+        },
+      },
+    },
+    handler: async (request) => {
+      const { generation, sealKey } = await node.rotateSeal({
+        key: request.body.key,
+        createKey: request.body.create_key ?? false,
+      });
+      return { generation, seal_key: sealKey };
     },
   });
 
