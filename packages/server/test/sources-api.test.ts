@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
 import { addTestSources, type SourceClouds, startSourceClouds } from './source-clouds.js';
 import { auditEvents, fakeSecret } from './test-server.js';
 
@@ -348,5 +351,34 @@ describe('secret sources (AWS Secrets Manager, Azure Key Vault) mounted at kv/<s
     const gone = await c.s.call({ method: 'GET', url: '/v1/sources/scratch' });
     expect(gone.json().error.code).toBe('CUSTOS_ERR_SOURCE_NOT_FOUND');
     await expectNoCloudSecrets(shown.body);
+  });
+
+  it('the server log (trace level) carries no cloud credential, ARN, account or value for any source failure', async () => {
+    let lines = '';
+    const stream = new PassThrough();
+    stream.on('data', (chunk) => {
+      lines += chunk;
+    });
+    const app = await buildApp({ node: c.s.node, logger: pino({ level: 'trace' }, stream) });
+    const auth = { authorization: `Bearer ${c.s.rootToken}` };
+    const value = fakeSecret('log-probe');
+    c.sm.putSecret('agents/log-ok', JSON.stringify({ k: value }));
+    c.sm.putSecret('agents/log-denied', JSON.stringify({ k: value }));
+    c.sm.putSecret('agents/log-oversize', `${value}${'y'.repeat(600 * 1024)}`);
+    c.vault.secrets.setSecret('log-denied', value);
+    const inject = (path: string) => app.inject({ method: 'GET', url: `/v1/secrets/data/${path}`, headers: auth });
+    expect((await inject('kv/aws-prod/log-ok')).statusCode).toBe(200);
+    c.sm.faults.deny = true;
+    c.vault.faults.deny = true;
+    expect((await inject('kv/aws-prod/log-denied')).statusCode).toBe(403);
+    expect((await inject('kv/azure-prod/log-denied')).statusCode).toBe(403);
+    c.sm.faults.deny = false;
+    c.vault.faults.deny = false;
+    expect((await inject('kv/aws-prod/log-oversize')).statusCode).toBe(502);
+    await app.close();
+    expect(lines).toContain('CUSTOS_ERR_SOURCE_SECRET_TOO_LARGE');
+    for (const forbidden of [...c.forbidden(), value, 'arn:aws', 'not authorized']) {
+      expect(lines).not.toContain(forbidden);
+    }
   });
 });
