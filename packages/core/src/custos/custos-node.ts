@@ -508,7 +508,13 @@ export class CustosNode {
     const engines = new EngineService({ storage, cipher, factory: this.#options.engineFactory, egress });
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
-    const secrets = new SecretService({ storage, cipher });
+    // Set once the sources exist (they read pins and listings through the secrets).
+    let mounts: SourceService | undefined;
+    const secrets = new SecretService({
+      storage,
+      cipher,
+      readOnly: async (path) => (await mounts?.mountOf(path)) !== undefined,
+    });
     const auditHmac = createAuditHmac(keys.hmacKey);
     // Loaded before the anomaly engine resumes, so touches of a honeytoken
     // recorded while the node was down are judged against the registry.
@@ -554,6 +560,7 @@ export class CustosNode {
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
     const sources = new SourceService({ storage, cipher, secrets, egress, factory: this.#options.sourceFactory });
+    mounts = sources;
     const resources = new ResourceService({ storage, cipher });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {

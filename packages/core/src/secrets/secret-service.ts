@@ -31,6 +31,14 @@ export interface SecretServiceDeps {
   storage: Pick<Storage, 'entries' | 'transaction'>;
   cipher: Cipher;
   now?: () => Date;
+  /**
+   * True for a path custos must not write because something else answers
+   * its reads (a secret source mounted at `kv/<source>/`). Checked by every
+   * write here — kv routes, rotation, honeytokens, imports alike — so no
+   * caller can put a local version under a mount, where it would be shadowed
+   * or mistaken for the cloud's value.
+   */
+  readOnly?: (path: string) => Promise<boolean>;
 }
 
 /** Metadata of a path that has no version yet. */
@@ -64,11 +72,17 @@ export class SecretService {
   /** Metadata is read on every secret read: opened once per stored version, not decrypted every time. */
   readonly #opened = new OpenedEntryMemo();
   readonly #now: () => Date;
+  readonly #readOnly: SecretServiceDeps['readOnly'];
 
   constructor(deps: SecretServiceDeps) {
     this.#storage = deps.storage;
     this.#cipher = deps.cipher;
     this.#now = deps.now ?? (() => new Date());
+    this.#readOnly = deps.readOnly;
+  }
+
+  async #assertWritable(path: string): Promise<void> {
+    if (this.#readOnly && (await this.#readOnly(path))) throw new CustosError('CUSTOS_ERR_SOURCE_READ_ONLY');
   }
 
   /** Writes a new version; returns its metadata. */
@@ -92,6 +106,7 @@ export class SecretService {
     pending: boolean,
   ): Promise<VersionMetadata> {
     validateSecretPath(path);
+    await this.#assertWritable(path);
     const value = validateSecretData(data);
     if (options.cas !== undefined && (!Number.isInteger(options.cas) || options.cas < 0)) {
       throw new ValidationError('cas is a version number, 0 to create only.');
@@ -231,6 +246,7 @@ export class SecretService {
         throw new ValidationError(`max_versions is 0 (default ${DEFAULT_MAX_VERSIONS}) to ${MAX_MAX_VERSIONS}.`);
       }
     }
+    await this.#assertWritable(path);
     return this.#storage.transaction(async ({ entries }) => {
       const time = this.#now().toISOString();
       const meta: SecretMetadata = (await this.#readMeta(entries, path)) ?? newMetadata(path, time, actor);
@@ -269,6 +285,7 @@ export class SecretService {
   /** Removes the path, every version and all metadata, permanently. */
   async deleteAll(path: string): Promise<void> {
     validateSecretPath(path);
+    await this.#assertWritable(path);
     await this.#storage.transaction(async ({ entries }) => {
       const meta = await this.#readMeta(entries, path);
       if (!meta) throw new NotFoundError();
@@ -312,6 +329,7 @@ export class SecretService {
     validateSecretPath(path);
     if (versions?.some((v) => !Number.isInteger(v) || v < 1))
       throw new ValidationError('Versions are positive integers.');
+    await this.#assertWritable(path);
     return this.#storage.transaction(async ({ entries }) => {
       const meta = await this.#readMeta(entries, path);
       if (!meta || meta.current_version === 0) throw new NotFoundError();

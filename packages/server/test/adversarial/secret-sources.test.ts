@@ -127,6 +127,21 @@ describe('adversarial: secret sources', () => {
       const refused = await c.s.call({ method, url, payload });
       expect(refused.json().error.code, `${method} ${url}`).toBe('CUSTOS_ERR_SOURCE_READ_ONLY');
     }
+    // Not only the kv routes: every writer of local secrets (a decoy, an import's copies) is refused there.
+    const decoy = await c.s.call({
+      method: 'POST',
+      url: '/v1/honeytokens',
+      payload: { path: 'kv/aws-prod/decoy', kind: 'generic' },
+    });
+    expect(decoy.json().error.code).toBe('CUSTOS_ERR_SOURCE_READ_ONLY');
+    const into = await c.s.call({
+      method: 'POST',
+      url: '/v1/sources/aws-prod/import',
+      payload: { path: 'kv/azure-prod/copies' },
+    });
+    expect(into.statusCode).toBe(200);
+    expect(into.json().imported).toEqual([]);
+    expect(into.json().failed).toEqual([{ path: 'kv/aws-prod/db', code: 'CUSTOS_ERR_SOURCE_READ_ONLY' }]);
   });
 
   it('source names with traversal or a second spelling are refused before anything is stored', async () => {

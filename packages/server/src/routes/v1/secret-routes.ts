@@ -1,11 +1,4 @@
-import {
-  CustosError,
-  type CustosNode,
-  NotFoundError,
-  principalName,
-  validateSecretPath,
-  validateSecretPrefix,
-} from '@custos/core';
+import { type CustosNode, NotFoundError, principalName, validateSecretPath, validateSecretPrefix } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorSchema, secretDataSchema, versionMetadataSchema, versionsBodySchema, wildcardParams } from './schemas.js';
 
@@ -23,15 +16,6 @@ const actor = (request: FastifyRequest) => (request.auth ? principalName(request
 export async function secretRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   const secrets = () => node.services().secrets;
   const sources = () => node.services().sources;
-  /**
-   * Paths under a source mount (`kv/<source>/…`) are read-through: every
-   * write verb is refused there, so a local version can never shadow the
-   * cloud's value or be mistaken for it.
-   */
-  const local = async (path: string) => {
-    if (await sources().mountOf(path)) throw new CustosError('CUSTOS_ERR_SOURCE_READ_ONLY');
-    return path;
-  };
 
   app.get<{ Params: { '*': string }; Querystring: { version?: string } }>('/secrets/data/*', {
     config: { access: { kind: 'policy', action: 'read', resource: secretPath } },
@@ -93,7 +77,7 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
         response: { 200: versionMetadataSchema, '4xx': errorSchema },
       },
       handler: async (request) =>
-        secrets().put(await local(secretPath(request)), request.body.data, request.body.options ?? {}, actor(request)),
+        secrets().put(secretPath(request), request.body.data, request.body.options ?? {}, actor(request)),
     },
   );
 
@@ -101,7 +85,7 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
     config: { access: { kind: 'policy', action: 'delete', resource: secretPath } },
     schema: { tags: ['secrets'], summary: 'Soft-delete the current version', params: wildcardParams },
     handler: async (request) => ({
-      versions: await secrets().delete(await local(secretPath(request)), undefined, actor(request)),
+      versions: await secrets().delete(secretPath(request), undefined, actor(request)),
     }),
   });
 
@@ -114,7 +98,7 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
       config: { access: { kind: 'policy', action, resource: secretPath } },
       schema: { tags: ['secrets'], summary, params: wildcardParams, body: versionsBodySchema },
       handler: async (request) => ({
-        versions: await secrets()[verb](await local(secretPath(request)), request.body.versions, actor(request)),
+        versions: await secrets()[verb](secretPath(request), request.body.versions, actor(request)),
       }),
     });
   }
@@ -143,14 +127,14 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
         additionalProperties: false,
       },
     },
-    handler: async (request) => secrets().writeMetadata(await local(secretPath(request)), request.body, actor(request)),
+    handler: async (request) => secrets().writeMetadata(secretPath(request), request.body, actor(request)),
   });
 
   app.delete('/secrets/metadata/*', {
     config: { access: { kind: 'policy', action: 'delete', resource: secretPath } },
     schema: { tags: ['secrets'], summary: 'Delete the path, every version and its metadata', params: wildcardParams },
     handler: async (request, reply) => {
-      await secrets().deleteAll(await local(secretPath(request)));
+      await secrets().deleteAll(secretPath(request));
       return reply.code(204).send();
     },
   });

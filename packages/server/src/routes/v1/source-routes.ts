@@ -128,13 +128,11 @@ export async function sourceRoutes(app: FastifyInstance, { node }: { node: Custo
       const destination = validateSecretPath(request.body?.path ?? `kv/imported/${name}`);
       const actor = request.auth ? principalName(request.auth) : 'unknown';
       request.auditSource = name;
-      // The copies must be local secrets: a destination under any mount would be refused per secret anyway.
+      // The copies are local secrets: a destination under a mount is refused by the secret service (READ_ONLY).
       return sources().importSecrets(
         name,
         destination,
         async (path, data) => {
-          validateSecretPath(path);
-          if (await sources().mountOf(path)) throw new Error('mounted destination');
           await node.services().secrets.put(path, data, {}, actor);
         },
         importPermission(request, node),
