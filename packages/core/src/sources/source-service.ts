@@ -23,6 +23,8 @@ const SOURCES = 'source';
 /** `<source>#<cloud name>` → the custos version number of each cloud version id (sealed). */
 const VERSIONS = 'source.version';
 const AZURE_NAME = /^[0-9A-Za-z-]{1,127}$/;
+/** AWS secret names: 1–512 of letters, digits and /_+=.@- . */
+const AWS_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const MAX_LIST = 10_000;
 const MOUNT_CACHE_MS = 5_000;
 
@@ -238,7 +240,10 @@ export class SourceService {
     // Azure secret names are one segment of letters, digits and `-`: any
     // other kv path below the mount cannot name one.
     if (record.type === 'azure-key-vault' && !AZURE_NAME.test(split.rest)) throw new NotFoundError();
-    return { record, name: `${record.prefix}${split.rest}` };
+    // Likewise a kv path with characters AWS names cannot have (`,` `~`): nothing to ask for.
+    const name = `${record.prefix}${split.rest}`;
+    if (record.type === 'aws-secrets-manager' && !AWS_NAME.test(name)) throw new NotFoundError();
+    return { record, name };
   }
 
   #client(record: SourceRecord): SourceClient {
