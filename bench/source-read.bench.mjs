@@ -8,6 +8,7 @@
 // Sequential reads (one at a time) from one keep-alive client, so the figures
 // are latencies, not throughput. Prints one Markdown section.
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -19,6 +20,7 @@ import {
 import { fmt, root, startCustos } from './bench-lib.mjs';
 
 const N = Number(process.env.BENCH_SOURCE_READS ?? 400);
+const loadBefore = os.loadavg()[0];
 
 // 1. The cloud: the wire server in its own process.
 const cloud = spawn(join(root, 'node_modules/.bin/vite-node'), [join(root, 'bench/source-read-server.ts')], {
@@ -99,7 +101,8 @@ database and file sinks) of \`kv/<source>/db\`, through a source pointing at a
 **wire-compatible local Secrets Manager** (SigV4 verified; not the cloud) in its
 own process, ${N} sequential reads from one keep-alive client after a warm-up.
 "Added" compares medians with what the same calls cost without custos.
-Machine shared with other helpers (2 cores): absolute figures are noisy.
+Machine shared with other helpers (2 cores; 1-minute load average ${fmt(loadBefore, 1)} at the start,
+${fmt(os.loadavg()[0], 1)} at the end): absolute figures are noisy, compare within one run.
 
 | Read | p50 ms | p95 ms | custos's added latency (p50) |
 | --- | ---: | ---: | --- |

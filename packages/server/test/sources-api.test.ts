@@ -155,9 +155,14 @@ describe('secret sources (AWS Secrets Manager, Azure Key Vault) mounted at kv/<s
     let meta = (await c.s.call({ method: 'GET', url: `/v1/secrets/metadata/${path}` })).json();
     expect(meta.stages).toMatchObject({ current: 1, pending: 2 });
     expect((await read(path)).data.password).toBe(v1);
+    const seen: unknown[] = [];
+    const unsubscribe = c.s.node.services().events.subscribe((e) => seen.push(e));
     c.sm.promotePending('agents/rotating');
     await refresh('aws-prod');
     meta = (await c.s.call({ method: 'GET', url: `/v1/secrets/metadata/${path}` })).json();
+    unsubscribe();
+    // Subscribers (GET /v1/events) hear of it as of a custos rotation, once.
+    expect(seen).toEqual([{ type: 'secret.rotated', path, version: 2, time: expect.any(String) }]);
     expect(meta).toMatchObject({ source: 'aws-prod', stages: { current: 2, previous: 1, pending: null } });
 
     // The running tree — and a child it spawns after the rotation — still read v1.

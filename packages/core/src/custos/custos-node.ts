@@ -559,7 +559,14 @@ export class CustosNode {
     });
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
     const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
-    const sources = new SourceService({ storage, cipher, secrets, egress, factory: this.#options.sourceFactory });
+    const sources = new SourceService({
+      storage,
+      cipher,
+      secrets,
+      egress,
+      events,
+      factory: this.#options.sourceFactory,
+    });
     mounts = sources;
     const resources = new ResourceService({ storage, cipher });
     const scopes = new Map<string, ScopeEntry[]>();

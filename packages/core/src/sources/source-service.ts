@@ -2,6 +2,7 @@ import { type Cipher, openJson, sealJson } from '../common/cipher.js';
 import { EgressPolicy } from '../egress/egress-policy.js';
 import { CustosError, NotFoundError } from '../errors/index.js';
 import type { EntryStore, Storage } from '../ports/storage.js';
+import type { EventBus } from '../rotation/event-bus.js';
 import type { SecretService } from '../secrets/secret-service.js';
 import type { ReadPin, SecretMetadata, SecretVersion, VersionMetadata } from '../secrets/secret-types.js';
 import { SourceCache } from './source-cache.js';
@@ -31,6 +32,8 @@ const MOUNT_CACHE_MS = 5_000;
 interface VersionNumbers {
   next: number;
   ids: Record<string, number>;
+  /** The cloud version id last seen as current: a change is a rotation done by the cloud. */
+  current?: string;
 }
 
 export interface SourceServiceDeps {
@@ -40,6 +43,8 @@ export interface SourceServiceDeps {
   /** Opens cloud clients (normally `createSourceClient` from `@custos/sources`); without it sources are unavailable. */
   factory?: SourceClientFactory;
   egress?: EgressPolicy;
+  /** Told of a rotation done by the cloud (its current version moved), as `secret.rotated`. */
+  events?: Pick<EventBus, 'publish'>;
   now?: () => Date;
 }
 
@@ -267,7 +272,7 @@ export class SourceService {
       this.#listings.set(key, listing, record.cache_ttl_seconds * 1000);
     }
     if (listing.length === 0) throw new NotFoundError();
-    const numbers = await this.#numbers(key, listing);
+    const numbers = await this.#numbers(key, listing, path);
     const versions: Record<string, VersionMetadata> = {};
     const ids: string[] = [];
     const stages = { current: 0, previous: null as number | null, pending: null as number | null };
@@ -303,16 +308,24 @@ export class SourceService {
     };
   }
 
-  /** Gives every cloud version id of a listing its custos number; new ids get the next numbers, oldest first. */
-  async #numbers(key: string, listing: SourceVersionInfo[]): Promise<VersionNumbers> {
+  /**
+   * Gives every cloud version id of a listing its custos number; new ids get
+   * the next numbers, oldest first. When the cloud's current version has
+   * moved since custos last looked, that is a rotation done by the cloud:
+   * `secret.rotated` is published to this node's subscribers (once: the
+   * node whose transaction records the move), as for a custos rotation.
+   */
+  async #numbers(key: string, listing: SourceVersionInfo[], path: string): Promise<VersionNumbers> {
     const cipher = this.#deps.cipher;
+    const currentId = listing.find((v) => v.stage === 'current')?.id;
     const open = async (entries: Pick<EntryStore, 'get'>) => {
       const entry = await entries.get(VERSIONS, key);
       return entry ? await openJson<VersionNumbers>(cipher, VERSIONS, key, entry.value) : { next: 1, ids: {} };
     };
     const known = await open(this.#deps.storage.entries);
-    if (listing.every((v) => known.ids[v.id] !== undefined)) return known;
-    return this.#deps.storage.transaction(async ({ entries }) => {
+    if (listing.every((v) => known.ids[v.id] !== undefined) && known.current === currentId) return known;
+    let rotated: number | undefined;
+    const stored = await this.#deps.storage.transaction(async ({ entries }) => {
       const numbers = await open(entries);
       const fresh = listing
         .filter((v) => numbers.ids[v.id] === undefined)
@@ -322,9 +335,17 @@ export class SourceService {
       // number retired (`next` never goes back), so the map stays bounded.
       const live = new Set(listing.map((v) => v.id));
       for (const id of Object.keys(numbers.ids)) if (!live.has(id)) delete numbers.ids[id];
+      if (numbers.current !== undefined && currentId !== undefined && numbers.current !== currentId) {
+        rotated = numbers.ids[currentId];
+      }
+      if (currentId !== undefined) numbers.current = currentId;
       await entries.put(VERSIONS, key, sealJson(cipher, VERSIONS, key, numbers));
       return numbers;
     });
+    if (rotated !== undefined) {
+      this.#deps.events?.publish({ type: 'secret.rotated', path, version: rotated, time: this.#now().toISOString() });
+    }
+    return stored;
   }
 
   async #value(record: SourceRecord, name: string, id: string): Promise<SourceValue> {
