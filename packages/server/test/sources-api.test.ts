@@ -386,4 +386,21 @@ describe('secret sources (AWS Secrets Manager, Azure Key Vault) mounted at kv/<s
       expect(lines).not.toContain(forbidden);
     }
   });
+
+  it('an upstream whose key is held in a source injects the cloud value (the task never holds it)', async () => {
+    const key = fakeSecret('upstream-key');
+    c.sm.putSecret('agents/llm/openai', JSON.stringify({ api_key: key }));
+    const added = await c.s.call({
+      method: 'PUT',
+      url: '/v1/upstreams/cloud-llm',
+      payload: {
+        base_url: 'http://127.0.0.1:9/v1',
+        secret: 'kv/aws-prod/llm/openai#api_key',
+        inject: ['header:Authorization=Bearer {{value}}'],
+      },
+    });
+    expect(added.statusCode, added.body).toBe(200);
+    const upstreams = c.s.node.services().upstreams;
+    expect(await upstreams.credential(await upstreams.get('cloud-llm'), undefined)).toBe(key);
+  });
 });

@@ -558,7 +558,6 @@ export class CustosNode {
       ...(this.#anomaly ? { context: this.#anomaly.ruleContext } : {}),
     });
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
-    const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
     const sources = new SourceService({
       storage,
       cipher,
@@ -568,6 +567,19 @@ export class CustosNode {
       factory: this.#options.sourceFactory,
     });
     mounts = sources;
+    // An upstream's key may be held in a cloud source: its reference reads
+    // through the mount as a kv read does (same pin, same version rules).
+    const upstreams = new UpstreamService({
+      storage,
+      cipher,
+      secrets: {
+        get: async (path, version, context) =>
+          (await sources.mountOf(path))
+            ? sources.readSecret(path, version, context)
+            : secrets.get(path, version, context),
+      },
+      egress,
+    });
     const resources = new ResourceService({ storage, cipher });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {
