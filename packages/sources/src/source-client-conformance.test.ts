@@ -40,7 +40,6 @@ let tokens: AzureTokenServer;
 let vault: KeyVaultWireServer;
 const restore: Array<() => void> = [];
 const loopback = () => new EgressPolicy({ allow: ['127.0.0.1'] });
-const time = (t: string) => new Date(0).toISOString().replace('1970-01-01T00:00:00.000Z', t);
 
 const record = (r: Partial<SourceRecord>): SourceRecord => ({
   name: 'conformance',
@@ -49,8 +48,8 @@ const record = (r: Partial<SourceRecord>): SourceRecord => ({
   format: 'auto',
   cache_ttl_seconds: 0,
   timeout_ms: 5_000,
-  created_time: time(''),
-  updated_time: time(''),
+  created_time: '2026-01-01T00:00:00.000Z',
+  updated_time: '2026-01-01T00:00:00.000Z',
   ...r,
 });
 
