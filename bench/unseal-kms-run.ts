@@ -61,19 +61,22 @@ async function startNode(dir: string, seal: Seal): Promise<{ node: CustosNode; m
   return { node, ms };
 }
 
-const startRows: string[] = [];
-for (const seal of seals) {
-  const dir = mkdtempSync(join(tmpdir(), 'custos-bench-unseal-'));
-  await (await startNode(dir, seal)).node.close(); // initialise, untimed
-  const times: number[] = [];
-  for (let i = 0; i < STARTS + 2; i++) {
-    const { node, ms } = await startNode(dir, seal);
-    if (i >= 2) times.push(ms);
+// Interleaved (one start of each seal per round) so that the load of the
+// shared machine drifts over all seals alike rather than over one of them.
+const dirs = seals.map(() => mkdtempSync(join(tmpdir(), 'custos-bench-unseal-')));
+for (const [k, seal] of seals.entries()) await (await startNode(dirs[k]!, seal)).node.close(); // initialise, untimed
+const startTimes: number[][] = seals.map(() => []);
+for (let i = 0; i < STARTS + 2; i++) {
+  for (const [k, seal] of seals.entries()) {
+    const { node, ms } = await startNode(dirs[k]!, seal);
+    if (i >= 2) startTimes[k]!.push(ms);
     await node.close();
   }
-  rmSync(dir, { recursive: true, force: true });
-  startRows.push(`| ${seal.name} | ${fmt(pct(times, 50))} | ${fmt(pct(times, 99))} |`);
 }
+for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+const startRows = seals.map(
+  (seal, k) => `| ${seal.name} | ${fmt(pct(startTimes[k]!, 50))} | ${fmt(pct(startTimes[k]!, 99))} |`,
+);
 
 const unwrapRows: string[] = [];
 const aad = Buffer.from('{"bench":"unseal-kms"}');
@@ -107,7 +110,7 @@ load average ${loadavg()[0]!.toFixed(1)} when this run started), so the p99 colu
 Node start to unsealed, on an initialised SQLite store, with a fresh wrapper each time (a cold SDK client: credential
 resolution, for Azure the challenge round trip and a token request); everything a start does besides the seal (storage
 migration check, keyring, loading the services) is in each row, so the difference to the dev seal is the seal's cost.
-${STARTS} starts after 2 warm-up.
+${STARTS} starts of each after 2 warm-up, interleaved (a round starts each seal once).
 
 | Seal, node start to unsealed (ms) | p50 | p99 |
 |---|---:|---:|

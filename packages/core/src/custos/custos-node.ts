@@ -248,7 +248,11 @@ export class CustosNode {
    * client sees why), else `CUSTOS_ERR_SEALED`.
    */
   sealedError(): CustosError {
-    return this.#sealWatch?.fault !== undefined ? sealUnavailable(this.#sealWatch.fault) : new SealedError();
+    // The code only: requests refused while sealed are answered before any
+    // authentication, so the detail (a token label, a CKR name) stays out.
+    return this.#sealWatch?.fault !== undefined
+      ? new CustosError(sealUnavailable(this.#sealWatch.fault).code)
+      : new SealedError();
   }
 
   /** Sealed until every service has loaded: the HTTP layer serves nothing else before. */

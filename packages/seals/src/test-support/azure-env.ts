@@ -59,6 +59,15 @@ export function useAzureEnvironment(
  *   the vault host; 127.0.0.1 is not, and no name under a test domain
  *   resolves here. The server still issues the real challenge and checks
  *   the token's audience.
+ *
+ * What does not work, and why no custos server *process* is started against
+ * these servers from its config file (as the awskms tests do): in a child
+ * process NODE_EXTRA_CA_CERTS would trust the CA, but the production
+ * wrapper rightly keeps instance discovery and the challenge-resource check
+ * on, and neither can pass on a machine with no route to
+ * login.microsoftonline.com and no name under a vault domain. So the
+ * Key Vault seal is tested in process, with these transport options
+ * injected, and the config path up to the factory.
  */
 export function azureTestDeps(tls: TestTls): {
   credential: DefaultAzureCredential;
