@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // Tests run against the TypeScript sources of every workspace package, so a
 // change is tested without a build step; `tsc -b` (npm's prepare) builds dist/
 // for the CLI and for users.
-const packages = ['redact', 'core', 'engines', 'seals', 'storage', 'scan', 'server', 'cli', 'sdk'];
+const packages = ['redact', 'core', 'engines', 'seals', 'sources', 'storage', 'scan', 'server', 'cli', 'sdk'];
 
 export default defineConfig({
   resolve: {

@@ -24,6 +24,7 @@ import { registerScanCommand } from './commands/scan-command.js';
 import { registerSecretCommand } from './commands/secret-command.js';
 import { registerSecretRotateCommand } from './commands/secret-rotate-command.js';
 import { registerServerCommand } from './commands/server-command.js';
+import { registerSourceCommand } from './commands/source-command.js';
 import { registerTaskCommand } from './commands/task-command.js';
 import { registerTokenCommand } from './commands/token-command.js';
 import { registerUpstreamCommand } from './commands/upstream-command.js';
@@ -73,6 +74,7 @@ export function createProgram(given: CliIo = processIo()): Command {
   registerEngineCommand(program, io);
   registerCredsCommand(program, io);
   registerUpstreamCommand(program, io);
+  registerSourceCommand(program, io);
   registerResourceCommand(program, io);
   registerLeaseCommand(program, io);
   registerRunCommand(program, io);

@@ -16,6 +16,7 @@ export * from './resources/index.js';
 export * from './rotation/index.js';
 export * from './seal/index.js';
 export * from './secrets/index.js';
+export * from './sources/index.js';
 export * from './task-tokens/index.js';
 export * from './tasks/index.js';
 export * from './tokens/index.js';

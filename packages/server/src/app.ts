@@ -29,6 +29,7 @@ import { roleRoutes } from './routes/v1/role-routes.js';
 import { rotationRoutes } from './routes/v1/rotation-routes.js';
 import { scanRoutes } from './routes/v1/scan-routes.js';
 import { secretRoutes } from './routes/v1/secret-routes.js';
+import { sourceRoutes } from './routes/v1/source-routes.js';
 import { sysRoutes, taskKeyRoutes } from './routes/v1/sys-routes.js';
 import { taskRoutes } from './routes/v1/task-routes.js';
 import { tokenRoutes } from './routes/v1/token-routes.js';
@@ -134,6 +135,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(rotationRoutes, { node });
       await v1.register(eventsRoutes, { node });
       await v1.register(upstreamRoutes, { node });
+      await v1.register(sourceRoutes, { node });
       await v1.register(resourceRoutes, { node });
       await v1.register(alertRoutes, { node });
       await v1.register(requestRoutes, { node });

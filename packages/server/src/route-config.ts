@@ -77,6 +77,8 @@ declare module 'fastify' {
     auditIdentity: string | null;
     /** The access request whose just-in-time elevation allowed the request (docs/jit.md): for the audit event. */
     auditElevation: string | null;
+    /** The secret source a kv read went through (`kv/<source>/…`): for the audit event. */
+    auditSource: string | null;
     /** Set by the audit plugin once the request event is durable. */
     auditedRequest: boolean;
   }

@@ -9,6 +9,7 @@ import {
 } from '@custos/core';
 import { createAwsStsEngine, createEngine } from '@custos/engines';
 import { createRootKeyWrapper } from '@custos/seals';
+import { createSourceClientFactory } from '@custos/sources';
 import { createStorage } from '@custos/storage';
 import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
@@ -169,6 +170,8 @@ export async function startServer(
     // Database engines (dynamic credentials) are drivers core never imports: wired in here.
     engineFactory: createEngine,
     awsStsEngineFactory: createAwsStsEngine,
+    // Secret sources (cloud SDKs) likewise; their credentials come from the SDKs' default chains only.
+    sourceFactory: createSourceClientFactory(),
     egress: new EgressPolicy({
       allow: config.egress.allow,
       allowPublic: config.egress.allowPublic,

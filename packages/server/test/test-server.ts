@@ -30,6 +30,8 @@ export async function startTestServer(
     audit?: CustosNodeOptions['audit'];
     engineFactory?: CustosNodeOptions['engineFactory'];
     awsStsEngineFactory?: CustosNodeOptions['awsStsEngineFactory'];
+    /** Opens secret-source clients (`createSourceClientFactory` from `@custos/sources`). */
+    sourceFactory?: CustosNodeOptions['sourceFactory'];
     /**
      * The egress policy. Default: loopback 127.0.0.1 allowed, because the
      * suites' databases, JWKS servers and webhook receivers listen there —
@@ -67,6 +69,7 @@ export async function startTestServer(
     audit: options.audit ?? { file: join(dir, 'audit.jsonl') },
     ...(options.engineFactory ? { engineFactory: options.engineFactory } : {}),
     ...(options.awsStsEngineFactory ? { awsStsEngineFactory: options.awsStsEngineFactory } : {}),
+    ...(options.sourceFactory ? { sourceFactory: options.sourceFactory } : {}),
     egress: new EgressPolicy(options.egress ?? { allow: ['127.0.0.1'] }),
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.anomaly ? { anomaly: options.anomaly } : {}),

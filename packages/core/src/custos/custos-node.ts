@@ -52,6 +52,7 @@ import { ResourceService } from '../resources/index.js';
 import { EventBus, RotationService } from '../rotation/index.js';
 import { type RootKeyWrapperTarget, SealManager, type SealStatus } from '../seal/index.js';
 import { SecretService } from '../secrets/index.js';
+import { type SourceClientFactory, SourceService } from '../sources/index.js';
 import { TaskSigningKeys } from '../task-tokens/index.js';
 import { BootstrapService, RoleService, TaskService } from '../tasks/index.js';
 import { TokenService } from '../tokens/index.js';
@@ -105,6 +106,8 @@ export interface CustosNodeOptions {
   engineFactory?: DatabaseEngineFactory;
   /** Opens `aws-sts` engines (normally `createAwsStsEngine` from `@custos/engines`). */
   awsStsEngineFactory?: AwsStsEngineFactory;
+  /** Opens secret-source clients (normally `createSourceClient` from `@custos/sources`); without it sources are unavailable. */
+  sourceFactory?: SourceClientFactory;
   /**
    * The one egress policy every outbound call obeys (engines, JWKS, webhook
    * rotators). Default: public destinations only — loopback, link-local and
@@ -169,6 +172,8 @@ export interface CustosServices {
   events: EventBus;
   /** APIs the credential proxy calls with a secret the caller never holds. */
   upstreams: UpstreamService;
+  /** AWS Secrets Manager and Azure Key Vault mounted read-through at `kv/<source>/…`. */
+  sources: SourceService;
   /** Registered RFC 8707 resources: the audiences a token exchange may name. */
   resources: ResourceService;
   /** Stored findings of the anomaly engine (`/v1/alerts`). */
@@ -474,7 +479,13 @@ export class CustosNode {
     });
     const leases = new LeaseService({ storage, cipher, engines, tasks });
     // Ending or revoking a task (or its expiry) drops every database user of its subtree.
-    const secrets = new SecretService({ storage, cipher });
+    // Set once the sources exist (they read pins and listings through the secrets).
+    let mounts: SourceService | undefined;
+    const secrets = new SecretService({
+      storage,
+      cipher,
+      readOnly: async (path) => (await mounts?.mountOf(path)) !== undefined,
+    });
     const auditHmac = createAuditHmac(keys.hmacKey);
     // Loaded before the anomaly engine resumes, so touches of a honeytoken
     // recorded while the node was down are judged against the registry.
@@ -553,7 +564,28 @@ export class CustosNode {
       ...(this.#anomaly ? { context: this.#anomaly.ruleContext } : {}),
     });
     const rotation = new RotationService({ storage, cipher, secrets, engines, events, egress });
-    const upstreams = new UpstreamService({ storage, cipher, secrets, egress });
+    const sources = new SourceService({
+      storage,
+      cipher,
+      secrets,
+      egress,
+      events,
+      factory: this.#options.sourceFactory,
+    });
+    mounts = sources;
+    // An upstream's key may be held in a cloud source: its reference reads
+    // through the mount as a kv read does (same pin, same version rules).
+    const upstreams = new UpstreamService({
+      storage,
+      cipher,
+      secrets: {
+        get: async (path, version, context) =>
+          (await sources.mountOf(path))
+            ? sources.readSecret(path, version, context)
+            : secrets.get(path, version, context),
+      },
+      egress,
+    });
     const resources = new ResourceService({ storage, cipher });
     const scopes = new Map<string, ScopeEntry[]>();
     const parsedScope = (scope: string): ScopeEntry[] => {
@@ -586,6 +618,7 @@ export class CustosNode {
       rotation,
       events,
       upstreams,
+      sources,
       resources,
       alerts,
       anomaly,

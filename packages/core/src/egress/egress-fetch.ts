@@ -10,6 +10,13 @@ export interface EgressRequest {
   body?: string | Uint8Array;
   /** Cut the call off early (the policy's own deadline always applies too). */
   signal?: AbortSignal;
+  /**
+   * CA certificates (PEM) trusted *instead of* the system's for this https
+   * call: a destination an operator configured behind a private CA (an
+   * upstream's or a source's `tls_ca`). The certificate is still checked
+   * against the URL's host name.
+   */
+  ca?: string;
 }
 
 /**
@@ -76,6 +83,7 @@ export async function egressFetch(
         method: init.method ?? 'GET',
         headers,
         agent: false,
+        ...(init.ca && url.protocol === 'https:' ? { ca: init.ca } : {}),
         // The address the policy checked, whatever DNS says by now.
         lookup: (_name, options, callback) => {
           if (options.all) callback(null, [destination]);

@@ -272,6 +272,43 @@ export const ERROR_CATALOGUE = {
     message:
       'The cloud KMS seal found no credentials in its SDK’s default provider chain (environment, shared config, instance role or managed identity); custos stays sealed.',
   },
+  CUSTOS_ERR_SOURCE_NOT_FOUND: { status: 404, message: 'No such secret source.' },
+  CUSTOS_ERR_SOURCE_INVALID: {
+    status: 400,
+    message:
+      'A source is aws-secrets-manager (a region, an optional prefix and https endpoint) or azure-key-vault (an https vault URL), with a cache TTL of 0–300 s and a timeout of 0.5–30 s.',
+  },
+  CUSTOS_ERR_SOURCE_MOUNT_CONFLICT: {
+    status: 409,
+    message: 'custos already holds secrets under kv/<name>/: a source cannot be mounted over them.',
+  },
+  CUSTOS_ERR_SOURCE_READ_ONLY: {
+    status: 409,
+    message: 'The path is under a secret source mount (kv/<source>/…), which is read-through: write at the source.',
+  },
+  CUSTOS_ERR_SOURCE_ACCESS_DENIED: {
+    status: 403,
+    message: 'The secret source refused custos’s cloud identity access to this secret.',
+  },
+  CUSTOS_ERR_SOURCE_THROTTLED: {
+    status: 503,
+    message: 'The secret source kept throttling custos after bounded retries; try again later.',
+  },
+  CUSTOS_ERR_SOURCE_TIMEOUT: { status: 504, message: 'The secret source did not answer in time.' },
+  CUSTOS_ERR_SOURCE_UNAVAILABLE: {
+    status: 502,
+    message:
+      'The secret source could not be reached, had no cloud credentials in its SDK’s default chain, or answered with an error.',
+  },
+  CUSTOS_ERR_SOURCE_SECRET_TOO_LARGE: {
+    status: 502,
+    message: 'The secret at the source is larger than custos serves (the kv write limit); it was not returned.',
+  },
+  CUSTOS_ERR_SOURCE_SECRET_MALFORMED: {
+    status: 502,
+    message:
+      'The secret at the source is declared JSON but is not a JSON object custos can serve as fields (malformed, or field names outside letters, digits, _ . -).',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** A stable error code, `CUSTOS_ERR_…`. */

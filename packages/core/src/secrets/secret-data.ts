@@ -3,7 +3,8 @@ import type { SecretData } from './secret-types.js';
 
 const FIELD_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const MAX_FIELDS = 256;
-const MAX_VALUE_BYTES = 512 * 1024;
+/** The largest field value custos stores or serves (a kv write, a value read through a source). */
+export const MAX_VALUE_BYTES = 512 * 1024;
 
 /**
  * Checks that a value is a flat object of string fields. The error names the

@@ -31,6 +31,14 @@ export interface SecretServiceDeps {
   storage: Pick<Storage, 'entries' | 'transaction'>;
   cipher: Cipher;
   now?: () => Date;
+  /**
+   * True for a path custos must not write because something else answers
+   * its reads (a secret source mounted at `kv/<source>/`). Checked by every
+   * write here — kv routes, rotation, honeytokens, imports alike — so no
+   * caller can put a local version under a mount, where it would be shadowed
+   * or mistaken for the cloud's value.
+   */
+  readOnly?: (path: string) => Promise<boolean>;
 }
 
 /** Metadata of a path that has no version yet. */
@@ -64,11 +72,17 @@ export class SecretService {
   /** Metadata is read on every secret read: opened once per stored version, not decrypted every time. */
   readonly #opened = new OpenedEntryMemo();
   readonly #now: () => Date;
+  readonly #readOnly: SecretServiceDeps['readOnly'];
 
   constructor(deps: SecretServiceDeps) {
     this.#storage = deps.storage;
     this.#cipher = deps.cipher;
     this.#now = deps.now ?? (() => new Date());
+    this.#readOnly = deps.readOnly;
+  }
+
+  async #assertWritable(path: string): Promise<void> {
+    if (this.#readOnly && (await this.#readOnly(path))) throw new CustosError('CUSTOS_ERR_SOURCE_READ_ONLY');
   }
 
   /** Writes a new version; returns its metadata. */
@@ -92,6 +106,7 @@ export class SecretService {
     pending: boolean,
   ): Promise<VersionMetadata> {
     validateSecretPath(path);
+    await this.#assertWritable(path);
     const value = validateSecretData(data);
     if (options.cas !== undefined && (!Number.isInteger(options.cas) || options.cas < 0)) {
       throw new ValidationError('cas is a version number, 0 to create only.');
@@ -151,7 +166,7 @@ export class SecretService {
     const meta = await this.#readMeta(this.#storage.entries, path);
     if (!meta || meta.current_version === 0) throw new NotFoundError();
     const current = meta.stages?.current ?? meta.current_version;
-    const wanted = version ?? (context.pin ? await this.#pinned(meta, context.pin, current) : current);
+    const wanted = version ?? (context.pin ? await this.pinnedVersion(meta, context.pin) : current);
     const versionMeta = meta.versions[wanted];
     if (!versionMeta) throw new CustosError('CUSTOS_ERR_VERSION_NOT_FOUND');
     if (versionMeta.destroyed) throw new CustosError('CUSTOS_ERR_VERSION_DESTROYED');
@@ -231,6 +246,7 @@ export class SecretService {
         throw new ValidationError(`max_versions is 0 (default ${DEFAULT_MAX_VERSIONS}) to ${MAX_MAX_VERSIONS}.`);
       }
     }
+    await this.#assertWritable(path);
     return this.#storage.transaction(async ({ entries }) => {
       const time = this.#now().toISOString();
       const meta: SecretMetadata = (await this.#readMeta(entries, path)) ?? newMetadata(path, time, actor);
@@ -269,6 +285,7 @@ export class SecretService {
   /** Removes the path, every version and all metadata, permanently. */
   async deleteAll(path: string): Promise<void> {
     validateSecretPath(path);
+    await this.#assertWritable(path);
     await this.#storage.transaction(async ({ entries }) => {
       const meta = await this.#readMeta(entries, path);
       if (!meta) throw new NotFoundError();
@@ -312,6 +329,7 @@ export class SecretService {
     validateSecretPath(path);
     if (versions?.some((v) => !Number.isInteger(v) || v < 1))
       throw new ValidationError('Versions are positive integers.');
+    await this.#assertWritable(path);
     return this.#storage.transaction(async ({ entries }) => {
       const meta = await this.#readMeta(entries, path);
       if (!meta || meta.current_version === 0) throw new NotFoundError();
@@ -331,7 +349,16 @@ export class SecretService {
     });
   }
 
-  /** The version a pinned read gets; pins the current one on first read (first reader wins across nodes). */
+  /**
+   * The version a pinned read of `meta` gets; pins the current one on first
+   * read (first reader wins across nodes). Public so that a read-through
+   * source (kv/<source>/…), whose stages come from the cloud, pins task trees
+   * with the same rule and in the same store as local secrets.
+   */
+  async pinnedVersion(meta: SecretMetadata, pin: ReadPin): Promise<number> {
+    return this.#pinned(meta, pin, meta.stages?.current ?? meta.current_version);
+  }
+
   async #pinned(meta: SecretMetadata, pin: ReadPin, current: number): Promise<number> {
     const key = `${pin.owner}#${meta.path}`;
     const entries = this.#storage.entries;

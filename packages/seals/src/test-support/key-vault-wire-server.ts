@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { AzureTokenServer } from './azure-token-server.js';
+import { createKeyVaultSecrets, type KeyVaultSecrets } from './key-vault-secrets-api.js';
 import type { TestTls } from './test-tls.js';
 
 /** Faults the tests switch on and off while the server runs. */
@@ -39,6 +40,8 @@ export interface KeyVaultWireServer {
   readonly faults: KeyVaultFaults;
   /** Key requests received, as `METHOD operation` (`GET key`, `POST wrapkey`, `POST unwrapkey`), authenticated or not. */
   readonly requests: string[];
+  /** The vault's secrets (for the secret-source tests): add versions, disable them. */
+  readonly secrets: Pick<KeyVaultSecrets, 'setSecret' | 'setEnabled'>;
   /** Creates an RSA key, or a new version of it; returns the version. */
   createKey(name: string): string;
   close(): Promise<void>;
@@ -49,7 +52,8 @@ export const KEY_VAULT_RESOURCE = 'https://vault.azure.net';
 const API_VERSION = /^(?:7\.\d+|\d{4}-\d{2}-\d{2})(?:-preview)?$/;
 
 /**
- * A local server speaking the Azure Key Vault keys REST API — `GET
+ * A local server speaking the Azure Key Vault keys REST API (and the secrets
+ * API, key-vault-secrets-api.ts, behind the same authentication and faults) — `GET
  * /keys/{name}[/{version}]`, `POST /keys/{name}/{version}/wrapkey` and
  * `/unwrapkey` with `?api-version=7.x` — written for the tests. It does what
  * the real service does for authentication: a request without a valid
@@ -66,6 +70,7 @@ export async function startKeyVaultWireServer(tls: TestTls, tokens: AzureTokenSe
   const keys = new Map<string, KeyVersion[]>();
   const faults: KeyVaultFaults = { throttle: 0, retryAfterSeconds: 1, delayMs: 0, deny: false, disabled: new Set() };
   const requests: string[] = [];
+  const secrets = createKeyVaultSecrets();
   let base = '';
 
   const kidOf = (name: string, v: KeyVersion) => `${base}/keys/${name}/${v.version}`;
@@ -81,7 +86,7 @@ export async function startKeyVaultWireServer(tls: TestTls, tokens: AzureTokenSe
       res.end(JSON.stringify(body));
     };
     const m = /^\/keys\/([A-Za-z0-9-]{1,127})(?:\/([0-9a-f]{32})?)?(?:\/(wrapkey|unwrapkey))?$/.exec(url.pathname);
-    const operation = m?.[3] ?? 'key';
+    const operation = m?.[3] ?? (url.pathname.startsWith('/secrets') ? 'secret' : 'key');
     requests.push(`${req.method} ${operation}`);
     if (!API_VERSION.test(url.searchParams.get('api-version') ?? '')) {
       return error(400, 'BadParameter', 'The api-version query parameter is missing or not supported.');
@@ -108,7 +113,10 @@ export async function startKeyVaultWireServer(tls: TestTls, tokens: AzureTokenSe
     if (faults.deny) {
       return error(403, 'Forbidden', `The application does not have keys ${operation} permission on this key vault.`);
     }
-    if (!m) return error(404, 'NotFound', 'No such operation.');
+    if (!m) {
+      if (secrets.handle(req.method ?? '', url, base, { json, error })) return;
+      return error(404, 'NotFound', 'No such operation.');
+    }
     const versions = keys.get(m[1]!);
     const key = m[2] ? versions?.find((v) => v.version === m[2]) : versions?.at(-1);
     if (!versions || !key)
@@ -168,6 +176,7 @@ export async function startKeyVaultWireServer(tls: TestTls, tokens: AzureTokenSe
     vaultUrl: base,
     faults,
     requests,
+    secrets,
     createKey(name) {
       const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
       const version = randomBytes(16).toString('hex');

@@ -163,6 +163,7 @@ function event(
       ...(request.auditAudience ? { audience: request.auditAudience } : {}),
       ...(request.auditIdentity ? { identity: request.auditIdentity } : {}),
       ...(request.auditElevation ? { elevation: request.auditElevation } : {}),
+      ...(request.auditSource ? { source: request.auditSource } : {}),
       ...(request.auditRefusedTask ? { refused_task: { ...request.auditRefusedTask } } : {}),
     },
   };

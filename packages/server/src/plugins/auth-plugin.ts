@@ -27,6 +27,7 @@ export function registerAuth(app: FastifyInstance, node: CustosNode): void {
   app.decorateRequest('auditAudience', null);
   app.decorateRequest('auditIdentity', null);
   app.decorateRequest('auditElevation', null);
+  app.decorateRequest('auditSource', null);
   app.decorateRequest('auditRefusedTask', null);
   app.decorateRequest('auditCredential', null);
   app.decorateRequest('auditedRequest', false);

@@ -1,4 +1,4 @@
-import { type CustosNode, principalName, validateSecretPath, validateSecretPrefix } from '@custos/core';
+import { type CustosNode, NotFoundError, principalName, validateSecretPath, validateSecretPrefix } from '@custos/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorSchema, secretDataSchema, versionMetadataSchema, versionsBodySchema, wildcardParams } from './schemas.js';
 
@@ -15,6 +15,7 @@ const actor = (request: FastifyRequest) => (request.auth ? principalName(request
  */
 export async function secretRoutes(app: FastifyInstance, { node }: { node: CustosNode }): Promise<void> {
   const secrets = () => node.services().secrets;
+  const sources = () => node.services().sources;
 
   app.get<{ Params: { '*': string }; Querystring: { version?: string } }>('/secrets/data/*', {
     config: { access: { kind: 'policy', action: 'read', resource: secretPath } },
@@ -37,11 +38,18 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
       // A task tree reads one consistent version of each secret (pinned at
       // its root task): a rotation mid-pipeline is invisible to it.
       const pin = principal?.kind === 'task' ? { owner: principal.task.chain[0] ?? principal.task.task_id } : undefined;
-      return secrets().get(
-        secretPath(request),
-        request.query.version ? Number(request.query.version) : undefined,
-        pin ? { pin } : {},
-      );
+      const path = secretPath(request);
+      const version = request.query.version ? Number(request.query.version) : undefined;
+      // A mounted path reads through its source, after the same policy check
+      // and with the same pinning; the answer has the same shape, and the
+      // audit event names the source.
+      const mount = await sources().mountOf(path);
+      if (mount) {
+        request.auditSource = mount.name;
+        const { data, metadata } = await sources().readSecret(path, version, pin ? { pin } : {});
+        return { data, metadata };
+      }
+      return secrets().get(path, version, pin ? { pin } : {});
     },
   });
 
@@ -76,7 +84,9 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
   app.delete('/secrets/data/*', {
     config: { access: { kind: 'policy', action: 'delete', resource: secretPath } },
     schema: { tags: ['secrets'], summary: 'Soft-delete the current version', params: wildcardParams },
-    handler: async (request) => ({ versions: await secrets().delete(secretPath(request), undefined, actor(request)) }),
+    handler: async (request) => ({
+      versions: await secrets().delete(secretPath(request), undefined, actor(request)),
+    }),
   });
 
   for (const [verb, action, summary] of [
@@ -96,7 +106,13 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
   app.get('/secrets/metadata/*', {
     config: { access: { kind: 'policy', action: 'read', resource: secretPath } },
     schema: { tags: ['secrets'], summary: 'Read metadata and version history', params: wildcardParams },
-    handler: async (request) => secrets().readMetadata(secretPath(request)),
+    handler: async (request) => {
+      const path = secretPath(request);
+      const mount = await sources().mountOf(path);
+      if (!mount) return secrets().readMetadata(path);
+      request.auditSource = mount.name;
+      return sources().readMetadata(path);
+    },
   });
 
   app.put<{ Params: { '*': string }; Body: { max_versions?: number; cas_required?: boolean } }>('/secrets/metadata/*', {
@@ -131,6 +147,26 @@ export async function secretRoutes(app: FastifyInstance, { node }: { node: Custo
       params: wildcardParams,
       response: { 200: { type: 'object', properties: { keys: { type: 'array', items: { type: 'string' } } } } },
     },
-    handler: async (request) => secrets().list(listPrefix(request)),
+    handler: async (request) => {
+      const prefix = listPrefix(request);
+      // A name below the prefix has the prefix's mount (the prefix itself ends in `/`).
+      const mount = await sources().mountOf(`${prefix}_`);
+      if (!mount) return secrets().list(prefix);
+      request.auditSource = mount.name;
+      return listMounted(await sources().listSecrets(mount.name), prefix.slice(`kv/${mount.name}/`.length));
+    },
   });
+}
+
+/** A source's names below `below` (a folder inside the mount), as a kv listing: names and folders ending in `/`. */
+function listMounted(names: readonly string[], below: string): { keys: string[] } {
+  const keys = new Set<string>();
+  for (const name of names) {
+    if (!name.startsWith(below)) continue;
+    const rest = name.slice(below.length);
+    const slash = rest.indexOf('/');
+    if (rest) keys.add(slash === -1 ? rest : rest.slice(0, slash + 1));
+  }
+  if (keys.size === 0) throw new NotFoundError();
+  return { keys: [...keys] };
 }
