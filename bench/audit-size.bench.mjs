@@ -31,6 +31,8 @@ import pg from 'pg';
 import { fmt, freePort, root, waitFor } from './bench-lib.mjs';
 
 const OPS = Number(process.env.BENCH_AUDIT_OPS ?? 400);
+// Another build's CLI (a checkout of main, for the "before" figures).
+const cli = process.env.CUSTOS_BENCH_CLI ?? join(root, 'packages/cli/bin/custos.js');
 const adminUrl = process.env.CUSTOS_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const database = `custos_bench_${randomBytes(4).toString('hex')}`;
 const admin = async (url, sql) => {
@@ -53,7 +55,7 @@ async function start() {
   const child = spawn(
     process.execPath,
     [
-      join(root, 'packages/cli/bin/custos.js'),
+      cli,
       'server',
       '--dev',
       '--data',
@@ -67,7 +69,8 @@ async function start() {
   );
   const exited = new Promise((r) => child.once('exit', r));
   const addr = `http://127.0.0.1:${port}`;
-  await waitFor(`${addr}/v1/sys/health`);
+  // Up to a minute: the machine is shared, and a start on a long chain checks its tail.
+  await waitFor(`${addr}/v1/sys/health`, 600);
   return {
     addr,
     stop: async () => {

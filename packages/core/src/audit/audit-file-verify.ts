@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { AuditCheckpoint, AuditRecord } from '../ports/storage.js';
-import { parseAuditLine } from './audit-line.js';
+import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import { type AuditChainVerifyOptions, type AuditVerifyReport, verifyAuditChain } from './audit-verify.js';
 
 /**
@@ -16,22 +16,25 @@ import { type AuditChainVerifyOptions, type AuditVerifyReport, verifyAuditChain 
 export async function verifyAuditFile(path: string, options: AuditChainVerifyOptions): Promise<AuditVerifyReport> {
   const checkpoints: AuditCheckpoint[] = [];
   for await (const line of lines(path)) {
-    const parsed = parseAuditLine(line);
+    const parsed = parseAuditFileLine(line);
     if (parsed?.kind === 'checkpoint') checkpoints.push(parsed.checkpoint);
   }
   let bad: { line: number } | undefined;
   let lastSeq = 0;
   async function* records(): AsyncGenerator<AuditRecord> {
     let n = 0;
+    // Compact lines (the file sink's) are expanded to the full events that were hashed.
+    const reader = new AuditFileLineReader();
     for await (const line of lines(path)) {
       n++;
       if (line.length === 0) continue;
-      const parsed = parseAuditLine(line);
-      if (!parsed) {
+      const fileLine = parseAuditFileLine(line);
+      if (!fileLine) {
         bad = { line: n };
         return;
       }
-      if (parsed.kind === 'record') {
+      const parsed = reader.read(fileLine);
+      if (parsed?.kind === 'record') {
         lastSeq = parsed.record.seq;
         yield parsed.record;
       }
