@@ -54,17 +54,7 @@ async function start() {
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [
-      cli,
-      'server',
-      '--dev',
-      '--data',
-      dir,
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--egress-allow',
-      dbUrl.hostname,
-    ],
+    [cli, 'server', '--dev', '--data', dir, '--listen', `127.0.0.1:${port}`, '--egress-allow', dbUrl.hostname],
     { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' } },
   );
   const exited = new Promise((r) => child.once('exit', r));
@@ -133,10 +123,7 @@ try {
       'audited read (GET, task token)',
       () => raw('GET', '/v1/secrets/data/kv/bench/enrichment-api', coordinator.token).then((r) => expect(r, 200)),
     ],
-    [
-      'task mint (operator)',
-      async () => minted.push(await call('POST', '/v1/roles/agent/tasks', { ttl: '30m' })),
-    ],
+    ['task mint (operator)', async () => minted.push(await call('POST', '/v1/roles/agent/tasks', { ttl: '30m' }))],
     [
       'delegation (task token)',
       () => raw('POST', '/v1/tasks/delegate', coordinator.token, { ttl: '10m' }).then((r) => expect(r, 200)),
@@ -145,10 +132,7 @@ try {
       'dynamic credential lease (PostgreSQL)',
       () => raw('POST', '/v1/creds/pg/reader', coordinator.token, { ttl: '20m' }).then((r) => expect(r, 200)),
     ],
-    [
-      'revoke (task tree)',
-      () => call('POST', `/v1/tasks/${minted.pop().task_id}/revoke`, {}),
-    ],
+    ['revoke (task tree)', () => call('POST', `/v1/tasks/${minted.pop().task_id}/revoke`, {})],
     [
       'denied request (403)',
       () => raw('GET', '/v1/secrets/data/kv/other/thing', coordinator.token).then((r) => expect(r, 403)),
@@ -169,7 +153,11 @@ try {
   // What one stop-and-start costs on its own, subtracted below.
   const idle0 = await cycle();
   const idle1 = await cycle();
-  const restart = { file: idle1.file - idle0.file, sqlite: idle1.sqlite - idle0.sqlite, records: idle1.records - idle0.records };
+  const restart = {
+    file: idle1.file - idle0.file,
+    sqlite: idle1.sqlite - idle0.sqlite,
+    records: idle1.records - idle0.records,
+  };
 
   const rows = [];
   for (const [name, op] of kinds) {

@@ -49,7 +49,8 @@ export function formatCompactAuditRecordLine(
   if (!Number.isSafeInteger(record.seq) || record.seq < 1) return undefined;
   const t = (JSON.parse(compact) as { t: number }).t;
   const ts = new Date(t).toISOString() === record.ts ? '' : `,"ts":${JSON.stringify(record.ts)}`;
-  const prev = follows || (record.seq === 1 && record.prevHash === AUDIT_GENESIS_HASH) ? '' : `,"p":"${record.prevHash}"`;
+  const prev =
+    follows || (record.seq === 1 && record.prevHash === AUDIT_GENESIS_HASH) ? '' : `,"p":"${record.prevHash}"`;
   const hash = Buffer.from(record.hash, 'hex').toString('base64url');
   return `{"s":${record.seq},"h":"${hash}"${prev}${ts},"e":${compact}}`;
 }

@@ -2,9 +2,9 @@ import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import { AuditFileSink } from './audit-file-sink.js';
 import { AUDIT_EMPTY_HEAD, chainAuditRecords } from './audit-hash.js';
-import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import { canonicalJson } from './canonical-json.js';
 
 let dir: string;

@@ -136,7 +136,9 @@ export class AuditFileSink implements AuditSink {
     const defined = new Set(region.flatMap((l) => (l.kind === 'dictionary' ? [l.id] : [])));
     const missing = new Set(
       region.flatMap((l) =>
-        l.kind === 'compact' ? auditEventRefs(l.event).filter((id) => !this.#dictionary.has(id) && !defined.has(id)) : [],
+        l.kind === 'compact'
+          ? auditEventRefs(l.event).filter((id) => !this.#dictionary.has(id) && !defined.has(id))
+          : [],
       ),
     );
     if (missing.size > 0) {

@@ -13,8 +13,8 @@ import {
   auditCheckpointLink,
   signAuditCheckpoint,
 } from './audit-checkpoint.js';
-import { AuditFileSink } from './audit-file-sink.js';
 import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
+import { AuditFileSink } from './audit-file-sink.js';
 import { verifyAuditFile } from './audit-file-verify.js';
 import { AUDIT_EMPTY_HEAD, AUDIT_GENESIS_HASH, auditChainHash, chainAuditRecords } from './audit-hash.js';
 import { formatAuditRecordLine } from './audit-line.js';

@@ -2,18 +2,19 @@ import { type AuditCheckpoint, AuditConflictError, type AuditRecord, type AuditS
 import type { QueryConfig } from 'pg';
 import { assertContiguous } from '../shared/audit-batch.js';
 import {
-  AuditDictionaryCache,
-  dictionaryCandidates,
-  fromStoredRows,
-  missingRefs,
-  type StoredAuditRow,
-  toStoredRows,
-} from '../shared/audit-compaction.js';
-import {
   type AuditCheckpointRow,
   auditCheckpointFromRow,
   auditCheckpointValues,
 } from '../shared/audit-checkpoint-row.js';
+import {
+  AuditDictionaryCache,
+  dictionaryCandidates,
+  fromStoredRows,
+  genuineEntries,
+  referencedIds,
+  type StoredAuditRow,
+  toStoredRows,
+} from '../shared/audit-compaction.js';
 import { clampLimit } from '../shared/list-limit.js';
 import { bind, type PostgresQueries } from './postgres-queries.js';
 import type { PostgresContext, Queryable } from './postgres-runner.js';
@@ -110,14 +111,12 @@ export class PostgresAuditStore implements AuditStore {
     });
   }
 
-  /** Rows to records: the dictionary entries they need read first (each checked against its id). */
+  /** Rows to records: the dictionary entries they reference read from the table (each checked against its id). */
   async #records(db: Queryable, rows: StoredAuditRow[], before: StoredAuditRow | undefined): Promise<AuditRecord[]> {
-    const missing = missingRefs(rows, this.#dictionary);
-    if (missing.length > 0) {
-      const { rows: entries } = await db.query<{ id: string; value: string }>(bind(this.q.dictionaryGet, [missing]));
-      for (const e of entries) this.#dictionary.add(e.id, e.value);
-    }
-    return fromStoredRows(rows, this.#dictionary, before);
+    const ids = referencedIds(rows);
+    const found =
+      ids.length === 0 ? [] : (await db.query<{ id: string; value: string }>(bind(this.q.dictionaryGet, [ids]))).rows;
+    return fromStoredRows(rows, genuineEntries(found), before);
   }
 
   firstSeqSince(ts: string): Promise<number | undefined> {

@@ -91,11 +91,22 @@ export function toStoredRows(
   });
 }
 
-/** The dictionary ids the stored rows reference that `cache` does not hold. */
-export function missingRefs(rows: readonly { event: string }[], cache: AuditDictionaryCache): string[] {
-  const missing = new Set<string>();
-  for (const row of rows) for (const id of auditEventRefs(row.event)) if (cache.get(id) === undefined) missing.add(id);
-  return [...missing];
+/**
+ * The dictionary ids the stored rows reference. Reads load them from the
+ * table every time, never from the writer's cache: verification must see an
+ * entry rewritten under a running node at once.
+ */
+export function referencedIds(rows: readonly { event: string }[]): string[] {
+  const ids = new Set<string>();
+  for (const row of rows) for (const id of auditEventRefs(row.event)) ids.add(id);
+  return [...ids];
+}
+
+/** Entries read from the table, only the genuine ones (id = content address). */
+export function genuineEntries(rows: Iterable<{ id: string; value: string }>): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const { id, value } of rows) if (isAuditDictionaryEntry(id, value)) entries.set(id, value);
+  return entries;
 }
 
 /**
@@ -106,7 +117,7 @@ export function missingRefs(rows: readonly { event: string }[], cache: AuditDict
  */
 export function fromStoredRows(
   rows: readonly StoredAuditRow[],
-  cache: AuditDictionaryCache,
+  entries: ReadonlyMap<string, string>,
   before: StoredAuditRow | undefined,
 ): AuditRecord[] {
   let previous = before;
@@ -117,6 +128,12 @@ export function fromStoredRows(
       else if (previous !== undefined && previous.seq === row.seq - 1) prevHash = previous.hash;
     }
     previous = row;
-    return { seq: row.seq, ts: row.ts, prevHash, hash: row.hash, event: expandAuditEvent(row.event, (id) => cache.get(id)) };
+    return {
+      seq: row.seq,
+      ts: row.ts,
+      prevHash,
+      hash: row.hash,
+      event: expandAuditEvent(row.event, (id) => entries.get(id)),
+    };
   });
 }

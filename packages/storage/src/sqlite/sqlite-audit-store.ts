@@ -8,19 +8,20 @@ import {
 import type { Transaction } from 'better-sqlite3';
 import { assertContiguous } from '../shared/audit-batch.js';
 import {
-  AuditDictionaryCache,
-  dictionaryCandidates,
-  fromStoredRows,
-  missingRefs,
-  type StoredAuditRow,
-  toStoredRows,
-} from '../shared/audit-compaction.js';
-import {
   AUDIT_CHECKPOINT_COLUMNS,
   type AuditCheckpointRow,
   auditCheckpointFromRow,
   auditCheckpointValues,
 } from '../shared/audit-checkpoint-row.js';
+import {
+  AuditDictionaryCache,
+  dictionaryCandidates,
+  fromStoredRows,
+  genuineEntries,
+  referencedIds,
+  type StoredAuditRow,
+  toStoredRows,
+} from '../shared/audit-compaction.js';
 import { clampLimit } from '../shared/list-limit.js';
 import type { SqliteRunner, SqliteStatements } from './sqlite-statements.js';
 
@@ -148,13 +149,14 @@ export class SqliteAuditStore implements AuditStore {
     });
   }
 
-  /** Rows to records: the dictionary entries they need read first (each checked against its id). */
+  /** Rows to records: the dictionary entries they reference read from the table (each checked against its id). */
   #records(rows: StoredAuditRow[], before: StoredAuditRow | undefined): AuditRecord[] {
-    for (const id of missingRefs(rows, this.#dictionary)) {
+    const found: { id: string; value: string }[] = [];
+    for (const id of referencedIds(rows)) {
       const value = this.stmts.pluck(DICTIONARY_GET).get(id) as string | undefined;
-      if (value !== undefined) this.#dictionary.add(id, value);
+      if (value !== undefined) found.push({ id, value });
     }
-    return fromStoredRows(rows, this.#dictionary, before);
+    return fromStoredRows(rows, genuineEntries(found), before);
   }
 
   firstSeqSince(ts: string): Promise<number | undefined> {
