@@ -64,7 +64,7 @@ export class PostgresAuditStore implements AuditStore {
       const candidates = dictionaryCandidates(records);
       const entries = new Map<string, string>();
       const unknown: string[] = [];
-      for (const [id, value] of candidates) {
+      for (const id of candidates.keys()) {
         const known = this.#dictionary.get(id);
         if (known === undefined) unknown.push(id);
         else entries.set(id, known);
