@@ -1,4 +1,6 @@
 export * from './audit-checkpoint.js';
+export * from './audit-compact.js';
+export * from './audit-compact-line.js';
 export * from './audit-database-sink.js';
 export * from './audit-event.js';
 export * from './audit-file-anchor.js';
