@@ -1,3 +1,6 @@
+export * from './audit-archive-format.js';
+export * from './audit-archive-verify.js';
+export * from './audit-archive-write.js';
 export * from './audit-checkpoint.js';
 export * from './audit-compact.js';
 export * from './audit-compact-line.js';
