@@ -1,4 +1,5 @@
 export * from './audit-archive-format.js';
+export * from './audit-archive-run.js';
 export * from './audit-archive-verify.js';
 export * from './audit-archive-write.js';
 export * from './audit-checkpoint.js';

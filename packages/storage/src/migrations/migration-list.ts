@@ -123,4 +123,31 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'audit archive state',
+    // One row (docs/audit.md, "Archival"): the last archive's number, its
+    // last checkpoint (the online chain's anchor, as its JSON line), its
+    // file's SHA-256 and name, and the journal status of the run.
+    sqlite: `
+      CREATE TABLE audit_archive (
+        id         INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        archive    INTEGER NOT NULL,
+        checkpoint TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        file       TEXT NOT NULL,
+        status     TEXT NOT NULL
+      );
+    `,
+    postgres: (s) => `
+      CREATE TABLE ${s}.audit_archive (
+        id         smallint PRIMARY KEY CHECK (id = 1),
+        archive    bigint NOT NULL,
+        checkpoint text NOT NULL,
+        digest     text NOT NULL,
+        file       text NOT NULL,
+        status     text NOT NULL
+      );
+    `,
+  },
 ];

@@ -1,5 +1,12 @@
-import { type AuditCheckpoint, AuditConflictError, type AuditRecord, type AuditStore } from '@custos/core';
+import {
+  type AuditArchiveState,
+  type AuditCheckpoint,
+  AuditConflictError,
+  type AuditRecord,
+  type AuditStore,
+} from '@custos/core';
 import type { QueryConfig } from 'pg';
+import { type AuditArchiveRow, auditArchiveFromRow, auditArchiveValues } from '../shared/audit-archive-row.js';
 import { assertContiguous } from '../shared/audit-batch.js';
 import {
   type AuditCheckpointRow,
@@ -158,6 +165,29 @@ export class PostgresAuditStore implements AuditStore {
     return this.ctx.run(async (db) => {
       const { rows } = await db.query<AuditCheckpointRow>(bind(this.q.lastCheckpoint, []));
       return rows[0] && auditCheckpointFromRow(rows[0]);
+    });
+  }
+
+  archiveState(): Promise<AuditArchiveState | undefined> {
+    return this.ctx.run(async (db) => {
+      const { rows } = await db.query<AuditArchiveRow>(bind(this.q.archiveState, []));
+      return rows[0] && auditArchiveFromRow(rows[0]);
+    });
+  }
+
+  setArchiveState(state: AuditArchiveState): Promise<void> {
+    return this.ctx.run(async (db) => {
+      await db.query(bind(this.q.setArchiveState, auditArchiveValues(state)));
+    });
+  }
+
+  deleteArchived(beforeSeq: number, limit: number): Promise<number> {
+    return this.ctx.run(async (db) => {
+      const n = clampLimit(limit);
+      const records = await db.query(bind(this.q.deleteArchivedRecords, [beforeSeq, n]));
+      if ((records.rowCount ?? 0) > 0) return records.rowCount ?? 0;
+      const checkpoints = await db.query(bind(this.q.deleteArchivedCheckpoints, [beforeSeq, n]));
+      return checkpoints.rowCount ?? 0;
     });
   }
 

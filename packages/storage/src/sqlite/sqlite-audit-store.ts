@@ -1,11 +1,13 @@
 import {
   AUDIT_GENESIS_HASH,
+  type AuditArchiveState,
   type AuditCheckpoint,
   AuditConflictError,
   type AuditRecord,
   type AuditStore,
 } from '@custos/core';
 import type { Transaction } from 'better-sqlite3';
+import { type AuditArchiveRow, auditArchiveFromRow, auditArchiveValues } from '../shared/audit-archive-row.js';
 import { assertContiguous } from '../shared/audit-batch.js';
 import {
   AUDIT_CHECKPOINT_COLUMNS,
@@ -53,6 +55,16 @@ const INSERT_CHECKPOINT = `INSERT INTO audit_checkpoints (${AUDIT_CHECKPOINT_COL
 const LAST_CHECKPOINT_SEQ = 'SELECT max(seq) FROM audit_checkpoints';
 const CHECKPOINTS = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq`;
 const CHECKPOINTS_FROM = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq >= ? ORDER BY seq LIMIT ?`;
+const ARCHIVE_STATE = 'SELECT archive, checkpoint, digest, file, status FROM audit_archive WHERE id = 1';
+const SET_ARCHIVE_STATE = `INSERT INTO audit_archive (id, archive, checkpoint, digest, file, status) VALUES (1, ?, ?, ?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET archive = excluded.archive, checkpoint = excluded.checkpoint,
+    digest = excluded.digest, file = excluded.file, status = excluded.status`;
+// Bounded deletes (one short write transaction each, see deleteArchived): the
+// writer lock is held for at most `limit` rows, so appends wait milliseconds.
+const DELETE_ARCHIVED_RECORDS =
+  'DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE seq < ? ORDER BY seq LIMIT ?)';
+const DELETE_ARCHIVED_CHECKPOINTS =
+  'DELETE FROM audit_checkpoints WHERE seq IN (SELECT seq FROM audit_checkpoints WHERE seq < ? ORDER BY seq LIMIT ?)';
 const LAST_CHECKPOINT = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`;
 
 function isUniqueViolation(e: unknown): boolean {
@@ -190,6 +202,28 @@ export class SqliteAuditStore implements AuditStore {
     return this.run(() => {
       const row = this.stmts.get(LAST_CHECKPOINT).get() as AuditCheckpointRow | undefined;
       return row && auditCheckpointFromRow(row);
+    });
+  }
+
+  archiveState(): Promise<AuditArchiveState | undefined> {
+    return this.run(() => {
+      const row = this.stmts.get(ARCHIVE_STATE).get() as AuditArchiveRow | undefined;
+      return row && auditArchiveFromRow(row);
+    });
+  }
+
+  setArchiveState(state: AuditArchiveState): Promise<void> {
+    return this.run(() => {
+      this.stmts.get(SET_ARCHIVE_STATE).run(...auditArchiveValues(state));
+    });
+  }
+
+  deleteArchived(beforeSeq: number, limit: number): Promise<number> {
+    return this.run(() => {
+      const n = clampLimit(limit);
+      const records = this.stmts.get(DELETE_ARCHIVED_RECORDS).run(beforeSeq, n).changes;
+      if (records > 0) return records;
+      return this.stmts.get(DELETE_ARCHIVED_CHECKPOINTS).run(beforeSeq, n).changes;
     });
   }
 }
