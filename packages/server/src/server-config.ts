@@ -19,6 +19,8 @@ export interface ServerConfig {
     fsync: 'always' | 'never';
     /** `audit.file.max_bytes` / `audit.file.rotate_every`: rotation of the file (see docs/audit.md). */
     rotation?: { maxBytes?: number; everyMs?: number };
+    /** `audit.archive.dir`: where archives are written (default `<data_dir>/audit-archive`); never from a request. */
+    archiveDir: string;
     /** `audit.disk_guard`: free-space watch where the audit trail grows. */
     diskGuard?: {
       warnFreeBytes?: number;
@@ -115,6 +117,7 @@ interface ConfigFile {
     file?: string | null | { path?: string; max_bytes?: number; rotate_every?: string };
     stdout?: boolean;
     fsync?: 'always' | 'never';
+    archive?: { dir?: string };
     disk_guard?: {
       warn_free_bytes?: number;
       warn_free_percent?: number;
@@ -171,6 +174,7 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       stdout: file.audit?.stdout ?? false,
       fsync: file.audit?.fsync ?? (durability === 'power' ? 'always' : 'never'),
       ...(rotation ? { rotation } : {}),
+      archiveDir: resolve(dataDir, file.audit?.archive?.dir ?? 'audit-archive'),
       ...(diskGuard ? { diskGuard } : {}),
     },
     durability,

@@ -105,6 +105,7 @@ export async function startServer(
       stdout: config.audit.stdout,
       fsync: config.audit.fsync,
       ...(config.audit.rotation ? { rotation: config.audit.rotation } : {}),
+      archiveDir: config.audit.archiveDir,
       // Counts and names custos chose only; a logrotate rename is not custos's to name.
       onFileRotate: (event) =>
         logger.info(
