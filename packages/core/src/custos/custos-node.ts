@@ -633,6 +633,8 @@ export class CustosNode {
         // Runs one after another: two runs at once would write the same archive number.
         const run = archiving.then(async () => {
           await mkdir(dir, { recursive: true, mode: 0o700 });
+          // Archiving up to now: seal what is written so far, so the archive can reach it.
+          if (before.getTime() > Date.now()) await audit.checkpoint();
           return runAuditArchive({ store: storage.audit, signer: keys.signer, dir, before });
         });
         archiving = run.catch(() => undefined);
