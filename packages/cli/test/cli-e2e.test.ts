@@ -82,6 +82,28 @@ describe('custos CLI against a real server', () => {
     const offline = await h.cli(['audit', 'verify', '--file', exported, '--public-key', pem]);
     expect(offline).toMatchObject({ code: 0 });
     expect(offline.stdout).toMatch(/^OK: /);
+
+    // The stores keep events compact (docs/audit.md, "Stored form"); tail and
+    // export still give the full, readable event.
+    const tail = JSON.parse((await h.cli(['audit', 'tail', '-n', '5', '--json'])).stdout) as Array<{
+      event: { type: string; time: string; auth?: unknown; request?: { route: string } };
+    }>;
+    expect(tail).toHaveLength(5);
+    for (const { event } of tail) {
+      expect(event.time).toMatch(/^\d{4}-\d\d-\d\dT/);
+      if (event.type === 'request') expect(event.request?.route).toMatch(/^\/v1\//);
+    }
+    const records = readFileSync(exported, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"kind":"record"'))
+      .map((l) => JSON.parse(JSON.parse(l).event as string) as { type: string; auth?: unknown; details?: unknown });
+    expect(records.some((e) => e.type === 'request' && e.auth !== undefined && e.details !== undefined)).toBe(true);
+    // The server's own audit file is compact, and verifies offline as it is.
+    const auditFile = join(h.dir, 'audit.jsonl');
+    expect(readFileSync(auditFile, 'utf8')).toContain(',"e":{"v":1,');
+    const fileCheck = await h.cli(['audit', 'verify', '--file', auditFile, '--public-key', pem]);
+    expect(fileCheck).toMatchObject({ code: 0 });
+    expect(fileCheck.stdout).toMatch(/^OK: /);
   });
 
   it('audit archive: the server archives and removes, the CLI downloads; verify says how many are archived; the archive verifies offline and a truncated one is named', async () => {

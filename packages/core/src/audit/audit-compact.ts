@@ -65,8 +65,17 @@ const TOP_LEVEL = new Set([
 
 /** The dictionary id of a value: base64url of the first 6 bytes of its SHA-256. */
 export function auditDictionaryId(value: string): string {
-  return createHash('sha256').update(value).digest().subarray(0, 6).toString('base64url');
+  let id = recentIds.get(value);
+  if (id === undefined) {
+    id = createHash('sha256').update(value).digest().subarray(0, 6).toString('base64url');
+    if (recentIds.size >= RECENT_MAX) recentIds.clear();
+    recentIds.set(value, id);
+  }
+  return id;
 }
+
+/** Ids of values seen lately: the same few identities and requests recur in nearly every event. */
+const recentIds = new Map<string, string>();
 
 /** True when `stored` is in the compact form (anything else is a full event, stored as it was hashed). */
 export function isCompactAuditEvent(stored: string): boolean {
@@ -92,9 +101,46 @@ export type AuditLookup = (id: string) => string | undefined;
  * the exact bytes.
  */
 export function compactAuditEvent(event: string, intern: AuditIntern, lookup: AuditLookup): string {
-  const compact = encode(event, intern);
-  if (compact === undefined) return event;
-  return expandAuditEvent(compact, lookup) === event ? compact : event;
+  // Every event is compacted by each store (the database and the file) and
+  // twice by a database store (entries first, then rows): the encoding is
+  // the same each time (ids are content addresses), so it is made once and
+  // remembered for a while; each store still decides whether it may
+  // reference every entry it uses.
+  let known = recent.get(event);
+  if (known === undefined) {
+    known = encodeChecked(event);
+    if (recent.size >= RECENT_MAX) recent.clear();
+    recent.set(event, known);
+  }
+  if (known === null) return event;
+  // Every entry is offered to `intern` (a store collects its entries so), then checked.
+  let accepted = true;
+  for (const [id, value] of known.entries) if (intern(value) !== id) accepted = false;
+  if (!accepted) return event;
+  for (const [id, value] of known.entries) if (lookup(id) !== value) return event;
+  return known.compact;
+}
+
+interface Encoded {
+  readonly compact: string;
+  readonly entries: ReadonlyArray<readonly [string, string]>;
+}
+
+const RECENT_MAX = 4_096;
+const recent = new Map<string, Encoded | null>();
+
+/** The compact form and the entries it references, kept only if it expands back to the exact bytes; `null` otherwise. */
+function encodeChecked(event: string): Encoded | null {
+  const entries = new Map<string, string>();
+  const compact = encode(event, (value) => {
+    const id = auditDictionaryId(value);
+    // Two values with one id in one event: store it in full.
+    if (entries.has(id) && entries.get(id) !== value) return undefined;
+    entries.set(id, value);
+    return id;
+  });
+  if (compact === undefined || expandAuditEvent(compact, (id) => entries.get(id)) !== event) return null;
+  return { compact, entries: [...entries] };
 }
 
 function encode(event: string, intern: AuditIntern): string | undefined {
@@ -155,8 +201,9 @@ function encode(event: string, intern: AuditIntern): string | undefined {
 export function expandAuditEvent(stored: string, lookup: AuditLookup): string {
   if (!isCompactAuditEvent(stored)) return stored;
   try {
-    const full = expand(JSON.parse(stored) as Record<string, unknown>, lookup);
-    return full === undefined ? stored : canonicalJson(full);
+    const parsed: unknown = JSON.parse(stored);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return stored;
+    return expand(parsed as Record<string, unknown>, lookup) ?? stored;
   } catch {
     return stored;
   }
@@ -173,37 +220,57 @@ export function auditEventRefs(stored: string): string[] {
   }
 }
 
-function expand(c: Record<string, unknown>, lookup: AuditLookup): Record<string, unknown> | undefined {
+/**
+ * The full canonical text, assembled as strings in canonical member order
+ * (auth, data, decision, details, error_code, kind, reason, request,
+ * request_id, status, time, type): the `auth` and `request` entries are
+ * canonical JSON already, so they are spliced in, not parsed and written
+ * again. Whether the result is the hashed event is for the chain hash to say.
+ */
+function expand(c: Record<string, unknown>, lookup: AuditLookup): string | undefined {
   if (c.v !== AUDIT_COMPACT_VERSION || typeof c.t !== 'number') return undefined;
-  const out: Record<string, unknown> = { time: new Date(c.t).toISOString(), type: c.y ?? 'request' };
-  if (c.k !== undefined) out.kind = c.k;
+  const ref = (id: unknown): string | undefined => (typeof id === 'string' && ID.test(id) ? lookup(id) : undefined);
+  const members: string[] = [];
+  const add = (key: string, json: string) => members.push(`"${key}":${json}`);
+  if (c.a !== undefined) {
+    const auth = ref(c.a);
+    if (auth === undefined) return undefined;
+    add('auth', auth);
+  }
+  if (c.x !== undefined) add('data', canonicalJson(c.x));
+  if (c.d !== 0) add('decision', canonicalJson(c.d ?? 'allow'));
+  if (c.p === 0) {
+    if (c.e !== undefined) add('details', canonicalJson(c.e));
+  } else {
+    add('details', canonicalJson({ ...(c.e as Record<string, unknown> | undefined), phase: c.p ?? 'response' }));
+  }
+  for (const [key, short] of [
+    ['error_code', 'c'],
+    ['kind', 'k'],
+    ['reason', 'r'],
+    ['request', 'q'],
+  ] as const) {
+    if (c[short] === undefined) continue;
+    if (short === 'k') {
+      add(key, canonicalJson(c.k));
+      continue;
+    }
+    const value = ref(c[short]);
+    if (value === undefined) return undefined;
+    add(key, short === 'q' ? value : canonicalJson(value));
+  }
   if (typeof c.i === 'string') {
     const hex = Buffer.from(c.i, 'base64url').toString('hex');
     if (hex.length !== 32) return undefined;
-    out.request_id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-  } else if (c.ri !== undefined) out.request_id = c.ri;
-  for (const [full, short, asJson] of [
-    ['auth', 'a', true],
-    ['request', 'q', true],
-    ['error_code', 'c', false],
-    ['reason', 'r', false],
-  ] as const) {
-    const id = c[short];
-    if (id === undefined) continue;
-    if (typeof id !== 'string' || !ID.test(id)) return undefined;
-    const value = lookup(id);
-    if (value === undefined) return undefined;
-    out[full] = asJson ? (JSON.parse(value) as unknown) : value;
-  }
-  if (c.d !== 0) out.decision = c.d ?? 'allow';
-  if (c.s !== undefined) out.status = c.s;
-  if (c.x !== undefined) out.data = c.x;
-  if (c.p === 0) {
-    if (c.e !== undefined) out.details = c.e;
-  } else {
-    out.details = { ...(c.e as Record<string, unknown> | undefined), phase: c.p ?? 'response' };
-  }
-  return out;
+    add(
+      'request_id',
+      `"${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}"`,
+    );
+  } else if (c.ri !== undefined) add('request_id', canonicalJson(c.ri));
+  if (c.s !== undefined) add('status', canonicalJson(c.s));
+  add('time', `"${new Date(c.t).toISOString()}"`);
+  add('type', canonicalJson(c.y ?? 'request'));
+  return `{${members.join(',')}}`;
 }
 
 /** An entry is genuine only when its id is its value's content address. */
