@@ -61,7 +61,7 @@ describe.each(backends)('audit search (%s)', (backend) => {
     expect(
       (await s.call({ method: 'GET', url: '/v1/secrets/data/kv/other/thing', token: child.token })).statusCode,
     ).toBe(403);
-    for (let i = 0; i < 30; i++) await s.call({ method: 'GET', url: '/v1/auth/token/self' });
+    for (let i = 0; i < 30; i++) await s.call({ method: 'GET', url: '/v1/policies/ledger' });
   });
   afterAll(async () => {
     await s?.close();
