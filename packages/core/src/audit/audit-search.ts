@@ -42,6 +42,9 @@ export interface AuditSearchResult {
 
 export const AUDIT_SEARCH_MAX_SCAN = 50_000;
 
+/** How far past `until` the seq range is widened (see {@link searchAudit}). */
+const UNTIL_SLACK_MS = 60_000;
+
 /** Whether one event matches the filter (times are checked on `event.time`). */
 export function auditEventMatches(event: AuditEvent, filter: AuditSearchFilter): boolean {
   const auth = event.auth;
@@ -114,7 +117,9 @@ export async function searchAudit(
     bottom = first;
   }
   if (filter.until !== undefined) {
-    const after = await store.firstSeqSince(new Date(Date.parse(filter.until) + 1).toISOString());
+    // Seqs follow append order, and nodes stamp times before appending: a record a little after a
+    // later-stamped one may carry an earlier time. Narrow with a margin; the exact check is per record.
+    const after = await store.firstSeqSince(new Date(Date.parse(filter.until) + UNTIL_SLACK_MS + 1).toISOString());
     if (after !== undefined) top = Math.min(top, after - 1);
   }
   const records: { record: AuditRecord; event: AuditEvent }[] = [];
