@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
 import { emit } from '../output.js';
+import { registerAuditSearchCommand } from './audit-search-command.js';
 
 type Report =
   | {
@@ -48,7 +49,7 @@ const describe = (r: Report) =>
     ? `OK: ${r.events} events, ${r.checkpoints} signed checkpoints${chaining(r)} (last at seq ${r.lastCheckpointSeq} of ${r.lastSeq})`
     : `FAILED at seq ${r.seq}${r.file ? ` in ${r.file}${r.line ? ` line ${r.line}` : ''}` : ''}: ${r.problem} — ${r.detail} (${r.events} events verified before it)`;
 
-/** `custos audit verify|tail|export|hash`. */
+/** `custos audit verify|tail|search|export|hash`. */
 export function registerAuditCommand(program: Command, io: CliIo): void {
   const audit = program.command('audit').description('the tamper-evident audit log');
 
@@ -198,4 +199,6 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
       const result = await new CustosClient(io).request<{ hash: string }>('POST', '/v1/audit/hash', { input: value });
       emit(io, opts.json, result, () => result.hash);
     });
+
+  registerAuditSearchCommand(audit, io);
 }

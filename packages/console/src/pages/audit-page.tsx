@@ -24,6 +24,13 @@ type Verify =
   | { ok: true; events: number; checkpoints: number; lastSeq: number; lastCheckpointSeq: number }
   | { ok: false; reason?: string; seq?: number; events: number };
 
+interface SearchPage {
+  records: AuditRecord[];
+  next_before_seq?: number;
+  scanned_through_seq: number;
+  complete: boolean;
+}
+
 interface Query {
   identity: string;
   task: string;
@@ -32,57 +39,64 @@ interface Query {
   decision: string;
   since: string;
   until: string;
-  scan: string;
 }
-const EMPTY: Query = { identity: '', task: '', path: '', action: '', decision: '', since: '', until: '', scan: '2000' };
+const EMPTY: Query = { identity: '', task: '', path: '', action: '', decision: '', since: '', until: '' };
 
-/** Whether a record matches the search: each filled field must match (substring, case-insensitive; times inclusive). */
-export function matches(record: AuditRecord, q: Query): boolean {
-  const e = record.event;
-  const has = (value: string | undefined, wanted: string) =>
-    !wanted || (value ?? '').toLowerCase().includes(wanted.toLowerCase());
-  const identity = [e.auth?.identity, e.auth?.display_name, e.auth?.token_accessor, e.details?.refused_task?.identity]
-    .filter(Boolean)
-    .join(' ');
-  const task = [e.auth?.task_id, ...(e.auth?.task_chain ?? []), JSON.stringify(e.details ?? {})].join(' ');
-  const at = Date.parse(record.ts);
-  return (
-    has(identity, q.identity) &&
-    has(task, q.task) &&
-    has(e.request?.path, q.path) &&
-    has(e.request?.action ?? e.kind, q.action) &&
-    (!q.decision || e.decision === q.decision) &&
-    (!q.since || at >= Date.parse(q.since)) &&
-    (!q.until || at <= Date.parse(q.until))
-  );
+/**
+ * The query string of `GET /v1/audit/search` for the filled fields. The
+ * time inputs are local wall-clock times: they are sent as UTC instants so
+ * the server reads them as the operator meant.
+ */
+export function searchQuery(q: Query, beforeSeq?: number): string {
+  const params = new URLSearchParams();
+  for (const name of ['identity', 'task', 'path', 'action', 'decision'] as const) {
+    const value = q[name].trim();
+    if (value) params.set(name, value);
+  }
+  for (const name of ['since', 'until'] as const) {
+    const at = q[name] ? new Date(q[name]) : undefined;
+    if (at && !Number.isNaN(at.getTime())) params.set(name, at.toISOString());
+  }
+  if (beforeSeq !== undefined) params.set('before_seq', String(beforeSeq));
+  return params.toString();
 }
 
 /**
- * The audit trail: the chain's verification (`GET /v1/audit/verify`) and a
- * search over the newest records (`GET /v1/audit/tail`), by identity, task,
- * path, action, decision and time.
+ * The audit trail: the chain's verification (`GET /v1/audit/verify`) and the
+ * server-side search of the whole online trail (`GET /v1/audit/search`), by
+ * identity, task (a root task finds its subtree), path (exact, or a prefix
+ * ending in `*`), action, decision and time, newest first, with "Load more"
+ * following the server's cursor.
  */
 export function AuditPage({ token }: PageProps) {
   const [verify, setVerify] = useState<Verify | null>(null);
   const [query, setQuery] = useState<Query>(EMPTY);
+  /** The query the shown records answer (Load more continues it, not the edited form). */
+  const [shown, setShown] = useState<Query>(EMPTY);
   const [records, setRecords] = useState<AuditRecord[] | null>(null);
-  const [scanned, setScanned] = useState(0);
+  const [page, setPage] = useState<Omit<SearchPage, 'records'> | null>(null);
   /** Counts finished searches (`data-searches`), so a reader can tell fresh results from the previous ones. */
   const [searches, setSearches] = useState(0);
   const [error, setError] = useState('');
 
-  const search = async (event?: Event) => {
-    event?.preventDefault();
+  const run = async (q: Query, before: AuditRecord[], beforeSeq?: number) => {
     setError('');
     try {
-      const tail = await api<{ records: AuditRecord[] }>(token, 'GET', `audit/tail?n=${query.scan}`);
-      setScanned(tail.records.length);
-      setRecords(tail.records.filter((r) => matches(r, query)).reverse());
+      const found = await api<SearchPage>(token, 'GET', `audit/search?${searchQuery(q, beforeSeq)}`);
+      const { records: more, ...rest } = found;
+      setShown(q);
+      setRecords([...before, ...more]);
+      setPage(rest);
       setSearches((n) => n + 1);
     } catch (e) {
       setError(describeError(e));
     }
   };
+  const search = (event?: Event) => {
+    event?.preventDefault();
+    return run(query, []);
+  };
+  const loadMore = () => run(shown, records ?? [], page?.next_before_seq);
   useEffect(() => {
     api<Verify>(token, 'GET', 'audit/verify').then(setVerify, (e) => setError(describeError(e)));
     void search();
@@ -129,28 +143,17 @@ export function AuditPage({ token }: PageProps) {
         </label>
         {field('since', 'Since', 'datetime-local')}
         {field('until', 'Until', 'datetime-local')}
-        <label>
-          Newest records to search
-          <select
-            name="scan"
-            value={query.scan}
-            onChange={(e) => setQuery({ ...query, scan: (e.target as HTMLSelectElement).value })}
-          >
-            {['500', '2000', '9999'].map((n) => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
         <button type="submit" class="primary">
           Search
         </button>
       </form>
       {error && <p class="error">{error}</p>}
-      {records && (
-        <p class="muted" data-testid="audit-count" data-searches={searches}>
-          {records.length} matching of the newest {scanned} records
+      {records && page && (
+        <p class="muted" data-testid="audit-count" data-searches={searches} data-complete={String(page.complete)}>
+          {records.length} matching records,{' '}
+          {page.complete
+            ? 'the whole online trail searched'
+            : `searched down to seq ${page.scanned_through_seq} — load more to go further back`}
         </p>
       )}
       <table class="audit">
@@ -193,6 +196,11 @@ export function AuditPage({ token }: PageProps) {
           ))}
         </tbody>
       </table>
+      {page?.next_before_seq !== undefined && (
+        <button type="button" data-testid="audit-more" onClick={loadMore}>
+          Load more
+        </button>
+      )}
     </section>
   );
 }

@@ -17,6 +17,7 @@ export * from './audit-hmac.js';
 export * from './audit-line.js';
 export * from './audit-log.js';
 export * from './audit-read.js';
+export * from './audit-search.js';
 export * from './audit-sink.js';
 export * from './audit-stdout-sink.js';
 export * from './audit-verify.js';

@@ -150,12 +150,30 @@ describe('the console in Chromium', () => {
     await shot('secrets');
   });
 
-  it('searches the audit trail by path, action and decision, with the chain verification shown', async () => {
+  it('searches the whole trail on the server by path, action, decision and task, with load more and the chain verification shown', async () => {
     // A refused read by a revoked task, to find.
     await s.call({ method: 'GET', url: '/v1/secrets/data/kv/console/ledger-db', token: child.token });
     await w.page.click('[data-page="audit"]');
     await w.page.waitForSelector('[data-testid="audit-verify"].ok');
     expect(await w.page.locator('[data-testid="audit-verify"]').innerText()).toMatch(/Chain verified: \d+ records/);
+    // Newer traffic after it: the refused read is older than the newest page of results.
+    const refusedSeq = (
+      (await ok(
+        await s.call({ method: 'GET', url: `/v1/audit/search?task=${child.task_id}&decision=deny&limit=1` }),
+      )) as { records: { seq: number }[] }
+    ).records[0]!.seq;
+    for (let i = 0; i < 120; i++) await s.call({ method: 'GET', url: '/v1/policies/coord' });
+    // No filter: the newest 100 records, not yet the refused read; Load more follows the server's cursor to it.
+    const everything = await searchAudit();
+    expect(everything).toHaveLength(100);
+    expect(await w.page.locator('[data-testid="audit-count"]').getAttribute('data-complete')).toBe('false');
+    const refusedRow = w.page.locator(`table.audit tbody tr[data-seq="${refusedSeq}"]`);
+    expect(await refusedRow.count()).toBe(0);
+    await w.page.click('[data-testid="audit-more"]');
+    await refusedRow.waitFor();
+    expect(await w.page.locator('table.audit tbody tr').count()).toBeGreaterThan(100);
+    expect(await refusedRow.innerText()).toContain('deny');
+    await shot('audit-load-more');
     await w.page.fill('input[name="path"]', 'kv/console/ledger-db');
     await w.page.fill('input[name="action"]', 'read');
     await w.page.selectOption('select[name="decision"]', 'allow');

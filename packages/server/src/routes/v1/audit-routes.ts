@@ -10,10 +10,12 @@ import {
   formatAuditCheckpointLine,
   formatAuditRecordLine,
   NotFoundError,
+  searchAudit,
   tailAudit,
   ValidationError,
 } from '@custos/core';
 import type { FastifyInstance } from 'fastify';
+import { type AuditSearchQuerystring, auditSearchQuerySchema, parseAuditSearchQuery } from './audit-search-query.js';
 
 const readAudit = { kind: 'policy', action: 'read', resource: () => 'sys/audit' } as const;
 const recordView = (r: AuditRecord) => ({ ...r, event: JSON.parse(r.event) as unknown });
@@ -57,6 +59,31 @@ export async function auditRoutes(app: FastifyInstance, { node }: { node: Custos
       for await (const r of tailAudit(node.services().storage.audit, Number(request.query.n ?? 20)))
         records.push(recordView(r));
       return { records };
+    },
+  });
+
+  app.get<{ Querystring: AuditSearchQuerystring }>('/audit/search', {
+    // The same permission as tail and export: a search shows no more than they do.
+    config: { access: readAudit },
+    schema: {
+      tags: ['audit'],
+      summary: 'Search the online trail, newest first, by identity, task, path, action, decision and time',
+      querystring: auditSearchQuerySchema,
+    },
+    handler: async (request) => {
+      const { filter, limit, beforeSeq } = parseAuditSearchQuery(request.query);
+      // The scan per call is bounded (AUDIT_SEARCH_MAX_SCAN seqs): `complete: false` and
+      // `next_before_seq` tell the client where to continue, so one request never reads the whole trail.
+      const result = await searchAudit(node.services().storage.audit, filter, {
+        limit,
+        ...(beforeSeq === undefined ? {} : { beforeSeq }),
+      });
+      return {
+        records: result.records.map(({ record, event }) => ({ ...record, event })),
+        ...(result.nextBeforeSeq === undefined ? {} : { next_before_seq: result.nextBeforeSeq }),
+        scanned_through_seq: result.scannedThroughSeq,
+        complete: result.complete,
+      };
     },
   });
 
