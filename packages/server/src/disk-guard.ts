@@ -10,7 +10,14 @@ export type DiskGuardAction =
    * (logrotate, an archiver) before custos must refuse requests. It frees no
    * space by itself: custos never deletes audit files.
    */
-  | 'rotate-and-warn';
+  | 'rotate-and-warn'
+  /**
+   * Warn, rotate the audit file (when there is one), and run archival now —
+   * the same run the `audit.archive` schedule makes, archiving what was
+   * sealed before now − `keep_online` — so the database and the online files
+   * shrink before the disk fills and audit writes start to fail closed.
+   */
+  | 'archive-and-warn';
 
 export interface DiskGuardOptions {
   /** The directory whose filesystem is watched (the audit file's, else the data directory). */
@@ -27,6 +34,12 @@ export interface DiskGuardOptions {
   readonly auditBytes?: () => number | undefined;
   /** Rotates the audit file at its next checkpoint (the `rotate-and-warn` action). */
   readonly rotateAudit?: () => void;
+  /**
+   * One archive run now (the `archive-and-warn` action): the schedule's run,
+   * which never doubles a run in progress (and the node's lease keeps another
+   * node of a cluster from archiving at the same time). It logs counts only.
+   */
+  readonly archiveAudit?: () => Promise<void>;
   readonly log: {
     warn(fields: Record<string, unknown>, message: string): void;
     info(fields: Record<string, unknown>, message: string): void;
@@ -65,6 +78,7 @@ export class DiskGuard {
   #timer: NodeJS.Timeout | undefined;
   #reading: DiskGuardReading | undefined;
   #lowChecks = 0;
+  #archiving: Promise<void> | undefined;
 
   constructor(options: DiskGuardOptions) {
     if (options.warnFreeBytes === undefined && options.warnFreePercent === undefined) {
@@ -87,6 +101,11 @@ export class DiskGuard {
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
+  }
+
+  /** Resolves when the archive run started by the last crossing (if any) has ended. */
+  async settled(): Promise<void> {
+    await this.#archiving;
   }
 
   /** What it does when low. */
@@ -133,7 +152,19 @@ export class DiskGuard {
       if (!wasLow || ++this.#lowChecks % 10 === 0) {
         o.log.warn({ ...fields, action: o.action }, 'disk space for the audit trail is low');
       }
-      if (!wasLow && o.action === 'rotate-and-warn') o.rotateAudit?.();
+      if (!wasLow && o.action !== 'warn') o.rotateAudit?.();
+      // Once per crossing, and not awaited: a long run must not hold up the
+      // checks. A run still going from an earlier crossing is not doubled.
+      if (!wasLow && o.action === 'archive-and-warn' && o.archiveAudit && !this.#archiving) {
+        this.#archiving = o
+          .archiveAudit()
+          .catch((error: unknown) =>
+            o.log.warn({ code: (error as { code?: string }).code ?? 'error' }, 'early audit archive run failed'),
+          )
+          .finally(() => {
+            this.#archiving = undefined;
+          });
+      }
     } else {
       this.#lowChecks = 0;
       if (wasLow) o.log.info(fields, 'disk space for the audit trail is back above the threshold');

@@ -46,7 +46,7 @@ export interface ServerConfig {
       warnFreePercent?: number;
       checkEveryMs: number;
       windowMs: number;
-      action: 'warn' | 'rotate-and-warn';
+      action: 'warn' | 'rotate-and-warn' | 'archive-and-warn';
     };
   };
   /**
@@ -191,7 +191,11 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
   const auditFilePath = typeof auditFileSetting === 'object' ? auditFileSetting?.path : auditFileSetting;
   const auditFile = auditFileSetting === null ? undefined : resolve(dataDir, auditFilePath ?? 'audit.jsonl');
   const rotation = resolveAuditRotation(auditFileSetting);
-  const diskGuard = resolveDiskGuard(file.audit?.disk_guard, auditFile !== undefined);
+  const diskGuard = resolveDiskGuard(
+    file.audit?.disk_guard,
+    auditFile !== undefined,
+    file.audit?.archive?.every !== undefined,
+  );
   return {
     host,
     port,
@@ -270,10 +274,15 @@ function resolveAuditRotation(setting: NonNullable<ConfigFile['audit']>['file'])
   return { ...(maxBytes !== undefined ? { maxBytes } : {}), ...(everyMs !== undefined ? { everyMs } : {}) };
 }
 
-/** `audit.disk_guard`: a threshold is required; the action defaults to rotating early when there is a file. */
+/**
+ * `audit.disk_guard`: a threshold is required; the action defaults to
+ * archiving early when scheduled archival is configured, else to rotating
+ * early when there is a file.
+ */
 function resolveDiskGuard(
   guard: NonNullable<ConfigFile['audit']>['disk_guard'],
   hasFile: boolean,
+  hasArchiveSchedule: boolean,
 ): ServerConfig['audit']['diskGuard'] {
   if (guard === undefined) return undefined;
   const { warn_free_bytes: bytes, warn_free_percent: percent, check_every: every, window, action } = guard;
@@ -292,9 +301,13 @@ function resolveDiskGuard(
   }
   const windowMs = window === undefined ? 300_000 : parseDuration(window);
   if (windowMs < checkEveryMs) throw new ValidationError('audit.disk_guard.window is at least check_every.');
-  const chosen = action ?? (hasFile ? 'rotate-and-warn' : 'warn');
-  if (chosen !== 'warn' && chosen !== 'rotate-and-warn') {
-    throw new ValidationError('audit.disk_guard.action is warn or rotate-and-warn.');
+  const chosen = action ?? (hasArchiveSchedule ? 'archive-and-warn' : hasFile ? 'rotate-and-warn' : 'warn');
+  if (chosen !== 'warn' && chosen !== 'rotate-and-warn' && chosen !== 'archive-and-warn') {
+    throw new ValidationError('audit.disk_guard.action is warn, rotate-and-warn or archive-and-warn.');
+  }
+  // Archiving early archives what is older than keep_online, which only the schedule defines.
+  if (chosen === 'archive-and-warn' && !hasArchiveSchedule) {
+    throw new ValidationError('audit.disk_guard.action archive-and-warn needs audit.archive (every, keep_online).');
   }
   if (chosen === 'rotate-and-warn' && !hasFile) {
     throw new ValidationError('audit.disk_guard.action rotate-and-warn needs the audit file.');

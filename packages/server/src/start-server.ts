@@ -101,12 +101,21 @@ export async function startServer(
   chmodSync(config.dataDir, 0o700);
   // The audit file sink of the unsealed node (reopened on SIGHUP, rotated early by the disk guard).
   const auditFile = () => (node.sealed ? undefined : node.services().auditFile);
+  // Scheduled archival; the disk guard's archive-and-warn runs it early.
+  const archiveSchedule = config.audit.archiveSchedule
+    ? new AuditArchiveSchedule({
+        ...config.audit.archiveSchedule,
+        archive: (before) => (node.sealed ? undefined : node.services().archiveAudit(before)),
+        log: logger,
+      })
+    : undefined;
   const diskGuard = config.audit.diskGuard
     ? new DiskGuard({
         ...config.audit.diskGuard,
         dir: config.audit.file ? dirname(config.audit.file) : config.dataDir,
         auditBytes: () => auditFile()?.bytesWritten,
         rotateAudit: () => auditFile()?.rotateSoon(),
+        ...(archiveSchedule ? { archiveAudit: () => archiveSchedule.runOnce() } : {}),
         log: logger,
       })
     : undefined;
@@ -189,13 +198,6 @@ export async function startServer(
     throw error;
   }
   await diskGuard?.start();
-  const archiveSchedule = config.audit.archiveSchedule
-    ? new AuditArchiveSchedule({
-        ...config.audit.archiveSchedule,
-        archive: (before) => (node.sealed ? undefined : node.services().archiveAudit(before)),
-        log: logger,
-      })
-    : undefined;
   archiveSchedule?.start();
   // logrotate renames the audit file, then sends SIGHUP: open a new one at the
   // configured path, anchored to the renamed one (see docs/audit.md).

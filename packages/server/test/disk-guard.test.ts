@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditArchiveSchedule } from '../src/audit-archive-schedule.js';
 import { DiskGuard } from '../src/disk-guard.js';
 import { resolveServerConfig } from '../src/server-config.js';
+import { startTestServer } from './test-server.js';
 
 // The guard reads the real filesystem (fs.statfs): a 2 MiB tmpfs that the
 // test fills past the threshold, as a busy node's audit trail would.
@@ -79,6 +81,70 @@ describe.runIf(isRoot)('disk guard on a real small filesystem', () => {
       level: 'info',
       message: 'disk space for the audit trail is back above the threshold',
     });
+  });
+
+  it('archive-and-warn runs the scheduled archival once per crossing, before requests are refused', async () => {
+    const archiveDir = join(mnt, 'archive');
+    const s = await startTestServer('sqlite', { audit: { archiveDir, checkpointEvery: 5 } });
+    try {
+      for (let i = 0; i < 12; i++) await s.call({ method: 'GET', url: '/v1/audit/tail?n=1' });
+      const { lines, log } = recorder();
+      // The server's wiring: the schedule's run (before = now − keep_online).
+      // Its clock is two minutes ahead, so what was just written is older than keep_online.
+      const schedule = new AuditArchiveSchedule({
+        everyMs: 3_600_000,
+        keepOnlineMs: 60_000,
+        archive: (before) => s.node.services().archiveAudit(before),
+        log,
+        now: () => Date.now() + 120_000,
+      });
+      let runs = 0;
+      let rotations = 0;
+      const guard = new DiskGuard({
+        dir: mnt,
+        warnFreeBytes: 1024 * 1024,
+        checkEveryMs: 1_000,
+        windowMs: 60_000,
+        action: 'archive-and-warn',
+        rotateAudit: () => rotations++,
+        archiveAudit: () => {
+          runs++;
+          return schedule.runOnce();
+        },
+        log,
+      });
+      expect((await guard.check()).low).toBe(false);
+      await guard.settled();
+      expect(runs).toBe(0);
+      const fill = join(mnt, 'filler');
+      writeFileSync(fill, Buffer.alloc(1536 * 1024));
+      try {
+        expect((await guard.check()).low).toBe(true);
+        await guard.settled();
+        expect(runs).toBe(1);
+        expect(rotations).toBe(1);
+        // Archived early: the records left the database, into a signed archive.
+        expect(readdirSync(archiveDir)).toEqual(['audit-archive-000001.jsonl.gz']);
+        const archived = lines.find((l) => l.message === 'audit archived');
+        expect(archived?.fields).toMatchObject({ archive: 1, first_seq: 1 });
+        const lastSeq = (archived?.fields as { last_seq?: number } | undefined)?.last_seq;
+        expect(lastSeq).toBeGreaterThan(5);
+        const verify = await s.call({ method: 'GET', url: '/v1/audit/verify' });
+        expect(verify.json()).toMatchObject({ ok: true, archivedThrough: lastSeq });
+        // Counts only: no path in the log.
+        expect(JSON.stringify(lines)).not.toContain(mnt);
+        // Still low: no second run for the same crossing.
+        await guard.check();
+        await guard.settled();
+        expect(runs).toBe(1);
+      } finally {
+        unlinkSync(fill);
+      }
+      expect((await guard.check()).low).toBe(false);
+      await schedule.stop();
+    } finally {
+      await s.close();
+    }
   });
 
   it('by percentage too; `warn` never rotates', async () => {
@@ -168,6 +234,10 @@ describe('audit rotation and disk guard settings', () => {
       action: 'warn',
       checkEveryMs: 10_000,
     });
+    // With scheduled archival, the guard archives early by default.
+    expect(cfg({ archive: { every: '1h' }, disk_guard: { warn_free_percent: 10 } }).diskGuard).toMatchObject({
+      action: 'archive-and-warn',
+    });
   });
 
   it.each([
@@ -176,7 +246,9 @@ describe('audit rotation and disk guard settings', () => {
     [{ file: { size: 1 } }, /audit\.file\.size is not a setting/],
     [{ disk_guard: {} }, /needs warn_free_bytes or warn_free_percent/],
     [{ disk_guard: { warn_free_percent: 150 } }, /between 0 and 100/],
-    [{ disk_guard: { warn_free_bytes: 1, action: 'delete' } }, /warn or rotate-and-warn/],
+    [{ disk_guard: { warn_free_bytes: 1, action: 'delete' } }, /warn, rotate-and-warn or archive-and-warn/],
+    [{ disk_guard: { warn_free_bytes: 1, action: 'archive-and-warn' } }, /archive-and-warn needs audit\.archive/],
+    [{ archive: { dir: 'a' }, disk_guard: { warn_free_bytes: 1, action: 'archive-and-warn' } }, /needs audit\.archive/],
     [{ file: null, disk_guard: { warn_free_bytes: 1, action: 'rotate-and-warn' } }, /needs the audit file/],
     [{ disk_guard: { warn_free_bytes: 1, check_every: '10ms' } }, /check_every is between 1s and 1h/],
   ])('refuses %j at start', (audit, message) => {

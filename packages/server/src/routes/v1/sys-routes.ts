@@ -35,7 +35,7 @@ const diskSchema = {
     audit_growth_bytes_per_min: { type: 'integer' },
     minutes_to_full: { type: 'integer' },
     low: { type: 'boolean' },
-    action: { type: 'string', enum: ['warn', 'rotate-and-warn'] },
+    action: { type: 'string', enum: ['warn', 'rotate-and-warn', 'archive-and-warn'] },
   },
 } as const;
 
