@@ -51,11 +51,12 @@ export class AuditArchiveSchedule {
       const run = await this.#options.archive(new Date(now - this.#options.keepOnlineMs));
       if (!run) return;
       const m = run.written?.manifest;
-      if (m || run.deleted > 0 || run.resumed) {
+      if (m || run.deleted > 0 || run.resumed || run.filesRemoved) {
         this.#options.log.info(
           {
             ...(m ? { archive: m.archive, first_seq: m.firstSeq, last_seq: m.lastSeq, records: m.records } : {}),
             deleted: run.deleted,
+            ...(run.filesRemoved ? { files_removed: run.filesRemoved } : {}),
             ...(run.resumed ? { resumed: true } : {}),
           },
           'audit archived',

@@ -5,6 +5,7 @@ import type { AuditArchiveState, AuditStore } from '../ports/storage.js';
 import type { AuditArchiveManifest } from './audit-archive-format.js';
 import { writeAuditArchive } from './audit-archive-write.js';
 import type { AuditSigner } from './audit-checkpoint.js';
+import { removeArchivedAuditFiles } from './audit-file-prune.js';
 
 /** A step of an archive run, for crash tests (a hook that may kill the process there). */
 export type AuditArchiveStep = 'archive-written' | 'journal-written' | 'batch-deleted';
@@ -28,6 +29,12 @@ export interface AuditArchiveRunOptions {
   /** How long the lease lasts without renewal (default 5 minutes; renewed after every batch). */
   readonly leaseMs?: number;
   readonly step?: (step: AuditArchiveStep) => void | Promise<void>;
+  /**
+   * The node's audit file (`audit.file`), when it has one: its rotated files
+   * whose records are all archived are removed once the archive is durable
+   * (see {@link removeArchivedAuditFiles}); the current file never is.
+   */
+  readonly onlineFile?: string;
 }
 
 export interface AuditArchiveRunResult {
@@ -37,6 +44,8 @@ export interface AuditArchiveRunResult {
   readonly resumed?: string;
   /** Rows (records and checkpoints) deleted from the store. */
   readonly deleted: number;
+  /** Rotated audit files removed because an archive holds all their records. */
+  readonly filesRemoved?: number;
   /** Another node holds the archival lease: nothing was done. */
   readonly busy?: true;
 }
@@ -75,7 +84,14 @@ export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<
   };
   if (!(await lease())) return { deleted: 0, busy: true };
   try {
-    return await run({ ...options, renew: lease });
+    const result = await run({ ...options, renew: lease });
+    if (!options.onlineFile) return result;
+    // After the deletes, every run (one that wrote nothing too, so a file
+    // kept by a crash goes next time): the archive the state names is durable.
+    const state = await options.store.archiveState();
+    if (!state) return result;
+    const filesRemoved = await removeArchivedAuditFiles(options.onlineFile, state.checkpoint.seq);
+    return filesRemoved > 0 ? { ...result, filesRemoved } : result;
   } finally {
     await store.releaseArchiveLease(holder).catch(() => undefined);
   }

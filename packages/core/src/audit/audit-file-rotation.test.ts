@@ -1,12 +1,15 @@
-import { copyFile, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requestEvent, testSigner } from '../test-support/audit-fixtures.js';
 import { MemoryAuditStore } from '../test-support/memory-audit-store.js';
+import { runAuditArchive } from './audit-archive-run.js';
+import { verifyAuditArchives } from './audit-archive-verify.js';
 import type { AuditSigner } from './audit-checkpoint.js';
 import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import { AUDIT_ANCHOR_UNLINKED, parseAuditFileAnchorLine } from './audit-file-anchor.js';
+import { removeArchivedAuditFiles } from './audit-file-prune.js';
 import { type AuditFileRotation, rotatedAuditFileName } from './audit-file-rotation.js';
 import { AuditFileSink, type AuditFileSinkOptions } from './audit-file-sink.js';
 import { verifyAuditFile } from './audit-file-verify.js';
@@ -403,5 +406,83 @@ describe('verifying rotated files: what an attacker with file access does shows,
       problem: 'anchor-missing',
       file: files[0],
     });
+  });
+});
+
+describe('archival removes the rotated files it covers', () => {
+  /** The last record seq of each file (the anchor's seq for a file of none). */
+  async function lastSeqs(files: readonly string[]): Promise<number[]> {
+    const out: number[] = [];
+    for (const f of files) out.push((await seqsIn([f])).at(-1) ?? 0);
+    return out;
+  }
+
+  it('rotated files wholly archived go once the archive is durable; the current file stays; the rest verifies from its anchor and with the archive', async () => {
+    const r = rig();
+    const { log } = await openLog(r, { maxBytes: 3_000 });
+    // Records 1–60, one second apart.
+    for (let i = 1; i <= 60; i++) {
+      r.clock.now += 1000;
+      await log.record(requestEvent(i));
+    }
+    await log.close();
+    const before = await filesInOrder(r);
+    expect(before.length).toBeGreaterThanOrEqual(4);
+    const rotatedBefore = before.slice(0, -1);
+    const seqsBefore = await lastSeqs(rotatedBefore);
+    const archiveDir = join(dir, 'archive');
+    await mkdir(archiveDir);
+    // Archive what was sealed by second 35: records 1–30 (checkpoints every 10).
+    const run = await runAuditArchive({
+      store: r.store,
+      signer: r.signer,
+      dir: archiveDir,
+      before: new Date(Date.parse('2030-01-01T00:00:00.000Z') + 35_500),
+      onlineFile: r.path,
+    });
+    const through = run.written!.manifest.lastSeq;
+    expect(through).toBe(30);
+    const after = await filesInOrder(r);
+    const gone = rotatedBefore.filter((_, i) => seqsBefore[i]! <= through);
+    expect(gone.length).toBeGreaterThanOrEqual(1);
+    expect(run.filesRemoved).toBe(gone.length);
+    expect(after).toEqual(before.filter((f) => !gone.includes(f)));
+    // The current file is never removed, and the first file left holds records after the archive.
+    expect(after.at(-1)).toBe(r.path);
+    expect((await lastSeqs(after.slice(0, 1)))[0]).toBeGreaterThan(through);
+    // The files left verify on their own, from the first one's anchor...
+    expect(await verifyAuditFiles(after, { publicKeys: r.publicKeys })).toMatchObject({ ok: true, lastSeq: 60 });
+    // ...and every record is still somewhere: in the archive or in a file left.
+    expect((await seqsIn(after))[0]).toBeLessThanOrEqual(through + 1);
+    expect(
+      await verifyAuditArchives([join(archiveDir, 'audit-archive-000001.jsonl.gz')], {
+        publicKeys: r.publicKeys,
+        online: r.store,
+      }),
+    ).toMatchObject({ ok: true });
+  });
+
+  it('crash-safe: a file kept by a crash goes on the next call; a file not wholly archived stops the pass; nothing else is touched', async () => {
+    const r = rig();
+    const { log } = await openLog(r, { maxBytes: 6_000 });
+    await recordMany(log, 1, 100);
+    await log.close();
+    const files = await filesInOrder(r);
+    const seqs = await lastSeqs(files.slice(0, -1));
+    await writeFile(join(dir, 'audit.jsonl-20301201'), 'logrotate file\n');
+    // Only the first file is covered; the process "dies" before removing it.
+    const through = seqs[0]!;
+    // A later file that claims to be covered is kept: files go oldest first, and a kept one stops the pass.
+    expect(await removeArchivedAuditFiles(r.path, through - 1)).toBe(0);
+    expect(await filesInOrder(r)).toEqual(files);
+    expect(await removeArchivedAuditFiles(r.path, through)).toBe(1);
+    // Idempotent: called again, nothing more to remove.
+    expect(await removeArchivedAuditFiles(r.path, through)).toBe(0);
+    expect(await removeArchivedAuditFiles(r.path, seqs[1]!)).toBe(1);
+    expect(await filesInOrder(r)).toEqual(files.slice(2));
+    // Everything archived: every rotated file goes, the current file and other files stay.
+    expect(await removeArchivedAuditFiles(r.path, 100)).toBe(files.length - 3);
+    expect((await readdir(dir)).sort()).toEqual(['audit.jsonl', 'audit.jsonl-20301201']);
+    expect(await verifyAuditFiles([r.path], { publicKeys: r.publicKeys })).toMatchObject({ ok: true, lastSeq: 100 });
   });
 });

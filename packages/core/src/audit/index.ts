@@ -8,6 +8,7 @@ export * from './audit-compact-line.js';
 export * from './audit-database-sink.js';
 export * from './audit-event.js';
 export * from './audit-file-anchor.js';
+export * from './audit-file-prune.js';
 export * from './audit-file-rotation.js';
 export * from './audit-file-sink.js';
 export * from './audit-file-verify.js';

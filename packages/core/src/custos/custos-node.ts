@@ -711,7 +711,13 @@ export class CustosNode {
           await mkdir(dir, { recursive: true, mode: 0o700 });
           // Archiving up to now: seal what is written so far, so the archive can reach it.
           if (before.getTime() > Date.now()) await audit.checkpoint();
-          return runAuditArchive({ store: storage.audit, signer: keys.signer, dir, before });
+          return runAuditArchive({
+            store: storage.audit,
+            signer: keys.signer,
+            dir,
+            before,
+            ...(auditOptions.file ? { onlineFile: auditOptions.file } : {}),
+          });
         });
         archiving = run.catch(() => undefined);
         return run;

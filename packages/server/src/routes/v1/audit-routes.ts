@@ -143,6 +143,8 @@ export async function auditRoutes(app: FastifyInstance, { node }: { node: Custos
             }
           : null,
         deleted: run.deleted,
+        // Rotated audit files removed because the archives hold all their records (a count, never a name).
+        ...(run.filesRemoved ? { files_removed: run.filesRemoved } : {}),
         ...(run.resumed ? { resumed: run.resumed } : {}),
         // Another node of the cluster holds the archival lease: nothing was done here.
         ...(run.busy ? { busy: true } : {}),
