@@ -2,7 +2,13 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { auditFilesInDirectory, auditKeyId, verifyAuditArchives, verifyAuditFiles } from '@custos/core';
+import {
+  auditFilesInDirectory,
+  auditKeyId,
+  verifyAuditArchives,
+  verifyAuditArchivesAndFiles,
+  verifyAuditFiles,
+} from '@custos/core';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
@@ -58,7 +64,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
     .description('verify the chain and signed checkpoints (on the server, or an export file offline)')
     .option(
       '--file <path...>',
-      'verify offline: an export, the audit file, rotated audit files in order (files, or a directory of them), or archives (.gz) in order',
+      'verify offline: an export, the audit file, rotated audit files in order (files, or a directory of them), archives (.gz) in order, or archives then the audit files that follow them (one chain)',
     )
     .option('--public-key <pem...>', 'with --file: trusted checkpoint public key(s) (PEM files)')
     .option('--partial', 'with --file: the export starts after seq 1 (export --since)')
@@ -78,14 +84,25 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
           files.push(...(statSync(path).isDirectory() ? await auditFilesInDirectory(path) : [path]));
         }
         if (files.length === 0) throw new CliError('CUSTOS_ERR_USAGE', 'no audit file found', EXIT.usage);
+        // Archives (.gz) first, then the audit files that continue them: one chain end to end.
         const archives = files.filter((f) => f.endsWith('.gz'));
-        if (archives.length > 0 && archives.length !== files.length) {
-          throw new CliError('CUSTOS_ERR_USAGE', 'give archives (.gz) or audit files, not both', EXIT.usage);
+        const online = files.filter((f) => !f.endsWith('.gz'));
+        if (archives.length > 0 && files.slice(0, archives.length).some((f) => !f.endsWith('.gz'))) {
+          throw new CliError(
+            'CUSTOS_ERR_USAGE',
+            'give the archives (.gz) first, then the audit files that follow them',
+            EXIT.usage,
+          );
+        }
+        if (archives.length > 0 && opts.partial) {
+          throw new CliError('CUSTOS_ERR_USAGE', '--partial is for an export, not with archives', EXIT.usage);
         }
         report =
-          archives.length > 0
-            ? await verifyAuditArchives(archives, { publicKeys })
-            : await verifyAuditFiles(files, { publicKeys, ...(opts.partial ? { partial: true } : {}) });
+          archives.length === 0
+            ? await verifyAuditFiles(files, { publicKeys, ...(opts.partial ? { partial: true } : {}) })
+            : online.length === 0
+              ? await verifyAuditArchives(archives, { publicKeys })
+              : await verifyAuditArchivesAndFiles(archives, online, { publicKeys });
       } else {
         report = await new CustosClient(io).request<Report>('GET', '/v1/audit/verify');
       }

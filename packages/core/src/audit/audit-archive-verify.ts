@@ -388,3 +388,14 @@ function lines(path: string, hash?: ReturnType<typeof createHash>): AsyncIterabl
   raw.on('error', (e) => gunzip.destroy(e));
   return createInterface({ input: raw.pipe(gunzip), crlfDelay: Number.POSITIVE_INFINITY });
 }
+
+/**
+ * The signed manifest at the end of an archive (its last line), or undefined
+ * when the archive has none. It is read, not verified: verify the archive
+ * with {@link verifyAuditArchives} first.
+ */
+export async function readAuditArchiveManifest(path: string): Promise<AuditArchiveManifest | undefined> {
+  let last: string | undefined;
+  for await (const line of lines(path)) if (line.length > 0) last = line;
+  return last === undefined ? undefined : parseAuditArchiveManifestLine(last);
+}

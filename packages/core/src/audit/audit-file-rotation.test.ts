@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requestEvent, testSigner } from '../test-support/audit-fixtures.js';
 import { MemoryAuditStore } from '../test-support/memory-audit-store.js';
+import { verifyAuditArchivesAndFiles } from './audit-archive-files-verify.js';
 import { runAuditArchive } from './audit-archive-run.js';
 import { verifyAuditArchives } from './audit-archive-verify.js';
 import type { AuditSigner } from './audit-checkpoint.js';
@@ -460,6 +461,12 @@ describe('archival removes the rotated files it covers', () => {
         online: r.store,
       }),
     ).toMatchObject({ ok: true });
+    // The archive then the files left: one chain, each record counted once.
+    expect(
+      await verifyAuditArchivesAndFiles([join(archiveDir, 'audit-archive-000001.jsonl.gz')], after, {
+        publicKeys: r.publicKeys,
+      }),
+    ).toMatchObject({ ok: true, events: 60, lastSeq: 60, archives: 1, archivedEvents: 30 });
   });
 
   it('crash-safe: a file kept by a crash goes on the next call; a file not wholly archived stops the pass; nothing else is touched', async () => {

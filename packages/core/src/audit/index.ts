@@ -1,3 +1,4 @@
+export * from './audit-archive-files-verify.js';
 export * from './audit-archive-format.js';
 export * from './audit-archive-run.js';
 export * from './audit-archive-verify.js';
