@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCliServer } from './cli-harness.js';
@@ -82,5 +82,50 @@ describe('custos CLI against a real server', () => {
     const offline = await h.cli(['audit', 'verify', '--file', exported, '--public-key', pem]);
     expect(offline).toMatchObject({ code: 0 });
     expect(offline.stdout).toMatch(/^OK: /);
+
+    // The stores keep events compact (docs/audit.md, "Stored form"); tail and
+    // export still give the full, readable event.
+    const tail = JSON.parse((await h.cli(['audit', 'tail', '-n', '5', '--json'])).stdout) as Array<{
+      event: { type: string; time: string; auth?: unknown; request?: { route: string } };
+    }>;
+    expect(tail).toHaveLength(5);
+    for (const { event } of tail) {
+      expect(event.time).toMatch(/^\d{4}-\d\d-\d\dT/);
+      if (event.type === 'request') expect(event.request?.route).toMatch(/^\/v1\//);
+    }
+    const records = readFileSync(exported, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"kind":"record"'))
+      .map((l) => JSON.parse(JSON.parse(l).event as string) as { type: string; auth?: unknown; details?: unknown });
+    expect(records.some((e) => e.type === 'request' && e.auth !== undefined && e.details !== undefined)).toBe(true);
+    // The server's own audit file is compact, and verifies offline as it is.
+    const auditFile = join(h.dir, 'audit.jsonl');
+    expect(readFileSync(auditFile, 'utf8')).toContain(',"e":{"v":1,');
+    const fileCheck = await h.cli(['audit', 'verify', '--file', auditFile, '--public-key', pem]);
+    expect(fileCheck).toMatchObject({ code: 0 });
+    expect(fileCheck.stdout).toMatch(/^OK: /);
+  });
+
+  it('audit archive: the server archives and removes, the CLI downloads; verify says how many are archived; the archive verifies offline and a truncated one is named', async () => {
+    const archive = join(h.dir, 'downloaded-1.jsonl.gz');
+    const before = new Date(Date.now() + 60_000).toISOString();
+    const run = await h.cli(['audit', 'archive', '--before', before, '--output', archive]);
+    expect(run, run.stderr).toMatchObject({ code: 0 });
+    expect(run.stdout).toMatch(/^archive 1 \(audit-archive-000001\.jsonl\.gz\): seqs 1–\d+/);
+    expect((await h.cli(['audit', 'verify'])).stdout).toMatch(/^OK: .*records up to seq \d+ archived/);
+    const keys = (await (await fetch(`${h.server.address}/v1/audit/public-keys`)).json()) as {
+      keys: Array<{ public_key_pem: string }>;
+    };
+    const pem = join(h.dir, 'audit-archive.pub');
+    writeFileSync(pem, keys.keys[0]!.public_key_pem);
+    const offline = await h.cli(['audit', 'verify', '--file', archive, '--public-key', pem]);
+    expect(offline, offline.stderr).toMatchObject({ code: 0 });
+    expect(offline.stdout).toMatch(/^OK: .*1 archive in sequence/);
+    const bytes = readFileSync(archive);
+    writeFileSync(archive, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const truncated = await h.cli(['audit', 'verify', '--file', archive, '--public-key', pem]);
+    expect(truncated.code).not.toBe(0);
+    expect(truncated.stdout).toMatch(/FAILED .* in .*downloaded-1\.jsonl\.gz.*archive-truncated/);
+    expect((await h.cli(['audit', 'archive', '--before', 'yesterday'])).code).not.toBe(0);
   });
 });

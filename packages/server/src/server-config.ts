@@ -36,6 +36,10 @@ export interface ServerConfig {
     fsync: 'always' | 'never';
     /** `audit.file.max_bytes` / `audit.file.rotate_every`: rotation of the file (see docs/audit.md). */
     rotation?: { maxBytes?: number; everyMs?: number };
+    /** `audit.archive.dir`: where archives are written (default `<data_dir>/audit-archive`); never from a request. */
+    archiveDir: string;
+    /** `audit.archive.every` / `keep_online`: scheduled archival (off without `every`). */
+    archiveSchedule?: { everyMs: number; keepOnlineMs: number };
     /** `audit.disk_guard`: free-space watch where the audit trail grows. */
     diskGuard?: {
       warnFreeBytes?: number;
@@ -137,6 +141,7 @@ interface ConfigFile {
     file?: string | null | { path?: string; max_bytes?: number; rotate_every?: string };
     stdout?: boolean;
     fsync?: 'always' | 'never';
+    archive?: { dir?: string; every?: string; keep_online?: string };
     disk_guard?: {
       warn_free_bytes?: number;
       warn_free_percent?: number;
@@ -201,6 +206,8 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       stdout: file.audit?.stdout ?? false,
       fsync: file.audit?.fsync ?? (durability === 'power' ? 'always' : 'never'),
       ...(rotation ? { rotation } : {}),
+      archiveDir: resolve(dataDir, file.audit?.archive?.dir ?? 'audit-archive'),
+      ...resolveArchiveSchedule(file.audit?.archive),
       ...(diskGuard ? { diskGuard } : {}),
     },
     durability,
@@ -220,6 +227,27 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
       : {}),
     ...(file.anomaly !== undefined ? { anomaly: resolveAnomalyConfig(file.anomaly) } : {}),
   };
+}
+
+/** `audit.archive.every` and `keep_online`, checked now so a typo stops the server at start. */
+function resolveArchiveSchedule(archive: NonNullable<ConfigFile['audit']>['archive']): {
+  archiveSchedule?: { everyMs: number; keepOnlineMs: number };
+} {
+  if (archive === undefined) return {};
+  const known = new Set(['dir', 'every', 'keep_online']);
+  for (const key of Object.keys(archive)) {
+    if (!known.has(key)) throw new ValidationError(`audit.archive.${key} is not a setting.`);
+  }
+  if (archive.every === undefined) {
+    if (archive.keep_online !== undefined) throw new ValidationError('audit.archive.keep_online needs every.');
+    return {};
+  }
+  const everyMs = parseDuration(archive.every);
+  if (everyMs < 60_000) throw new ValidationError('audit.archive.every is at least 1m.');
+  // Keep at least a day online by default: recent events are what tail, export and the anomaly rules read.
+  const keepOnlineMs = archive.keep_online === undefined ? 86_400_000 : parseDuration(archive.keep_online);
+  if (keepOnlineMs < 60_000) throw new ValidationError('audit.archive.keep_online is at least 1m.');
+  return { archiveSchedule: { everyMs, keepOnlineMs } };
 }
 
 /** `audit.file.max_bytes` and `audit.file.rotate_every`, checked now so a typo stops the server at start. */

@@ -15,6 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logAlertSink } from './alerts/log-alert-sink.js';
 import { buildApp } from './app.js';
+import { AuditArchiveSchedule } from './audit-archive-schedule.js';
 import { type DecoyDatabaseListener, startDecoyDatabaseListener } from './decoy/decoy-database-listener.js';
 import { DiskGuard } from './disk-guard.js';
 import { LogDestination } from './logging/log-destination.js';
@@ -136,6 +137,7 @@ export async function startServer(
       stdout: config.audit.stdout,
       fsync: config.audit.fsync,
       ...(config.audit.rotation ? { rotation: config.audit.rotation } : {}),
+      archiveDir: config.audit.archiveDir,
       // Counts and names custos chose only; a logrotate rename is not custos's to name.
       onFileRotate: (event) =>
         logger.info(
@@ -187,6 +189,14 @@ export async function startServer(
     throw error;
   }
   await diskGuard?.start();
+  const archiveSchedule = config.audit.archiveSchedule
+    ? new AuditArchiveSchedule({
+        ...config.audit.archiveSchedule,
+        archive: (before) => (node.sealed ? undefined : node.services().archiveAudit(before)),
+        log: logger,
+      })
+    : undefined;
+  archiveSchedule?.start();
   // logrotate renames the audit file, then sends SIGHUP: open a new one at the
   // configured path, anchored to the renamed one (see docs/audit.md).
   const onHangup = () => {
@@ -281,6 +291,7 @@ export async function startServer(
         }
         process.off('SIGHUP', onHangup);
         diskGuard?.stop();
+        await archiveSchedule?.stop();
         await node.close();
       })();
       return closing;

@@ -2,7 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { auditFilesInDirectory, auditKeyId, verifyAuditFiles } from '@custos/core';
+import { auditFilesInDirectory, auditKeyId, verifyAuditArchives, verifyAuditFiles } from '@custos/core';
 import type { Command } from 'commander';
 import { CliError, type CliIo, EXIT } from '../cli-io.js';
 import { CustosClient } from '../http-client.js';
@@ -19,6 +19,9 @@ type Report =
       interval?: { every: number; intervalMs: number };
       files?: number;
       unlinkedFiles?: number;
+      archives?: number;
+      archivedEvents?: number;
+      archivedThrough?: number;
     }
   | { ok: false; seq: number; problem: string; detail: string; events: number; file?: string; line?: number };
 
@@ -29,6 +32,12 @@ const chaining = (r: Extract<Report, { ok: true }>) =>
     r.legacyCheckpoints ? `${r.legacyCheckpoints} legacy (v1, not chained)` : undefined,
     r.files && r.files > 1 ? `${r.files} files in sequence` : undefined,
     r.unlinkedFiles ? `${r.unlinkedFiles} linked by the chain only (see docs/audit.md)` : undefined,
+    r.archives
+      ? `${r.archives} archive${r.archives === 1 ? '' : 's'} in sequence (${r.archivedEvents} events)`
+      : undefined,
+    r.archivedThrough
+      ? `records up to seq ${r.archivedThrough} archived, verified from that archive's checkpoint`
+      : undefined,
   ]
     .filter(Boolean)
     .map((s) => `; ${s}`)
@@ -48,7 +57,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
     .description('verify the chain and signed checkpoints (on the server, or an export file offline)')
     .option(
       '--file <path...>',
-      'verify offline: an export, the audit file, or rotated audit files in order (files, or a directory of them)',
+      'verify offline: an export, the audit file, rotated audit files in order (files, or a directory of them), or archives (.gz) in order',
     )
     .option('--public-key <pem...>', 'with --file: trusted checkpoint public key(s) (PEM files)')
     .option('--partial', 'with --file: the export starts after seq 1 (export --since)')
@@ -68,7 +77,14 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
           files.push(...(statSync(path).isDirectory() ? await auditFilesInDirectory(path) : [path]));
         }
         if (files.length === 0) throw new CliError('CUSTOS_ERR_USAGE', 'no audit file found', EXIT.usage);
-        report = await verifyAuditFiles(files, { publicKeys, ...(opts.partial ? { partial: true } : {}) });
+        const archives = files.filter((f) => f.endsWith('.gz'));
+        if (archives.length > 0 && archives.length !== files.length) {
+          throw new CliError('CUSTOS_ERR_USAGE', 'give archives (.gz) or audit files, not both', EXIT.usage);
+        }
+        report =
+          archives.length > 0
+            ? await verifyAuditArchives(archives, { publicKeys })
+            : await verifyAuditFiles(files, { publicKeys, ...(opts.partial ? { partial: true } : {}) });
       } else {
         report = await new CustosClient(io).request<Report>('GET', '/v1/audit/verify');
       }
@@ -128,6 +144,46 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
       await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), out, {
         end: Boolean(opts.output),
       });
+    });
+
+  audit
+    .command('archive')
+    .description('archive the records sealed before a time on the server, then remove them from its database')
+    .requiredOption('--before <time>', 'ISO-8601 time: records sealed by a checkpoint signed before it')
+    .option('--output <file>', 'also download the archive written, to this file')
+    .option('--json', 'JSON output')
+    .action(async (opts: { before: string; output?: string; json?: boolean }) => {
+      if (Number.isNaN(Date.parse(opts.before))) {
+        throw new CliError('CUSTOS_ERR_USAGE', '--before must be an ISO-8601 time', EXIT.usage);
+      }
+      const client = new CustosClient(io);
+      const result = await client.request<{
+        archived: { archive: number; file: string; first_seq: number; last_seq: number; records: number } | null;
+        deleted: number;
+        resumed?: string;
+      }>('POST', '/v1/audit/archive', { before: opts.before });
+      if (opts.output && result.archived) {
+        const response = await client.raw('GET', `/v1/audit/archive/${result.archived.archive}`);
+        if (!response.ok || !response.body) {
+          const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+          throw new CliError(body.error?.code ?? `HTTP_${response.status}`, body.error?.message ?? response.statusText);
+        }
+        await pipeline(
+          Readable.fromWeb(response.body as import('node:stream/web').ReadableStream),
+          createWriteStream(opts.output, { mode: 0o600 }),
+        );
+      }
+      emit(io, opts.json, result, () =>
+        [
+          result.resumed ? `finished an interrupted run (${result.resumed})` : undefined,
+          result.archived
+            ? `archive ${result.archived.archive} (${result.archived.file}): seqs ${result.archived.first_seq}–${result.archived.last_seq}, ${result.archived.records} records${opts.output ? `, saved to ${opts.output}` : ''}`
+            : 'nothing new sealed before that time',
+          `${result.deleted} rows removed from the database`,
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
     });
 
   audit

@@ -5,12 +5,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requestEvent, testSigner } from '../test-support/audit-fixtures.js';
 import { MemoryAuditStore } from '../test-support/memory-audit-store.js';
 import type { AuditSigner } from './audit-checkpoint.js';
+import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import { AUDIT_ANCHOR_UNLINKED, parseAuditFileAnchorLine } from './audit-file-anchor.js';
 import { type AuditFileRotation, rotatedAuditFileName } from './audit-file-rotation.js';
 import { AuditFileSink, type AuditFileSinkOptions } from './audit-file-sink.js';
 import { verifyAuditFile } from './audit-file-verify.js';
 import { verifyAuditFiles } from './audit-files-verify.js';
-import { formatAuditRecordLine, parseAuditLine } from './audit-line.js';
+import { formatAuditRecordLine } from './audit-line.js';
 import { AuditLog } from './audit-log.js';
 import { verifyAudit } from './audit-verify.js';
 
@@ -76,7 +77,14 @@ async function filesInOrder(r: Rig): Promise<string[]> {
  * length, through the line codec, so it does not depend on the stored form.
  */
 function editRecordLine(line: string): string {
-  const parsed = parseAuditLine(line);
+  const parsed = parseAuditFileLine(line);
+  if (parsed?.kind === 'compact') {
+    // A compact line: the event's time (a number of fixed width) changed in its last digit.
+    const value = JSON.parse(line) as { e: { t: number } };
+    const t = String(value.e.t);
+    value.e.t = Number(`${t.slice(0, -1)}${t.endsWith('7') ? '8' : '7'}`);
+    return JSON.stringify(value);
+  }
   if (parsed?.kind !== 'record') throw new Error('not a record line');
   const { event } = parsed.record;
   const at = event.search(/[0-9]/);
@@ -84,11 +92,26 @@ function editRecordLine(line: string): string {
   return formatAuditRecordLine({ ...parsed.record, event: flipped });
 }
 
+/** The index of the `nth` (0-based) record line (full or compact) of a file's lines. */
+function recordLineIndex(lines: readonly string[], nth: number): number {
+  let seen = 0;
+  for (const [i, line] of lines.entries()) {
+    const kind = parseAuditFileLine(line)?.kind;
+    if (kind === 'record' || kind === 'compact') {
+      if (seen === nth) return i;
+      seen++;
+    }
+  }
+  throw new Error('no such record line');
+}
+
 async function seqsIn(paths: readonly string[]): Promise<number[]> {
   const seqs: number[] = [];
   for (const p of paths) {
+    const reader = new AuditFileLineReader();
     for (const line of (await readFile(p, 'utf8')).split('\n')) {
-      const parsed = parseAuditLine(line);
+      const fileLine = parseAuditFileLine(line);
+      const parsed = fileLine && reader.read(fileLine);
       if (parsed?.kind === 'record') seqs.push(parsed.record.seq);
     }
   }
@@ -306,7 +329,8 @@ describe('verifying rotated files: what an attacker with file access does shows,
     const { r, files } = await rotatedFiles();
     const text = await readFile(files[1]!, 'utf8');
     const lines = text.split('\n');
-    lines[1] = editRecordLine(lines[1]!);
+    const at = recordLineIndex(lines, 0);
+    lines[at] = editRecordLine(lines[at]!);
     const edited = lines.join('\n');
     expect(edited.length).toBe(text.length);
     await writeFile(files[1]!, edited);
@@ -320,7 +344,7 @@ describe('verifying rotated files: what an attacker with file access does shows,
       ok: false,
       problem: 'altered',
       file: files[1],
-      line: 2,
+      line: at + 1,
     });
   });
 
@@ -342,13 +366,14 @@ describe('verifying rotated files: what an attacker with file access does shows,
     const last = withRecords.at(-1)!;
     const chosen = files.slice(0, files.indexOf(last) + 1);
     const lines = (await readFile(last, 'utf8')).split('\n');
-    lines[2] = editRecordLine(lines[2]!);
+    const at = recordLineIndex(lines, 1);
+    lines[at] = editRecordLine(lines[at]!);
     await writeFile(last, lines.join('\n'));
     expect(await verifyAuditFiles(chosen, { publicKeys: r.publicKeys })).toMatchObject({
       ok: false,
       problem: 'altered',
       file: last,
-      line: 3,
+      line: at + 1,
     });
   });
 

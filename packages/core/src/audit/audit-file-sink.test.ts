@@ -2,9 +2,9 @@ import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import { AuditFileSink } from './audit-file-sink.js';
 import { AUDIT_EMPTY_HEAD, chainAuditRecords } from './audit-hash.js';
-import { parseAuditLine } from './audit-line.js';
 import { canonicalJson } from './canonical-json.js';
 
 let dir: string;
@@ -26,8 +26,17 @@ function records(count: number, from = AUDIT_EMPTY_HEAD) {
   );
 }
 
+/** The file's lines read back as the verifier reads them: compact events expanded, dictionary lines consumed. */
+function readBack(lines: string[]) {
+  const reader = new AuditFileLineReader();
+  return lines.flatMap((l) => {
+    const parsed = reader.read(parseAuditFileLine(l)!);
+    return parsed ? [parsed] : [];
+  });
+}
+
 describe('AuditFileSink', () => {
-  it('appends one canonical JSON line per record, file mode 0600', async () => {
+  it('appends one compact line per record (and the dictionary entries they use), file mode 0600', async () => {
     const path = join(dir, 'audit.jsonl');
     const sink = await AuditFileSink.open({ path });
     const rs = records(3);
@@ -36,7 +45,9 @@ describe('AuditFileSink', () => {
     await sink.close();
     const lines = (await readFile(path, 'utf8')).split('\n');
     expect(lines.at(-1)).toBe('');
-    expect(lines.slice(0, -1).map((l) => parseAuditLine(l))).toEqual(rs.map((record) => ({ kind: 'record', record })));
+    expect(readBack(lines.slice(0, -1))).toEqual(rs.map((record) => ({ kind: 'record', record })));
+    // Every record went in its compact form.
+    expect(lines.filter((l) => l.startsWith('{"s":') && l.includes(',"e":{"v":1,'))).toHaveLength(3);
     expect((await stat(path)).mode & 0o777).toBe(0o600);
   });
 
@@ -55,7 +66,7 @@ describe('AuditFileSink', () => {
       (await readFile(path, 'utf8'))
         .split('\n')
         .filter(Boolean)
-        .every((l) => parseAuditLine(l)),
+        .every((l) => parseAuditFileLine(l)),
     ).toBe(true);
   });
 

@@ -3,6 +3,14 @@ import { type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditCheckpoint, AuditRecord } from '../ports/storage.js';
 import type { AuditSigner } from './audit-checkpoint.js';
+import { auditDictionaryId, auditEventRefs, compactAuditEvent } from './audit-compact.js';
+import {
+  type AuditFileLine,
+  AuditFileLineReader,
+  formatAuditDictionaryLine,
+  formatCompactAuditRecordLine,
+  parseAuditFileLine,
+} from './audit-compact-line.js';
 import {
   AUDIT_ANCHOR_UNLINKED,
   type AuditFileAnchor,
@@ -18,7 +26,7 @@ import {
   rotatedAuditFileName,
   syncDirectory,
 } from './audit-file-rotation.js';
-import { type AuditLine, formatAuditCheckpointLine, formatAuditRecordLine, parseAuditLine } from './audit-line.js';
+import { formatAuditCheckpointLine, formatAuditRecordLine } from './audit-line.js';
 import type { AuditSink, AuditSinkTail } from './audit-sink.js';
 
 export interface AuditFileSinkOptions {
@@ -61,8 +69,11 @@ const NEWLINE = 0x0a;
 const TAIL_CHUNK = 1 << 20;
 
 /**
- * Appends records as JSON lines (see {@link formatAuditRecordLine}) to one
- * file opened in append mode, so writes only ever go to its end.
+ * Appends records as JSON lines to one file opened in append mode, so writes
+ * only ever go to its end. Records are written in their compact form (see
+ * audit-compact-line.ts) with the dictionary entries they reference, each
+ * entry once per opening of the file; a record that has no compact form is
+ * written as a full line ({@link formatAuditRecordLine}).
  *
  * A line cut short by a crash was never acknowledged (the sync had not
  * returned), so opening the file cuts it off; a write that fails half-way
@@ -103,6 +114,14 @@ export class AuditFileSink implements AuditSink {
   #bytesWritten = 0;
   /** Serialises writes with rotations asked for from outside the writer (SIGHUP, the disk guard). */
   #queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Dictionary entries written to this file since it was opened. Tied to the
+   * open file: whoever starts a new file (rotation) must start a new set, so
+   * every file defines the entries its records use.
+   */
+  #dictionary = new Map<string, string>();
+  /** The last record line written since the file was opened: a record that follows it needs no prevHash. */
+  #last: { readonly seq: number; readonly hash: string } | undefined;
 
   private constructor(options: AuditFileSinkOptions, handle: FileHandle, size: number, sync: boolean) {
     this.path = options.path;
@@ -144,12 +163,14 @@ export class AuditFileSink implements AuditSink {
     const first = await this.#firstLine();
     const anchor = first === undefined ? undefined : parseAuditFileAnchorLine(first);
     // The file's age counts from its anchor, or its first record: a restart does not reset it.
-    const record = first === undefined || anchor ? undefined : parseAuditLine(first);
+    const record = first === undefined || anchor ? undefined : parseAuditFileLine(first);
     const began = anchor
       ? Date.parse(anchor.ts)
       : record?.kind === 'record'
         ? Date.parse(record.record.ts)
-        : Number.NaN;
+        : record?.kind === 'compact'
+          ? Date.parse(record.ts)
+          : Number.NaN;
     if (anchor) this.#file = anchor.file;
     if (Number.isFinite(began)) this.#startedAt = began;
     // Bounded like the open check's scan: an honest file has a checkpoint near its end, and
@@ -191,10 +212,46 @@ export class AuditFileSink implements AuditSink {
 
   write(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
-    return this.#serial(async () => {
-      await this.#append(records.map((r) => `${formatAuditRecordLine(r)}\n`).join(''));
-      this.#lastSeq = records[records.length - 1]!.seq;
-    });
+    return this.#serial(() => this.#writeRecords(records));
+  }
+
+  async #writeRecords(records: readonly AuditRecord[]): Promise<void> {
+    const added = new Map<string, string>();
+    const known = (id: string) => this.#dictionary.get(id) ?? added.get(id);
+    let last = this.#last;
+    let text = '';
+    for (const r of records) {
+      const fresh = new Map<string, string>();
+      const compact = compactAuditEvent(
+        r.event,
+        (value) => {
+          const id = auditDictionaryId(value);
+          const have = known(id) ?? fresh.get(id);
+          if (have === undefined) fresh.set(id, value);
+          // An id this file already holds for another value is not referenced: the record goes in full.
+          return have === undefined || have === value ? id : undefined;
+        },
+        (id) => known(id) ?? fresh.get(id),
+      );
+      const follows = last !== undefined && last.seq === r.seq - 1 && last.hash === r.prevHash;
+      const line = compact === r.event ? undefined : formatCompactAuditRecordLine(r, compact, follows);
+      if (line === undefined) text += `${formatAuditRecordLine(r)}\n`;
+      else {
+        for (const id of auditEventRefs(compact)) {
+          if (known(id) !== undefined) continue;
+          const value = fresh.get(id)!;
+          added.set(id, value);
+          text += `${formatAuditDictionaryLine(id, value)}\n`;
+        }
+        text += `${line}\n`;
+      }
+      last = r;
+    }
+    await this.#append(text);
+    // Only once written: a failed write was cut back, entries and all.
+    for (const [id, value] of added) this.#dictionary.set(id, value);
+    this.#last = last;
+    this.#lastSeq = records[records.length - 1]!.seq;
   }
 
   writeCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
@@ -313,6 +370,9 @@ export class AuditFileSink implements AuditSink {
     this.#file = anchor.file;
     this.#startedAt = now.getTime();
     this.#lastSeq = checkpoint.seq;
+    // A new file defines the dictionary entries its records use, and its first record carries its prevHash.
+    this.#dictionary = new Map();
+    this.#last = undefined;
     this.#request = undefined;
     await old.close().catch(() => undefined);
     this.#options.onRotate?.({ file: anchor.file, ...(rotatedTo ? { rotatedTo } : {}) });
@@ -325,35 +385,67 @@ export class AuditFileSink implements AuditSink {
   }
 
   async recordsAfter(seq: number): Promise<AuditRecord[]> {
-    const found: AuditRecord[] = [];
+    // The lines after `seq`, and the record line at `seq` (a derived prevHash is its hash).
+    const region: AuditFileLine[] = [];
     await this.#scanBack((line) => {
-      if (line.kind !== 'record') return false;
-      if (line.record.seq <= seq) return true;
-      found.push(line.record);
-      return false;
+      region.push(line);
+      return (line.kind === 'record' ? line.record.seq : line.kind === 'compact' ? line.seq : Infinity) <= seq;
     });
-    return found.reverse();
+    region.reverse();
+    const reader = new AuditFileLineReader();
+    for (const [id, value] of this.#dictionary) reader.define(id, value);
+    // Entries defined before the region (by an earlier run): looked for further back.
+    const defined = new Set(region.flatMap((l) => (l.kind === 'dictionary' ? [l.id] : [])));
+    const missing = new Set(
+      region.flatMap((l) =>
+        l.kind === 'compact'
+          ? auditEventRefs(l.event).filter((id) => !this.#dictionary.has(id) && !defined.has(id))
+          : [],
+      ),
+    );
+    if (missing.size > 0) {
+      await this.#scanBack((line) => {
+        if (line.kind === 'dictionary' && missing.delete(line.id)) reader.define(line.id, line.value);
+        return missing.size === 0;
+      });
+    }
+    const found: AuditRecord[] = [];
+    for (const line of region) {
+      const parsed = reader.read(line);
+      if (parsed?.kind === 'record' && parsed.record.seq > seq) found.push(parsed.record);
+    }
+    return found;
   }
 
   async lastRecordSeq(): Promise<number | undefined> {
     let last: number | undefined;
     await this.#scanBack((line) => {
-      if (line.kind !== 'record') return false;
-      last = line.record.seq;
+      if (line.kind === 'record') last = line.record.seq;
+      else if (line.kind === 'compact') last = line.seq;
+      else return false;
       return true;
     });
     // A file with only its anchor continues the chain from the anchor's checkpoint.
     return last ?? (await this.#readAnchor())?.checkpoint.seq;
   }
 
+  /**
+   * The last record and checkpoint (see {@link AuditSink.tail}). The open
+   * check compares the record's seq and hash only: a compact record is
+   * returned as stored (its event compact, its prevHash empty when derived).
+   */
   async tail(maxRecords: number): Promise<AuditSinkTail> {
     let record: AuditRecord | undefined;
     let checkpoint: AuditCheckpoint | undefined;
     let records = 0;
     await this.#scanBack((line) => {
+      if (line.kind === 'dictionary') return false;
       if (line.kind === 'checkpoint') checkpoint ??= line.checkpoint;
       else {
-        record ??= line.record;
+        record ??=
+          line.kind === 'record'
+            ? line.record
+            : { seq: line.seq, ts: line.ts, prevHash: line.prevHash ?? '', hash: line.hash, event: line.event };
         // Bounded: the file may be long, and an honest one has a checkpoint
         // line within one interval of its end.
         if (++records > maxRecords) return true;
@@ -366,7 +458,7 @@ export class AuditFileSink implements AuditSink {
   }
 
   /** Visits well-formed lines from the end of the file backwards until `stop` returns true. */
-  async #scanBack(stop: (line: AuditLine) => boolean): Promise<void> {
+  async #scanBack(stop: (line: AuditFileLine) => boolean): Promise<void> {
     // Read in chunks from the end: the file can be large, and only its tail matters here.
     let end = this.#size;
     let carry = Buffer.alloc(0);
@@ -392,7 +484,7 @@ export class AuditFileSink implements AuditSink {
         .split('\n')
         .filter((l) => l.length > 0);
       for (let i = lines.length - 1; i >= 0; i--) {
-        const parsed = parseAuditLine(lines[i]!);
+        const parsed = parseAuditFileLine(lines[i]!);
         if (parsed && stop(parsed)) return;
       }
       end = start;

@@ -4,13 +4,13 @@ import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { AuditCheckpoint, AuditRecord } from '../ports/storage.js';
 import { auditCheckpointDigest } from './audit-checkpoint.js';
+import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import {
   AUDIT_ANCHOR_UNLINKED,
   type AuditFileAnchor,
   parseAuditFileAnchorLine,
   verifyAuditFileAnchorSignature,
 } from './audit-file-anchor.js';
-import { parseAuditLine } from './audit-line.js';
 import {
   type AuditChainVerifyOptions,
   type AuditVerifyProblem,
@@ -103,15 +103,19 @@ export async function verifyAuditFiles(
   async function* records(): AsyncGenerator<AuditRecord> {
     for (const f of summaries) {
       let n = 0;
+      // Compact lines (the file sink's) are expanded to the full events that were hashed;
+      // each file defines the dictionary entries its records use.
+      const reader = new AuditFileLineReader();
       for await (const line of lines(f.path)) {
         n++;
         if (line.length === 0 || (n === 1 && f.anchor)) continue;
-        const parsed = parseAuditLine(line);
-        if (!parsed) {
+        const fileLine = parseAuditFileLine(line);
+        const parsed = fileLine && reader.read(fileLine);
+        if (!fileLine) {
           bad = { file: f.path, line: n, seq: (at?.seq ?? f.anchor?.checkpoint.seq ?? 0) + 1 };
           return;
         }
-        if (parsed.kind === 'record') {
+        if (parsed?.kind === 'record') {
           at = { file: f.path, line: n, seq: parsed.record.seq };
           yield parsed.record;
         }
@@ -261,7 +265,7 @@ async function summarise(path: string): Promise<FileSummary> {
       anchor = parseAuditFileAnchorLine(line);
       if (anchor) continue;
     }
-    const parsed = parseAuditLine(line);
+    const parsed = parseAuditFileLine(line);
     if (parsed?.kind === 'checkpoint') checkpoints.push({ checkpoint: parsed.checkpoint, line: n });
   }
   await hashed;

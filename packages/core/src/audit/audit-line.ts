@@ -67,7 +67,11 @@ export function parseAuditLine(line: string): AuditLine | undefined {
     return undefined;
   }
   if (typeof value !== 'object' || value === null) return undefined;
-  const v = value as Record<string, unknown>;
+  return parseAuditLineValue(value as Record<string, unknown>);
+}
+
+/** {@link parseAuditLine} of a line already parsed as JSON. */
+export function parseAuditLineValue(v: Record<string, unknown>): AuditLine | undefined {
   if (!isSeq(v.seq) || typeof v.hash !== 'string' || typeof v.ts !== 'string') return undefined;
   if (v.kind === 'record' && typeof v.prevHash === 'string' && typeof v.event === 'string') {
     return { kind: 'record', record: { seq: v.seq, ts: v.ts, prevHash: v.prevHash, hash: v.hash, event: v.event } };

@@ -8,6 +8,7 @@ import { AuditConflictError, type AuditRecord } from '../ports/storage.js';
 import { ControllableSink, requestEvent, testSigner } from '../test-support/audit-fixtures.js';
 import { MemoryAuditStore } from '../test-support/memory-audit-store.js';
 import { auditCheckpointDigest } from './audit-checkpoint.js';
+import { parseAuditFileLine } from './audit-compact-line.js';
 import { AuditFileSink } from './audit-file-sink.js';
 import { verifyAuditFile } from './audit-file-verify.js';
 import { AUDIT_GENESIS_HASH, auditChainHash } from './audit-hash.js';
@@ -149,9 +150,8 @@ describe('AuditLog', () => {
       const seqs = (await readFile(path, 'utf8'))
         .split('\n')
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as { kind: string; seq: number })
-        .filter((l) => l.kind === 'record')
-        .map((l) => l.seq);
+        .map((l) => parseAuditFileLine(l))
+        .flatMap((l) => (l?.kind === 'record' ? [l.record.seq] : l?.kind === 'compact' ? [l.seq] : []));
       expect(seqs).toEqual([1, 2]);
       expect(await verifyAuditFile(path, { publicKeys })).toMatchObject({ ok: true, events: 2 });
     });

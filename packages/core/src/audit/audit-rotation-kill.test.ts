@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { createStorage } from '@custos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requestEvent } from '../test-support/audit-fixtures.js';
+import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import { AuditFileSink } from './audit-file-sink.js';
 import { verifyAuditFiles } from './audit-files-verify.js';
-import { parseAuditLine } from './audit-line.js';
 import { AuditLog } from './audit-log.js';
 import { verifyAudit } from './audit-verify.js';
 
@@ -98,8 +98,10 @@ describe('audit file rotation survives SIGKILL', () => {
       const inFiles = new Map<number, string>();
       const seqs: number[] = [];
       for (const f of files) {
+        const reader = new AuditFileLineReader();
         for (const line of (await readFile(f, 'utf8')).split('\n')) {
-          const parsed = parseAuditLine(line);
+          const fileLine = parseAuditFileLine(line);
+          const parsed = fileLine && reader.read(fileLine);
           if (parsed?.kind !== 'record') continue;
           seqs.push(parsed.record.seq);
           inFiles.set(parsed.record.seq, JSON.parse(parsed.record.event).request_id);

@@ -13,6 +13,7 @@ import {
   auditCheckpointLink,
   signAuditCheckpoint,
 } from './audit-checkpoint.js';
+import { AuditFileLineReader, parseAuditFileLine } from './audit-compact-line.js';
 import { AuditFileSink } from './audit-file-sink.js';
 import { verifyAuditFile } from './audit-file-verify.js';
 import { AUDIT_EMPTY_HEAD, AUDIT_GENESIS_HASH, auditChainHash, chainAuditRecords } from './audit-hash.js';
@@ -225,8 +226,15 @@ describe('verifyAuditFile', () => {
   async function save(path: string, ls: string[]): Promise<void> {
     await writeFile(path, `${ls.join('\n')}\n`);
   }
-  const seqOf = (line: string) => JSON.parse(line).seq as number;
-  const isRecord = (line: string) => JSON.parse(line).kind === 'record';
+  // The file sink writes compact record lines ({"s":seq,"h":…,"e":{…}}) and dictionary lines.
+  const seqOf = (line: string) => {
+    const v = JSON.parse(line);
+    return (v.seq ?? v.s) as number;
+  };
+  const isRecord = (line: string) => {
+    const v = JSON.parse(line);
+    return v.kind === 'record' || v.e !== undefined;
+  };
 
   it('verifies the file sink output offline, checkpoints included', async () => {
     const { path, publicKeys } = await sealedChain();
@@ -245,7 +253,11 @@ describe('verifyAuditFile', () => {
     const { path, publicKeys } = await sealedChain();
     const ls = await lines(path);
     const i = ls.findIndex((l) => isRecord(l) && seqOf(l) === 7);
-    ls[i] = ls[i]!.replace('allow', 'deny');
+    const line = JSON.parse(ls[i]!);
+    expect(line.e.v).toBe(1);
+    // The compact event's decision: absent is "allow".
+    line.e.d = 'deny';
+    ls[i] = JSON.stringify(line);
     await save(path, ls);
     expect(await verifyAuditFile(path, { publicKeys })).toMatchObject({ ok: false, seq: 7, problem: 'altered' });
   });
@@ -261,8 +273,8 @@ describe('verifyAuditFile', () => {
     const { path, publicKeys } = await sealedChain();
     const ls = await lines(path);
     const i = ls.findIndex((l) => isRecord(l) && seqOf(l) === 4);
-    expect(seqOf(ls[i + 1]!)).toBe(5);
-    [ls[i], ls[i + 1]] = [ls[i + 1]!, ls[i]!];
+    const j = ls.findIndex((l) => isRecord(l) && seqOf(l) === 5);
+    [ls[i], ls[j]] = [ls[j]!, ls[i]!];
     await save(path, ls);
     expect(await verifyAuditFile(path, { publicKeys })).toMatchObject({ ok: false, seq: 4, problem: 'missing' });
   });
@@ -535,9 +547,11 @@ describe('verifyAuditFile against stripped checkpoints', () => {
     const { path, publicKeys } = await sealedChain();
     const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
     let prev = AUDIT_GENESIS_HASH;
+    // The attacker expands the file's compact lines and writes full ones back.
+    const reader = new AuditFileLineReader();
     const forged = lines
-      .map((l) => JSON.parse(l) as { kind: string } & AuditRecord)
-      .filter((l) => l.kind === 'record')
+      .map((l) => reader.read(parseAuditFileLine(l)!))
+      .flatMap((l) => (l?.kind === 'record' ? [l.record] : []))
       .map((r) => {
         const event = r.seq === 3 ? editEvent(r).event : r.event;
         const hash = auditChainHash(prev, event);

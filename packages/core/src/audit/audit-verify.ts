@@ -39,6 +39,8 @@ export type AuditVerifyProblem =
 export type AuditVerifyReport =
   | {
       readonly ok: true;
+      /** Records up to this seq are archived (verified from the archive's checkpoint on); absent before any archival. */
+      readonly archivedThrough?: number;
       /** Records verified. */
       readonly events: number;
       /** Checkpoints whose signature, link and hash verified. */
@@ -89,8 +91,17 @@ export interface AuditVerifyOptions {
  * checkpoints after it, undetected by the database alone (docs/audit.md).
  */
 export async function verifyAudit(store: AuditStore, options: AuditVerifyOptions): Promise<AuditVerifyReport> {
+  // After archival the online chain starts at the last archive's checkpoint
+  // (its signature is checked). That the archives end there is for
+  // `verifyAuditArchives` to show: the database alone cannot.
+  const archived = await store.archiveState();
   const checkpoints = await store.checkpoints();
-  return verifyAuditChain(streamRecords(store, 1, options.batchSize ?? 1_000), checkpoints, options);
+  const from = archived ? archived.checkpoint.seq + 1 : 1;
+  const report = await verifyAuditChain(streamRecords(store, from, options.batchSize ?? 1_000), checkpoints, {
+    ...options,
+    ...(archived ? { anchor: archived.checkpoint } : {}),
+  });
+  return archived && report.ok ? { ...report, archivedThrough: archived.checkpoint.seq } : report;
 }
 
 async function* streamRecords(store: AuditStore, fromSeq: number, batchSize: number): AsyncGenerator<AuditRecord> {

@@ -1,4 +1,5 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import {
   type AccessRequestNotice,
   AccessRequestService,
@@ -21,6 +22,7 @@ import {
   startAnomalyService,
 } from '../anomaly/index.js';
 import {
+  type AuditArchiveRunResult,
   type AuditFileRotation,
   AuditFileSink,
   type AuditHmac,
@@ -29,11 +31,12 @@ import {
   AuditStdoutSink,
   type AuditVerifyReport,
   createAuditHmac,
+  runAuditArchive,
   verifyAudit,
 } from '../audit/index.js';
 import { AwsIamMethodService, CertService, JwtMethodService } from '../auth-methods/index.js';
 import { EgressPolicy } from '../egress/index.js';
-import { AuditIntegrityError, CustosError, SealedError } from '../errors/index.js';
+import { AuditIntegrityError, CustosError, SealedError, ValidationError } from '../errors/index.js';
 import { HoneytokenService } from '../honeytokens/index.js';
 import { StorageDpopReplayCache, verifyDpopProof } from '../identity/index.js';
 import { EngineService, LeaseService } from '../leases/index.js';
@@ -85,6 +88,8 @@ export interface CustosNodeOptions {
     rotation?: AuditFileRotation;
     /** Told when the file was rotated or reopened (its new number; the name it was rotated to, when custos named it). */
     onFileRotate?: (event: { readonly rotatedTo?: string; readonly file: number }) => void;
+    /** Where archives are written (docs/audit.md, "Archival"); archival is off without it. */
+    archiveDir?: string;
   };
   /** This deployment's token issuer (`iss`), normally its external URL; DPoP proofs name URLs below it. */
   issuer?: string;
@@ -194,6 +199,14 @@ export interface CustosServices {
   authenticate(credential: string, context: AuthenticateContext): Promise<Principal>;
   authorize(principal: Principal, action: PolicyAction, path: string, context: AuthorizeContext): AuthzDecision;
   verifyAudit(): Promise<AuditVerifyReport>;
+  /**
+   * Archives the records sealed by a checkpoint signed before `before` into
+   * the configured archive directory and removes them from the database
+   * (docs/audit.md, "Archival"). One run at a time on this node.
+   */
+  archiveAudit(before: Date): Promise<AuditArchiveRunResult>;
+  /** The configured archive directory (server configuration; never from a request). */
+  auditArchiveDir: string | undefined;
 }
 
 /** Audience of task tokens: custos itself; downstream services may accept it too. */
@@ -597,6 +610,7 @@ export class CustosNode {
       }
       return parsed;
     };
+    let archiving: Promise<unknown> = Promise.resolve();
     this.#services = {
       secrets,
       tokens,
@@ -687,6 +701,20 @@ export class CustosNode {
         // it elevated too: an approval lifts the default deny, never a forbid.
         if (base.reasons.length > 0 || (base.errors?.length ?? 0) > 0) return base;
         return authorizeElevated(principal.elevations, role, action, path, parsedScope, cedar) ?? base;
+      },
+      auditArchiveDir: auditOptions.archiveDir,
+      archiveAudit: (before) => {
+        const dir = auditOptions.archiveDir;
+        if (!dir) return Promise.reject(new ValidationError('audit archival is not configured (audit.archive.dir).'));
+        // Runs one after another: two runs at once would write the same archive number.
+        const run = archiving.then(async () => {
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          // Archiving up to now: seal what is written so far, so the archive can reach it.
+          if (before.getTime() > Date.now()) await audit.checkpoint();
+          return runAuditArchive({ store: storage.audit, signer: keys.signer, dir, before });
+        });
+        archiving = run.catch(() => undefined);
+        return run;
       },
       verifyAudit: () =>
         verifyAudit(storage.audit, {

@@ -136,6 +136,36 @@ export interface AuditStore {
   checkpointsFrom(fromSeq: number, limit: number): Promise<AuditCheckpoint[]>;
   /** The checkpoint with the highest seq. */
   lastCheckpoint(): Promise<AuditCheckpoint | undefined>;
+  /** Where the online chain begins after archival (docs/audit.md, "Archival"); none before the first archive. */
+  archiveState(): Promise<AuditArchiveState | undefined>;
+  /** Records the archive state (one row, replaced). */
+  setArchiveState(state: AuditArchiveState): Promise<void>;
+  /**
+   * Deletes at most `limit` of the oldest records with seq < `beforeSeq` in
+   * one short transaction; once none is left below it, at most `limit`
+   * checkpoints with seq < `beforeSeq`. Returns the rows deleted (0: done).
+   * The record and checkpoint at `beforeSeq` stay: the online chain's
+   * anchor, and the row a derived prev_hash after it is read from.
+   */
+  deleteArchived(beforeSeq: number, limit: number): Promise<number>;
+}
+
+/**
+ * The online anchor of archived audit records, and the archival journal:
+ * `archiving` is recorded once the archive file is durable and before any
+ * record is deleted; `archived` once all deletes are done. A run that finds
+ * `archiving` finishes the deletes (the archive is on disk).
+ */
+export interface AuditArchiveState {
+  /** The last archive's number. */
+  readonly archive: number;
+  /** Its last checkpoint: the online chain resumes at `checkpoint.seq + 1`. */
+  readonly checkpoint: AuditCheckpoint;
+  /** SHA-256 of its file bytes (the next archive's `prevArchiveDigest`). */
+  readonly digest: string;
+  /** Its file name in the archive directory. */
+  readonly file: string;
+  readonly status: 'archiving' | 'archived';
 }
 
 /** Raised by {@link AuditStore.append} when another writer took a seq first. */

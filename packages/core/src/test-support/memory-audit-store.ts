@@ -1,4 +1,10 @@
-import { type AuditCheckpoint, AuditConflictError, type AuditRecord, type AuditStore } from '../ports/storage.js';
+import {
+  type AuditArchiveState,
+  type AuditCheckpoint,
+  AuditConflictError,
+  type AuditRecord,
+  type AuditStore,
+} from '../ports/storage.js';
 
 /**
  * An in-memory {@link AuditStore} for tests that honours the port: `append`
@@ -71,5 +77,28 @@ export class MemoryAuditStore implements AuditStore {
 
   async lastCheckpoint(): Promise<AuditCheckpoint | undefined> {
     return (await this.checkpoints()).at(-1);
+  }
+
+  archive: AuditArchiveState | undefined;
+
+  async archiveState(): Promise<AuditArchiveState | undefined> {
+    return this.archive;
+  }
+
+  async setArchiveState(state: AuditArchiveState): Promise<void> {
+    this.archive = state;
+  }
+
+  async deleteArchived(beforeSeq: number, limit: number): Promise<number> {
+    const records = this.records.findIndex((r) => r.seq >= beforeSeq);
+    const n = Math.min(limit, records === -1 ? this.records.length : records);
+    if (n > 0) {
+      this.records.splice(0, n);
+      return n;
+    }
+    const checkpoints = this.checkpointList.findIndex((c) => c.seq >= beforeSeq);
+    const m = Math.min(limit, checkpoints === -1 ? this.checkpointList.length : checkpoints);
+    this.checkpointList.splice(0, m);
+    return m;
   }
 }

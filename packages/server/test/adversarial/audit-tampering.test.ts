@@ -5,15 +5,21 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import {
   AUDIT_CHECKPOINT_GENESIS,
+  AUDIT_GENESIS_HASH,
   type AuditCheckpoint,
+  AuditFileLineReader,
   type AuditIntegrityError,
+  type AuditRecord,
   type AuditSigner,
   auditChainHash,
   auditCheckpointLink,
   auditCheckpointStatement,
   CustosNode,
   type CustosNodeOptions,
+  expandAuditEvent,
+  formatAuditRecordLine,
   loadAuditKeys,
+  parseAuditFileLine,
   SealManager,
   type Storage,
   signAuditCheckpoint,
@@ -146,11 +152,38 @@ class Deployment {
     }
   }
 
-  async records(): Promise<Array<{ seq: number; prev_hash: string; hash: string; event: string }>> {
-    const rows = await this.sql<{ seq: number | string; prev_hash: string; hash: string; event: string }>(
-      'SELECT seq, prev_hash, hash, event FROM audit_log ORDER BY seq',
+  /**
+   * The stored records as full events, read as an attacker with the code
+   * reads them: compact events expanded with the dictionary table, derived
+   * prev_hashes (empty) taken from the row before, 32-byte hashes as hex.
+   */
+  async records(): Promise<Array<{ seq: number; ts: string; prev_hash: string; hash: string; event: string }>> {
+    const rows = await this.sql<{
+      seq: number | string;
+      ts: string;
+      prev_hash: string;
+      hash: string | Buffer;
+      event: string;
+    }>('SELECT seq, ts, prev_hash, hash, event FROM audit_log ORDER BY seq');
+    const dictionary = new Map(
+      (await this.sql<{ id: string; value: string }>('SELECT id, value FROM audit_dictionary')).map((e) => [
+        e.id,
+        e.value,
+      ]),
     );
-    return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+    let prev = AUDIT_GENESIS_HASH;
+    return rows.map((r) => {
+      const hash = typeof r.hash === 'string' ? r.hash : r.hash.toString('hex');
+      const record = {
+        seq: Number(r.seq),
+        ts: r.ts,
+        prev_hash: r.prev_hash === '' ? prev : r.prev_hash,
+        hash,
+        event: expandAuditEvent(r.event, (id) => dictionary.get(id)),
+      };
+      prev = hash;
+      return record;
+    });
   }
 
   async checkpointSeqs(): Promise<number[]> {
@@ -220,6 +253,15 @@ class Deployment {
     await this.#database?.drop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The file's records as full events (compact lines expanded, as `custos audit verify --file` reads them). */
+function fileRecords(lines: string[]): AuditRecord[] {
+  const reader = new AuditFileLineReader();
+  return lines.flatMap((l) => {
+    const parsed = reader.read(parseAuditFileLine(l)!);
+    return parsed?.kind === 'record' ? [parsed.record] : [];
+  });
 }
 
 const denyEdit = (event: string) => event.replace('"decision":"allow"', '"decision":"deny"');
@@ -487,10 +529,15 @@ describe('the reported attack against `custos server` itself (default configurat
       await first.close();
 
       const db = new Database(join(dir, 'custos.db'));
-      const rows = db.prepare('SELECT seq, event FROM audit_log ORDER BY seq').all() as Array<{
-        seq: number;
-        event: string;
-      }>;
+      // Compact events expanded with the dictionary, as an attacker with the code would.
+      const dictionary = new Map(
+        (db.prepare('SELECT id, value FROM audit_dictionary').all() as Array<{ id: string; value: string }>).map(
+          (e) => [e.id, e.value],
+        ),
+      );
+      const rows = (
+        db.prepare('SELECT seq, event FROM audit_log ORDER BY seq').all() as Array<{ seq: number; event: string }>
+      ).map((r) => ({ seq: r.seq, event: expandAuditEvent(r.event, (id) => dictionary.get(id)) }));
       let prev = '0'.repeat(64);
       for (const r of rows) {
         const event = r.seq === 3 ? denyEdit(r.event) : r.event;
@@ -566,14 +613,13 @@ describe.skipIf(!backends.includes('postgres'))('audit tampering in PostgreSQL w
     await traffic(s, 6);
     const [head] = await d.sql<{ seq: string }>('SELECT max(seq) AS seq FROM audit_log');
     const seq = Number(head!.seq);
-    const [row] = await d.sql<{ prev_hash: string; event: string }>(
-      'SELECT prev_hash, event FROM audit_log WHERE seq = ?',
-      [seq],
-    );
-    const event = row!.event.replace('"status":200', '"status":403');
-    await d.sql('UPDATE audit_log SET event = ?, hash = ? WHERE seq = ?', [
+    const row = (await d.records()).find((r) => r.seq === seq)!;
+    expect(row.event).toContain('"status":200');
+    const event = row.event.replace('"status":200', '"status":403');
+    await d.sql('UPDATE audit_log SET event = ?, prev_hash = ?, hash = ? WHERE seq = ?', [
       event,
-      auditChainHash(row!.prev_hash, event),
+      row.prev_hash,
+      auditChainHash(row.prev_hash, event),
       seq,
     ]);
     await s.stop();
@@ -585,16 +631,13 @@ describe('audit tampering with write access to the audit file', () => {
   /** The file's records with the checkpoint lines stripped and the chain re-made after an edit at `seq`. */
   function stripAndRechain(lines: string[], seq: number): string[] {
     let prev = '0'.repeat(64);
-    return lines
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.kind === 'record')
-      .map((r) => {
-        const event = r.seq === seq ? denyEdit(r.event as string) : (r.event as string);
-        const hash = auditChainHash(prev, event);
-        const line = JSON.stringify({ event, hash, kind: 'record', prevHash: prev, seq: r.seq, ts: r.ts });
-        prev = hash;
-        return line;
-      });
+    return fileRecords(lines).map((r) => {
+      const event = r.seq === seq ? denyEdit(r.event) : r.event;
+      const hash = auditChainHash(prev, event);
+      const line = formatAuditRecordLine({ ...r, event, prevHash: prev, hash });
+      prev = hash;
+      return line;
+    });
   }
 
   it('stripping the checkpoint lines from audit.jsonl and re-chaining fails offline verification', async () => {
@@ -632,10 +675,14 @@ describe('audit tampering with write access to the audit file', () => {
   it('an audit file edited at its end makes the node refuse to start: it disagrees with the database', async () => {
     const d = await used('sqlite');
     const lines = d.fileLines();
-    const last = lines.findLastIndex((l) => l.includes('"kind":"record"'));
-    const r = JSON.parse(lines[last]!) as { event: string; prevHash: string };
+    const last = lines.findLastIndex((l) => {
+      const kind = parseAuditFileLine(l)?.kind;
+      return kind === 'record' || kind === 'compact';
+    });
+    const r = fileRecords(lines).at(-1)!;
     const event = r.event.replace('"status":200', '"status":403');
-    lines[last] = JSON.stringify({ ...r, event, hash: auditChainHash(r.prevHash, event) });
+    expect(event).not.toBe(r.event);
+    lines[last] = formatAuditRecordLine({ ...r, event, hash: auditChainHash(r.prevHash, event) });
     d.writeFileLines(lines);
 
     const s = await d.start();
@@ -645,11 +692,7 @@ describe('audit tampering with write access to the audit file', () => {
   it('records added to the audit file that do not continue the database chain are refused, not imported', async () => {
     const d = await used('sqlite');
     const lines = d.fileLines();
-    const r = JSON.parse(lines.findLast((l) => l.includes('"kind":"record"'))!) as {
-      seq: number;
-      event: string;
-      ts: string;
-    };
+    const r = fileRecords(lines).at(-1)!;
     const prevHash = 'c'.repeat(64);
     d.writeFileLines([
       ...lines,
@@ -683,13 +726,12 @@ describe.each(backends)('audit tampering with write access to both the database 
     const d = await used(backend);
     await d.rewriteChainFrom(5);
     await d.sql('DELETE FROM audit_checkpoints');
-    const lines = d.fileLines().filter((l) => l.includes('"kind":"record"'));
     const records = await d.records();
+    expect(fileRecords(d.fileLines())).toHaveLength(records.length);
     d.writeFileLines(
-      lines.map((l, i) => {
-        const r = records[i]!;
-        return JSON.stringify({ ...JSON.parse(l), event: r.event, prevHash: r.prev_hash, hash: r.hash });
-      }),
+      records.map((r) =>
+        formatAuditRecordLine({ seq: r.seq, ts: r.ts, prevHash: r.prev_hash, hash: r.hash, event: r.event }),
+      ),
     );
     expect(await verifyAuditFile(d.auditFile, { publicKeys: d.publicKeys, defaultEvery: EVERY })).toMatchObject({
       ok: false,

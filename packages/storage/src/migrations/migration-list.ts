@@ -100,4 +100,54 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX audit_checkpoints_prev ON ${s}.audit_checkpoints (prev_seq);
     `,
   },
+  {
+    version: 3,
+    name: 'compact audit events',
+    // The dictionary that compact audit events reference (docs/audit.md,
+    // "Stored form"). Entries are content-addressed (id = first 48 bits of
+    // SHA-256 of the value), so nodes add them without coordination and a
+    // reader checks each one. Existing audit_log rows are left as they are:
+    // a full event and both hashes, which the stores read as before. New rows
+    // may hold a compact event, an empty prev_hash (the hash of the row before
+    // it) and, on SQLite, the hash as 32 bytes.
+    sqlite: `
+      CREATE TABLE audit_dictionary (
+        id    TEXT NOT NULL PRIMARY KEY COLLATE BINARY,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+    postgres: (s) => `
+      CREATE TABLE ${s}.audit_dictionary (
+        id    text COLLATE "C" PRIMARY KEY,
+        value text NOT NULL
+      );
+    `,
+  },
+  {
+    version: 4,
+    name: 'audit archive state',
+    // One row (docs/audit.md, "Archival"): the last archive's number, its
+    // last checkpoint (the online chain's anchor, as its JSON line), its
+    // file's SHA-256 and name, and the journal status of the run.
+    sqlite: `
+      CREATE TABLE audit_archive (
+        id         INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        archive    INTEGER NOT NULL,
+        checkpoint TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        file       TEXT NOT NULL,
+        status     TEXT NOT NULL
+      );
+    `,
+    postgres: (s) => `
+      CREATE TABLE ${s}.audit_archive (
+        id         smallint PRIMARY KEY CHECK (id = 1),
+        archive    bigint NOT NULL,
+        checkpoint text NOT NULL,
+        digest     text NOT NULL,
+        file       text NOT NULL,
+        status     text NOT NULL
+      );
+    `,
+  },
 ];

@@ -1,11 +1,27 @@
-import { type AuditCheckpoint, AuditConflictError, type AuditRecord, type AuditStore } from '@custos/core';
+import {
+  type AuditArchiveState,
+  type AuditCheckpoint,
+  AuditConflictError,
+  type AuditRecord,
+  type AuditStore,
+} from '@custos/core';
 import type { QueryConfig } from 'pg';
+import { type AuditArchiveRow, auditArchiveFromRow, auditArchiveValues } from '../shared/audit-archive-row.js';
 import { assertContiguous } from '../shared/audit-batch.js';
 import {
   type AuditCheckpointRow,
   auditCheckpointFromRow,
   auditCheckpointValues,
 } from '../shared/audit-checkpoint-row.js';
+import {
+  AuditDictionaryCache,
+  dictionaryCandidates,
+  fromStoredRows,
+  genuineEntries,
+  referencedIds,
+  type StoredAuditRow,
+  toStoredRows,
+} from '../shared/audit-compaction.js';
 import { clampLimit } from '../shared/list-limit.js';
 import { bind, type PostgresQueries } from './postgres-queries.js';
 import type { PostgresContext, Queryable } from './postgres-runner.js';
@@ -20,7 +36,7 @@ interface AuditRow {
 
 const UNIQUE_VIOLATION = '23505';
 
-const toRecord = (r: AuditRow): AuditRecord => ({
+const toRow = (r: AuditRow): StoredAuditRow => ({
   seq: Number(r.seq),
   ts: r.ts,
   prevHash: r.prev_hash,
@@ -30,10 +46,15 @@ const toRecord = (r: AuditRow): AuditRecord => ({
 
 /** {@link AuditStore} over a pool or one transaction's client. */
 export class PostgresAuditStore implements AuditStore {
+  readonly #dictionary: AuditDictionaryCache;
+
   constructor(
     private readonly q: PostgresQueries,
     private readonly ctx: PostgresContext,
-  ) {}
+    dictionary?: AuditDictionaryCache,
+  ) {
+    this.#dictionary = dictionary ?? new AuditDictionaryCache();
+  }
 
   append(records: readonly AuditRecord[]): Promise<void> {
     try {
@@ -42,33 +63,67 @@ export class PostgresAuditStore implements AuditStore {
       return Promise.reject(e);
     }
     if (records.length === 0) return Promise.resolve();
-    const query = bind(this.q.append, [
-      records.map((r) => r.seq),
-      records.map((r) => r.ts),
-      records.map((r) => r.prevHash),
-      records.map((r) => r.hash),
-      records.map((r) => r.event),
-      records[0]!.seq - 1,
-    ]);
     return this.ctx.run(async (db) => {
+      // The dictionary entries first: content-addressed, so an entry left by
+      // a batch that then loses a conflict is harmless (and reused). What the
+      // table holds for each id is read back: an id held by another value (a
+      // 48-bit collision, or a rewritten entry) is not referenced.
+      const candidates = dictionaryCandidates(records);
+      const entries = new Map<string, string>();
+      const unknown: string[] = [];
+      for (const id of candidates.keys()) {
+        const known = this.#dictionary.get(id);
+        if (known === undefined) unknown.push(id);
+        else entries.set(id, known);
+      }
+      if (unknown.length > 0) {
+        await db.query(bind(this.q.dictionaryInsert, [unknown, unknown.map((id) => candidates.get(id)!)]));
+        const { rows } = await db.query<{ id: string; value: string }>(bind(this.q.dictionaryGet, [unknown]));
+        for (const row of rows) entries.set(row.id, row.value);
+      }
+      // The batch's first record keeps its prev_hash; the others' are derived.
+      const stored = toStoredRows(records, entries, undefined);
+      const query = bind(this.q.append, [
+        stored.map((r) => r.seq),
+        stored.map((r) => r.ts),
+        stored.map((r) => r.prevHash),
+        stored.map((r) => r.hash),
+        stored.map((r) => r.event),
+        records[0]!.seq - 1,
+      ]);
       const r = await this.#conflictSafe(db, query);
       // Zero rows: the batch does not start right after the head (stale view).
       if (r !== records.length) throw new AuditConflictError();
+      // Inside a transaction that may still roll back, the entries are not known to be stored.
+      if (!this.ctx.inTransaction) for (const [id, value] of entries) this.#dictionary.add(id, value);
     });
   }
 
   head(): Promise<AuditRecord | undefined> {
     return this.ctx.run(async (db) => {
       const { rows } = await db.query<AuditRow>(bind(this.q.head, []));
-      return rows[0] && toRecord(rows[0]);
+      const [head, before] = rows.map(toRow);
+      return head && (await this.#records(db, [head], before))[0];
     });
   }
 
   range(fromSeq: number, limit: number): Promise<AuditRecord[]> {
     return this.ctx.run(async (db) => {
-      const { rows } = await db.query<AuditRow>(bind(this.q.range, [fromSeq, clampLimit(limit)]));
-      return rows.map(toRecord);
+      // One row more, from the one before: a derived prev_hash is its hash.
+      const from = Math.max(1, fromSeq - 1);
+      const { rows } = await db.query<AuditRow>(bind(this.q.range, [from, clampLimit(limit) + 1]));
+      const stored = rows.map(toRow);
+      const before = stored[0] && stored[0].seq < fromSeq ? stored.shift() : undefined;
+      return this.#records(db, stored.slice(0, clampLimit(limit)), before);
     });
+  }
+
+  /** Rows to records: the dictionary entries they reference read from the table (each checked against its id). */
+  async #records(db: Queryable, rows: StoredAuditRow[], before: StoredAuditRow | undefined): Promise<AuditRecord[]> {
+    const ids = referencedIds(rows);
+    const found =
+      ids.length === 0 ? [] : (await db.query<{ id: string; value: string }>(bind(this.q.dictionaryGet, [ids]))).rows;
+    return fromStoredRows(rows, genuineEntries(found), before);
   }
 
   firstSeqSince(ts: string): Promise<number | undefined> {
@@ -110,6 +165,29 @@ export class PostgresAuditStore implements AuditStore {
     return this.ctx.run(async (db) => {
       const { rows } = await db.query<AuditCheckpointRow>(bind(this.q.lastCheckpoint, []));
       return rows[0] && auditCheckpointFromRow(rows[0]);
+    });
+  }
+
+  archiveState(): Promise<AuditArchiveState | undefined> {
+    return this.ctx.run(async (db) => {
+      const { rows } = await db.query<AuditArchiveRow>(bind(this.q.archiveState, []));
+      return rows[0] && auditArchiveFromRow(rows[0]);
+    });
+  }
+
+  setArchiveState(state: AuditArchiveState): Promise<void> {
+    return this.ctx.run(async (db) => {
+      await db.query(bind(this.q.setArchiveState, auditArchiveValues(state)));
+    });
+  }
+
+  deleteArchived(beforeSeq: number, limit: number): Promise<number> {
+    return this.ctx.run(async (db) => {
+      const n = clampLimit(limit);
+      const records = await db.query(bind(this.q.deleteArchivedRecords, [beforeSeq, n]));
+      if ((records.rowCount ?? 0) > 0) return records.rowCount ?? 0;
+      const checkpoints = await db.query(bind(this.q.deleteArchivedCheckpoints, [beforeSeq, n]));
+      return checkpoints.rowCount ?? 0;
     });
   }
 

@@ -76,7 +76,11 @@ export function postgresQueries(schema: string) {
     append: named(`INSERT INTO ${s}.audit_log (${audit})
       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
       WHERE (SELECT coalesce(max(seq), 0) FROM ${s}.audit_log) = $6::bigint`),
-    head: named(`SELECT ${audit} FROM ${s}.audit_log ORDER BY seq DESC LIMIT 1`),
+    head: named(`SELECT ${audit} FROM ${s}.audit_log ORDER BY seq DESC LIMIT 2`),
+    // Content-addressed entries: inserting one that exists changes nothing.
+    dictionaryInsert: named(`INSERT INTO ${s}.audit_dictionary (id, value)
+      SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (id) DO NOTHING`),
+    dictionaryGet: named(`SELECT id, value FROM ${s}.audit_dictionary WHERE id = ANY($1::text[])`),
     range: named(`SELECT ${audit} FROM ${s}.audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2`),
     firstSeqSince: named(`SELECT min(seq) AS seq FROM ${s}.audit_log WHERE ts >= $1`),
     appendCheckpoint: named(
@@ -91,6 +95,18 @@ export function postgresQueries(schema: string) {
     checkpoints: named(`SELECT ${checkpoint} FROM ${s}.audit_checkpoints ORDER BY seq`),
     checkpointsFrom: named(`SELECT ${checkpoint} FROM ${s}.audit_checkpoints WHERE seq >= $1 ORDER BY seq LIMIT $2`),
     lastCheckpoint: named(`SELECT ${checkpoint} FROM ${s}.audit_checkpoints ORDER BY seq DESC LIMIT 1`),
+    archiveState: named(`SELECT archive, checkpoint, digest, file, status FROM ${s}.audit_archive WHERE id = 1`),
+    setArchiveState: named(`INSERT INTO ${s}.audit_archive (id, archive, checkpoint, digest, file, status)
+      VALUES (1, $1, $2, $3, $4, $5)
+      ON CONFLICT (id) DO UPDATE SET archive = EXCLUDED.archive, checkpoint = EXCLUDED.checkpoint,
+        digest = EXCLUDED.digest, file = EXCLUDED.file, status = EXCLUDED.status`),
+    // Bounded deletes by the primary key: each statement is its own short
+    // transaction that locks at most $2 rows, so appends (at the other end
+    // of the seq range) never wait on an archive run.
+    deleteArchivedRecords: named(`DELETE FROM ${s}.audit_log WHERE seq IN
+      (SELECT seq FROM ${s}.audit_log WHERE seq < $1 ORDER BY seq LIMIT $2)`),
+    deleteArchivedCheckpoints: named(`DELETE FROM ${s}.audit_checkpoints WHERE seq IN
+      (SELECT seq FROM ${s}.audit_checkpoints WHERE seq < $1 ORDER BY seq LIMIT $2)`),
   };
 }
 

@@ -1,5 +1,13 @@
-import { type AuditCheckpoint, AuditConflictError, type AuditRecord, type AuditStore } from '@custos/core';
+import {
+  AUDIT_GENESIS_HASH,
+  type AuditArchiveState,
+  type AuditCheckpoint,
+  AuditConflictError,
+  type AuditRecord,
+  type AuditStore,
+} from '@custos/core';
 import type { Transaction } from 'better-sqlite3';
+import { type AuditArchiveRow, auditArchiveFromRow, auditArchiveValues } from '../shared/audit-archive-row.js';
 import { assertContiguous } from '../shared/audit-batch.js';
 import {
   AUDIT_CHECKPOINT_COLUMNS,
@@ -7,19 +15,56 @@ import {
   auditCheckpointFromRow,
   auditCheckpointValues,
 } from '../shared/audit-checkpoint-row.js';
+import {
+  AuditDictionaryCache,
+  dictionaryCandidates,
+  fromStoredRows,
+  genuineEntries,
+  referencedIds,
+  type StoredAuditRow,
+  toStoredRows,
+} from '../shared/audit-compaction.js';
 import { clampLimit } from '../shared/list-limit.js';
 import type { SqliteRunner, SqliteStatements } from './sqlite-statements.js';
 
 const COLUMNS = 'seq, ts, prev_hash AS prevHash, hash, event';
-const MAX_SEQ = 'SELECT max(seq) FROM audit_log';
+const HEAD_ROW = 'SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1';
 const INSERT = 'INSERT INTO audit_log (seq, ts, prev_hash, hash, event) VALUES (?, ?, ?, ?, ?)';
-const HEAD = `SELECT ${COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1`;
+// The last two rows: the head, and the row before it (whose hash a derived prev_hash is).
+const HEAD = `SELECT ${COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 2`;
 const RANGE = `SELECT ${COLUMNS} FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?`;
+const DICTIONARY_GET = 'SELECT value FROM audit_dictionary WHERE id = ?';
+const DICTIONARY_INSERT = 'INSERT INTO audit_dictionary (id, value) VALUES (?, ?)';
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
+/** A row as SQLite returns it: a compact row's hash is 32 bytes. */
+interface SqliteAuditRow {
+  seq: number;
+  ts: string;
+  prevHash: string;
+  hash: string | Buffer;
+  event: string;
+}
+
+const fromSqlite = (r: SqliteAuditRow): StoredAuditRow => ({
+  ...r,
+  hash: typeof r.hash === 'string' ? r.hash : r.hash.toString('hex'),
+});
 const FIRST_SINCE = 'SELECT min(seq) FROM audit_log WHERE ts >= ?';
 const INSERT_CHECKPOINT = `INSERT INTO audit_checkpoints (${AUDIT_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 const LAST_CHECKPOINT_SEQ = 'SELECT max(seq) FROM audit_checkpoints';
 const CHECKPOINTS = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq`;
 const CHECKPOINTS_FROM = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq >= ? ORDER BY seq LIMIT ?`;
+const ARCHIVE_STATE = 'SELECT archive, checkpoint, digest, file, status FROM audit_archive WHERE id = 1';
+const SET_ARCHIVE_STATE = `INSERT INTO audit_archive (id, archive, checkpoint, digest, file, status) VALUES (1, ?, ?, ?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET archive = excluded.archive, checkpoint = excluded.checkpoint,
+    digest = excluded.digest, file = excluded.file, status = excluded.status`;
+// Bounded deletes (one short write transaction each, see deleteArchived): the
+// writer lock is held for at most `limit` rows, so appends wait milliseconds.
+const DELETE_ARCHIVED_RECORDS =
+  'DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE seq < ? ORDER BY seq LIMIT ?)';
+const DELETE_ARCHIVED_CHECKPOINTS =
+  'DELETE FROM audit_checkpoints WHERE seq IN (SELECT seq FROM audit_checkpoints WHERE seq < ? ORDER BY seq LIMIT ?)';
 const LAST_CHECKPOINT = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`;
 
 function isUniqueViolation(e: unknown): boolean {
@@ -33,7 +78,8 @@ function isPrimaryKeyViolation(e: unknown): boolean {
 
 /** {@link AuditStore} over one SQLite connection. */
 export class SqliteAuditStore implements AuditStore {
-  readonly #appendBatch: Transaction<(records: readonly AuditRecord[]) => void>;
+  readonly #appendBatch: Transaction<(records: readonly AuditRecord[]) => Map<string, string>>;
+  readonly #dictionary = new AuditDictionaryCache();
   readonly #appendCheckpoint: Transaction<(checkpoint: AuditCheckpoint) => void>;
 
   constructor(
@@ -43,12 +89,28 @@ export class SqliteAuditStore implements AuditStore {
     // better-sqlite3 runs this as its own transaction, or as a savepoint when
     // a custos transaction is open: either way the batch lands whole or not at all.
     this.#appendBatch = stmts.db.transaction((records: readonly AuditRecord[]) => {
-      const head = (this.stmts.pluck(MAX_SEQ).get() as number | null) ?? 0;
+      const headRow = this.stmts.get(HEAD_ROW).get() as SqliteAuditRow | undefined;
+      const head = headRow?.seq ?? 0;
       // A batch that does not start right after the head was built on a stale
       // view of the chain: the caller re-reads the head and retries.
       if (records[0]!.seq !== head + 1) throw new AuditConflictError();
+      // The dictionary entries go in with the records, in this transaction.
+      const entries = new Map<string, string>();
+      for (const [id, value] of dictionaryCandidates(records)) {
+        const stored = this.#dictionary.get(id) ?? (this.stmts.pluck(DICTIONARY_GET).get(id) as string | undefined);
+        if (stored === undefined) this.stmts.get(DICTIONARY_INSERT).run(id, value);
+        // An id held by another value (a 48-bit collision, or a rewritten
+        // entry) is not referenced: those events are stored in full.
+        entries.set(id, stored ?? value);
+      }
+      const before = headRow ? fromSqlite(headRow).hash : AUDIT_GENESIS_HASH;
       const insert = this.stmts.get(INSERT);
-      for (const r of records) insert.run(r.seq, r.ts, r.prevHash, r.hash, r.event);
+      for (const r of toStoredRows(records, entries, before)) {
+        // 32 bytes instead of 64 hex characters where the hash has the chain's form.
+        const hash = HEX_HASH.test(r.hash) ? Buffer.from(r.hash, 'hex') : r.hash;
+        insert.run(r.seq, r.ts, r.prevHash, hash, r.event);
+      }
+      return entries;
     });
     this.#appendCheckpoint = stmts.db.transaction((checkpoint: AuditCheckpoint) => {
       if (checkpoint.version === 2) {
@@ -70,7 +132,12 @@ export class SqliteAuditStore implements AuditStore {
     if (records.length === 0) return Promise.resolve();
     return this.run(() => {
       try {
-        this.#appendBatch.immediate(records);
+        // Inside a custos transaction the batch is a savepoint that the
+        // transaction may still roll back: its entries are then not known to
+        // be stored, and are looked up again next time.
+        const nested = this.stmts.db.inTransaction;
+        const entries = this.#appendBatch.immediate(records);
+        if (!nested) for (const [id, value] of entries) this.#dictionary.add(id, value);
       } catch (e) {
         throw isPrimaryKeyViolation(e) ? new AuditConflictError() : e;
       }
@@ -78,11 +145,30 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   head(): Promise<AuditRecord | undefined> {
-    return this.run(() => this.stmts.get(HEAD).get() as AuditRecord | undefined);
+    return this.run(() => {
+      const [head, before] = (this.stmts.get(HEAD).all() as SqliteAuditRow[]).map(fromSqlite);
+      return head && this.#records([head], before)[0];
+    });
   }
 
   range(fromSeq: number, limit: number): Promise<AuditRecord[]> {
-    return this.run(() => this.stmts.get(RANGE).all(fromSeq, clampLimit(limit)) as AuditRecord[]);
+    return this.run(() => {
+      // One row more, from the one before: a derived prev_hash is its hash.
+      const from = Math.max(1, fromSeq - 1);
+      const rows = (this.stmts.get(RANGE).all(from, clampLimit(limit) + 1) as SqliteAuditRow[]).map(fromSqlite);
+      const before = rows[0] && rows[0].seq < fromSeq ? rows.shift() : undefined;
+      return this.#records(rows.slice(0, clampLimit(limit)), before);
+    });
+  }
+
+  /** Rows to records: the dictionary entries they reference read from the table (each checked against its id). */
+  #records(rows: StoredAuditRow[], before: StoredAuditRow | undefined): AuditRecord[] {
+    const found: { id: string; value: string }[] = [];
+    for (const id of referencedIds(rows)) {
+      const value = this.stmts.pluck(DICTIONARY_GET).get(id) as string | undefined;
+      if (value !== undefined) found.push({ id, value });
+    }
+    return fromStoredRows(rows, genuineEntries(found), before);
   }
 
   firstSeqSince(ts: string): Promise<number | undefined> {
@@ -116,6 +202,28 @@ export class SqliteAuditStore implements AuditStore {
     return this.run(() => {
       const row = this.stmts.get(LAST_CHECKPOINT).get() as AuditCheckpointRow | undefined;
       return row && auditCheckpointFromRow(row);
+    });
+  }
+
+  archiveState(): Promise<AuditArchiveState | undefined> {
+    return this.run(() => {
+      const row = this.stmts.get(ARCHIVE_STATE).get() as AuditArchiveRow | undefined;
+      return row && auditArchiveFromRow(row);
+    });
+  }
+
+  setArchiveState(state: AuditArchiveState): Promise<void> {
+    return this.run(() => {
+      this.stmts.get(SET_ARCHIVE_STATE).run(...auditArchiveValues(state));
+    });
+  }
+
+  deleteArchived(beforeSeq: number, limit: number): Promise<number> {
+    return this.run(() => {
+      const n = clampLimit(limit);
+      const records = this.stmts.get(DELETE_ARCHIVED_RECORDS).run(beforeSeq, n).changes;
+      if (records > 0) return records;
+      return this.stmts.get(DELETE_ARCHIVED_CHECKPOINTS).run(beforeSeq, n).changes;
     });
   }
 }

@@ -1,10 +1,15 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   type AuditRecord,
+  auditArchiveFileName,
   type CustosNode,
   exportAuditSince,
   formatAuditCheckpointLine,
   formatAuditRecordLine,
+  NotFoundError,
   tailAudit,
   ValidationError,
 } from '@custos/core';
@@ -75,6 +80,66 @@ export async function auditRoutes(app: FastifyInstance, { node }: { node: Custos
         for (const c of await store.checkpoints()) yield `${formatAuditCheckpointLine(c)}\n`;
       }
       return reply.type('application/x-ndjson').send(Readable.from(lines()));
+    },
+  });
+
+  // Archival (docs/audit.md, "Archival"). Operator tokens only, `sys`
+  // permissions: it deletes records from the database (after archiving
+  // them). The archive is written into the server's configured directory
+  // under a name fixed by its number: nothing in the request names a path.
+  app.post<{ Body: { before: string } }>('/audit/archive', {
+    config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/audit/archive', operatorOnly: true } },
+    schema: {
+      tags: ['audit'],
+      summary: 'Archive the records sealed before a time, then remove them from the database',
+      body: {
+        type: 'object',
+        properties: { before: { type: 'string', minLength: 1, maxLength: 64 } },
+        required: ['before'],
+        additionalProperties: false,
+      },
+    },
+    handler: async (request) => {
+      const before = Date.parse(request.body.before);
+      if (Number.isNaN(before)) throw new ValidationError('before must be an ISO-8601 time.');
+      const run = await node.services().archiveAudit(new Date(before));
+      const m = run.written?.manifest;
+      return {
+        archived: m
+          ? {
+              archive: m.archive,
+              file: run.written!.file,
+              first_seq: m.firstSeq,
+              last_seq: m.lastSeq,
+              records: m.records,
+              bytes: run.written!.bytes,
+            }
+          : null,
+        deleted: run.deleted,
+        ...(run.resumed ? { resumed: run.resumed } : {}),
+      };
+    },
+  });
+
+  app.get<{ Params: { archive: string } }>('/audit/archive/:archive', {
+    config: { access: { kind: 'policy', action: 'read', resource: () => 'sys/audit/archive', operatorOnly: true } },
+    schema: {
+      tags: ['audit'],
+      summary: 'Download an archive by its number (gzip of JSON lines, verifiable offline)',
+      // A number only: the file name is derived from it, so no path can be smuggled in.
+      params: {
+        type: 'object',
+        properties: { archive: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' } },
+        required: ['archive'],
+      },
+    },
+    handler: async (request, reply) => {
+      const archiveDir = node.services().auditArchiveDir;
+      if (!archiveDir) throw new NotFoundError('audit archival is not configured.');
+      const path = join(archiveDir, auditArchiveFileName(Number(request.params.archive)));
+      const found = await stat(path).catch(() => undefined);
+      if (!found?.isFile()) throw new NotFoundError('no such archive.');
+      return reply.type('application/gzip').send(createReadStream(path));
     },
   });
 

@@ -1,0 +1,108 @@
+import { join } from 'node:path';
+import { setImmediate as yieldToRequests } from 'node:timers/promises';
+import type { AuditArchiveState, AuditStore } from '../ports/storage.js';
+import type { AuditArchiveManifest } from './audit-archive-format.js';
+import { writeAuditArchive } from './audit-archive-write.js';
+import type { AuditSigner } from './audit-checkpoint.js';
+
+/** A step of an archive run, for crash tests (a hook that may kill the process there). */
+export type AuditArchiveStep = 'archive-written' | 'journal-written' | 'batch-deleted';
+
+export interface AuditArchiveRunOptions {
+  readonly store: AuditStore;
+  readonly signer: AuditSigner;
+  /** The archive directory (server configuration, never a request). */
+  readonly dir: string;
+  /** Archive records sealed by a checkpoint signed before this time. */
+  readonly before: Date;
+  /** Rows deleted per batch, each its own short transaction (default 500). */
+  readonly deleteBatch?: number;
+  readonly now?: () => Date;
+  readonly step?: (step: AuditArchiveStep) => void | Promise<void>;
+}
+
+export interface AuditArchiveRunResult {
+  /** The archive written by this run (none when nothing new was sealed before the time). */
+  readonly written?: { readonly file: string; readonly manifest: AuditArchiveManifest; readonly bytes: number };
+  /** An interrupted run's deletes finished first: that archive's file name. */
+  readonly resumed?: string;
+  /** Rows (records and checkpoints) deleted from the store. */
+  readonly deleted: number;
+}
+
+/** The file name of archive number `n`: fixed by the number, so a retried run replaces an orphan of its own. */
+export function auditArchiveFileName(n: number): string {
+  return `audit-archive-${String(n).padStart(6, '0')}.jsonl.gz`;
+}
+
+/**
+ * One archive run (docs/audit.md, "Archival" and "Crash behaviour"):
+ *
+ * 1. A run left `archiving` (killed during its deletes) is finished first:
+ *    its archive is durable, so the deletes go on from where they stopped.
+ * 2. The records after the last archive up to the last checkpoint signed
+ *    before `before` are written to the next archive, durably.
+ * 3. The journal (the archive state, `archiving`) is recorded: from here on
+ *    the store's records up to that checkpoint are in the archive.
+ * 4. They are deleted in bounded batches, yielding to other work between
+ *    batches; the state becomes `archived`.
+ *
+ * Killed between 2 and 3, the file is an orphan the next run overwrites
+ * (same number, same records: nothing was deleted). Killed in 4, step 1
+ * resumes. The record and checkpoint at the anchor are kept (see
+ * {@link AuditStore.deleteArchived}).
+ */
+export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<AuditArchiveRunResult> {
+  const { store } = options;
+  let state = await store.archiveState();
+  let deleted = 0;
+  let resumed: string | undefined;
+  if (state?.status === 'archiving') {
+    deleted += await deleteArchived(options, state);
+    resumed = state.file;
+    state = { ...state, status: 'archived' };
+    await store.setArchiveState(state);
+  }
+  const number = (state?.archive ?? 0) + 1;
+  const file = auditArchiveFileName(number);
+  const written = await writeAuditArchive({
+    store,
+    signer: options.signer,
+    path: join(options.dir, file),
+    before: options.before,
+    ...(state ? { previous: { archive: state.archive, checkpoint: state.checkpoint, digest: state.digest } } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  if (!written) return { deleted, ...(resumed ? { resumed } : {}) };
+  await options.step?.('archive-written');
+  const next: AuditArchiveState = {
+    archive: number,
+    checkpoint: written.checkpoint,
+    digest: written.digest,
+    file,
+    status: 'archiving',
+  };
+  await store.setArchiveState(next);
+  await options.step?.('journal-written');
+  deleted += await deleteArchived(options, next);
+  await store.setArchiveState({ ...next, status: 'archived' });
+  return {
+    written: { file, manifest: written.manifest, bytes: written.bytes },
+    deleted,
+    ...(resumed ? { resumed } : {}),
+  };
+}
+
+/** Deletes what `state` archived, batch by batch, yielding to queued requests between batches. */
+async function deleteArchived(options: AuditArchiveRunOptions, state: AuditArchiveState): Promise<number> {
+  const batch = options.deleteBatch ?? 500;
+  let total = 0;
+  for (;;) {
+    const n = await options.store.deleteArchived(state.checkpoint.seq, batch);
+    if (n === 0) return total;
+    total += n;
+    await options.step?.('batch-deleted');
+    // Each batch is its own short transaction; between them, requests run.
+    await yieldToRequests();
+  }
+}

@@ -1,0 +1,97 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditArchiveSchedule } from '../src/audit-archive-schedule.js';
+import { resolveServerConfig } from '../src/server-config.js';
+import { startTestServer, type TestServer } from './test-server.js';
+
+describe('audit.archive settings', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'custos-archive-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const withConfig = (archive: unknown) => {
+    const file = join(dir, 'custos.json');
+    writeFileSync(file, JSON.stringify({ audit: { archive } }));
+    return () => resolveServerConfig({ config: file, dev: true, data: dir }, dir);
+  };
+
+  it('every and keep_online become a schedule; the directory defaults under the data directory', () => {
+    expect(withConfig({ every: '5m', keep_online: '1h' })().audit).toMatchObject({
+      archiveDir: join(dir, 'audit-archive'),
+      archiveSchedule: { everyMs: 300_000, keepOnlineMs: 3_600_000 },
+    });
+    expect(withConfig({ dir: 'arch' })().audit).toMatchObject({ archiveDir: join(dir, 'arch') });
+    expect(withConfig({ dir: 'arch' })().audit.archiveSchedule).toBe(undefined);
+    expect(withConfig({ every: '1h' })().audit.archiveSchedule).toEqual({
+      everyMs: 3_600_000,
+      keepOnlineMs: 86_400_000,
+    });
+  });
+
+  it('a typo, a too-short interval or keep_online without every stops the server at start', () => {
+    expect(withConfig({ evry: '5m' })).toThrow(/audit.archive.evry is not a setting/);
+    expect(withConfig({ every: '10s' })).toThrow(/at least 1m/);
+    expect(withConfig({ every: '5m', keep_online: '1s' })).toThrow(/keep_online is at least 1m/);
+    expect(withConfig({ keep_online: '1h' })).toThrow(/keep_online needs every/);
+  });
+});
+
+describe('scheduled archival on a real node', () => {
+  let s: TestServer;
+  const archiveDir = mkdtempSync(join(tmpdir(), 'custos-archive-schedule-'));
+  beforeAll(async () => {
+    s = await startTestServer('sqlite', { audit: { archiveDir, checkpointEvery: 5 } });
+    for (let i = 0; i < 12; i++) await s.call({ method: 'GET', url: '/v1/audit/tail?n=1' });
+  });
+  afterAll(async () => {
+    await s?.close();
+    rmSync(archiveDir, { recursive: true, force: true });
+  });
+
+  it('each run archives what was sealed before now − keep_online, logs counts only, and the chain verifies', async () => {
+    const logged: { msg: string; o: object }[] = [];
+    const clock = { now: Date.now() };
+    const schedule = new AuditArchiveSchedule({
+      everyMs: 60_000,
+      keepOnlineMs: 60_000,
+      archive: (before) => s.node.services().archiveAudit(before),
+      log: { info: (o, msg) => logged.push({ o, msg }), warn: (o, msg) => logged.push({ o, msg }) },
+      now: () => clock.now,
+    });
+    // Nothing is older than keep_online yet.
+    await schedule.runOnce();
+    expect(readdirSync(archiveDir)).toEqual([]);
+    expect(logged).toEqual([]);
+    // Two minutes later, everything sealed so far is older than keep_online.
+    clock.now += 120_000;
+    await schedule.runOnce();
+    expect(readdirSync(archiveDir)).toEqual(['audit-archive-000001.jsonl.gz']);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ msg: 'audit archived', o: { archive: 1, first_seq: 1 } });
+    expect(JSON.stringify(logged)).not.toContain(archiveDir);
+    const verify = await s.call({ method: 'GET', url: '/v1/audit/verify' });
+    expect(verify.json()).toMatchObject({ ok: true, archivedThrough: (logged[0]!.o as { last_seq: number }).last_seq });
+    await schedule.stop();
+  });
+
+  it('a failing run is logged with its code and tried again next time', async () => {
+    const logged: { msg: string; o: object }[] = [];
+    let calls = 0;
+    const schedule = new AuditArchiveSchedule({
+      everyMs: 60_000,
+      keepOnlineMs: 60_000,
+      archive: () => {
+        calls++;
+        return Promise.reject(Object.assign(new Error('disk full at /secret/path'), { code: 'ENOSPC' }));
+      },
+      log: { info: (o, msg) => logged.push({ o, msg }), warn: (o, msg) => logged.push({ o, msg }) },
+    });
+    await schedule.runOnce();
+    await schedule.runOnce();
+    expect(calls).toBe(2);
+    expect(logged).toEqual([
+      { msg: 'audit archive run failed', o: { code: 'ENOSPC' } },
+      { msg: 'audit archive run failed', o: { code: 'ENOSPC' } },
+    ]);
+  });
+});

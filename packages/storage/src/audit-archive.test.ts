@@ -1,0 +1,250 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type AuditEventInput,
+  AuditLog,
+  type AuditStore,
+  auditArchiveFileName,
+  runAuditArchive,
+  verifyAudit,
+  verifyAuditArchives,
+} from '@custos/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestSchema, hasPostgres } from '../../../test-support/postgres.js';
+import { PostgresStorage } from './postgres/postgres-storage.js';
+import { SqliteStorage } from './sqlite/sqlite-storage.js';
+
+/**
+ * Archival on both databases: records archived up to a checkpoint are
+ * deleted in bounded batches, the online chain verifies from the archive's
+ * checkpoint, archives plus the online tail verify as one chain, and a run
+ * cut off before its journal or between delete batches is undone or resumed.
+ */
+interface Opened {
+  readonly audit: AuditStore;
+  close(): Promise<void>;
+  count(table: 'audit_log' | 'audit_checkpoints'): Promise<number>;
+}
+
+async function sqlite(dir: string): Promise<{ open(): Promise<Opened>; cleanup(): Promise<void> }> {
+  const path = join(dir, 'custos.db');
+  return {
+    open: async () => {
+      const storage = new SqliteStorage({ path });
+      await storage.migrate();
+      const db = (storage as unknown as { db?: { prepare(s: string): { pluck(): { get(): unknown } } } }).db;
+      return {
+        audit: storage.audit,
+        close: () => storage.close(),
+        count: async (table) => {
+          const Database = (await import('better-sqlite3')).default;
+          const raw = db ? undefined : new Database(path, { readonly: true });
+          try {
+            return Number((db ?? raw!).prepare(`SELECT count(*) FROM ${table}`).pluck().get());
+          } finally {
+            raw?.close();
+          }
+        },
+      };
+    },
+    cleanup: async () => undefined,
+  };
+}
+
+async function postgres(): Promise<{ open(): Promise<Opened>; cleanup(): Promise<void> }> {
+  const schema = await createTestSchema();
+  return {
+    open: async () => {
+      const storage = new PostgresStorage({ connectionString: schema.url, schema: schema.name });
+      await storage.migrate();
+      const pg = (await import('pg')).default;
+      return {
+        audit: storage.audit,
+        close: () => storage.close(),
+        count: async (table) => {
+          const client = new pg.Client({ connectionString: schema.url });
+          await client.connect();
+          try {
+            const { rows } = await client.query(`SELECT count(*) AS n FROM "${schema.name}".${table}`);
+            return Number(rows[0].n);
+          } finally {
+            await client.end();
+          }
+        },
+      };
+    },
+    cleanup: () => schema.drop(),
+  };
+}
+
+const EVERY = 10;
+const START = Date.parse('2030-01-01T00:00:00.000Z');
+
+function event(i: number): AuditEventInput {
+  return {
+    type: 'request',
+    request_id: `req-${i}`,
+    auth: { identity: 'role:enricher', policies: ['enricher'], task_chain: ['task-1'] },
+    request: {
+      method: 'GET',
+      route: '/v1/secrets/*',
+      path: `kv/test/item-${i}`,
+      action: 'read',
+      source_ip: '127.0.0.1',
+    },
+    decision: 'allow',
+    status: 200,
+  };
+}
+
+const backends: Array<[string, (dir: string) => Promise<{ open(): Promise<Opened>; cleanup(): Promise<void> }>]> = [
+  ['sqlite', sqlite],
+];
+if (hasPostgres()) backends.push(['postgres', () => postgres()]);
+
+describe.each(backends)('audit archival (%s)', (_, make) => {
+  let dir: string;
+  let backend: Awaited<ReturnType<typeof make>>;
+  let opened: Opened | undefined;
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const signer = { keyId: 'audit-archive-test', privateKey };
+  const publicKeys = new Map([[signer.keyId, publicKey]]);
+  const clock = { now: START };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'custos-audit-archival-'));
+    backend = await make(dir);
+    clock.now = START;
+  });
+  afterEach(async () => {
+    await opened?.close();
+    opened = undefined;
+    await backend.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Opens the store and records events `from`…`to`, one a second. */
+  async function record(from: number, to: number): Promise<Opened> {
+    opened ??= await backend.open();
+    const log = await AuditLog.open({
+      store: opened.audit,
+      signer,
+      checkpointEvery: EVERY,
+      sinks: [],
+      now: () => new Date(clock.now),
+    });
+    for (let i = from; i <= to; i++) {
+      clock.now += 1000;
+      await log.record(event(i));
+    }
+    await log.close();
+    return opened;
+  }
+
+  const at = (seconds: number) => new Date(START + seconds * 1000 + 500);
+  const archives = async () => (await readdir(dir)).filter((n) => n.endsWith('.jsonl.gz')).map((n) => join(dir, n));
+
+  it('archives up to a checkpoint, deletes in batches, and everything verifies as one chain; appends go on', async () => {
+    const db = await record(1, 55);
+    const run = await runAuditArchive({ store: db.audit, signer, dir, before: at(25), deleteBatch: 7 });
+    expect(run.written?.manifest).toMatchObject({ archive: 1, firstSeq: 1, lastSeq: 20, records: 20 });
+    // Records below the anchor (19) and checkpoints below it (1) are gone; the anchor's record and checkpoint stay.
+    expect(run.deleted).toBe(19 + 1);
+    expect(await db.count('audit_log')).toBe(55 - 19);
+    expect(await db.audit.archiveState()).toMatchObject({
+      archive: 1,
+      status: 'archived',
+      file: auditArchiveFileName(1),
+    });
+
+    expect(await verifyAudit(db.audit, { publicKeys })).toMatchObject({ ok: true, archivedThrough: 20, events: 35 });
+    expect(await verifyAuditArchives(await archives(), { publicKeys, online: db.audit })).toMatchObject({
+      ok: true,
+      archives: 1,
+      archivedEvents: 20,
+      events: 55,
+    });
+
+    // The log goes on after archival, and a second archive (all records, up to the closing checkpoint) chains to the first.
+    await record(56, 70);
+    const second = await runAuditArchive({ store: db.audit, signer, dir, before: at(75), deleteBatch: 50 });
+    expect(second.written?.manifest).toMatchObject({ archive: 2, firstSeq: 21, lastSeq: 70 });
+    expect(await verifyAudit(db.audit, { publicKeys })).toMatchObject({ ok: true, archivedThrough: 70, lastSeq: 70 });
+    expect(await verifyAuditArchives((await archives()).sort(), { publicKeys, online: db.audit })).toMatchObject({
+      ok: true,
+      archives: 2,
+      events: 70,
+    });
+  });
+
+  it('cut off after the archive is written, before the journal: nothing deleted; the next run writes it again', async () => {
+    const db = await record(1, 40);
+    await expect(
+      runAuditArchive({
+        store: db.audit,
+        signer,
+        dir,
+        before: at(25),
+        step: (s) => {
+          if (s === 'archive-written') throw new Error('killed');
+        },
+      }),
+    ).rejects.toThrow('killed');
+    expect(await db.audit.archiveState()).toBe(undefined);
+    expect(await db.count('audit_log')).toBe(40);
+    const run = await runAuditArchive({ store: db.audit, signer, dir, before: at(25) });
+    expect(run.written?.manifest).toMatchObject({ archive: 1, lastSeq: 20 });
+    expect(await archives()).toHaveLength(1);
+    expect(await verifyAuditArchives(await archives(), { publicKeys, online: db.audit })).toMatchObject({
+      ok: true,
+      events: 40,
+    });
+  });
+
+  it('cut off between delete batches: verifies in between; the next run finishes the deletes first', async () => {
+    const db = await record(1, 40);
+    let batches = 0;
+    await expect(
+      runAuditArchive({
+        store: db.audit,
+        signer,
+        dir,
+        before: at(35),
+        deleteBatch: 5,
+        step: (s) => {
+          if (s === 'batch-deleted' && ++batches === 2) throw new Error('killed');
+        },
+      }),
+    ).rejects.toThrow('killed');
+    expect(await db.audit.archiveState()).toMatchObject({ status: 'archiving', archive: 1 });
+    expect(await db.count('audit_log')).toBe(30);
+    // Half deleted: both views still verify.
+    expect(await verifyAudit(db.audit, { publicKeys })).toMatchObject({ ok: true, archivedThrough: 30 });
+    expect(await verifyAuditArchives(await archives(), { publicKeys, online: db.audit })).toMatchObject({
+      ok: true,
+      events: 40,
+    });
+    const run = await runAuditArchive({ store: db.audit, signer, dir, before: at(35), deleteBatch: 5 });
+    expect(run).toMatchObject({ resumed: auditArchiveFileName(1), deleted: 29 - 10 + 2 });
+    expect(run.written).toBe(undefined);
+    expect(await db.audit.archiveState()).toMatchObject({ status: 'archived' });
+    expect(await db.count('audit_log')).toBe(11);
+    expect(await verifyAuditArchives(await archives(), { publicKeys, online: db.audit })).toMatchObject({
+      ok: true,
+      events: 40,
+    });
+  });
+
+  it('a database writer who deletes more than was archived is caught by verifying archives with the online tail', async () => {
+    const db = await record(1, 40);
+    await runAuditArchive({ store: db.audit, signer, dir, before: at(15) });
+    await db.audit.deleteArchived(25, 100);
+    expect(await verifyAuditArchives(await archives(), { publicKeys, online: db.audit })).toMatchObject({
+      ok: false,
+      problem: 'missing',
+      seq: 11,
+    });
+  });
+});
