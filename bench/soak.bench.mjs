@@ -18,29 +18,25 @@
 // SOAK_PROBE_SECONDS (default 3) while the same client, at the same
 // concurrency, hits a bare fastify route in a separate process: the machine's
 // own drift, beside custos's figures. At the end: the online chain verified
-// (`custos audit verify`, from the archive's anchor) and every archive plus
-// the online files verified offline as one chain (`custos audit verify --file
-// … --public-key …`).
+// by the running server (`custos audit verify`, from the last archive's
+// checkpoint); then, server stopped, the archives by the CLI (`custos audit
+// verify --file ARCHIVE… --public-key …`), the archives and the database's
+// online tail as one chain (verifyAuditArchives with `online`), and the audit
+// files as a sequence.
 //
 // Environment: SOAK_MINUTES, SOAK_ARCHIVE_EVERY (duration or `off`),
 // SOAK_KEEP_ONLINE (default: SOAK_ARCHIVE_EVERY), SOAK_ROTATE_EVERY (the audit
 // file's rotate_every, default: SOAK_ARCHIVE_EVERY; `off`: no rotation),
 // SOAK_CONCURRENCY (default 16), SOAK_MIX (default
-// read=86,mint=4,delegate=4,revoke=4,creds=2), SOAK_WARMUP_SECONDS (default 15).
+// read=86,mint=4,delegate=4,revoke=4,creds=2), SOAK_WARMUP_SECONDS (default 15),
+// SOAK_PROBE_SECONDS (default 3), SOAK_AUDIT_FILE (`off`: database audit only).
 import { fork, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { createPublicKey, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { auditKeyId, verifyAuditArchives } from '@custos/core';
+import { createStorage } from '@custos/storage';
 import pg from 'pg';
 import { cpuSeconds, fmt, freePort, root, startBareRoute, waitFor } from './bench-lib.mjs';
 
@@ -54,6 +50,9 @@ const ARCHIVE_EVERY = process.env.SOAK_ARCHIVE_EVERY ?? '5m';
 const ARCHIVE = ARCHIVE_EVERY !== 'off';
 const KEEP_ONLINE = process.env.SOAK_KEEP_ONLINE ?? ARCHIVE_EVERY;
 const ROTATE_EVERY = process.env.SOAK_ROTATE_EVERY ?? (ARCHIVE ? ARCHIVE_EVERY : 'off');
+// `off`: the server audits to its database only (no JSON-lines file): custos never deletes rotated audit
+// files (docs/audit.md, "Archival and the audit file"), so only then is the whole data directory bounded by archival.
+const AUDIT_FILE = process.env.SOAK_AUDIT_FILE !== 'off';
 const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 16);
 const PROBE_MS = Number(process.env.SOAK_PROBE_SECONDS ?? 3) * 1000;
 const WARMUP_MS = Number(process.env.SOAK_WARMUP_SECONDS ?? 15) * 1000;
@@ -90,7 +89,7 @@ const archiveDir = join(base, 'archive');
 mkdirSync(dataDir);
 mkdirSync(archiveDir);
 const auditConfig = {
-  file: { path: 'audit.jsonl', ...(ROTATE_EVERY !== 'off' ? { rotate_every: ROTATE_EVERY } : {}) },
+  file: AUDIT_FILE ? { path: 'audit.jsonl', ...(ROTATE_EVERY !== 'off' ? { rotate_every: ROTATE_EVERY } : {}) } : null,
   ...(ARCHIVE ? { archive: { every: ARCHIVE_EVERY, keep_online: KEEP_ONLINE, dir: archiveDir } } : {}),
 };
 const configFile = join(base, 'custos.json');
@@ -196,6 +195,18 @@ const bytesUnder = (dir) => {
   }
   return total;
 };
+/** The data directory split: the database (SQLite and its WAL) and the audit files. */
+const dataSplit = () => {
+  let db = 0;
+  let audit = 0;
+  for (const f of readdirSync(dataDir)) {
+    try {
+      if (f.startsWith('custos.db')) db += statSync(join(dataDir, f)).size;
+      else if (/^audit.*\.jsonl/.test(f)) audit += statSync(join(dataDir, f)).size;
+    } catch {}
+  }
+  return { db, audit };
+};
 const archiveFiles = () =>
   readdirSync(archiveDir)
     .filter((f) => !f.endsWith('.tmp'))
@@ -258,13 +269,14 @@ for (let m = 1; m <= MINUTES && !serverDown; m++) {
     rss,
     rssMax: Math.max(rssMax, rss),
     dataBytes: bytesUnder(dataDir),
+    ...dataSplit(),
     archiveBytes: bytesUnder(archiveDir),
     archives: archiveFiles().length,
   };
   minutes.push(row);
   log(
     `minute ${m}: ${fmt(load.total.rps)} req/s (bare ${fmt(bareProbe.rps)}), p99 ${fmt(load.total.p99, 1)} ms, ` +
-      `RSS ${mib(rss)} MiB, data ${mib(row.dataBytes)} MiB, archive ${mib(row.archiveBytes)} MiB (${row.archives} files), ` +
+      `RSS ${mib(rss)} MiB, data ${mib(row.dataBytes)} MiB (db ${mib(row.db)}, audit files ${mib(row.audit)}), archive ${mib(row.archiveBytes)} MiB (${row.archives} files), ` +
       `errors ${Object.values(load.kinds).reduce((a, k) => a + k.failed, 0)}`,
   );
   t = end;
@@ -322,21 +334,57 @@ server.kill('SIGTERM');
 await serverExited;
 bare.stop();
 
-// Offline, the server stopped: every archive in order, then the online files
-// (rotated ones and audit.jsonl), as one chain.
+// Offline, the server stopped. (1) The archives as a chain of their own, by the
+// CLI (`custos audit verify --file ARCHIVE… --public-key …`). (2) End to end:
+// every archive in order and then the database's records after the last one,
+// as one chain (verifyAuditArchives with the store as the online tail — what
+// the CLI's two commands check in two halves). (3) The audit files (rotated
+// ones and audit.jsonl) as a sequence: custos keeps them whole (it does not
+// delete rotated files), so they verify from seq 1.
 const archives = archiveFiles().map((f) => join(archiveDir, f));
-const onlineFiles = readdirSync(dataDir)
-  .filter((f) => /^audit.*\.jsonl$/.test(f))
-  .sort((a, b) => (a === 'audit.jsonl' ? 1 : b === 'audit.jsonl' ? -1 : a.localeCompare(b)))
-  .map((f) => join(dataDir, f));
-log(`verifying ${archives.length} archives and ${onlineFiles.length} online files offline`);
-const offline = await runCli([
-  'audit',
-  'verify',
-  '--json',
-  ...[...archives, ...onlineFiles].flatMap((f) => ['--file', f]),
-  ...keyFiles.flatMap((k) => ['--public-key', k]),
-]);
+const publicKeys = new Map(
+  keys.keys.map((k) => {
+    const key = createPublicKey(k.public_key_pem);
+    return [auditKeyId(key), key];
+  }),
+);
+let archived = { report: undefined, code: 0, out: 'no archive written' };
+if (archives.length > 0) {
+  log(`verifying ${archives.length} archives (CLI)`);
+  archived = await runCli([
+    'audit',
+    'verify',
+    '--json',
+    ...archives.flatMap((f) => ['--file', f]),
+    ...keyFiles.flatMap((k) => ['--public-key', k]),
+  ]);
+}
+log(`verifying ${archives.length} archives and the database's online tail as one chain`);
+const endToEnd = await (async () => {
+  const t0 = process.hrtime.bigint();
+  const storage = createStorage(`sqlite:${join(dataDir, 'custos.db')}`);
+  try {
+    await storage.migrate();
+    const report = await verifyAuditArchives(archives, { publicKeys, online: storage.audit });
+    return { code: 0, report, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  } catch (e) {
+    return { code: 1, err: String(e?.message ?? e) };
+  } finally {
+    await storage.close();
+  }
+})();
+let files = { report: undefined, code: 0, out: 'no audit file (SOAK_AUDIT_FILE=off)' };
+if (AUDIT_FILE) {
+  log('verifying the audit files');
+  files = await runCli([
+    'audit',
+    'verify',
+    '--json',
+    '--file',
+    dataDir,
+    ...keyFiles.flatMap((k) => ['--public-key', k]),
+  ]);
+}
 const finalData = bytesUnder(dataDir);
 const finalArchive = bytesUnder(archiveDir);
 rmSync(base, { recursive: true, force: true });
@@ -361,6 +409,7 @@ const readP99 = spread(minutes.map((r) => r.load.kinds.read?.p99 ?? 0));
 const rss = spread(minutes.map((r) => r.rss));
 const cpuUs = spread(minutes.map((r) => r.cpuUsPerReq));
 const data = spread(minutes.map((r) => r.dataBytes));
+const dbSpread = spread(minutes.map((r) => r.db));
 const errors = minutes.reduce((a, r) => a + Object.values(r.load.kinds).reduce((b, k) => b + k.failed, 0), 0);
 const statuses = {};
 for (const r of minutes)
@@ -369,27 +418,38 @@ for (const r of minutes)
 const allRequests = minutes.reduce((a, r) => a + r.load.total.rps * r.load.seconds, 0);
 
 // Bounded disk: once archival has had time to reach its steady state (keep_online
-// plus two archive periods), the data directory must stop growing: its largest size
+// plus one archive period), the database must stop growing: its largest size
 // in the second half of that steady stretch is compared with the first half.
 let bounded = 'not judged (archival off)';
 if (ARCHIVE) {
-  const settle = Math.ceil((parseMs(KEEP_ONLINE) + 2 * parseMs(ARCHIVE_EVERY)) / MINUTE_MS);
+  const settle = Math.ceil((parseMs(KEEP_ONLINE) + parseMs(ARCHIVE_EVERY)) / MINUTE_MS);
   const steady = minutes.filter((r) => r.minute > settle);
   if (steady.length < 2) {
     bounded = `not judged (${minutes.length} minutes; archival reaches its steady state after about ${settle})`;
   } else {
     const half = Math.floor(steady.length / 2);
-    const first = Math.max(...steady.slice(0, half).map((r) => r.dataBytes));
-    const second = Math.max(...steady.slice(half).map((r) => r.dataBytes));
-    const growth = ((second - first) / first) * 100;
-    bounded = `${growth <= 10 ? '**bounded**' : '**growing**'}: data directory at most ${mib(first)} MiB in minutes ${steady[0].minute}–${steady[half - 1].minute}, at most ${mib(second)} MiB in minutes ${steady[half].minute}–${steady[steady.length - 1].minute} (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %; bounded means at most +10 %)`;
+    const judge = (label, pick) => {
+      const first = Math.max(...steady.slice(0, half).map(pick));
+      const second = Math.max(...steady.slice(half).map(pick));
+      const growth = first > 0 ? ((second - first) / first) * 100 : 0;
+      return `${growth <= 10 ? '**bounded**' : '**growing**'}: ${label} at most ${mib(first)} MiB in minutes ${steady[0].minute}–${steady[half - 1].minute}, at most ${mib(second)} MiB in minutes ${steady[half].minute}–${steady[steady.length - 1].minute} (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %)`;
+    };
+    bounded = [
+      judge('the database (SQLite and WAL)', (r) => r.db),
+      AUDIT_FILE
+        ? `${judge('the audit files', (r) => r.audit)} — custos does not delete rotated audit files an archive covers (docs/audit.md), so they grow with the traffic unless shipped by the operator's tooling`
+        : judge('the whole data directory', (r) => r.dataBytes),
+    ].join('; ');
+    bounded +=
+      '. Bounded means at most +10 % between the two halves of the minutes after archival reached its steady state';
   }
 }
 const verifyLine = (name, r) => {
+  if (!r.report && r.code === 0) return `${name}: ${r.out}`;
   if (!r.report) return `${name}: **failed to run** (exit ${r.code}) ${r.err || r.out}`.slice(0, 600);
   const v = r.report;
   return v.ok
-    ? `${name}: **OK** — ${fmt(v.events)} events, ${fmt(v.checkpoints)} signed checkpoints${v.files ? `, ${fmt(v.files)} files` : ''}${v.archives ? `, ${fmt(v.archives)} archives` : ''}${v.archivedThrough ? `, archived through seq ${fmt(v.archivedThrough)}` : ''} (last seq ${fmt(v.lastSeq)}), ${r.seconds.toFixed(1)} s`
+    ? `${name}: **OK** — ${fmt(v.events)} events, ${fmt(v.checkpoints)} signed checkpoints${v.files ? `, ${fmt(v.files)} files` : ''}${v.archives ? `, ${fmt(v.archives)} archives (${fmt(v.archivedEvents)} events in them)` : ''}${v.archivedThrough ? `, archived through seq ${fmt(v.archivedThrough)}` : ''} (last seq ${fmt(v.lastSeq)}), ${r.seconds.toFixed(1)} s`
     : `${name}: **FAILED** at seq ${v.seq}${v.file ? ` in ${v.file.split('/').pop()}${v.line ? ` line ${v.line}` : ''}` : ''}: ${v.problem} — ${v.detail} (${fmt(v.events)} events verified before it)`;
 };
 const mixText = Object.entries(MIX)
@@ -412,8 +472,8 @@ generator and the server share the machine's ${os.cpus().length} cores, **and th
 5-second samples in brackets); disk is the apparent size of every file in the data directory (SQLite, WAL, audit
 files) and in the archive directory; CPU µs/req is the server process's CPU time over the requests it served that minute.
 
-| Min | bare req/s | custos req/s | ÷ bare | ${kinds.map((k) => `${k} req/s`).join(' | ')} | p50 ms | p99 ms | read p99 ms | CPU µs/req | RSS MiB | data MiB | archive MiB (files) | errors |
-| ---: | ---: | ---: | ---: | ${kinds.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| Min | bare req/s | custos req/s | ÷ bare | ${kinds.map((k) => `${k} req/s`).join(' | ')} | p50 ms | p99 ms | read p99 ms | CPU µs/req | RSS MiB | data MiB | db MiB | audit files MiB | archive MiB (files) | errors |
+| ---: | ---: | ---: | ---: | ${kinds.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${minutes
   .map(
     (r) =>
@@ -421,7 +481,7 @@ ${minutes
         .map((k) => fmt(r.load.kinds[k]?.rps ?? 0, 1))
         .join(
           ' | ',
-        )} | ${fmt(r.load.total.p50, 1)} | ${fmt(r.load.total.p99, 1)} | ${fmt(r.load.kinds.read?.p99 ?? 0, 1)} | ${fmt(r.cpuUsPerReq)} | ${mib(r.rss)} (${mib(r.rssMax)}) | ${mib(r.dataBytes)} | ${mib(r.archiveBytes)} (${r.archives}) | ${Object.values(
+        )} | ${fmt(r.load.total.p50, 1)} | ${fmt(r.load.total.p99, 1)} | ${fmt(r.load.kinds.read?.p99 ?? 0, 1)} | ${fmt(r.cpuUsPerReq)} | ${mib(r.rss)} (${mib(r.rssMax)}) | ${mib(r.dataBytes)} | ${mib(r.db)} | ${mib(r.audit)} | ${mib(r.archiveBytes)} (${r.archives}) | ${Object.values(
         r.load.kinds,
       ).reduce((a, k) => a + k.failed, 0)} |`,
   )
@@ -446,7 +506,7 @@ Summary (${minutes.length} minutes, ${fmt(allRequests)} requests, started ${star
   minute ${ratio.min.toFixed(3)}–${ratio.max.toFixed(3)} (spread ${ratio.pct.toFixed(1)} %). Server CPU per request ${fmt(cpuUs.min)}–${fmt(cpuUs.max)} µs.
 - p99: ${fmt(p99.min, 1)}–${fmt(p99.max, 1)} ms over all requests; reads ${fmt(readP99.min, 1)}–${fmt(readP99.max, 1)} ms.
 - RSS: ${mib(rss.min)}–${mib(rss.max)} MiB at the minutes' ends (peak ${mib(Math.max(0, ...minutes.map((r) => r.rssMax)))} MiB).
-- Disk: data directory ${mib(data.min)}–${mib(data.max)} MiB, ${mib(finalData)} MiB at the end; archive directory ${mib(finalArchive)} MiB in ${archives.length} archives at the end.
+- Disk: data directory ${mib(data.min)}–${mib(data.max)} MiB (database ${mib(dbSpread.min)}–${mib(dbSpread.max)} MiB), ${mib(finalData)} MiB at the end; archive directory ${mib(finalArchive)} MiB in ${archives.length} archives at the end.
   Retention: ${ARCHIVE ? `archive every ${ARCHIVE_EVERY}, keep ${KEEP_ONLINE} online` : 'archival off'}; ${bounded}.
 - Errors: ${fmt(errors)} non-2xx or failed requests${
   Object.keys(statuses).length
@@ -456,7 +516,9 @@ Summary (${minutes.length} minutes, ${fmt(allRequests)} requests, started ${star
     : ''
 }${leftover ? `; ${leftover} leases still active at the stop, revoked after it` : ''}.
 - ${verifyLine('Online verify (`custos audit verify`, on the running server after the load)', online)}
-- ${verifyLine(`Offline verify of ${archives.length} archives and ${onlineFiles.length} online audit files as one chain (\`custos audit verify --file … --public-key …\`)`, offline)}
+- ${verifyLine(`Archives offline (\`custos audit verify --file\` over the ${archives.length} archives)`, archived)}
+- ${verifyLine(`End to end: the ${archives.length} archives then the database's online tail as one chain (\`verifyAuditArchives(…, { online })\`, server stopped)`, endToEnd)}
+- ${verifyLine('Audit files (`custos audit verify --file <data dir>`: rotated files and audit.jsonl in sequence)', files)}
 `);
 if (serverDown && !stopping) process.exitCode = 1;
 if (stopped.kinds) log('load stopped');
