@@ -27,8 +27,9 @@
 // Environment: SOAK_MINUTES, SOAK_ARCHIVE_EVERY (duration or `off`),
 // SOAK_KEEP_ONLINE (default: SOAK_ARCHIVE_EVERY), SOAK_ROTATE_EVERY (the audit
 // file's rotate_every, default: SOAK_ARCHIVE_EVERY; `off`: no rotation),
-// SOAK_CONCURRENCY (default 16), SOAK_MIX (default
-// read=86,mint=4,delegate=4,revoke=4,creds=2), SOAK_WARMUP_SECONDS (default 15),
+// SOAK_CONCURRENCY (default 16), SOAK_MIX (default read=88,mint=4,delegate=4,revoke=4),
+// SOAK_CREDS_WORKERS (default 2: dynamic credentials in a lane of their own),
+// SOAK_WARMUP_SECONDS (default 15),
 // SOAK_PROBE_SECONDS (default 3), SOAK_AUDIT_FILE (`off`: database audit only).
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { createPublicKey, randomBytes } from 'node:crypto';
@@ -54,10 +55,11 @@ const ROTATE_EVERY = process.env.SOAK_ROTATE_EVERY ?? (ARCHIVE ? ARCHIVE_EVERY :
 // files (docs/audit.md, "Archival and the audit file"), so only then is the whole data directory bounded by archival.
 const AUDIT_FILE = process.env.SOAK_AUDIT_FILE !== 'off';
 const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 16);
+const CREDS_WORKERS = Number(process.env.SOAK_CREDS_WORKERS ?? 2);
 const PROBE_MS = Number(process.env.SOAK_PROBE_SECONDS ?? 3) * 1000;
 const WARMUP_MS = Number(process.env.SOAK_WARMUP_SECONDS ?? 15) * 1000;
 const MIX = Object.fromEntries(
-  (process.env.SOAK_MIX ?? 'read=86,mint=4,delegate=4,revoke=4,creds=2').split(',').map((kv) => {
+  (process.env.SOAK_MIX ?? 'read=88,mint=4,delegate=4,revoke=4').split(',').map((kv) => {
     const [k, v] = kv.split('=');
     return [k.trim(), Number(v)];
   }),
@@ -239,10 +241,12 @@ const startedAt = new Date();
 log(`server pid ${server.pid} at ${addr}; data ${dataDir}; archive ${ARCHIVE ? `every ${ARCHIVE_EVERY}` : 'off'}`);
 await ask({
   cmd: 'start',
-  config: { addr, rootToken, coordinators, concurrency: CONCURRENCY, mix: MIX },
+  config: { addr, rootToken, coordinators, concurrency: CONCURRENCY, credsWorkers: CREDS_WORKERS, mix: MIX },
 });
 log(`warm-up ${WARMUP_MS / 1000} s`);
 await sleepUntil(Date.now() + WARMUP_MS);
+// The bare route warmed up too (JIT, connections), so minute 1's probe is not a cold start.
+await ask({ cmd: 'probe', url: bare.url, ms: PROBE_MS });
 await ask({ cmd: 'collect' }); // the warm-up is not counted
 
 const minutes = [];
@@ -463,8 +467,9 @@ custos \`server --dev\` in its own process (SQLite, dev seal, audit to the datab
 The load generator is a separate Node.js process (node:http, keep-alive) running ${CONCURRENCY} concurrent workers; each
 picks its next operation by weight (${mixText}): an audited secret read by one of 8 long-lived task tokens; a task
 minted by the operator; a delegation from the newest minted task; a revocation of the oldest minted task (with its
-delegations); dynamic PostgreSQL credentials (\`POST /v1/creds/pg/reader\` against the local PostgreSQL, a fresh
-database) whose lease is revoked at once (both timed, as \`creds\` and \`lease revoke\`). Warm-up ${WARMUP_MS / 1000} s, not counted.
+delegations). ${CREDS_WORKERS} more workers issue dynamic PostgreSQL credentials (\`POST /v1/creds/pg/reader\` against the
+local PostgreSQL, a fresh database) and revoke each lease at once (timed as \`creds\` and \`lease revoke\`): a lane of
+their own, since each takes far longer than a read. Warm-up ${WARMUP_MS / 1000} s, not counted.
 At the start of each minute the mix pauses while the same client at the same concurrency hits a bare fastify route
 (constant JSON, its own process) for ${PROBE_MS / 1000} s: **bare req/s** is the machine's own speed that minute. The load
 generator and the server share the machine's ${os.cpus().length} cores, **and the machine is shared with other work**

@@ -2,7 +2,9 @@
 // so the server's process only serves. It runs SOAK concurrency workers, each
 // picking the next operation from the mix, and records every request's
 // latency by kind. The parent drives it over IPC:
-//   { cmd: 'start', config }   begin the mixed load
+//   { cmd: 'start', config }   begin the mixed load: `concurrency` workers on
+//                              the weighted `mix`, `credsWorkers` more issuing
+//                              and revoking dynamic credentials
 //   { cmd: 'probe', url, ms }  pause the mix, run the bare route with the same
 //                              client and concurrency for `ms`, resume; replies
 //                              with the probe's figures
@@ -197,11 +199,18 @@ function collect() {
 process.on('message', async (m) => {
   if (m.cmd === 'start') {
     config = m.config;
-    agent = new http.Agent({ keepAlive: true, maxSockets: config.concurrency * 2 });
+    agent = new http.Agent({ keepAlive: true, maxSockets: config.concurrency + config.credsWorkers });
     running = true;
     activeSince = performance.now();
+    // Dynamic credentials run in a lane of their own (config.credsWorkers
+    // workers): an issue and a revocation against PostgreSQL take far longer
+    // than a read, and drawn from the shared mix they would occupy most
+    // workers, so the mix would measure PostgreSQL rather than custos.
     const table = mixTable(config.mix);
-    config.workers = Array.from({ length: config.concurrency }, () => worker(table));
+    config.workers = [
+      ...Array.from({ length: config.concurrency }, () => worker(table)),
+      ...Array.from({ length: config.credsWorkers }, () => worker([['creds', 1]])),
+    ];
     process.send({ cmd: 'started' });
   } else if (m.cmd === 'probe') {
     await pause();
