@@ -247,4 +247,41 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
       seq: 11,
     });
   });
+
+  it('one node archives at a time: a held lease makes another node wait; an expired one is taken over; two at once write one archive', async () => {
+    const a = await record(1, 40);
+    const b = await backend.open();
+    try {
+      const now = Date.now();
+      expect(await a.audit.acquireArchiveLease('node-a', now, now + 60_000)).toBe(true);
+      expect(await runAuditArchive({ store: b.audit, signer, dir, before: at(25), holder: 'node-b' })).toEqual({
+        deleted: 0,
+        busy: true,
+      });
+      expect(await archives()).toEqual([]);
+      // Renewal by the holder works; another holder still cannot take it.
+      expect(await a.audit.acquireArchiveLease('node-a', now, now + 120_000)).toBe(true);
+      expect(await b.audit.acquireArchiveLease('node-b', now + 60_001, now + 200_000)).toBe(false);
+      // Expired (the holder was killed and never came back): taken over.
+      expect(await b.audit.acquireArchiveLease('node-b', now + 120_001, now + 200_000)).toBe(true);
+      await b.audit.releaseArchiveLease('node-b');
+      await a.audit.releaseArchiveLease('node-a');
+      expect(await a.audit.acquireArchiveLease('node-a', now, now + 1)).toBe(true);
+      await a.audit.releaseArchiveLease('node-a');
+
+      // Two nodes at once: one archive 1, never two.
+      const runs = await Promise.all([
+        runAuditArchive({ store: a.audit, signer, dir, before: at(25), holder: 'node-a' }),
+        runAuditArchive({ store: b.audit, signer, dir, before: at(25), holder: 'node-b' }),
+      ]);
+      expect(runs.filter((r) => r.written)).toHaveLength(1);
+      expect(await archives()).toHaveLength(1);
+      expect(await verifyAuditArchives(await archives(), { publicKeys, online: a.audit })).toMatchObject({
+        ok: true,
+        events: 40,
+      });
+    } finally {
+      await b.close();
+    }
+  });
 });

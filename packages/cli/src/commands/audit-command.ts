@@ -161,6 +161,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
         archived: { archive: number; file: string; first_seq: number; last_seq: number; records: number } | null;
         deleted: number;
         resumed?: string;
+        busy?: boolean;
       }>('POST', '/v1/audit/archive', { before: opts.before });
       if (opts.output && result.archived) {
         const response = await client.raw('GET', `/v1/audit/archive/${result.archived.archive}`);
@@ -175,10 +176,13 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
       }
       emit(io, opts.json, result, () =>
         [
+          result.busy ? 'another node is archiving (it holds the archival lease); nothing done' : undefined,
           result.resumed ? `finished an interrupted run (${result.resumed})` : undefined,
-          result.archived
-            ? `archive ${result.archived.archive} (${result.archived.file}): seqs ${result.archived.first_seq}–${result.archived.last_seq}, ${result.archived.records} records${opts.output ? `, saved to ${opts.output}` : ''}`
-            : 'nothing new sealed before that time',
+          result.busy
+            ? undefined
+            : result.archived
+              ? `archive ${result.archived.archive} (${result.archived.file}): seqs ${result.archived.first_seq}–${result.archived.last_seq}, ${result.archived.records} records${opts.output ? `, saved to ${opts.output}` : ''}`
+              : 'nothing new sealed before that time',
           `${result.deleted} rows removed from the database`,
         ]
           .filter(Boolean)

@@ -112,7 +112,14 @@ describe('audit archival survives SIGKILL', () => {
         }
 
         // Restarted: the run is finished (or written again), and everything acknowledged is there once.
-        const run = await runAuditArchive({ store: storage.audit, signer, dir: archiveDir, before: new Date() });
+        // The same node restarted (same lease holder): it takes its lease back at once.
+        const run = await runAuditArchive({
+          store: storage.audit,
+          signer,
+          dir: archiveDir,
+          before: new Date(),
+          holder: 'kill-test-node',
+        });
         if (step !== 'archive-written') expect(run.resumed).toBe('audit-archive-000001.jsonl.gz');
         expect(await storage.audit.archiveState()).toMatchObject({ status: 'archived' });
         const all = await archives();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import type { AuditArchiveState, AuditStore } from '../ports/storage.js';
@@ -18,6 +19,14 @@ export interface AuditArchiveRunOptions {
   /** Rows deleted per batch, each its own short transaction (default 500). */
   readonly deleteBatch?: number;
   readonly now?: () => Date;
+  /**
+   * Who runs (the archival lease's holder; default a fresh id per run). A
+   * restarted node that passes the same id takes its lease back at once;
+   * otherwise a lease left by a killed run is free after `leaseMs`.
+   */
+  readonly holder?: string;
+  /** How long the lease lasts without renewal (default 5 minutes; renewed after every batch). */
+  readonly leaseMs?: number;
   readonly step?: (step: AuditArchiveStep) => void | Promise<void>;
 }
 
@@ -28,6 +37,8 @@ export interface AuditArchiveRunResult {
   readonly resumed?: string;
   /** Rows (records and checkpoints) deleted from the store. */
   readonly deleted: number;
+  /** Another node holds the archival lease: nothing was done. */
+  readonly busy?: true;
 }
 
 /** The file name of archive number `n`: fixed by the number, so a retried run replaces an orphan of its own. */
@@ -53,6 +64,26 @@ export function auditArchiveFileName(n: number): string {
  * {@link AuditStore.deleteArchived}).
  */
 export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<AuditArchiveRunResult> {
+  const { store } = options;
+  const holder = options.holder ?? randomUUID();
+  const leaseMs = options.leaseMs ?? 300_000;
+  // One node of a cluster at a time: two would write the same archive number.
+  const clock = () => (options.now ?? (() => new Date()))().getTime();
+  const lease = async () => {
+    const now = clock();
+    return store.acquireArchiveLease(holder, now, now + leaseMs);
+  };
+  if (!(await lease())) return { deleted: 0, busy: true };
+  try {
+    return await run({ ...options, renew: lease });
+  } finally {
+    await store.releaseArchiveLease(holder).catch(() => undefined);
+  }
+}
+
+async function run(
+  options: AuditArchiveRunOptions & { renew: () => Promise<boolean> },
+): Promise<AuditArchiveRunResult> {
   const { store } = options;
   let state = await store.archiveState();
   let deleted = 0;
@@ -84,6 +115,7 @@ export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<
   };
   await store.setArchiveState(next);
   await options.step?.('journal-written');
+  if (!(await options.renew())) throw new Error('the audit archival lease was lost');
   deleted += await deleteArchived(options, next);
   await store.setArchiveState({ ...next, status: 'archived' });
   return {
@@ -94,13 +126,18 @@ export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<
 }
 
 /** Deletes what `state` archived, batch by batch, yielding to queued requests between batches. */
-async function deleteArchived(options: AuditArchiveRunOptions, state: AuditArchiveState): Promise<number> {
+async function deleteArchived(
+  options: AuditArchiveRunOptions & { renew: () => Promise<boolean> },
+  state: AuditArchiveState,
+): Promise<number> {
   const batch = options.deleteBatch ?? 500;
   let total = 0;
   for (;;) {
     const n = await options.store.deleteArchived(state.checkpoint.seq, batch);
     if (n === 0) return total;
     total += n;
+    // Lost the lease (expired while stalled, and another node took it): stop; the journal lets whoever holds it finish.
+    if (!(await options.renew())) throw new Error('the audit archival lease was lost');
     await options.step?.('batch-deleted');
     // Each batch is its own short transaction; between them, requests run.
     await yieldToRequests();

@@ -148,6 +148,15 @@ export interface AuditStore {
    * anchor, and the row a derived prev_hash after it is read from.
    */
   deleteArchived(beforeSeq: number, limit: number): Promise<number>;
+  /**
+   * Takes (or renews) the archival lease for `holder` until `expiresAt`
+   * (ms since the epoch) when it is free, expired at `now`, or already
+   * `holder`'s; false when another holder has it. One statement, so two
+   * nodes asking at once cannot both get it.
+   */
+  acquireArchiveLease(holder: string, now: number, expiresAt: number): Promise<boolean>;
+  /** Gives the lease up, if `holder` has it. */
+  releaseArchiveLease(holder: string): Promise<void>;
 }
 
 /**

@@ -39,6 +39,7 @@ await runAuditArchive({
   dir: dir!,
   before: new Date(Date.now() + 1000),
   deleteBatch: 20,
+  holder: 'kill-test-node',
   step: (step) => {
     if (step !== killAt || (step === 'batch-deleted' && ++batches < 3)) return;
     process.stdout.write(`kill ${step}\n`, () => process.kill(process.pid, 'SIGKILL'));

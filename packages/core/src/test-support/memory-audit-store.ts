@@ -101,4 +101,16 @@ export class MemoryAuditStore implements AuditStore {
     this.checkpointList.splice(0, m);
     return m;
   }
+
+  lease: { holder: string; expiresAt: number } | undefined;
+
+  async acquireArchiveLease(holder: string, now: number, expiresAt: number): Promise<boolean> {
+    if (this.lease && this.lease.holder !== holder && this.lease.expiresAt >= now) return false;
+    this.lease = { holder, expiresAt };
+    return true;
+  }
+
+  async releaseArchiveLease(holder: string): Promise<void> {
+    if (this.lease?.holder === holder) this.lease = undefined;
+  }
 }

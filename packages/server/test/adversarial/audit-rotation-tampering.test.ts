@@ -6,6 +6,7 @@ import {
   type AuditRecord,
   auditFilesInDirectory,
   formatAuditRecordLine,
+  parseAuditFileLine,
   parseAuditLine,
   verifyAuditFiles,
 } from '@custos/core';
@@ -29,7 +30,8 @@ describe('rotated audit files: tampering shows and names the file', () => {
       audit: {
         file: join(pristine, 'audit.jsonl'),
         checkpointEvery: 20,
-        rotation: { maxBytes: 32 * 1024 },
+        // Small files: the compact stored form makes lines short.
+        rotation: { maxBytes: 8 * 1024 },
       },
     });
     for (let i = 0; i < 120; i++) {
@@ -90,12 +92,21 @@ describe('rotated audit files: tampering shows and names the file', () => {
 
   it('one event edited in a rotated file → file-altered via its successor’s pin; on its own, altered at the edited line', async () => {
     const lines = readFileSync(files[1]!, 'utf8').split('\n');
-    const i = lines.findIndex((l) => parseAuditLine(l)?.kind === 'record');
-    const { record } = parseAuditLine(lines[i]!) as { record: AuditRecord };
-    // Through the line codec, so the edit does not depend on the stored form: one character of the event.
-    const at = record.event.search(/[0-9]/);
-    const event = `${record.event.slice(0, at)}${record.event[at] === '7' ? '8' : '7'}${record.event.slice(at + 1)}`;
-    lines[i] = formatAuditRecordLine({ ...record, event });
+    const i = lines.findIndex((l) => ['record', 'compact'].includes(parseAuditFileLine(l)?.kind ?? ''));
+    const parsed = parseAuditFileLine(lines[i]!);
+    if (parsed?.kind === 'compact') {
+      // A compact line: the event's time (a number of fixed width) changed in its last digit.
+      const value = JSON.parse(lines[i]!) as { e: { t: number } };
+      const t = String(value.e.t);
+      value.e.t = Number(`${t.slice(0, -1)}${t.endsWith('7') ? '8' : '7'}`);
+      lines[i] = JSON.stringify(value);
+    } else {
+      const { record } = parseAuditLine(lines[i]!) as { record: AuditRecord };
+      // Through the line codec, so the edit does not depend on the stored form: one character of the event.
+      const at = record.event.search(/[0-9]/);
+      const event = `${record.event.slice(0, at)}${record.event[at] === '7' ? '8' : '7'}${record.event.slice(at + 1)}`;
+      lines[i] = formatAuditRecordLine({ ...record, event });
+    }
     writeFileSync(files[1]!, lines.join('\n'));
     expect(await verifyAuditFiles(files, { publicKeys })).toMatchObject({ ok: false, problem: 'file-altered' });
     // On its own the edited file fails at the edited line.

@@ -128,7 +128,8 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'audit archive state',
     // One row (docs/audit.md, "Archival"): the last archive's number, its
     // last checkpoint (the online chain's anchor, as its JSON line), its
-    // file's SHA-256 and name, and the journal status of the run.
+    // file's SHA-256 and name, and the journal status of the run; and the
+    // lease that lets one node of a cluster archive at a time.
     sqlite: `
       CREATE TABLE audit_archive (
         id         INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
@@ -137,6 +138,11 @@ export const MIGRATIONS: readonly Migration[] = [
         digest     TEXT NOT NULL,
         file       TEXT NOT NULL,
         status     TEXT NOT NULL
+      );
+      CREATE TABLE audit_archive_lease (
+        id         INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+        holder     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
       );
     `,
     postgres: (s) => `
@@ -147,6 +153,11 @@ export const MIGRATIONS: readonly Migration[] = [
         digest     text NOT NULL,
         file       text NOT NULL,
         status     text NOT NULL
+      );
+      CREATE TABLE ${s}.audit_archive_lease (
+        id         smallint PRIMARY KEY CHECK (id = 1),
+        holder     text NOT NULL,
+        expires_at bigint NOT NULL
       );
     `,
   },

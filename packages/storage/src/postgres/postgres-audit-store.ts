@@ -191,6 +191,19 @@ export class PostgresAuditStore implements AuditStore {
     });
   }
 
+  acquireArchiveLease(holder: string, now: number, expiresAt: number): Promise<boolean> {
+    return this.ctx.run(async (db) => {
+      const r = await db.query(bind(this.q.acquireArchiveLease, [holder, expiresAt, now]));
+      return r.rowCount === 1;
+    });
+  }
+
+  releaseArchiveLease(holder: string): Promise<void> {
+    return this.ctx.run(async (db) => {
+      await db.query(bind(this.q.releaseArchiveLease, [holder]));
+    });
+  }
+
   /**
    * Runs an insert, mapping a unique violation to {@link AuditConflictError}.
    * Inside a transaction it runs under a savepoint, so a conflict leaves the

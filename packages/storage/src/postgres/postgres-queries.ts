@@ -105,6 +105,11 @@ export function postgresQueries(schema: string) {
     // of the seq range) never wait on an archive run.
     deleteArchivedRecords: named(`DELETE FROM ${s}.audit_log WHERE seq IN
       (SELECT seq FROM ${s}.audit_log WHERE seq < $1 ORDER BY seq LIMIT $2)`),
+    // Taken when free, expired or already ours: one statement, so two nodes cannot both win.
+    acquireArchiveLease: named(`INSERT INTO ${s}.audit_archive_lease (id, holder, expires_at) VALUES (1, $1, $2)
+      ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+      WHERE ${s}.audit_archive_lease.holder = EXCLUDED.holder OR ${s}.audit_archive_lease.expires_at < $3`),
+    releaseArchiveLease: named(`DELETE FROM ${s}.audit_archive_lease WHERE id = 1 AND holder = $1`),
     deleteArchivedCheckpoints: named(`DELETE FROM ${s}.audit_checkpoints WHERE seq IN
       (SELECT seq FROM ${s}.audit_checkpoints WHERE seq < $1 ORDER BY seq LIMIT $2)`),
   };

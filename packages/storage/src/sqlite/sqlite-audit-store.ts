@@ -65,6 +65,11 @@ const DELETE_ARCHIVED_RECORDS =
   'DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE seq < ? ORDER BY seq LIMIT ?)';
 const DELETE_ARCHIVED_CHECKPOINTS =
   'DELETE FROM audit_checkpoints WHERE seq IN (SELECT seq FROM audit_checkpoints WHERE seq < ? ORDER BY seq LIMIT ?)';
+// Taken when free, expired or already ours: one statement, so two takers cannot both win.
+const ACQUIRE_LEASE = `INSERT INTO audit_archive_lease (id, holder, expires_at) VALUES (1, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+  WHERE audit_archive_lease.holder = excluded.holder OR audit_archive_lease.expires_at < ?`;
+const RELEASE_LEASE = 'DELETE FROM audit_archive_lease WHERE id = 1 AND holder = ?';
 const LAST_CHECKPOINT = `SELECT ${AUDIT_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`;
 
 function isUniqueViolation(e: unknown): boolean {
@@ -224,6 +229,16 @@ export class SqliteAuditStore implements AuditStore {
       const records = this.stmts.get(DELETE_ARCHIVED_RECORDS).run(beforeSeq, n).changes;
       if (records > 0) return records;
       return this.stmts.get(DELETE_ARCHIVED_CHECKPOINTS).run(beforeSeq, n).changes;
+    });
+  }
+
+  acquireArchiveLease(holder: string, now: number, expiresAt: number): Promise<boolean> {
+    return this.run(() => this.stmts.get(ACQUIRE_LEASE).run(holder, expiresAt, now).changes === 1);
+  }
+
+  releaseArchiveLease(holder: string): Promise<void> {
+    return this.run(() => {
+      this.stmts.get(RELEASE_LEASE).run(holder);
     });
   }
 }

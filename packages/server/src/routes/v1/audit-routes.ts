@@ -117,6 +117,8 @@ export async function auditRoutes(app: FastifyInstance, { node }: { node: Custos
           : null,
         deleted: run.deleted,
         ...(run.resumed ? { resumed: run.resumed } : {}),
+        // Another node of the cluster holds the archival lease: nothing was done here.
+        ...(run.busy ? { busy: true } : {}),
       };
     },
   });
