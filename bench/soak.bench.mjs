@@ -36,6 +36,7 @@ import { createPublicKey, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { auditKeyId, verifyAuditArchives } from '@custos/core';
 import { createStorage } from '@custos/storage';
 import pg from 'pg';
@@ -213,6 +214,30 @@ const archiveFiles = () =>
   readdirSync(archiveDir)
     .filter((f) => !f.endsWith('.tmp'))
     .sort();
+// The last seq each archive holds, from its signed manifest (the file's last
+// line); read once per archive (a file still being written is read next time).
+const archiveLastSeq = new Map();
+const archivedThrough = () => {
+  let through = 0;
+  for (const f of archiveFiles()) {
+    if (!archiveLastSeq.has(f)) {
+      try {
+        const manifest = JSON.parse(
+          gunzipSync(readFileSync(join(archiveDir, f)))
+            .toString('utf8')
+            .trimEnd()
+            .split('\n')
+            .pop(),
+        );
+        if (manifest.kind === 'archive-manifest') archiveLastSeq.set(f, manifest.lastSeq);
+      } catch {} // not complete yet
+    }
+    through = Math.max(through, archiveLastSeq.get(f) ?? 0);
+  }
+  return through;
+};
+/** The chain's head (one record through the API). */
+const headSeq = async () => (await call('GET', '/v1/audit/tail?n=1')).records.at(-1)?.seq ?? 0;
 const loadavg = () =>
   os
     .loadavg()
@@ -274,13 +299,15 @@ for (let m = 1; m <= MINUTES && !serverDown; m++) {
     rssMax: Math.max(rssMax, rss),
     dataBytes: bytesUnder(dataDir),
     ...dataSplit(),
+    head: await headSeq(),
+    archivedThrough: archivedThrough(),
     archiveBytes: bytesUnder(archiveDir),
     archives: archiveFiles().length,
   };
   minutes.push(row);
   log(
     `minute ${m}: ${fmt(load.total.rps)} req/s (bare ${fmt(bareProbe.rps)}), p99 ${fmt(load.total.p99, 1)} ms, ` +
-      `RSS ${mib(rss)} MiB, data ${mib(row.dataBytes)} MiB (db ${mib(row.db)}, audit files ${mib(row.audit)}), archive ${mib(row.archiveBytes)} MiB (${row.archives} files), ` +
+      `online records ${fmt(row.head - row.archivedThrough)}, RSS ${mib(rss)} MiB, data ${mib(row.dataBytes)} MiB (db ${mib(row.db)}, audit files ${mib(row.audit)}), archive ${mib(row.archiveBytes)} MiB (${row.archives} files), ` +
       `errors ${Object.values(load.kinds).reduce((a, k) => a + k.failed, 0)}`,
   );
   t = end;
@@ -438,8 +465,15 @@ if (ARCHIVE) {
       const growth = first > 0 ? ((second - first) / first) * 100 : 0;
       return `${growth <= 10 ? '**bounded**' : '**growing**'}: ${label} at most ${mib(first)} MiB in minutes ${steady[0].minute}–${steady[half - 1].minute}, at most ${mib(second)} MiB in minutes ${steady[half].minute}–${steady[steady.length - 1].minute} (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %)`;
     };
+    const records = (label, pick) => {
+      const first = Math.max(...steady.slice(0, half).map(pick));
+      const second = Math.max(...steady.slice(half).map(pick));
+      const growth = first > 0 ? ((second - first) / first) * 100 : 0;
+      return `${growth <= 10 ? '**bounded**' : '**growing**'}: ${label} at most ${fmt(first)} in minutes ${steady[0].minute}–${steady[half - 1].minute}, at most ${fmt(second)} in minutes ${steady[half].minute}–${steady[steady.length - 1].minute} (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %)`;
+    };
     bounded = [
-      judge('the database (SQLite and WAL)', (r) => r.db),
+      records('online audit records (head seq − last archived seq)', (r) => r.head - r.archivedThrough),
+      `${judge('the database (SQLite and WAL)', (r) => r.db)} — it also holds the tasks and leases the load creates (revoked tasks are kept for their retention), not only audit records`,
       AUDIT_FILE
         ? `${judge('the audit files', (r) => r.audit)} — custos does not delete rotated audit files an archive covers (docs/audit.md), so they grow with the traffic unless shipped by the operator's tooling`
         : judge('the whole data directory', (r) => r.dataBytes),
@@ -475,10 +509,11 @@ At the start of each minute the mix pauses while the same client at the same con
 generator and the server share the machine's ${os.cpus().length} cores, **and the machine is shared with other work**
 (load average ${loadStart} at the start, ${loadEnd} at the end). RSS is the server's VmRSS at the end of the minute (peak of
 5-second samples in brackets); disk is the apparent size of every file in the data directory (SQLite, WAL, audit
-files) and in the archive directory; CPU µs/req is the server process's CPU time over the requests it served that minute.
+files) and in the archive directory; online audit records are the chain's head seq minus the last seq archived (from the
+archives' signed manifests); CPU µs/req is the server process's CPU time over the requests it served that minute.
 
-| Min | bare req/s | custos req/s | ÷ bare | ${kinds.map((k) => `${k} req/s`).join(' | ')} | p50 ms | p99 ms | read p99 ms | CPU µs/req | RSS MiB | data MiB | db MiB | audit files MiB | archive MiB (files) | errors |
-| ---: | ---: | ---: | ---: | ${kinds.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| Min | bare req/s | custos req/s | ÷ bare | ${kinds.map((k) => `${k} req/s`).join(' | ')} | p50 ms | p99 ms | read p99 ms | CPU µs/req | RSS MiB | online audit records | data MiB | db MiB | audit files MiB | archive MiB (files) | errors |
+| ---: | ---: | ---: | ---: | ${kinds.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${minutes
   .map(
     (r) =>
@@ -486,7 +521,7 @@ ${minutes
         .map((k) => fmt(r.load.kinds[k]?.rps ?? 0, 1))
         .join(
           ' | ',
-        )} | ${fmt(r.load.total.p50, 1)} | ${fmt(r.load.total.p99, 1)} | ${fmt(r.load.kinds.read?.p99 ?? 0, 1)} | ${fmt(r.cpuUsPerReq)} | ${mib(r.rss)} (${mib(r.rssMax)}) | ${mib(r.dataBytes)} | ${mib(r.db)} | ${mib(r.audit)} | ${mib(r.archiveBytes)} (${r.archives}) | ${Object.values(
+        )} | ${fmt(r.load.total.p50, 1)} | ${fmt(r.load.total.p99, 1)} | ${fmt(r.load.kinds.read?.p99 ?? 0, 1)} | ${fmt(r.cpuUsPerReq)} | ${mib(r.rss)} (${mib(r.rssMax)}) | ${fmt(r.head - r.archivedThrough)} | ${mib(r.dataBytes)} | ${mib(r.db)} | ${mib(r.audit)} | ${mib(r.archiveBytes)} (${r.archives}) | ${Object.values(
         r.load.kinds,
       ).reduce((a, k) => a + k.failed, 0)} |`,
   )
