@@ -1,5 +1,6 @@
 import { CustosError, type RootKeyWrapper, type RootKeyWrapperTarget } from '@custos/core';
 import { AwsKmsKeyWrapper } from './aws-kms/aws-kms-key-wrapper.js';
+import { openAwsKmsRotateTarget } from './aws-kms/aws-kms-rotate-target.js';
 import { parseAwsKmsSealConfig } from './aws-kms/aws-kms-seal-config.js';
 import { AzureKeyVaultKeyWrapper } from './azure-key-vault/azure-key-vault-key-wrapper.js';
 import { parseAzureKeyVaultSealConfig } from './azure-key-vault/azure-key-vault-seal-config.js';
@@ -49,6 +50,8 @@ export async function createRootKeyWrapper(
   switch (type) {
     case 'pkcs11': {
       const config = parsePkcs11SealConfig(section);
+      // rotate-seal: the request names only a key label; library, slot/token
+      // and PIN stay the config's, so the new key is on the same token.
       const keyed = options.target ? { ...config, key_label: options.target.key } : config;
       return Pkcs11KeyWrapper.open(keyed, {
         ...(options.env ? { env: options.env } : {}),
@@ -56,18 +59,23 @@ export async function createRootKeyWrapper(
       });
     }
     case 'awskms': {
-      // rotate-seal: another KMS key of the same account and region. custos
-      // does not create KMS keys (their key policy is the operator's to write).
+      // custos does not create KMS keys (their key policy is the operator's to write).
       if (options.target?.createKey || options.createKey) throw cloudKeysAreNotCreated();
-      const keyed = options.target ? { ...section, key_id: options.target.key } : section;
-      return new AwsKmsKeyWrapper(parseAwsKmsSealConfig({ ...keyed, type }));
+      // rotate-seal: the request names the key, so it must stay in the
+      // current key's partition, account and region (enforced there, with
+      // DescribeKey): else the root key could be wrapped for another account.
+      if (options.target) return openAwsKmsRotateTarget({ ...section, type }, options.target.key);
+      return new AwsKmsKeyWrapper(parseAwsKmsSealConfig({ ...section, type }));
     }
     case 'azurekeyvault': {
       if (options.target?.createKey || options.createKey) throw cloudKeysAreNotCreated();
       const config = parseAzureKeyVaultSealConfig({ ...section, type });
       if (!options.target) return new AzureKeyVaultKeyWrapper(config);
-      // rotate-seal: another key of the same vault (a new version of the same
-      // key needs no rotate-seal: an unpinned seal wraps with the current version).
+      // rotate-seal: another key of the same vault. The vault URL is the
+      // config's; the request only names a key, and KEY_NAME (letters, digits,
+      // dashes) cannot spell a URL, so the root key cannot leave the vault.
+      // (A new version of the same key needs no rotate-seal: an unpinned seal
+      // wraps with the current version.)
       const { key_version: _pinned, ...rest } = section;
       return new AzureKeyVaultKeyWrapper(parseAzureKeyVaultSealConfig({ ...rest, type, key_name: options.target.key }));
     }

@@ -151,6 +151,27 @@ export class AwsKmsKeyWrapper implements RootKeyWrapper, RootKeyWrapperHealth {
     if (plain.length !== probe.plain.length || !timingSafeEqual(plain, probe.plain)) throw new IntegrityError();
   }
 
+  /**
+   * rotate-seal only (needs kms:DescribeKey on the key): where the key lives,
+   * as KMS itself answers — its ARN (partition, region, account) and the
+   * owning account. Used to keep a rotation inside the current key's account
+   * and region; never on the unseal or health path.
+   */
+  async describeKey(): Promise<{ arn: string; accountId: string }> {
+    const out = await this.#send('DescribeKey', ({ sdk, client }, abortSignal) =>
+      client.send(new sdk.DescribeKeyCommand({ KeyId: this.#config.keyId }), { abortSignal }),
+    );
+    const arn = out.KeyMetadata?.Arn;
+    const accountId = out.KeyMetadata?.AWSAccountId;
+    if (!arn || !accountId) {
+      throw new CustosError(
+        'CUSTOS_ERR_SEAL_UNAVAILABLE',
+        'AWS KMS DescribeKey: the answer had no key ARN or account.',
+      );
+    }
+    return { arn, accountId };
+  }
+
   async close(): Promise<void> {
     const loaded = await this.#loaded?.catch(() => undefined);
     loaded?.client.destroy();

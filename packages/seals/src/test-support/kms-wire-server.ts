@@ -19,6 +19,7 @@ export interface KmsFaults {
 interface ServerKey {
   readonly id: string;
   readonly arn: string;
+  readonly account: string;
   readonly material: Buffer;
 }
 
@@ -32,8 +33,8 @@ export interface KmsWireServer {
   readonly faults: KmsFaults;
   /** Requests received, by X-Amz-Target operation (authenticated or not). */
   readonly requests: string[];
-  /** Adds a key; returns its id and ARN. */
-  createKey(): { id: string; arn: string };
+  /** Adds a key (in this server's account unless `account` names another); returns its id and ARN. */
+  createKey(options?: { account?: string }): { id: string; arn: string };
   close(): Promise<void>;
 }
 
@@ -120,7 +121,7 @@ export async function startKmsWireServer(options: { region?: string } = {}): Pro
         const enabled = !faults.disabled.has(key.id);
         return ok({
           KeyMetadata: {
-            AWSAccountId: ACCOUNT,
+            AWSAccountId: key.account,
             KeyId: key.id,
             Arn: key.arn,
             Enabled: enabled,
@@ -206,10 +207,12 @@ export async function startKmsWireServer(options: { region?: string } = {}): Pro
     credentials,
     faults,
     requests,
-    createKey() {
+    createKey({ account = ACCOUNT } = {}) {
+      // Another account's key stands for a cross-account key whose key
+      // policy lets this account use it (as real KMS allows by ARN).
       const id = randomUUID();
-      const arn = `arn:aws:kms:${region}:${ACCOUNT}:key/${id}`;
-      keys.set(id, { id, arn, material: randomBytes(32) });
+      const arn = `arn:aws:kms:${region}:${account}:key/${id}`;
+      keys.set(id, { id, arn, account, material: randomBytes(32) });
       return { id, arn };
     },
     close: () =>

@@ -188,10 +188,18 @@ export async function sysRoutes(
   app.post<{ Body: { key: string; create_key?: boolean } }>('/sys/seal/rotate', {
     // rotate-seal: an operator's action like sys/seal (root or an operator
     // with admin on sys/seal). It can only ADD a wrapping of the root key
-    // under another key of the configured root of trust (same library, token
-    // and PIN, from the server config — never from the request); the
-    // request names a key label, nothing that could redirect the root key
-    // elsewhere. The new wrapping is verified before it is relied on.
+    // under another key of the configured root of trust; where that root of
+    // trust is comes from the server config, never from the request, which
+    // names a key only:
+    // - pkcs11: a key label on the configured token (library, token and PIN
+    //   from the config);
+    // - azurekeyvault: a key name in the configured vault (the name cannot
+    //   spell a URL);
+    // - awskms: a key id, alias name, or an ARN — and KMS accepts another
+    //   account's ARN, so the seals package refuses any key (checked on the
+    //   ARN and again with DescribeKey) outside the current key's partition,
+    //   account and region (aws-kms-rotate-target.ts).
+    // The new wrapping is verified before it is relied on.
     config: { access: { kind: 'policy', action: 'admin', resource: () => 'sys/seal', operatorOnly: true } },
     schema: {
       tags: ['sys'],
