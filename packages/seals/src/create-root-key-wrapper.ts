@@ -1,4 +1,4 @@
-import { CustosError, type RootKeyWrapper, type RootKeyWrapperTarget } from '@custos/core';
+import { CustosError, type RootKeyWrapper, type RootKeyWrapperTarget, ValidationError } from '@custos/core';
 import { AwsKmsKeyWrapper } from './aws-kms/aws-kms-key-wrapper.js';
 import { openAwsKmsRotateTarget } from './aws-kms/aws-kms-rotate-target.js';
 import { parseAwsKmsSealConfig } from './aws-kms/aws-kms-seal-config.js';
@@ -77,7 +77,17 @@ export async function createRootKeyWrapper(
       // (A new version of the same key needs no rotate-seal: an unpinned seal
       // wraps with the current version.)
       const { key_version: _pinned, ...rest } = section;
-      return new AzureKeyVaultKeyWrapper(parseAzureKeyVaultSealConfig({ ...rest, type, key_name: options.target.key }));
+      let target: ReturnType<typeof parseAzureKeyVaultSealConfig>;
+      try {
+        target = parseAzureKeyVaultSealConfig({ ...rest, type, key_name: options.target.key });
+      } catch (error) {
+        // The key name came from the request: a 400, not a config fault.
+        if (error instanceof CustosError && error.code === 'CUSTOS_ERR_SEAL_CONFIG_INVALID') {
+          throw new ValidationError('rotate-seal: key is a Key Vault key name (1 to 127 letters, digits and dashes).');
+        }
+        throw error;
+      }
+      return new AzureKeyVaultKeyWrapper(target);
     }
     default:
       throw new CustosError('CUSTOS_ERR_SEAL_CONFIG_INVALID', `Unknown seal type ${String(section.type)}.`);

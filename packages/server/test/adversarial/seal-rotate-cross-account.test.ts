@@ -124,3 +124,33 @@ describe('rotate-seal (awskms) stays in the current key’s account and region',
     ).rejects.toMatchObject({ code: 'CUSTOS_ERR_VALIDATION' });
   });
 });
+
+describe('rotate-seal (azurekeyvault) stays in the configured vault', () => {
+  const section = { type: 'azurekeyvault', vault_url: 'https://custos-prod.vault.azure.net/', key_name: 'custos-root' };
+
+  it('refuses a target that names another vault, host or key path; nothing is opened', async () => {
+    for (const key of [
+      'https://attacker.vault.azure.net/keys/custos-root',
+      'attacker.vault.azure.net/keys/x',
+      'custos-root/0123456789abcdef',
+      '../custos-root',
+    ]) {
+      await expect(createRootKeyWrapper(section, { target: { key, createKey: false } })).rejects.toMatchObject({
+        code: 'CUSTOS_ERR_VALIDATION',
+      });
+    }
+  });
+
+  it('a key name opens a wrapper in the configured vault (the vault URL is the config’s)', async () => {
+    const opened = await createRootKeyWrapper(
+      { ...section, key_version: '0123456789abcdef0123456789abcdef' },
+      { target: { key: 'custos-root-2027', createKey: false } },
+    );
+    expect(opened.describe()).toEqual({
+      type: 'azurekeyvault',
+      vault_url: 'https://custos-prod.vault.azure.net',
+      key_name: 'custos-root-2027',
+    });
+    await opened.close();
+  });
+});
