@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { AuditFileLineReader, parseAuditFileLine } from '@custos/core';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SoftHsm, type SoftHsmToken, softHsmAvailable } from '../../seals/src/test-support/softhsm.js';
@@ -25,15 +26,20 @@ function capturingLogger() {
   return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
-/** The `system` audit events in a data directory's audit file. */
+/**
+ * The `system` audit events in a data directory's audit file, read as custos
+ * reads it: the file holds compact lines and dictionary entries, which the
+ * core's line reader expands back to full events.
+ */
 function systemEvents(dir: string): { kind: string; details?: Record<string, unknown> }[] {
-  return readFileSync(join(dir, 'audit.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line))
-    .filter((line) => line.kind === 'record')
-    .map((line) => (typeof line.event === 'string' ? JSON.parse(line.event) : line.event))
-    .filter((event) => event.type === 'system');
+  const reader = new AuditFileLineReader();
+  const events: { type: string; kind: string; details?: Record<string, unknown> }[] = [];
+  for (const text of readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n')) {
+    const parsed = parseAuditFileLine(text);
+    const line = parsed ? reader.read(parsed) : undefined;
+    if (line?.kind === 'record') events.push(JSON.parse(line.record.event));
+  }
+  return events.filter((event) => event.type === 'system');
 }
 
 async function until(what: () => Promise<boolean>, ms = 10_000): Promise<void> {
@@ -184,14 +190,7 @@ describe.runIf(run)('the pkcs11 seal, end to end against SoftHSM2', () => {
       await server.close();
     }
     const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8');
-    const kinds = audit
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line))
-      .filter((line) => line.kind === 'record')
-      .map((line) => (typeof line.event === 'string' ? JSON.parse(line.event) : line.event))
-      .filter((event) => event.type === 'system')
-      .map((event) => event.kind);
+    const kinds = systemEvents(dir).map((event) => event.kind);
     expect(kinds).toContain('seal_key_unavailable');
     expect(kinds).toContain('seal_key_restored');
     expect(audit).not.toContain(token.pin);

@@ -69,6 +69,7 @@ const PARAM_VALUES: Record<string, string> = {
   name: 'adv-probe',
   role: 'adv-probe',
   engine: 'adv-probe',
+  archive: '1',
 };
 
 /** A concrete URL for a route pattern: `:param` (with or without a regex) and `*` filled in. */
