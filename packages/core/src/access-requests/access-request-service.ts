@@ -26,6 +26,8 @@ const REVOKED = 'jit.revoked';
 export const MAX_PENDING_PER_TASK = 16;
 /** Requests a listing looks at, newest first. */
 const LIST_SCAN = 2_000;
+/** Keys read per round trip when paging through a namespace. */
+const LIST_PAGE = 1_000;
 export const MAX_REASON_LENGTH = 1_000;
 const DEFAULT_TTL_SECONDS = 600;
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/;
@@ -89,6 +91,7 @@ export class AccessRequestService {
   readonly #events: EventBus | undefined;
   readonly #notify: ((notice: AccessRequestNotice) => void) | undefined;
   readonly #now: () => number;
+  readonly #lineage: (name: string) => Promise<readonly string[]>;
   readonly #waiters = new Map<string, Set<() => void>>();
 
   constructor(deps: {
@@ -101,6 +104,12 @@ export class AccessRequestService {
     /** The webhook's queue (only `request.created` goes there). */
     notify?: (notice: AccessRequestNotice) => void;
     now?: () => number;
+    /**
+     * A principal name and the names of the tokens that minted it, self
+     * first, up to the highest one the root token did not mint
+     * (`TokenService.lineage`): the last one is the *person*.
+     */
+    lineage?: (name: string) => Promise<readonly string[]>;
   }) {
     this.#storage = deps.storage;
     this.#cipher = deps.cipher;
@@ -110,6 +119,7 @@ export class AccessRequestService {
     this.#events = deps.events;
     this.#notify = deps.notify;
     this.#now = deps.now ?? Date.now;
+    this.#lineage = deps.lineage ?? (async (name) => [name]);
   }
 
   get elevations(): ElevationIndex {
@@ -149,6 +159,7 @@ export class AccessRequestService {
       task_id: record.id,
       chain: [...record.chain],
       identity: record.sub,
+      identity_lineage: [...(await this.#lineage(record.sub))],
       role: record.role,
       ...(role.id ? { role_id: role.id } : {}),
       scope,
@@ -192,10 +203,10 @@ export class AccessRequestService {
 
   /** Newest first, at most `limit`, optionally only one status and/or one task's. */
   async list(filter: { status?: AccessRequestStatus; taskId?: string; limit?: number } = {}): Promise<AccessRequest[]> {
-    const keys = await this.#storage.entries.list(REQUESTS, '', { limit: LIST_SCAN });
+    const keys = filter.status === 'pending' ? await this.#pendingIds() : await this.#newestIds();
     const out: AccessRequest[] = [];
     const limit = filter.limit ?? 500;
-    for (const key of keys.reverse()) {
+    for (const key of keys) {
       const view = await this.#view(key, this.#storage.entries);
       if (!view) continue;
       if (filter.taskId !== undefined && view.task_id !== filter.taskId) continue;
@@ -207,6 +218,53 @@ export class AccessRequestService {
   }
 
   /**
+   * The ids of the newest {@link LIST_SCAN} requests, newest first. The
+   * store lists keys ascending only, and ids sort by creation time, so this
+   * pages through every key (keys only, no values, {@link LIST_PAGE} a
+   * round trip) and keeps the last ones: reading only the first page would
+   * show the *oldest* requests and hide every new one once there are more
+   * (which a task could force by filing and withdrawing requests). The cost
+   * is one cheap key range scan per page, linear in the requests kept.
+   */
+  async #newestIds(): Promise<string[]> {
+    let newest: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#storage.entries.list(REQUESTS, '', {
+        limit: LIST_PAGE,
+        ...(after !== undefined ? { after } : {}),
+      });
+      newest = newest.concat(page).slice(-LIST_SCAN);
+      if (page.length < LIST_PAGE) break;
+      after = page[page.length - 1];
+    }
+    return newest.reverse();
+  }
+
+  /**
+   * The ids of pending requests, newest first, from the pending index (one
+   * marker per undecided request; at most {@link MAX_PENDING_PER_TASK} per
+   * task, markers of decided ones freed by the reaper): bounded by live
+   * work, not by how many requests were ever made, so the approvers' queue
+   * never misses a new request however many old ones there are.
+   */
+  async #pendingIds(): Promise<string[]> {
+    const ids: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#storage.entries.scan(PENDING, '', {
+        limit: LIST_PAGE,
+        ...(after !== undefined ? { after } : {}),
+      });
+      for (const entry of page) ids.push(new TextDecoder().decode(entry.value));
+      if (page.length < LIST_PAGE) break;
+      after = page[page.length - 1]?.key;
+    }
+    // Ids begin with their creation time: descending order is newest first.
+    return ids.sort().reverse();
+  }
+
+  /**
    * Records one approval; the one that reaches the count decides. Refused
    * for the requester, its tree and its identity; for a decided request;
    * for a task that is over; for a widening of what was asked (or of what
@@ -214,7 +272,7 @@ export class AccessRequestService {
    */
   async approve(id: string, decider: Decider, input: ApprovalInput = {}): Promise<AccessRequest> {
     const record = await this.#record(id);
-    this.#assertMayDecide(record, decider);
+    const person = await this.#assertMayDecide(record, decider);
     if (await this.#storage.entries.get(DECISIONS, id)) throw new CustosError('CUSTOS_ERR_REQUEST_ALREADY_DECIDED');
     // An undecided request of a task that is over shows as expired; approving it is refused by that name.
     await this.#assertTaskLive(record);
@@ -230,8 +288,9 @@ export class AccessRequestService {
 
     const decided = await this.#storage.transaction(async ({ entries }) => {
       if (await entries.get(DECISIONS, id)) throw new CustosError('CUSTOS_ERR_REQUEST_ALREADY_DECIDED');
-      const voteKey = `${id}|${decider.name}`;
-      // Each approver counts once: a second approval by the same token is an answer, not a vote.
+      const voteKey = `${id}|${person}`;
+      // Each approver counts once: a second approval by the same person (the
+      // same token, or another token of its creator chain) is an answer, not a vote.
       await entries.putIfAbsent(APPROVALS, voteKey, sealJson(this.#cipher, APPROVALS, voteKey, vote));
       const votes = await this.#votes(id, entries);
       if (votes.length < record.approvals_required) return undefined;
@@ -277,7 +336,7 @@ export class AccessRequestService {
   /** Denies a pending request: final, whatever approvals it had. */
   async deny(id: string, decider: Decider, reason?: string): Promise<AccessRequest> {
     const record = await this.#record(id);
-    this.#assertMayDecide(record, decider);
+    await this.#assertMayDecide(record, decider);
     const denyReason = reason?.trim();
     if (denyReason !== undefined && (denyReason.length > MAX_REASON_LENGTH || CONTROL.test(denyReason))) {
       throw new ValidationError(`reason is at most ${MAX_REASON_LENGTH} characters without control characters.`);
@@ -305,12 +364,16 @@ export class AccessRequestService {
    * Ends an approved request's elevation at once (deletes its entry, which
    * every node checks before using it), or withdraws a pending one. An
    * approver of the request may do it, and so may the requesting task
-   * itself — giving up privilege is always allowed.
+   * itself and the operator it acts for — giving up privilege is always allowed.
    */
   async revoke(id: string, decider: Decider): Promise<AccessRequest> {
     const record = await this.#record(id);
-    const own = decider.kind === 'task' && decider.name === `task:${record.task_id}`;
-    if (!own) this.#assertMayDecide(record, decider);
+    // Giving up privilege is always allowed: the task itself, and the
+    // operator it acts for (who may not approve it, but may end it).
+    const own =
+      (decider.kind === 'task' && decider.name === `task:${record.task_id}`) ||
+      (decider.kind === 'operator' && decider.name === record.identity);
+    if (!own) await this.#assertMayDecide(record, decider);
     const current = await this.show(id);
     if (current.status !== 'approved' && current.status !== 'pending') {
       throw new CustosError('CUSTOS_ERR_REQUEST_ALREADY_DECIDED');
@@ -397,7 +460,8 @@ export class AccessRequestService {
     return n;
   }
 
-  #assertMayDecide(record: AccessRequestRecord, decider: Decider): void {
+  /** Throws unless `decider` may decide `record`; returns the person its vote counts as. */
+  async #assertMayDecide(record: AccessRequestRecord, decider: Decider): Promise<string> {
     // Approval is a human's act on an agent's request: no task decides one,
     // and a task of the requester's own tree is told so by name.
     if (decider.kind === 'task') {
@@ -405,16 +469,26 @@ export class AccessRequestService {
       throw new CustosError('CUSTOS_ERR_PERMISSION_DENIED');
     }
     // The operator the task tree acts for (an operator-started task's
-    // identity is `token:<accessor>`) is the requester in person.
+    // identity is `token:<accessor>`) is the requester in person — and so is
+    // any token of its creator chain: who can mint a token can act through
+    // it, so a child token (or the parent) of the requester is refused, and
+    // two tokens of one chain are one person (one vote).
     if (decider.name === record.identity) throw new CustosError('CUSTOS_ERR_REQUEST_SELF_APPROVAL');
+    const lineage = await this.#lineage(decider.name);
+    const person = lineage[lineage.length - 1] ?? decider.name;
+    const requester = record.identity_lineage ?? (await this.#lineage(record.identity));
+    if (lineage.includes(record.identity) || requester.includes(person) || requester.at(-1) === person) {
+      throw new CustosError('CUSTOS_ERR_REQUEST_SELF_APPROVAL');
+    }
     // The root token bypasses policy here as everywhere (and is audited as root).
-    if (decider.root) return;
+    if (decider.root) return person;
     if (record.approver_policies.length > 0 && !record.approver_policies.some((p) => decider.policies.includes(p))) {
       throw new CustosError('CUSTOS_ERR_PERMISSION_DENIED');
     }
     for (const resource of approveResources(parseScope(record.scope))) {
       if (!decider.mayApprove(resource)) throw new CustosError('CUSTOS_ERR_PERMISSION_DENIED');
     }
+    return person;
   }
 
   async #assertTaskLive(record: AccessRequestRecord): Promise<void> {

@@ -27,6 +27,11 @@ export interface AccessRequestRecord {
   readonly chain: readonly string[];
   /** The identity the task acts for (its tree's `sub`). */
   readonly identity: string;
+  /**
+   * `identity` and the tokens that minted it, up to the highest one the
+   * root token did not mint (absent on records from before it was kept).
+   */
+  readonly identity_lineage?: readonly string[];
   readonly role: string;
   /** The role incarnation (see Role.id), so a recreated role's approvers do not decide an old request. */
   readonly role_id?: string;

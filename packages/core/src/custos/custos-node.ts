@@ -552,6 +552,9 @@ export class CustosNode {
       elevations,
       events,
       ...(requestWebhook ? { notify: requestWebhook.offer } : {}),
+      // Operator identities are `token:<accessor>`; tasks have no creator chain of tokens.
+      lineage: async (name) =>
+        name.startsWith('token:') ? (await tokens.lineage(name.slice(6))).map((a) => `token:${a}`) : [name],
     });
     const alerts = new FindingStore({ entries: storage.entries, cipher });
     this.#anomaly = await startAnomalyService({

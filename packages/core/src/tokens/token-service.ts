@@ -129,6 +129,40 @@ export class TokenService {
   }
 
   /**
+   * The accessors from `accessor` up its creator chain to the highest
+   * creator that is not the root token, self first. Who mints a token can
+   * act through it, so for counting *people* (e.g. approvers of an access
+   * request, docs/jit.md) the last one stands for the whole chain. A token
+   * the root token minted is its own person: root is how an administrator
+   * hands out tokens to different people. Stops at a creator that is gone
+   * (a child never outlives its creator, so only a revoked tree ends early).
+   */
+  async lineage(accessor: string): Promise<string[]> {
+    const out = [accessor];
+    let entry: TokenEntry;
+    try {
+      entry = await this.lookupAccessor(accessor);
+    } catch (e) {
+      if (e instanceof NotFoundError) return out;
+      throw e;
+    }
+    // Bounded: a creator chain cannot loop (a creator exists before its child), the bound is only belt and braces.
+    while (entry.creator !== null && out.length < 64) {
+      let creator: TokenEntry;
+      try {
+        creator = await this.lookupAccessor(entry.creator);
+      } catch (e) {
+        if (e instanceof NotFoundError) break;
+        throw e;
+      }
+      if (creator.root) break;
+      out.push(creator.accessor);
+      entry = creator;
+    }
+    return out;
+  }
+
+  /**
    * Revokes by accessor; the token stops working at once on this store, and
    * so does every token it created (and theirs): a compromised token cannot
    * leave working tokens behind.

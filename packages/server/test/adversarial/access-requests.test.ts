@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { Principal } from '@custos/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasPostgres } from '../../../../test-support/postgres.js';
 import { type JitFixture, jitFixture } from '../access-request-support.js';
@@ -245,5 +246,138 @@ describe.each(backends)('access requests cannot be turned into unapproved access
     expect(asApprover.state.text).toContain(req.id);
     expect(asApprover.state.text).not.toContain('fake-reason-not-for-streams');
     for (const stream of [asTask, asOther, asStarter]) expect(stream.state.text).not.toContain('request.');
+  });
+
+  /** A token minted by `creator` (root when undefined) holding `policies`. */
+  const mint = async (creator: string | undefined, policies: string[]) =>
+    (await f.ok(await f.call('POST', '/v1/auth/token/create', creator, { policies, ttl: '30m' }))).token as string;
+  const minterPolicy = async () =>
+    f.ok(
+      await f.call('PUT', '/v1/policies/token-minter', undefined, {
+        policy: 'permit(principal, action == Custos::Action::"write", resource == Custos::Path::"sys/tokens");',
+      }),
+    );
+
+  it('a token the requester minted (or the one that minted it) cannot approve: one person, however many tokens', async () => {
+    await minterPolicy();
+    // An operator who starts tasks, approves, and may mint tokens.
+    const operator = await mint(undefined, ['starter', 'finance-approver', 'token-minter']);
+    const issued = await f.ok(await f.call('POST', '/v1/roles/analyst/tasks', operator, { ttl: '10m' }));
+    const req = await ask(issued.token);
+    const child = await mint(operator, ['finance-approver', 'token-minter']);
+    const grandchild = await mint(child, ['finance-approver']);
+    for (const token of [child, grandchild]) {
+      for (const verb of ['approve', 'deny']) {
+        const response = await f.call('POST', `/v1/requests/${req.id}/${verb}`, token, {});
+        expect(response.statusCode).toBe(403);
+        expect(code(response)).toBe('CUSTOS_ERR_REQUEST_SELF_APPROVAL');
+      }
+    }
+    // The other way round: a task started by the operator's child token is the operator's own too.
+    const starterChild = await mint(operator, ['starter']);
+    const viaChild = await f.ok(await f.call('POST', '/v1/roles/analyst/tasks', starterChild, { ttl: '10m' }));
+    const req2 = await ask(viaChild.token);
+    const parentVote = await f.call('POST', `/v1/requests/${req2.id}/approve`, operator, {});
+    expect(code(parentVote)).toBe('CUSTOS_ERR_REQUEST_SELF_APPROVAL');
+    const siblingVote = await f.call('POST', `/v1/requests/${req2.id}/approve`, child, {});
+    expect(code(siblingVote)).toBe('CUSTOS_ERR_REQUEST_SELF_APPROVAL');
+    for (const id of [req.id, req2.id]) {
+      expect((await f.ok(await f.call('GET', `/v1/requests/${id}`, f.approver))).request).toMatchObject({
+        status: 'pending',
+        approvals: [],
+      });
+    }
+    expect(await f.read(issued.token, 'kv/finance/ledger')).toBe(403);
+    // A token the root token minted is its own person: the approvers of the fixture still decide.
+    await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, f.approver, {}));
+    expect(await f.read(issued.token, 'kv/finance/ledger')).toBe(200);
+  });
+
+  it('a token and the token it minted count as one approver towards approvals: 2', async () => {
+    await minterPolicy();
+    await f.ok(
+      await f.call('PUT', '/v1/roles/analyst-quorum', undefined, {
+        policies: ['agent-public'],
+        max_ttl: '1h',
+        request_scope: 'read:kv/finance/*',
+        approvers: ['finance-approver'],
+        approvals: 2,
+      }),
+    );
+    const parent = await mint(undefined, ['finance-approver', 'token-minter']);
+    const child = await mint(parent, ['finance-approver']);
+    const issued = await f.ok(await f.call('POST', '/v1/roles/analyst-quorum/tasks', f.starter, { ttl: '10m' }));
+    const req = await ask(issued.token);
+    await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, parent, {}));
+    const second = (await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, child, {}))).request;
+    expect(second.status).toBe('pending');
+    expect(second.approvals).toHaveLength(1);
+    expect(await f.read(issued.token, 'kv/finance/ledger')).toBe(403);
+    // A second person completes it.
+    const third = (await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, f.approver2, {}))).request;
+    expect(third.status).toBe('approved');
+    expect(await f.read(issued.token, 'kv/finance/ledger')).toBe(200);
+  });
+
+  it('the operator who started a task may end its elevation (giving up privilege), though not approve it', async () => {
+    const task = await f.startTask();
+    const req = await ask(task.token);
+    expect(code(await f.call('POST', `/v1/requests/${req.id}/approve`, f.starter, {}))).toBe(
+      'CUSTOS_ERR_REQUEST_SELF_APPROVAL',
+    );
+    await f.ok(await f.call('POST', `/v1/requests/${req.id}/approve`, f.approver, {}));
+    expect(await f.read(task.token, 'kv/finance/ledger')).toBe(200);
+    const revoked = (await f.ok(await f.call('POST', `/v1/requests/${req.id}/revoke`, f.starter, {}))).request;
+    expect(revoked.status).toBe('revoked');
+    expect(await f.read(task.token, 'kv/finance/ledger')).toBe(403);
+    // A pending one the starter withdraws the same way.
+    const pending = await ask(task.token);
+    const withdrawn = (await f.ok(await f.call('POST', `/v1/requests/${pending.id}/revoke`, f.starter, {}))).request;
+    expect(withdrawn.status).toBe('revoked');
+  });
+});
+
+// SQLite only, to keep the suite quick (2,001 requests filed and withdrawn): the paging is the
+// store port's keyset `after`, which the storage adapter suites cover on every backend.
+describe('access requests: old requests cannot hide a new one (sqlite)', () => {
+  let s: TestServer;
+  let f: JitFixture;
+  beforeAll(async () => {
+    s = await startTestServer('sqlite');
+    f = await jitFixture(s);
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+  const ask = async (token: string) =>
+    (await f.ok(await f.request(token, { scope: 'read:kv/finance/ledger', reason: 'adversarial' }), 201)).request as {
+      id: string;
+    };
+
+  it('thousands of old requests do not hide a new one from the approvers’ queue', { timeout: 300_000 }, async () => {
+    const services = s.node.services();
+    const filler = await f.startTask();
+    const subject = (await services.authenticate(filler.token, { method: 'GET', url: 'test' })) as Principal & {
+      kind: 'task';
+    };
+    const self = { kind: 'task', name: `task:${filler.id}`, chain: subject.task.chain } as const;
+    // What a task could do itself: file and withdraw, over and over (through the service: fast).
+    for (let i = 0; i < 2_001; i++) {
+      const { request } = await services.requests.create(subject.task, {
+        scope: 'read:kv/finance/ledger',
+        reason: `filler ${i}`,
+      });
+      await services.requests.revoke(request.id, self);
+    }
+    const task = await f.startTask();
+    const fresh = await ask(task.token);
+    const pending = (await f.ok(await f.call('GET', '/v1/requests?status=pending', f.approver))).requests as Array<{
+      id: string;
+    }>;
+    expect(pending.map((r) => r.id)).toContain(fresh.id);
+    const all = (await f.ok(await f.call('GET', '/v1/requests?status=all', f.approver))).requests as Array<{
+      id: string;
+    }>;
+    expect(all[0]?.id).toBe(fresh.id);
   });
 });
