@@ -130,7 +130,9 @@ describe('hostile strings in every attacker-controlled field are shown as text a
   it('audit trail: identity names, and a hostile search typed in', async () => {
     await w.page.click('[data-page="audit"]');
     await w.page.waitForSelector('[data-testid="audit-count"]');
-    await w.page.fill('input[name="identity"]', HOSTILE[0] as string);
+    // The server's search matches an identity exactly: a JWT task's identity is `jwt:<iss>#<sub>`,
+    // so the hostile text typed in is the whole identity around the hostile `sub`.
+    await w.page.fill('input[name="identity"]', `jwt:${ISSUER}#${HOSTILE[0]}`);
     await w.page.click('form.search button[type="submit"]');
     await expect.poll(() => w.page.locator('table.audit tbody tr').count()).toBeGreaterThan(0);
     await w.page.fill('input[name="identity"]', '');
