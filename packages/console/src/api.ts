@@ -37,11 +37,23 @@ export async function api<T>(token: string, method: string, path: string, body?:
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
-  const parsed = text ? (JSON.parse(text) as unknown) : undefined;
   if (!response.ok) {
-    const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-    throw new ApiError(response.status, error?.code ?? 'CUSTOS_ERR_UNKNOWN', error?.message ?? response.statusText);
+    // An answer from custos carries `{ error: { code, message } }`; one from a
+    // reverse proxy in front of it may not be JSON at all: then the HTTP status
+    // is all there is to show (as text, never as markup).
+    let error: { code?: string; message?: string } | undefined;
+    try {
+      error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+    } catch {
+      error = undefined;
+    }
+    throw new ApiError(
+      response.status,
+      error?.code ?? `HTTP ${response.status}`,
+      error?.message ?? response.statusText,
+    );
   }
+  const parsed = text ? (JSON.parse(text) as unknown) : undefined;
   return parsed as T;
 }
 
