@@ -166,12 +166,17 @@ describe('AwsKmsKeyWrapper against the wire-compatible KMS server', () => {
     } finally {
       restore();
     }
-    const unknown = useAwsEnvironment({ accessKeyId: 'AKIAUNKNOWNTESTKEY00', secretAccessKey: 'test-unknown' });
+    // An access key id the wire server never issued, made now (the AKIA shape, obviously a test value).
+    const unknownKeyId = `AKIATEST${randomBytes(6).toString('hex').toUpperCase()}`;
+    const unknown = useAwsEnvironment({
+      accessKeyId: unknownKeyId,
+      secretAccessKey: `test-${randomBytes(8).toString('hex')}`,
+    });
     try {
       const e = await failure(wrapper().unwrap(wrapped, aad));
       expect(e.code).toBe('CUSTOS_ERR_SEAL_ACCESS_DENIED');
       expect(e.message).toContain('UnrecognizedClientException');
-      expect(e.message).not.toContain('AKIAUNKNOWNTESTKEY00');
+      expect(e.message).not.toContain(unknownKeyId);
     } finally {
       unknown();
     }
