@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { createGzip } from 'node:zlib';
 import type { AuditCheckpoint, AuditStore } from '../ports/storage.js';
 import {
@@ -14,6 +14,28 @@ import { type AuditSigner, auditCheckpointDigest } from './audit-checkpoint.js';
 import { syncDirectory } from './audit-file-rotation.js';
 import { formatAuditCheckpointLine, formatAuditRecordLine } from './audit-line.js';
 
+/** How an archive being written is named until it is complete (`<name>.<random>.partial`). */
+export const AUDIT_ARCHIVE_PARTIAL_SUFFIX = '.partial';
+
+/**
+ * Removes the temporary files of archive writes that were killed (their
+ * process died before renaming or unlinking them) and are older than
+ * `olderThanMs`: a write still in progress on another node is younger than
+ * its lease. Returns how many were removed.
+ */
+export async function removeStaleArchivePartials(dir: string, olderThanMs: number, now = Date.now()): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith('audit-archive-') || !name.endsWith(AUDIT_ARCHIVE_PARTIAL_SUFFIX)) continue;
+    const file = join(dir, name);
+    const info = await stat(file).catch(() => undefined);
+    if (!info || now - info.mtimeMs < olderThanMs) continue;
+    await unlink(file).catch(() => undefined);
+    removed++;
+  }
+  return removed;
+}
+
 /** Where the preceding archive ended: what the next archive links to (kept online, see docs/audit.md). */
 export interface AuditArchivePredecessor {
   readonly archive: number;
@@ -26,7 +48,7 @@ export interface AuditArchivePredecessor {
 export interface AuditArchiveWriteOptions {
   readonly store: AuditStore;
   readonly signer: AuditSigner;
-  /** The file to write (written to `<path>.partial` first, then renamed). */
+  /** The file to write (written to `<path>.<random>.partial` first, then renamed). */
   readonly path: string;
   /** Archive records sealed by a checkpoint signed before this time. */
   readonly before: Date;
@@ -35,6 +57,14 @@ export interface AuditArchiveWriteOptions {
   /** Records read per batch from the store (default 1000): memory stays flat. */
   readonly batchSize?: number;
   readonly now?: () => Date;
+  /**
+   * Called once the archive is complete and fsynced under its temporary
+   * name, just before it takes its real name; throwing leaves nothing
+   * behind. The run checks here that it still holds the archival lease and
+   * that no other run archived meanwhile, so a run that stalled past its
+   * lease never replaces another node's archive.
+   */
+  readonly beforeRename?: () => Promise<void>;
 }
 
 /** What was archived: the manifest, and the file's size and SHA-256 (the next archive's `prevArchiveDigest`). */
@@ -64,12 +94,13 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
   const end = await lastCheckpointBefore(store, from, options.before, batchSize);
   if (!end) return undefined;
 
-  const partial = `${path}.partial`;
+  // A name of its own per run: two runs (one stalled past its lease) never write into one file.
+  const partial = `${path}.${randomBytes(6).toString('hex')}${AUDIT_ARCHIVE_PARTIAL_SUFFIX}`;
   const handle = await open(partial, 'w', 0o600);
   const content = createHash('sha256');
   const file = createHash('sha256');
   let bytes = 0;
-  const gzip = createGzip();
+  const gzip = createGzip({ chunkSize: 64 * 1024 });
   const flushed = new Promise<void>((resolve, reject) => {
     let writing = Promise.resolve();
     gzip.on('data', (chunk: Buffer) => {
@@ -80,10 +111,14 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
     gzip.on('end', () => writing.then(resolve, reject));
     gzip.on('error', reject);
   });
-  const put = async (line: string): Promise<void> => {
-    const text = `${line}\n`;
-    content.update(text);
-    if (!gzip.write(text)) await new Promise<void>((resolve) => gzip.once('drain', resolve));
+  // Lines go to gzip a store batch at a time, not one by one: each write to a
+  // zlib stream is its own round trip to the thread pool, and on a busy node
+  // every round trip waits behind the queued requests — line by line, an
+  // archive of a few hundred thousand records took longer than the records
+  // took to arrive (the soak in BENCHMARKS.md).
+  const put = async (lines: string): Promise<void> => {
+    content.update(lines);
+    if (!gzip.write(lines)) await new Promise<void>((resolve) => gzip.once('drain', resolve));
   };
 
   try {
@@ -91,13 +126,13 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
     const prevArchiveDigest = previous?.digest ?? AUDIT_ARCHIVE_GENESIS_DIGEST;
     const ts = now().toISOString();
     await put(
-      formatAuditArchiveHeaderLine({
+      `${formatAuditArchiveHeaderLine({
         version: 1,
         archive,
         anchor: previous?.checkpoint ?? null,
         prevArchiveDigest,
         ts,
-      }),
+      })}\n`,
     );
     const checkpoints = await checkpointsBetween(store, from, end.seq, batchSize);
     const keyIds = new Set(checkpoints.map((c) => c.keyId));
@@ -107,14 +142,16 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
     for (let next = from; next <= end.seq; ) {
       const batch = await store.range(next, Math.min(batchSize, end.seq - next + 1));
       if (batch.length === 0) break;
+      let lines = '';
       for (const r of batch) {
         if (r.seq > end.seq) break;
-        await put(formatAuditRecordLine(r));
+        lines += `${formatAuditRecordLine(r)}\n`;
         records++;
         last = r;
         while (c < checkpoints.length && checkpoints[c]!.seq <= r.seq)
-          await put(formatAuditCheckpointLine(checkpoints[c++]!));
+          lines += `${formatAuditCheckpointLine(checkpoints[c++]!)}\n`;
       }
+      await put(lines);
       next = batch[batch.length - 1]!.seq + 1;
     }
     if (!last || last.seq !== end.seq || last.hash !== end.hash) {
@@ -137,6 +174,7 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
     await flushed;
     await handle.sync();
     await handle.close();
+    await options.beforeRename?.();
     await rename(partial, path);
     await syncDirectory(dirname(path));
     return { manifest, checkpoint: end, digest: file.digest('hex'), bytes };
