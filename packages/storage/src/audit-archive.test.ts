@@ -1,5 +1,5 @@
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -7,9 +7,14 @@ import {
   AuditLog,
   type AuditStore,
   auditArchiveFileName,
+  exportAuditSince,
+  formatAuditCheckpointLine,
+  formatAuditRecordLine,
   runAuditArchive,
   verifyAudit,
   verifyAuditArchives,
+  verifyAuditArchivesAndFiles,
+  verifyAuditFile,
 } from '@custos/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestSchema, hasPostgres } from '../../../test-support/postgres.js';
@@ -179,6 +184,41 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
     });
   });
 
+  it('an export after archival starts at the anchor record, verifies on its own (--partial) and after the archive as one chain', async () => {
+    const db = await record(1, 55);
+    const run = await runAuditArchive({ store: db.audit, signer, dir, before: at(25), deleteBatch: 7 });
+    expect(run.written?.manifest).toMatchObject({ lastSeq: 20 });
+    // The anchor record stays online without its predecessor: its own prev_hash must still be there to read.
+    const [anchor] = await db.audit.range(20, 1);
+    expect(anchor?.prevHash).toMatch(/^[0-9a-f]{64}$/);
+
+    const lines: string[] = [];
+    for await (const r of exportAuditSince(db.audit, '1970-01-01T00:00:00.000Z')) lines.push(formatAuditRecordLine(r));
+    for (const c of await db.audit.checkpoints()) lines.push(formatAuditCheckpointLine(c));
+    const exported = join(dir, 'export.jsonl');
+    await writeFile(exported, `${lines.join('\n')}\n`);
+    expect(await verifyAuditFile(exported, { publicKeys, partial: true })).toMatchObject({ ok: true, lastSeq: 55 });
+    const joined = await verifyAuditArchivesAndFiles(await archives(), [exported], { publicKeys });
+    expect(joined, JSON.stringify(joined)).toMatchObject({
+      ok: true,
+      lastSeq: 55,
+      archives: 1,
+      archivedEvents: 20,
+      events: 55,
+    });
+
+    // An export that starts later (--since) leaves records 21–29 in neither: said, not taken as given.
+    const later: string[] = [];
+    for await (const r of exportAuditSince(db.audit, at(29).toISOString())) later.push(formatAuditRecordLine(r));
+    for (const c of await db.audit.checkpoints()) later.push(formatAuditCheckpointLine(c));
+    await writeFile(exported, `${later.join('\n')}\n`);
+    expect(await verifyAuditArchivesAndFiles(await archives(), [exported], { publicKeys })).toMatchObject({
+      ok: false,
+      problem: 'archive-missing',
+      seq: 21,
+    });
+  });
+
   it('cut off after the archive is written, before the journal: nothing deleted; the next run writes it again', async () => {
     const db = await record(1, 40);
     await expect(
@@ -276,6 +316,55 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
       ]);
       expect(runs.filter((r) => r.written)).toHaveLength(1);
       expect(await archives()).toHaveLength(1);
+      expect(await verifyAuditArchives(await archives(), { publicKeys, online: a.audit })).toMatchObject({
+        ok: true,
+        events: 40,
+      });
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('a run stalled past its lease while another node archived: it neither replaces that archive nor moves the anchor back', async () => {
+    const a = await record(1, 40);
+    const b = await backend.open();
+    try {
+      let stalled!: () => void;
+      const reached = new Promise<void>((r) => {
+        stalled = r;
+      });
+      let resume!: () => void;
+      const gate = new Promise<void>((r) => {
+        resume = r;
+      });
+      // Node A: its archive is complete (under its temporary name) when it stalls, and its lease is short.
+      const slow = runAuditArchive({
+        store: a.audit,
+        signer,
+        dir,
+        before: at(25),
+        holder: 'node-a',
+        leaseMs: 50,
+        step: async (s) => {
+          if (s !== 'archive-sealed') return;
+          stalled();
+          await gate;
+        },
+      });
+      await reached;
+      await new Promise((r) => setTimeout(r, 100));
+      // Node B takes the expired lease, archives up to a later checkpoint, and deletes.
+      const fast = await runAuditArchive({ store: b.audit, signer, dir, before: at(35), holder: 'node-b' });
+      expect(fast.written?.manifest).toMatchObject({ archive: 1, lastSeq: 30 });
+      const journal = await b.audit.archiveState();
+      resume();
+      await expect(slow).rejects.toThrow('another audit archive run archived these records meanwhile');
+
+      // B's archive is the one on disk, its journal is unchanged, A left no file behind, and all verifies.
+      expect(await a.audit.archiveState()).toEqual(journal);
+      expect((await readdir(dir)).filter((n) => n.startsWith('audit-archive-'))).toEqual([auditArchiveFileName(1)]);
+      const bytes = await readFile(join(dir, auditArchiveFileName(1)));
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(journal?.digest);
       expect(await verifyAuditArchives(await archives(), { publicKeys, online: a.audit })).toMatchObject({
         ok: true,
         events: 40,

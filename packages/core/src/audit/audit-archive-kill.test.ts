@@ -9,6 +9,7 @@ import { createStorage } from '@custos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAuditArchive } from './audit-archive-run.js';
 import { verifyAuditArchives } from './audit-archive-verify.js';
+import { removeStaleArchivePartials } from './audit-archive-write.js';
 import { parseAuditLine } from './audit-line.js';
 import { verifyAudit } from './audit-verify.js';
 
@@ -78,7 +79,7 @@ async function requestIds(archives: readonly string[], online: Awaited<ReturnTyp
 }
 
 describe('audit archival survives SIGKILL', () => {
-  it.each(['archive-written', 'journal-written', 'batch-deleted'])(
+  it.each(['archive-sealed', 'archive-written', 'journal-written', 'batch-deleted'])(
     'killed after %s under load: at restart the run is undone or resumed, nothing acknowledged is lost or doubled, all verifies',
     async (step) => {
       const dbPath = join(dir, 'custos.db');
@@ -95,13 +96,17 @@ describe('audit archival survives SIGKILL', () => {
       expect(acks.size).toBeGreaterThanOrEqual(300);
       const archives = async () =>
         (await readdir(archiveDir)).filter((n) => n.endsWith('.jsonl.gz')).map((n) => join(archiveDir, n));
-      expect(await archives()).toHaveLength(1);
+      // Killed once the archive was complete but before it took its name: only its temporary file exists.
+      const beforeName = step === 'archive-sealed';
+      expect(await archives()).toHaveLength(beforeName ? 0 : 1);
+      const partials = async () => (await readdir(archiveDir)).filter((n) => n.endsWith('.partial'));
+      expect(await partials()).toHaveLength(beforeName ? 1 : 0);
 
       const storage = createStorage(`sqlite:${dbPath}`);
       await storage.migrate();
       try {
         const state = await storage.audit.archiveState();
-        if (step === 'archive-written') expect(state).toBe(undefined);
+        if (beforeName || step === 'archive-written') expect(state).toBe(undefined);
         else expect(state).toMatchObject({ status: 'archiving', archive: 1 });
         // As the process left it: the online chain verifies; with the archive, one chain.
         expect(await verifyAudit(storage.audit, { publicKeys })).toMatchObject({ ok: true });
@@ -120,8 +125,12 @@ describe('audit archival survives SIGKILL', () => {
           before: new Date(),
           holder: 'kill-test-node',
         });
-        if (step !== 'archive-written') expect(run.resumed).toBe('audit-archive-000001.jsonl.gz');
+        if (!beforeName && step !== 'archive-written') expect(run.resumed).toBe('audit-archive-000001.jsonl.gz');
         expect(await storage.audit.archiveState()).toMatchObject({ status: 'archived' });
+        // The dead run's temporary file is left until it is older than a lease (another node may still be writing
+        // one), then any run removes it.
+        expect(await removeStaleArchivePartials(archiveDir, 0)).toBe(beforeName ? 1 : 0);
+        expect(await partials()).toEqual([]);
         const all = await archives();
         const report = await verifyAuditArchives(all.sort(), { publicKeys, online: storage.audit });
         expect(report).toMatchObject({ ok: true });

@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import type { AuditArchiveState, AuditStore } from '../ports/storage.js';
 import type { AuditArchiveManifest } from './audit-archive-format.js';
-import { writeAuditArchive } from './audit-archive-write.js';
+import { removeStaleArchivePartials, writeAuditArchive } from './audit-archive-write.js';
 import type { AuditSigner } from './audit-checkpoint.js';
 import { removeArchivedAuditFiles } from './audit-file-prune.js';
 
 /** A step of an archive run, for crash tests (a hook that may kill the process there). */
-export type AuditArchiveStep = 'archive-written' | 'journal-written' | 'batch-deleted';
+export type AuditArchiveStep = 'archive-sealed' | 'archive-written' | 'journal-written' | 'batch-deleted';
 
 export interface AuditArchiveRunOptions {
   readonly store: AuditStore;
@@ -26,7 +26,7 @@ export interface AuditArchiveRunOptions {
    * otherwise a lease left by a killed run is free after `leaseMs`.
    */
   readonly holder?: string;
-  /** How long the lease lasts without renewal (default 5 minutes; renewed after every batch). */
+  /** How long the lease lasts without renewal (default 5 minutes; renewed between delete batches, at most every fifth of it). */
   readonly leaseMs?: number;
   readonly step?: (step: AuditArchiveStep) => void | Promise<void>;
   /**
@@ -49,6 +49,21 @@ export interface AuditArchiveRunResult {
   /** Another node holds the archival lease: nothing was done. */
   readonly busy?: true;
 }
+
+/**
+ * The time an archive run takes (`custos audit archive --before`, `POST
+ * /v1/audit/archive`): a date (UTC midnight) or an RFC 3339 date-time with
+ * `Z` or an offset; `undefined` for anything else. Archival deletes, so the
+ * time must say exactly what it means: `Date.parse` alone also reads "2030",
+ * "12/01/2030" (month first) and zone-less times (the local zone).
+ */
+export function parseAuditArchiveTime(text: string): Date | undefined {
+  if (!ARCHIVE_TIME.test(text)) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
+}
+
+const ARCHIVE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2}))?$/;
 
 /** The file name of archive number `n`: fixed by the number, so a retried run replaces an orphan of its own. */
 export function auditArchiveFileName(n: number): string {
@@ -78,12 +93,21 @@ export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<
   const leaseMs = options.leaseMs ?? 300_000;
   // One node of a cluster at a time: two would write the same archive number.
   const clock = () => (options.now ?? (() => new Date()))().getTime();
+  let renewedAt = Number.NEGATIVE_INFINITY;
   const lease = async () => {
     const now = clock();
-    return store.acquireArchiveLease(holder, now, now + leaseMs);
+    // Renewed at most every fifth of its length: a renewal is a write
+    // transaction, and one per delete batch doubled the run's writes. A lease
+    // renewed less than a fifth of its length ago is still ours (no other
+    // node can take it before it expires), with room for clock skew.
+    if (now - renewedAt < leaseMs / 5) return true;
+    if (!(await store.acquireArchiveLease(holder, now, now + leaseMs))) return false;
+    renewedAt = now;
+    return true;
   };
   if (!(await lease())) return { deleted: 0, busy: true };
   try {
+    await removeStaleArchivePartials(options.dir, leaseMs, clock());
     const result = await run({ ...options, renew: lease });
     if (!options.onlineFile) return result;
     // After the deletes, every run (one that wrote nothing too, so a file
@@ -119,6 +143,21 @@ async function run(
     before: options.before,
     ...(state ? { previous: { archive: state.archive, checkpoint: state.checkpoint, digest: state.digest } } : {}),
     ...(options.now ? { now: options.now } : {}),
+    // The archive takes its name (and then the journal its place) only while
+    // this run still holds the lease and the state is the one it started
+    // from. A run that stalled longer than its lease may find that another
+    // node took the lease, wrote archive `number` and deleted its records;
+    // renaming then would replace that archive (its journal pins its digest)
+    // and journaling would move the anchor back. The lease makes the check
+    // and the journal write one step: no other run can act in between.
+    beforeRename: async () => {
+      await options.step?.('archive-sealed');
+      if (!(await options.renew())) throw new Error('the audit archival lease was lost');
+      const now = await store.archiveState();
+      if ((now?.archive ?? 0) !== (state?.archive ?? 0) || now?.status !== state?.status) {
+        throw new Error('another audit archive run archived these records meanwhile');
+      }
+    },
   });
   if (!written) return { deleted, ...(resumed ? { resumed } : {}) };
   await options.step?.('archive-written');
@@ -131,7 +170,6 @@ async function run(
   };
   await store.setArchiveState(next);
   await options.step?.('journal-written');
-  if (!(await options.renew())) throw new Error('the audit archival lease was lost');
   deleted += await deleteArchived(options, next);
   await store.setArchiveState({ ...next, status: 'archived' });
   return {
