@@ -66,13 +66,16 @@ export async function verifyAuditArchivesAndFiles(
   }
   const last = manifest.lastSeq;
   const first = files[0]!;
-  const { start, checkpoints } = await fileCheckpoints(files);
-  if (start > last) {
+  const { start, firstRecord, checkpoints } = await fileCheckpoints(files);
+  // The files' chain begins after their first anchor's checkpoint, or (no
+  // anchor: an export, or files from before rotation) at their first record.
+  const after = start > 0 ? start : Math.max(0, (firstRecord ?? 1) - 1);
+  if (after > last) {
     return {
       ok: false,
       seq: last + 1,
       problem: 'archive-missing',
-      detail: `records ${last + 1}–${start} are neither in the archives given (the last, ${basename(lastArchive)}, is archive ${manifest.archive}, up to seq ${last}) nor in the files (${basename(first)} starts after seq ${start}): archive ${manifest.archive + 1} or later, or the files before ${basename(first)}, are missing`,
+      detail: `records ${last + 1}–${after} are neither in the archives given (the last, ${basename(lastArchive)}, is archive ${manifest.archive}, up to seq ${last}) nor in the files (${basename(first)} starts after seq ${after}): archive ${manifest.archive + 1} or later, or the files before ${basename(first)}, are missing`,
       events: a.events,
       file: first,
     };
@@ -91,24 +94,36 @@ export async function verifyAuditArchivesAndFiles(
       file: joint?.file ?? first,
     };
   }
-  const f = await verifyAuditFiles(files, options);
+  // Files without an anchor that start after seq 1 are verified from their
+  // first record as given (`partial`): sound here, because they reach back
+  // to seq last + 1 (checked above) and hold the archives' last checkpoint,
+  // whose hash their record at that seq must match — so every record after
+  // the join chains to what the archives signed.
+  const partial = start === 0 && (firstRecord ?? 1) > 1;
+  const f = await verifyAuditFiles(files, { ...options, ...(partial ? { partial: true } : {}) });
   if (!f.ok) return { ...f, events: a.events + f.events };
-  const after = [...checkpoints.keys()].filter((seq) => seq > last).length;
+  const newer = [...checkpoints.keys()].filter((seq) => seq > last).length;
   return {
     ...f,
     events: a.archivedEvents + Math.max(0, f.lastSeq - last),
-    checkpoints: a.checkpoints + after,
+    checkpoints: a.checkpoints + newer,
     archives: a.archives,
     archivedEvents: a.archivedEvents,
   };
 }
 
-/** Where the files' chain starts (the first file's anchor seq, else 0), and every checkpoint in them (with its file). */
-async function fileCheckpoints(
-  files: readonly string[],
-): Promise<{ start: number; checkpoints: Map<number, { digest: string; file: string }> }> {
+/**
+ * Where the files' chain starts (the first file's anchor seq, else 0), the
+ * first file's first record seq, and every checkpoint in them (with its file).
+ */
+async function fileCheckpoints(files: readonly string[]): Promise<{
+  start: number;
+  firstRecord: number | undefined;
+  checkpoints: Map<number, { digest: string; file: string }>;
+}> {
   const checkpoints = new Map<number, { digest: string; file: string }>();
   let start = 0;
+  let firstRecord: number | undefined;
   for (const [i, file] of files.entries()) {
     let n = 0;
     for await (const line of createInterface({
@@ -127,8 +142,10 @@ async function fileCheckpoints(
       const parsed = parseAuditFileLine(line);
       if (parsed?.kind === 'checkpoint') {
         checkpoints.set(parsed.checkpoint.seq, { digest: auditCheckpointDigest(parsed.checkpoint), file });
+      } else if (i === 0 && firstRecord === undefined && (parsed?.kind === 'record' || parsed?.kind === 'compact')) {
+        firstRecord = parsed.kind === 'record' ? parsed.record.seq : parsed.seq;
       }
     }
   }
-  return { start, checkpoints };
+  return { start, firstRecord, checkpoints };
 }

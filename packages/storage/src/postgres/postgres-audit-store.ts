@@ -184,6 +184,8 @@ export class PostgresAuditStore implements AuditStore {
   deleteArchived(beforeSeq: number, limit: number): Promise<number> {
     return this.ctx.run(async (db) => {
       const n = clampLimit(limit);
+      // Its own statement first: a no-op once done, and the deletes below never touch the anchor row.
+      await db.query(bind(this.q.keepAnchorPrevHash, [beforeSeq]));
       const records = await db.query(bind(this.q.deleteArchivedRecords, [beforeSeq, n]));
       if ((records.rowCount ?? 0) > 0) return records.rowCount ?? 0;
       const checkpoints = await db.query(bind(this.q.deleteArchivedCheckpoints, [beforeSeq, n]));

@@ -105,6 +105,9 @@ export function postgresQueries(schema: string) {
     // of the seq range) never wait on an archive run.
     deleteArchivedRecords: named(`DELETE FROM ${s}.audit_log WHERE seq IN
       (SELECT seq FROM ${s}.audit_log WHERE seq < $1 ORDER BY seq LIMIT $2)`),
+    // The anchor record stays while its predecessor goes: its derived prev_hash is written out first (see the SQLite store).
+    keepAnchorPrevHash: named(`UPDATE ${s}.audit_log SET prev_hash = p.hash FROM ${s}.audit_log p
+      WHERE ${s}.audit_log.seq = $1 AND ${s}.audit_log.prev_hash = '' AND p.seq = $1 - 1`),
     // Taken when free, expired or already ours: one statement, so two nodes cannot both win.
     acquireArchiveLease: named(`INSERT INTO ${s}.audit_archive_lease (id, holder, expires_at) VALUES (1, $1, $2)
       ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at

@@ -63,6 +63,14 @@ const SET_ARCHIVE_STATE = `INSERT INTO audit_archive (id, archive, checkpoint, d
 // writer lock is held for at most `limit` rows, so appends wait milliseconds.
 const DELETE_ARCHIVED_RECORDS =
   'DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE seq < ? ORDER BY seq LIMIT ?)';
+// The record at the anchor stays online while its predecessor goes: a
+// derived prev_hash (read back from the row before) is written out first, in
+// the same transaction, so the anchor record still reads back whole (an
+// export after archival starts with it and must verify).
+// prev_hash is text; a hash may be stored as its 32 bytes (see append), read back as hex.
+const KEEP_ANCHOR_PREV_HASH = `UPDATE audit_log SET prev_hash = (SELECT CASE typeof(hash) WHEN 'blob'
+    THEN lower(hex(hash)) ELSE hash END FROM audit_log WHERE seq = :seq - 1)
+  WHERE seq = :seq AND prev_hash = '' AND EXISTS (SELECT 1 FROM audit_log WHERE seq = :seq - 1)`;
 const DELETE_ARCHIVED_CHECKPOINTS =
   'DELETE FROM audit_checkpoints WHERE seq IN (SELECT seq FROM audit_checkpoints WHERE seq < ? ORDER BY seq LIMIT ?)';
 // Taken when free, expired or already ours: one statement, so two takers cannot both win.
@@ -226,7 +234,10 @@ export class SqliteAuditStore implements AuditStore {
   deleteArchived(beforeSeq: number, limit: number): Promise<number> {
     return this.run(() => {
       const n = clampLimit(limit);
-      const records = this.stmts.get(DELETE_ARCHIVED_RECORDS).run(beforeSeq, n).changes;
+      const records = this.stmts.db.transaction(() => {
+        this.stmts.get(KEEP_ANCHOR_PREV_HASH).run({ seq: beforeSeq });
+        return this.stmts.get(DELETE_ARCHIVED_RECORDS).run(beforeSeq, n).changes;
+      })();
       if (records > 0) return records;
       return this.stmts.get(DELETE_ARCHIVED_CHECKPOINTS).run(beforeSeq, n).changes;
     });
