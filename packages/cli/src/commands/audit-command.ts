@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   auditFilesInDirectory,
   auditKeyId,
+  parseAuditArchiveTime,
   verifyAuditArchives,
   verifyAuditArchivesAndFiles,
   verifyAuditFiles,
@@ -167,12 +168,19 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
   audit
     .command('archive')
     .description('archive the records sealed before a time on the server, then remove them from its database')
-    .requiredOption('--before <time>', 'ISO-8601 time: records sealed by a checkpoint signed before it')
+    .requiredOption(
+      '--before <time>',
+      'a date or a date-time with its zone: records sealed by a checkpoint signed before it',
+    )
     .option('--output <file>', 'also download the archive written, to this file')
     .option('--json', 'JSON output')
     .action(async (opts: { before: string; output?: string; json?: boolean }) => {
-      if (Number.isNaN(Date.parse(opts.before))) {
-        throw new CliError('CUSTOS_ERR_USAGE', '--before must be an ISO-8601 time', EXIT.usage);
+      if (!parseAuditArchiveTime(opts.before)) {
+        throw new CliError(
+          'CUSTOS_ERR_USAGE',
+          '--before must be a date (2030-01-01) or a date-time with its zone (2030-01-01T00:00:00Z)',
+          EXIT.usage,
+        );
       }
       const client = new CustosClient(io);
       const result = await client.request<{

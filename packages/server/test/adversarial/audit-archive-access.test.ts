@@ -35,6 +35,10 @@ describe('audit archival is for sys operators only, and names no path from the r
     for (const [name, text] of [
       ['audit-reader', ALL_SYS_AUDIT.replace('action,', 'action == Custos::Action::"read",')],
       ['all-sys', ALL_SYS],
+      [
+        'archive-reader',
+        'permit(principal, action == Custos::Action::"read", resource == Custos::Path::"sys/audit/archive");',
+      ],
     ] as const) {
       await ok(await s.call({ method: 'PUT', url: `/v1/policies/${name}`, payload: { policy: text } }));
     }
@@ -87,6 +91,13 @@ describe('audit archival is for sys operators only, and names no path from the r
       { before: before(), file: '../../etc/passwd' },
       { before: before(), output: '/etc/cron.d/x' },
       { before: 'not a time' },
+      // Times Date.parse reads loosely: a year, month-first, no zone (the server's local zone). Archival deletes.
+      { before: '2030' },
+      { before: '12/01/2030' },
+      { before: 'Sun Dec 01 2030' },
+      { before: '2030-01-01T00:00:00' },
+      { before: '2030-01-01 00:00:00Z' },
+      { before: 1_900_000_000_000 },
       {},
     ]) {
       const r = await s.call({ method: 'POST', url: '/v1/audit/archive', payload });
@@ -132,5 +143,25 @@ describe('audit archival is for sys operators only, and names no path from the r
       rmSync(copy, { force: true });
     }
     expect((await s.call({ method: 'GET', url: '/v1/audit/archive/2' })).statusCode).toBe(404);
+  });
+
+  it('read on sys/audit/archive downloads but cannot archive; an operator without it cannot download', async () => {
+    // Archive 1 exists (the test above).
+    const reader = await operatorToken('archive-reader');
+    const run = await s.call({
+      method: 'POST',
+      url: '/v1/audit/archive',
+      payload: { before: before() },
+      token: reader,
+    });
+    expect(run.statusCode).toBe(403);
+    expect(readdirSync(archiveDir)).toEqual(['audit-archive-000001.jsonl.gz']);
+    const mine = await s.call({ method: 'GET', url: '/v1/audit/archive/1', token: reader });
+    expect(mine.statusCode).toBe(200);
+    for (const policy of ['audit-reader']) {
+      const other = await s.call({ method: 'GET', url: '/v1/audit/archive/1', token: await operatorToken(policy) });
+      expect(other.statusCode, policy).toBe(403);
+      expect(other.headers['content-type']).not.toBe('application/gzip');
+    }
   });
 });

@@ -10,6 +10,7 @@ import {
   formatAuditCheckpointLine,
   formatAuditRecordLine,
   NotFoundError,
+  parseAuditArchiveTime,
   searchAudit,
   tailAudit,
   ValidationError,
@@ -127,9 +128,13 @@ export async function auditRoutes(app: FastifyInstance, { node }: { node: Custos
       },
     },
     handler: async (request) => {
-      const before = Date.parse(request.body.before);
-      if (Number.isNaN(before)) throw new ValidationError('before must be an ISO-8601 time.');
-      const run = await node.services().archiveAudit(new Date(before));
+      // Archival deletes: only a time that says exactly what it means is taken (see parseAuditArchiveTime).
+      const before = parseAuditArchiveTime(request.body.before);
+      if (!before)
+        throw new ValidationError(
+          'before must be a date (2030-01-01) or a date-time with its zone (2030-01-01T00:00:00Z).',
+        );
+      const run = await node.services().archiveAudit(before);
       const m = run.written?.manifest;
       return {
         archived: m
