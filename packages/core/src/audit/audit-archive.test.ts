@@ -219,7 +219,7 @@ describe('audit archives', () => {
     });
   });
 
-  it('a forged manifest (records dropped, manifest rewritten) → manifest-invalid; an unknown key → unknown-key', async () => {
+  it('a forged manifest (records dropped, manifest rewritten) → manifest-invalid; another key under the same id → bad-signature; a key id not trusted → unknown-key', async () => {
     const { rig, paths } = await threeArchives();
     await editContent(paths[2]!, (lines) => {
       const m = lines.findIndex((l) => l.includes('"kind":"archive-manifest"'));
@@ -234,6 +234,12 @@ describe('audit archives', () => {
     expect(await verifyAuditArchives(paths.slice(0, 1), { publicKeys: other.publicKeys })).toMatchObject({
       ok: false,
       problem: 'bad-signature',
+      file: paths[0],
+    });
+    const stranger = testSigner('not-this-node');
+    expect(await verifyAuditArchives(paths.slice(0, 1), { publicKeys: stranger.publicKeys })).toMatchObject({
+      ok: false,
+      problem: 'unknown-key',
       file: paths[0],
     });
   });
