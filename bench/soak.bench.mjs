@@ -52,8 +52,8 @@ const ARCHIVE_EVERY = process.env.SOAK_ARCHIVE_EVERY ?? '5m';
 const ARCHIVE = ARCHIVE_EVERY !== 'off';
 const KEEP_ONLINE = process.env.SOAK_KEEP_ONLINE ?? ARCHIVE_EVERY;
 const ROTATE_EVERY = process.env.SOAK_ROTATE_EVERY ?? (ARCHIVE ? ARCHIVE_EVERY : 'off');
-// `off`: the server audits to its database only (no JSON-lines file): custos never deletes rotated audit
-// files (docs/audit.md, "Archival and the audit file"), so only then is the whole data directory bounded by archival.
+// `off`: the server audits to its database only (no JSON-lines file). With a file, each archive run removes the
+// rotated files it wholly holds (docs/audit.md, "The online files"), so the data directory stays bounded either way.
 const AUDIT_FILE = process.env.SOAK_AUDIT_FILE !== 'off';
 const CONCURRENCY = Number(process.env.SOAK_CONCURRENCY ?? 16);
 const CREDS_WORKERS = Number(process.env.SOAK_CREDS_WORKERS ?? 2);
@@ -475,7 +475,7 @@ if (ARCHIVE) {
       records('online audit records (head seq − last archived seq)', (r) => r.head - r.archivedThrough),
       `${judge('the database (SQLite and WAL)', (r) => r.db)} — it also holds the tasks and leases the load creates (revoked tasks are kept for their retention), not only audit records`,
       AUDIT_FILE
-        ? `${judge('the audit files', (r) => r.audit)} — custos does not delete rotated audit files an archive covers (docs/audit.md), so they grow with the traffic unless shipped by the operator's tooling`
+        ? `${judge('the audit files', (r) => r.audit)} — each archive run deletes the rotated audit files the archives wholly hold (docs/audit.md, "The online files"); the current file and up to one rotation period before the last archive stay`
         : judge('the whole data directory', (r) => r.dataBytes),
     ].join('; ');
     bounded +=

@@ -8,7 +8,8 @@ export type DiskGuardAction =
    * Warn, and rotate the audit file at the next checkpoint, so the full file
    * is closed and can be shipped or compressed by the operator's tooling
    * (logrotate, an archiver) before custos must refuse requests. It frees no
-   * space by itself: custos never deletes audit files.
+   * space by itself: only archival removes audit files, and only rotated
+   * files an archive wholly holds.
    */
   | 'rotate-and-warn'
   /**
