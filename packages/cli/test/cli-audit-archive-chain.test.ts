@@ -97,6 +97,21 @@ describe('custos audit verify --file ARCHIVE… AUDIT-FILE… (end to end)', () 
     );
   });
 
+  it('the archives then an export of the online records (`custos audit export`) verify as one chain; without the last archive, the gap is named', async () => {
+    const exported = await h.cli(['audit', 'export']);
+    expect(exported, exported.stderr).toMatchObject({ code: 0 });
+    const online = join(h.dir, 'online-export.jsonl');
+    writeFileSync(online, exported.stdout);
+    // The export starts at the online anchor (the record the last archive ends at), not at seq 1.
+    expect(JSON.parse(exported.stdout.split('\n')[0]!).seq).toBeGreaterThan(1);
+    const ok = await verify([...archives, online]);
+    expect(ok, ok.stdout).toMatchObject({ code: 0 });
+    expect(ok.stdout).toMatch(/^OK: \d+ events, .*3 archives in sequence/);
+    const missing = await verify([archives[0]!, archives[1]!, online]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stdout).toMatch(/archive-missing — records \d+–\d+ are neither in the archives given/);
+  });
+
   it('archives after audit files is a usage error', async () => {
     const res = await verify([...files, ...archives]);
     expect(res.code).not.toBe(0);
