@@ -33,6 +33,8 @@ export interface KmsWireServer {
   readonly faults: KmsFaults;
   /** Requests received, by X-Amz-Target operation (authenticated or not). */
   readonly requests: string[];
+  /** Authenticated, well-formed requests by operation and the key they named (its id; undefined when none or unknown). */
+  readonly keyRequests: Array<{ readonly target: string; readonly keyId: string | undefined }>;
   /** Adds a key (in this server's account unless `account` names another); returns its id and ARN. */
   createKey(options?: { account?: string }): { id: string; arn: string };
   close(): Promise<void>;
@@ -68,6 +70,7 @@ export async function startKmsWireServer(options: { region?: string } = {}): Pro
   const keys = new Map<string, ServerKey>();
   const faults: KmsFaults = { throttle: 0, delayMs: 0, deny: false, disabled: new Set() };
   const requests: string[] = [];
+  const keyRequests: Array<{ target: string; keyId: string | undefined }> = [];
 
   const resolveKey = (keyId: unknown): ServerKey | undefined => {
     if (typeof keyId !== 'string') return undefined;
@@ -113,6 +116,7 @@ export async function startKmsWireServer(options: { region?: string } = {}): Pro
       res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
       res.end(JSON.stringify(out));
     };
+    keyRequests.push({ target, keyId: resolveKey(input.KeyId)?.id });
     const context = canonicalContext(input.EncryptionContext);
     switch (target) {
       case 'TrentService.DescribeKey': {
@@ -207,6 +211,7 @@ export async function startKmsWireServer(options: { region?: string } = {}): Pro
     credentials,
     faults,
     requests,
+    keyRequests,
     createKey({ account = ACCOUNT } = {}) {
       // Another account's key stands for a cross-account key whose key
       // policy lets this account use it (as real KMS allows by ARN).
