@@ -30,7 +30,7 @@
 // SOAK_CONCURRENCY (default 16), SOAK_MIX (default read=88,mint=4,delegate=4,revoke=4),
 // SOAK_CREDS_WORKERS (default 2: dynamic credentials in a lane of their own),
 // SOAK_WARMUP_SECONDS (default 15),
-// SOAK_PROBE_SECONDS (default 3), SOAK_AUDIT_FILE (`off`: database audit only).
+// SOAK_PROBE_SECONDS (default 3), SOAK_AUDIT_FILE (`off`: database audit only), SOAK_SERVER_NODE_ARGS.
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -103,6 +103,8 @@ const cli = join(root, 'packages/cli/bin/custos.js');
 const server = spawn(
   process.execPath,
   [
+    // SOAK_SERVER_NODE_ARGS: extra Node.js flags for the server (e.g. `--cpu-prof --cpu-prof-dir=DIR` to see where its time goes minute by minute).
+    ...(process.env.SOAK_SERVER_NODE_ARGS ? process.env.SOAK_SERVER_NODE_ARGS.split(' ').filter(Boolean) : []),
     cli,
     'server',
     '--dev',
