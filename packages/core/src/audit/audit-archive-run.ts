@@ -107,7 +107,8 @@ export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<
   };
   if (!(await lease())) return { deleted: 0, busy: true };
   try {
-    await removeStaleArchivePartials(options.dir, leaseMs, clock());
+    // File times are the wall clock's, whatever clock the run is given.
+    await removeStaleArchivePartials(options.dir, leaseMs);
     const result = await run({ ...options, renew: lease });
     if (!options.onlineFile) return result;
     // After the deletes, every run (one that wrote nothing too, so a file
