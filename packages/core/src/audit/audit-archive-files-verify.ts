@@ -99,7 +99,7 @@ export async function verifyAuditArchivesAndFiles(
   // to seq last + 1 (checked above) and hold the archives' last checkpoint,
   // whose hash their record at that seq must match — so every record after
   // the join chains to what the archives signed.
-  const partial = start === 0 && (firstRecord ?? 1) > 1;
+  const partial = start === 0 && after > 0;
   const f = await verifyAuditFiles(files, { ...options, ...(partial ? { partial: true } : {}) });
   if (!f.ok) return { ...f, events: a.events + f.events };
   const newer = [...checkpoints.keys()].filter((seq) => seq > last).length;

@@ -94,6 +94,8 @@ export class SqliteAuditStore implements AuditStore {
   readonly #appendBatch: Transaction<(records: readonly AuditRecord[]) => Map<string, string>>;
   readonly #dictionary = new AuditDictionaryCache();
   readonly #appendCheckpoint: Transaction<(checkpoint: AuditCheckpoint) => void>;
+  /** One batch of archived records deleted, the anchor's prev_hash written out first, as one transaction. */
+  readonly #deleteArchivedRecords: Transaction<(beforeSeq: number, limit: number) => number>;
 
   constructor(
     private readonly stmts: SqliteStatements,
@@ -133,6 +135,10 @@ export class SqliteAuditStore implements AuditStore {
         if (last !== checkpoint.prevSeq) throw new AuditConflictError();
       }
       this.stmts.get(INSERT_CHECKPOINT).run(...auditCheckpointValues(checkpoint));
+    });
+    this.#deleteArchivedRecords = stmts.db.transaction((beforeSeq: number, limit: number) => {
+      this.stmts.get(KEEP_ANCHOR_PREV_HASH).run({ seq: beforeSeq });
+      return this.stmts.get(DELETE_ARCHIVED_RECORDS).run(beforeSeq, limit).changes;
     });
   }
 
@@ -234,10 +240,7 @@ export class SqliteAuditStore implements AuditStore {
   deleteArchived(beforeSeq: number, limit: number): Promise<number> {
     return this.run(() => {
       const n = clampLimit(limit);
-      const records = this.stmts.db.transaction(() => {
-        this.stmts.get(KEEP_ANCHOR_PREV_HASH).run({ seq: beforeSeq });
-        return this.stmts.get(DELETE_ARCHIVED_RECORDS).run(beforeSeq, n).changes;
-      })();
+      const records = this.#deleteArchivedRecords(beforeSeq, n);
       if (records > 0) return records;
       return this.stmts.get(DELETE_ARCHIVED_CHECKPOINTS).run(beforeSeq, n).changes;
     });
