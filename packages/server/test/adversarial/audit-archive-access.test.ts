@@ -54,30 +54,18 @@ describe('audit archival is for sys operators only, and names no path from the r
   });
 
   const before = () => new Date(Date.now() + 60_000).toISOString();
+  /** POST /v1/audit/archive (everything sealed up to a minute from now) with this token (`null`: none). */
+  const archiveAs = (token: string | null) =>
+    s.call({ method: 'POST', url: '/v1/audit/archive', payload: { before: before() }, token });
 
   it('without a token, as an operator with read on sys/audit only, and as a task whatever its policies: refused, nothing archived', async () => {
-    const anonymous = await s.call({
-      method: 'POST',
-      url: '/v1/audit/archive',
-      payload: { before: before() },
-      token: null,
-    });
+    const anonymous = await archiveAs(null);
     expect(anonymous.statusCode).toBe(401);
-    const reader = await s.call({
-      method: 'POST',
-      url: '/v1/audit/archive',
-      payload: { before: before() },
-      token: await operatorToken('audit-reader'),
-    });
+    const reader = await archiveAs(await operatorToken('audit-reader'));
     expect(reader.statusCode).toBe(403);
     const task = (await ok(await s.call({ method: 'POST', url: '/v1/roles/snoop/tasks', payload: { ttl: '10m' } })))
       .token as string;
-    const asTask = await s.call({
-      method: 'POST',
-      url: '/v1/audit/archive',
-      payload: { before: before() },
-      token: task,
-    });
+    const asTask = await archiveAs(task);
     expect(asTask.statusCode).toBe(403);
     const download = await s.call({ method: 'GET', url: '/v1/audit/archive/1', token: task });
     expect(download.statusCode).toBe(403);
@@ -112,14 +100,7 @@ describe('audit archival is for sys operators only, and names no path from the r
   });
 
   it('an operator with sys permissions archives into the configured directory; the download verifies; verify counts what is archived', async () => {
-    const r = await ok(
-      await s.call({
-        method: 'POST',
-        url: '/v1/audit/archive',
-        payload: { before: before() },
-        token: await operatorToken('all-sys'),
-      }),
-    );
+    const r = await ok(await archiveAs(await operatorToken('all-sys')));
     expect(r.archived).toMatchObject({ archive: 1, file: 'audit-archive-000001.jsonl.gz', first_seq: 1 });
     expect(r.archived.records).toBeGreaterThan(10);
     expect(readdirSync(archiveDir)).toEqual(['audit-archive-000001.jsonl.gz']);
@@ -148,12 +129,7 @@ describe('audit archival is for sys operators only, and names no path from the r
   it('read on sys/audit/archive downloads but cannot archive; an operator without it cannot download', async () => {
     // Archive 1 exists (the test above).
     const reader = await operatorToken('archive-reader');
-    const run = await s.call({
-      method: 'POST',
-      url: '/v1/audit/archive',
-      payload: { before: before() },
-      token: reader,
-    });
+    const run = await archiveAs(reader);
     expect(run.statusCode).toBe(403);
     expect(readdirSync(archiveDir)).toEqual(['audit-archive-000001.jsonl.gz']);
     const mine = await s.call({ method: 'GET', url: '/v1/audit/archive/1', token: reader });
