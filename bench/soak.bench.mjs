@@ -25,7 +25,7 @@
 // files as a sequence.
 //
 // Environment: SOAK_MINUTES, SOAK_ARCHIVE_EVERY (duration or `off`),
-// SOAK_KEEP_ONLINE (default: SOAK_ARCHIVE_EVERY), SOAK_ROTATE_EVERY (the audit
+// SOAK_KEEP_ONLINE (default: SOAK_ARCHIVE_EVERY), SOAK_ARCHIVE_SPREAD (default: the server's), SOAK_ROTATE_EVERY (the audit
 // file's rotate_every, default: SOAK_ARCHIVE_EVERY; `off`: no rotation),
 // SOAK_CONCURRENCY (default 16), SOAK_MIX (default read=88,mint=4,delegate=4,revoke=4),
 // SOAK_CREDS_WORKERS (default 2: dynamic credentials in a lane of their own),
@@ -51,6 +51,8 @@ const MINUTES = Number(process.env.SOAK_MINUTES ?? 30);
 const ARCHIVE_EVERY = process.env.SOAK_ARCHIVE_EVERY ?? '5m';
 const ARCHIVE = ARCHIVE_EVERY !== 'off';
 const KEEP_ONLINE = process.env.SOAK_KEEP_ONLINE ?? ARCHIVE_EVERY;
+// `audit.archive.spread` (unset: the server's default, 80 % of every).
+const ARCHIVE_SPREAD = process.env.SOAK_ARCHIVE_SPREAD;
 const ROTATE_EVERY = process.env.SOAK_ROTATE_EVERY ?? (ARCHIVE ? ARCHIVE_EVERY : 'off');
 // `off`: the server audits to its database only (no JSON-lines file). With a file, each archive run removes the
 // rotated files it wholly holds (docs/audit.md, "The online files"), so the data directory stays bounded either way.
@@ -93,7 +95,16 @@ mkdirSync(dataDir);
 mkdirSync(archiveDir);
 const auditConfig = {
   file: AUDIT_FILE ? { path: 'audit.jsonl', ...(ROTATE_EVERY !== 'off' ? { rotate_every: ROTATE_EVERY } : {}) } : null,
-  ...(ARCHIVE ? { archive: { every: ARCHIVE_EVERY, keep_online: KEEP_ONLINE, dir: archiveDir } } : {}),
+  ...(ARCHIVE
+    ? {
+        archive: {
+          every: ARCHIVE_EVERY,
+          keep_online: KEEP_ONLINE,
+          ...(ARCHIVE_SPREAD ? { spread: ARCHIVE_SPREAD } : {}),
+          dir: archiveDir,
+        },
+      }
+    : {}),
 };
 const configFile = join(base, 'custos.json');
 writeFileSync(configFile, JSON.stringify({ audit: auditConfig }, null, 2));
@@ -212,9 +223,10 @@ const dataSplit = () => {
   }
   return { db, audit };
 };
+// Complete archives only: a run's temporary file is `<name>.<random>.partial` until it takes its name.
 const archiveFiles = () =>
   readdirSync(archiveDir)
-    .filter((f) => !f.endsWith('.tmp'))
+    .filter((f) => f.endsWith('.jsonl.gz'))
     .sort();
 // The last seq each archive holds, from its signed manifest (the file's last
 // line); read once per archive (a file still being written is read next time).
@@ -224,13 +236,10 @@ const archivedThrough = () => {
   for (const f of archiveFiles()) {
     if (!archiveLastSeq.has(f)) {
       try {
-        const manifest = JSON.parse(
-          gunzipSync(readFileSync(join(archiveDir, f)))
-            .toString('utf8')
-            .trimEnd()
-            .split('\n')
-            .pop(),
-        );
+        // Only the last line is decoded: the archive's text is hundreds of MB, and this process shares the cores.
+        const text = gunzipSync(readFileSync(join(archiveDir, f)));
+        const end = text.at(-1) === 0x0a ? text.length - 1 : text.length;
+        const manifest = JSON.parse(text.subarray(text.lastIndexOf(0x0a, end - 1) + 1, end).toString('utf8'));
         if (manifest.kind === 'archive-manifest') archiveLastSeq.set(f, manifest.lastSeq);
       } catch {} // not complete yet
     }
@@ -444,6 +453,33 @@ const cpuUs = spread(minutes.map((r) => r.cpuUsPerReq));
 const data = spread(minutes.map((r) => r.dataBytes));
 const dbSpread = spread(minutes.map((r) => r.db));
 const errors = minutes.reduce((a, r) => a + Object.values(r.load.kinds).reduce((b, k) => b + k.failed, 0), 0);
+// Flat or not: the minutes before archival first touched the disk (its first
+// archive's bytes, temporary file included) against the minutes from then on,
+// by their medians.
+const firstArchiveMinute = minutes.find((r) => r.archiveBytes > 0)?.minute;
+const phase = (label, rows) => {
+  if (rows.length === 0) return undefined;
+  const med = (pick) => spread(rows.map(pick)).median;
+  return `${label} (${rows.length} minutes): custos ${fmt(med((r) => r.load.total.rps))} req/s, bare ${fmt(med((r) => r.bare.rps))} req/s, custos ÷ bare ${med((r) => r.load.total.rps / r.bare.rps).toFixed(3)}, CPU ${fmt(med((r) => r.cpuUsPerReq))} µs/req, p99 ${fmt(
+    med((r) => r.load.total.p99),
+    1,
+  )} ms, read p99 ${fmt(
+    med((r) => r.load.kinds.read?.p99 ?? 0),
+    1,
+  )} ms`;
+};
+const phases = firstArchiveMinute
+  ? [
+      phase(
+        `before archival (minutes 1–${firstArchiveMinute - 1})`,
+        minutes.filter((r) => r.minute < firstArchiveMinute),
+      ),
+      phase(
+        `with archival (minutes ${firstArchiveMinute}–${minutes.length})`,
+        minutes.filter((r) => r.minute >= firstArchiveMinute),
+      ),
+    ].filter(Boolean)
+  : [];
 const statuses = {};
 for (const r of minutes)
   for (const k of Object.values(r.load.kinds))
@@ -451,11 +487,13 @@ for (const r of minutes)
 const allRequests = minutes.reduce((a, r) => a + r.load.total.rps * r.load.seconds, 0);
 
 // Bounded disk: once archival has had time to reach its steady state (keep_online
-// plus one archive period), the database must stop growing: its largest size
+// plus one archive period plus the run's spread), the database must stop growing: its largest size
 // in the second half of that steady stretch is compared with the first half.
 let bounded = 'not judged (archival off)';
 if (ARCHIVE) {
-  const settle = Math.ceil((parseMs(KEEP_ONLINE) + parseMs(ARCHIVE_EVERY)) / MINUTE_MS);
+  // A paced run deletes up to its spread after it starts.
+  const spreadMs = ARCHIVE_SPREAD ? parseMs(ARCHIVE_SPREAD) : 0.8 * parseMs(ARCHIVE_EVERY);
+  const settle = Math.ceil((parseMs(KEEP_ONLINE) + parseMs(ARCHIVE_EVERY) + spreadMs) / MINUTE_MS);
   const steady = minutes.filter((r) => r.minute > settle);
   if (steady.length < 2) {
     bounded = `not judged (${minutes.length} minutes; archival reaches its steady state after about ${settle})`;
@@ -546,10 +584,10 @@ Summary (${minutes.length} minutes, ${fmt(allRequests)} requests, started ${star
 - Throughput: custos ${fmt(total.min)}–${fmt(total.max)} req/s (spread ${total.pct.toFixed(1)} % of the median); bare route
   ${fmt(bareSpread.min)}–${fmt(bareSpread.max)} req/s (spread ${bareSpread.pct.toFixed(1)} %): the machine's own drift. custos ÷ bare per
   minute ${ratio.min.toFixed(3)}–${ratio.max.toFixed(3)} (spread ${ratio.pct.toFixed(1)} %). Server CPU per request ${fmt(cpuUs.min)}–${fmt(cpuUs.max)} µs.
-- p99: ${fmt(p99.min, 1)}–${fmt(p99.max, 1)} ms over all requests; reads ${fmt(readP99.min, 1)}–${fmt(readP99.max, 1)} ms.
+- p99: ${fmt(p99.min, 1)}–${fmt(p99.max, 1)} ms over all requests; reads ${fmt(readP99.min, 1)}–${fmt(readP99.max, 1)} ms.${phases.length ? `\n- Medians ${phases.join('; ')}.` : ''}
 - RSS: ${mib(rss.min)}–${mib(rss.max)} MiB at the minutes' ends (peak ${mib(Math.max(0, ...minutes.map((r) => r.rssMax)))} MiB).
 - Disk: data directory ${mib(data.min)}–${mib(data.max)} MiB (database ${mib(dbSpread.min)}–${mib(dbSpread.max)} MiB), ${mib(finalData)} MiB at the end; archive directory ${mib(finalArchive)} MiB in ${archives.length} archives at the end.
-  Retention: ${ARCHIVE ? `archive every ${ARCHIVE_EVERY}, keep ${KEEP_ONLINE} online` : 'archival off'}; ${bounded}.
+  Retention: ${ARCHIVE ? `archive every ${ARCHIVE_EVERY}, keep ${KEEP_ONLINE} online, each run spread over ${ARCHIVE_SPREAD ?? '80 % of every (the default)'}` : 'archival off'}; ${bounded}.
 - Errors: ${fmt(errors)} non-2xx or failed requests${
   Object.keys(statuses).length
     ? ` (by status: ${Object.entries(statuses)

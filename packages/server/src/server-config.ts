@@ -38,8 +38,8 @@ export interface ServerConfig {
     rotation?: { maxBytes?: number; everyMs?: number };
     /** `audit.archive.dir`: where archives are written (default `<data_dir>/audit-archive`); never from a request. */
     archiveDir: string;
-    /** `audit.archive.every` / `keep_online`: scheduled archival (off without `every`). */
-    archiveSchedule?: { everyMs: number; keepOnlineMs: number };
+    /** `audit.archive.every` / `keep_online` / `spread`: scheduled archival (off without `every`). */
+    archiveSchedule?: { everyMs: number; keepOnlineMs: number; spreadMs: number };
     /** `audit.disk_guard`: free-space watch where the audit trail grows. */
     diskGuard?: {
       warnFreeBytes?: number;
@@ -141,7 +141,7 @@ interface ConfigFile {
     file?: string | null | { path?: string; max_bytes?: number; rotate_every?: string };
     stdout?: boolean;
     fsync?: 'always' | 'never';
-    archive?: { dir?: string; every?: string; keep_online?: string };
+    archive?: { dir?: string; every?: string; keep_online?: string; spread?: string };
     disk_guard?: {
       warn_free_bytes?: number;
       warn_free_percent?: number;
@@ -233,17 +233,18 @@ export function resolveServerConfig(flags: ServerFlags, cwd = process.cwd()): Se
   };
 }
 
-/** `audit.archive.every` and `keep_online`, checked now so a typo stops the server at start. */
+/** `audit.archive.every`, `keep_online` and `spread`, checked now so a typo stops the server at start. */
 function resolveArchiveSchedule(archive: NonNullable<ConfigFile['audit']>['archive']): {
-  archiveSchedule?: { everyMs: number; keepOnlineMs: number };
+  archiveSchedule?: { everyMs: number; keepOnlineMs: number; spreadMs: number };
 } {
   if (archive === undefined) return {};
-  const known = new Set(['dir', 'every', 'keep_online']);
+  const known = new Set(['dir', 'every', 'keep_online', 'spread']);
   for (const key of Object.keys(archive)) {
     if (!known.has(key)) throw new ValidationError(`audit.archive.${key} is not a setting.`);
   }
   if (archive.every === undefined) {
     if (archive.keep_online !== undefined) throw new ValidationError('audit.archive.keep_online needs every.');
+    if (archive.spread !== undefined) throw new ValidationError('audit.archive.spread needs every.');
     return {};
   }
   const everyMs = parseDuration(archive.every);
@@ -251,7 +252,19 @@ function resolveArchiveSchedule(archive: NonNullable<ConfigFile['audit']>['archi
   // Keep at least a day online by default: recent events are what tail, export and the anomaly rules read.
   const keepOnlineMs = archive.keep_online === undefined ? 86_400_000 : parseDuration(archive.keep_online);
   if (keepOnlineMs < 60_000) throw new ValidationError('audit.archive.keep_online is at least 1m.');
-  return { archiveSchedule: { everyMs, keepOnlineMs } };
+  // Each run's work spread over most of the period, so it is a steady share
+  // of the node rather than a dip (docs/audit.md, "Pacing"). Never the whole
+  // period: a run still going when the next is due makes the next one wait a
+  // period, and the backlog doubles.
+  const spreadMs =
+    archive.spread === undefined
+      ? Math.floor(everyMs * 0.8)
+      : /^0+(?:ms|s|m|h|d)?$/.test(archive.spread)
+        ? 0
+        : parseDuration(archive.spread);
+  if (spreadMs > everyMs * 0.9)
+    throw new ValidationError('audit.archive.spread is at most 90 % of every (0s: no pacing).');
+  return { archiveSchedule: { everyMs, keepOnlineMs, spreadMs } };
 }
 
 /** `audit.file.max_bytes` and `audit.file.rotate_every`, checked now so a typo stops the server at start. */

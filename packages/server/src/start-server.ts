@@ -105,7 +105,7 @@ export async function startServer(
   const archiveSchedule = config.audit.archiveSchedule
     ? new AuditArchiveSchedule({
         ...config.audit.archiveSchedule,
-        archive: (before) => (node.sealed ? undefined : node.services().archiveAudit(before)),
+        archive: (before, options) => (node.sealed ? undefined : node.services().archiveAudit(before, options)),
         log: logger,
       })
     : undefined;
@@ -115,7 +115,7 @@ export async function startServer(
         dir: config.audit.file ? dirname(config.audit.file) : config.dataDir,
         auditBytes: () => auditFile()?.bytesWritten,
         rotateAudit: () => auditFile()?.rotateSoon(),
-        ...(archiveSchedule ? { archiveAudit: () => archiveSchedule.runOnce() } : {}),
+        ...(archiveSchedule ? { archiveAudit: () => archiveSchedule.runOnce({ hurry: true }) } : {}),
         log: logger,
       })
     : undefined;

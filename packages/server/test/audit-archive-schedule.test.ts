@@ -18,14 +18,18 @@ describe('audit.archive settings', () => {
   it('every and keep_online become a schedule; the directory defaults under the data directory', () => {
     expect(withConfig({ every: '5m', keep_online: '1h' })().audit).toMatchObject({
       archiveDir: join(dir, 'audit-archive'),
-      archiveSchedule: { everyMs: 300_000, keepOnlineMs: 3_600_000 },
+      // Each run spread over 80 % of the period by default (docs/audit.md, "Pacing").
+      archiveSchedule: { everyMs: 300_000, keepOnlineMs: 3_600_000, spreadMs: 240_000 },
     });
     expect(withConfig({ dir: 'arch' })().audit).toMatchObject({ archiveDir: join(dir, 'arch') });
     expect(withConfig({ dir: 'arch' })().audit.archiveSchedule).toBe(undefined);
     expect(withConfig({ every: '1h' })().audit.archiveSchedule).toEqual({
       everyMs: 3_600_000,
       keepOnlineMs: 86_400_000,
+      spreadMs: 2_880_000,
     });
+    expect(withConfig({ every: '1h', spread: '10m' })().audit.archiveSchedule).toMatchObject({ spreadMs: 600_000 });
+    expect(withConfig({ every: '1h', spread: '0s' })().audit.archiveSchedule).toMatchObject({ spreadMs: 0 });
   });
 
   it('a typo, a too-short interval or keep_online without every stops the server at start', () => {
@@ -33,6 +37,12 @@ describe('audit.archive settings', () => {
     expect(withConfig({ every: '10s' })).toThrow(/at least 1m/);
     expect(withConfig({ every: '5m', keep_online: '1s' })).toThrow(/keep_online is at least 1m/);
     expect(withConfig({ keep_online: '1h' })).toThrow(/keep_online needs every/);
+    expect(withConfig({ spread: '1m' })).toThrow(/spread needs every/);
+    // A spread as long as the period would make each run outlast it, and the next wait a whole period.
+    expect(withConfig({ every: '5m', spread: '5m' })).toThrow(/spread is at most 90 % of every/);
+    expect(withConfig({ every: '5m', spread: 'soon' })).toThrow(
+      expect.objectContaining({ code: 'CUSTOS_ERR_INVALID_TTL' }),
+    );
   });
 });
 
@@ -54,7 +64,7 @@ describe('scheduled archival on a real node', () => {
     const schedule = new AuditArchiveSchedule({
       everyMs: 60_000,
       keepOnlineMs: 60_000,
-      archive: (before) => s.node.services().archiveAudit(before),
+      archive: (before, options) => s.node.services().archiveAudit(before, options),
       log: { info: (o, msg) => logged.push({ o, msg }), warn: (o, msg) => logged.push({ o, msg }) },
       now: () => clock.now,
     });
@@ -93,5 +103,63 @@ describe('scheduled archival on a real node', () => {
       { msg: 'audit archive run failed', o: { code: 'ENOSPC' } },
       { msg: 'audit archive run failed', o: { code: 'ENOSPC' } },
     ]);
+  });
+
+  describe('paced runs', () => {
+    const HOUR = 3_600_000;
+    /** A schedule whose runs spread over an hour: without hurry or stop, a run would outlast the test. */
+    const paced = (logged: { msg: string; o: object }[]) =>
+      new AuditArchiveSchedule({
+        everyMs: 2 * HOUR,
+        keepOnlineMs: 60_000,
+        spreadMs: HOUR,
+        archive: (before, options) => s.node.services().archiveAudit(before, options),
+        log: { info: (o, msg) => logged.push({ o, msg }), warn: (o, msg) => logged.push({ o, msg }) },
+        // Everything recorded so far is older than keep_online.
+        now: () => Date.now() + 120_000,
+      });
+    const archiveFiles = () => readdirSync(archiveDir).filter((n) => n.endsWith('.jsonl.gz'));
+    const more = async (n: number) => {
+      for (let i = 0; i < n; i++) await s.call({ method: 'GET', url: '/v1/audit/tail?n=1' });
+    };
+
+    it('stopping (shutdown) ends a paced run at its next batch, not at the end of its pace; nothing is lost', async () => {
+      await more(12);
+      const before = archiveFiles();
+      const logged: { msg: string; o: object }[] = [];
+      const schedule = paced(logged);
+      const run = schedule.runOnce();
+      await new Promise((r) => setTimeout(r, 100));
+      await schedule.stop();
+      await run;
+      expect(logged).toEqual([{ msg: 'audit archive run stopped', o: {} }]);
+      // Stopped while writing: no new archive, and the chain still verifies.
+      expect(archiveFiles()).toEqual(before);
+      expect((await s.call({ method: 'GET', url: '/v1/audit/verify' })).json()).toMatchObject({ ok: true });
+    });
+
+    it('the disk guard hurries a paced run in progress; an operator run is not held for its pace', async () => {
+      await more(12);
+      const logged: { msg: string; o: object }[] = [];
+      const schedule = paced(logged);
+      const run = schedule.runOnce();
+      await new Promise((r) => setTimeout(r, 100));
+      // The disk guard's call joins the run in progress and drops its pace.
+      await schedule.runOnce({ hurry: true });
+      await run;
+      expect(logged).toMatchObject([{ msg: 'audit archived' }]);
+
+      // A paced run in progress, then an operator's run (no pace): the paced one hurries, both finish.
+      await more(12);
+      const second = paced(logged);
+      const scheduled = second.runOnce();
+      await new Promise((r) => setTimeout(r, 100));
+      const operator = await s.node.services().archiveAudit(new Date(Date.now() + 120_000));
+      await scheduled;
+      expect(logged).toMatchObject([{ msg: 'audit archived' }, { msg: 'audit archived' }]);
+      expect(operator.busy).toBe(undefined);
+      expect((await s.call({ method: 'GET', url: '/v1/audit/verify' })).json()).toMatchObject({ ok: true });
+      await second.stop();
+    });
   });
 });

@@ -3,6 +3,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  AuditArchivePace,
+  AuditArchiveStopped,
   type AuditEventInput,
   AuditLog,
   type AuditStore,
@@ -372,5 +374,74 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
     } finally {
       await b.close();
     }
+  });
+
+  it('a paced run spreads its writing and deleting over the spread, and ends the same as one flat out', async () => {
+    const db = await record(1, 40);
+    const spreadMs = 400;
+    const t0 = performance.now();
+    const at_: Partial<Record<string, number>> = {};
+    const run = await runAuditArchive({
+      store: db.audit,
+      signer,
+      dir,
+      before: at(35),
+      deleteBatch: 5,
+      pace: new AuditArchivePace(spreadMs),
+      step: (s) => {
+        at_[s] ??= performance.now() - t0;
+      },
+    });
+    // The write is the first half of the work and the deletes the second:
+    // the journal is written no sooner than half the spread, the run ends no sooner than all of it.
+    expect(at_['journal-written']).toBeGreaterThanOrEqual(spreadMs / 2 - 10);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(spreadMs - 10);
+    expect(run.written?.manifest).toMatchObject({ archive: 1, firstSeq: 1, lastSeq: 30, records: 30 });
+    expect(await db.count('audit_log')).toBe(11);
+    expect(await verifyAuditArchives(await archives(), { publicKeys, online: db.audit })).toMatchObject({
+      ok: true,
+      events: 40,
+    });
+  });
+
+  it('a paced run stopped (shutdown) while writing leaves nothing behind; stopped while deleting, the next run resumes', async () => {
+    const db = await record(1, 40);
+    // A clock standing still: every batch waits out its share of an hour until stopped.
+    const writing = new AuditArchivePace(3_600_000, () => 0);
+    const stopped = runAuditArchive({ store: db.audit, signer, dir, before: at(35), pace: writing });
+    setTimeout(() => writing.stop(), 30);
+    await expect(stopped).rejects.toBeInstanceOf(AuditArchiveStopped);
+    expect(await archives()).toEqual([]);
+    expect((await readdir(dir)).filter((n) => n.startsWith('audit-archive-'))).toEqual([]);
+    expect(await db.audit.archiveState()).toBe(undefined);
+    expect(await db.count('audit_log')).toBe(40);
+
+    // This time the write runs past due (no wait) and the deletes wait: stopped after the first delete batch.
+    const clock = { now: 0 };
+    const deleting = new AuditArchivePace(3_600_000, () => clock.now);
+    clock.now = 2 * 3_600_000;
+    const cut = runAuditArchive({
+      store: db.audit,
+      signer,
+      dir,
+      before: at(35),
+      deleteBatch: 5,
+      pace: deleting,
+      step: (s) => {
+        if (s !== 'journal-written') return;
+        clock.now = 0;
+        setTimeout(() => deleting.stop(), 30);
+      },
+    });
+    await expect(cut).rejects.toBeInstanceOf(AuditArchiveStopped);
+    expect(await db.audit.archiveState()).toMatchObject({ status: 'archiving', archive: 1 });
+    expect(await db.count('audit_log')).toBe(35);
+    const resumed = await runAuditArchive({ store: db.audit, signer, dir, before: at(35), deleteBatch: 5 });
+    expect(resumed).toMatchObject({ resumed: auditArchiveFileName(1) });
+    expect(await db.count('audit_log')).toBe(11);
+    expect(await verifyAuditArchives(await archives(), { publicKeys, online: db.audit })).toMatchObject({
+      ok: true,
+      events: 40,
+    });
   });
 });

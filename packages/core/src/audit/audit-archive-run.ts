@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import type { AuditArchiveState, AuditStore } from '../ports/storage.js';
 import type { AuditArchiveManifest } from './audit-archive-format.js';
+import type { AuditArchivePace } from './audit-archive-pace.js';
 import { removeStaleArchivePartials, writeAuditArchive } from './audit-archive-write.js';
 import type { AuditSigner } from './audit-checkpoint.js';
 import { removeArchivedAuditFiles } from './audit-file-prune.js';
@@ -26,7 +27,7 @@ export interface AuditArchiveRunOptions {
    * otherwise a lease left by a killed run is free after `leaseMs`.
    */
   readonly holder?: string;
-  /** How long the lease lasts without renewal (default 5 minutes; renewed between delete batches, at most every fifth of it). */
+  /** How long the lease lasts without renewal (default 5 minutes; renewed between batches, at most every fifth of it). */
   readonly leaseMs?: number;
   readonly step?: (step: AuditArchiveStep) => void | Promise<void>;
   /**
@@ -35,6 +36,12 @@ export interface AuditArchiveRunOptions {
    * (see {@link removeArchivedAuditFiles}); the current file never is.
    */
   readonly onlineFile?: string;
+  /**
+   * Spreads the run's work over time (the schedule's runs, `audit.archive.spread`):
+   * each record written and each row deleted counts one unit. Without it the
+   * run goes flat out (an operator's `custos audit archive`, the disk guard).
+   */
+  readonly pace?: AuditArchivePace;
 }
 
 export interface AuditArchiveRunResult {
@@ -81,6 +88,9 @@ export function auditArchiveFileName(n: number): string {
  *    the store's records up to that checkpoint are in the archive.
  * 4. They are deleted in bounded batches, yielding to other work between
  *    batches; the state becomes `archived`.
+ *
+ * With `pace` (scheduled runs), steps 2 and 4 are spread over its spread:
+ * the run waits between batches while it is ahead of an even schedule.
  *
  * Killed between 2 and 3, the file is an orphan the next run overwrites
  * (same number, same records: nothing was deleted). Killed in 4, step 1
@@ -130,7 +140,8 @@ async function run(
   let deleted = 0;
   let resumed: string | undefined;
   if (state?.status === 'archiving') {
-    deleted += await deleteArchived(options, state);
+    // Unpaced (how much is left is not known, and it is left from a crash), but a stop still ends it.
+    deleted += await deleteArchived(options, state, (n) => options.pace?.advance(n, 0));
     resumed = state.file;
     state = { ...state, status: 'archived' };
     await store.setArchiveState(state);
@@ -144,6 +155,12 @@ async function run(
     before: options.before,
     ...(state ? { previous: { archive: state.archive, checkpoint: state.checkpoint, digest: state.digest } } : {}),
     ...(options.now ? { now: options.now } : {}),
+    // A paced write can outlast the lease: it is renewed as the write goes, and a lost lease ends the write.
+    onBatch: async (written, total) => {
+      if (!(await options.renew())) throw new Error('the audit archival lease was lost');
+      // Writing is the first half of the run's work, deleting the second.
+      await options.pace?.advance(written, 2 * total);
+    },
     // The archive takes its name (and then the journal its place) only while
     // this run still holds the lease and the state is the one it started
     // from. A run that stalled longer than its lease may find that another
@@ -171,7 +188,8 @@ async function run(
   };
   await store.setArchiveState(next);
   await options.step?.('journal-written');
-  deleted += await deleteArchived(options, next);
+  const total = written.manifest.records;
+  deleted += await deleteArchived(options, next, (n) => options.pace?.advance(total + n, 2 * total));
   await store.setArchiveState({ ...next, status: 'archived' });
   return {
     written: { file, manifest: written.manifest, bytes: written.bytes },
@@ -180,10 +198,11 @@ async function run(
   };
 }
 
-/** Deletes what `state` archived, batch by batch, yielding to queued requests between batches. */
+/** Deletes what `state` archived, batch by batch, yielding to queued requests (and keeping the pace) between batches. */
 async function deleteArchived(
   options: AuditArchiveRunOptions & { renew: () => Promise<boolean> },
   state: AuditArchiveState,
+  pace: (deleted: number) => Promise<void> | undefined,
 ): Promise<number> {
   const batch = options.deleteBatch ?? 500;
   let total = 0;
@@ -196,5 +215,6 @@ async function deleteArchived(
     await options.step?.('batch-deleted');
     // Each batch is its own short transaction; between them, requests run.
     await yieldToRequests();
+    await pace(total);
   }
 }

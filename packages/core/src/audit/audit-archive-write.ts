@@ -65,6 +65,12 @@ export interface AuditArchiveWriteOptions {
    * lease never replaces another node's archive.
    */
   readonly beforeRename?: () => Promise<void>;
+  /**
+   * Called after each batch is handed to gzip with the records written so
+   * far and the archive's total: the run renews its lease and keeps its pace
+   * here (audit-archive-pace.ts); throwing leaves nothing behind.
+   */
+  readonly onBatch?: (written: number, total: number) => Promise<void>;
 }
 
 /** What was archived: the manifest, and the file's size and SHA-256 (the next archive's `prevArchiveDigest`). */
@@ -152,6 +158,7 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
           lines += `${formatAuditCheckpointLine(checkpoints[c++]!)}\n`;
       }
       await put(lines);
+      await options.onBatch?.(records, end.seq - from + 1);
       next = batch[batch.length - 1]!.seq + 1;
     }
     if (!last || last.seq !== end.seq || last.hash !== end.hash) {

@@ -1,5 +1,6 @@
 export * from './audit-archive-files-verify.js';
 export * from './audit-archive-format.js';
+export * from './audit-archive-pace.js';
 export * from './audit-archive-run.js';
 export * from './audit-archive-verify.js';
 export * from './audit-archive-write.js';

@@ -22,6 +22,7 @@ import {
   startAnomalyService,
 } from '../anomaly/index.js';
 import {
+  type AuditArchivePace,
   type AuditArchiveRunResult,
   type AuditFileRotation,
   AuditFileSink,
@@ -202,9 +203,12 @@ export interface CustosServices {
   /**
    * Archives the records sealed by a checkpoint signed before `before` into
    * the configured archive directory and removes them from the database
-   * (docs/audit.md, "Archival"). One run at a time on this node.
+   * (docs/audit.md, "Archival"). One run at a time on this node. With
+   * `pace` (the schedule's runs) the run spreads its work over time; a run
+   * asked for without one (an operator, the disk guard) hurries a paced run
+   * in progress, so it is not left waiting out that run's pace.
    */
-  archiveAudit(before: Date): Promise<AuditArchiveRunResult>;
+  archiveAudit(before: Date, options?: { pace?: AuditArchivePace }): Promise<AuditArchiveRunResult>;
   /** The configured archive directory (server configuration; never from a request). */
   auditArchiveDir: string | undefined;
 }
@@ -614,6 +618,8 @@ export class CustosNode {
       return parsed;
     };
     let archiving: Promise<unknown> = Promise.resolve();
+    // The paced run in progress, if any (see archiveAudit).
+    let pacing: AuditArchivePace | undefined;
     this.#services = {
       secrets,
       tokens,
@@ -706,11 +712,13 @@ export class CustosNode {
         return authorizeElevated(principal.elevations, role, action, path, parsedScope, cedar) ?? base;
       },
       auditArchiveDir: auditOptions.archiveDir,
-      archiveAudit: (before) => {
+      archiveAudit: (before, { pace } = {}) => {
         const dir = auditOptions.archiveDir;
         if (!dir) return Promise.reject(new ValidationError('audit archival is not configured (audit.archive.dir).'));
+        if (!pace) pacing?.hurry();
         // Runs one after another: two runs at once would write the same archive number.
         const run = archiving.then(async () => {
+          pacing = pace;
           await mkdir(dir, { recursive: true, mode: 0o700 });
           // Archiving up to now: seal what is written so far, so the archive can reach it.
           if (before.getTime() > Date.now()) await audit.checkpoint();
@@ -720,6 +728,9 @@ export class CustosNode {
             dir,
             before,
             ...(auditOptions.file ? { onlineFile: auditOptions.file } : {}),
+            ...(pace ? { pace } : {}),
+          }).finally(() => {
+            if (pacing === pace) pacing = undefined;
           });
         });
         archiving = run.catch(() => undefined);
