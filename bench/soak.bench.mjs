@@ -460,7 +460,7 @@ const firstArchiveMinute = minutes.find((r) => r.archiveBytes > 0)?.minute;
 const phase = (label, rows) => {
   if (rows.length === 0) return undefined;
   const med = (pick) => spread(rows.map(pick)).median;
-  return `${label} (${rows.length} minutes): custos ${fmt(med((r) => r.load.total.rps))} req/s, bare ${fmt(med((r) => r.bare.rps))} req/s, custos ÷ bare ${med((r) => r.load.total.rps / r.bare.rps).toFixed(3)}, CPU ${fmt(med((r) => r.cpuUsPerReq))} µs/req, p99 ${fmt(
+  return `${label}: custos ${fmt(med((r) => r.load.total.rps))} req/s, bare ${fmt(med((r) => r.bare.rps))} req/s, custos ÷ bare ${med((r) => r.load.total.rps / r.bare.rps).toFixed(3)}, CPU ${fmt(med((r) => r.cpuUsPerReq))} µs/req, p99 ${fmt(
     med((r) => r.load.total.p99),
     1,
   )} ms, read p99 ${fmt(

@@ -1,7 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditArchivePace } from '@custos/core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuditArchiveSchedule } from '../src/audit-archive-schedule.js';
 import { resolveServerConfig } from '../src/server-config.js';
 import { startTestServer, type TestServer } from './test-server.js';
@@ -160,6 +161,22 @@ describe('scheduled archival on a real node', () => {
       expect(operator.busy).toBe(undefined);
       expect((await s.call({ method: 'GET', url: '/v1/audit/verify' })).json()).toMatchObject({ ok: true });
       await second.stop();
+    });
+
+    it('an operator run hurries a paced run still waiting its turn behind another run', async () => {
+      await more(12);
+      const services = s.node.services();
+      const everything = new Date(Date.now() + 120_000);
+      const first = services.archiveAudit(everything);
+      const pace = new AuditArchivePace(HOUR);
+      const hurry = vi.spyOn(pace, 'hurry');
+      const queued = services.archiveAudit(everything, { pace });
+      expect(hurry).not.toHaveBeenCalled();
+      const operator = services.archiveAudit(everything);
+      expect(hurry).toHaveBeenCalledTimes(1);
+      // All three finish (a paced run left at its pace would outlast the test).
+      await Promise.all([first, queued, operator]);
+      expect((await s.call({ method: 'GET', url: '/v1/audit/verify' })).json()).toMatchObject({ ok: true });
     });
   });
 });

@@ -89,12 +89,15 @@ describe.runIf(isRoot)('disk guard on a real small filesystem', () => {
     try {
       for (let i = 0; i < 12; i++) await s.call({ method: 'GET', url: '/v1/audit/tail?n=1' });
       const { lines, log } = recorder();
-      // The server's wiring: the schedule's run (before = now − keep_online).
+      // The server's wiring (start-server.ts): the schedule's run (before =
+      // now − keep_online), paced as configured, which the disk guard hurries
+      // — paced over most of an hour, this test would time out otherwise.
       // Its clock is two minutes ahead, so what was just written is older than keep_online.
       const schedule = new AuditArchiveSchedule({
         everyMs: 3_600_000,
         keepOnlineMs: 60_000,
-        archive: (before) => s.node.services().archiveAudit(before),
+        spreadMs: 2_880_000,
+        archive: (before, options) => s.node.services().archiveAudit(before, options),
         log,
         now: () => Date.now() + 120_000,
       });
@@ -109,7 +112,7 @@ describe.runIf(isRoot)('disk guard on a real small filesystem', () => {
         rotateAudit: () => rotations++,
         archiveAudit: () => {
           runs++;
-          return schedule.runOnce();
+          return schedule.runOnce({ hurry: true });
         },
         log,
       });

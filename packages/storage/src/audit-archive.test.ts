@@ -380,7 +380,7 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
     const db = await record(1, 40);
     const spreadMs = 400;
     const t0 = performance.now();
-    const at_: Partial<Record<string, number>> = {};
+    const reached: Partial<Record<string, number>> = {};
     const run = await runAuditArchive({
       store: db.audit,
       signer,
@@ -389,12 +389,12 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
       deleteBatch: 5,
       pace: new AuditArchivePace(spreadMs),
       step: (s) => {
-        at_[s] ??= performance.now() - t0;
+        reached[s] ??= performance.now() - t0;
       },
     });
     // The write is the first half of the work and the deletes the second:
     // the journal is written no sooner than half the spread, the run ends no sooner than all of it.
-    expect(at_['journal-written']).toBeGreaterThanOrEqual(spreadMs / 2 - 10);
+    expect(reached['journal-written']).toBeGreaterThanOrEqual(spreadMs / 2 - 10);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(spreadMs - 10);
     expect(run.written?.manifest).toMatchObject({ archive: 1, firstSeq: 1, lastSeq: 30, records: 30 });
     expect(await db.count('audit_log')).toBe(11);
@@ -443,5 +443,76 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
       ok: true,
       events: 40,
     });
+  });
+
+  it('a paced run keeps its lease through long waits: another node is busy meanwhile, not let in', async () => {
+    const a = await record(1, 40);
+    const b = await backend.open();
+    try {
+      // Waits of half an hour, a lease of 100 ms: without renewal during the waits the lease would lapse at once.
+      const pace = new AuditArchivePace(3_600_000, () => 0);
+      const slow = runAuditArchive({
+        store: a.audit,
+        signer,
+        dir,
+        before: at(35),
+        holder: 'node-a',
+        leaseMs: 100,
+        pace,
+      });
+      await new Promise((r) => setTimeout(r, 350));
+      expect(await runAuditArchive({ store: b.audit, signer, dir, before: at(35), holder: 'node-b' })).toEqual({
+        deleted: 0,
+        busy: true,
+      });
+      pace.hurry();
+      expect((await slow).written?.manifest).toMatchObject({ archive: 1, lastSeq: 30 });
+      expect(await verifyAuditArchives(await archives(), { publicKeys, online: a.audit })).toMatchObject({
+        ok: true,
+        events: 40,
+      });
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('a run stalled past its lease while deleting, whose archive another node finished and went beyond, does not move the anchor back', async () => {
+    const a = await record(1, 40);
+    const b = await backend.open();
+    try {
+      let other: Awaited<ReturnType<typeof runAuditArchive>> | undefined;
+      const stalled = runAuditArchive({
+        store: a.audit,
+        signer,
+        dir,
+        before: at(15),
+        holder: 'node-a',
+        leaseMs: 50,
+        deleteBatch: 3,
+        step: async (s) => {
+          if (s !== 'batch-deleted' || other) return;
+          // Stalled past the lease: node B resumes A's deletes, archives further (archive 2) and lets the lease go.
+          await new Promise((r) => setTimeout(r, 100));
+          other = await runAuditArchive({ store: b.audit, signer, dir, before: at(35), holder: 'node-b' });
+        },
+      });
+      await expect(stalled).rejects.toThrow('another audit archive run archived these records meanwhile');
+      expect(other).toMatchObject({
+        resumed: auditArchiveFileName(1),
+        written: { manifest: { archive: 2, lastSeq: 30 } },
+      });
+      // The journal is B's, and the next run archives on from it: no gap, one chain.
+      expect(await a.audit.archiveState()).toMatchObject({ archive: 2, status: 'archived' });
+      await record(41, 45);
+      const next = await runAuditArchive({ store: a.audit, signer, dir, before: at(45) });
+      expect(next.written?.manifest).toMatchObject({ archive: 3, firstSeq: 31, lastSeq: 45 });
+      expect(await verifyAuditArchives((await archives()).sort(), { publicKeys, online: a.audit })).toMatchObject({
+        ok: true,
+        archives: 3,
+        events: 45,
+      });
+    } finally {
+      await b.close();
+    }
   });
 });

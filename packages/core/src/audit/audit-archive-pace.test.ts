@@ -1,16 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { AuditArchivePace, AuditArchiveStopped } from './audit-archive-pace.js';
 
-/** A clock that stands still at 0: every wait is the whole of what the schedule asks. */
+/** A clock that stands still at 0: a wait never ends by itself (only hurry or stop end it). */
 const still = () => 0;
 const HOUR = 3_600_000;
 
 describe('AuditArchivePace', () => {
   it('waits while the run is ahead of an even schedule, and not when it is behind', async () => {
-    const pace = new AuditArchivePace(200, still);
+    const pace = new AuditArchivePace(200);
     const t0 = performance.now();
     await pace.advance(1, 2); // half the work done at once: due at half the spread
     expect(performance.now() - t0).toBeGreaterThanOrEqual(90);
+    await pace.advance(2, 2); // all of it: due at the end of the spread
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(190);
 
     // A node too busy to keep the pace: already past due, no wait (an hour-long wait would time the test out).
     const late = { now: 0 };
@@ -38,5 +40,17 @@ describe('AuditArchivePace', () => {
     await expect(pace.advance(2, 2)).rejects.toBeInstanceOf(AuditArchiveStopped);
     // Even where there is nothing to pace: stop is checked first.
     await expect(pace.advance(1, 0)).rejects.toThrow(/stopped/);
+  });
+
+  it('a long wait is cut into slices that renew the lease; a lost lease ends the wait', async () => {
+    let renewals = 0;
+    const keep = {
+      everyMs: 10,
+      renew: async () => {
+        if (++renewals === 5) throw new Error('the audit archival lease was lost');
+      },
+    };
+    await expect(new AuditArchivePace(HOUR).advance(1, 2, keep)).rejects.toThrow('lease was lost');
+    expect(renewals).toBe(5);
   });
 });

@@ -12,6 +12,16 @@ export class AuditArchiveStopped extends Error {
   }
 }
 
+/** What a paced wait does to keep the run's archival lease: renew it at least every `everyMs`. */
+export interface AuditArchiveLeaseKeeper {
+  readonly everyMs: number;
+  /** Renews the lease; throws when it was lost (the wait ends the run). */
+  renew(): Promise<void>;
+}
+
+/** The longest single timer Node.js runs as asked (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Spreads one archive run's work over `spreadMs` (`audit.archive.spread`,
  * docs/audit.md "Pacing"): after each batch the run waits while it is ahead
@@ -23,12 +33,20 @@ export class AuditArchiveStopped extends Error {
  * deletes take a third of a 2-core node's throughput for a minute or two
  * (the soak in BENCHMARKS.md). Spread over most of the period, the same work
  * is a small steady share instead of a dip. A node too busy to keep the pace
- * just never waits: the run is then as fast as before, never slower.
+ * never waits: the run then ends when the work is done, as an unpaced run
+ * would, only later than `spreadMs` if the node cannot keep up.
  *
- * {@link hurry} drops the waits (the disk guard needs the space now);
- * {@link stop} ends the run at its next batch (the server is shutting down:
- * a write in progress leaves nothing behind, deletes resume next run — the
- * same points a crash is safe at, docs/audit.md "Crash behaviour").
+ * A wait can be longer than the archival lease (a quiet node, a daily
+ * schedule: one batch may be due hours later), so it is cut into slices and
+ * the lease renewed between them — a run that lost it ends there, like any
+ * run that lost its lease.
+ *
+ * {@link hurry} drops the waits (an operator or the disk guard wants the run
+ * done now); {@link stop} ends the run at its next batch (the server is
+ * shutting down: a write in progress leaves nothing behind, deletes resume
+ * next run — the same points a crash is safe at, docs/audit.md "Crash
+ * behaviour"). The schedule is kept on a monotonic clock, so a wall clock
+ * stepped back never stretches a wait.
  */
 export class AuditArchivePace {
   readonly #spreadMs: number;
@@ -38,24 +56,36 @@ export class AuditArchivePace {
   #stopped = false;
   #wake: AbortController | undefined;
 
-  constructor(spreadMs: number, now: () => number = Date.now) {
+  constructor(spreadMs: number, now: () => number = () => performance.now()) {
     this.#spreadMs = spreadMs;
     this.#now = now;
     this.#start = now();
   }
 
-  /** `done` of the run's `total` units of work are finished: waits until the schedule catches up. */
-  async advance(done: number, total: number): Promise<void> {
-    if (this.#stopped) throw new AuditArchiveStopped();
-    if (this.#hurried || total <= 0) return;
+  /**
+   * `done` of the run's `total` units of work are finished: waits until the
+   * schedule catches up, renewing the lease through `keep` as it waits.
+   */
+  async advance(done: number, total: number, keep?: AuditArchiveLeaseKeeper): Promise<void> {
+    this.throwIfStopped();
+    if (total <= 0) return;
     const due = this.#start + this.#spreadMs * Math.min(1, done / total);
-    const wait = due - this.#now();
-    if (wait <= 0) return;
-    const wake = new AbortController();
-    this.#wake = wake;
-    // A wait is cut short by hurry() or stop(); an abort is not an error here.
-    await sleep(wait, undefined, { signal: wake.signal }).catch(() => undefined);
-    if (this.#wake === wake) this.#wake = undefined;
+    for (let wait = due - this.#now(); wait > 0 && !this.#hurried; wait = due - this.#now()) {
+      const wake = new AbortController();
+      this.#wake = wake;
+      // A wait is cut short by hurry() or stop(), so it needs no hold on the
+      // process either (every point a run stops at is safe); an abort is not
+      // an error here.
+      const slice = Math.min(wait, keep?.everyMs ?? wait, MAX_TIMER_MS);
+      await sleep(slice, undefined, { signal: wake.signal, ref: false }).catch(() => undefined);
+      if (this.#wake === wake) this.#wake = undefined;
+      this.throwIfStopped();
+      await keep?.renew();
+    }
+  }
+
+  /** Throws {@link AuditArchiveStopped} once {@link stop} was called. */
+  throwIfStopped(): void {
     if (this.#stopped) throw new AuditArchiveStopped();
   }
 

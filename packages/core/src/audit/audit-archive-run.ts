@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import type { AuditArchiveState, AuditStore } from '../ports/storage.js';
 import type { AuditArchiveManifest } from './audit-archive-format.js';
-import type { AuditArchivePace } from './audit-archive-pace.js';
+import type { AuditArchiveLeaseKeeper, AuditArchivePace } from './audit-archive-pace.js';
 import { removeStaleArchivePartials, writeAuditArchive } from './audit-archive-write.js';
 import type { AuditSigner } from './audit-checkpoint.js';
 import { removeArchivedAuditFiles } from './audit-file-prune.js';
@@ -27,7 +27,7 @@ export interface AuditArchiveRunOptions {
    * otherwise a lease left by a killed run is free after `leaseMs`.
    */
   readonly holder?: string;
-  /** How long the lease lasts without renewal (default 5 minutes; renewed between batches, at most every fifth of it). */
+  /** How long the lease lasts without renewal (default 5 minutes; renewed between batches and through paced waits, at most every fifth of it). */
   readonly leaseMs?: number;
   readonly step?: (step: AuditArchiveStep) => void | Promise<void>;
   /**
@@ -89,8 +89,9 @@ export function auditArchiveFileName(n: number): string {
  * 4. They are deleted in bounded batches, yielding to other work between
  *    batches; the state becomes `archived`.
  *
- * With `pace` (scheduled runs), steps 2 and 4 are spread over its spread:
- * the run waits between batches while it is ahead of an even schedule.
+ * With `pace` (scheduled runs), steps 2 and 4 are spread over the pace's
+ * `spreadMs`: the run waits between batches while it is ahead of an even
+ * schedule, renewing its lease as it waits.
  *
  * Killed between 2 and 3, the file is an orphan the next run overwrites
  * (same number, same records: nothing was deleted). Killed in 4, step 1
@@ -119,7 +120,13 @@ export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<
   try {
     // File times are the wall clock's, whatever clock the run is given.
     await removeStaleArchivePartials(options.dir, leaseMs);
-    const result = await run({ ...options, renew: lease });
+    const keep: AuditArchiveLeaseKeeper = {
+      everyMs: leaseMs / 5,
+      renew: async () => {
+        if (!(await lease())) throw new Error('the audit archival lease was lost');
+      },
+    };
+    const result = await run({ ...options, keep });
     if (!options.onlineFile) return result;
     // After the deletes, every run (one that wrote nothing too, so a file
     // kept by a crash goes next time): the archive the state names is durable.
@@ -132,19 +139,20 @@ export async function runAuditArchive(options: AuditArchiveRunOptions): Promise<
   }
 }
 
-async function run(
-  options: AuditArchiveRunOptions & { renew: () => Promise<boolean> },
-): Promise<AuditArchiveRunResult> {
-  const { store } = options;
+type Run = AuditArchiveRunOptions & { readonly keep: AuditArchiveLeaseKeeper };
+
+async function run(options: Run): Promise<AuditArchiveRunResult> {
+  const { store, pace, keep } = options;
+  // A run queued behind another while the server began to shut down does nothing.
+  pace?.throwIfStopped();
   let state = await store.archiveState();
   let deleted = 0;
   let resumed: string | undefined;
   if (state?.status === 'archiving') {
     // Unpaced (how much is left is not known, and it is left from a crash), but a stop still ends it.
-    deleted += await deleteArchived(options, state, (n) => options.pace?.advance(n, 0));
+    deleted += await deleteArchived(options, state, async () => pace?.throwIfStopped());
     resumed = state.file;
-    state = { ...state, status: 'archived' };
-    await store.setArchiveState(state);
+    state = await markArchived(options, state);
   }
   const number = (state?.archive ?? 0) + 1;
   const file = auditArchiveFileName(number);
@@ -155,11 +163,12 @@ async function run(
     before: options.before,
     ...(state ? { previous: { archive: state.archive, checkpoint: state.checkpoint, digest: state.digest } } : {}),
     ...(options.now ? { now: options.now } : {}),
-    // A paced write can outlast the lease: it is renewed as the write goes, and a lost lease ends the write.
-    onBatch: async (written, total) => {
-      if (!(await options.renew())) throw new Error('the audit archival lease was lost');
+    // A paced write can outlast the lease: it is renewed as the write goes
+    // (and through the pace's waits), and a lost lease ends the write.
+    onBatch: async (records, total) => {
+      await keep.renew();
       // Writing is the first half of the run's work, deleting the second.
-      await options.pace?.advance(written, 2 * total);
+      await pace?.advance(records, 2 * total, keep);
     },
     // The archive takes its name (and then the journal its place) only while
     // this run still holds the lease and the state is the one it started
@@ -170,11 +179,8 @@ async function run(
     // and the journal write one step: no other run can act in between.
     beforeRename: async () => {
       await options.step?.('archive-sealed');
-      if (!(await options.renew())) throw new Error('the audit archival lease was lost');
-      const now = await store.archiveState();
-      if ((now?.archive ?? 0) !== (state?.archive ?? 0) || now?.status !== state?.status) {
-        throw new Error('another audit archive run archived these records meanwhile');
-      }
+      await keep.renew();
+      await expectJournal(store, state);
     },
   });
   if (!written) return { deleted, ...(resumed ? { resumed } : {}) };
@@ -188,9 +194,10 @@ async function run(
   };
   await store.setArchiveState(next);
   await options.step?.('journal-written');
+  // Units of the delete half: about one per record (checkpoint rows add a few, the anchor is kept).
   const total = written.manifest.records;
-  deleted += await deleteArchived(options, next, (n) => options.pace?.advance(total + n, 2 * total));
-  await store.setArchiveState({ ...next, status: 'archived' });
+  deleted += await deleteArchived(options, next, (n) => pace?.advance(total + n, 2 * total, keep));
+  await markArchived(options, next);
   return {
     written: { file, manifest: written.manifest, bytes: written.bytes },
     deleted,
@@ -198,20 +205,50 @@ async function run(
   };
 }
 
-/** Deletes what `state` archived, batch by batch, yielding to queued requests (and keeping the pace) between batches. */
+/**
+ * Throws unless the journal is still `expected`: another run (this run's
+ * lease lapsed while it stalled, and the lease was taken, used and released)
+ * has moved it on. Called with the lease held, so check and write are one step.
+ */
+async function expectJournal(store: AuditStore, expected: AuditArchiveState | undefined): Promise<void> {
+  const now = await store.archiveState();
+  if ((now?.archive ?? 0) !== (expected?.archive ?? 0) || now?.status !== expected?.status) {
+    throw new Error('another audit archive run archived these records meanwhile');
+  }
+}
+
+/**
+ * Records that `state`'s deletes are done. Only while the lease is held and
+ * the journal still says `archiving` this archive: a run that stalled past
+ * its lease would otherwise write an older archive's state over a newer one,
+ * moving the anchor back and making the next run archive a gap.
+ */
+async function markArchived(options: Run, state: AuditArchiveState): Promise<AuditArchiveState> {
+  await options.keep.renew();
+  await expectJournal(options.store, state);
+  const archived: AuditArchiveState = { ...state, status: 'archived' };
+  await options.store.setArchiveState(archived);
+  return archived;
+}
+
+/**
+ * Deletes what `state` archived, batch by batch: the lease is renewed before
+ * each batch (a run that lost it deletes nothing more; the journal lets
+ * whoever holds it finish), and between batches requests run and the pace
+ * is kept.
+ */
 async function deleteArchived(
-  options: AuditArchiveRunOptions & { renew: () => Promise<boolean> },
+  options: Run,
   state: AuditArchiveState,
   pace: (deleted: number) => Promise<void> | undefined,
 ): Promise<number> {
   const batch = options.deleteBatch ?? 500;
   let total = 0;
   for (;;) {
+    await options.keep.renew();
     const n = await options.store.deleteArchived(state.checkpoint.seq, batch);
     if (n === 0) return total;
     total += n;
-    // Lost the lease (expired while stalled, and another node took it): stop; the journal lets whoever holds it finish.
-    if (!(await options.renew())) throw new Error('the audit archival lease was lost');
     await options.step?.('batch-deleted');
     // Each batch is its own short transaction; between them, requests run.
     await yieldToRequests();

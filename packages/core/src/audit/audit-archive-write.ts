@@ -20,8 +20,10 @@ export const AUDIT_ARCHIVE_PARTIAL_SUFFIX = '.partial';
 /**
  * Removes the temporary files of archive writes that were killed (their
  * process died before renaming or unlinking them) and are older than
- * `olderThanMs`: a write still in progress on another node is younger than
- * its lease. Returns how many were removed.
+ * `olderThanMs`. Only the lease holder calls this, so no other write is in
+ * progress (a run that lost its lease ends at its next batch and never
+ * renames); a paced write can leave its file untouched for a while, so the
+ * age is a second guard, not the first. Returns how many were removed.
  */
 export async function removeStaleArchivePartials(dir: string, olderThanMs: number, now = Date.now()): Promise<number> {
   let removed = 0;
@@ -107,12 +109,18 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
   const file = createHash('sha256');
   let bytes = 0;
   const gzip = createGzip({ chunkSize: 64 * 1024 });
+  // The file writes of gzip's output, in order. Awaited on failure too,
+  // before the handle closes: a write still queued would otherwise fail on
+  // the closed handle with nobody to hear it (an unhandled rejection).
+  let writing = Promise.resolve();
   const flushed = new Promise<void>((resolve, reject) => {
-    let writing = Promise.resolve();
     gzip.on('data', (chunk: Buffer) => {
       file.update(chunk);
       bytes += chunk.length;
       writing = writing.then(() => handle.write(chunk).then(() => undefined));
+      // Heard at the end (or on failure, below), not here: a failed write
+      // (ENOSPC, as the disk guard archives) must fail the run, not the process.
+      writing.catch(() => undefined);
     });
     gzip.on('end', () => writing.then(resolve, reject));
     gzip.on('error', reject);
@@ -161,7 +169,9 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
       await options.onBatch?.(records, end.seq - from + 1);
       next = batch[batch.length - 1]!.seq + 1;
     }
-    if (!last || last.seq !== end.seq || last.hash !== end.hash) {
+    // Every seq from..end exactly once (the store reads in seq order): a gap
+    // — records deleted by a run that should not have — is never archived as if whole.
+    if (!last || last.seq !== end.seq || last.hash !== end.hash || records !== end.seq - from + 1) {
       // The store does not hold the records the checkpoint seals: archiving them would archive a broken chain.
       throw new Error(`the audit store does not hold records ${from}–${end.seq} sealed by checkpoint ${end.seq}`);
     }
@@ -187,6 +197,8 @@ export async function writeAuditArchive(options: AuditArchiveWriteOptions): Prom
     return { manifest, checkpoint: end, digest: file.digest('hex'), bytes };
   } catch (error) {
     gzip.destroy();
+    flushed.catch(() => undefined);
+    await writing.catch(() => undefined);
     await handle.close().catch(() => undefined);
     await unlink(partial).catch(() => undefined);
     throw error;

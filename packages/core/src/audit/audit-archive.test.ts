@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -251,5 +251,26 @@ describe('audit archives', () => {
     const report = await verifyAuditArchives(paths, { publicKeys: rig.publicKeys, online: rig.store });
     expect(report).toMatchObject({ ok: false, problem: 'altered', seq: 66 });
     expect(report).not.toHaveProperty('file');
+  });
+
+  it('a write that fails after a batch (stopped, lease lost) leaves no file and no stray write on the closed file', async () => {
+    // Enough records that gzip has output queued for the file when the batch hook throws.
+    const rig = await logOf(6000);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await expect(
+        writeAuditArchive({
+          store: rig.store,
+          signer: rig.signer,
+          path: join(dir, 'a.jsonl.gz'),
+          before: new Date(START + 7000 * 1000),
+          onBatch: async () => {
+            throw new Error('stopped');
+          },
+        }),
+      ).rejects.toThrow('stopped');
+    }
+    // A write still queued when the file closed would surface here as an unhandled rejection (EBADF), failing the run.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await readdir(dir)).toEqual([]);
   });
 });

@@ -715,10 +715,12 @@ export class CustosNode {
       archiveAudit: (before, { pace } = {}) => {
         const dir = auditOptions.archiveDir;
         if (!dir) return Promise.reject(new ValidationError('audit archival is not configured (audit.archive.dir).'));
-        if (!pace) pacing?.hurry();
+        // Registered when asked for, not when it starts: an operator run that
+        // arrives while the paced run still waits its turn hurries it too.
+        if (pace) pacing = pace;
+        else pacing?.hurry();
         // Runs one after another: two runs at once would write the same archive number.
         const run = archiving.then(async () => {
-          pacing = pace;
           await mkdir(dir, { recursive: true, mode: 0o700 });
           // Archiving up to now: seal what is written so far, so the archive can reach it.
           if (before.getTime() > Date.now()) await audit.checkpoint();
