@@ -130,7 +130,7 @@ const server = spawn(
   ],
   { cwd: base, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' } },
 );
-const serverExited = new Promise((r) => server.once('exit', r));
+const serverExited = new Promise((r) => server.once('exit', (code, signal) => r({ code, signal })));
 let serverDown = false;
 let stopping = false;
 server.once('exit', (code, signal) => {
@@ -373,7 +373,13 @@ const keyFiles = keys.keys.map((k, i) => {
 
 stopping = true;
 server.kill('SIGTERM');
-await serverExited;
+// Shut down with an archive run in progress (paced, it is stopped at its next batch): the exit must be clean.
+const shutdown = await serverExited;
+const shutdownLine =
+  shutdown.code === 0
+    ? 'Server shutdown (SIGTERM after the load): clean, exit code 0'
+    : `Server shutdown (SIGTERM after the load): **failed**, exit code ${shutdown.code} signal ${shutdown.signal}`;
+log(shutdownLine);
 bare.stop();
 
 // Offline, the server stopped. (1) The archives as a chain of their own, by the
@@ -595,10 +601,11 @@ Summary (${minutes.length} minutes, ${fmt(allRequests)} requests, started ${star
         .join(', ')})`
     : ''
 }${leftover ? `; ${leftover} leases still active at the stop, revoked after it` : ''}.
+- ${shutdownLine}.
 - ${verifyLine('Online verify (`custos audit verify`, on the running server after the load)', online)}
 - ${verifyLine(`Archives offline (\`custos audit verify --file\` over the ${archives.length} archives)`, archived)}
 - ${verifyLine(`End to end: the ${archives.length} archives then the database's online tail as one chain (\`verifyAuditArchives(…, { online })\`, server stopped)`, endToEnd)}
 - ${verifyLine('Audit files (`custos audit verify --file <data dir>`: rotated files and audit.jsonl in sequence)', files)}
 `);
-if (serverDown && !stopping) process.exitCode = 1;
+if ((serverDown && !stopping) || shutdown.code !== 0) process.exitCode = 1;
 if (stopped.kinds) log('load stopped');
