@@ -363,7 +363,8 @@ const runCli = (args, env = {}) =>
 log('verifying online');
 const online = serverDown
   ? { code: -1, err: 'server down' }
-  : await runCli(['audit', 'verify', '--json'], { CUSTOS_ADDR: addr, CUSTOS_TOKEN: rootToken });
+  : // Two million online records take longer than the CLI's default 30 s answer time.
+    await runCli(['audit', 'verify', '--json'], { CUSTOS_ADDR: addr, CUSTOS_TOKEN: rootToken, CUSTOS_TIMEOUT: '10m' });
 const keys = serverDown ? { keys: [] } : await (await fetch(`${addr}/v1/audit/public-keys`)).json();
 const keyFiles = keys.keys.map((k, i) => {
   const p = join(base, `audit-key-${i}.pem`);
