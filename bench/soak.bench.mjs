@@ -39,6 +39,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { auditKeyId, verifyAuditArchives } from '@custos/core';
 import { createStorage } from '@custos/storage';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { cpuSeconds, fmt, freePort, root, startBareRoute, waitFor } from './bench-lib.mjs';
 
@@ -434,6 +435,35 @@ if (AUDIT_FILE) {
     ...keyFiles.flatMap((k) => ['--public-key', k]),
   ]);
 }
+// What the database file holds at the end (the server stopped): its bytes by
+// table (indexes counted with their table) and its free pages. The file never
+// shrinks, so its size is a high-water mark; this says what fills it — the
+// audit tables, or the tasks and leases the load creates (kept for their own
+// retention).
+const dbComposition = (() => {
+  try {
+    const db = new Database(join(dataDir, 'custos.db'), { readonly: true });
+    try {
+      const pageSize = db.pragma('page_size', { simple: true });
+      const free = db.pragma('freelist_count', { simple: true }) * pageSize;
+      const total = db.pragma('page_count', { simple: true }) * pageSize;
+      const tables = db
+        .prepare(
+          `SELECT coalesce(m.tbl_name, s.name) AS name, sum(s.pgsize) AS bytes
+             FROM dbstat s LEFT JOIN sqlite_master m ON m.name = s.name
+            GROUP BY 1 ORDER BY 2 DESC`,
+        )
+        .all();
+      const top = tables.slice(0, 6).map((t) => `${t.name} ${mib(t.bytes)}`);
+      const audit = tables.filter((t) => t.name.startsWith('audit')).reduce((a, t) => a + t.bytes, 0);
+      return `${mib(total)} MiB in pages, ${mib(free)} MiB of them free; audit tables ${mib(audit)} MiB, the rest ${mib(total - free - audit)} MiB (largest: ${top.join(', ')} MiB)`;
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    return `not read (${String(e?.message ?? e)})`;
+  }
+})();
 const finalData = bytesUnder(dataDir);
 const finalArchive = bytesUnder(archiveDir);
 rmSync(base, { recursive: true, force: true });
@@ -611,6 +641,7 @@ Summary (${minutes.length} minutes, ${fmt(allRequests)} requests, started ${star
 - p99: ${fmt(p99.min, 1)}–${fmt(p99.max, 1)} ms over all requests; reads ${fmt(readP99.min, 1)}–${fmt(readP99.max, 1)} ms.${phases.length ? `\n- Medians ${phases.join('; ')}.` : ''}
 - RSS: ${mib(rss.min)}–${mib(rss.max)} MiB at the minutes' ends (peak ${mib(Math.max(0, ...minutes.map((r) => r.rssMax)))} MiB).
 - Disk: data directory ${mib(data.min)}–${mib(data.max)} MiB (database ${mib(dbSpread.min)}–${mib(dbSpread.max)} MiB), ${mib(finalData)} MiB at the end; archive directory ${mib(finalArchive)} MiB in ${archives.length} archives at the end.
+  The database at the end (dbstat, server stopped): ${dbComposition}.
   Retention: ${ARCHIVE ? `archive every ${ARCHIVE_EVERY}, keep ${KEEP_ONLINE} online, each run spread over ${ARCHIVE_SPREAD ?? '80 % of every (the default)'}` : 'archival off'}; ${bounded}.
 - Errors: ${fmt(errors)} non-2xx or failed requests${
   Object.keys(statuses).length
