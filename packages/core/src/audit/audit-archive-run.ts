@@ -38,8 +38,8 @@ export interface AuditArchiveRunOptions {
   readonly onlineFile?: string;
   /**
    * Spreads the run's work over time (the schedule's runs, `audit.archive.spread`):
-   * each record written and each row deleted counts one unit. Without it the
-   * run goes flat out (an operator's `custos audit archive`, the disk guard).
+   * a record written counts {@link WRITE_COST} units, a row deleted one. Without
+   * it the run goes flat out (an operator's `custos audit archive`, the disk guard).
    */
   readonly pace?: AuditArchivePace;
 }
