@@ -30,7 +30,9 @@
 // SOAK_CONCURRENCY (default 16), SOAK_MIX (default read=88,mint=4,delegate=4,revoke=4),
 // SOAK_CREDS_WORKERS (default 2: dynamic credentials in a lane of their own),
 // SOAK_WARMUP_SECONDS (default 15),
-// SOAK_PROBE_SECONDS (default 3), SOAK_AUDIT_FILE (`off`: database audit only), SOAK_SERVER_NODE_ARGS.
+// SOAK_PROBE_SECONDS (default 3), SOAK_AUDIT_FILE (`off`: database audit only), SOAK_SERVER_NODE_ARGS,
+// SOAK_PROFILE (default on; `off`: the server runs without V8's sampling
+// profiler, and the report has no split of its main thread's time).
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -42,6 +44,7 @@ import { createStorage } from '@custos/storage';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { cpuSeconds, fmt, freePort, root, startBareRoute, waitFor } from './bench-lib.mjs';
+import { profileByWindow } from './support/soak-profile.mjs';
 
 const parseMs = (text) => {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(String(text).trim());
@@ -68,7 +71,11 @@ const MIX = Object.fromEntries(
     return [k.trim(), Number(v)];
   }),
 );
+// The server under V8's sampling profiler, so each minute's main-thread time
+// splits into archival's own work and the rest (bench/support/soak-profile.mjs).
+const PROFILE = process.env.SOAK_PROFILE !== 'off';
 const MINUTE_MS = 60_000;
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 const log = (s) => process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const mib = (b) => (b / 2 ** 20).toFixed(1);
 
@@ -92,6 +99,7 @@ dbUrl.pathname = `/${database}`;
 const base = mkdtempSync(join(tmpdir(), 'custos-soak-'));
 const dataDir = join(base, 'data');
 const archiveDir = join(base, 'archive');
+const profileDir = join(base, 'profile');
 mkdirSync(dataDir);
 mkdirSync(archiveDir);
 const auditConfig = {
@@ -117,6 +125,7 @@ const server = spawn(
   [
     // SOAK_SERVER_NODE_ARGS: extra Node.js flags for the server (e.g. `--cpu-prof --cpu-prof-dir=DIR` to see where its time goes minute by minute).
     ...(process.env.SOAK_SERVER_NODE_ARGS ? process.env.SOAK_SERVER_NODE_ARGS.split(' ').filter(Boolean) : []),
+    ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
     cli,
     'server',
     '--dev',
@@ -290,6 +299,7 @@ const minutes = [];
 let t = Date.now();
 for (let m = 1; m <= MINUTES && !serverDown; m++) {
   const end = t + MINUTE_MS;
+  const windowStart = monotonicUs();
   const bareProbe = (await ask({ cmd: 'probe', url: bare.url, ms: PROBE_MS })).result;
   const cpu0 = cpuSeconds(server.pid);
   let rssMax = 0;
@@ -304,6 +314,8 @@ for (let m = 1; m <= MINUTES && !serverDown; m++) {
   const rss = rssBytes();
   const row = {
     minute: m,
+    window: [windowStart, monotonicUs()],
+    requests,
     bare: bareProbe,
     load,
     cpuUsPerReq: requests > 0 ? (cpu * 1e6) / requests : 0,
@@ -384,13 +396,23 @@ const shutdownLine =
 log(shutdownLine);
 bare.stop();
 
+// The profile is written as the server exits: each minute's main-thread time, and archival's share of it.
+const profileFile = PROFILE ? readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+if (profileFile) {
+  const split = profileByWindow(
+    join(profileDir, profileFile),
+    minutes.map((r) => r.window),
+  );
+  for (const [i, r] of minutes.entries()) Object.assign(r, split[i]);
+} else if (PROFILE) log('no CPU profile from the server: the report has no split of its main thread');
+
 // Offline, the server stopped. (1) The archives as a chain of their own, by the
 // CLI (`custos audit verify --file ARCHIVE… --public-key …`). (2) End to end:
 // every archive in order and then the database's records after the last one,
 // as one chain (verifyAuditArchives with the store as the online tail — what
-// the CLI's two commands check in two halves). (3) The audit files (rotated
-// ones and audit.jsonl) as a sequence: custos keeps them whole (it does not
-// delete rotated files), so they verify from seq 1.
+// the CLI's two commands check in two halves). (3) The audit files (the
+// rotated ones archival has not yet removed, and audit.jsonl) as a sequence,
+// from the first one's anchor.
 const archives = archiveFiles().map((f) => join(archiveDir, f));
 const publicKeys = new Map(
   keys.keys.map((k) => {
@@ -490,6 +512,11 @@ const cpuUs = spread(minutes.map((r) => r.cpuUsPerReq));
 const data = spread(minutes.map((r) => r.dataBytes));
 const dbSpread = spread(minutes.map((r) => r.db));
 const errors = minutes.reduce((a, r) => a + Object.values(r.load.kinds).reduce((b, k) => b + k.failed, 0), 0);
+// From the profile: the main thread's busy time per request, archival's own part of it, and the rest.
+const profiled = minutes.length > 0 && minutes.every((r) => r.busyMs !== undefined && r.requests > 0);
+const mainUs = (r) => (r.busyMs * 1000) / r.requests;
+const archivalUs = (r) => (r.archivalMs * 1000) / r.requests;
+const restUs = (r) => mainUs(r) - archivalUs(r);
 // Flat or not: the minutes before archival first touched the disk (its first
 // archive's bytes, temporary file included) against the minutes from then on,
 // by their medians.
@@ -503,7 +530,21 @@ const phase = (label, rows) => {
   )} ms, read p99 ${fmt(
     med((r) => r.load.kinds.read?.p99 ?? 0),
     1,
-  )} ms`;
+  )} ms${
+    profiled
+      ? `, main thread ${fmt(med(mainUs))} µs/req (archival ${fmt(med(archivalUs), 1)}, the rest ${fmt(med(restUs))})`
+      : ''
+  }`;
+};
+// What the profile says of the minutes with archival: its share of the main
+// thread, and whether the rest of the main thread's work per request moved.
+const archivalShare = () => {
+  const before = minutes.filter((r) => r.minute < firstArchiveMinute);
+  const during = minutes.filter((r) => r.minute >= firstArchiveMinute && r.archivalMs > 0);
+  const share = spread(during.map((r) => (r.archivalMs / r.busyMs) * 100));
+  const total = minutes.reduce((a, r) => a + r.archivalMs, 0);
+  const requests = minutes.filter((r) => r.minute >= firstArchiveMinute).reduce((a, r) => a + r.requests, 0);
+  return `${fmt(total / 1000, 1)} s of the server's main thread over the run, ${fmt((total * 1000) / requests, 1)} µs per request served from minute ${firstArchiveMinute} on; in the ${during.length} minutes it ran, ${share.min.toFixed(1)}–${share.max.toFixed(1)} % of the busy main thread (median ${share.median.toFixed(1)} %, ${fmt(spread(during.map(archivalUs)).median, 1)} µs/req). The main thread's other work per request, median: ${fmt(spread(before.map(restUs)).median)} µs before archival, ${fmt(spread(during.map(restUs)).median)} µs in the minutes archival ran`;
 };
 const phases = firstArchiveMinute
   ? [
@@ -604,10 +645,18 @@ generator and the server share the machine's ${os.cpus().length} cores, **and th
 (load average ${loadStart} at the start, ${loadEnd} at the end). RSS is the server's VmRSS at the end of the minute (peak of
 5-second samples in brackets); disk is the apparent size of every file in the data directory (SQLite, WAL, audit
 files) and in the archive directory; online audit records are the chain's head seq minus the last seq archived (from the
-archives' signed manifests); CPU µs/req is the server process's CPU time over the requests it served that minute.
+archives' signed manifests); CPU µs/req is the server process's CPU time over the requests it served that minute.${
+  profiled
+    ? `
+The server ran under V8's sampling profiler (\`--cpu-prof\`; SOAK_PROFILE=off runs without it): **main thread µs/req** is
+the time its JavaScript thread was busy that minute (garbage collection included) over the requests served, and
+**archival µs/req** the part of it in archival's own code — the run's reads, expansion, hashing and deletes
+(bench/support/soak-profile.mjs). Compression runs on the thread pool: it is in CPU µs/req, not on the main thread.`
+    : ''
+}
 
-| Min | bare req/s | custos req/s | ÷ bare | ${kinds.map((k) => `${k} req/s`).join(' | ')} | p50 ms | p99 ms | read p99 ms | CPU µs/req | RSS MiB | online audit records | data MiB | db MiB | audit files MiB | archive MiB (files) | errors |
-| ---: | ---: | ---: | ---: | ${kinds.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| Min | bare req/s | custos req/s | ÷ bare | ${kinds.map((k) => `${k} req/s`).join(' | ')} | p50 ms | p99 ms | read p99 ms | CPU µs/req |${profiled ? ' main thread µs/req | archival µs/req (% of main) |' : ''} RSS MiB | online audit records | data MiB | db MiB | audit files MiB | archive MiB (files) | errors |
+| ---: | ---: | ---: | ---: | ${kinds.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: |${profiled ? ' ---: | ---: |' : ''} ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${minutes
   .map(
     (r) =>
@@ -615,7 +664,11 @@ ${minutes
         .map((k) => fmt(r.load.kinds[k]?.rps ?? 0, 1))
         .join(
           ' | ',
-        )} | ${fmt(r.load.total.p50, 1)} | ${fmt(r.load.total.p99, 1)} | ${fmt(r.load.kinds.read?.p99 ?? 0, 1)} | ${fmt(r.cpuUsPerReq)} | ${mib(r.rss)} (${mib(r.rssMax)}) | ${fmt(r.head - r.archivedThrough)} | ${mib(r.dataBytes)} | ${mib(r.db)} | ${mib(r.audit)} | ${mib(r.archiveBytes)} (${r.archives}) | ${Object.values(
+        )} | ${fmt(r.load.total.p50, 1)} | ${fmt(r.load.total.p99, 1)} | ${fmt(r.load.kinds.read?.p99 ?? 0, 1)} | ${fmt(r.cpuUsPerReq)} |${
+        profiled
+          ? ` ${fmt(mainUs(r))} | ${fmt(archivalUs(r), 1)} (${((r.archivalMs / r.busyMs) * 100).toFixed(1)} %) |`
+          : ''
+      } ${mib(r.rss)} (${mib(r.rssMax)}) | ${fmt(r.head - r.archivedThrough)} | ${mib(r.dataBytes)} | ${mib(r.db)} | ${mib(r.audit)} | ${mib(r.archiveBytes)} (${r.archives}) | ${Object.values(
         r.load.kinds,
       ).reduce((a, k) => a + k.failed, 0)} |`,
   )
@@ -639,7 +692,12 @@ Summary (${minutes.length} minutes, ${fmt(allRequests)} requests, started ${star
   ${fmt(bareSpread.min)}–${fmt(bareSpread.max)} req/s (spread ${bareSpread.pct.toFixed(1)} %): the machine's own drift. custos ÷ bare per
   minute ${ratio.min.toFixed(3)}–${ratio.max.toFixed(3)} (spread ${ratio.pct.toFixed(1)} %). Server CPU per request ${fmt(cpuUs.min)}–${fmt(cpuUs.max)} µs.
 - p99: ${fmt(p99.min, 1)}–${fmt(p99.max, 1)} ms over all requests; reads ${fmt(readP99.min, 1)}–${fmt(readP99.max, 1)} ms.${phases.length ? `\n- Medians ${phases.join('; ')}.` : ''}
-- RSS: ${mib(rss.min)}–${mib(rss.max)} MiB at the minutes' ends (peak ${mib(Math.max(0, ...minutes.map((r) => r.rssMax)))} MiB).
+${
+  profiled && firstArchiveMinute
+    ? `- Archival's own work (the profile): ${archivalShare()}.
+`
+    : ''
+}- RSS: ${mib(rss.min)}–${mib(rss.max)} MiB at the minutes' ends (peak ${mib(Math.max(0, ...minutes.map((r) => r.rssMax)))} MiB).
 - Disk: data directory ${mib(data.min)}–${mib(data.max)} MiB (database ${mib(dbSpread.min)}–${mib(dbSpread.max)} MiB), ${mib(finalData)} MiB at the end; archive directory ${mib(finalArchive)} MiB in ${archives.length} archives at the end.
   The database at the end (dbstat, server stopped): ${dbComposition}.
   Retention: ${ARCHIVE ? `archive every ${ARCHIVE_EVERY}, keep ${KEEP_ONLINE} online, each run spread over ${ARCHIVE_SPREAD ?? '80 % of every (the default)'}` : 'archival off'}; ${bounded}.
