@@ -123,7 +123,7 @@ const cli = join(root, 'packages/cli/bin/custos.js');
 const server = spawn(
   process.execPath,
   [
-    // SOAK_SERVER_NODE_ARGS: extra Node.js flags for the server (e.g. `--cpu-prof --cpu-prof-dir=DIR` to see where its time goes minute by minute).
+    // SOAK_SERVER_NODE_ARGS: extra Node.js flags for the server (e.g. `--max-old-space-size=…`; the profiler is SOAK_PROFILE's).
     ...(process.env.SOAK_SERVER_NODE_ARGS ? process.env.SOAK_SERVER_NODE_ARGS.split(' ').filter(Boolean) : []),
     ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
     cli,
@@ -562,7 +562,7 @@ const statuses = {};
 for (const r of minutes)
   for (const k of Object.values(r.load.kinds))
     for (const [s, n] of Object.entries(k.statuses)) statuses[s] = (statuses[s] ?? 0) + n;
-const allRequests = minutes.reduce((a, r) => a + r.load.total.rps * r.load.seconds, 0);
+const allRequests = minutes.reduce((a, r) => a + r.requests, 0);
 
 // Bounded disk: once archival has had time to reach its steady state (keep_online
 // plus one archive period plus the run's spread), what is online must stop growing
@@ -582,7 +582,7 @@ if (ARCHIVE) {
     // many minutes of it), and the rate drifts with the machine: a peak may
     // grow with the load, and at most 10 % beyond it. A falling load earns no
     // less than +10 % (the database never shrinks, it keeps its high-water mark).
-    const requestsIn = (rows) => rows.reduce((a, r) => a + r.load.total.rps * r.load.seconds, 0);
+    const requestsIn = (rows) => rows.reduce((a, r) => a + r.requests, 0);
     const loadRatio = requestsIn(steady.slice(half)) / requestsIn(steady.slice(0, half));
     const loadChange = (loadRatio - 1) * 100;
     const judge = (label, pick, show) => {

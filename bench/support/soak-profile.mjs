@@ -19,7 +19,8 @@ const ARCHIVAL_FUNCTION = /^(deleteArchived|archiveAudit)$/;
 /**
  * `windows`: [startUs, endUs] per minute on the monotonic clock
  * (`process.hrtime`, µs), which on Linux is the clock V8's profiler stamps
- * its samples with, in every process. Returns per window `{ busyMs, archivalMs, gcMs }`.
+ * its samples with, in every process. Returns per window `{ busyMs, archivalMs }`
+ * (busy counts garbage collection too).
  */
 export function profileByWindow(file, windows) {
   const profile = JSON.parse(readFileSync(file, 'utf8'));
@@ -35,7 +36,7 @@ export function profileByWindow(file, windows) {
     archival.set(id, result);
     return result;
   };
-  const rows = windows.map(() => ({ busyMs: 0, archivalMs: 0, gcMs: 0 }));
+  const rows = windows.map(() => ({ busyMs: 0, archivalMs: 0 }));
   let t = profile.startTime;
   let w = 0;
   for (let i = 0; i < profile.samples.length && w < windows.length; i++) {
@@ -44,12 +45,9 @@ export function profileByWindow(file, windows) {
     const ms = (profile.timeDeltas[i + 1] ?? 0) / 1000;
     while (w < windows.length && t >= windows[w][1]) w++;
     if (w === windows.length || t < windows[w][0]) continue;
-    const { functionName } = nodes.get(profile.samples[i]).callFrame;
-    if (functionName === '(idle)') continue;
-    const row = rows[w];
-    row.busyMs += ms;
-    if (functionName === '(garbage collector)') row.gcMs += ms;
-    else if (isArchival(profile.samples[i])) row.archivalMs += ms;
+    if (nodes.get(profile.samples[i]).callFrame.functionName === '(idle)') continue;
+    rows[w].busyMs += ms;
+    if (isArchival(profile.samples[i])) rows[w].archivalMs += ms;
   }
   return rows;
 }
