@@ -32,14 +32,14 @@ import { SqliteStorage } from './sqlite/sqlite-storage.js';
 interface Opened {
   readonly audit: AuditStore;
   close(): Promise<void>;
-  count(table: 'audit_log' | 'audit_checkpoints'): Promise<number>;
+  count(table: 'audit_log' | 'audit_checkpoints' | 'audit_dictionary'): Promise<number>;
 }
 
 async function sqlite(dir: string): Promise<{ open(): Promise<Opened>; cleanup(): Promise<void> }> {
   const path = join(dir, 'custos.db');
   return {
     open: async () => {
-      const storage = new SqliteStorage({ path });
+      const storage = new SqliteStorage({ path, auditDictionarySpan: DICTIONARY_SPAN });
       await storage.migrate();
       const db = (storage as unknown as { db?: { prepare(s: string): { pluck(): { get(): unknown } } } }).db;
       return {
@@ -64,7 +64,11 @@ async function postgres(): Promise<{ open(): Promise<Opened>; cleanup(): Promise
   const schema = await createTestSchema();
   return {
     open: async () => {
-      const storage = new PostgresStorage({ connectionString: schema.url, schema: schema.name });
+      const storage = new PostgresStorage({
+        connectionString: schema.url,
+        schema: schema.name,
+        auditDictionarySpan: DICTIONARY_SPAN,
+      });
       await storage.migrate();
       const pg = (await import('pg')).default;
       return {
@@ -87,13 +91,17 @@ async function postgres(): Promise<{ open(): Promise<Opened>; cleanup(): Promise
 }
 
 const EVERY = 10;
+// Small, so that runs delete dictionary entries too: each task's entry goes
+// once its records are archived and the span has passed (see event()).
+const DICTIONARY_SPAN = 5;
 const START = Date.parse('2030-01-01T00:00:00.000Z');
 
 function event(i: number): AuditEventInput {
   return {
     type: 'request',
     request_id: `req-${i}`,
-    auth: { identity: 'role:enricher', policies: ['enricher'], task_chain: ['task-1'] },
+    // A task every ten events: one auth entry in the dictionary for each.
+    auth: { identity: 'role:enricher', policies: ['enricher'], task_chain: [`task-${Math.floor(i / 10)}`] },
     request: {
       method: 'GET',
       route: '/v1/secrets/*',
@@ -155,10 +163,14 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
 
   it('archives up to a checkpoint, deletes in batches, and everything verifies as one chain; appends go on', async () => {
     const db = await record(1, 55);
+    const entries = await db.count('audit_dictionary');
     const run = await runAuditArchive({ store: db.audit, signer, dir, before: at(25), deleteBatch: 7 });
     expect(run.written?.manifest).toMatchObject({ archive: 1, firstSeq: 1, lastSeq: 20, records: 20 });
     // Records below the anchor (19) and checkpoints below it (1) are gone; the anchor's record and checkpoint stay.
-    expect(run.deleted).toBe(19 + 1);
+    // So are the dictionary entries only they used: each event's request entry (one path each) below 20 − the span.
+    const collected = entries - (await db.count('audit_dictionary'));
+    expect(collected).toBeGreaterThanOrEqual(20 - DICTIONARY_SPAN - 1);
+    expect(run.deleted).toBe(19 + 1 + collected);
     expect(await db.count('audit_log')).toBe(55 - 19);
     expect(await db.audit.archiveState()).toMatchObject({
       archive: 1,
@@ -247,6 +259,7 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
 
   it('cut off between delete batches: verifies in between; the next run finishes the deletes first', async () => {
     const db = await record(1, 40);
+    const entries = await db.count('audit_dictionary');
     let batches = 0;
     await expect(
       runAuditArchive({
@@ -269,7 +282,10 @@ describe.each(backends)('audit archival (%s)', (_, make) => {
       events: 40,
     });
     const run = await runAuditArchive({ store: db.audit, signer, dir, before: at(35), deleteBatch: 5 });
-    expect(run).toMatchObject({ resumed: auditArchiveFileName(1), deleted: 29 - 10 + 2 });
+    // The rest of the records, the checkpoints, then the dictionary entries only archived records used.
+    const collected = entries - (await db.count('audit_dictionary'));
+    expect(collected).toBeGreaterThan(0);
+    expect(run).toMatchObject({ resumed: auditArchiveFileName(1), deleted: 29 - 10 + 2 + collected });
     expect(run.written).toBe(undefined);
     expect(await db.audit.archiveState()).toMatchObject({ status: 'archived' });
     expect(await db.count('audit_log')).toBe(11);

@@ -1,7 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   AUDIT_EMPTY_HEAD,
   type AuditRecord,
@@ -11,78 +8,8 @@ import {
   chainAuditRecords,
   isCompactAuditEvent,
 } from '@custos/core';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestSchema, hasPostgres } from '../../../test-support/postgres.js';
-import { PostgresStorage } from './postgres/postgres-storage.js';
-import { SqliteStorage } from './sqlite/sqlite-storage.js';
-
-/**
- * Compact audit rows on both databases: old (full) rows and new (compact)
- * rows read back as the exact records that were hashed, and an edit to a
- * compact row or to a dictionary entry breaks the chain where it is used.
- */
-interface Backend {
-  readonly name: string;
-  open(): Promise<{ audit: SqliteStorage['audit']; close(): Promise<void> }>;
-  /** Raw SQL as someone with write access to the database runs it (`?` placeholders). */
-  sql<T>(text: string, params?: unknown[]): Promise<T[]>;
-  cleanup(): Promise<void>;
-}
-
-async function sqliteBackend(): Promise<Backend> {
-  const dir = await mkdtemp(join(tmpdir(), 'custos-audit-compact-'));
-  const path = join(dir, 'custos.db');
-  return {
-    name: 'sqlite',
-    open: async () => {
-      const storage = new SqliteStorage({ path });
-      await storage.migrate();
-      return { audit: storage.audit, close: () => storage.close() };
-    },
-    sql: async <T>(text: string, params: unknown[] = []) => {
-      const db = new Database(path);
-      try {
-        const statement = db.prepare(text);
-        if (statement.reader) return statement.all(...params) as T[];
-        statement.run(...params);
-        return [];
-      } finally {
-        db.close();
-      }
-    },
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-}
-
-async function postgresBackend(): Promise<Backend> {
-  const schema = await createTestSchema();
-  return {
-    name: 'postgres',
-    open: async () => {
-      const storage = new PostgresStorage({ connectionString: schema.url, schema: schema.name });
-      await storage.migrate();
-      return { audit: storage.audit, close: () => storage.close() };
-    },
-    sql: async <T>(text: string, params: unknown[] = []) => {
-      let n = 0;
-      const client = new pg.Client({ connectionString: schema.url, options: `-c search_path=${schema.name}` });
-      await client.connect();
-      try {
-        return (
-          await client.query(
-            text.replace(/\?/g, () => `$${++n}`),
-            params,
-          )
-        ).rows as T[];
-      } finally {
-        await client.end();
-      }
-    },
-    cleanup: () => schema.drop(),
-  };
-}
+import { type AuditSqlBackend, auditSqlBackends } from './test-support/audit-sql-backends.js';
 
 /** A chain of `count` request events as the server makes them: a few callers reading a few paths. */
 function chain(count: number): AuditRecord[] {
@@ -120,11 +47,11 @@ function firstBreak(records: readonly AuditRecord[]): number {
   return 0;
 }
 
-const backends: Array<[string, () => Promise<Backend>]> = [['sqlite', sqliteBackend]];
-if (hasPostgres()) backends.push(['postgres', postgresBackend]);
-
-describe.each(backends)('compact audit rows (%s)', (_, make) => {
-  let backend: Backend | undefined;
+// Compact audit rows on both databases: old (full) rows and new (compact)
+// rows read back as the exact records that were hashed, and an edit to a
+// compact row or to a dictionary entry breaks the chain where it is used.
+describe.each(auditSqlBackends())('compact audit rows (%s)', (_, make) => {
+  let backend: AuditSqlBackend | undefined;
   afterEach(async () => {
     await backend?.cleanup();
     backend = undefined;

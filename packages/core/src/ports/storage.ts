@@ -143,7 +143,9 @@ export interface AuditStore {
   /**
    * Deletes at most `limit` of the oldest records with seq < `beforeSeq` in
    * one short transaction; once none is left below it, at most `limit`
-   * checkpoints with seq < `beforeSeq`. Returns the rows deleted (0: done).
+   * checkpoints with seq < `beforeSeq`; once none of those is left, at most
+   * `limit` dictionary entries of compact events that no record at or after
+   * `beforeSeq` can reference. Returns the rows deleted (0: done).
    * The record and checkpoint at `beforeSeq` stay: the online chain's
    * anchor, and the row a derived prev_hash after it is read from.
    */

@@ -161,4 +161,24 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'audit dictionary collection',
+    // Each dictionary entry records the highest seq known to reference it
+    // (docs/audit.md, "The dictionary"), so an archive run can delete the
+    // entries no online record can reference. Entries already stored take the
+    // current head: every record that references them is at or below it. An
+    // entry a node of an earlier version inserts afterwards has none (NULL)
+    // and is kept, because such a node never records its uses.
+    sqlite: `
+      ALTER TABLE audit_dictionary ADD COLUMN last_seq INTEGER;
+      UPDATE audit_dictionary SET last_seq = (SELECT coalesce(max(seq), 0) FROM audit_log);
+      CREATE INDEX audit_dictionary_last_seq ON audit_dictionary (last_seq);
+    `,
+    postgres: (s) => `
+      ALTER TABLE ${s}.audit_dictionary ADD COLUMN last_seq bigint;
+      UPDATE ${s}.audit_dictionary SET last_seq = (SELECT coalesce(max(seq), 0) FROM ${s}.audit_log);
+      CREATE INDEX audit_dictionary_last_seq ON ${s}.audit_dictionary (last_seq);
+    `,
+  },
 ];

@@ -51,9 +51,9 @@ export class PostgresAuditStore implements AuditStore {
   constructor(
     private readonly q: PostgresQueries,
     private readonly ctx: PostgresContext,
-    dictionary?: AuditDictionaryCache,
+    span?: number,
   ) {
-    this.#dictionary = dictionary ?? new AuditDictionaryCache();
+    this.#dictionary = new AuditDictionaryCache(span);
   }
 
   append(records: readonly AuditRecord[]): Promise<void> {
@@ -64,23 +64,30 @@ export class PostgresAuditStore implements AuditStore {
     }
     if (records.length === 0) return Promise.resolve();
     return this.ctx.run(async (db) => {
-      // The dictionary entries first: content-addressed, so an entry left by
-      // a batch that then loses a conflict is harmless (and reused). What the
+      // The dictionary entries first, each with its use recorded unless this
+      // store recorded one within the span (the invariant at
+      // AUDIT_DICTIONARY_SPAN): content-addressed, so an entry left by a
+      // batch that then loses a conflict is harmless (and reused). What the
       // table holds for each id is read back: an id held by another value (a
       // 48-bit collision, or a rewritten entry) is not referenced.
+      const last = records.at(-1)!.seq;
       const candidates = dictionaryCandidates(records);
       const entries = new Map<string, string>();
-      const unknown: string[] = [];
+      const unrecorded: string[] = [];
       for (const id of candidates.keys()) {
-        const known = this.#dictionary.get(id);
-        if (known === undefined) unknown.push(id);
+        const known = this.#dictionary.fresh(id, last);
+        if (known === undefined) unrecorded.push(id);
         else entries.set(id, known);
       }
-      if (unknown.length > 0) {
-        await db.query(bind(this.q.dictionaryInsert, [unknown, unknown.map((id) => candidates.get(id)!)]));
-        const { rows } = await db.query<{ id: string; value: string }>(bind(this.q.dictionaryGet, [unknown]));
-        for (const row of rows) entries.set(row.id, row.value);
-      }
+      const recorded =
+        unrecorded.length === 0
+          ? []
+          : (
+              await db.query<{ id: string; value: string }>(
+                bind(this.q.dictionaryUse, [unrecorded, unrecorded.map((id) => candidates.get(id)!), last]),
+              )
+            ).rows;
+      for (const row of recorded) entries.set(row.id, row.value);
       // The batch's first record keeps its prev_hash; the others' are derived.
       const stored = toStoredRows(records, entries, undefined);
       const query = bind(this.q.append, [
@@ -94,13 +101,13 @@ export class PostgresAuditStore implements AuditStore {
       const r = await this.#conflictSafe(db, query);
       // Zero rows: the batch does not start right after the head (stale view).
       if (r !== records.length) throw new AuditConflictError();
-      // Inside a transaction that may still roll back, the entries are not known to be stored.
-      if (!this.ctx.inTransaction) for (const [id, value] of entries) this.#dictionary.add(id, value);
+      // Inside a transaction that may still roll back, the uses recorded are not known to be stored.
+      if (!this.ctx.inTransaction) for (const row of recorded) this.#dictionary.add(row.id, row.value, last);
     });
   }
 
   head(): Promise<AuditRecord | undefined> {
-    return this.ctx.run(async (db) => {
+    return this.ctx.snapshot(async (db) => {
       const { rows } = await db.query<AuditRow>(bind(this.q.head, []));
       const [head, before] = rows.map(toRow);
       return head && (await this.#records(db, [head], before))[0];
@@ -108,7 +115,9 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   range(fromSeq: number, limit: number): Promise<AuditRecord[]> {
-    return this.ctx.run(async (db) => {
+    // One snapshot for the rows and their entries: an archive run deletes
+    // records, then the entries only they referenced, in between.
+    return this.ctx.snapshot(async (db) => {
       // One row more, from the one before: a derived prev_hash is its hash.
       const from = Math.max(1, fromSeq - 1);
       const { rows } = await db.query<AuditRow>(bind(this.q.range, [from, clampLimit(limit) + 1]));
@@ -189,7 +198,11 @@ export class PostgresAuditStore implements AuditStore {
       const records = await db.query(bind(this.q.deleteArchivedRecords, [beforeSeq, n]));
       if ((records.rowCount ?? 0) > 0) return records.rowCount ?? 0;
       const checkpoints = await db.query(bind(this.q.deleteArchivedCheckpoints, [beforeSeq, n]));
-      return checkpoints.rowCount ?? 0;
+      if ((checkpoints.rowCount ?? 0) > 0) return checkpoints.rowCount ?? 0;
+      const unused = await db.query(
+        bind(this.q.deleteUnusedDictionary, [this.#dictionary.collectibleBelow(beforeSeq), n]),
+      );
+      return unused.rowCount ?? 0;
     });
   }
 

@@ -77,9 +77,12 @@ export function postgresQueries(schema: string) {
       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
       WHERE (SELECT coalesce(max(seq), 0) FROM ${s}.audit_log) = $6::bigint`),
     head: named(`SELECT ${audit} FROM ${s}.audit_log ORDER BY seq DESC LIMIT 2`),
-    // Content-addressed entries: inserting one that exists changes nothing.
-    dictionaryInsert: named(`INSERT INTO ${s}.audit_dictionary (id, value)
-      SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (id) DO NOTHING`),
+    // Content-addressed entries, inserted or their use recorded at $3 (the
+    // batch's last seq); answers the value the table holds for each. In id
+    // order, so two writers locking overlapping entries never wait in a cycle.
+    dictionaryUse: named(`INSERT INTO ${s}.audit_dictionary AS d (id, value, last_seq)
+      SELECT u.id, u.value, $3::bigint FROM unnest($1::text[], $2::text[]) AS u (id, value) ORDER BY u.id COLLATE "C"
+      ON CONFLICT (id) DO UPDATE SET last_seq = greatest(d.last_seq, EXCLUDED.last_seq) RETURNING id, value`),
     dictionaryGet: named(`SELECT id, value FROM ${s}.audit_dictionary WHERE id = ANY($1::text[])`),
     range: named(`SELECT ${audit} FROM ${s}.audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2`),
     firstSeqSince: named(`SELECT min(seq) AS seq FROM ${s}.audit_log WHERE ts >= $1`),
@@ -115,6 +118,13 @@ export function postgresQueries(schema: string) {
     releaseArchiveLease: named(`DELETE FROM ${s}.audit_archive_lease WHERE id = 1 AND holder = $1`),
     deleteArchivedCheckpoints: named(`DELETE FROM ${s}.audit_checkpoints WHERE seq IN
       (SELECT seq FROM ${s}.audit_checkpoints WHERE seq < $1 ORDER BY seq LIMIT $2)`),
+    // Entries no online record can reference (see AUDIT_DICTIONARY_SPAN).
+    // SKIP LOCKED: an entry a writer is recording a use of right now is left
+    // for the next run, so the delete never waits on a writer (which waits on
+    // it after), and the two can never deadlock. A locked row is checked
+    // again at its newest version, so a use committed meanwhile keeps it.
+    deleteUnusedDictionary: named(`DELETE FROM ${s}.audit_dictionary WHERE id IN
+      (SELECT id FROM ${s}.audit_dictionary WHERE last_seq < $1 ORDER BY last_seq LIMIT $2 FOR UPDATE SKIP LOCKED)`),
   };
 }
 

@@ -10,4 +10,10 @@ export interface PostgresContext {
   readonly inTransaction: boolean;
   /** Runs `op` with the right connection, wrapping driver errors. */
   run<T>(op: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `op`'s reads in one snapshot: outside a transaction, a read-only
+   * REPEATABLE READ transaction of its own; inside one, its client (READ
+   * COMMITTED: each statement sees what committed before it).
+   */
+  snapshot<T>(op: (q: Queryable) => Promise<T>): Promise<T>;
 }

@@ -53,7 +53,7 @@ describe.skipIf(!hasPostgres())('PostgresStorage', () => {
     await client.connect();
     const { rows } = await client.query(`SELECT version FROM "${s.name}".schema_migrations ORDER BY version`);
     await client.end();
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
     await storages[0]!.entries.put('ns', 'k', new Uint8Array([1]));
     expect((await storages[3]!.entries.get('ns', 'k'))?.value).toEqual(new Uint8Array([1]));
   });

@@ -21,6 +21,13 @@ export interface PostgresStorageOptions {
    * than hanging on an unreachable server.
    */
   readonly connectTimeoutMs?: number;
+  /**
+   * How many seqs an audit dictionary entry may outlive its last use before
+   * an archive run deletes it (default 100,000; see AUDIT_DICTIONARY_SPAN in
+   * shared/audit-compaction.ts). Smaller collects sooner and records uses
+   * more often.
+   */
+  readonly auditDictionarySpan?: number;
 }
 
 const ignore = (): void => undefined;
@@ -42,9 +49,10 @@ class PostgresTx implements StorageTx, PostgresContext {
   constructor(
     private readonly client: pg.PoolClient,
     queries: PostgresQueries,
+    auditDictionarySpan: number | undefined,
   ) {
     this.entries = new PostgresEntryStore(queries, this);
-    this.audit = new PostgresAuditStore(queries, this);
+    this.audit = new PostgresAuditStore(queries, this, auditDictionarySpan);
   }
 
   run<T>(op: (q: Queryable) => Promise<T>): Promise<T> {
@@ -52,6 +60,10 @@ class PostgresTx implements StorageTx, PostgresContext {
     // transaction: a late call must never reach it.
     if (!this.active) return Promise.reject(new Error('The transaction has already finished.'));
     return guarded(() => op(this.client));
+  }
+
+  snapshot<T>(op: (q: Queryable) => Promise<T>): Promise<T> {
+    return this.run(op);
   }
 }
 
@@ -73,6 +85,7 @@ export class PostgresStorage implements Storage {
   readonly schema: string;
   readonly #pool: pg.Pool;
   readonly #queries: PostgresQueries;
+  readonly #auditDictionarySpan: number | undefined;
   #closed = false;
 
   constructor(options: PostgresStorageOptions) {
@@ -90,9 +103,37 @@ export class PostgresStorage implements Storage {
     // reported as a StorageError instead.
     this.#pool.on('error', ignore);
     // Outside a transaction every operation takes any pooled connection.
-    const outside: PostgresContext = { inTransaction: false, run: (op) => guarded(() => op(this.#pool)) };
+    const outside: PostgresContext = {
+      inTransaction: false,
+      run: (op) => guarded(() => op(this.#pool)),
+      snapshot: (op) => this.#snapshot(op),
+    };
+    this.#auditDictionarySpan = options.auditDictionarySpan;
     this.entries = new PostgresEntryStore(this.#queries, outside);
-    this.audit = new PostgresAuditStore(this.#queries, outside);
+    this.audit = new PostgresAuditStore(this.#queries, outside, this.#auditDictionarySpan);
+  }
+
+  /** `op`'s reads in one read-only REPEATABLE READ transaction on one pooled client. */
+  async #snapshot<T>(op: (q: Queryable) => Promise<T>): Promise<T> {
+    const client = await guarded(() => this.#pool.connect());
+    client.on('error', ignore);
+    let broken: Error | undefined;
+    try {
+      await guarded(() => client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'));
+      try {
+        const result = await guarded(() => op(client));
+        await guarded(() => client.query('COMMIT'));
+        return result;
+      } catch (e) {
+        await client.query('ROLLBACK').catch((re: Error) => {
+          broken = re;
+        });
+        throw e;
+      }
+    } finally {
+      client.off('error', ignore);
+      client.release(broken);
+    }
   }
 
   async transaction<T>(fn: (tx: StorageTx) => Promise<T>): Promise<T> {
@@ -102,7 +143,7 @@ export class PostgresStorage implements Storage {
     let broken: Error | undefined;
     try {
       await guarded(() => client.query('BEGIN'));
-      const tx = new PostgresTx(client, this.#queries);
+      const tx = new PostgresTx(client, this.#queries, this.#auditDictionarySpan);
       let result: T;
       try {
         result = await fn(tx);

@@ -14,27 +14,60 @@ export const DERIVED_PREV_HASH = '';
 const HEX_HASH = /^[0-9a-f]{64}$/;
 
 /**
- * Dictionary entries an audit store knows are stored (read or committed),
- * bounded: an entry that falls out is read again (or inserted again,
- * idempotently) when next needed. Only genuine entries (id = content
- * address) are ever kept, so a rewritten entry is never used to expand.
+ * How far, in seqs, a dictionary entry's recorded use may trail its real
+ * last use (docs/audit.md, "The dictionary"). The stores keep one invariant:
+ * for every stored record at seq r that references entry X,
+ * X.last_seq ≥ r − span. A writer records a use (sets last_seq to at least
+ * its batch's last seq, inserting X if it is gone) unless it itself
+ * recorded one, committed, within the span; an archive run with anchor A
+ * deletes X only when last_seq < A − span, so every record referencing X is
+ * below A, archived. A writer that skipped recording its use holds a use
+ * t ≥ s − span for its batch at s > A, so X has last_seq ≥ t > A − span and
+ * stays. The span trades writes (one per entry in use per span) against how
+ * long an unused entry outlives its last reference.
+ */
+export const AUDIT_DICTIONARY_SPAN = 100_000;
+
+/**
+ * Dictionary entries an audit store knows are stored, with the seq at which
+ * it last recorded their use (committed), bounded: an entry that falls out
+ * is recorded again (an idempotent upsert) when next needed. Only genuine
+ * entries (id = content address) are ever kept, so a rewritten entry is
+ * never used to expand.
  */
 export class AuditDictionaryCache {
-  readonly #entries = new Map<string, string>();
+  readonly #entries = new Map<string, { value: string; used: number }>();
   readonly #max: number;
+  /** The store's span (see {@link AUDIT_DICTIONARY_SPAN}). */
+  readonly span: number;
 
-  constructor(max = 50_000) {
+  constructor(span = AUDIT_DICTIONARY_SPAN, max = 50_000) {
+    // A negative span would let an archive run delete entries that online
+    // records reference; 0 records every use (still correct, just more writes).
+    if (!Number.isSafeInteger(span) || span < 0) {
+      throw new RangeError('The audit dictionary span must be a non-negative integer.');
+    }
+    this.span = span;
     this.#max = max;
   }
 
-  get(id: string): string | undefined {
-    return this.#entries.get(id);
+  /** The stored value of `id`, if a batch ending at `seq` may reference it without recording its use again. */
+  fresh(id: string, seq: number): string | undefined {
+    const entry = this.#entries.get(id);
+    return entry !== undefined && entry.used >= seq - this.span ? entry.value : undefined;
   }
 
-  add(id: string, value: string): void {
+  /** The bound below which an archive run with anchor `beforeSeq` deletes entries' last uses (see {@link AUDIT_DICTIONARY_SPAN}). */
+  collectibleBelow(beforeSeq: number): number {
+    return beforeSeq - this.span;
+  }
+
+  /** Notes that a committed batch recorded a use of `id` (holding `value`) at `used`. */
+  add(id: string, value: string, used: number): void {
     if (!isAuditDictionaryEntry(id, value)) return;
+    this.#entries.delete(id);
     if (this.#entries.size >= this.#max) this.#entries.delete(this.#entries.keys().next().value as string);
-    this.#entries.set(id, value);
+    this.#entries.set(id, { value, used });
   }
 }
 

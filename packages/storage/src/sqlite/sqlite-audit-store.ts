@@ -34,7 +34,10 @@ const INSERT = 'INSERT INTO audit_log (seq, ts, prev_hash, hash, event) VALUES (
 const HEAD = `SELECT ${COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 2`;
 const RANGE = `SELECT ${COLUMNS} FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?`;
 const DICTIONARY_GET = 'SELECT value FROM audit_dictionary WHERE id = ?';
-const DICTIONARY_INSERT = 'INSERT INTO audit_dictionary (id, value) VALUES (?, ?)';
+// Inserts the entry or records a use of the one stored; answers the value
+// the table holds (another value under the id is a collision or an edit).
+const DICTIONARY_USE = `INSERT INTO audit_dictionary (id, value, last_seq) VALUES (?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET last_seq = max(coalesce(last_seq, 0), excluded.last_seq) RETURNING value`;
 const HEX_HASH = /^[0-9a-f]{64}$/;
 
 /** A row as SQLite returns it: a compact row's hash is 32 bytes. */
@@ -73,6 +76,10 @@ const KEEP_ANCHOR_PREV_HASH = `UPDATE audit_log SET prev_hash = (SELECT CASE typ
   WHERE seq = :seq AND prev_hash = '' AND EXISTS (SELECT 1 FROM audit_log WHERE seq = :seq - 1)`;
 const DELETE_ARCHIVED_CHECKPOINTS =
   'DELETE FROM audit_checkpoints WHERE seq IN (SELECT seq FROM audit_checkpoints WHERE seq < ? ORDER BY seq LIMIT ?)';
+// Entries no online record can reference (see AUDIT_DICTIONARY_SPAN); a NULL
+// last_seq (an entry an earlier version inserted) never matches.
+const DELETE_UNUSED_DICTIONARY = `DELETE FROM audit_dictionary WHERE id IN
+  (SELECT id FROM audit_dictionary WHERE last_seq < ? ORDER BY last_seq LIMIT ?)`;
 // Taken when free, expired or already ours: one statement, so two takers cannot both win.
 const ACQUIRE_LEASE = `INSERT INTO audit_archive_lease (id, holder, expires_at) VALUES (1, ?, ?)
   ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
@@ -92,7 +99,14 @@ function isPrimaryKeyViolation(e: unknown): boolean {
 /** {@link AuditStore} over one SQLite connection. */
 export class SqliteAuditStore implements AuditStore {
   readonly #appendBatch: Transaction<(records: readonly AuditRecord[]) => Map<string, string>>;
-  readonly #dictionary = new AuditDictionaryCache();
+  readonly #dictionary: AuditDictionaryCache;
+  /**
+   * Runs a read of rows and the dictionary entries they reference in one
+   * snapshot: an archive run in another connection deletes records, then
+   * the entries only they referenced, and a read between the two must not
+   * find its rows without their entries.
+   */
+  readonly #snapshot: Transaction<(read: () => AuditRecord[]) => AuditRecord[]>;
   readonly #appendCheckpoint: Transaction<(checkpoint: AuditCheckpoint) => void>;
   /** One batch of archived records deleted, the anchor's prev_hash written out first, as one transaction. */
   readonly #deleteArchivedRecords: Transaction<(beforeSeq: number, limit: number) => number>;
@@ -100,7 +114,9 @@ export class SqliteAuditStore implements AuditStore {
   constructor(
     private readonly stmts: SqliteStatements,
     private readonly run: SqliteRunner,
+    span?: number,
   ) {
+    this.#dictionary = new AuditDictionaryCache(span);
     // better-sqlite3 runs this as its own transaction, or as a savepoint when
     // a custos transaction is open: either way the batch lands whole or not at all.
     this.#appendBatch = stmts.db.transaction((records: readonly AuditRecord[]) => {
@@ -109,14 +125,22 @@ export class SqliteAuditStore implements AuditStore {
       // A batch that does not start right after the head was built on a stale
       // view of the chain: the caller re-reads the head and retries.
       if (records[0]!.seq !== head + 1) throw new AuditConflictError();
-      // The dictionary entries go in with the records, in this transaction.
+      // The dictionary entries go in with the records, in this transaction,
+      // each with its use recorded unless this store recorded one within
+      // the span (the invariant at AUDIT_DICTIONARY_SPAN).
+      const last = records.at(-1)!.seq;
       const entries = new Map<string, string>();
+      const recorded = new Map<string, string>();
+      const use = this.stmts.pluck(DICTIONARY_USE);
       for (const [id, value] of dictionaryCandidates(records)) {
-        const stored = this.#dictionary.get(id) ?? (this.stmts.pluck(DICTIONARY_GET).get(id) as string | undefined);
-        if (stored === undefined) this.stmts.get(DICTIONARY_INSERT).run(id, value);
+        let stored = this.#dictionary.fresh(id, last);
+        if (stored === undefined) {
+          stored = use.get(id, value, last) as string;
+          recorded.set(id, stored);
+        }
         // An id held by another value (a 48-bit collision, or a rewritten
         // entry) is not referenced: those events are stored in full.
-        entries.set(id, stored ?? value);
+        entries.set(id, stored);
       }
       const before = headRow ? fromSqlite(headRow).hash : AUDIT_GENESIS_HASH;
       const insert = this.stmts.get(INSERT);
@@ -125,7 +149,7 @@ export class SqliteAuditStore implements AuditStore {
         const hash = HEX_HASH.test(r.hash) ? Buffer.from(r.hash, 'hex') : r.hash;
         insert.run(r.seq, r.ts, r.prevHash, hash, r.event);
       }
-      return entries;
+      return recorded;
     });
     this.#appendCheckpoint = stmts.db.transaction((checkpoint: AuditCheckpoint) => {
       if (checkpoint.version === 2) {
@@ -136,6 +160,7 @@ export class SqliteAuditStore implements AuditStore {
       }
       this.stmts.get(INSERT_CHECKPOINT).run(...auditCheckpointValues(checkpoint));
     });
+    this.#snapshot = stmts.db.transaction((read: () => AuditRecord[]) => read());
     this.#deleteArchivedRecords = stmts.db.transaction((beforeSeq: number, limit: number) => {
       this.stmts.get(KEEP_ANCHOR_PREV_HASH).run({ seq: beforeSeq });
       return this.stmts.get(DELETE_ARCHIVED_RECORDS).run(beforeSeq, limit).changes;
@@ -152,11 +177,12 @@ export class SqliteAuditStore implements AuditStore {
     return this.run(() => {
       try {
         // Inside a custos transaction the batch is a savepoint that the
-        // transaction may still roll back: its entries are then not known to
-        // be stored, and are looked up again next time.
+        // transaction may still roll back: the uses it recorded are then not
+        // known to be stored, and are recorded again next time.
         const nested = this.stmts.db.inTransaction;
-        const entries = this.#appendBatch.immediate(records);
-        if (!nested) for (const [id, value] of entries) this.#dictionary.add(id, value);
+        const recorded = this.#appendBatch.immediate(records);
+        const last = records.at(-1)!.seq;
+        if (!nested) for (const [id, value] of recorded) this.#dictionary.add(id, value, last);
       } catch (e) {
         throw isPrimaryKeyViolation(e) ? new AuditConflictError() : e;
       }
@@ -164,20 +190,25 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   head(): Promise<AuditRecord | undefined> {
-    return this.run(() => {
-      const [head, before] = (this.stmts.get(HEAD).all() as SqliteAuditRow[]).map(fromSqlite);
-      return head && this.#records([head], before)[0];
-    });
+    return this.run(
+      () =>
+        this.#snapshot(() => {
+          const [head, before] = (this.stmts.get(HEAD).all() as SqliteAuditRow[]).map(fromSqlite);
+          return head ? this.#records([head], before) : [];
+        })[0],
+    );
   }
 
   range(fromSeq: number, limit: number): Promise<AuditRecord[]> {
-    return this.run(() => {
-      // One row more, from the one before: a derived prev_hash is its hash.
-      const from = Math.max(1, fromSeq - 1);
-      const rows = (this.stmts.get(RANGE).all(from, clampLimit(limit) + 1) as SqliteAuditRow[]).map(fromSqlite);
-      const before = rows[0] && rows[0].seq < fromSeq ? rows.shift() : undefined;
-      return this.#records(rows.slice(0, clampLimit(limit)), before);
-    });
+    return this.run(() =>
+      this.#snapshot(() => {
+        // One row more, from the one before: a derived prev_hash is its hash.
+        const from = Math.max(1, fromSeq - 1);
+        const rows = (this.stmts.get(RANGE).all(from, clampLimit(limit) + 1) as SqliteAuditRow[]).map(fromSqlite);
+        const before = rows[0] && rows[0].seq < fromSeq ? rows.shift() : undefined;
+        return this.#records(rows.slice(0, clampLimit(limit)), before);
+      }),
+    );
   }
 
   /** Rows to records: the dictionary entries they reference read from the table (each checked against its id). */
@@ -242,7 +273,9 @@ export class SqliteAuditStore implements AuditStore {
       const n = clampLimit(limit);
       const records = this.#deleteArchivedRecords(beforeSeq, n);
       if (records > 0) return records;
-      return this.stmts.get(DELETE_ARCHIVED_CHECKPOINTS).run(beforeSeq, n).changes;
+      const checkpoints = this.stmts.get(DELETE_ARCHIVED_CHECKPOINTS).run(beforeSeq, n).changes;
+      if (checkpoints > 0) return checkpoints;
+      return this.stmts.get(DELETE_UNUSED_DICTIONARY).run(this.#dictionary.collectibleBelow(beforeSeq), n).changes;
     });
   }
 

@@ -51,6 +51,13 @@ export interface SqliteStorageOptions {
    * server turns it off; the test suites run every transaction with it on.
    */
   readonly detectTransactionMisuse?: boolean;
+  /**
+   * How many seqs an audit dictionary entry may outlive its last use before
+   * an archive run deletes it (default 100,000; see AUDIT_DICTIONARY_SPAN in
+   * shared/audit-compaction.ts). Smaller collects sooner and records uses
+   * more often.
+   */
+  readonly auditDictionarySpan?: number;
 }
 
 /** Default size of an exclusive connection's entry cache. */
@@ -74,13 +81,13 @@ class SqliteTx implements StorageTx {
   readonly entries: EntryStore;
   readonly audit: AuditStore;
 
-  constructor(stmts: SqliteStatements, cache: SqliteEntryCache | undefined) {
+  constructor(stmts: SqliteStatements, cache: SqliteEntryCache | undefined, span: number | undefined) {
     // Inside the transaction the lock is already ours: operations run directly.
     const run: SqliteRunner = (op) =>
       this.active ? settle(op) : Promise.reject(new Error('The transaction has already finished.'));
     // Its writes are forgotten by the cache; its reads never go through it.
     this.entries = new SqliteEntryStore(stmts, run, cache && { cache, readThrough: () => false });
-    this.audit = new SqliteAuditStore(stmts, run);
+    this.audit = new SqliteAuditStore(stmts, run, span);
   }
 }
 
@@ -105,6 +112,7 @@ export class SqliteStorage implements Storage {
   readonly #lock = new TxLock();
   readonly #cache: SqliteEntryCache | undefined;
   readonly #detectMisuse: boolean;
+  readonly #auditDictionarySpan: number | undefined;
 
   constructor(options: SqliteStorageOptions) {
     let db: Database.Database | undefined;
@@ -131,6 +139,7 @@ export class SqliteStorage implements Storage {
       throw wrapStorageError(e);
     }
     this.#detectMisuse = options.detectTransactionMisuse ?? true;
+    this.#auditDictionarySpan = options.auditDictionarySpan;
     this.#stmts = new SqliteStatements(this.#db);
     const run: SqliteRunner = (op) => this.#runOutside(op);
     const cacheBytes = options.cacheBytes ?? DEFAULT_SQLITE_CACHE_BYTES;
@@ -145,7 +154,7 @@ export class SqliteStorage implements Storage {
       // Not while a transaction holds the lock, nor once closed (then the database answers: with an error).
       cache && { cache, readThrough: () => !this.#lock.held && this.#db.open },
     );
-    this.audit = new SqliteAuditStore(this.#stmts, run);
+    this.audit = new SqliteAuditStore(this.#stmts, run, options.auditDictionarySpan);
   }
 
   async transaction<T>(fn: (tx: StorageTx) => Promise<T>): Promise<T> {
@@ -154,7 +163,7 @@ export class SqliteStorage implements Storage {
     }
     await this.#lock.acquire();
     try {
-      const tx = new SqliteTx(this.#stmts, this.#cache);
+      const tx = new SqliteTx(this.#stmts, this.#cache, this.#auditDictionarySpan);
       try {
         this.#stmts.get('BEGIN IMMEDIATE').run();
       } catch (e) {
