@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { createStorage } from '@custos/storage';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { KILL_TEST_DICTIONARY_SPAN } from '../test-support/audit-fixtures.js';
 import { runAuditArchive } from './audit-archive-run.js';
 import { verifyAuditArchives } from './audit-archive-verify.js';
 import { removeStaleArchivePartials } from './audit-archive-write.js';
@@ -79,7 +81,7 @@ async function requestIds(archives: readonly string[], online: Awaited<ReturnTyp
 }
 
 describe('audit archival survives SIGKILL', () => {
-  it.each(['archive-sealed', 'archive-written', 'journal-written', 'batch-deleted'])(
+  it.each(['archive-sealed', 'archive-written', 'journal-written', 'batch-deleted', 'dictionary-batch-deleted'])(
     'killed after %s under load: at restart the run is undone or resumed, nothing acknowledged is lost or doubled, all verifies',
     async (step) => {
       const dbPath = join(dir, 'custos.db');
@@ -102,12 +104,29 @@ describe('audit archival survives SIGKILL', () => {
       const partials = async () => (await readdir(archiveDir)).filter((n) => n.endsWith('.partial'));
       expect(await partials()).toHaveLength(beforeName ? 1 : 0);
 
-      const storage = createStorage(`sqlite:${dbPath}`);
+      const storage = createStorage(`sqlite:${dbPath}`, { sqlite: { auditDictionarySpan: KILL_TEST_DICTIONARY_SPAN } });
       await storage.migrate();
+      // Dictionary entries a finished run deletes: last used below the anchor less the span.
+      const collectible = (anchor: number) => {
+        const db = new Database(dbPath, { readonly: true });
+        try {
+          const sql = 'SELECT count(*) FROM audit_dictionary WHERE last_seq < ?';
+          return Number(
+            db
+              .prepare(sql)
+              .pluck()
+              .get(anchor - KILL_TEST_DICTIONARY_SPAN),
+          );
+        } finally {
+          db.close();
+        }
+      };
       try {
         const state = await storage.audit.archiveState();
         if (beforeName || step === 'archive-written') expect(state).toBe(undefined);
         else expect(state).toMatchObject({ status: 'archiving', archive: 1 });
+        // Killed between dictionary batches: some entries gone, some still to go.
+        if (step === 'dictionary-batch-deleted') expect(collectible(state!.checkpoint.seq)).toBeGreaterThan(0);
         // As the process left it: the online chain verifies; with the archive, one chain.
         expect(await verifyAudit(storage.audit, { publicKeys })).toMatchObject({ ok: true });
         if (state) {
@@ -126,7 +145,9 @@ describe('audit archival survives SIGKILL', () => {
           holder: 'kill-test-node',
         });
         if (!beforeName && step !== 'archive-written') expect(run.resumed).toBe('audit-archive-000001.jsonl.gz');
-        expect(await storage.audit.archiveState()).toMatchObject({ status: 'archived' });
+        const archived = await storage.audit.archiveState();
+        expect(archived).toMatchObject({ status: 'archived' });
+        expect(collectible(archived!.checkpoint.seq)).toBe(0);
         // The dead run's temporary file is left until it is older than a lease (another node may still be writing
         // one), then any run removes it.
         expect(await removeStaleArchivePartials(archiveDir, 0)).toBe(beforeName ? 1 : 0);

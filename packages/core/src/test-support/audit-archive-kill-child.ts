@@ -2,18 +2,19 @@
 // 300 audited events into SQLite, then an archive run while 5 concurrent
 // writers go on recording (printing `ack <seq> <request_id>` once record()
 // resolved). The run SIGKILLs this process at the step named on the command
-// line (for `batch-deleted`, after the third delete batch), so the kill lands
-// exactly between two steps of the run.
+// line (for `batch-deleted`, after the third delete batch; for
+// `dictionary-batch-deleted`, after the first batch of dictionary entries),
+// so the kill lands exactly between two steps of the run.
 import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setImmediate } from 'node:timers/promises';
 import { createStorage } from '@custos/storage';
 import { runAuditArchive } from '../audit/audit-archive-run.js';
 import { AuditLog } from '../audit/audit-log.js';
-import { requestEvent } from './audit-fixtures.js';
+import { KILL_TEST_DICTIONARY_SPAN, requestEvent } from './audit-fixtures.js';
 
 const [dbPath, dir, keyPath, killAt] = process.argv.slice(2);
-const storage = createStorage(`sqlite:${dbPath}`);
+const storage = createStorage(`sqlite:${dbPath}`, { sqlite: { auditDictionarySpan: KILL_TEST_DICTIONARY_SPAN } });
 await storage.migrate();
 const signer = { keyId: 'kill-test', privateKey: createPrivateKey(await readFile(keyPath!)) };
 const log = await AuditLog.open({ store: storage.audit, signer, checkpointEvery: 50, sinks: [] });
@@ -33,6 +34,14 @@ const writers = Array.from({ length: 5 }, async () => {
   }
 });
 let batches = 0;
+/** Whether the records and checkpoints below the anchor are gone: the batches after this are dictionary entries. */
+const onlyDictionaryLeft = async () => {
+  const anchor = (await storage.audit.archiveState())!.checkpoint.seq;
+  const [record] = await storage.audit.range(1, 1);
+  const [checkpoint] = await storage.audit.checkpointsFrom(1, 1);
+  return record?.seq === anchor && checkpoint?.seq === anchor;
+};
+let dictionaryNext = false;
 await runAuditArchive({
   store: storage.audit,
   signer,
@@ -40,9 +49,15 @@ await runAuditArchive({
   before: new Date(Date.now() + 1000),
   deleteBatch: 20,
   holder: 'kill-test-node',
-  step: (step) => {
-    if (step !== killAt || (step === 'batch-deleted' && ++batches < 3)) return;
-    process.stdout.write(`kill ${step}\n`, () => process.kill(process.pid, 'SIGKILL'));
+  step: async (step) => {
+    if (killAt === 'dictionary-batch-deleted') {
+      if (step !== 'batch-deleted') return;
+      if (!dictionaryNext) {
+        dictionaryNext = await onlyDictionaryLeft();
+        return;
+      }
+    } else if (step !== killAt || (step === 'batch-deleted' && ++batches < 3)) return;
+    process.stdout.write(`kill ${killAt}\n`, () => process.kill(process.pid, 'SIGKILL'));
     // Nothing more happens in this run: it waits here until the kill lands.
     return new Promise<void>(() => undefined);
   },

@@ -27,6 +27,13 @@ export function signLegacyCheckpoint(
 }
 
 /** A plausible request event, numbered so tests can tell events apart. */
+/**
+ * The audit dictionary span of the archival SIGKILL test's database: small,
+ * so that its archive run deletes dictionary entries (each request event's
+ * path is an entry of its own) and can be killed between those batches.
+ */
+export const KILL_TEST_DICTIONARY_SPAN = 20;
+
 export function requestEvent(
   i: number,
   extra: Partial<Extract<AuditEventInput, { type: 'request' }>> = {},

@@ -1,5 +1,5 @@
 import { type KeyObject, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -14,12 +14,14 @@ import {
   auditChainHash,
   auditCheckpointLink,
   auditCheckpointStatement,
+  auditEventRefs,
   CustosNode,
   type CustosNodeOptions,
   expandAuditEvent,
   formatAuditRecordLine,
   loadAuditKeys,
   parseAuditFileLine,
+  runAuditArchive,
   SealManager,
   type Storage,
   signAuditCheckpoint,
@@ -373,6 +375,33 @@ describe.each(backends)('audit tampering with write access to the database (%s)'
     await expectRefused(d, s, /differs from its signed checkpoint/);
     await s.stop();
     expect(await d.verifyDatabase()).toMatchObject({ ok: false, seq: 10, problem: 'checkpoint-mismatch' });
+  });
+
+  it("a dictionary entry's last use lowered: the next archive run deletes it, and verification names the first online record that used it", async () => {
+    // Two sessions: the first stop's checkpoint is where the archive will end; the second session's records stay online.
+    const d = await used(backend, { file: false, requests: 6 });
+    const cut = new Date();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const s = await d.start();
+    await traffic(s, 6);
+    await s.stop();
+    // The attacker makes every entry look unused since long before any record.
+    await d.sql('UPDATE audit_dictionary SET last_seq = ?', [-1_000_000_000]);
+    // An archive run as the node makes one (its signer), up to the first session's last checkpoint.
+    const archiveDir = join(d.dir, 'archive');
+    mkdirSync(archiveDir);
+    const run = await d.withSealedKey((storage, signer) =>
+      runAuditArchive({ store: storage.audit, signer, dir: archiveDir, before: cut }),
+    );
+    const anchor = run.written!.manifest.lastSeq;
+    expect(await d.sql('SELECT id FROM audit_dictionary')).toEqual([]);
+    // The online records that referenced those entries no longer expand to what was hashed: the first is named.
+    const online = await d.sql<{ seq: number | string; event: string }>(
+      'SELECT seq, event FROM audit_log WHERE seq > ? ORDER BY seq',
+      [anchor],
+    );
+    const first = Number(online.find((r) => auditEventRefs(r.event).length > 0)!.seq);
+    expect(await d.verifyDatabase()).toMatchObject({ ok: false, seq: first });
   });
 
   it('a middle checkpoint deleted fails verification (checkpoint-missing at its seq)', async () => {
