@@ -11,8 +11,12 @@ import {
   canonicalJson,
   chainAuditRecords,
   isCompactAuditEvent,
+  StorageError,
 } from '@custos/core';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createTestSchema, hasPostgres, type TestDatabase } from '../../../test-support/postgres.js';
+import { PostgresStorage } from './postgres/postgres-storage.js';
 import { type AuditSqlBackend, auditSqlBackends } from './test-support/audit-sql-backends.js';
 
 const BASE = Date.parse('2030-01-01T00:00:00.000Z');
@@ -79,7 +83,7 @@ describe.each(auditSqlBackends())('audit dictionary collection (%s)', (_, make) 
       await backend!.sql<{ id: string; last_seq: number | string | null }>('SELECT id, last_seq FROM audit_dictionary')
     ).map((r) => ({ id: r.id, lastSeq: r.last_seq === null ? null : Number(r.last_seq) }));
 
-  it('after the records, a run deletes the entries only archived records used, in batches a new process finishes', async () => {
+  it('after the records, a run deletes the entries only archived records used, in batches a restarted node finishes', async () => {
     backend = await make();
     const span = 10;
     // Five tasks of twenty records each, in batches of five; two request entries used throughout.
@@ -246,10 +250,94 @@ describe.each(auditSqlBackends())('audit dictionary collection (%s)', (_, make) 
     await storage.close();
   });
 
+  it('a use recorded in a transaction that rolled back is not taken as recorded: the entry goes in with the next append', async () => {
+    backend = await make();
+    const storage = await backend.open({ auditDictionarySpan: 10 });
+    const records = requests(AUDIT_EMPTY_HEAD, 5, () => 'tsk_x');
+    await expect(
+      storage.transaction(async (tx) => {
+        await tx.audit.append(records);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(await dictionary()).toEqual([]);
+    await storage.audit.append(records);
+    expect((await dictionary()).map((e) => e.id)).toContain(authId(records, 'tsk_x'));
+    expect(await storage.audit.range(1, 100)).toEqual(records);
+    await storage.close();
+  });
+
   it('refuses a negative or fractional span', async () => {
     backend = await make();
     for (const span of [-1, 1.5, Number.NaN]) {
       await expect(backend.open({ auditDictionarySpan: span })).rejects.toThrow(/non-negative integer/);
     }
+  });
+});
+
+// PostgreSQL only: the delete's locking and the read snapshot's connection.
+describe.skipIf(!hasPostgres())('audit dictionary collection on PostgreSQL', () => {
+  let schema: TestDatabase | undefined;
+  afterEach(async () => {
+    await schema?.drop();
+    schema = undefined;
+  });
+
+  /** A session of its own on the schema (as another node's transaction). */
+  async function session(): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: schema!.url, options: `-c search_path=${schema!.name}` });
+    await client.connect();
+    return client;
+  }
+
+  it('an entry a writer holds locked is left for the next run: the delete neither waits nor takes it', async () => {
+    schema = await createTestSchema();
+    const storage = new PostgresStorage({ connectionString: schema.url, schema: schema.name, auditDictionarySpan: 0 });
+    await storage.migrate();
+    const records = requests(AUDIT_EMPTY_HEAD, 20, (seq) => (seq <= 5 ? 'tsk_a' : seq <= 10 ? 'tsk_c' : 'tsk_b'));
+    for (let i = 0; i < 20; i += 5) await storage.audit.append(records.slice(i, i + 5));
+    const ids = async () => {
+      const client = await session();
+      try {
+        return (await client.query<{ id: string }>('SELECT id FROM audit_dictionary')).rows.map((r) => r.id);
+      } finally {
+        await client.end();
+      }
+    };
+    // Another node is recording a use of tsk_a's entry right now (its row lock held).
+    const writer = await session();
+    await writer.query('BEGIN');
+    await writer.query('SELECT 1 FROM audit_dictionary WHERE id = $1 FOR UPDATE', [authId(records, 'tsk_a')]);
+    // A run with anchor 20 (span 0) takes tsk_c's entry and returns, tsk_a's locked one left.
+    await deleteAll(storage.audit, 20, 10);
+    expect(await ids()).toContain(authId(records, 'tsk_a'));
+    expect(await ids()).not.toContain(authId(records, 'tsk_c'));
+    await writer.query('COMMIT');
+    await writer.end();
+    // The next run takes it.
+    await deleteAll(storage.audit, 20, 10);
+    expect(await ids()).not.toContain(authId(records, 'tsk_a'));
+    expect(await storage.audit.range(20, 10)).toEqual(records.slice(19));
+    await storage.close();
+  });
+
+  it('a read snapshot that fails gives its connection back: a pool of one still serves the next read', async () => {
+    schema = await createTestSchema();
+    const storage = new PostgresStorage({
+      connectionString: schema.url,
+      schema: schema.name,
+      maxConnections: 1,
+      connectTimeoutMs: 2_000,
+    });
+    await storage.migrate();
+    const records = requests(AUDIT_EMPTY_HEAD, 3, () => 'tsk_x');
+    await storage.audit.append(records);
+    const admin = await session();
+    await admin.query('ALTER TABLE audit_log RENAME TO audit_log_away');
+    for (let i = 0; i < 2; i++) await expect(storage.audit.range(1, 10)).rejects.toBeInstanceOf(StorageError);
+    await admin.query('ALTER TABLE audit_log_away RENAME TO audit_log');
+    await admin.end();
+    expect(await storage.audit.range(1, 10)).toEqual(records);
+    await storage.close();
   });
 });

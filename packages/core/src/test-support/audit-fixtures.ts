@@ -26,7 +26,6 @@ export function signLegacyCheckpoint(
   return { ...unsigned, keyId: signer.keyId, signature: signature.toString('base64url') };
 }
 
-/** A plausible request event, numbered so tests can tell events apart. */
 /**
  * The audit dictionary span of the archival SIGKILL test's database: small,
  * so that its archive run deletes dictionary entries (each request event's
@@ -34,6 +33,7 @@ export function signLegacyCheckpoint(
  */
 export const KILL_TEST_DICTIONARY_SPAN = 20;
 
+/** A plausible request event, numbered so tests can tell events apart. */
 export function requestEvent(
   i: number,
   extra: Partial<Extract<AuditEventInput, { type: 'request' }>> = {},

@@ -107,7 +107,8 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   head(): Promise<AuditRecord | undefined> {
-    return this.ctx.snapshot(async (db) => {
+    // No snapshot needed: the head is at or above any anchor, so no run deletes its entries.
+    return this.ctx.run(async (db) => {
       const { rows } = await db.query<AuditRow>(bind(this.q.head, []));
       const [head, before] = rows.map(toRow);
       return head && (await this.#records(db, [head], before))[0];

@@ -117,19 +117,20 @@ export class PostgresStorage implements Storage {
   async #snapshot<T>(op: (q: Queryable) => Promise<T>): Promise<T> {
     const client = await guarded(() => this.#pool.connect());
     client.on('error', ignore);
+    // A client whose BEGIN, COMMIT or ROLLBACK failed is destroyed rather than reused.
     let broken: Error | undefined;
     try {
-      await guarded(() => client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'));
-      try {
-        const result = await guarded(() => op(client));
-        await guarded(() => client.query('COMMIT'));
+      return await guarded(async () => {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const result = await op(client);
+        await client.query('COMMIT');
         return result;
-      } catch (e) {
-        await client.query('ROLLBACK').catch((re: Error) => {
-          broken = re;
-        });
-        throw e;
-      }
+      });
+    } catch (e) {
+      await client.query('ROLLBACK').catch((re: Error) => {
+        broken = re;
+      });
+      throw e;
     } finally {
       client.off('error', ignore);
       client.release(broken);

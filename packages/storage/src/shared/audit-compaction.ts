@@ -15,16 +15,26 @@ const HEX_HASH = /^[0-9a-f]{64}$/;
 
 /**
  * How far, in seqs, a dictionary entry's recorded use may trail its real
- * last use (docs/audit.md, "The dictionary"). The stores keep one invariant:
- * for every stored record at seq r that references entry X,
- * X.last_seq ≥ r − span. A writer records a use (sets last_seq to at least
- * its batch's last seq, inserting X if it is gone) unless it itself
- * recorded one, committed, within the span; an archive run with anchor A
- * deletes X only when last_seq < A − span, so every record referencing X is
- * below A, archived. A writer that skipped recording its use holds a use
- * t ≥ s − span for its batch at s > A, so X has last_seq ≥ t > A − span and
- * stays. The span trades writes (one per entry in use per span) against how
- * long an unused entry outlives its last reference.
+ * last use (docs/audit.md, "The dictionary's collection"). The stores keep
+ * one invariant: for every stored record at seq r that references entry X,
+ * X.last_seq ≥ r − span.
+ *
+ * - An archive run with anchor A deletes X only when last_seq < A − span:
+ *   every record referencing X is then below A, archived.
+ * - A writer appending a batch that ends at s records a use (last_seq =
+ *   max(last_seq, s), inserting X if it is gone) unless it itself recorded
+ *   one, committed, at t ≥ s − span. X cannot have been deleted since: that
+ *   takes t < A − span for an anchor A ≤ head < s, so t < s − span. And
+ *   last_seq only rises, so X.last_seq ≥ t ≥ s − span ≥ r − span for every
+ *   record r of the batch.
+ *
+ * The span trades writes (one per entry in use per span per node) against
+ * how long an unused entry outlives its last reference.
+ *
+ * Every node sharing a database must use the same span, and it must never
+ * be lowered while records written under a larger one are online: a run
+ * with a smaller span than a writer's could delete an entry that writer's
+ * records reference. The server always uses this default.
  */
 export const AUDIT_DICTIONARY_SPAN = 100_000;
 

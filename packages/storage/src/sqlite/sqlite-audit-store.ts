@@ -190,13 +190,11 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   head(): Promise<AuditRecord | undefined> {
-    return this.run(
-      () =>
-        this.#snapshot(() => {
-          const [head, before] = (this.stmts.get(HEAD).all() as SqliteAuditRow[]).map(fromSqlite);
-          return head ? this.#records([head], before) : [];
-        })[0],
-    );
+    // No snapshot needed: the head is at or above any anchor, so no run deletes its entries.
+    return this.run(() => {
+      const [head, before] = (this.stmts.get(HEAD).all() as SqliteAuditRow[]).map(fromSqlite);
+      return head && this.#records([head], before)[0];
+    });
   }
 
   range(fromSeq: number, limit: number): Promise<AuditRecord[]> {

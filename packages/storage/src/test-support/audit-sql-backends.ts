@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AuditStore } from '@custos/core';
+import type { Storage } from '@custos/core';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { createTestSchema, hasPostgres } from '../../../../test-support/postgres.js';
@@ -22,7 +22,7 @@ export interface AuditSqlOpenOptions {
  */
 export interface AuditSqlBackend {
   readonly name: 'sqlite' | 'postgres';
-  open(options?: AuditSqlOpenOptions): Promise<{ audit: AuditStore; close(): Promise<void> }>;
+  open(options?: AuditSqlOpenOptions): Promise<Storage>;
   /** Creates the schema as custos `version` left it (migrations up to it, recorded as the migrators do). */
   migrateTo(version: number): Promise<void>;
   /** Raw SQL (`?` placeholders), unqualified table names; rows for a query. */
@@ -38,7 +38,7 @@ async function sqliteBackend(): Promise<AuditSqlBackend> {
     open: async (options = {}) => {
       const storage = new SqliteStorage({ path, ...options });
       await storage.migrate();
-      return { audit: storage.audit, close: () => storage.close() };
+      return storage;
     },
     migrateTo: async (version) => {
       const db = new Database(path);
@@ -76,7 +76,7 @@ async function postgresBackend(): Promise<AuditSqlBackend> {
     open: async (options = {}) => {
       const storage = new PostgresStorage({ connectionString: schema.url, schema: schema.name, ...options });
       await storage.migrate();
-      return { audit: storage.audit, close: () => storage.close() };
+      return storage;
     },
     migrateTo: async (version) => {
       const client = new pg.Client({ connectionString: schema.url });
