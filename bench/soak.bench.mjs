@@ -478,7 +478,14 @@ const dbComposition = (() => {
         .all();
       const top = tables.slice(0, 6).map((t) => `${t.name} ${mib(t.bytes)}`);
       const audit = tables.filter((t) => t.name.startsWith('audit')).reduce((a, t) => a + t.bytes, 0);
-      return `${mib(total)} MiB in pages, ${mib(free)} MiB of them free; audit tables ${mib(audit)} MiB, the rest ${mib(total - free - audit)} MiB (largest: ${top.join(', ')} MiB)`;
+      // Rows, against the tasks the load created: the dictionary holds about one
+      // entry per task (its auth), and archival deletes those of archived records.
+      const rows = (table) => fmt(db.prepare(`SELECT count(*) FROM ${table}`).pluck().get());
+      const created = minutes.reduce(
+        (a, r) => a + ['mint', 'delegate'].reduce((b, k) => b + (r.load.kinds[k]?.rps ?? 0) * r.load.seconds, 0),
+        0,
+      );
+      return `${mib(total)} MiB in pages, ${mib(free)} MiB of them free; audit tables ${mib(audit)} MiB, the rest ${mib(total - free - audit)} MiB (largest: ${top.join(', ')} MiB); ${rows('audit_dictionary')} audit dictionary entries and ${rows('entries')} rows in entries, after ${fmt(created)} tasks minted or delegated over the run`;
     } finally {
       db.close();
     }
@@ -608,12 +615,25 @@ if (ARCHIVE) {
       }))
       .reduce((a, b) => (b.online / b.written > a.online / a.written ? b : a));
     const share = (worst.online / worst.written) * 100;
+    // The files' own window: the current file and the rotated ones no archive
+    // wholly holds yet, so at most one rotation period more than the records'.
+    // Against it, the most the files grew in any one minute (a minute in which
+    // files were removed grows less, not more): the files must never hold more
+    // than that many minutes of it.
+    const fileWindow = () => {
+      const rotateMinutes = Math.ceil(parseMs(ROTATE_EVERY) / MINUTE_MS);
+      const minutesHeld = windowMinutes + rotateMinutes;
+      const perMinute = Math.max(...minutes.slice(1).map((r, i) => r.audit - minutes[i].audit));
+      const peak = steady.reduce((a, r) => (r.audit > a.audit ? r : a));
+      return `${peak.audit <= minutesHeld * perMinute ? '**bounded by the retention setting**' : '**beyond the retention setting**'}: the audit files at most ${inMib(peak.audit)} (minute ${peak.minute}), against ${minutesHeld} minutes (the records' window and one rotation period) of the most they grew in a minute (${inMib(perMinute)}): ${inMib(minutesHeld * perMinute)}`;
+    };
     bounded = [
       `${share <= 100 ? '**bounded by the retention setting**' : '**beyond the retention setting**'}: online audit records (head seq − last archived seq) at most ${share.toFixed(1)} % of the records written in the last ${windowMinutes} minutes (keep_online + every + spread, and a minute), at minute ${worst.minute} (${fmt(worst.online)} of ${fmt(worst.written)})`,
       judge('online audit records (head seq − last archived seq)', (r) => r.head - r.archivedThrough, fmt),
       `${judge('the database (SQLite and WAL)', (r) => r.db, inMib)} — it also holds the tasks and leases the load creates (revoked tasks are kept for their retention), not only audit records`,
+      ...(AUDIT_FILE && ROTATE_EVERY !== 'off' ? [fileWindow()] : []),
       AUDIT_FILE
-        ? `${judge('the audit files', (r) => r.audit, inMib)} — each archive run deletes the rotated audit files the archives wholly hold (docs/audit.md, "The online files"); the current file and up to one rotation period before the last archive stay`
+        ? `${judge('the audit files', (r) => r.audit, inMib)} — each archive run deletes the rotated audit files the archives wholly hold (docs/audit.md, "The online files"); the current file and up to one rotation period before the last archive stay, so a rotated file kept one period longer in one half reads as growth here`
         : judge('the whole data directory', (r) => r.dataBytes, inMib),
     ].join('; ');
     bounded += `. Between halves, bounded means a peak at most 10 % above the first half's, beyond the load's own growth, over the two halves of the minutes after archival reached its steady state; the load served ${loadChange >= 0 ? '+' : ''}${loadChange.toFixed(1)} % requests in the second half`;
