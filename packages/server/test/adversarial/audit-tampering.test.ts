@@ -31,10 +31,10 @@ import {
 import { createStorage } from '@custos/storage';
 import Database from 'better-sqlite3';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import pg from 'pg';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPostgres, type TestDatabase } from '../../../../test-support/postgres.js';
+import { postgresSql, sqliteSql } from '../../../../test-support/raw-sql.js';
 import { buildApp } from '../../src/app.js';
 import { resolveServerConfig } from '../../src/server-config.js';
 import { startServer } from '../../src/start-server.js';
@@ -128,30 +128,9 @@ class Deployment {
 
   /** Raw SQL with `?` placeholders, as someone with write access to the database runs it. */
   async sql<T = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<T[]> {
-    if (this.backend === 'sqlite') {
-      const db = new Database(join(this.dir, 'custos.db'));
-      try {
-        const statement = db.prepare(text);
-        if (statement.reader) return statement.all(...params) as T[];
-        statement.run(...params);
-        return [];
-      } finally {
-        db.close();
-      }
-    }
-    let n = 0;
+    if (this.backend === 'sqlite') return sqliteSql<T>(join(this.dir, 'custos.db'), text, params);
     // custos keeps its tables in the `custos` schema.
-    const client = new pg.Client({ connectionString: this.url, options: '-c search_path=custos' });
-    await client.connect();
-    try {
-      const { rows } = await client.query(
-        text.replace(/\?/g, () => `$${++n}`),
-        params,
-      );
-      return rows as T[];
-    } finally {
-      await client.end();
-    }
+    return postgresSql<T>(this.url, 'custos', text, params);
   }
 
   /**

@@ -5,6 +5,7 @@ import type { Storage } from '@custos/core';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { createTestSchema, hasPostgres } from '../../../../test-support/postgres.js';
+import { postgresSql, sqliteSql } from '../../../../test-support/raw-sql.js';
 import { MIGRATIONS } from '../migrations/migration-list.js';
 import { quoteSchema } from '../postgres/postgres-queries.js';
 import { PostgresStorage } from '../postgres/postgres-storage.js';
@@ -54,17 +55,7 @@ async function sqliteBackend(): Promise<AuditSqlBackend> {
         db.close();
       }
     },
-    sql: async <T>(text: string, params: unknown[] = []) => {
-      const db = new Database(path);
-      try {
-        const statement = db.prepare(text);
-        if (statement.reader) return statement.all(...params) as T[];
-        statement.run(...params);
-        return [];
-      } finally {
-        db.close();
-      }
-    },
+    sql: async <T>(text: string, params: unknown[] = []) => sqliteSql<T>(path, text, params),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }
@@ -94,21 +85,7 @@ async function postgresBackend(): Promise<AuditSqlBackend> {
         await client.end();
       }
     },
-    sql: async <T>(text: string, params: unknown[] = []) => {
-      let n = 0;
-      const client = new pg.Client({ connectionString: schema.url, options: `-c search_path=${schema.name}` });
-      await client.connect();
-      try {
-        return (
-          await client.query(
-            text.replace(/\?/g, () => `$${++n}`),
-            params,
-          )
-        ).rows as T[];
-      } finally {
-        await client.end();
-      }
-    },
+    sql: <T>(text: string, params: unknown[] = []) => postgresSql<T>(schema.url, schema.name, text, params),
     cleanup: () => schema.drop(),
   };
 }
